@@ -1,0 +1,192 @@
+"""The adjuster (SPEC section 6): the closest compliant decision, rounded to lots and
+re-checked.
+
+Per method the path is: fill the cached problem with this request's parameters and row
+bounds, solve through the fallback chain (a solution that breaks a row bound by more than
+the tolerance is rejected), round the trades to lots, re-check every candidate with the
+checker and keep the closest compliant one. When rounding breaks a row, the problem is
+solved again with every bound tightened by the most that rounding can move that row
+(`Block.sensitivity`), which makes any rounding of the new solution safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from engine.check import TOLERANCE, check
+from engine.layout import Layout
+from engine.lots import lot_candidates, rounding_steps
+from engine.problems import CompiledProblem, ProblemCache
+from models import AdjustmentMethod
+from models.typing import FloatArray
+from solvers import SolveOutcome, SolverChain, SolveStatus
+
+__all__ = ["Adjuster", "Adjustment", "AttemptResult", "solve_bounds"]
+
+_BINDING_DUAL = 1e-10
+_BINDING_GAP = 1e-7
+
+
+@dataclass
+class Adjustment:
+    """A compliant, lot-rounded replacement decision."""
+
+    method: AdjustmentMethod
+    t: FloatArray
+    w: FloatArray
+    distance: float
+    solver: str
+    attempts: list[SolveOutcome]
+    binding: list[tuple[int, int, float]]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AttemptResult:
+    """How one method ended: an adjustment, infeasibility, or a failure to solve."""
+
+    status: Literal["adjusted", "infeasible", "failed"]
+    adjustment: Adjustment | None = None
+    attempts: list[SolveOutcome] = field(default_factory=list)
+    message: str = ""
+
+
+def solve_bounds(layout: Layout, k: int, *, cure_passive: bool) -> FloatArray:
+    """The bound each row gets in the adjustment problem.
+
+    A row already beyond its limit before the decision may not get worse (bound = its
+    pre-trade value) unless `cure_passive`, when every row is held to its limit.
+    """
+    rowset = layout.rowsets[k]
+    if cure_passive:
+        return rowset.limits.copy()
+    pre = layout.pre_values[k]
+    return np.maximum(rowset.limits, pre) if rowset.sense == "le" else np.minimum(rowset.limits, pre)
+
+
+def _tighten(layout: Layout, indices: Sequence[int], bounds: list[FloatArray]) -> list[FloatArray]:
+    eps = rounding_steps(layout.snap)
+    out = []
+    for k, bound in zip(indices, bounds, strict=True):
+        rowset = layout.rowsets[k]
+        margin = rowset.block.sensitivity(eps) + TOLERANCE
+        out.append(bound - margin if rowset.sense == "le" else bound + margin)
+    return out
+
+
+def _max_violation(layout: Layout, indices: Sequence[int], bounds: list[FloatArray],
+                   w: FloatArray) -> float:
+    worst = 0.0
+    for k, bound in zip(indices, bounds, strict=True):
+        rowset = layout.rowsets[k]
+        values = rowset.block.values(w)
+        excess = values - bound if rowset.sense == "le" else bound - values
+        worst = max(worst, float(excess.max(initial=0.0)))
+    return worst
+
+
+class Adjuster:
+    """Solves the adjustment problems through a solver chain and a compile cache."""
+
+    def __init__(self, chain: SolverChain, cache: ProblemCache) -> None:
+        self.chain = chain
+        self.cache = cache
+
+    def attempt(self, layout: Layout, method: AdjustmentMethod, *, cure_passive: bool
+                ) -> AttemptResult:
+        """Solve one method (`scale_back` or `project`) and return a verified adjustment."""
+        space: Literal["scale_back", "project"] = (
+            "scale_back" if method == AdjustmentMethod.SCALE_BACK else "project"
+        )
+        strict = layout.strict()
+        compiled = self.cache.get(space, layout, strict)
+        base = [solve_bounds(layout, k, cure_passive=cure_passive) for k in strict]
+        attempts: list[SolveOutcome] = []
+        notes: list[str] = []
+        for tightened in (False, True):
+            bounds = _tighten(layout, strict, base) if tightened else base
+            compiled.fill(layout, strict, bounds)
+            result = self.chain.solve(
+                compiled.problem,
+                needs_socp=compiled.needs_socp,
+                verify=lambda: self._verify(layout, strict, base, compiled),
+            )
+            attempts += result.attempts
+            if result.status is SolveStatus.INFEASIBLE:
+                if not tightened:
+                    return AttemptResult("infeasible", attempts=attempts)
+                break
+            if not result.optimal:
+                continue
+            assert result.solver is not None
+            found = self._round(layout, compiled, method, result.solver, attempts, strict,
+                                cure_passive=cure_passive)
+            if found is not None:
+                found.notes = notes
+                return AttemptResult("adjusted", found, attempts)
+            notes.append("rounding the optimum to lots broke a limit; re-solved with limits "
+                         "tightened by the largest change rounding can cause")
+        return self._fallback(layout, method, attempts, notes, strict, cure_passive=cure_passive)
+
+    def _verify(self, layout: Layout, strict: list[int], bounds: list[FloatArray],
+                compiled: CompiledProblem) -> str | None:
+        if compiled.variable.value is None:
+            return "solver returned no solution"
+        w = layout.snap.w0 + compiled.delta(layout.snap.n)
+        worst = _max_violation(layout, strict, bounds, w)
+        if worst > TOLERANCE:
+            return f"solution breaks a limit by {worst:.3g} (tolerance {TOLERANCE:g}); rejected"
+        return None
+
+    def _round(self, layout: Layout, compiled: CompiledProblem, method: AdjustmentMethod,
+               solver: str, attempts: list[SolveOutcome], strict: list[int], *,
+               cure_passive: bool) -> Adjustment | None:
+        snap = layout.snap
+        delta = compiled.delta(snap.n)
+        t_continuous = snap.trades_from_weights(snap.w0 + delta)
+        best: Adjustment | None = None
+        for t in lot_candidates(snap, t_continuous, shrink_only=compiled.space == "scale_back"):
+            w = snap.weights_from_trades(t)
+            if not check(layout, w, cure_passive=cure_passive, indices=strict).is_compliant:
+                continue
+            distance = float(np.sum((w - snap.w_hat) ** 2))
+            if best is None or distance < best.distance:
+                best = Adjustment(method, t, w, distance, solver, list(attempts),
+                                  self._binding(compiled, strict, layout))
+        return best
+
+    @staticmethod
+    def _binding(compiled: CompiledProblem, strict: list[int], layout: Layout
+                 ) -> list[tuple[int, int, float]]:
+        """Rows whose constraint is tight at the continuous optimum, with their dual values."""
+        w = layout.snap.w0 + compiled.delta(layout.snap.n)
+        out = []
+        for k, row, bound in zip(strict, compiled.row_constraints, compiled.bounds, strict=True):
+            if row.dual_value is None:
+                continue
+            duals = np.atleast_1d(np.asarray(row.dual_value, dtype=float))
+            gaps = np.abs(layout.rowsets[k].block.values(w) - np.asarray(bound.value))
+            for r in np.flatnonzero((duals > _BINDING_DUAL) & (gaps <= _BINDING_GAP)):
+                out.append((k, int(r), float(duals[r])))
+        return out
+
+    def _fallback(self, layout: Layout, method: AdjustmentMethod, attempts: list[SolveOutcome],
+                  notes: list[str], strict: list[int], *, cure_passive: bool) -> AttemptResult:
+        """Cancel every trade, when that is compliant (always, unless curing passive breaches)."""
+        snap = layout.snap
+        t = np.zeros(snap.n)
+        w = snap.w0.copy()
+        if check(layout, w, cure_passive=cure_passive, indices=strict).is_compliant:
+            distance = float(np.sum((w - snap.w_hat) ** 2))
+            note = ("no lot-rounded solution near the optimum passed the check; every trade is "
+                    "cancelled instead")
+            solver = attempts[-1].solver if attempts else "none"
+            adjustment = Adjustment(method, t, w, distance, solver, attempts, [], [*notes, note])
+            return AttemptResult("adjusted", adjustment, attempts)
+        reasons = "; ".join(f"{a.solver}: {a.status.value} {a.message}".strip() for a in attempts)
+        return AttemptResult("failed", attempts=attempts,
+                             message=f"no compliant adjustment found ({reasons or 'no solver ran'})")

@@ -1,0 +1,361 @@
+"""Row blocks: the numeric and the cvxpy form of a vector of constraint rows.
+
+A block is one constraint kind's rows for one request: `values(w)` evaluates every row at
+weights `w` over V with numpy (the checker), and `expression(delta, params)` builds the same
+rows in cvxpy over the weight change `delta = w - w0` (the adjuster). cvxpy is the source of
+truth; tests evaluate both forms at random points and hold them together.
+
+Everything that varies between requests with the same structure (w0-dependent offsets,
+attribute values, risk factors, scenario returns) is a `cp.Parameter`, filled by `fill`;
+`structure()` returns what the cvxpy problem is built from, so two blocks with equal
+structures compile to the same problem (the compile cache key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from models.typing import FloatArray
+
+__all__ = [
+    "AbsSumBlock",
+    "AffineBlock",
+    "Block",
+    "CVaRBlock",
+    "NormBlock",
+    "SumLargestAbsBlock",
+    "cvar_of_losses",
+    "digest",
+]
+
+Params = dict[str, cp.Parameter]
+
+
+def digest(*arrays: Any) -> str:
+    """A short content hash of arrays and scalars, for structure keys."""
+    h = hashlib.blake2b(digest_size=12)
+    for a in arrays:
+        if sp.issparse(a):
+            a = a.toarray()
+        arr = np.ascontiguousarray(np.asarray(a, dtype=float))
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class Block(ABC):
+    """Rows `value(w) <= limit` (sense "le") or `value(w) >= limit` (sense "ge")."""
+
+    @property
+    @abstractmethod
+    def rows(self) -> int:
+        """Number of rows."""
+
+    @abstractmethod
+    def values(self, w: FloatArray) -> FloatArray:
+        """Every row's value at weights `w` (over V)."""
+
+    @abstractmethod
+    def structure(self) -> tuple[Any, ...]:
+        """Hashable description of everything the cvxpy form is built from."""
+
+    @abstractmethod
+    def declare(self) -> Params:
+        """Create the cvxpy Parameters of this structure (once per compiled problem)."""
+
+    @abstractmethod
+    def fill(self, params: Params, w0: FloatArray) -> None:
+        """Give the Parameters this request's values."""
+
+    @abstractmethod
+    def expression(self, delta: cp.Expression, params: Params) -> cp.Expression:
+        """The rows in cvxpy, as a function of the weight change `delta = w - w0`."""
+
+    @abstractmethod
+    def sensitivity(self, eps: FloatArray) -> FloatArray:
+        """Upper bound per row on `|value(w + e) - value(w)|` over all `|e_i| <= eps_i`.
+
+        Used to tighten limits so that rounding trades to lots cannot break them.
+        """
+
+
+def _matrix_param(matrix: FloatArray | sp.spmatrix, *, structural: bool, name: str) -> Any:
+    """A constant when the matrix is structural, else a Parameter of its shape."""
+    if structural:
+        return sp.csr_matrix(matrix) if sp.issparse(matrix) else np.asarray(matrix)
+    return cp.Parameter(np.shape(matrix), name=name)
+
+
+def _dense(matrix: FloatArray | sp.spmatrix) -> FloatArray:
+    return np.asarray(matrix.toarray() if sp.issparse(matrix) else matrix, dtype=float)
+
+
+@dataclass
+class AffineBlock(Block):
+    """Rows `A w + c`.
+
+    .. math:: v_r(w) = \\sum_i A_{ri} w_i + c_r
+
+    `A` is a constant of the compiled problem when `structural` (0/1 memberships), else a
+    Parameter (attribute values, stress shocks).
+    """
+
+    A: FloatArray | sp.spmatrix
+    c: FloatArray
+    structural: bool = True
+
+    @property
+    def rows(self) -> int:
+        return int(np.shape(self.A)[0])
+
+    def values(self, w: FloatArray) -> FloatArray:
+        return np.asarray(self.A @ w).ravel() + self.c
+
+    def structure(self) -> tuple[Any, ...]:
+        key = digest(self.A) if self.structural else np.shape(self.A)
+        return ("affine", key, self.rows)
+
+    def declare(self) -> Params:
+        params: Params = {"offset": cp.Parameter(self.rows, name="offset")}
+        if not self.structural:
+            params["A"] = cp.Parameter(np.shape(self.A), name="A")
+        return params
+
+    def fill(self, params: Params, w0: FloatArray) -> None:
+        params["offset"].value = self.values(w0)
+        if "A" in params:
+            params["A"].value = _dense(self.A)
+
+    def expression(self, delta: cp.Expression, params: Params) -> cp.Expression:
+        A = params["A"] if "A" in params else _matrix_param(self.A, structural=True, name="A")
+        return A @ delta + params["offset"]
+
+    def sensitivity(self, eps: FloatArray) -> FloatArray:
+        return np.asarray(abs(self.A) @ eps).ravel()
+
+
+
+@dataclass
+class AbsSumBlock(Block):
+    """Rows summing absolute terms: `G |A w + c| + k`.
+
+    .. math:: v_r(w) = \\sum_j G_{rj} \\, |(A w + c)_j| + k_r
+
+    With `G` = identity this is a vector of absolute values (no-holding, no-trade, trade
+    limits); with a 0/1 `G` it is a gross exposure per group; `k` carries terms that do not
+    depend on w (benchmark names outside V in an active gross measure).
+    """
+
+    A: FloatArray | sp.spmatrix
+    c: FloatArray
+    G: FloatArray | sp.spmatrix | None = None
+    k: FloatArray | None = None
+
+    @property
+    def rows(self) -> int:
+        return int(np.shape(self.A)[0]) if self.G is None else int(np.shape(self.G)[0])
+
+    def _k(self) -> FloatArray:
+        return np.zeros(self.rows) if self.k is None else self.k
+
+    def values(self, w: FloatArray) -> FloatArray:
+        terms = np.abs(np.asarray(self.A @ w).ravel() + self.c)
+        summed = terms if self.G is None else np.asarray(self.G @ terms).ravel()
+        return summed + self._k()
+
+    def structure(self) -> tuple[Any, ...]:
+        g = None if self.G is None else digest(self.G)
+        return ("abs_sum", digest(self.A), g, self.rows)
+
+    def declare(self) -> Params:
+        n_terms = int(np.shape(self.A)[0])
+        return {
+            "offset": cp.Parameter(n_terms, name="offset"),
+            "k": cp.Parameter(self.rows, name="k"),
+        }
+
+    def fill(self, params: Params, w0: FloatArray) -> None:
+        params["offset"].value = np.asarray(self.A @ w0).ravel() + self.c
+        params["k"].value = self._k()
+
+    def expression(self, delta: cp.Expression, params: Params) -> cp.Expression:
+        A = _matrix_param(self.A, structural=True, name="A")
+        terms = cp.abs(A @ delta + params["offset"])
+        if self.G is not None:
+            G = _matrix_param(self.G, structural=True, name="G")
+            return G @ terms + params["k"]
+        return terms + params["k"]
+
+    def sensitivity(self, eps: FloatArray) -> FloatArray:
+        per_term = np.asarray(abs(self.A) @ eps).ravel()
+        return per_term if self.G is None else np.asarray(abs(self.G) @ per_term).ravel()
+
+
+
+@dataclass
+class SumLargestAbsBlock(Block):
+    """One row: the sum of the `top_k` largest `|w_i|`.
+
+    .. math:: v(w) = \\max_{|S| = k} \\sum_{i \\in S} |w_i|
+    """
+
+    n: int
+    top_k: int
+
+    @property
+    def rows(self) -> int:
+        return 1
+
+    def values(self, w: FloatArray) -> FloatArray:
+        k = min(self.top_k, len(w))
+        return np.array([float(np.sort(np.abs(w))[::-1][:k].sum())])
+
+    def structure(self) -> tuple[Any, ...]:
+        return ("sum_largest_abs", self.n, self.top_k)
+
+    def declare(self) -> Params:
+        return {"w0": cp.Parameter(self.n, name="w0")}
+
+    def fill(self, params: Params, w0: FloatArray) -> None:
+        params["w0"].value = w0
+
+    def expression(self, delta: cp.Expression, params: Params) -> cp.Expression:
+        k = min(self.top_k, self.n)
+        return cp.reshape(cp.sum_largest(cp.abs(delta + params["w0"]), k), (1,), order="C")
+
+    def sensitivity(self, eps: FloatArray) -> FloatArray:
+        k = min(self.top_k, len(eps))
+        return np.array([float(np.sort(eps)[::-1][:k].sum())])
+
+
+
+@dataclass
+class NormBlock(Block):
+    """One row: a scaled risk norm of an affine image of w.
+
+    .. math:: v(w) = s \\, \\sqrt{y^T (F F^T + \\mathrm{diag}(d^2)) y}, \\quad y = P w + c
+
+    `P` maps V into the risk universe U (V plus benchmark names), `c = -b` for tracking
+    error, `F` are factor exposures times the Cholesky factor of the factor covariance (or a
+    square root of a full covariance) and `d` the specific volatilities.
+    """
+
+    P: sp.spmatrix
+    c: FloatArray
+    F: FloatArray
+    d: FloatArray | None
+    scale: float = 1.0
+
+    @property
+    def rows(self) -> int:
+        return 1
+
+    def values(self, w: FloatArray) -> FloatArray:
+        y = np.asarray(self.P @ w).ravel() + self.c
+        total = float(np.sum((self.F.T @ y) ** 2))
+        if self.d is not None:
+            total += float(np.sum((self.d * y) ** 2))
+        return np.array([self.scale * np.sqrt(total)])
+
+    def structure(self) -> tuple[Any, ...]:
+        return ("norm", digest(self.P), self.F.shape, self.d is not None, self.scale)
+
+    def declare(self) -> Params:
+        params: Params = {
+            "offset": cp.Parameter(self.P.shape[0], name="offset"),
+            "F": cp.Parameter(self.F.shape, name="F"),
+        }
+        if self.d is not None:
+            params["d"] = cp.Parameter(self.P.shape[0], nonneg=True, name="d")
+        return params
+
+    def fill(self, params: Params, w0: FloatArray) -> None:
+        params["offset"].value = np.asarray(self.P @ w0).ravel() + self.c
+        params["F"].value = self.F
+        if self.d is not None:
+            params["d"].value = self.d
+
+    def expression(self, delta: cp.Expression, params: Params) -> cp.Expression:
+        y = sp.csr_matrix(self.P) @ delta + params["offset"]
+        parts = [params["F"].T @ y]
+        if "d" in params:
+            parts.append(cp.multiply(params["d"], y))
+        stacked = cp.hstack(parts) if len(parts) > 1 else parts[0]
+        return cp.reshape(self.scale * cp.norm(stacked, 2), (1,), order="C")
+
+    def sensitivity(self, eps: FloatArray) -> FloatArray:
+        # Triangle inequality: |s ||L'(y + P e)|| - s ||L'y||| <= s sum_i eps_i ||L' P e_i||.
+        columns = np.asarray(self.P.T @ (self.F @ self.F.T) @ self.P).diagonal()
+        if self.d is not None:
+            columns = columns + np.asarray(self.P.T @ sp.diags(self.d**2) @ self.P).diagonal()
+        return np.array([self.scale * float(np.sqrt(np.clip(columns, 0, None)) @ eps)])
+
+
+
+def cvar_of_losses(losses: FloatArray, beta: float) -> float:
+    """CVaR at level `beta` of equally likely `losses` (Rockafellar-Uryasev, exact).
+
+    The worst `(1 - beta) S` scenarios are averaged, the boundary scenario entering with its
+    fractional weight, which equals :math:`\\min_\\zeta \\zeta + E[(L - \\zeta)_+]/(1-\\beta)`.
+    """
+    s = len(losses)
+    tail = (1.0 - beta) * s
+    ordered = np.sort(losses)[::-1]
+    whole = int(np.floor(tail + 1e-12))
+    total = float(ordered[:whole].sum())
+    if whole < s:
+        total += (tail - whole) * float(ordered[whole])
+    return total / tail
+
+
+@dataclass
+class CVaRBlock(Block):
+    """One row: scenario CVaR of the loss `-R w`.
+
+    .. math:: v(w) = \\min_\\zeta \\; \\zeta + \\frac{1}{(1-\\beta) S}
+              \\sum_s \\left(-r_s^T w - \\zeta\\right)_+
+
+    The cvxpy form keeps `zeta` as an auxiliary variable (the Rockafellar-Uryasev LP).
+    """
+
+    R: FloatArray
+    beta: float
+
+    @property
+    def rows(self) -> int:
+        return 1
+
+    def values(self, w: FloatArray) -> FloatArray:
+        return np.array([cvar_of_losses(-(self.R @ w), self.beta)])
+
+    def structure(self) -> tuple[Any, ...]:
+        return ("cvar", self.R.shape, self.beta)
+
+    def declare(self) -> Params:
+        return {
+            "R": cp.Parameter(self.R.shape, name="R"),
+            "loss0": cp.Parameter(self.R.shape[0], name="loss0"),
+        }
+
+    def fill(self, params: Params, w0: FloatArray) -> None:
+        params["R"].value = self.R
+        params["loss0"].value = -(self.R @ w0)
+
+    def expression(self, delta: cp.Expression, params: Params) -> cp.Expression:
+        zeta = cp.Variable(name="zeta")
+        s = self.R.shape[0]
+        losses = -(params["R"] @ delta) + params["loss0"]
+        tail = cp.sum(cp.pos(losses - zeta)) / ((1.0 - self.beta) * s)
+        return cp.reshape(zeta + tail, (1,), order="C")
+
+    def sensitivity(self, eps: FloatArray) -> FloatArray:
+        # CVaR is 1-Lipschitz in the sup-norm of the loss vector.
+        return np.array([float(np.max(np.abs(self.R) @ eps))])

@@ -1,0 +1,64 @@
+"""The engine's exception tree.
+
+::
+
+    EngineError                  anything the engine raises on purpose
+    ├── InputError               the request or a policy is unusable (HTTP 422, CLI exit 2)
+    │   ├── UnknownSymbolError   a position or trade names a symbol with no instrument/price
+    │   ├── MissingDataError     an attribute, risk model, benchmark or scenario a policy
+    │   │                        needs is absent
+    │   └── PolicyResolutionError  applicable_policies names an unknown policy, or a policy
+    │                            uses a feature this version does not evaluate
+    └── SolverError              every solver in the chain failed (fail closed)
+
+Non-compliance is never an exception: it is a result. Each error carries `field`, the path
+of the offending input (``portfolio_state.positions[3].symbol``), so the edges can name it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EngineError",
+    "InputError",
+    "MissingDataError",
+    "PolicyResolutionError",
+    "SolverError",
+    "UnknownSymbolError",
+]
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises deliberately."""
+
+
+class InputError(EngineError):
+    """The request or a policy cannot be evaluated as given.
+
+    Parameters
+    ----------
+    field
+        Dotted path of the offending input, e.g. ``decision.trades[2].symbol``.
+    message
+        What is wrong and, where possible, what to do about it.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class UnknownSymbolError(InputError):
+    """A position or trade names a symbol that has no instrument in the request."""
+
+
+class MissingDataError(InputError):
+    """Data a policy needs (attribute, risk model, benchmark, scenarios) is absent."""
+
+
+class PolicyResolutionError(InputError):
+    """The policy set for the request cannot be determined or evaluated."""
+
+
+class SolverError(EngineError):
+    """Every solver in the fallback chain failed; the attempts say how."""

@@ -1,0 +1,8 @@
+"""Constraint kinds, one small class each, registered by name (SPEC section 4)."""
+
+from __future__ import annotations
+
+from engine.kinds import exposures, positions, risk
+from engine.kinds.base import REGISTRY, Kind
+
+__all__ = ["REGISTRY", "Kind", "exposures", "positions", "risk"]

@@ -1,0 +1,53 @@
+"""The constraint-kind interface and the registry every kind registers in."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from engine.context import IGNORED, CompileContext
+from engine.rows import RowSet
+
+__all__ = ["REGISTRY", "Kind", "register", "select_where"]
+
+
+class Kind(ABC):
+    """One constraint kind: its name and how it becomes rows over a request's universe."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def compile(self, spec: Any, ctx: CompileContext) -> list[RowSet]:
+        """The row sets of `spec` for the request in `ctx` (possibly none)."""
+
+
+REGISTRY: dict[str, Kind] = {}
+
+
+def register(cls: type[Kind]) -> type[Kind]:
+    """Class decorator: add the kind to the registry under its `name`."""
+    if cls.name in REGISTRY:
+        raise ValueError(f"constraint kind {cls.name!r} registered twice")
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def _matches(value: Any, allowed: list[Any]) -> bool:
+    return any(value == a or str(value) == str(a) for a in allowed)
+
+
+def select_where(
+    ctx: CompileContext, where: dict[str, list[Any]], missing: Any, symbols: tuple[str, ...]
+) -> list[str]:
+    """The `symbols` whose attributes match every condition of `where`."""
+    chosen = []
+    for symbol in symbols:
+        keep = True
+        for attribute, allowed in where.items():
+            value = ctx.attribute(symbol, attribute, missing)
+            if value is IGNORED or not _matches(value, allowed):
+                keep = False
+                break
+        if keep:
+            chosen.append(symbol)
+    return chosen

@@ -1,0 +1,177 @@
+"""Per-symbol kinds: weight bounds, restricted lists, allowed universe, trade limits."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.blocks import AbsSumBlock, AffineBlock
+from engine.context import IGNORED, CompileContext
+from engine.kinds.base import Kind, register, select_where
+from engine.kinds.format import of_subject
+from engine.rows import RowSet
+from models import AllowedUniverse, Restricted, TradeLimit, WeightBounds
+
+__all__ = ["AllowedUniverseKind", "RestrictedKind", "TradeLimitKind", "WeightBoundsKind"]
+
+
+def _in_universe(ctx: CompileContext, symbols: list[str]) -> list[int]:
+    """Indices in V of the listed symbols that are in V, in V's order."""
+    wanted = set(symbols)
+    return [i for i, s in enumerate(ctx.snap.symbols) if s in wanted]
+
+
+@register
+class WeightBoundsKind(Kind):
+    """Per-symbol weight bounds.
+
+    .. math:: \\mathrm{min}_i \\le w_i \\le \\mathrm{max}_i
+
+    for every selected symbol of V (all of V unless `symbols` is given); `per_symbol`
+    overrides the bounds of the symbols it names.
+    """
+
+    name = "weight_bounds"
+
+    def compile(self, spec: WeightBounds, ctx: CompileContext) -> list[RowSet]:
+        per_symbol = spec.per_symbol or {}
+        listed = spec.symbols if spec.symbols is not None else list(ctx.snap.symbols)
+        idx = _in_universe(ctx, [*listed, *per_symbol])
+        out = []
+        for bound, sense in (("max", "le"), ("min", "ge")):
+            rows, limits = [], []
+            for i in idx:
+                symbol = ctx.snap.symbols[i]
+                override = per_symbol.get(symbol)
+                limit = getattr(override, bound) if override else getattr(spec, bound)
+                if limit is not None:
+                    rows.append(i)
+                    limits.append(limit)
+            if rows:
+                block = AffineBlock(A=ctx.selection(rows), c=np.zeros(len(rows)))
+                out.append(
+                    RowSet(
+                        block=block,
+                        sense=sense,  # type: ignore[arg-type]
+                        limits=np.array(limits),
+                        subjects=[ctx.snap.symbols[i] for i in rows],
+                        violation_type=f"weight_bounds.{bound}",
+                        describe=of_subject("{subject} weight"),
+                    )
+                )
+        return out
+
+
+def _selected(ctx: CompileContext, spec: Restricted | AllowedUniverse) -> list[str]:
+    if spec.symbols is not None:
+        return [s for s in ctx.snap.symbols if s in set(spec.symbols)]
+    assert spec.where is not None
+    return select_where(ctx, spec.where, spec.missing, ctx.snap.symbols)
+
+
+def _zero_rows(ctx: CompileContext, symbols: list[str], violation_type: str, what: str) -> RowSet:
+    """Rows `|w_i| <= 0`: the symbols may not be held at all."""
+    idx = [ctx.snap.index[s] for s in symbols]
+    return RowSet(
+        block=AbsSumBlock(A=ctx.selection(idx), c=np.zeros(len(idx))),
+        sense="le",
+        limits=np.zeros(len(idx)),
+        subjects=list(symbols),
+        violation_type=violation_type,
+        describe=of_subject(what),
+    )
+
+
+@register
+class RestrictedKind(Kind):
+    """Restricted list, by mode, for each selected symbol of V.
+
+    .. math::
+        \\text{no\\_holding: } |w_i| \\le 0 \\quad \\text{no\\_buy: } w_i \\le w^0_i \\quad
+        \\text{no\\_sell: } w_i \\ge w^0_i \\quad \\text{no\\_short: } w_i \\ge 0 \\quad
+        \\text{no\\_trade: } |w_i - w^0_i| \\le 0
+    """
+
+    name = "restricted"
+
+    def compile(self, spec: Restricted, ctx: CompileContext) -> list[RowSet]:
+        symbols = _selected(ctx, spec)
+        if not symbols:
+            return []
+        vtype = f"restricted.{spec.mode}"
+        if spec.mode == "no_holding":
+            return [_zero_rows(ctx, symbols, vtype, "{subject} holding (restricted)")]
+        idx = [ctx.snap.index[s] for s in symbols]
+        select = ctx.selection(idx)
+        w0 = ctx.snap.w0[idx]
+        if spec.mode == "no_trade":
+            block = AbsSumBlock(A=select, c=-w0)
+            return [
+                RowSet(block, "le", np.zeros(len(idx)), list(symbols), vtype,
+                       of_subject("{subject} weight change (no trade)"), always_active=True)
+            ]
+        affine = AffineBlock(A=select, c=np.zeros(len(idx)))
+        if spec.mode == "no_buy":
+            return [RowSet(affine, "le", w0, list(symbols), vtype,
+                           of_subject("{subject} weight (no buy above pre-trade)"))]
+        if spec.mode == "no_sell":
+            return [RowSet(affine, "ge", w0, list(symbols), vtype,
+                           of_subject("{subject} weight (no sale below pre-trade)"))]
+        return [RowSet(affine, "ge", np.zeros(len(idx)), list(symbols), vtype,
+                       of_subject("{subject} weight (no short)"))]
+
+
+@register
+class AllowedUniverseKind(Kind):
+    """Only selected symbols may be held.
+
+    .. math:: |w_i| \\le 0 \\quad \\text{for every } i \\in V \\text{ not selected}
+    """
+
+    name = "allowed_universe"
+
+    def compile(self, spec: AllowedUniverse, ctx: CompileContext) -> list[RowSet]:
+        allowed = set(_selected(ctx, spec))
+        outside = [s for s in ctx.snap.symbols if s not in allowed]
+        if not outside:
+            return []
+        return [
+            _zero_rows(ctx, outside, "allowed_universe.outside", "{subject} holding (outside universe)")
+        ]
+
+
+@register
+class TradeLimitKind(Kind):
+    """Per-symbol trade size limits (always active).
+
+    .. math::
+        |w_i - w^0_i| \\le \\mathrm{max\\_weight\\_change}, \\qquad
+        |w_i - w^0_i| \\le f \\cdot \\mathrm{adv}_i \\, p_i / \\mathrm{NAV}
+    """
+
+    name = "trade_limit"
+
+    def compile(self, spec: TradeLimit, ctx: CompileContext) -> list[RowSet]:
+        snap = ctx.snap
+        idx = _in_universe(ctx, spec.symbols) if spec.symbols is not None else list(range(snap.n))
+        out = []
+        if spec.max_weight_change is not None and idx:
+            out.append(self._rows(ctx, idx, np.full(len(idx), spec.max_weight_change),
+                                  "trade_limit.max_weight_change"))
+        if spec.max_adv_fraction is not None:
+            adv_idx, limits = [], []
+            for i in idx:
+                adv = ctx.numeric_attribute(snap.symbols[i], "adv", spec.missing)
+                if adv is IGNORED:
+                    continue
+                adv_idx.append(i)
+                limits.append(spec.max_adv_fraction * adv * snap.prices[i] / snap.nav)
+            if adv_idx:
+                out.append(self._rows(ctx, adv_idx, np.array(limits),
+                                      "trade_limit.max_adv_fraction"))
+        return out
+
+    @staticmethod
+    def _rows(ctx: CompileContext, idx: list[int], limits: np.ndarray, vtype: str) -> RowSet:
+        block = AbsSumBlock(A=ctx.selection(idx), c=-ctx.snap.w0[idx])
+        return RowSet(block, "le", limits, [ctx.snap.symbols[i] for i in idx], vtype,
+                      of_subject("{subject} weight change"), always_active=True)

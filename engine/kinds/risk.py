@@ -1,0 +1,118 @@
+"""Risk kinds: volatility, tracking error, parametric VaR, scenario CVaR, stress tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.stats import norm
+
+from engine.blocks import AffineBlock, CVaRBlock, NormBlock
+from engine.context import IGNORED, CompileContext
+from engine.kinds.base import Kind, register
+from engine.kinds.format import fixed, of_subject
+from engine.rows import RowSet
+from models import CVaR, StressTest, TrackingError, ValueAtRisk, Volatility
+
+__all__ = ["CVaRKind", "StressKind", "TrackingErrorKind", "VaRKind", "VolatilityKind"]
+
+TRADING_DAYS = 252
+
+
+def _norm_block(ctx: CompileContext, *, active: bool, scale: float) -> NormBlock:
+    """`scale * sqrt(y' Sigma y)` with `y = w` over V, or `w - b` over V and benchmark names."""
+    snap = ctx.snap
+    bench = ctx.benchmark_required() if active else {}
+    extra = tuple(sorted(s for s in bench if s not in snap.index))
+    universe = snap.symbols + extra
+    factors = ctx.risk(universe)
+    P = sp.csr_matrix(sp.eye(len(universe), snap.n))
+    c = -np.array([bench.get(s, 0.0) for s in universe])
+    return NormBlock(P=P, c=c, F=factors.F, d=factors.d, scale=scale)
+
+
+@register
+class VolatilityKind(Kind):
+    """.. math:: \\sqrt{w^T \\Sigma w} \\le \\mathrm{max} \\quad (\\text{annualized})"""
+
+    name = "volatility"
+
+    def compile(self, spec: Volatility, ctx: CompileContext) -> list[RowSet]:
+        block = _norm_block(ctx, active=False, scale=1.0)
+        return [RowSet(block, "le", np.array([spec.max]), [None], "volatility.max",
+                       fixed("volatility"), unit="risk")]
+
+
+@register
+class TrackingErrorKind(Kind):
+    """.. math:: \\sqrt{(w - b)^T \\Sigma (w - b)} \\le \\mathrm{max}"""
+
+    name = "tracking_error"
+
+    def compile(self, spec: TrackingError, ctx: CompileContext) -> list[RowSet]:
+        block = _norm_block(ctx, active=True, scale=1.0)
+        return [RowSet(block, "le", np.array([spec.max]), [None], "tracking_error.max",
+                       fixed("tracking error"), unit="risk")]
+
+
+@register
+class VaRKind(Kind):
+    """Parametric normal VaR.
+
+    .. math:: z_{c} \\sqrt{h / 252} \\sqrt{w^T \\Sigma w} \\le \\mathrm{max},
+              \\quad z_c = \\Phi^{-1}(c)
+    """
+
+    name = "var"
+
+    def compile(self, spec: ValueAtRisk, ctx: CompileContext) -> list[RowSet]:
+        scale = float(norm.ppf(spec.confidence)) * np.sqrt(spec.horizon_days / TRADING_DAYS)
+        block = _norm_block(ctx, active=False, scale=scale)
+        what = f"{100 * spec.confidence:g}% {spec.horizon_days:g}-day VaR"
+        return [RowSet(block, "le", np.array([spec.max]), [None], "var.max", fixed(what),
+                       unit="risk")]
+
+
+@register
+class CVaRKind(Kind):
+    """Scenario CVaR of the loss (Rockafellar-Uryasev).
+
+    .. math:: \\min_\\zeta \\; \\zeta + \\frac{1}{(1-\\beta) S} \\sum_s (-r_s^T w - \\zeta)_+
+              \\le \\mathrm{max}
+    """
+
+    name = "cvar"
+
+    def compile(self, spec: CVaR, ctx: CompileContext) -> list[RowSet]:
+        block = CVaRBlock(R=ctx.scenario_returns(), beta=spec.confidence)
+        what = f"{100 * spec.confidence:g}% CVaR"
+        return [RowSet(block, "le", np.array([spec.max]), [None], "cvar.max", fixed(what),
+                       unit="loss")]
+
+
+@register
+class StressKind(Kind):
+    """Per scenario `s`: the loss under its shocks.
+
+    .. math:: -\\sum_{i \\in V} w_i \\, \\mathrm{shock}_{s,i} \\le \\mathrm{max\\_loss}
+    """
+
+    name = "stress"
+
+    def compile(self, spec: StressTest, ctx: CompileContext) -> list[RowSet]:
+        snap = ctx.snap
+        names = list(spec.scenarios)
+        shocks = np.zeros((len(names), snap.n))
+        for r, name in enumerate(names):
+            scenario = spec.scenarios[name]
+            for i, symbol in enumerate(snap.symbols):
+                key: object = symbol
+                if scenario.by != "symbol":
+                    key = ctx.attribute(symbol, scenario.by, spec.missing)
+                shocks[r, i] = (
+                    scenario.default if key is IGNORED
+                    else scenario.shocks.get(str(key), scenario.default)
+                )
+        block = AffineBlock(A=-shocks, c=np.zeros(len(names)), structural=False)
+        return [RowSet(block, "le", np.full(len(names), spec.max_loss), list(names),
+                       "stress.max_loss", of_subject("stress scenario {subject!r} loss"),
+                       unit="loss")]

@@ -1,0 +1,110 @@
+"""Portfolio arithmetic (SPEC section 2): the universe V, NAV, pre- and post-trade weights."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.errors import InputError, UnknownSymbolError
+from models import Instrument, PolicyValidationRequest
+from models.typing import FloatArray
+
+__all__ = ["Snapshot", "snapshot_of"]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the engine needs about the portfolio, as arrays over V (sorted symbols).
+
+    `t` is the signed net traded quantity per symbol; weights are fractions of NAV.
+    """
+
+    symbols: tuple[str, ...]
+    index: dict[str, int]
+    nav: float
+    cash: float
+    prices: FloatArray
+    q: FloatArray
+    t: FloatArray
+    lots: FloatArray
+    w0: FloatArray
+    w_hat: FloatArray
+    instruments: dict[str, Instrument]
+    benchmark: dict[str, float]
+
+    @property
+    def n(self) -> int:
+        """Number of symbols in V."""
+        return len(self.symbols)
+
+    @property
+    def traded(self) -> tuple[int, ...]:
+        """Indices of symbols whose net trade is non-zero."""
+        return tuple(int(i) for i in np.flatnonzero(self.t))
+
+    def weights_from_trades(self, t: FloatArray) -> FloatArray:
+        """Post-trade weights for a signed net trade vector `t` (shares, over V)."""
+        return (self.q + t) * self.prices / self.nav
+
+    def trades_from_weights(self, w: FloatArray) -> FloatArray:
+        """Signed net trades (shares) that take the portfolio from w0 to `w`."""
+        return (w - self.w0) * self.nav / self.prices
+
+
+def snapshot_of(request: PolicyValidationRequest) -> Snapshot:
+    """Compute V, NAV and the weights of SPEC section 2, or raise naming the bad field."""
+    state = request.portfolio_state
+    instruments: dict[str, Instrument] = {}
+    for k, instrument in enumerate(state.instruments):
+        if instrument.symbol in instruments:
+            raise InputError(
+                f"portfolio_state.instruments[{k}].symbol",
+                f"{instrument.symbol} is listed twice",
+            )
+        instruments[instrument.symbol] = instrument
+
+    held: dict[str, float] = {}
+    for k, position in enumerate(state.positions):
+        path = f"portfolio_state.positions[{k}]"
+        if position.symbol in held:
+            raise InputError(f"{path}.symbol", f"{position.symbol} has two positions")
+        if position.symbol not in instruments:
+            raise UnknownSymbolError(
+                f"{path}.symbol", f"no instrument (with a price) for {position.symbol}"
+            )
+        held[position.symbol] = position.quantity
+
+    traded: dict[str, float] = {}
+    for k, trade in enumerate(request.decision.trades):
+        if trade.symbol not in instruments:
+            raise UnknownSymbolError(
+                f"decision.trades[{k}].symbol", f"no instrument (with a price) for {trade.symbol}"
+            )
+        traded[trade.symbol] = traded.get(trade.symbol, 0.0) + trade.side.sign * trade.quantity
+
+    symbols = tuple(sorted({s for s, qty in held.items() if qty != 0} | set(traded)))
+    prices = np.array([instruments[s].price for s in symbols], dtype=float)
+    q = np.array([held.get(s, 0.0) for s in symbols], dtype=float)
+    t = np.array([traded.get(s, 0.0) for s in symbols], dtype=float)
+    nav = state.cash + float(q @ prices)
+    if not math.isfinite(nav) or nav <= 0:
+        raise InputError(
+            "portfolio_state", f"NAV = cash + sum of position values = {nav:.6g} must be > 0"
+        )
+    benchmark = dict(state.benchmark or {})
+    return Snapshot(
+        symbols=symbols,
+        index={s: i for i, s in enumerate(symbols)},
+        nav=nav,
+        cash=state.cash,
+        prices=prices,
+        q=q,
+        t=t,
+        lots=np.array([instruments[s].lot_size for s in symbols], dtype=float),
+        w0=q * prices / nav,
+        w_hat=(q + t) * prices / nav,
+        instruments=instruments,
+        benchmark=benchmark,
+    )

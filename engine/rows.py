@@ -1,0 +1,73 @@
+"""Row sets: a block of rows with its limits, sense, subjects and provenance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from engine.blocks import Block
+from models import EnforcementLevel, PolicyDefinition
+from models.typing import FloatArray
+
+__all__ = ["Provenance", "RowSet", "Sense", "Unit"]
+
+Sense = Literal["le", "ge"]
+Unit = Literal["weight", "risk", "loss"]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a row set comes from: the policy and the index of its constraint."""
+
+    policy: PolicyDefinition
+    constraint_index: int
+    kind: str
+
+    @property
+    def policy_name(self) -> str:
+        """Name of the policy."""
+        return self.policy.policy_name
+
+    @property
+    def strict(self) -> bool:
+        """True when a breach blocks the decision."""
+        return self.policy.enforcement_level is EnforcementLevel.STRICT
+
+
+@dataclass
+class RowSet:
+    """Rows `block.values(w) <= limits` (or `>=` for sense "ge").
+
+    `describe(subject)` names what a row measures ("AAPL weight", "sector Energy gross
+    weight"). `always_active` rows (turnover, trade limits) are active whenever breached.
+    """
+
+    block: Block
+    sense: Sense
+    limits: FloatArray
+    subjects: list[str | None]
+    violation_type: str
+    describe: Callable[[str | None], str]
+    unit: Unit = "weight"
+    always_active: bool = False
+    provenance: Provenance | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.limits = np.asarray(self.limits, dtype=float)
+        if len(self.limits) != self.block.rows or len(self.subjects) != self.block.rows:
+            raise ValueError(
+                f"{self.violation_type}: {self.block.rows} rows but {len(self.limits)} limits "
+                f"and {len(self.subjects)} subjects"
+            )
+
+    @property
+    def rows(self) -> int:
+        """Number of rows."""
+        return self.block.rows
+
+    def excess(self, values: FloatArray) -> FloatArray:
+        """By how much each row exceeds its limit (negative: inside the limit)."""
+        return values - self.limits if self.sense == "le" else self.limits - values

@@ -1,0 +1,147 @@
+"""The engine's front door: validate (and adjust) one decision against a policy set."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from engine.adjust import Adjuster, AttemptResult
+from engine.check import check
+from engine.conflicts import find_conflicts
+from engine.layout import Layout, build_layout
+from engine.portfolio import snapshot_of
+from engine.problems import ProblemCache
+from engine.report import binding_constraints, recommendations, trades_of, violations_of
+from engine.resolve import effective_policies
+from engine.scoring import compliance_score
+from engine.timing import StageTimer
+from models import (
+    AdjustedDecision,
+    AdjustmentMethod,
+    Infeasibility,
+    PolicyDefinition,
+    PolicyValidationRequest,
+    PolicyValidationResponse,
+    SolverAttempt,
+    ValidationMode,
+)
+from solvers import SolverChain, default_chain
+
+__all__ = ["CacheStats", "PolicyEngine"]
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Compiled-problem cache counters."""
+
+    entries: int
+    hits: int
+    misses: int
+
+
+class PolicyEngine:
+    """Checks decisions against policies and finds the closest compliant decision.
+
+    One engine serves many requests: compiled adjustment problems are cached by structure,
+    so a request whose policy set and universe were seen before only sets parameter values.
+
+    Parameters
+    ----------
+    chain
+        The solver fallback chain (default: OSQP, Clarabel, ECOS for QPs; Clarabel, ECOS
+        for cones). Tests pass failing solvers here.
+    cache_size
+        How many compiled problems to keep.
+    """
+
+    def __init__(self, *, chain: SolverChain | None = None, cache_size: int = 64) -> None:
+        self.chain = chain or default_chain()
+        self.cache = ProblemCache(cache_size)
+        self.adjuster = Adjuster(self.chain, self.cache)
+
+    def cache_stats(self) -> CacheStats:
+        """Entries, hits and misses of the compiled-problem cache."""
+        return CacheStats(len(self.cache), self.cache.hits, self.cache.misses)
+
+    def validate(self, request: PolicyValidationRequest,
+                 policies: Sequence[PolicyDefinition] = ()) -> PolicyValidationResponse:
+        """Check `request.decision` against the effective policies and, if it does not
+        comply and `mode` is adjust, return the closest compliant decision.
+
+        `policies` are the stored policies; a request carrying inline `policies` uses those
+        instead. Raises `engine.errors.InputError` for input that cannot be evaluated.
+        """
+        timer = StageTimer()
+        with timer.stage("resolve"):
+            effective = effective_policies(request, policies)
+        with timer.stage("weights"):
+            snap = snapshot_of(request)
+        with timer.stage("compile"):
+            layout = build_layout(effective, request, snap)
+        with timer.stage("check"):
+            result = check(layout, snap.w_hat, cure_passive=request.cure_passive)
+        outcome: AttemptResult | None = None
+        infeasible: Infeasibility | None = None
+        if not result.is_compliant and request.mode == ValidationMode.ADJUST:
+            with timer.stage("adjust"):
+                outcome, infeasible = self._adjust(layout, request)
+        adjustment = outcome.adjustment if outcome is not None else None
+        adjusted = None
+        if adjustment is not None:
+            with timer.stage("verify"):
+                verdict = check(layout, adjustment.w, cure_passive=request.cure_passive)
+            adjusted = AdjustedDecision(
+                method=adjustment.method,
+                trades=trades_of(snap, adjustment.t),
+                is_compliant=verdict.is_compliant,
+                distance=adjustment.distance,
+                solver=adjustment.solver,
+                binding=binding_constraints(layout, adjustment),
+                solver_attempts=[SolverAttempt(solver=a.solver, status=a.status.value,
+                                               seconds=round(a.seconds, 6), message=a.message)
+                                 for a in adjustment.attempts],
+                notes=adjustment.notes,
+            )
+        violations = violations_of(result, snap, adjustment, cure_passive=request.cure_passive)
+        advice = recommendations(violations, snap, adjustment, cure_passive=request.cure_passive)
+        if infeasible is not None:
+            advice.append(infeasible.message)
+        error = outcome.message if outcome is not None and outcome.status == "failed" else None
+        if error:
+            advice.append(f"Adjustment failed: {error}")
+        return PolicyValidationResponse(
+            decision_id=request.decision.decision_id,
+            is_compliant=result.is_compliant,
+            compliance_score=compliance_score(violations),
+            violations=violations,
+            recommendations=advice,
+            policies_checked=[p.policy_name for p in effective],
+            adjusted_decision=adjusted,
+            infeasible=infeasible,
+            adjustment_error=error,
+            timings_ms=timer.finish(),
+        )
+
+    def _adjust(self, layout: Layout, request: PolicyValidationRequest
+                ) -> tuple[AttemptResult, Infeasibility | None]:
+        methods = (
+            [AdjustmentMethod.SCALE_BACK, AdjustmentMethod.PROJECT]
+            if request.adjustment == AdjustmentMethod.AUTO else [request.adjustment]
+        )
+        outcome = AttemptResult("failed", message="no adjustment method ran")
+        for method in methods:
+            outcome = self.adjuster.attempt(layout, method, cure_passive=request.cure_passive)
+            if outcome.status != "infeasible":
+                return outcome, None
+        last = methods[-1]
+        conflicting = find_conflicts(
+            layout, space="scale_back" if last == AdjustmentMethod.SCALE_BACK else "project",
+            cure_passive=request.cure_passive, cache=self.cache, chain=self.chain,
+        )
+        if last == AdjustmentMethod.SCALE_BACK:
+            message = (f"No scaling back of the proposed trades satisfies {', '.join(conflicting)} "
+                       "together; adjustment 'project' may trade other held symbols")
+        else:
+            message = (f"Policies {', '.join(conflicting)} conflict: no portfolio over the held "
+                       "and traded symbols satisfies them together; relax one of them")
+        return outcome, Infeasibility(conflicting_policies=conflicting, message=message)

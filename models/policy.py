@@ -1,0 +1,63 @@
+"""Policy definitions (SPEC section 4)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from models.base import StrictModel
+from models.constraints import Constraint
+from models.enums import EnforcementLevel, PolicyType, ViolationSeverity
+
+__all__ = ["PolicyDefinition", "PolicyRules", "PolicyScope"]
+
+
+class PolicyScope(StrictModel):
+    """Which portfolios a policy binds: ids, or `"*"` for every portfolio."""
+
+    portfolios: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+
+    def covers(self, portfolio_id: str) -> bool:
+        """True when the policy applies to `portfolio_id`."""
+        return "*" in self.portfolios or portfolio_id in self.portfolios
+
+
+class PolicyRules(StrictModel):
+    """The constraints of a policy; all must hold."""
+
+    constraints: list[Constraint] = Field(min_length=1)
+
+
+class PolicyDefinition(StrictModel):
+    """A named, typed set of constraints with an enforcement level."""
+
+    policy_name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][\w.\-: ]*$")
+    policy_type: PolicyType
+    enforcement_level: EnforcementLevel = EnforcementLevel.STRICT
+    enabled: bool = True
+    description: str = ""
+    scope: PolicyScope = Field(default_factory=PolicyScope)
+    severity: ViolationSeverity | None = Field(
+        default=None, description="Fixed severity for every breach; null derives it (SPEC 5)."
+    )
+    when: str | None = Field(
+        default=None,
+        description="Condition on the request context. Not supported yet: a policy with a "
+        "condition is rejected when it is evaluated.",
+    )
+    rules: PolicyRules
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "policy_name": "sector-caps",
+                    "policy_type": "SECTOR_LIMIT",
+                    "enforcement_level": "strict",
+                    "description": "No GICS sector above 25%",
+                    "rules": {
+                        "constraints": [{"kind": "group_limit", "attribute": "sector", "max": 0.25}]
+                    },
+                }
+            ]
+        }
+    }

@@ -1,0 +1,172 @@
+"""Portfolio state, instruments, risk model and scenarios (SPEC section 3)."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+
+from models.base import NonNegativeFloat, PositiveFloat, StrictModel, Symbol
+
+__all__ = [
+    "AttributeValue",
+    "CovarianceMatrix",
+    "FactorRiskModel",
+    "Instrument",
+    "PortfolioState",
+    "Position",
+    "RiskModel",
+    "ScenarioSet",
+]
+
+AttributeValue = StrictFloat | StrictInt | StrictStr | StrictBool
+"""Value of a free-form instrument attribute (numbers for exposures, strings for groups)."""
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class Position(StrictModel):
+    """A signed holding; short positions have negative quantity."""
+
+    symbol: Symbol
+    quantity: FiniteFloat
+
+
+class Instrument(StrictModel):
+    """Reference data of one instrument; `price` is in the base currency."""
+
+    symbol: Symbol
+    price: PositiveFloat
+    sector: str | None = None
+    issuer: str | None = None
+    country: str | None = None
+    asset_class: str | None = None
+    currency: str | None = None
+    adv: NonNegativeFloat | None = Field(default=None, description="Average daily volume, shares.")
+    lot_size: NonNegativeFloat = Field(
+        default=1.0, description="Trade quantities are multiples of this; 0 = fractional."
+    )
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _finite_attributes(self) -> Instrument:
+        for key, value in self.attributes.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"attributes.{key} must be a finite number")
+        return self
+
+    def attribute(self, name: str) -> Any:
+        """Value of a named field or free attribute, or None when the instrument lacks it."""
+        if name in _INSTRUMENT_FIELDS:
+            return getattr(self, name)
+        return self.attributes.get(name)
+
+
+_INSTRUMENT_FIELDS = frozenset(
+    {"symbol", "price", "sector", "issuer", "country", "asset_class", "currency", "adv", "lot_size"}
+)
+
+
+class FactorRiskModel(StrictModel):
+    """Annualized factor model: Sigma = B F B' + diag(specific_variance)."""
+
+    factor_loadings: dict[Symbol, list[FiniteFloat]]
+    factor_covariance: list[list[FiniteFloat]]
+    specific_variance: dict[Symbol, NonNegativeFloat] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _shapes(self) -> FactorRiskModel:
+        k = len(self.factor_covariance)
+        if k == 0:
+            raise ValueError("factor_covariance must not be empty")
+        for i, row in enumerate(self.factor_covariance):
+            if len(row) != k:
+                raise ValueError(f"factor_covariance[{i}] has {len(row)} entries, expected {k}")
+        for symbol, loadings in self.factor_loadings.items():
+            if len(loadings) != k:
+                raise ValueError(
+                    f"factor_loadings.{symbol} has {len(loadings)} entries, expected {k}"
+                )
+        return self
+
+
+class CovarianceMatrix(StrictModel):
+    """A full annualized covariance matrix over `symbols`."""
+
+    symbols: list[Symbol]
+    matrix: list[list[FiniteFloat]]
+
+    @model_validator(mode="after")
+    def _shapes(self) -> CovarianceMatrix:
+        n = len(self.symbols)
+        if len(set(self.symbols)) != n:
+            raise ValueError("symbols must be unique")
+        if len(self.matrix) != n:
+            raise ValueError(f"matrix has {len(self.matrix)} rows, expected {n}")
+        for i, row in enumerate(self.matrix):
+            if len(row) != n:
+                raise ValueError(f"matrix[{i}] has {len(row)} entries, expected {n}")
+        return self
+
+
+class RiskModel(StrictModel):
+    """Either a factor model (the three factor fields) or a full covariance."""
+
+    factor_loadings: dict[Symbol, list[FiniteFloat]] | None = None
+    factor_covariance: list[list[FiniteFloat]] | None = None
+    specific_variance: dict[Symbol, NonNegativeFloat] | None = None
+    covariance: CovarianceMatrix | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> RiskModel:
+        has_factor = self.factor_loadings is not None or self.factor_covariance is not None
+        if has_factor and self.covariance is not None:
+            raise ValueError("give either a factor model or a covariance, not both")
+        if not has_factor and self.covariance is None:
+            raise ValueError("give factor_loadings + factor_covariance, or covariance")
+        if has_factor:
+            if self.factor_loadings is None or self.factor_covariance is None:
+                raise ValueError("a factor model needs factor_loadings and factor_covariance")
+            FactorRiskModel(
+                factor_loadings=self.factor_loadings,
+                factor_covariance=self.factor_covariance,
+                specific_variance=self.specific_variance or {},
+            )
+        return self
+
+    def covered(self) -> set[str]:
+        """Symbols the model describes."""
+        if self.covariance is not None:
+            return set(self.covariance.symbols)
+        return set(self.factor_loadings or {})
+
+
+class ScenarioSet(StrictModel):
+    """Scenario returns: `returns[s][j]` is the return of `symbols[j]` in scenario s."""
+
+    symbols: list[Symbol]
+    returns: list[list[FiniteFloat]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _shapes(self) -> ScenarioSet:
+        n = len(self.symbols)
+        if len(set(self.symbols)) != n:
+            raise ValueError("symbols must be unique")
+        for s, row in enumerate(self.returns):
+            if len(row) != n:
+                raise ValueError(f"returns[{s}] has {len(row)} entries, expected {n}")
+        return self
+
+
+class PortfolioState(StrictModel):
+    """The portfolio as the Portfolio State Service reports it."""
+
+    portfolio_id: str = Field(min_length=1, max_length=200)
+    cash: FiniteFloat
+    positions: list[Position] = Field(default_factory=list)
+    instruments: list[Instrument] = Field(default_factory=list)
+    benchmark: dict[Symbol, FiniteFloat] | None = None
+    risk_model: RiskModel | None = None
+    scenarios: ScenarioSet | None = None
+    as_of: str | None = None

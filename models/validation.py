@@ -1,0 +1,161 @@
+"""The validate request and response (SPEC section 3), and the completion event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from models.base import PositiveFloat, StrictModel, Symbol
+from models.enums import (
+    AdjustmentMethod,
+    BreachKind,
+    EnforcementLevel,
+    PolicyType,
+    Side,
+    ValidationMode,
+    ViolationSeverity,
+)
+from models.policy import PolicyDefinition
+from models.portfolio import PortfolioState
+
+__all__ = [
+    "AdjustedDecision",
+    "BindingConstraint",
+    "CoordinatedTradingDecision",
+    "Infeasibility",
+    "PolicyValidationRequest",
+    "PolicyValidationResponse",
+    "SolverAttempt",
+    "SuggestedAdjustment",
+    "Trade",
+    "Violation",
+]
+
+
+class Trade(StrictModel):
+    """One proposed trade; several trades in one symbol net."""
+
+    symbol: Symbol
+    side: Side
+    quantity: PositiveFloat
+
+
+class CoordinatedTradingDecision(StrictModel):
+    """A trading decision from the coordination engine."""
+
+    decision_id: str = Field(min_length=1, max_length=200)
+    portfolio_id: str = Field(min_length=1, max_length=200)
+    trades: list[Trade] = Field(default_factory=list)
+    strategy: str | None = None
+    created_at: datetime | None = None
+
+
+class PolicyValidationRequest(StrictModel):
+    """A decision, the portfolio it applies to, and how to validate it."""
+
+    decision: CoordinatedTradingDecision
+    portfolio_state: PortfolioState
+    applicable_policies: list[str] | None = None
+    policies: list[PolicyDefinition] | None = Field(
+        default=None, description="Inline policy set, used instead of the stored policies."
+    )
+    context: dict[str, Any] = Field(default_factory=dict)
+    mode: ValidationMode = ValidationMode.ADJUST
+    adjustment: AdjustmentMethod = AdjustmentMethod.AUTO
+    cure_passive: bool = False
+
+    @model_validator(mode="after")
+    def _same_portfolio(self) -> PolicyValidationRequest:
+        if self.decision.portfolio_id != self.portfolio_state.portfolio_id:
+            raise ValueError(
+                f"decision.portfolio_id {self.decision.portfolio_id!r} differs from "
+                f"portfolio_state.portfolio_id {self.portfolio_state.portfolio_id!r}"
+            )
+        return self
+
+
+class SuggestedAdjustment(StrictModel):
+    """The trade change that cures a violation: `original_quantity` becomes `quantity`."""
+
+    symbol: Symbol
+    side: Side
+    quantity: float
+    original_quantity: float
+
+
+class Violation(StrictModel):
+    """One breached (policy, constraint, subject) row."""
+
+    policy_name: str
+    policy_type: PolicyType
+    violation_type: str
+    severity: ViolationSeverity
+    breach: BreachKind
+    enforcement_level: EnforcementLevel
+    subject: str | None
+    observed: float
+    limit: float
+    pre_trade: float
+    description: str
+    suggested_adjustment: SuggestedAdjustment | None = None
+
+
+class BindingConstraint(StrictModel):
+    """A constraint active at the adjustment's optimum and its shadow price.
+
+    `shadow_price` is the rate at which the adjustment's distance would fall per unit of
+    relaxation of the limit (a dual value, >= 0).
+    """
+
+    policy_name: str
+    violation_type: str
+    subject: str | None
+    shadow_price: float
+
+
+class SolverAttempt(StrictModel):
+    """One try in the solver fallback chain."""
+
+    solver: str
+    status: str
+    seconds: float
+    message: str = ""
+
+
+class AdjustedDecision(StrictModel):
+    """The closest compliant decision: a complete replacement trade list."""
+
+    method: AdjustmentMethod
+    trades: list[Trade]
+    is_compliant: bool
+    distance: float
+    solver: str
+    binding: list[BindingConstraint] = Field(default_factory=list)
+    solver_attempts: list[SolverAttempt] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+class Infeasibility(StrictModel):
+    """Why no compliant decision exists: the smallest conflicting policy set found."""
+
+    conflicting_policies: list[str]
+    message: str
+
+
+class PolicyValidationResponse(StrictModel):
+    """The verdict on a decision, its violations and, when needed, the adjustment."""
+
+    decision_id: str
+    is_compliant: bool
+    compliance_score: float = Field(ge=0, le=1)
+    violations: list[Violation]
+    recommendations: list[str]
+    policies_checked: list[str]
+    adjusted_decision: AdjustedDecision | None = None
+    infeasible: Infeasibility | None = None
+    adjustment_error: str | None = Field(
+        default=None, description="Why no adjustment could be computed (solver failure)."
+    )
+    timings_ms: dict[str, float] = Field(default_factory=dict)

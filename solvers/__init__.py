@@ -1,0 +1,21 @@
+"""Solver adapters behind one interface, and the fallback chain."""
+
+from __future__ import annotations
+
+from solvers.base import SolveOutcome, SolverAdapter, SolveStatus
+from solvers.chain import ChainResult, SolverChain, default_chain
+from solvers.clarabel import ClarabelAdapter
+from solvers.ecos import ECOSAdapter
+from solvers.osqp import OSQPAdapter
+
+__all__ = [
+    "ChainResult",
+    "ClarabelAdapter",
+    "ECOSAdapter",
+    "OSQPAdapter",
+    "SolveOutcome",
+    "SolveStatus",
+    "SolverAdapter",
+    "SolverChain",
+    "default_chain",
+]

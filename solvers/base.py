@@ -1,0 +1,87 @@
+"""The solver interface: one adapter per solver, statuses mapped to our own.
+
+An adapter solves a compiled cvxpy problem in place (so variables and duals can be read
+back) and reports a `SolveOutcome`. Only `SolveStatus.OPTIMAL` is an answer: an inaccurate
+solution is a failure of that solver, and the chain moves on.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, ClassVar
+
+import cvxpy as cp
+
+__all__ = ["CvxpyAdapter", "SolveOutcome", "SolveStatus", "SolverAdapter"]
+
+
+class SolveStatus(str, Enum):
+    """The engine's view of how a solve ended."""
+
+    OPTIMAL = "optimal"
+    INFEASIBLE = "infeasible"
+    UNBOUNDED = "unbounded"
+    INACCURATE = "inaccurate"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class SolveOutcome:
+    """How one solver's attempt ended."""
+
+    solver: str
+    status: SolveStatus
+    seconds: float
+    iterations: int | None = None
+    message: str = ""
+
+
+class SolverAdapter:
+    """Base adapter: a named solver with capabilities, settings and a status table.
+
+    Subclasses set `name` (cvxpy's solver name), `package` (to test installation without
+    importing), `supports_socp`, `certifies_infeasibility` (interior-point solvers do;
+    first-order ones only suggest it) and `settings`.
+    """
+
+    name: ClassVar[str]
+    package: ClassVar[str]
+    supports_socp: ClassVar[bool] = False
+    certifies_infeasibility: ClassVar[bool] = True
+    settings: ClassVar[dict[str, Any]] = {}
+    STATUS_MAP: ClassVar[dict[str, SolveStatus]] = {
+        cp.OPTIMAL: SolveStatus.OPTIMAL,
+        cp.OPTIMAL_INACCURATE: SolveStatus.INACCURATE,
+        cp.INFEASIBLE: SolveStatus.INFEASIBLE,
+        cp.INFEASIBLE_INACCURATE: SolveStatus.INACCURATE,
+        cp.UNBOUNDED: SolveStatus.UNBOUNDED,
+        cp.UNBOUNDED_INACCURATE: SolveStatus.INACCURATE,
+        cp.USER_LIMIT: SolveStatus.INACCURATE,
+        cp.SOLVER_ERROR: SolveStatus.ERROR,
+    }
+
+    @classmethod
+    def is_installed(cls) -> bool:
+        """True when the solver's package can be imported (checked without importing it)."""
+        return importlib.util.find_spec(cls.package) is not None
+
+    def solve(self, problem: cp.Problem, *, warm_start: bool = True) -> SolveOutcome:
+        """Solve `problem` in place and map the result to a `SolveOutcome`."""
+        started = time.perf_counter()
+        try:
+            problem.solve(solver=self.name, warm_start=warm_start, **self.settings)
+        except cp.error.SolverError as exc:
+            return SolveOutcome(self.name, SolveStatus.ERROR, time.perf_counter() - started,
+                                message=str(exc).splitlines()[0] if str(exc) else "solver error")
+        seconds = time.perf_counter() - started
+        status = self.STATUS_MAP.get(problem.status, SolveStatus.ERROR)
+        stats = problem.solver_stats
+        iterations = getattr(stats, "num_iters", None) if stats is not None else None
+        return SolveOutcome(self.name, status, seconds, iterations, message=str(problem.status))
+
+
+class CvxpyAdapter(SolverAdapter):
+    """Marker base for adapters that go through cvxpy's `Problem.solve`."""

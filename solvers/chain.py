@@ -1,0 +1,76 @@
+"""The fallback chain: try solvers in order, record every attempt, never accept an
+inaccurate answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import cvxpy as cp
+
+from solvers.base import SolveOutcome, SolverAdapter, SolveStatus
+from solvers.clarabel import ClarabelAdapter
+from solvers.ecos import ECOSAdapter
+from solvers.osqp import OSQPAdapter
+
+__all__ = ["ChainResult", "SolverChain", "default_chain"]
+
+Verifier = Callable[[], str | None]
+"""Called after an OPTIMAL solve; returns why the solution is rejected, or None."""
+
+
+@dataclass
+class ChainResult:
+    """The chain's verdict and every attempt that led to it."""
+
+    status: SolveStatus
+    solver: str | None
+    attempts: list[SolveOutcome] = field(default_factory=list)
+
+    @property
+    def optimal(self) -> bool:
+        """True when some solver's answer was accepted."""
+        return self.status is SolveStatus.OPTIMAL
+
+
+class SolverChain:
+    """Ordered solvers for QPs and for problems with second-order cones."""
+
+    def __init__(self, qp: Sequence[SolverAdapter], socp: Sequence[SolverAdapter]) -> None:
+        if not qp or not socp:
+            raise ValueError("a solver chain needs at least one QP and one SOCP solver")
+        if not all(s.supports_socp for s in socp):
+            raise ValueError("every solver of the SOCP chain must support cones")
+        self.qp = list(qp)
+        self.socp = list(socp)
+
+    def solve(
+        self, problem: cp.Problem, *, needs_socp: bool, verify: Verifier | None = None
+    ) -> ChainResult:
+        """Solve with the first solver that gives an accepted answer."""
+        chain = self.socp if needs_socp else self.qp
+        attempts: list[SolveOutcome] = []
+        for adapter in chain:
+            outcome = adapter.solve(problem)
+            if outcome.status is SolveStatus.OPTIMAL and verify is not None:
+                reason = verify()
+                if reason is not None:
+                    outcome = SolveOutcome(adapter.name, SolveStatus.INACCURATE,
+                                           outcome.seconds, outcome.iterations, reason)
+            attempts.append(outcome)
+            if outcome.status is SolveStatus.OPTIMAL:
+                return ChainResult(SolveStatus.OPTIMAL, adapter.name, attempts)
+            if outcome.status in (SolveStatus.INFEASIBLE, SolveStatus.UNBOUNDED):
+                if adapter.certifies_infeasibility:
+                    return ChainResult(outcome.status, adapter.name, attempts)
+        # Only uncertified solvers ran: believe them only when all of them agree.
+        if attempts and all(a.status is SolveStatus.INFEASIBLE for a in attempts):
+            return ChainResult(SolveStatus.INFEASIBLE, attempts[-1].solver, attempts)
+        return ChainResult(SolveStatus.ERROR, None, attempts)
+
+
+def default_chain() -> SolverChain:
+    """OSQP then Clarabel then ECOS for QPs; Clarabel then ECOS where a cone is needed."""
+    qp = [a() for a in (OSQPAdapter, ClarabelAdapter, ECOSAdapter) if a.is_installed()]
+    socp = [a() for a in (ClarabelAdapter, ECOSAdapter) if a.is_installed()]
+    return SolverChain(qp=qp, socp=socp)
