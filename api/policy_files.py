@@ -1,0 +1,67 @@
+"""Reading policy definitions from YAML/JSON files or directories of them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from models import PolicyDefinition
+
+__all__ = ["PolicyFileError", "load_policies"]
+
+_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class PolicyFileError(Exception):
+    """A policy file cannot be read or does not hold valid PolicyDefinitions."""
+
+
+def _documents(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise PolicyFileError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from exc
+
+
+def _from_file(path: Path) -> list[PolicyDefinition]:
+    data = _documents(path)
+    items = data if isinstance(data, list) else [data]
+    out = []
+    for k, item in enumerate(items):
+        where = f"{path}[{k}]" if isinstance(data, list) else str(path)
+        try:
+            out.append(PolicyDefinition.model_validate(item))
+        except ValidationError as exc:
+            from api.errors import describe_validation_error
+
+            raise PolicyFileError(f"{where}: {describe_validation_error(exc)}") from exc
+    return out
+
+
+def load_policies(path: Path) -> list[PolicyDefinition]:
+    """Every PolicyDefinition in a file, or in the .yaml/.yml/.json files of a directory.
+
+    Names must be unique across all files.
+    """
+    if not path.exists():
+        raise PolicyFileError(f"{path}: no such file or directory")
+    files = sorted(p for p in path.rglob("*") if p.suffix in _SUFFIXES) if path.is_dir() else [path]
+    policies: list[PolicyDefinition] = []
+    seen: dict[str, Path] = {}
+    for file in files:
+        for policy in _from_file(file):
+            if policy.policy_name in seen:
+                raise PolicyFileError(
+                    f"{file}: policy {policy.policy_name!r} is also defined in "
+                    f"{seen[policy.policy_name]}"
+                )
+            seen[policy.policy_name] = file
+            policies.append(policy)
+    return policies
