@@ -20,7 +20,7 @@ import numpy as np
 from engine.check import TOLERANCE, check
 from engine.layout import Layout
 from engine.lots import lot_candidates, rounding_steps
-from engine.problems import CompiledProblem, ProblemCache
+from engine.problems import OBJECTIVE_SCALE, CompiledProblem, ProblemCache
 from models import AdjustmentMethod
 from models.typing import FloatArray
 from solvers import SolveOutcome, SolverChain, SolveStatus
@@ -107,6 +107,7 @@ class Adjuster:
         base = [solve_bounds(layout, k, cure_passive=cure_passive) for k in strict]
         attempts: list[SolveOutcome] = []
         notes: list[str] = []
+        solved_once = False
         for tightened in (False, True):
             bounds = _tighten(layout, strict, base) if tightened else base
             compiled.fill(layout, strict, bounds)
@@ -121,7 +122,10 @@ class Adjuster:
                     return AttemptResult("infeasible", attempts=attempts)
                 break
             if not result.optimal:
+                # A solution rejected for breaking a limit by more than the tolerance may
+                # pass once the limits leave room for solver error: try the tightened round.
                 continue
+            solved_once = True
             assert result.solver is not None
             found = self._round(layout, compiled, method, result.solver, attempts, strict,
                                 cure_passive=cure_passive)
@@ -130,6 +134,10 @@ class Adjuster:
                 return AttemptResult("adjusted", found, attempts)
             notes.append("rounding the optimum to lots broke a limit; re-solved with limits "
                          "tightened by the largest change rounding can cause")
+        if not solved_once:
+            reasons = "; ".join(f"{a.solver}: {a.status.value} ({a.message})" for a in attempts)
+            return AttemptResult("failed", attempts=attempts,
+                                 message=f"every solver failed: {reasons}")
         return self._fallback(layout, method, attempts, notes, strict, cure_passive=cure_passive)
 
     def _verify(self, layout: Layout, strict: list[int], bounds: list[FloatArray],
@@ -168,7 +176,7 @@ class Adjuster:
         for k, row, bound in zip(strict, compiled.row_constraints, compiled.bounds, strict=True):
             if row.dual_value is None:
                 continue
-            duals = np.atleast_1d(np.asarray(row.dual_value, dtype=float))
+            duals = np.atleast_1d(np.asarray(row.dual_value, dtype=float)) / OBJECTIVE_SCALE
             gaps = np.abs(layout.rowsets[k].block.values(w) - np.asarray(bound.value))
             for r in np.flatnonzero((duals > _BINDING_DUAL) & (gaps <= _BINDING_GAP)):
                 out.append((k, int(r), float(duals[r])))
@@ -176,7 +184,8 @@ class Adjuster:
 
     def _fallback(self, layout: Layout, method: AdjustmentMethod, attempts: list[SolveOutcome],
                   notes: list[str], strict: list[int], *, cure_passive: bool) -> AttemptResult:
-        """Cancel every trade, when that is compliant (always, unless curing passive breaches)."""
+        """After rounding failed even with tightened limits: cancel every trade when that is
+        compliant (always, unless curing passive breaches), saying so in the notes."""
         snap = layout.snap
         t = np.zeros(snap.n)
         w = snap.w0.copy()
@@ -187,6 +196,5 @@ class Adjuster:
             solver = attempts[-1].solver if attempts else "none"
             adjustment = Adjustment(method, t, w, distance, solver, attempts, [], [*notes, note])
             return AttemptResult("adjusted", adjustment, attempts)
-        reasons = "; ".join(f"{a.solver}: {a.status.value} {a.message}".strip() for a in attempts)
         return AttemptResult("failed", attempts=attempts,
-                             message=f"no compliant adjustment found ({reasons or 'no solver ran'})")
+                             message="no lot-rounded decision near the optimum passes the check")

@@ -293,9 +293,10 @@ class NormBlock(Block):
 
     def sensitivity(self, eps: FloatArray) -> FloatArray:
         # Triangle inequality: |s ||L'(y + P e)|| - s ||L'y||| <= s sum_i eps_i ||L' P e_i||.
-        columns = np.asarray(self.P.T @ (self.F @ self.F.T) @ self.P).diagonal()
+        P = sp.csr_matrix(self.P)
+        columns = np.sum(np.asarray(P.T @ self.F) ** 2, axis=1)  # ||F' P e_i||^2
         if self.d is not None:
-            columns = columns + np.asarray(self.P.T @ sp.diags(self.d**2) @ self.P).diagonal()
+            columns = columns + np.asarray(P.multiply(P).T @ self.d**2).ravel()
         return np.array([self.scale * float(np.sqrt(np.clip(columns, 0, None)) @ eps)])
 
 

@@ -7,9 +7,15 @@ import numpy as np
 from engine.portfolio import Snapshot
 from models.typing import FloatArray
 
-__all__ = ["lot_candidates", "rounding_steps"]
+__all__ = ["SNAP_WEIGHT", "lot_candidates", "rounding_steps"]
 
-_SAME = 1e-9
+SNAP_WEIGHT = 1e-6
+"""Trades within this weight of the proposal (or of no trade) are also tried snapped to it.
+
+Interior-point solvers stop a little inside a bound that is degenerate at the optimum (an
+untouched trade in scale_back sits at `alpha = 1` with a zero dual); snapping recovers the
+exact value, and the checker decides whether the snapped candidate is kept.
+"""
 
 
 def rounding_steps(snap: Snapshot) -> FloatArray:
@@ -17,17 +23,7 @@ def rounding_steps(snap: Snapshot) -> FloatArray:
     return snap.lots * snap.prices / snap.nav
 
 
-def lot_candidates(snap: Snapshot, t: FloatArray, *, shrink_only: bool) -> list[FloatArray]:
-    """Lot-rounded versions of the continuous trades `t` (signed shares over V).
-
-    A trade the solution leaves as proposed is kept verbatim (even if the proposal was not a
-    lot multiple); a trade the solution removes becomes 0; every other trade becomes a whole
-    number of lots, rounded to the nearest lot and, as a second candidate, toward zero.
-    With `shrink_only` (scale_back) no trade may grow or flip side.
-    """
-    proposed = snap.t
-    kept = np.abs(t - proposed) <= _SAME * np.maximum(1.0, np.abs(proposed))
-    dropped = np.abs(t) <= _SAME * np.maximum(1.0, np.abs(proposed))
+def _to_lots(snap: Snapshot, t: FloatArray, *, shrink_only: bool) -> list[FloatArray]:
     lots = snap.lots
     fractional = lots <= 0
     safe_lots = np.where(fractional, 1.0, lots)
@@ -35,12 +31,27 @@ def lot_candidates(snap: Snapshot, t: FloatArray, *, shrink_only: bool) -> list[
     nearest = np.round(units) * safe_lots
     toward_zero = np.sign(units) * np.floor(np.abs(units) + 1e-9) * safe_lots
     if shrink_only:
-        grows = (np.abs(nearest) > np.abs(proposed)) | (nearest * proposed < 0)
+        grows = (np.abs(nearest) > np.abs(snap.t)) | (nearest * snap.t < 0)
         nearest = np.where(grows, toward_zero, nearest)
-    out = []
-    for rounded in (nearest, toward_zero):
-        candidate = np.where(fractional, t, rounded)
-        candidate = np.where(kept, proposed, np.where(dropped, 0.0, candidate))
-        if not any(np.array_equal(candidate, c) for c in out):
-            out.append(candidate)
+    # A trade left exactly as proposed keeps its quantity, lot multiple or not.
+    unchanged = t == snap.t
+    return [np.where(fractional | unchanged, t, r) for r in (nearest, toward_zero)]
+
+
+def lot_candidates(snap: Snapshot, t: FloatArray, *, shrink_only: bool) -> list[FloatArray]:
+    """Lot-rounded versions of the continuous trades `t` (signed shares over V).
+
+    Each trade becomes a whole number of lots, rounded to the nearest lot and, as another
+    candidate, toward zero; the same again after snapping trades within `SNAP_WEIGHT` of the
+    proposal (or of zero) onto it. A trade equal to the proposal keeps its quantity. With
+    `shrink_only` (scale_back) no trade grows or flips side. The checker picks among them.
+    """
+    tolerance = SNAP_WEIGHT * snap.nav / snap.prices
+    snapped = np.where(np.abs(t - snap.t) <= tolerance, snap.t,
+                       np.where(np.abs(t) <= tolerance, 0.0, t))
+    out: list[FloatArray] = []
+    for base in (snapped, t):
+        for candidate in _to_lots(snap, base, shrink_only=shrink_only):
+            if not any(np.array_equal(candidate, c) for c in out):
+                out.append(candidate)
     return out

@@ -28,9 +28,13 @@ from engine.blocks import NormBlock, Params
 from engine.layout import Layout
 from models.typing import FloatArray
 
-__all__ = ["CompiledProblem", "ProblemCache", "Space"]
+__all__ = ["OBJECTIVE_SCALE", "CompiledProblem", "ProblemCache", "Space"]
 
 Space = Literal["scale_back", "project", "elastic"]
+
+OBJECTIVE_SCALE = 1e4
+"""Distances are sums of squared weight changes (often 1e-6 .. 1e-2); scaling them keeps the
+solvers' absolute tolerances meaningful. Duals are divided by it again when reported."""
 
 
 @dataclass
@@ -94,14 +98,14 @@ def _build(space: Space, layout: Layout, indices: Sequence[int]) -> CompiledProb
         lower, upper = cp.Parameter(m, name="lower"), cp.Parameter(m, name="upper")
         picks = sp.csr_matrix((np.ones(m), (list(traded), np.arange(m))), shape=(n, m))
         delta: Any = picks @ variable
-        objective = cp.sum_squares(variable - target)
+        objective = OBJECTIVE_SCALE * cp.sum_squares(variable - target)
         constraints += [variable >= lower, variable <= upper]
     else:
         variable = cp.Variable(n, name="x")
         delta = variable
         if space == "project":
             target = cp.Parameter(n, name="dhat")
-            objective = cp.sum_squares(variable - target)
+            objective = OBJECTIVE_SCALE * cp.sum_squares(variable - target)
 
     block_params, bounds, rows, slacks = [], [], [], []
     for k in indices:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+import warnings
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
@@ -72,7 +73,10 @@ class SolverAdapter:
         """Solve `problem` in place and map the result to a `SolveOutcome`."""
         started = time.perf_counter()
         try:
-            problem.solve(solver=self.name, warm_start=warm_start, **self.settings)
+            with warnings.catch_warnings():
+                # The status says the same, and the chain acts on it; no need to warn too.
+                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                problem.solve(solver=self.name, warm_start=warm_start, **self.settings)
         except cp.error.SolverError as exc:
             return SolveOutcome(self.name, SolveStatus.ERROR, time.perf_counter() - started,
                                 message=str(exc).splitlines()[0] if str(exc) else "solver error")

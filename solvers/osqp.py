@@ -24,6 +24,6 @@ class OSQPAdapter(CvxpyAdapter):
     settings: ClassVar[dict[str, Any]] = {
         "eps_abs": 1e-9,
         "eps_rel": 1e-9,
-        "polish": True,
+        "polishing": True,
         "max_iter": 20000,
     }

@@ -32,9 +32,22 @@ __all__ = [
 ]
 
 KINDS = (
-    "weight_bounds", "group_limit", "gross_exposure", "net_exposure", "cash", "exposure",
-    "concentration", "turnover", "trade_limit", "restricted", "allowed_universe",
-    "volatility", "tracking_error", "var", "cvar", "stress",
+    "weight_bounds",
+    "group_limit",
+    "gross_exposure",
+    "net_exposure",
+    "cash",
+    "exposure",
+    "concentration",
+    "turnover",
+    "trade_limit",
+    "restricted",
+    "allowed_universe",
+    "volatility",
+    "tracking_error",
+    "var",
+    "cvar",
+    "stress",
 )
 """Every constraint kind the generator draws."""
 
@@ -42,16 +55,32 @@ RISK_KINDS = frozenset({"volatility", "tracking_error", "var"})
 """Kinds that need a risk model."""
 
 _POLICY_TYPE = {
-    "weight_bounds": "POSITION_LIMIT", "concentration": "POSITION_LIMIT",
-    "gross_exposure": "POSITION_LIMIT", "net_exposure": "POSITION_LIMIT",
-    "cash": "INVESTMENT_MANDATE", "group_limit": "SECTOR_LIMIT",
-    "exposure": "RISK_LIMIT", "turnover": "REGULATORY", "trade_limit": "REGULATORY",
-    "restricted": "REGULATORY", "allowed_universe": "INVESTMENT_MANDATE",
-    "volatility": "RISK_LIMIT", "tracking_error": "RISK_LIMIT", "var": "RISK_LIMIT",
-    "cvar": "RISK_LIMIT", "stress": "RISK_LIMIT",
+    "weight_bounds": "POSITION_LIMIT",
+    "concentration": "POSITION_LIMIT",
+    "gross_exposure": "POSITION_LIMIT",
+    "net_exposure": "POSITION_LIMIT",
+    "cash": "INVESTMENT_MANDATE",
+    "group_limit": "SECTOR_LIMIT",
+    "exposure": "RISK_LIMIT",
+    "turnover": "REGULATORY",
+    "trade_limit": "REGULATORY",
+    "restricted": "REGULATORY",
+    "allowed_universe": "INVESTMENT_MANDATE",
+    "volatility": "RISK_LIMIT",
+    "tracking_error": "RISK_LIMIT",
+    "var": "RISK_LIMIT",
+    "cvar": "RISK_LIMIT",
+    "stress": "RISK_LIMIT",
 }
-_SECTORS = ("Information Technology", "Financials", "Health Care", "Energy", "Industrials",
-            "Consumer Staples", "Utilities")
+_SECTORS = (
+    "Information Technology",
+    "Financials",
+    "Health Care",
+    "Energy",
+    "Industrials",
+    "Consumer Staples",
+    "Utilities",
+)
 _COUNTRIES = ("US", "GB", "DE", "JP", "FR")
 _LIQUIDITY = ("highly_liquid", "moderately_liquid", "illiquid")
 _OUTCOMES = ("pass", "passive", "active", "tight")
@@ -61,8 +90,9 @@ _ENFORCEMENT = ("strict", "advisory", "monitor")
 # --------------------------------------------------------------------------- helpers
 
 
-def _choice(rng: np.random.Generator, items: Any, size: int | None = None,
-            replace: bool = False) -> Any:
+def _choice(
+    rng: np.random.Generator, items: Any, size: int | None = None, replace: bool = False
+) -> Any:
     items = list(items)
     if size is None:
         return items[int(rng.integers(len(items)))]
@@ -84,8 +114,7 @@ def _avoid(limit: float, values: list[float], gap: float = 2e-6) -> float:
     return limit
 
 
-def _pick_upper(rng: np.random.Generator, pairs: list[tuple[float, float]],
-                outcome: str) -> float:
+def _pick_upper(rng: np.random.Generator, pairs: list[tuple[float, float]], outcome: str) -> float:
     """A ``max`` for rows with (pre, post) values aiming at an outcome.
 
     ``pass``: above every value. ``active``: between pre and post of a row the trade grows.
@@ -112,8 +141,7 @@ def _pick_upper(rng: np.random.Generator, pairs: list[tuple[float, float]],
     return _avoid(_round(float(np.quantile(values, rng.uniform(0.3, 0.9)))), values)
 
 
-def _pick_lower(rng: np.random.Generator, pairs: list[tuple[float, float]],
-                outcome: str) -> float:
+def _pick_lower(rng: np.random.Generator, pairs: list[tuple[float, float]], outcome: str) -> float:
     """A ``min``: :func:`_pick_upper` on the negated values."""
     return -_pick_upper(rng, [(-a, -b) for a, b in pairs], outcome)
 
@@ -134,8 +162,15 @@ def _pairs(probe: dict, vt: str) -> list[tuple[float, float]]:
     return [v for (t, _s), v in probe.items() if t == vt]
 
 
-def _bounds(rng: np.random.Generator, probe: dict, kind: str, *, want_max: bool,
-            want_min: bool, nonneg: bool = False) -> dict[str, float]:
+def _bounds(
+    rng: np.random.Generator,
+    probe: dict,
+    kind: str,
+    *,
+    want_max: bool,
+    want_min: bool,
+    nonneg: bool = False,
+) -> dict[str, float]:
     """Pick ``min`` / ``max`` for a bounded kind from probed values; keeps ``min <= max``."""
     out: dict[str, float] = {}
     if want_max:
@@ -172,18 +207,20 @@ def _instruments(rng: np.random.Generator, names: list[str], lot_mode: str) -> l
         }
         if rng.random() < 0.85:
             attrs["esg"] = _round(rng.uniform(1.0, 10.0), 2)
-        out.append({
-            "symbol": s,
-            "price": _round(math.exp(rng.uniform(math.log(5.0), math.log(500.0))), 2),
-            "sector": _choice(rng, sectors),
-            "issuer": issuer,
-            "country": _choice(rng, countries),
-            "asset_class": "equity",
-            "currency": "USD",
-            "adv": float(round(10 ** rng.uniform(4.0, 7.0))),
-            "lot_size": lot,
-            "attributes": attrs,
-        })
+        out.append(
+            {
+                "symbol": s,
+                "price": _round(math.exp(rng.uniform(math.log(5.0), math.log(500.0))), 2),
+                "sector": _choice(rng, sectors),
+                "issuer": issuer,
+                "country": _choice(rng, countries),
+                "asset_class": "equity",
+                "currency": "USD",
+                "adv": float(round(10 ** rng.uniform(4.0, 7.0))),
+                "lot_size": lot,
+                "attributes": attrs,
+            }
+        )
     return out
 
 
@@ -195,8 +232,9 @@ def _to_quantity(weight: float, nav: float, price: float, lot: float) -> float:
     return _round(q, 4) or math.copysign(1e-4, q)
 
 
-def _positions(rng: np.random.Generator, held: list[str], inst: dict[str, dict],
-               nav: float, long_short: bool) -> list[dict]:
+def _positions(
+    rng: np.random.Generator, held: list[str], inst: dict[str, dict], nav: float, long_short: bool
+) -> list[dict]:
     n = len(held)
     if long_short and n >= 3:
         n_short = int(rng.integers(1, max(2, n // 3) + 1))
@@ -212,25 +250,35 @@ def _positions(rng: np.random.Generator, held: list[str], inst: dict[str, dict],
         gross_short = rng.uniform(0.1, 0.5)
         for s, x in zip(sorted(shorts), rng.dirichlet(np.ones(len(shorts))), strict=True):
             w[s] = -gross_short * x
-    return [{"symbol": s, "quantity": _to_quantity(w[s], nav, inst[s]["price"],
-                                                    inst[s]["lot_size"])} for s in held]
+    return [
+        {"symbol": s, "quantity": _to_quantity(w[s], nav, inst[s]["price"], inst[s]["lot_size"])}
+        for s in held
+    ]
 
 
-def _trades(rng: np.random.Generator, held_q: dict[str, float], new: list[str],
-            inst: dict[str, dict], nav: float, long_short: bool) -> list[dict]:
+def _trades(
+    rng: np.random.Generator,
+    held_q: dict[str, float],
+    new: list[str],
+    inst: dict[str, dict],
+    nav: float,
+    long_short: bool,
+) -> list[dict]:
     held = sorted(held_q)
     n_held_traded = int(rng.integers(0 if new else 1, min(8, len(held)) + 1))
     traded_held = _choice(rng, held, size=n_held_traded) if n_held_traded else []
     deltas: dict[str, float] = {}  # signed quantity
     for s in new:
         side = -1.0 if long_short and rng.random() < 0.3 else 1.0
-        dq = _to_quantity(side * rng.uniform(0.005, 0.06), nav, inst[s]["price"],
-                          inst[s]["lot_size"])
+        dq = _to_quantity(
+            side * rng.uniform(0.005, 0.06), nav, inst[s]["price"], inst[s]["lot_size"]
+        )
         deltas[s] = dq
     for s in traded_held:
         q, p, lot = held_q[s], inst[s]["price"], inst[s]["lot_size"]
-        action = _choice(rng, ("add", "trim", "close", "flip") if long_short
-                         else ("add", "add", "trim", "close"))
+        action = _choice(
+            rng, ("add", "trim", "close", "flip") if long_short else ("add", "add", "trim", "close")
+        )
         if action == "add":
             dq = _to_quantity(math.copysign(rng.uniform(0.003, 0.05), q), nav, p, lot)
         elif action == "trim":
@@ -274,18 +322,20 @@ def _risk_model(rng: np.random.Generator, names: list[str]) -> dict:
         corr = c / np.outer(d, d)
     f = np.outer(vols, vols) * corr
     f = (f + f.T) / 2
-    loadings = {s: [_round(x, 4) for x in rng.normal([1.0] + [0.0] * (k - 1), 0.5)]
-                for s in names}
+    loadings = {s: [_round(x, 4) for x in rng.normal([1.0] + [0.0] * (k - 1), 0.5)] for s in names}
     spec_var = {s: _round(rng.uniform(0.01, 0.12) ** 2, 8) for s in names}
     if rng.random() < 0.25:  # the full-covariance form
         b = np.array([loadings[s] for s in names])
         sigma = b @ f @ b.T + np.diag([spec_var[s] for s in names])
         sigma = (sigma + sigma.T) / 2
-        return {"covariance": {"symbols": list(names),
-                               "matrix": [[float(x) for x in r] for r in sigma]}}
-    return {"factor_loadings": loadings,
-            "factor_covariance": [[float(x) for x in r] for r in f],
-            "specific_variance": spec_var}
+        return {
+            "covariance": {"symbols": list(names), "matrix": [[float(x) for x in r] for r in sigma]}
+        }
+    return {
+        "factor_loadings": loadings,
+        "factor_covariance": [[float(x) for x in r] for r in f],
+        "specific_variance": spec_var,
+    }
 
 
 def _scenarios(rng: np.random.Generator, names: list[str]) -> dict:
@@ -299,8 +349,9 @@ def _scenarios(rng: np.random.Generator, names: list[str]) -> dict:
 # --------------------------------------------------------------------------- policies
 
 
-def _constraint(rng: np.random.Generator, kind: str, pf: spec.Portfolio,
-                long_short: bool, inst: dict[str, dict]) -> dict:
+def _constraint(
+    rng: np.random.Generator, kind: str, pf: spec.Portfolio, long_short: bool, inst: dict[str, dict]
+) -> dict:
     V = pf.symbols
     traded = [s for s in V if pf.traded[s] != 0]
     c: dict[str, Any] = {"kind": kind}
@@ -334,8 +385,11 @@ def _constraint(rng: np.random.Generator, kind: str, pf: spec.Portfolio,
             c["per_group"] = {g: _bounds(rng, p, kind, want_max=True, want_min="min" in c)}
         return c
     if kind == "gross_exposure":
-        c.update(_bounds(rng, _probe(pf, {**c, "max": 0.0}), kind, want_max=True,
-                         want_min=False, nonneg=True))
+        c.update(
+            _bounds(
+                rng, _probe(pf, {**c, "max": 0.0}), kind, want_max=True, want_min=False, nonneg=True
+            )
+        )
         return c
     if kind in ("net_exposure", "cash"):
         which = _choice(rng, ("max", "min", "both"))
@@ -363,8 +417,11 @@ def _constraint(rng: np.random.Generator, kind: str, pf: spec.Portfolio,
     if kind == "cvar":
         c["confidence"] = float(_choice(rng, (0.9, 0.95, 0.975)))
     if kind in ("concentration", "turnover", "volatility", "tracking_error", "var", "cvar"):
-        c.update(_bounds(rng, _probe(pf, {**c, "max": 0.0}), kind, want_max=True,
-                         want_min=False, nonneg=True))
+        c.update(
+            _bounds(
+                rng, _probe(pf, {**c, "max": 0.0}), kind, want_max=True, want_min=False, nonneg=True
+            )
+        )
         return c
     if kind == "trade_limit":
         if rng.random() < 0.2:
@@ -376,15 +433,20 @@ def _constraint(rng: np.random.Generator, kind: str, pf: spec.Portfolio,
             c["max_weight_change"] = max(_pick_upper(rng, pairs, _outcome(rng)), 0.0)
         if which != "change":
             chosen = V if "symbols" not in c else [s for s in V if s in c["symbols"]]
-            ratios = [(0.0, abs(pf.w_hat[s] - pf.w0[s]) * pf.nav
-                       / (inst[s]["adv"] * pf.prices[s])) for s in chosen]
+            ratios = [
+                (0.0, abs(pf.w_hat[s] - pf.w0[s]) * pf.nav / (inst[s]["adv"] * pf.prices[s]))
+                for s in chosen
+            ]
             c["max_adv_fraction"] = max(_pick_upper(rng, ratios, _outcome(rng)), 0.0)
         return c
     if kind in ("restricted", "allowed_universe"):
         if kind == "restricted":
-            c["mode"] = _choice(rng, ("no_holding", "no_buy", "no_sell", "no_short", "no_trade")
-                                if long_short else
-                                ("no_holding", "no_holding", "no_buy", "no_sell", "no_trade"))
+            c["mode"] = _choice(
+                rng,
+                ("no_holding", "no_buy", "no_sell", "no_short", "no_trade")
+                if long_short
+                else ("no_holding", "no_holding", "no_buy", "no_sell", "no_trade"),
+            )
         if rng.random() < 0.3:
             attr = _choice(rng, ("sector", "country", "liquidity"))
             values = sorted({str(spec._raw_attr(inst[s], attr)) for s in V})
@@ -418,8 +480,9 @@ def _constraint(rng: np.random.Generator, kind: str, pf: spec.Portfolio,
                 values = sorted({str(spec._raw_attr(inst[s], attr)) for s in V})
                 scen[f"{attr}-crash-{j}"] = {
                     "by": attr,
-                    "shocks": {v: _round(rng.uniform(-0.4, 0.1), 4) for v in values
-                               if rng.random() < 0.7},
+                    "shocks": {
+                        v: _round(rng.uniform(-0.4, 0.1), 4) for v in values if rng.random() < 0.7
+                    },
                     "default": _round(rng.uniform(-0.05, 0.0), 4),
                 }
         c["scenarios"] = scen
@@ -429,8 +492,15 @@ def _constraint(rng: np.random.Generator, kind: str, pf: spec.Portfolio,
     raise ValueError(kind)
 
 
-def _policy(rng: np.random.Generator, name: str, kind: str, constraints: list[dict],
-            pid: str, scoping: bool, level: str | None = None) -> dict:
+def _policy(
+    rng: np.random.Generator,
+    name: str,
+    kind: str,
+    constraints: list[dict],
+    pid: str,
+    scoping: bool,
+    level: str | None = None,
+) -> dict:
     p: dict[str, Any] = {
         "policy_name": name,
         "policy_type": _POLICY_TYPE[kind],
@@ -458,39 +528,68 @@ def _conflict(rng: np.random.Generator, pf: spec.Portfolio, idx: int) -> list[di
     delta = _round(rng.uniform(0.01, 0.05), 4)
     s0 = sum(pf.w0.values())
     longs = [s for s in pf.symbols if pf.w0[s] > 0.002]
-    template = _choice(rng, ("net_cash", "hold_restricted", "beta") if longs
-                       else ("net_cash", "beta"))
+    template = _choice(
+        rng, ("net_cash", "hold_restricted", "beta") if longs else ("net_cash", "beta")
+    )
     if template == "net_cash":
         return [
-            {"policy_name": f"conflict-{idx}-net-floor", "policy_type": "INVESTMENT_MANDATE",
-             "enforcement_level": "strict",
-             "rules": {"constraints": [{"kind": "net_exposure", "min": _round(s0 + delta)}]}},
-            {"policy_name": f"conflict-{idx}-cash-floor", "policy_type": "INVESTMENT_MANDATE",
-             "enforcement_level": "strict",
-             "rules": {"constraints": [{"kind": "cash", "min": _round(1 - s0 + delta)}]}},
+            {
+                "policy_name": f"conflict-{idx}-net-floor",
+                "policy_type": "INVESTMENT_MANDATE",
+                "enforcement_level": "strict",
+                "rules": {"constraints": [{"kind": "net_exposure", "min": _round(s0 + delta)}]},
+            },
+            {
+                "policy_name": f"conflict-{idx}-cash-floor",
+                "policy_type": "INVESTMENT_MANDATE",
+                "enforcement_level": "strict",
+                "rules": {"constraints": [{"kind": "cash", "min": _round(1 - s0 + delta)}]},
+            },
         ]
     if template == "hold_restricted":
         s = _choice(rng, longs)
         return [
-            {"policy_name": f"conflict-{idx}-core-holding", "policy_type": "POSITION_LIMIT",
-             "enforcement_level": "strict",
-             "rules": {"constraints": [{"kind": "weight_bounds", "symbols": [s],
-                                        "min": _round(pf.w0[s] / 2, 8)}]}},
-            {"policy_name": f"conflict-{idx}-restricted", "policy_type": "REGULATORY",
-             "enforcement_level": "strict",
-             "rules": {"constraints": [{"kind": "restricted", "symbols": [s],
-                                        "mode": "no_holding"}]}},
+            {
+                "policy_name": f"conflict-{idx}-core-holding",
+                "policy_type": "POSITION_LIMIT",
+                "enforcement_level": "strict",
+                "rules": {
+                    "constraints": [
+                        {"kind": "weight_bounds", "symbols": [s], "min": _round(pf.w0[s] / 2, 8)}
+                    ]
+                },
+            },
+            {
+                "policy_name": f"conflict-{idx}-restricted",
+                "policy_type": "REGULATORY",
+                "enforcement_level": "strict",
+                "rules": {
+                    "constraints": [{"kind": "restricted", "symbols": [s], "mode": "no_holding"}]
+                },
+            },
         ]
     beta0 = sum(pf.w0[s] * pf.instruments[s]["attributes"]["beta"] for s in pf.symbols)
     return [
-        {"policy_name": f"conflict-{idx}-beta-floor", "policy_type": "RISK_LIMIT",
-         "enforcement_level": "strict",
-         "rules": {"constraints": [{"kind": "exposure", "attribute": "beta",
-                                    "min": _round(beta0 + delta)}]}},
-        {"policy_name": f"conflict-{idx}-beta-cap", "policy_type": "RISK_LIMIT",
-         "enforcement_level": "strict",
-         "rules": {"constraints": [{"kind": "exposure", "attribute": "beta",
-                                    "max": _round(beta0 - delta)}]}},
+        {
+            "policy_name": f"conflict-{idx}-beta-floor",
+            "policy_type": "RISK_LIMIT",
+            "enforcement_level": "strict",
+            "rules": {
+                "constraints": [
+                    {"kind": "exposure", "attribute": "beta", "min": _round(beta0 + delta)}
+                ]
+            },
+        },
+        {
+            "policy_name": f"conflict-{idx}-beta-cap",
+            "policy_type": "RISK_LIMIT",
+            "enforcement_level": "strict",
+            "rules": {
+                "constraints": [
+                    {"kind": "exposure", "attribute": "beta", "max": _round(beta0 - delta)}
+                ]
+            },
+        },
     ]
 
 
@@ -606,8 +705,12 @@ def random_case(
     if "cvar" in all_kinds:
         state["scenarios"] = _scenarios(rng, names)
     request: dict[str, Any] = {
-        "decision": {"decision_id": f"dec-{int(rng.integers(1 << 40)):011x}",
-                     "portfolio_id": pid, "trades": trades, "strategy": "generated"},
+        "decision": {
+            "decision_id": f"dec-{int(rng.integers(1 << 40)):011x}",
+            "portfolio_id": pid,
+            "trades": trades,
+            "strategy": "generated",
+        },
         "portfolio_state": state,
         "mode": mode,
         "adjustment": adjustment,
@@ -618,8 +721,17 @@ def random_case(
     policies = []
     for i, (kind, more) in enumerate(zip(drawn, extra_kinds, strict=True)):
         constraints = [_constraint(rng, k, pf, long_short, inst) for k in [kind, *more]]
-        policies.append(_policy(rng, f"{kind.replace('_', '-')}-{i}", kind, constraints, pid,
-                                scoping, "strict" if strict_only else None))
+        policies.append(
+            _policy(
+                rng,
+                f"{kind.replace('_', '-')}-{i}",
+                kind,
+                constraints,
+                pid,
+                scoping,
+                "strict" if strict_only else None,
+            )
+        )
     if conflict:
         policies += _conflict(rng, pf, len(policies))
     order = rng.permutation(len(policies))

@@ -28,6 +28,7 @@ Decisions taken where SPEC is silent (see the module's tests for worked examples
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -54,13 +55,18 @@ __all__ = [
 BREACH_TOL = 1e-9
 """A row is breached when its excess over the limit exceeds this (SPEC section 5)."""
 
-ALWAYS_ACTIVE = frozenset({"turnover.max", "trade_limit.max_weight_change",
-                           "trade_limit.max_adv_fraction", "restricted.no_trade"})
+ALWAYS_ACTIVE = frozenset(
+    {
+        "turnover.max",
+        "trade_limit.max_weight_change",
+        "trade_limit.max_adv_fraction",
+        "restricted.no_trade",
+    }
+)
 """Violation types whose breaches are always active."""
 
 _INSTRUMENT_FIELDS = frozenset(
-    {"symbol", "price", "sector", "issuer", "country", "asset_class", "currency", "adv",
-     "lot_size"}
+    {"symbol", "price", "sector", "issuer", "country", "asset_class", "currency", "adv", "lot_size"}
 )
 _SKIP = object()
 
@@ -150,9 +156,16 @@ class _Spec:
         return self.violation_type in ALWAYS_ACTIVE
 
     def row(self, ops: Any, w: Mapping[str, Any]) -> Row:
-        return Row(self.policy_name, self.enforcement_level, self.violation_type,
-                   self.subject, float(self.fn(ops, w)), float(self.limit), self.sense,
-                   self.always_active)
+        return Row(
+            self.policy_name,
+            self.enforcement_level,
+            self.violation_type,
+            self.subject,
+            float(self.fn(ops, w)),
+            float(self.limit),
+            self.sense,
+            self.always_active,
+        )
 
 
 @dataclass
@@ -226,8 +239,7 @@ class _NumOps:
 
 
 def _stack(xs: Sequence[Any]) -> cp.Expression:
-    return cp.hstack([x if isinstance(x, cp.Expression) else cp.Constant(float(x))
-                      for x in xs])
+    return cp.hstack([x if isinstance(x, cp.Expression) else cp.Constant(float(x)) for x in xs])
 
 
 def _psd_factor(sigma: np.ndarray) -> np.ndarray:
@@ -310,12 +322,17 @@ def portfolio(request: dict) -> Portfolio:
     w0 = {s: held.get(s, 0.0) * prices[s] / nav for s in symbols}
     w_hat = {s: (held.get(s, 0.0) + net.get(s, 0.0)) * prices[s] / nav for s in symbols}
     return Portfolio(
-        symbols=symbols, w0=w0, w_hat=w_hat, nav=nav,
+        symbols=symbols,
+        w0=w0,
+        w_hat=w_hat,
+        nav=nav,
         held={s: held.get(s, 0.0) for s in symbols},
         traded={s: net.get(s, 0.0) for s in symbols},
-        prices=prices, instruments=instruments,
+        prices=prices,
+        instruments=instruments,
         benchmark={k: float(v) for k, v in (state.get("benchmark") or {}).items()},
-        risk_model=state.get("risk_model"), scenarios=state.get("scenarios"),
+        risk_model=state.get("risk_model"),
+        scenarios=state.get("scenarios"),
     )
 
 
@@ -385,8 +402,9 @@ def _bound(c: dict, override: dict | None, key: str) -> float | None:
     return None if c.get(key) is None else float(c[key])
 
 
-def _minmax(kind: str, c: dict, subject: str | None, fn: Callable,
-            override: dict | None = None) -> list[tuple]:
+def _minmax(
+    kind: str, c: dict, subject: str | None, fn: Callable, override: dict | None = None
+) -> list[tuple]:
     out = []
     hi, lo = _bound(c, override, "max"), _bound(c, override, "min")
     if hi is not None:
@@ -425,7 +443,8 @@ def _sigma(pf: Portfolio, syms: list[str], policy: str) -> np.ndarray:
                 raise ValueError(f"policy {policy}: risk model lacks {s}")
         m = np.asarray(cov["matrix"], dtype=float)
         return np.array([[m[idx[a], idx[b]] for b in syms] for a in syms]).reshape(
-            len(syms), len(syms))
+            len(syms), len(syms)
+        )
     loadings = rm["factor_loadings"]
     for s in syms:
         if s not in loadings:
@@ -473,8 +492,15 @@ def _constraint_specs(pf: Portfolio, c: dict, policy: str) -> list[tuple]:
         return out
 
     if kind == "gross_exposure":
-        return [("gross_exposure.max", None, float(c["max"]), "le",
-                 lambda ops, w: sum(ops.abs(_w(w, s)) for s in V))]
+        return [
+            (
+                "gross_exposure.max",
+                None,
+                float(c["max"]),
+                "le",
+                lambda ops, w: sum(ops.abs(_w(w, s)) for s in V),
+            )
+        ]
 
     if kind == "net_exposure":
         return _minmax(kind, c, None, lambda ops, w: sum(_w(w, s) for s in V))
@@ -495,30 +521,53 @@ def _constraint_specs(pf: Portfolio, c: dict, policy: str) -> list[tuple]:
             xs[s] = float(v)
 
         def expo(ops: Any, w: Mapping[str, Any]) -> Any:
-            return sum((_w(w, s) - (bench.get(s, 0.0) if active else 0.0)) * x
-                       for s, x in xs.items())
+            return sum(
+                (_w(w, s) - (bench.get(s, 0.0) if active else 0.0)) * x for s, x in xs.items()
+            )
 
         return _minmax(kind, c, None, expo)
 
     if kind == "concentration":
         k = int(c["top_k"])
-        return [("concentration.max", None, float(c["max"]), "le",
-                 lambda ops, w: ops.sum_largest([ops.abs(_w(w, s)) for s in V], k))]
+        return [
+            (
+                "concentration.max",
+                None,
+                float(c["max"]),
+                "le",
+                lambda ops, w: ops.sum_largest([ops.abs(_w(w, s)) for s in V], k),
+            )
+        ]
 
     if kind == "turnover":
-        return [("turnover.max", None, float(c["max"]), "le",
-                 lambda ops, w: sum(ops.abs(_w(w, s) - pf.w0[s]) for s in V))]
+        return [
+            (
+                "turnover.max",
+                None,
+                float(c["max"]),
+                "le",
+                lambda ops, w: sum(ops.abs(_w(w, s) - pf.w0[s]) for s in V),
+            )
+        ]
 
     if kind == "trade_limit":
         chosen = V if c.get("symbols") is None else [s for s in V if s in set(c["symbols"])]
         out = []
         for s in chosen:
+
             def change(ops: Any, w: Mapping[str, Any], s: str = s) -> Any:
                 return ops.abs(_w(w, s) - pf.w0[s])
 
             if c.get("max_weight_change") is not None:
-                out.append(("trade_limit.max_weight_change", s,
-                            float(c["max_weight_change"]), "le", change))
+                out.append(
+                    (
+                        "trade_limit.max_weight_change",
+                        s,
+                        float(c["max_weight_change"]),
+                        "le",
+                        change,
+                    )
+                )
             if c.get("max_adv_fraction") is not None:
                 adv = _attr(pf, c, policy, s, "adv")
                 if adv is _SKIP:
@@ -532,28 +581,36 @@ def _constraint_specs(pf: Portfolio, c: dict, policy: str) -> list[tuple]:
         out = []
         for s in _select(pf, c, policy):
             if mode == "no_holding":
-                out.append(("restricted.no_holding", s, 0.0, "le",
-                            lambda ops, w, s=s: ops.abs(_w(w, s))))
+                out.append(
+                    ("restricted.no_holding", s, 0.0, "le", lambda ops, w, s=s: ops.abs(_w(w, s)))
+                )
             elif mode == "no_buy":
-                out.append(("restricted.no_buy", s, pf.w0[s], "le",
-                            lambda ops, w, s=s: _w(w, s)))
+                out.append(("restricted.no_buy", s, pf.w0[s], "le", lambda ops, w, s=s: _w(w, s)))
             elif mode == "no_sell":
-                out.append(("restricted.no_sell", s, pf.w0[s], "ge",
-                            lambda ops, w, s=s: _w(w, s)))
+                out.append(("restricted.no_sell", s, pf.w0[s], "ge", lambda ops, w, s=s: _w(w, s)))
             elif mode == "no_short":
-                out.append(("restricted.no_short", s, 0.0, "ge",
-                            lambda ops, w, s=s: _w(w, s)))
+                out.append(("restricted.no_short", s, 0.0, "ge", lambda ops, w, s=s: _w(w, s)))
             elif mode == "no_trade":
-                out.append(("restricted.no_trade", s, 0.0, "le",
-                            lambda ops, w, s=s: ops.abs(_w(w, s) - pf.w0[s])))
+                out.append(
+                    (
+                        "restricted.no_trade",
+                        s,
+                        0.0,
+                        "le",
+                        lambda ops, w, s=s: ops.abs(_w(w, s) - pf.w0[s]),
+                    )
+                )
             else:
                 raise ValueError(f"policy {policy}: unknown restricted mode {mode}")
         return out
 
     if kind == "allowed_universe":
         allowed = set(_select(pf, c, policy))
-        return [("allowed_universe.outside", s, 0.0, "le",
-                 lambda ops, w, s=s: ops.abs(_w(w, s))) for s in V if s not in allowed]
+        return [
+            ("allowed_universe.outside", s, 0.0, "le", lambda ops, w, s=s: ops.abs(_w(w, s)))
+            for s in V
+            if s not in allowed
+        ]
 
     if kind in ("volatility", "var"):
         sigma = _sigma(pf, V, policy)
@@ -561,15 +618,30 @@ def _constraint_specs(pf: Portfolio, c: dict, policy: str) -> list[tuple]:
         if kind == "var":
             h = float(c.get("horizon_days") or 1.0)
             scale = NormalDist().inv_cdf(float(c["confidence"])) * math.sqrt(h / 252.0)
-        return [(f"{kind}.max", None, float(c["max"]), "le",
-                 lambda ops, w: scale * ops.norm_sigma(sigma, [_w(w, s) for s in V]))]
+        return [
+            (
+                f"{kind}.max",
+                None,
+                float(c["max"]),
+                "le",
+                lambda ops, w: scale * ops.norm_sigma(sigma, [_w(w, s) for s in V]),
+            )
+        ]
 
     if kind == "tracking_error":
         universe = sorted(set(V) | set(bench))
         sigma = _sigma(pf, universe, policy)
-        return [("tracking_error.max", None, float(c["max"]), "le",
-                 lambda ops, w: ops.norm_sigma(
-                     sigma, [_w(w, s) - bench.get(s, 0.0) for s in universe]))]
+        return [
+            (
+                "tracking_error.max",
+                None,
+                float(c["max"]),
+                "le",
+                lambda ops, w: ops.norm_sigma(
+                    sigma, [_w(w, s) - bench.get(s, 0.0) for s in universe]
+                ),
+            )
+        ]
 
     if kind == "cvar":
         sc = pf.scenarios
@@ -583,8 +655,7 @@ def _constraint_specs(pf: Portfolio, c: dict, policy: str) -> list[tuple]:
         returns = [[float(r[idx[s]]) for s in V] for r in sc["returns"]]
 
         def cvar(ops: Any, w: Mapping[str, Any]) -> Any:
-            losses = [-sum(r * _w(w, s) for r, s in zip(row, V, strict=True))
-                      for row in returns]
+            losses = [-sum(r * _w(w, s) for r, s in zip(row, V, strict=True)) for row in returns]
             return ops.cvar(losses, beta)
 
         return [("cvar.max", None, float(c["max"]), "le", cvar)]
@@ -614,8 +685,11 @@ def _constraint_specs(pf: Portfolio, c: dict, policy: str) -> list[tuple]:
 def _specs(pf: Portfolio, request: dict, policies: list[dict]) -> list[_Spec]:
     out = []
     for p in effective_policies(request, policies):
-        level = str(getattr(p.get("enforcement_level"), "value", None)
-                    or p.get("enforcement_level") or "strict")
+        level = str(
+            getattr(p.get("enforcement_level"), "value", None)
+            or p.get("enforcement_level")
+            or "strict"
+        )
         for c in p["rules"]["constraints"]:
             for vt, subject, limit, sense, fn in _constraint_specs(pf, c, p["policy_name"]):
                 out.append(_Spec(p["policy_name"], level, vt, subject, limit, sense, fn))
@@ -646,8 +720,12 @@ def rows(request: dict, policies: list[dict], w: Mapping[str, float]) -> list[Ro
 # --------------------------------------------------------------------------- section 5
 
 
-def verdict(request: dict, policies: list[dict], w_post: Mapping[str, float] | None = None,
-            cure_passive: bool | None = None) -> Verdict:
+def verdict(
+    request: dict,
+    policies: list[dict],
+    w_post: Mapping[str, float] | None = None,
+    cure_passive: bool | None = None,
+) -> Verdict:
     """Breaches and compliance of post-trade weights (SPEC section 5).
 
     Parameters
@@ -686,12 +764,18 @@ def spec_key(spec: _Spec | Row) -> tuple[str, str, str | None]:
 
 # --------------------------------------------------------------------------- section 6
 
-CLARABEL_OPTS = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10,
-                 "tol_ktratio": 1e-8, "max_iter": 500}
+CLARABEL_OPTS = {
+    "tol_gap_abs": 1e-10,
+    "tol_gap_rel": 1e-10,
+    "tol_feas": 1e-10,
+    "tol_ktratio": 1e-8,
+    "max_iter": 500,
+}
 
 
-def optimum(request: dict, policies: list[dict], method: str,
-            cure_passive: bool | None = None) -> float | None:
+def optimum(
+    request: dict, policies: list[dict], method: str, cure_passive: bool | None = None
+) -> float | None:
     """Optimal distance ``sum_i (w_i - w_hat_i)^2`` of SPEC section 6, or None if infeasible.
 
     Only strict policies constrain. A row breached pre-trade is constrained to its pre-trade
@@ -713,15 +797,17 @@ def optimum(request: dict, policies: list[dict], method: str,
     return None if solved is None else solved[0]
 
 
-def optimum_weights(request: dict, policies: list[dict], method: str,
-                    cure_passive: bool | None = None) -> dict[str, float] | None:
+def optimum_weights(
+    request: dict, policies: list[dict], method: str, cure_passive: bool | None = None
+) -> dict[str, float] | None:
     """The optimal post-trade weights of :func:`optimum` over ``V``, or None if infeasible."""
     solved = _solve(request, policies, method, cure_passive)
     return None if solved is None else solved[1]
 
 
-def _solve(request: dict, policies: list[dict], method: str,
-           cure_passive: bool | None) -> tuple[float, dict[str, float]] | None:
+def _solve(
+    request: dict, policies: list[dict], method: str, cure_passive: bool | None
+) -> tuple[float, dict[str, float]] | None:
     pf = portfolio(request)
     if cure_passive is None:
         cure_passive = bool(request.get("cure_passive", False))
@@ -761,7 +847,9 @@ def _solve(request: dict, policies: list[dict], method: str,
     prob = cp.Problem(cp.Minimize(objective), cons)
     if not prob.is_dcp():
         raise ValueError("the reference optimum needs convex rows (e.g. no gross-measure min)")
-    prob.solve(solver=cp.CLARABEL, **CLARABEL_OPTS)
+    with warnings.catch_warnings():  # the status is checked below
+        warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+        prob.solve(solver=cp.CLARABEL, **CLARABEL_OPTS)
     if prob.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
         return None
     if prob.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):

@@ -30,24 +30,44 @@ NAV = 1_000_000.0
 
 def base_request(**extra: object) -> dict:
     """The hand-worked request of the module docstring."""
+
     def inst(sym: str, price: float, sector: str, country: str, beta: float) -> dict:
-        return {"symbol": sym, "price": price, "sector": sector, "country": country,
-                "issuer": f"{sym} Inc", "adv": 10000.0, "lot_size": 0.0,
-                "attributes": {"beta": beta, "esg": 5.0}}
+        return {
+            "symbol": sym,
+            "price": price,
+            "sector": sector,
+            "country": country,
+            "issuer": f"{sym} Inc",
+            "adv": 10000.0,
+            "lot_size": 0.0,
+            "attributes": {"beta": beta, "esg": 5.0},
+        }
 
     req = {
-        "decision": {"decision_id": "dec-1", "portfolio_id": "pf",
-                     "trades": [{"symbol": "A", "side": "BUY", "quantity": 1000},
-                                {"symbol": "C", "side": "SELL", "quantity": 500},
-                                {"symbol": "D", "side": "BUY", "quantity": 5000}]},
+        "decision": {
+            "decision_id": "dec-1",
+            "portfolio_id": "pf",
+            "trades": [
+                {"symbol": "A", "side": "BUY", "quantity": 1000},
+                {"symbol": "C", "side": "SELL", "quantity": 500},
+                {"symbol": "D", "side": "BUY", "quantity": 5000},
+            ],
+        },
         "portfolio_state": {
-            "portfolio_id": "pf", "cash": 300_000.0,
-            "positions": [{"symbol": "A", "quantity": 2000}, {"symbol": "B", "quantity": 4000},
-                          {"symbol": "C", "quantity": 1500}],
-            "instruments": [inst("A", 100.0, "Tech", "US", 1.5), inst("B", 50.0, "Tech", "GB", 1.0),
-                            inst("C", 200.0, "Energy", "US", 0.5),
-                            inst("D", 10.0, "Energy", "US", 2.0),
-                            inst("E", 20.0, "Utilities", "JP", 0.8)],
+            "portfolio_id": "pf",
+            "cash": 300_000.0,
+            "positions": [
+                {"symbol": "A", "quantity": 2000},
+                {"symbol": "B", "quantity": 4000},
+                {"symbol": "C", "quantity": 1500},
+            ],
+            "instruments": [
+                inst("A", 100.0, "Tech", "US", 1.5),
+                inst("B", 50.0, "Tech", "GB", 1.0),
+                inst("C", 200.0, "Energy", "US", 0.5),
+                inst("D", 10.0, "Energy", "US", 2.0),
+                inst("E", 20.0, "Utilities", "JP", 0.8),
+            ],
         },
     }
     req.update(extra)
@@ -56,8 +76,13 @@ def base_request(**extra: object) -> dict:
 
 def policy(*constraints: dict, name: str = "p", level: str = "strict", **extra: object) -> dict:
     """A policy dict around some constraints."""
-    return {"policy_name": name, "policy_type": "POSITION_LIMIT", "enforcement_level": level,
-            "rules": {"constraints": list(constraints)}, **extra}
+    return {
+        "policy_name": name,
+        "policy_type": "POSITION_LIMIT",
+        "enforcement_level": level,
+        "rules": {"constraints": list(constraints)},
+        **extra,
+    }
 
 
 def breaches(req: dict, *constraints: dict, level: str = "strict") -> set:
@@ -71,14 +96,16 @@ def values(req: dict, c: dict) -> dict:
     pol = [policy(c)]
     _v, w0, w_hat, _nav = spec.weights(req)
     pre, post = spec.rows(req, pol, w0), spec.rows(req, pol, w_hat)
-    return {(a.violation_type, a.subject): (a.value, b.value) for a, b in zip(pre, post,
-                                                                              strict=True)}
+    return {
+        (a.violation_type, a.subject): (a.value, b.value) for a, b in zip(pre, post, strict=True)
+    }
 
 
 def close(got: dict, want: dict, tol: float = 1e-12) -> bool:
     """Same keys and every ``(pre, post)`` pair within ``tol``."""
     return got.keys() == want.keys() and all(
-        abs(a - b) <= tol for k in want for a, b in zip(got[k], want[k], strict=True))
+        abs(a - b) <= tol for k in want for a, b in zip(got[k], want[k], strict=True)
+    )
 
 
 # --------------------------------------------------------------------------- section 2
@@ -94,8 +121,10 @@ def test_weights_of_the_base_case() -> None:
 
 def test_trades_net_and_zero_positions_are_not_held() -> None:
     req = base_request()
-    req["decision"]["trades"] = [{"symbol": "A", "side": "BUY", "quantity": 1500},
-                                 {"symbol": "A", "side": "SELL", "quantity": 500}]
+    req["decision"]["trades"] = [
+        {"symbol": "A", "side": "BUY", "quantity": 1500},
+        {"symbol": "A", "side": "SELL", "quantity": 500},
+    ]
     req["portfolio_state"]["positions"].append({"symbol": "E", "quantity": 0})
     V, _w0, w_hat, _ = spec.weights(req)
     assert V == ["A", "B", "C"]
@@ -104,8 +133,10 @@ def test_trades_net_and_zero_positions_are_not_held() -> None:
 
 def test_symbols_whose_trades_cancel_are_in_v_but_do_not_move() -> None:
     req = base_request()
-    req["decision"]["trades"] = [{"symbol": "E", "side": "BUY", "quantity": 10},
-                                 {"symbol": "E", "side": "SELL", "quantity": 10}]
+    req["decision"]["trades"] = [
+        {"symbol": "E", "side": "BUY", "quantity": 10},
+        {"symbol": "E", "side": "SELL", "quantity": 10},
+    ]
     V, _w0, w_hat, _ = spec.weights(req)
     assert "E" in V and w_hat["E"] == 0.0
     assert spec.portfolio(req).traded["E"] == 0.0
@@ -124,11 +155,12 @@ def test_bad_portfolios_are_rejected() -> None:
 
 def test_effective_policies() -> None:
     req = base_request()
-    pols = [policy({"kind": "turnover", "max": 1}, name="all"),
-            policy({"kind": "turnover", "max": 1}, name="mine", scope={"portfolios": ["pf"]}),
-            policy({"kind": "turnover", "max": 1}, name="other",
-                   scope={"portfolios": ["other"]}),
-            policy({"kind": "turnover", "max": 1}, name="off", enabled=False)]
+    pols = [
+        policy({"kind": "turnover", "max": 1}, name="all"),
+        policy({"kind": "turnover", "max": 1}, name="mine", scope={"portfolios": ["pf"]}),
+        policy({"kind": "turnover", "max": 1}, name="other", scope={"portfolios": ["other"]}),
+        policy({"kind": "turnover", "max": 1}, name="off", enabled=False),
+    ]
     assert [p["policy_name"] for p in spec.effective_policies(req, pols)] == ["all", "mine"]
     req["applicable_policies"] = ["mine", "other"]
     assert [p["policy_name"] for p in spec.effective_policies(req, pols)] == ["mine"]
@@ -145,39 +177,69 @@ def test_weight_bounds() -> None:
     req = base_request()
     assert breaches(req, {"kind": "weight_bounds", "max": 0.35}) == set()
     assert breaches(req, {"kind": "weight_bounds", "max": 0.25}) == {
-        ("weight_bounds.max", "A", "active")}
+        ("weight_bounds.max", "A", "active")
+    }
     assert breaches(req, {"kind": "weight_bounds", "max": 0.15}) == {
-        ("weight_bounds.max", "A", "active"), ("weight_bounds.max", "B", "passive"),
-        ("weight_bounds.max", "C", "passive")}
+        ("weight_bounds.max", "A", "active"),
+        ("weight_bounds.max", "B", "passive"),
+        ("weight_bounds.max", "C", "passive"),
+    }
     # D: pre 0.0 (excess 0.1), post 0.05 (excess 0.05): improved, still passive.
     assert breaches(req, {"kind": "weight_bounds", "min": 0.1}) == {
-        ("weight_bounds.min", "D", "passive")}
+        ("weight_bounds.min", "D", "passive")
+    }
     assert breaches(req, {"kind": "weight_bounds", "max": 0.25, "symbols": ["B", "C"]}) == set()
     # per_symbol overrides the max of C; its missing min falls back to the global one.
-    got = breaches(req, {"kind": "weight_bounds", "max": 0.35, "min": 0.01,
-                         "symbols": ["A"], "per_symbol": {"C": {"max": 0.1}}})
+    got = breaches(
+        req,
+        {
+            "kind": "weight_bounds",
+            "max": 0.35,
+            "min": 0.01,
+            "symbols": ["A"],
+            "per_symbol": {"C": {"max": 0.1}},
+        },
+    )
     assert got == {("weight_bounds.max", "C", "passive")}
-    vals = values(req, {"kind": "weight_bounds", "max": 0.35, "min": 0.01, "symbols": ["A"],
-                        "per_symbol": {"C": {"max": 0.1}}})
-    assert set(vals) == {("weight_bounds.max", "A"), ("weight_bounds.min", "A"),
-                         ("weight_bounds.max", "C"), ("weight_bounds.min", "C")}
+    vals = values(
+        req,
+        {
+            "kind": "weight_bounds",
+            "max": 0.35,
+            "min": 0.01,
+            "symbols": ["A"],
+            "per_symbol": {"C": {"max": 0.1}},
+        },
+    )
+    assert set(vals) == {
+        ("weight_bounds.max", "A"),
+        ("weight_bounds.min", "A"),
+        ("weight_bounds.max", "C"),
+        ("weight_bounds.min", "C"),
+    }
 
 
 def test_group_limit() -> None:
     req = base_request()
     c = {"kind": "group_limit", "attribute": "sector", "max": 0.45}
-    assert close(values(req, c), {("group_limit.max", "Energy"): (0.3, 0.25),
-                                            ("group_limit.max", "Tech"): (0.4, 0.5)})
+    assert close(
+        values(req, c),
+        {("group_limit.max", "Energy"): (0.3, 0.25), ("group_limit.max", "Tech"): (0.4, 0.5)},
+    )
     assert breaches(req, c) == {("group_limit.max", "Tech", "active")}
     assert breaches(req, {**c, "max": 0.6}) == set()
     assert breaches(req, {**c, "max": 0.35}) == {("group_limit.max", "Tech", "active")}
-    assert breaches(req, {**c, "max": 0.28}) == {("group_limit.max", "Tech", "active"),
-                                                 ("group_limit.max", "Energy", "passive")}
+    assert breaches(req, {**c, "max": 0.22}) == {
+        ("group_limit.max", "Tech", "active"),
+        ("group_limit.max", "Energy", "passive"),
+    }
     assert breaches(req, {"kind": "group_limit", "attribute": "sector", "min": 0.3}) == {
-        ("group_limit.min", "Energy", "active")}
+        ("group_limit.min", "Energy", "active")
+    }
     assert breaches(req, {**c, "per_group": {"Tech": {"max": 0.6}}}) == set()
     assert breaches(req, {"kind": "group_limit", "attribute": "country", "max": 0.5}) == {
-        ("group_limit.max", "US", "active")}  # US: 0.5 -> 0.55
+        ("group_limit.max", "US", "active")
+    }  # US: 0.5 -> 0.55
 
 
 def test_group_limit_gross_and_active() -> None:
@@ -190,33 +252,50 @@ def test_group_limit_gross_and_active() -> None:
     req = base_request()
     req["portfolio_state"]["benchmark"] = {"A": 0.3, "E": 0.2}
     c = {"kind": "group_limit", "attribute": "sector", "min": -0.1, "max": 0.15, "active": True}
-    assert close(values(req, c), {
-        ("group_limit.max", "Energy"): (0.3, 0.25), ("group_limit.min", "Energy"): (0.3, 0.25),
-        ("group_limit.max", "Tech"): (0.1, 0.2), ("group_limit.min", "Tech"): (0.1, 0.2),
-        ("group_limit.max", "Utilities"): (-0.2, -0.2),
-        ("group_limit.min", "Utilities"): (-0.2, -0.2)})
-    assert breaches(req, c) == {("group_limit.max", "Energy", "passive"),
-                                ("group_limit.max", "Tech", "active"),
-                                ("group_limit.min", "Utilities", "passive")}
-    c = {"kind": "group_limit", "attribute": "sector", "max": 0.3, "active": True,
-         "measure": "gross"}
+    assert close(
+        values(req, c),
+        {
+            ("group_limit.max", "Energy"): (0.3, 0.25),
+            ("group_limit.min", "Energy"): (0.3, 0.25),
+            ("group_limit.max", "Tech"): (0.1, 0.2),
+            ("group_limit.min", "Tech"): (0.1, 0.2),
+            ("group_limit.max", "Utilities"): (-0.2, -0.2),
+            ("group_limit.min", "Utilities"): (-0.2, -0.2),
+        },
+    )
+    assert breaches(req, c) == {
+        ("group_limit.max", "Energy", "passive"),
+        ("group_limit.max", "Tech", "active"),
+        ("group_limit.min", "Utilities", "passive"),
+    }
+    c = {
+        "kind": "group_limit",
+        "attribute": "sector",
+        "max": 0.3,
+        "active": True,
+        "measure": "gross",
+    }
     # Tech: |0.3-0.3| + |0.2| = 0.2 post, |0.2-0.3| + 0.2 = 0.3 pre
     assert values(req, c)[("group_limit.max", "Tech")] == pytest.approx((0.3, 0.2))
 
 
 def test_portfolio_wide_exposures() -> None:
     req = base_request()
-    assert close(values(req, {"kind": "gross_exposure", "max": 1}),
-        {("gross_exposure.max", None): (0.7, 0.75)})
+    assert close(
+        values(req, {"kind": "gross_exposure", "max": 1}),
+        {("gross_exposure.max", None): (0.7, 0.75)},
+    )
     assert breaches(req, {"kind": "gross_exposure", "max": 0.72}) == {
-        ("gross_exposure.max", None, "active")}
+        ("gross_exposure.max", None, "active")
+    }
     assert breaches(req, {"kind": "gross_exposure", "max": 0.8}) == set()
     assert breaches(req, {"kind": "net_exposure", "min": 0.8, "max": 0.9}) == {
-        ("net_exposure.min", None, "passive")}
+        ("net_exposure.min", None, "passive")
+    }
     assert breaches(req, {"kind": "net_exposure", "max": 0.74}) == {
-        ("net_exposure.max", None, "active")}
-    assert close(values(req, {"kind": "cash", "min": 0}),
-        {("cash.min", None): (0.3, 0.25)})
+        ("net_exposure.max", None, "active")
+    }
+    assert close(values(req, {"kind": "cash", "min": 0}), {("cash.min", None): (0.3, 0.25)})
     assert breaches(req, {"kind": "cash", "min": 0.28}) == {("cash.min", None, "active")}
     assert breaches(req, {"kind": "cash", "max": 0.2}) == {("cash.max", None, "passive")}
 
@@ -228,7 +307,8 @@ def test_exposure_and_missing_attributes() -> None:
     assert breaches(req, c) == {("exposure.max", None, "active")}
     assert breaches(req, {**c, "max": 0.9}) == set()
     assert breaches(req, {"kind": "exposure", "attribute": "beta", "min": 0.9}) == {
-        ("exposure.min", None, "passive")}
+        ("exposure.min", None, "passive")
+    }
     req["portfolio_state"]["benchmark"] = {"A": 0.5, "E": 0.5}
     c = {"kind": "exposure", "attribute": "beta", "max": 1, "active": True}
     # pre: 0.65 - (0.75 + 0.4) = -0.5; post 0.85 - 1.15 = -0.3
@@ -239,9 +319,11 @@ def test_exposure_and_missing_attributes() -> None:
     with pytest.raises(spec.MissingAttributeError, match="D"):
         values(req, c)
     assert values(req, {**c, "missing": "ignore"})[("exposure.max", None)] == pytest.approx(
-        (3.5, 3.5))
+        (3.5, 3.5)
+    )
     assert values(req, {**c, "missing": {"default": 10.0}})[("exposure.max", None)] == (
-        pytest.approx((3.5, 4.0)))
+        pytest.approx((3.5, 4.0))
+    )
 
 
 def test_concentration() -> None:
@@ -252,30 +334,35 @@ def test_concentration() -> None:
     assert breaches(req, {**c, "max": 0.5 + 1e-6}) == set()
     assert breaches(req, {**c, "top_k": 3, "max": 0.72}) == set()  # .3+.2+.2 both sides
     assert breaches(req, {**c, "top_k": 4, "max": 0.72}) == {
-        ("concentration.max", None, "active")}  # 0.70 -> 0.75
+        ("concentration.max", None, "active")
+    }  # 0.70 -> 0.75
     assert values(req, {**c, "top_k": 10})[("concentration.max", None)] == pytest.approx(
-        (0.7, 0.75))
+        (0.7, 0.75)
+    )
 
 
 def test_turnover_and_trade_limits_are_always_active() -> None:
     req = base_request()
-    assert close(values(req, {"kind": "turnover", "max": 1}),
-        {("turnover.max", None): (0.0, 0.25)})
+    assert close(values(req, {"kind": "turnover", "max": 1}), {("turnover.max", None): (0.0, 0.25)})
     assert breaches(req, {"kind": "turnover", "max": 0.2}) == {("turnover.max", None, "active")}
     assert breaches(req, {"kind": "turnover", "max": 0.3}) == set()
     assert breaches(req, {"kind": "trade_limit", "max_weight_change": 0.08}) == {
         ("trade_limit.max_weight_change", "A", "active"),
-        ("trade_limit.max_weight_change", "C", "active")}
-    assert breaches(req, {"kind": "trade_limit", "max_weight_change": 0.08,
-                          "symbols": ["D"]}) == set()
+        ("trade_limit.max_weight_change", "C", "active"),
+    }
+    assert (
+        breaches(req, {"kind": "trade_limit", "max_weight_change": 0.08, "symbols": ["D"]}) == set()
+    )
     # A trades 1000 shares = 0.1 of its 10000 ADV: limit f * 10000 * 100 / NAV = f.
-    rows = spec.rows(req, [policy({"kind": "trade_limit", "max_adv_fraction": 0.05})],
-                     spec.weights(req)[2])
+    rows = spec.rows(
+        req, [policy({"kind": "trade_limit", "max_adv_fraction": 0.05})], spec.weights(req)[2]
+    )
     lim = {r.subject: r.limit for r in rows}
     assert lim == pytest.approx({"A": 0.05, "B": 0.025, "C": 0.1, "D": 0.005})
     assert breaches(req, {"kind": "trade_limit", "max_adv_fraction": 0.05}) == {
         ("trade_limit.max_adv_fraction", "A", "active"),
-        ("trade_limit.max_adv_fraction", "D", "active")}
+        ("trade_limit.max_adv_fraction", "D", "active"),
+    }
     assert breaches(req, {"kind": "trade_limit", "max_adv_fraction": 10}) == set()
     assert all(r.always_active for r in rows)
 
@@ -284,54 +371,70 @@ def test_restricted_modes() -> None:
     req = base_request()
     r = {"kind": "restricted"}
     assert breaches(req, {**r, "symbols": ["B"]}) == {("restricted.no_holding", "B", "passive")}
-    assert breaches(req, {**r, "symbols": ["D", "E"]}) == {
-        ("restricted.no_holding", "D", "active")}
+    assert breaches(req, {**r, "symbols": ["D", "E"]}) == {("restricted.no_holding", "D", "active")}
     assert breaches(req, {**r, "symbols": ["C"]}) == {("restricted.no_holding", "C", "passive")}
     assert breaches(req, {**r, "symbols": ["A", "C"], "mode": "no_buy"}) == {
-        ("restricted.no_buy", "A", "active")}
+        ("restricted.no_buy", "A", "active")
+    }
     assert breaches(req, {**r, "symbols": ["A", "C"], "mode": "no_sell"}) == {
-        ("restricted.no_sell", "C", "active")}
+        ("restricted.no_sell", "C", "active")
+    }
     assert breaches(req, {**r, "symbols": ["A", "B"], "mode": "no_trade"}) == {
-        ("restricted.no_trade", "A", "active")}
+        ("restricted.no_trade", "A", "active")
+    }
     assert breaches(req, {**r, "symbols": ["B"], "mode": "no_trade"}) == set()
     assert breaches(req, {**r, "symbols": ["A", "B"], "mode": "no_short"}) == set()
     req["decision"]["trades"].append({"symbol": "B", "side": "SELL", "quantity": 6000})
     assert breaches(req, {**r, "symbols": ["A", "B"], "mode": "no_short"}) == {
-        ("restricted.no_short", "B", "active")}
+        ("restricted.no_short", "B", "active")
+    }
     req = base_request()
     assert breaches(req, {**r, "where": {"sector": ["Energy"]}}) == {
-        ("restricted.no_holding", "C", "passive"), ("restricted.no_holding", "D", "active")}
+        ("restricted.no_holding", "C", "passive"),
+        ("restricted.no_holding", "D", "active"),
+    }
     assert breaches(req, {**r, "where": {"sector": ["Energy"], "country": ["GB"]}}) == set()
 
 
 def test_allowed_universe() -> None:
     req = base_request()
     assert breaches(req, {"kind": "allowed_universe", "symbols": ["A", "B"]}) == {
-        ("allowed_universe.outside", "C", "passive"), ("allowed_universe.outside", "D", "active")}
+        ("allowed_universe.outside", "C", "passive"),
+        ("allowed_universe.outside", "D", "active"),
+    }
     assert breaches(req, {"kind": "allowed_universe", "where": {"country": ["US"]}}) == {
-        ("allowed_universe.outside", "B", "passive")}
-    assert breaches(req, {"kind": "allowed_universe", "where": {"sector": ["Tech", "Energy"]}}) \
+        ("allowed_universe.outside", "B", "passive")
+    }
+    assert (
+        breaches(req, {"kind": "allowed_universe", "where": {"sector": ["Tech", "Energy"]}})
         == set()
+    )
 
 
 def _with_covariance(req: dict) -> dict:
     syms = ["A", "B", "C", "D", "E"]
     var = [0.04, 0.09, 0.01, 0.16, 0.04]
-    req["portfolio_state"]["risk_model"] = {"covariance": {
-        "symbols": syms, "matrix": [[var[i] if i == j else 0.0 for j in range(5)]
-                                    for i in range(5)]}}
+    req["portfolio_state"]["risk_model"] = {
+        "covariance": {
+            "symbols": syms,
+            "matrix": [[var[i] if i == j else 0.0 for j in range(5)] for i in range(5)],
+        }
+    }
     return req
 
 
 def test_volatility_var_tracking_error() -> None:
     req = _with_covariance(base_request())
     pre, post = math.sqrt(0.0061), math.sqrt(0.008)
-    assert close(values(req, {"kind": "volatility", "max": 1}),
-        {("volatility.max", None): (pre, post)})
+    assert close(
+        values(req, {"kind": "volatility", "max": 1}), {("volatility.max", None): (pre, post)}
+    )
     assert breaches(req, {"kind": "volatility", "max": 0.085}) == {
-        ("volatility.max", None, "active")}
+        ("volatility.max", None, "active")
+    }
     assert breaches(req, {"kind": "volatility", "max": 0.07}) == {
-        ("volatility.max", None, "active")}
+        ("volatility.max", None, "active")
+    }
     assert breaches(req, {"kind": "volatility", "max": 0.09}) == set()
     z = NormalDist().inv_cdf(0.95)
     got = values(req, {"kind": "var", "confidence": 0.95, "max": 1})[("var.max", None)]
@@ -342,10 +445,13 @@ def test_volatility_var_tracking_error() -> None:
     # pre: (-.1, .2, .3, 0, -.2); post: (0, .2, .2, .05, -.2)
     te_pre = math.sqrt(0.01 * 0.04 + 0.04 * 0.09 + 0.09 * 0.01 + 0.04 * 0.04)
     te_post = math.sqrt(0.04 * 0.09 + 0.04 * 0.01 + 0.0025 * 0.16 + 0.04 * 0.04)
-    assert close(values(req, {"kind": "tracking_error", "max": 1}),
-        {("tracking_error.max", None): (te_pre, te_post)})
+    assert close(
+        values(req, {"kind": "tracking_error", "max": 1}),
+        {("tracking_error.max", None): (te_pre, te_post)},
+    )
     assert breaches(req, {"kind": "tracking_error", "max": 0.07}) == {
-        ("tracking_error.max", None, "passive")}
+        ("tracking_error.max", None, "passive")
+    }
 
 
 def test_factor_risk_model() -> None:
@@ -353,7 +459,8 @@ def test_factor_risk_model() -> None:
     req["portfolio_state"]["risk_model"] = {
         "factor_loadings": {"A": [1.0, 0.5], "B": [1.2, 0.0], "C": [0.8, -0.3], "D": [1.0, 1.0]},
         "factor_covariance": [[0.04, 0.01], [0.01, 0.02]],
-        "specific_variance": {"A": 0.01, "C": 0.02}}
+        "specific_variance": {"A": 0.01, "C": 0.02},
+    }
     b = np.array([[1.0, 0.5], [1.2, 0.0], [0.8, -0.3], [1.0, 1.0]])
     sigma = b @ np.array([[0.04, 0.01], [0.01, 0.02]]) @ b.T + np.diag([0.01, 0, 0.02, 0])
     w = np.array([0.3, 0.2, 0.2, 0.05])
@@ -367,7 +474,8 @@ def test_factor_risk_model() -> None:
 def _with_scenarios(req: dict) -> dict:
     req["portfolio_state"]["scenarios"] = {
         "symbols": ["D", "C", "B", "A"],
-        "returns": [[0, 0, 0, -0.1], [0, 0, -0.05, 0], [0.01] * 4, [0, -0.2, 0, 0]]}
+        "returns": [[0, 0, 0, -0.1], [0, 0, -0.05, 0], [0.01] * 4, [0, -0.2, 0, 0]],
+    }
     return req
 
 
@@ -378,8 +486,7 @@ def test_cvar() -> None:
     assert close(values(req, c), {("cvar.max", None): (0.04, 0.035)})
     got = values(req, {**c, "confidence": 0.6})[("cvar.max", None)]
     assert got == pytest.approx(((0.06 + 0.6 * 0.02) / 1.6, (0.04 + 0.6 * 0.03) / 1.6))
-    assert values(req, {**c, "confidence": 0.75})[("cvar.max", None)] == pytest.approx(
-        (0.06, 0.04))
+    assert values(req, {**c, "confidence": 0.75})[("cvar.max", None)] == pytest.approx((0.06, 0.04))
     assert breaches(req, {**c, "max": 0.038}) == set()
     assert breaches(req, {**c, "max": 0.03}) == {("cvar.max", None, "passive")}
     req["decision"]["trades"][1]["side"] = "BUY"  # C: 0.3 -> 0.4, scenario 4 loss 0.08
@@ -404,18 +511,35 @@ def test_cvar_matches_the_rockafellar_uryasev_lp(seed: int) -> None:
 
 def test_stress() -> None:
     req = base_request()
-    c = {"kind": "stress", "max_loss": 0.1, "scenarios": {
-        "a-crash": {"by": "symbol", "shocks": {"A": -0.2}, "default": -0.1},
-        "sectors": {"by": "sector", "shocks": {"Tech": -0.3, "Energy": 0.1}}}}
-    assert close(values(req, c), {("stress.max_loss", "a-crash"): (0.09, 0.105),
-                                            ("stress.max_loss", "sectors"): (0.09, 0.125)})
-    assert breaches(req, c) == {("stress.max_loss", "a-crash", "active"),
-                                ("stress.max_loss", "sectors", "active")}
+    c = {
+        "kind": "stress",
+        "max_loss": 0.1,
+        "scenarios": {
+            "a-crash": {"by": "symbol", "shocks": {"A": -0.2}, "default": -0.1},
+            "sectors": {"by": "sector", "shocks": {"Tech": -0.3, "Energy": 0.1}},
+        },
+    }
+    assert close(
+        values(req, c),
+        {
+            ("stress.max_loss", "a-crash"): (0.09, 0.105),
+            ("stress.max_loss", "sectors"): (0.09, 0.125),
+        },
+    )
+    assert breaches(req, c) == {
+        ("stress.max_loss", "a-crash", "active"),
+        ("stress.max_loss", "sectors", "active"),
+    }
     assert breaches(req, {**c, "max_loss": 0.08}) == {
-        ("stress.max_loss", "a-crash", "active"), ("stress.max_loss", "sectors", "active")}
+        ("stress.max_loss", "a-crash", "active"),
+        ("stress.max_loss", "sectors", "active"),
+    }
     assert breaches(req, {**c, "max_loss": 0.2}) == set()
-    c = {"kind": "stress", "max_loss": 0.01,
-         "scenarios": {"energy": {"by": "sector", "shocks": {"Energy": -0.1}}}}
+    c = {
+        "kind": "stress",
+        "max_loss": 0.01,
+        "scenarios": {"energy": {"by": "sector", "shocks": {"Energy": -0.1}}},
+    }
     assert breaches(req, c) == {("stress.max_loss", "energy", "passive")}  # .03 -> .025
 
 
@@ -443,7 +567,8 @@ def test_breach_tolerance() -> None:
     req = base_request()
     assert breaches(req, {"kind": "weight_bounds", "max": 0.3 - 5e-10, "symbols": ["A"]}) == set()
     assert breaches(req, {"kind": "weight_bounds", "max": 0.3 - 2e-9, "symbols": ["A"]}) == {
-        ("weight_bounds.max", "A", "active")}
+        ("weight_bounds.max", "A", "active")
+    }
 
 
 # --------------------------------------------------------------------------- section 6
@@ -464,8 +589,9 @@ def test_optimum_net_cap_scale_back_versus_project() -> None:
     assert w == pytest.approx({"A": 0.285, "B": 0.2, "C": 0.2, "D": 0.035}, abs=1e-6)
     # project: take 0.0075 from each of the four names.
     assert spec.optimum(req, pol, "project") == pytest.approx(2.25e-4, abs=1e-9)
-    assert spec.optimum(req, [policy({"kind": "net_exposure", "max": 0.72}, level="advisory")],
-                        "scale_back") == pytest.approx(0.0, abs=1e-9)
+    assert spec.optimum(
+        req, [policy({"kind": "net_exposure", "max": 0.72}, level="advisory")], "scale_back"
+    ) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_optimum_passive_rows_and_cure_passive() -> None:
@@ -476,14 +602,15 @@ def test_optimum_passive_rows_and_cure_passive() -> None:
     assert spec.optimum(req, pol, "project") == pytest.approx(0.01, abs=1e-9)
     # curing: B cannot move under scale_back; project brings A, B, C to 0.15.
     assert spec.optimum(req, pol, "scale_back", cure_passive=True) is None
-    assert spec.optimum(req, pol, "project", cure_passive=True) == pytest.approx(0.0275,
-                                                                                 abs=1e-9)
+    assert spec.optimum(req, pol, "project", cure_passive=True) == pytest.approx(0.0275, abs=1e-9)
 
 
 def test_optimum_conflict_only_with_cure_passive() -> None:
     req = base_request()
-    pols = [policy({"kind": "net_exposure", "min": 0.75}, name="floor"),
-            policy({"kind": "cash", "min": 0.35}, name="cash")]
+    pols = [
+        policy({"kind": "net_exposure", "min": 0.75}, name="floor"),
+        policy({"kind": "cash", "min": 0.35}, name="cash"),
+    ]
     assert spec.optimum(req, pols, "scale_back") == pytest.approx(1.25e-3, abs=1e-9)
     assert spec.optimum(req, pols, "project") == pytest.approx(6.25e-4, abs=1e-9)
     req["cure_passive"] = True
@@ -493,8 +620,13 @@ def test_optimum_conflict_only_with_cure_passive() -> None:
 
 def test_optimum_with_risk_rows_is_compliant() -> None:
     req = _with_scenarios(_with_covariance(base_request()))
-    pols = [policy({"kind": "volatility", "max": 0.082}, {"kind": "cvar", "confidence": 0.5,
-                                                          "max": 0.03}, name="risk")]
+    pols = [
+        policy(
+            {"kind": "volatility", "max": 0.082},
+            {"kind": "cvar", "confidence": 0.5, "max": 0.03},
+            name="risk",
+        )
+    ]
     for method in ("scale_back", "project"):
         w = spec.optimum_weights(req, pols, method)
         assert w is not None
@@ -528,8 +660,15 @@ def test_generation_is_reproducible() -> None:
     a = random_case(np.random.default_rng(7))
     b = random_case(np.random.default_rng(7))
     assert a == b
-    req, pols = random_case(np.random.default_rng(7), inline_policies=True, long_short=True,
-                            kinds=["cvar"], n_names=5, cure_passive=True, conflict=True)
+    req, pols = random_case(
+        np.random.default_rng(7),
+        inline_policies=True,
+        long_short=True,
+        kinds=["cvar"],
+        n_names=5,
+        cure_passive=True,
+        conflict=True,
+    )
     validate_case(req, pols)
     assert req["policies"] == pols and "scenarios" in req["portfolio_state"]
 
@@ -537,8 +676,15 @@ def test_generation_is_reproducible() -> None:
 def test_conflicting_pairs_are_infeasible_only_when_curing() -> None:
     found = 0
     for seed in range(30):
-        req, pols = random_case(np.random.default_rng(seed), n_policies=2, conflict=True,
-                                cure_passive=True, n_names=6, scoping=False, applicable=False)
+        req, pols = random_case(
+            np.random.default_rng(seed),
+            n_policies=2,
+            conflict=True,
+            cure_passive=True,
+            n_names=6,
+            scoping=False,
+            applicable=False,
+        )
         if len([p for p in pols if p["policy_name"].startswith("conflict")]) != 2:
             continue
         pols = [p for p in pols if p["policy_name"].startswith("conflict")]
