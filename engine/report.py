@@ -108,7 +108,7 @@ def binding_constraints(layout: Layout, adjustment: Adjustment) -> list[BindingC
 
 
 def _fmt_qty(q: float) -> str:
-    return f"{q:,.0f}" if float(q).is_integer() else f"{q:,.4f}"
+    return f"{q:,.4f}".rstrip("0").rstrip(".")
 
 
 def _trade_change(symbol: str, old: float, new: float) -> str:
