@@ -56,8 +56,9 @@ def _validate(args: argparse.Namespace) -> int:
         try:
             request = _read_request(path)
             if request.policies is None and args.policies is None:
-                raise _BadInput(f"{path}: no policies: pass --policies PATH or put "
-                                "'policies' in the request")
+                raise _BadInput(
+                    f"{path}: no policies: pass --policies PATH or put 'policies' in the request"
+                )
             response = engine.validate(request, stored)
         except _BadInput as exc:
             print(f"pes validate: {exc}", file=sys.stderr)
@@ -66,9 +67,13 @@ def _validate(args: argparse.Namespace) -> int:
             print(f"pes validate: {path}: {exc.field}: {exc.message}", file=sys.stderr)
             return EXIT_BAD_INPUT
         print(response.model_dump_json(indent=2 if args.pretty else None), flush=True)
-        log.info("%s: %s, %d violation(s), %.2f ms", path,
-                 "compliant" if response.is_compliant else "NOT compliant",
-                 len(response.violations), response.timings_ms.get("total", 0.0))
+        log.info(
+            "%s: %s, %d violation(s), %.2f ms",
+            path,
+            "compliant" if response.is_compliant else "NOT compliant",
+            len(response.violations),
+            response.timings_ms.get("total", 0.0),
+        )
         if not response.is_compliant:
             status = EXIT_NOT_COMPLIANT
     return status
@@ -76,18 +81,25 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pes", description="Policy Enforcement Service: pre-trade compliance checks.")
+        prog="pes", description="Policy Enforcement Service: pre-trade compliance checks."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     validate = commands.add_parser(
-        "validate", help="validate trading decisions given as JSON files",
+        "validate",
+        help="validate trading decisions given as JSON files",
         description="Validate each FILE (a PolicyValidationRequest in JSON) and print one "
         "PolicyValidationResponse JSON per file, in order. Exit status: 0 all compliant, "
-        "1 some not compliant, 2 invalid input (message on stderr).")
+        "1 some not compliant, 2 invalid input (message on stderr).",
+    )
     validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    validate.add_argument("--policies", type=Path, metavar="PATH",
-                          help="YAML/JSON file or directory of PolicyDefinitions (one or a "
-                          "list per file); a request's inline 'policies' replace them")
+    validate.add_argument(
+        "--policies",
+        type=Path,
+        metavar="PATH",
+        help="YAML/JSON file or directory of PolicyDefinitions (one or a "
+        "list per file); a request's inline 'policies' replace them",
+    )
     validate.add_argument("--pretty", action="store_true", help="indent the JSON output")
     validate.set_defaults(handler=_validate)
     return parser
@@ -96,9 +108,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     handler = args.handler
     return int(handler(args))
 

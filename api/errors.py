@@ -29,8 +29,9 @@ def field_messages(exc: ValidationError | InputError, prefix: str = "") -> list[
         loc = tuple(err["loc"])
         # Discriminated unions add the tag as a path element: keep it, it says which kind.
         path = _path(loc)
-        out.append((f"{prefix}.{path}" if prefix and path != "(root)" else prefix or path,
-                    err["msg"]))
+        out.append(
+            (f"{prefix}.{path}" if prefix and path != "(root)" else prefix or path, err["msg"])
+        )
     return out
 
 

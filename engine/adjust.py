@@ -1,5 +1,4 @@
-"""The adjuster (SPEC section 6): the closest compliant decision, rounded to lots and
-re-checked.
+"""The adjuster (SPEC section 6): the closest compliant decision, rounded and re-checked.
 
 Per method the path is: fill the cached problem with this request's parameters and row
 bounds, solve through the fallback chain (a solution that breaks a row bound by more than
@@ -65,7 +64,9 @@ def solve_bounds(layout: Layout, k: int, *, cure_passive: bool) -> FloatArray:
     if cure_passive:
         return rowset.limits.copy()
     pre = layout.pre_values[k]
-    return np.maximum(rowset.limits, pre) if rowset.sense == "le" else np.minimum(rowset.limits, pre)
+    if rowset.sense == "le":
+        return np.maximum(rowset.limits, pre)
+    return np.minimum(rowset.limits, pre)
 
 
 def _tighten(layout: Layout, indices: Sequence[int], bounds: list[FloatArray]) -> list[FloatArray]:
@@ -78,8 +79,9 @@ def _tighten(layout: Layout, indices: Sequence[int], bounds: list[FloatArray]) -
     return out
 
 
-def _max_violation(layout: Layout, indices: Sequence[int], bounds: list[FloatArray],
-                   w: FloatArray) -> float:
+def _max_violation(
+    layout: Layout, indices: Sequence[int], bounds: list[FloatArray], w: FloatArray
+) -> float:
     worst = 0.0
     for k, bound in zip(indices, bounds, strict=True):
         rowset = layout.rowsets[k]
@@ -96,8 +98,9 @@ class Adjuster:
         self.chain = chain
         self.cache = cache
 
-    def attempt(self, layout: Layout, method: AdjustmentMethod, *, cure_passive: bool
-                ) -> AttemptResult:
+    def attempt(
+        self, layout: Layout, method: AdjustmentMethod, *, cure_passive: bool
+    ) -> AttemptResult:
         """Solve one method (`scale_back` or `project`) and return a verified adjustment."""
         space: Literal["scale_back", "project"] = (
             "scale_back" if method == AdjustmentMethod.SCALE_BACK else "project"
@@ -127,21 +130,26 @@ class Adjuster:
                 continue
             solved_once = True
             assert result.solver is not None
-            found = self._round(layout, compiled, method, result.solver, attempts, strict,
-                                cure_passive=cure_passive)
+            found = self._round(
+                layout, compiled, method, result.solver, attempts, strict, cure_passive=cure_passive
+            )
             if found is not None:
                 found.notes = notes
                 return AttemptResult("adjusted", found, attempts)
-            notes.append("rounding the optimum to lots broke a limit; re-solved with limits "
-                         "tightened by the largest change rounding can cause")
+            notes.append(
+                "rounding the optimum to lots broke a limit; re-solved with limits "
+                "tightened by the largest change rounding can cause"
+            )
         if not solved_once:
             reasons = "; ".join(f"{a.solver}: {a.status.value} ({a.message})" for a in attempts)
-            return AttemptResult("failed", attempts=attempts,
-                                 message=f"every solver failed: {reasons}")
+            return AttemptResult(
+                "failed", attempts=attempts, message=f"every solver failed: {reasons}"
+            )
         return self._fallback(layout, method, attempts, notes, strict, cure_passive=cure_passive)
 
-    def _verify(self, layout: Layout, strict: list[int], bounds: list[FloatArray],
-                compiled: CompiledProblem) -> str | None:
+    def _verify(
+        self, layout: Layout, strict: list[int], bounds: list[FloatArray], compiled: CompiledProblem
+    ) -> str | None:
         if compiled.variable.value is None:
             return "solver returned no solution"
         w = layout.snap.w0 + compiled.delta(layout.snap.n)
@@ -150,9 +158,17 @@ class Adjuster:
             return f"solution breaks a limit by {worst:.3g} (tolerance {TOLERANCE:g}); rejected"
         return None
 
-    def _round(self, layout: Layout, compiled: CompiledProblem, method: AdjustmentMethod,
-               solver: str, attempts: list[SolveOutcome], strict: list[int], *,
-               cure_passive: bool) -> Adjustment | None:
+    def _round(
+        self,
+        layout: Layout,
+        compiled: CompiledProblem,
+        method: AdjustmentMethod,
+        solver: str,
+        attempts: list[SolveOutcome],
+        strict: list[int],
+        *,
+        cure_passive: bool,
+    ) -> Adjustment | None:
         snap = layout.snap
         delta = compiled.delta(snap.n)
         t_continuous = snap.trades_from_weights(snap.w0 + delta)
@@ -163,13 +179,21 @@ class Adjuster:
                 continue
             distance = float(np.sum((w - snap.w_hat) ** 2))
             if best is None or distance < best.distance:
-                best = Adjustment(method, t, w, distance, solver, list(attempts),
-                                  self._binding(compiled, strict, layout))
+                best = Adjustment(
+                    method,
+                    t,
+                    w,
+                    distance,
+                    solver,
+                    list(attempts),
+                    self._binding(compiled, strict, layout),
+                )
         return best
 
     @staticmethod
-    def _binding(compiled: CompiledProblem, strict: list[int], layout: Layout
-                 ) -> list[tuple[int, int, float]]:
+    def _binding(
+        compiled: CompiledProblem, strict: list[int], layout: Layout
+    ) -> list[tuple[int, int, float]]:
         """Rows whose constraint is tight at the continuous optimum, with their dual values."""
         w = layout.snap.w0 + compiled.delta(layout.snap.n)
         out = []
@@ -182,19 +206,34 @@ class Adjuster:
                 out.append((k, int(r), float(duals[r])))
         return out
 
-    def _fallback(self, layout: Layout, method: AdjustmentMethod, attempts: list[SolveOutcome],
-                  notes: list[str], strict: list[int], *, cure_passive: bool) -> AttemptResult:
-        """After rounding failed even with tightened limits: cancel every trade when that is
-        compliant (always, unless curing passive breaches), saying so in the notes."""
+    def _fallback(
+        self,
+        layout: Layout,
+        method: AdjustmentMethod,
+        attempts: list[SolveOutcome],
+        notes: list[str],
+        strict: list[int],
+        *,
+        cure_passive: bool,
+    ) -> AttemptResult:
+        """Cancel every trade, when rounding failed even with tightened limits.
+
+        That decision is compliant unless passive breaches must be cured; the notes say so.
+        """
         snap = layout.snap
         t = np.zeros(snap.n)
         w = snap.w0.copy()
         if check(layout, w, cure_passive=cure_passive, indices=strict).is_compliant:
             distance = float(np.sum((w - snap.w_hat) ** 2))
-            note = ("no lot-rounded solution near the optimum passed the check; every trade is "
-                    "cancelled instead")
+            note = (
+                "no lot-rounded solution near the optimum passed the check; every trade is "
+                "cancelled instead"
+            )
             solver = attempts[-1].solver if attempts else "none"
             adjustment = Adjustment(method, t, w, distance, solver, attempts, [], [*notes, note])
             return AttemptResult("adjusted", adjustment, attempts)
-        return AttemptResult("failed", attempts=attempts,
-                             message="no lot-rounded decision near the optimum passes the check")
+        return AttemptResult(
+            "failed",
+            attempts=attempts,
+            message="no lot-rounded decision near the optimum passes the check",
+        )

@@ -95,14 +95,16 @@ def _matrix_param(matrix: FloatArray | sp.spmatrix, *, structural: bool, name: s
 
 
 def _dense(matrix: FloatArray | sp.spmatrix) -> FloatArray:
-    return np.asarray(matrix.toarray() if sp.issparse(matrix) else matrix, dtype=float)
+    if sp.issparse(matrix):
+        return np.asarray(sp.csr_matrix(matrix).toarray(), dtype=float)
+    return np.asarray(matrix, dtype=float)
 
 
 @dataclass
 class AffineBlock(Block):
-    """Rows `A w + c`.
+    r"""Rows `A w + c`.
 
-    .. math:: v_r(w) = \\sum_i A_{ri} w_i + c_r
+    .. math:: v_r(w) = \sum_i A_{ri} w_i + c_r
 
     `A` is a constant of the compiled problem when `structural` (0/1 memberships), else a
     Parameter (attribute values, stress shocks).
@@ -142,12 +144,11 @@ class AffineBlock(Block):
         return np.asarray(abs(self.A) @ eps).ravel()
 
 
-
 @dataclass
 class AbsSumBlock(Block):
-    """Rows summing absolute terms: `G |A w + c| + k`.
+    r"""Rows summing absolute terms: `G |A w + c| + k`.
 
-    .. math:: v_r(w) = \\sum_j G_{rj} \\, |(A w + c)_j| + k_r
+    .. math:: v_r(w) = \sum_j G_{rj} \, |(A w + c)_j| + k_r
 
     With `G` = identity this is a vector of absolute values (no-holding, no-trade, trade
     limits); with a 0/1 `G` it is a gross exposure per group; `k` carries terms that do not
@@ -199,12 +200,11 @@ class AbsSumBlock(Block):
         return per_term if self.G is None else np.asarray(abs(self.G) @ per_term).ravel()
 
 
-
 @dataclass
 class SumLargestAbsBlock(Block):
-    """One row: the sum of the `top_k` largest `|w_i|`.
+    r"""One row: the sum of the `top_k` largest `|w_i|`.
 
-    .. math:: v(w) = \\max_{|S| = k} \\sum_{i \\in S} |w_i|
+    .. math:: v(w) = \max_{|S| = k} \sum_{i \in S} |w_i|
     """
 
     n: int
@@ -236,12 +236,11 @@ class SumLargestAbsBlock(Block):
         return np.array([float(np.sort(eps)[::-1][:k].sum())])
 
 
-
 @dataclass
 class NormBlock(Block):
-    """One row: a scaled risk norm of an affine image of w.
+    r"""One row: a scaled risk norm of an affine image of w.
 
-    .. math:: v(w) = s \\, \\sqrt{y^T (F F^T + \\mathrm{diag}(d^2)) y}, \\quad y = P w + c
+    .. math:: v(w) = s \, \sqrt{y^T (F F^T + \mathrm{diag}(d^2)) y}, \quad y = P w + c
 
     `P` maps V into the risk universe U (V plus benchmark names), `c = -b` for tracking
     error, `F` are factor exposures times the Cholesky factor of the factor covariance (or a
@@ -300,12 +299,11 @@ class NormBlock(Block):
         return np.array([self.scale * float(np.sqrt(np.clip(columns, 0, None)) @ eps)])
 
 
-
 def cvar_of_losses(losses: FloatArray, beta: float) -> float:
-    """CVaR at level `beta` of equally likely `losses` (Rockafellar-Uryasev, exact).
+    r"""CVaR at level `beta` of equally likely `losses` (Rockafellar-Uryasev, exact).
 
     The worst `(1 - beta) S` scenarios are averaged, the boundary scenario entering with its
-    fractional weight, which equals :math:`\\min_\\zeta \\zeta + E[(L - \\zeta)_+]/(1-\\beta)`.
+    fractional weight, which equals :math:`\min_\zeta \zeta + E[(L - \zeta)_+]/(1-\beta)`.
     """
     s = len(losses)
     tail = (1.0 - beta) * s
@@ -319,10 +317,10 @@ def cvar_of_losses(losses: FloatArray, beta: float) -> float:
 
 @dataclass
 class CVaRBlock(Block):
-    """One row: scenario CVaR of the loss `-R w`.
+    r"""One row: scenario CVaR of the loss `-R w`.
 
-    .. math:: v(w) = \\min_\\zeta \\; \\zeta + \\frac{1}{(1-\\beta) S}
-              \\sum_s \\left(-r_s^T w - \\zeta\\right)_+
+    .. math:: v(w) = \min_\zeta \; \zeta + \frac{1}{(1-\beta) S}
+              \sum_s \left(-r_s^T w - \zeta\right)_+
 
     The cvxpy form keeps `zeta` as an auxiliary variable (the Rockafellar-Uryasev LP).
     """

@@ -78,7 +78,7 @@ def check(
         else:
             blocking = np.zeros_like(breached)
         compliant = compliant and not bool(blocking.any())
-        checks.append(RowCheck(rowset, pre, post, pre_excess, post_excess, breached, active,
-                               blocking))
+        checks.append(
+            RowCheck(rowset, pre, post, pre_excess, post_excess, breached, active, blocking)
+        )
     return CheckResult(checks=checks, is_compliant=compliant)
-

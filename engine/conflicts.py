@@ -45,15 +45,19 @@ def find_conflicts(
         if not indices:
             return True
         compiled = cache.get(space, layout, indices)
-        compiled.fill(layout, indices,
-                      [solve_bounds(layout, k, cure_passive=cure_passive) for k in indices])
+        compiled.fill(
+            layout, indices, [solve_bounds(layout, k, cure_passive=cure_passive) for k in indices]
+        )
         result = chain.solve(compiled.problem, needs_socp=compiled.needs_socp)
         # An undecided solve counts as feasible, which keeps the policy in the set.
         return result.status is not SolveStatus.INFEASIBLE
 
     candidates = {_policy_of(layout, k) for k in strict}
-    support = _elastic_support(layout, strict, cure_passive=cure_passive, cache=cache,
-                               chain=chain) if space == "project" else set()
+    support = (
+        _elastic_support(layout, strict, cure_passive=cure_passive, cache=cache, chain=chain)
+        if space == "project"
+        else set()
+    )
     if support and not feasible(support):
         candidates = support
     kept = sorted(candidates)
@@ -64,12 +68,19 @@ def find_conflicts(
     return kept
 
 
-def _elastic_support(layout: Layout, strict: list[int], *, cure_passive: bool,
-                     cache: ProblemCache, chain: SolverChain) -> set[str]:
+def _elastic_support(
+    layout: Layout,
+    strict: list[int],
+    *,
+    cure_passive: bool,
+    cache: ProblemCache,
+    chain: SolverChain,
+) -> set[str]:
     """Policies whose rows need slack, or price it, in the elastic problem."""
     compiled = cache.get("elastic", layout, strict)
-    compiled.fill(layout, strict,
-                  [solve_bounds(layout, k, cure_passive=cure_passive) for k in strict])
+    compiled.fill(
+        layout, strict, [solve_bounds(layout, k, cure_passive=cure_passive) for k in strict]
+    )
     result = chain.solve(compiled.problem, needs_socp=compiled.needs_socp)
     if not result.optimal:
         return set()

@@ -47,8 +47,9 @@ def lot_candidates(snap: Snapshot, t: FloatArray, *, shrink_only: bool) -> list[
     `shrink_only` (scale_back) no trade grows or flips side. The checker picks among them.
     """
     tolerance = SNAP_WEIGHT * snap.nav / snap.prices
-    snapped = np.where(np.abs(t - snap.t) <= tolerance, snap.t,
-                       np.where(np.abs(t) <= tolerance, 0.0, t))
+    snapped = np.where(
+        np.abs(t - snap.t) <= tolerance, snap.t, np.where(np.abs(t) <= tolerance, 0.0, t)
+    )
     out: list[FloatArray] = []
     for base in (snapped, t):
         for candidate in _to_lots(snap, base, shrink_only=shrink_only):

@@ -128,8 +128,20 @@ def _build(space: Space, layout: Layout, indices: Sequence[int]) -> CompiledProb
     if not problem.is_dcp(dpp=True):
         raise RuntimeError(f"{space} problem is not DPP; a constraint kind is mis-specified")
     needs_socp = any(isinstance(layout.rowsets[k].block, NormBlock) for k in indices)
-    return CompiledProblem(space, problem, variable, target, lower, upper, block_params,
-                           bounds, rows, slacks, traded, needs_socp)
+    return CompiledProblem(
+        space,
+        problem,
+        variable,
+        target,
+        lower,
+        upper,
+        block_params,
+        bounds,
+        rows,
+        slacks,
+        traded,
+        needs_socp,
+    )
 
 
 class ProblemCache:
@@ -148,8 +160,12 @@ class ProblemCache:
 
     def get(self, space: Space, layout: Layout, indices: Sequence[int]) -> CompiledProblem:
         """The compiled problem for this structure, building it on a miss."""
-        key = (space, layout.snap.n, layout.snap.traded if space == "scale_back" else (),
-               layout.structure(indices))
+        key = (
+            space,
+            layout.snap.n,
+            layout.snap.traded if space == "scale_back" else (),
+            layout.structure(indices),
+        )
         entry = self._entries.get(key)
         if entry is not None:
             self.hits += 1

@@ -35,13 +35,18 @@ def trades_of(snap: Snapshot, t: FloatArray) -> list[Trade]:
 def _describe(rc: RowCheck, r: int) -> str:
     rs = rc.rowset
     verb = "exceeds max" if rs.sense == "le" else "is below min"
-    return (f"{rs.describe(rs.subjects[r])} {pct(rc.post[r])} {verb} {pct(rs.limits[r])} "
-            f"(pre-trade {pct(rc.pre[r])})")
+    return (
+        f"{rs.describe(rs.subjects[r])} {pct(rc.post[r])} {verb} {pct(rs.limits[r])} "
+        f"(pre-trade {pct(rc.pre[r])})"
+    )
 
 
 def _culprit(rc: RowCheck, r: int, snap: Snapshot, adjustment: Adjustment) -> int | None:
-    """The changed trade that does most to cure row r: the subject itself when it is a symbol
-    whose trade changed, else the change that alone reduces the row's excess the most."""
+    """The changed trade that does most to cure row r.
+
+    That is the subject itself when it is a symbol whose trade changed, else the change that
+    alone reduces the row's excess the most.
+    """
     changed = np.flatnonzero(adjustment.t != snap.t)
     subject = rc.rowset.subjects[r]
     if subject in snap.index and snap.index[subject] in changed:
@@ -59,12 +64,14 @@ def _culprit(rc: RowCheck, r: int, snap: Snapshot, adjustment: Adjustment) -> in
 def _suggestion(i: int, snap: Snapshot, adjustment: Adjustment) -> SuggestedAdjustment:
     new, old = float(adjustment.t[i]), float(snap.t[i])
     side = Side.BUY if (new if new != 0 else old) > 0 else Side.SELL
-    return SuggestedAdjustment(symbol=snap.symbols[i], side=side, quantity=abs(new),
-                               original_quantity=abs(old))
+    return SuggestedAdjustment(
+        symbol=snap.symbols[i], side=side, quantity=abs(new), original_quantity=abs(old)
+    )
 
 
-def violations_of(result: CheckResult, snap: Snapshot, adjustment: Adjustment | None,
-                  *, cure_passive: bool) -> list[Violation]:
+def violations_of(
+    result: CheckResult, snap: Snapshot, adjustment: Adjustment | None, *, cure_passive: bool
+) -> list[Violation]:
     """One Violation per breached row, with the trade change that cures it when known."""
     out = []
     for rc, r in result.breaches():
@@ -76,22 +83,28 @@ def violations_of(result: CheckResult, snap: Snapshot, adjustment: Adjustment | 
         if adjustment is not None and (rc.active[r] or cure_passive) and rs.provenance.strict:
             i = _culprit(rc, r, snap, adjustment)
             suggested = None if i is None else _suggestion(i, snap, adjustment)
-        out.append(Violation(
-            policy_name=policy.policy_name,
-            policy_type=policy.policy_type,
-            violation_type=rs.violation_type,
-            severity=severity(fixed=policy.severity, policy_type=policy.policy_type,
-                              breach=breach, excess=float(rc.post_excess[r]),
-                              limit=float(rs.limits[r])),
-            breach=breach,
-            enforcement_level=policy.enforcement_level,
-            subject=rs.subjects[r],
-            observed=float(rc.post[r]),
-            limit=float(rs.limits[r]),
-            pre_trade=float(rc.pre[r]),
-            description=_describe(rc, r),
-            suggested_adjustment=suggested,
-        ))
+        out.append(
+            Violation(
+                policy_name=policy.policy_name,
+                policy_type=policy.policy_type,
+                violation_type=rs.violation_type,
+                severity=severity(
+                    fixed=policy.severity,
+                    policy_type=policy.policy_type,
+                    breach=breach,
+                    excess=float(rc.post_excess[r]),
+                    limit=float(rs.limits[r]),
+                ),
+                breach=breach,
+                enforcement_level=policy.enforcement_level,
+                subject=rs.subjects[r],
+                observed=float(rc.post[r]),
+                limit=float(rs.limits[r]),
+                pre_trade=float(rc.pre[r]),
+                description=_describe(rc, r),
+                suggested_adjustment=suggested,
+            )
+        )
     return out
 
 
@@ -101,9 +114,14 @@ def binding_constraints(layout: Layout, adjustment: Adjustment) -> list[BindingC
     for k, r, dual in adjustment.binding:
         rs = layout.rowsets[k]
         assert rs.provenance is not None
-        out.append(BindingConstraint(policy_name=rs.provenance.policy_name,
-                                     violation_type=rs.violation_type,
-                                     subject=rs.subjects[r], shadow_price=dual))
+        out.append(
+            BindingConstraint(
+                policy_name=rs.provenance.policy_name,
+                violation_type=rs.violation_type,
+                subject=rs.subjects[r],
+                shadow_price=dual,
+            )
+        )
     return out
 
 
@@ -119,30 +137,47 @@ def _trade_change(symbol: str, old: float, new: float) -> str:
     if new == 0:
         return f"Cancel {side_old} {symbol} ({_fmt_qty(abs(old))} shares)"
     if side_old != side_new:
-        return (f"Replace {side_old} {symbol} {_fmt_qty(abs(old))} by {side_new} "
-                f"{_fmt_qty(abs(new))} shares")
+        return (
+            f"Replace {side_old} {symbol} {_fmt_qty(abs(old))} by {side_new} "
+            f"{_fmt_qty(abs(new))} shares"
+        )
     verb = "Reduce" if abs(new) < abs(old) else "Increase"
     return f"{verb} {side_old} {symbol} from {_fmt_qty(abs(old))} to {_fmt_qty(abs(new))} shares"
 
 
-def recommendations(violations: list[Violation], snap: Snapshot, adjustment: Adjustment | None,
-                    *, cure_passive: bool) -> list[str]:
+def recommendations(
+    violations: list[Violation],
+    snap: Snapshot,
+    adjustment: Adjustment | None,
+    *,
+    cure_passive: bool,
+) -> list[str]:
     """Readable advice: the trade changes, passive breaches left alone, advisory warnings."""
     out = []
     if adjustment is not None:
         for i in np.flatnonzero(adjustment.t != snap.t):
             symbol = snap.symbols[i]
-            policies = sorted({v.policy_name for v in violations
-                               if v.suggested_adjustment is not None
-                               and v.suggested_adjustment.symbol == symbol})
+            policies = sorted(
+                {
+                    v.policy_name
+                    for v in violations
+                    if v.suggested_adjustment is not None
+                    and v.suggested_adjustment.symbol == symbol
+                }
+            )
             reason = f" ({', '.join(policies)})" if policies else ""
             out.append(_trade_change(symbol, float(snap.t[i]), float(adjustment.t[i])) + reason)
         out += adjustment.notes
     for v in violations:
-        if v.breach is BreachKind.PASSIVE and v.enforcement_level.value == "strict" \
-                and not cure_passive:
-            out.append(f"Pre-existing breach of {v.policy_name}: {v.description}; passive, not "
-                       "blocking (set cure_passive to cure it)")
+        if (
+            v.breach is BreachKind.PASSIVE
+            and v.enforcement_level.value == "strict"
+            and not cure_passive
+        ):
+            out.append(
+                f"Pre-existing breach of {v.policy_name}: {v.description}; passive, not "
+                "blocking (set cure_passive to cure it)"
+            )
         elif v.enforcement_level.value == "advisory":
             out.append(f"Advisory {v.policy_name}: {v.description}")
     return out

@@ -12,10 +12,13 @@ from engine.blocks import Block
 from models import EnforcementLevel, PolicyDefinition
 from models.typing import FloatArray
 
-__all__ = ["Provenance", "RowSet", "Sense", "Unit"]
+__all__ = ["BOUNDS", "Provenance", "RowSet", "Sense", "Unit"]
 
 Sense = Literal["le", "ge"]
 Unit = Literal["weight", "risk", "loss"]
+
+BOUNDS: tuple[tuple[str, Sense], ...] = (("max", "le"), ("min", "ge"))
+"""A constraint's `max` bounds rows from above, its `min` from below."""
 
 
 @dataclass(frozen=True)

@@ -28,13 +28,23 @@ from models import BreachKind, EnforcementLevel, PolicyType, Violation, Violatio
 __all__ = ["compliance_score", "relative_excess", "severity"]
 
 _FLOOR = 0.01
-_STEPS = ((0.05, ViolationSeverity.LOW), (0.25, ViolationSeverity.MEDIUM),
-          (1.0, ViolationSeverity.HIGH))
+_STEPS = (
+    (0.05, ViolationSeverity.LOW),
+    (0.25, ViolationSeverity.MEDIUM),
+    (1.0, ViolationSeverity.HIGH),
+)
 _LEVELS = list(ViolationSeverity)
-_SEVERITY_WEIGHT = {ViolationSeverity.LOW: 0.05, ViolationSeverity.MEDIUM: 0.15,
-                    ViolationSeverity.HIGH: 0.35, ViolationSeverity.CRITICAL: 0.75}
-_ENFORCEMENT_WEIGHT = {EnforcementLevel.STRICT: 1.0, EnforcementLevel.ADVISORY: 0.5,
-                       EnforcementLevel.MONITOR: 0.2}
+_SEVERITY_WEIGHT = {
+    ViolationSeverity.LOW: 0.05,
+    ViolationSeverity.MEDIUM: 0.15,
+    ViolationSeverity.HIGH: 0.35,
+    ViolationSeverity.CRITICAL: 0.75,
+}
+_ENFORCEMENT_WEIGHT = {
+    EnforcementLevel.STRICT: 1.0,
+    EnforcementLevel.ADVISORY: 0.5,
+    EnforcementLevel.MONITOR: 0.2,
+}
 _BREACH_WEIGHT = {BreachKind.ACTIVE: 1.0, BreachKind.PASSIVE: 0.5}
 
 
@@ -43,8 +53,14 @@ def relative_excess(excess: float, limit: float) -> float:
     return max(excess, 0.0) / max(abs(limit), _FLOOR)
 
 
-def severity(*, fixed: ViolationSeverity | None, policy_type: PolicyType, breach: BreachKind,
-             excess: float, limit: float) -> ViolationSeverity:
+def severity(
+    *,
+    fixed: ViolationSeverity | None,
+    policy_type: PolicyType,
+    breach: BreachKind,
+    excess: float,
+    limit: float,
+) -> ViolationSeverity:
     """The severity of one breached row (see the module docstring for the rule)."""
     if fixed is not None:
         return fixed
@@ -62,6 +78,10 @@ def compliance_score(violations: Iterable[Violation]) -> float:
     total = 0.0
     for v in violations:
         rel = relative_excess(abs(v.observed - v.limit), v.limit)
-        total += (_SEVERITY_WEIGHT[v.severity] * _ENFORCEMENT_WEIGHT[v.enforcement_level]
-                  * _BREACH_WEIGHT[v.breach] * (1.0 + min(rel, 1.0)))
+        total += (
+            _SEVERITY_WEIGHT[v.severity]
+            * _ENFORCEMENT_WEIGHT[v.enforcement_level]
+            * _BREACH_WEIGHT[v.breach]
+            * (1.0 + min(rel, 1.0))
+        )
     return 1.0 / (1.0 + total)

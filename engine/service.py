@@ -63,10 +63,13 @@ class PolicyEngine:
         """Entries, hits and misses of the compiled-problem cache."""
         return CacheStats(len(self.cache), self.cache.hits, self.cache.misses)
 
-    def validate(self, request: PolicyValidationRequest,
-                 policies: Sequence[PolicyDefinition] = ()) -> PolicyValidationResponse:
-        """Check `request.decision` against the effective policies and, if it does not
-        comply and `mode` is adjust, return the closest compliant decision.
+    def validate(
+        self, request: PolicyValidationRequest, policies: Sequence[PolicyDefinition] = ()
+    ) -> PolicyValidationResponse:
+        """Check `request.decision` against the effective policies (and adjust it).
+
+        If the decision does not comply and `mode` is adjust, the response carries the closest
+        compliant decision.
 
         `policies` are the stored policies; a request carrying inline `policies` uses those
         instead. Raises `engine.errors.InputError` for input that cannot be evaluated.
@@ -97,9 +100,15 @@ class PolicyEngine:
                 distance=adjustment.distance,
                 solver=adjustment.solver,
                 binding=binding_constraints(layout, adjustment),
-                solver_attempts=[SolverAttempt(solver=a.solver, status=a.status.value,
-                                               seconds=round(a.seconds, 6), message=a.message)
-                                 for a in adjustment.attempts],
+                solver_attempts=[
+                    SolverAttempt(
+                        solver=a.solver,
+                        status=a.status.value,
+                        seconds=round(a.seconds, 6),
+                        message=a.message,
+                    )
+                    for a in adjustment.attempts
+                ],
                 notes=adjustment.notes,
             )
         violations = violations_of(result, snap, adjustment, cure_passive=request.cure_passive)
@@ -122,11 +131,13 @@ class PolicyEngine:
             timings_ms=timer.finish(),
         )
 
-    def _adjust(self, layout: Layout, request: PolicyValidationRequest
-                ) -> tuple[AttemptResult, Infeasibility | None]:
+    def _adjust(
+        self, layout: Layout, request: PolicyValidationRequest
+    ) -> tuple[AttemptResult, Infeasibility | None]:
         methods = (
             [AdjustmentMethod.SCALE_BACK, AdjustmentMethod.PROJECT]
-            if request.adjustment == AdjustmentMethod.AUTO else [request.adjustment]
+            if request.adjustment == AdjustmentMethod.AUTO
+            else [request.adjustment]
         )
         outcome = AttemptResult("failed", message="no adjustment method ran")
         for method in methods:
@@ -135,13 +146,20 @@ class PolicyEngine:
                 return outcome, None
         last = methods[-1]
         conflicting = find_conflicts(
-            layout, space="scale_back" if last == AdjustmentMethod.SCALE_BACK else "project",
-            cure_passive=request.cure_passive, cache=self.cache, chain=self.chain,
+            layout,
+            space="scale_back" if last == AdjustmentMethod.SCALE_BACK else "project",
+            cure_passive=request.cure_passive,
+            cache=self.cache,
+            chain=self.chain,
         )
         if last == AdjustmentMethod.SCALE_BACK:
-            message = (f"No scaling back of the proposed trades satisfies {', '.join(conflicting)} "
-                       "together; adjustment 'project' may trade other held symbols")
+            message = (
+                f"No scaling back of the proposed trades satisfies {', '.join(conflicting)} "
+                "together; adjustment 'project' may trade other held symbols"
+            )
         else:
-            message = (f"Policies {', '.join(conflicting)} conflict: no portfolio over the held "
-                       "and traded symbols satisfies them together; relax one of them")
+            message = (
+                f"Policies {', '.join(conflicting)} conflict: no portfolio over the held "
+                "and traded symbols satisfies them together; relax one of them"
+            )
         return outcome, Infeasibility(conflicting_policies=conflicting, message=message)

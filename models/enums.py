@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 __all__ = [
     "AdjustmentMethod",
@@ -15,7 +15,7 @@ __all__ = [
 ]
 
 
-class ViolationSeverity(str, Enum):
+class ViolationSeverity(StrEnum):
     """How serious a breach is; ordered from LOW to CRITICAL."""
 
     LOW = "LOW"
@@ -37,7 +37,7 @@ _SEVERITY_ORDER = [
 ]
 
 
-class PolicyType(str, Enum):
+class PolicyType(StrEnum):
     """The business family a policy belongs to."""
 
     POSITION_LIMIT = "POSITION_LIMIT"
@@ -47,7 +47,7 @@ class PolicyType(str, Enum):
     INVESTMENT_MANDATE = "INVESTMENT_MANDATE"
 
 
-class EnforcementLevel(str, Enum):
+class EnforcementLevel(StrEnum):
     """What a breach of the policy does: block, warn, or only get recorded."""
 
     STRICT = "strict"
@@ -55,7 +55,7 @@ class EnforcementLevel(str, Enum):
     MONITOR = "monitor"
 
 
-class Side(str, Enum):
+class Side(StrEnum):
     """Trade direction; BUY adds to the signed quantity, SELL subtracts."""
 
     BUY = "BUY"
@@ -67,14 +67,14 @@ class Side(str, Enum):
         return 1 if self is Side.BUY else -1
 
 
-class ValidationMode(str, Enum):
+class ValidationMode(StrEnum):
     """`validate` checks only; `adjust` also solves for a compliant decision."""
 
     VALIDATE = "validate"
     ADJUST = "adjust"
 
 
-class AdjustmentMethod(str, Enum):
+class AdjustmentMethod(StrEnum):
     """Which adjustment problem to solve (SPEC section 6)."""
 
     AUTO = "auto"
@@ -82,7 +82,7 @@ class AdjustmentMethod(str, Enum):
     PROJECT = "project"
 
 
-class BreachKind(str, Enum):
+class BreachKind(StrEnum):
     """Active: the decision creates or worsens the breach. Passive: it pre-existed."""
 
     ACTIVE = "active"

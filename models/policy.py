@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from models.base import StrictModel
 from models.constraints import Constraint
@@ -46,8 +46,8 @@ class PolicyDefinition(StrictModel):
     )
     rules: PolicyRules
 
-    model_config = {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "examples": [
                 {
                     "policy_name": "sector-caps",
@@ -60,4 +60,4 @@ class PolicyDefinition(StrictModel):
                 }
             ]
         }
-    }
+    )

@@ -11,7 +11,7 @@ import importlib.util
 import time
 import warnings
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, ClassVar
 
 import cvxpy as cp
@@ -19,7 +19,7 @@ import cvxpy as cp
 __all__ = ["CvxpyAdapter", "SolveOutcome", "SolveStatus", "SolverAdapter"]
 
 
-class SolveStatus(str, Enum):
+class SolveStatus(StrEnum):
     """The engine's view of how a solve ended."""
 
     OPTIMAL = "optimal"
@@ -78,8 +78,12 @@ class SolverAdapter:
                 warnings.filterwarnings("ignore", message="Solution may be inaccurate")
                 problem.solve(solver=self.name, warm_start=warm_start, **self.settings)
         except cp.error.SolverError as exc:
-            return SolveOutcome(self.name, SolveStatus.ERROR, time.perf_counter() - started,
-                                message=str(exc).splitlines()[0] if str(exc) else "solver error")
+            return SolveOutcome(
+                self.name,
+                SolveStatus.ERROR,
+                time.perf_counter() - started,
+                message=str(exc).splitlines()[0] if str(exc) else "solver error",
+            )
         seconds = time.perf_counter() - started
         status = self.STATUS_MAP.get(problem.status, SolveStatus.ERROR)
         stats = problem.solver_stats

@@ -1,5 +1,4 @@
-"""The fallback chain: try solvers in order, record every attempt, never accept an
-inaccurate answer."""
+"""The fallback chain: solvers in order, every attempt recorded, no inaccurate answer."""
 
 from __future__ import annotations
 
@@ -55,8 +54,13 @@ class SolverChain:
             if outcome.status is SolveStatus.OPTIMAL and verify is not None:
                 reason = verify()
                 if reason is not None:
-                    outcome = SolveOutcome(adapter.name, SolveStatus.INACCURATE,
-                                           outcome.seconds, outcome.iterations, reason)
+                    outcome = SolveOutcome(
+                        adapter.name,
+                        SolveStatus.INACCURATE,
+                        outcome.seconds,
+                        outcome.iterations,
+                        reason,
+                    )
             attempts.append(outcome)
             if outcome.status is SolveStatus.OPTIMAL:
                 return ChainResult(SolveStatus.OPTIMAL, adapter.name, attempts)

@@ -13,9 +13,16 @@ BETAS = {"AAA": 1.3, "BBB": 1.1, "CCC": 0.8, "DDD": 0.6, "EEE": 0.9}
 def instrument(symbol: str, price: float = 100.0, **extra: Any) -> dict[str, Any]:
     """An instrument with a sector, issuer, beta and ADV unless overridden."""
     attributes = extra.pop("attributes", {"beta": BETAS.get(symbol, 1.0)})
-    base = {"symbol": symbol, "price": price, "sector": SECTORS.get(symbol, "Other"),
-            "issuer": f"{symbol} Inc", "country": "US", "adv": 100_000, "lot_size": 0,
-            "attributes": attributes}
+    base = {
+        "symbol": symbol,
+        "price": price,
+        "sector": SECTORS.get(symbol, "Other"),
+        "issuer": f"{symbol} Inc",
+        "country": "US",
+        "adv": 100_000,
+        "lot_size": 0,
+        "attributes": attributes,
+    }
     base.update(extra)
     return base
 
@@ -34,9 +41,11 @@ def request(
     prices = prices or {}
     symbols = sorted({*positions, *(t[0] for t in trades), *SECTORS})
     body: dict[str, Any] = {
-        "decision": {"decision_id": "d-1", "portfolio_id": "p-1",
-                     "trades": [{"symbol": s, "side": side, "quantity": q}
-                                for s, side, q in trades]},
+        "decision": {
+            "decision_id": "d-1",
+            "portfolio_id": "p-1",
+            "trades": [{"symbol": s, "side": side, "quantity": q} for s, side, q in trades],
+        },
         "portfolio_state": {
             "portfolio_id": "p-1",
             "cash": cash,
@@ -57,8 +66,11 @@ def request(
 
 def policy(name: str, *constraints: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """A strict POSITION_LIMIT policy dict with the given constraints."""
-    body = {"policy_name": name, "policy_type": "POSITION_LIMIT",
-            "rules": {"constraints": list(constraints)}}
+    body = {
+        "policy_name": name,
+        "policy_type": "POSITION_LIMIT",
+        "rules": {"constraints": list(constraints)},
+    }
     body.update(fields)
     PolicyDefinition.model_validate(body)
     return body

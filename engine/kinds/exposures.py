@@ -1,8 +1,11 @@
-"""Portfolio- and group-level kinds: groups, gross/net exposure, cash, attribute exposure,
-concentration and turnover."""
+"""Portfolio- and group-level kinds.
+
+Groups, gross and net exposure, cash, attribute exposure, concentration and turnover.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,7 +15,7 @@ from engine.blocks import AbsSumBlock, AffineBlock, SumLargestAbsBlock
 from engine.context import IGNORED, CompileContext
 from engine.kinds.base import Kind, register
 from engine.kinds.format import fixed
-from engine.rows import RowSet
+from engine.rows import BOUNDS, RowSet
 from models import (
     Cash,
     Concentration,
@@ -41,21 +44,33 @@ def _ones(n: int) -> sp.csr_matrix:
 def _bounded_rows(block: AffineBlock, spec: Any, vtype: str, what: str) -> list[RowSet]:
     """One row per bound present on `spec` (`<vtype>.max`, `<vtype>.min`)."""
     out = []
-    for bound, sense in (("max", "le"), ("min", "ge")):
+    for bound, sense in BOUNDS:
         limit = getattr(spec, bound)
         if limit is not None:
-            out.append(RowSet(block, sense, np.array([limit]), [None],  # type: ignore[arg-type]
-                              f"{vtype}.{bound}", fixed(what)))
+            out.append(
+                RowSet(
+                    block,
+                    sense,
+                    np.array([limit]),
+                    [None],
+                    f"{vtype}.{bound}",
+                    fixed(what),
+                )
+            )
     return out
+
+
+def _group_describer(attribute: str, measure: str) -> Callable[[str | None], str]:
+    return lambda group: f"{attribute} {group} {measure}weight"
 
 
 @register
 class GroupLimitKind(Kind):
-    """Per group `g` of an attribute's values among V (and benchmark names when active).
+    r"""Per group `g` of an attribute's values among V (and benchmark names when active).
 
     .. math::
-        \\mathrm{min}_g \\le \\sum_{i \\in g} w_i \\le \\mathrm{max}_g \\quad
-        (\\text{gross: } |w_i|, \\text{ active: } w_i - b_i)
+        \mathrm{min}_g \le \sum_{i \in g} w_i \le \mathrm{max}_g \quad
+        (\text{gross: } |w_i|, \text{ active: } w_i - b_i)
     """
 
     name = "group_limit"
@@ -79,10 +94,11 @@ class GroupLimitKind(Kind):
         outside = np.zeros(len(groups))  # benchmark weight (or |weight|) of names outside V
         for s, weight in bench.items():
             if s in member_of and s not in snap.index:
-                outside[position[member_of[s]]] += abs(weight) if spec.measure == "gross" else weight
+                gross = spec.measure == "gross"
+                outside[position[member_of[s]]] += abs(weight) if gross else weight
         measure = ("active " if spec.active else "") + ("gross " if spec.measure == "gross" else "")
         out = []
-        for bound, sense in (("max", "le"), ("min", "ge")):
+        for bound, sense in BOUNDS:
             rows, limits = [], []
             for g in groups:
                 override = (spec.per_group or {}).get(g)
@@ -95,32 +111,54 @@ class GroupLimitKind(Kind):
             Gr = G[rows]
             block: AffineBlock | AbsSumBlock
             if spec.measure == "gross":
-                block = AbsSumBlock(A=sp.identity(snap.n, format="csr"), c=-b_v, G=Gr,
-                                    k=outside[rows])
+                block = AbsSumBlock(
+                    A=sp.identity(snap.n, format="csr"), c=-b_v, G=Gr, k=outside[rows]
+                )
             else:
                 block = AffineBlock(A=Gr, c=-(Gr @ b_v) - outside[rows])
-            out.append(RowSet(block, sense, np.array(limits),  # type: ignore[arg-type]
-                              [groups[r] for r in rows], f"group_limit.{bound}",
-                              lambda g, a=spec.attribute, m=measure: f"{a} {g} {m}weight"))
+            out.append(
+                RowSet(
+                    block,
+                    sense,
+                    np.array(limits),
+                    [groups[r] for r in rows],
+                    f"group_limit.{bound}",
+                    _group_describer(spec.attribute, measure),
+                )
+            )
         return out
 
 
 @register
 class GrossExposureKind(Kind):
-    """.. math:: \\sum_{i \\in V} |w_i| \\le \\mathrm{max}"""
+    r"""Gross exposure.
+
+    .. math:: \sum_{i \in V} |w_i| \le \mathrm{max}
+    """
 
     name = "gross_exposure"
 
     def compile(self, spec: GrossExposure, ctx: CompileContext) -> list[RowSet]:
         n = ctx.snap.n
         block = AbsSumBlock(A=sp.identity(n, format="csr"), c=np.zeros(n), G=_ones(n))
-        return [RowSet(block, "le", np.array([spec.max]), [None], "gross_exposure.max",
-                       fixed("gross exposure"))]
+        return [
+            RowSet(
+                block,
+                "le",
+                np.array([spec.max]),
+                [None],
+                "gross_exposure.max",
+                fixed("gross exposure"),
+            )
+        ]
 
 
 @register
 class NetExposureKind(Kind):
-    """.. math:: \\mathrm{min} \\le \\sum_{i \\in V} w_i \\le \\mathrm{max}"""
+    r"""Net exposure.
+
+    .. math:: \mathrm{min} \le \sum_{i \in V} w_i \le \mathrm{max}
+    """
 
     name = "net_exposure"
 
@@ -131,7 +169,10 @@ class NetExposureKind(Kind):
 
 @register
 class CashKind(Kind):
-    """.. math:: \\mathrm{min} \\le 1 - \\sum_{i \\in V} w_i \\le \\mathrm{max}"""
+    r"""Cash weight.
+
+    .. math:: \mathrm{min} \le 1 - \sum_{i \in V} w_i \le \mathrm{max}
+    """
 
     name = "cash"
 
@@ -142,10 +183,10 @@ class CashKind(Kind):
 
 @register
 class ExposureKind(Kind):
-    """Exposure to a numeric attribute x (beta, ESG score, duration ...).
+    r"""Exposure to a numeric attribute x (beta, ESG score, duration ...).
 
-    .. math:: \\mathrm{min} \\le \\sum_i (w_i - b_i) x_i \\le \\mathrm{max}
-              \\quad (b = 0 \\text{ unless active})
+    .. math:: \mathrm{min} \le \sum_i (w_i - b_i) x_i \le \mathrm{max}
+              \quad (b = 0 \text{ unless active})
     """
 
     name = "exposure"
@@ -169,24 +210,47 @@ class ExposureKind(Kind):
 
 @register
 class ConcentrationKind(Kind):
-    """.. math:: \\text{sum of the } k \\text{ largest } |w_i| \\le \\mathrm{max}"""
+    r"""Concentration: the largest positions together.
+
+    .. math:: \text{sum of the } k \text{ largest } |w_i| \le \mathrm{max}
+    """
 
     name = "concentration"
 
     def compile(self, spec: Concentration, ctx: CompileContext) -> list[RowSet]:
         block = SumLargestAbsBlock(n=ctx.snap.n, top_k=spec.top_k)
-        return [RowSet(block, "le", np.array([spec.max]), [None], "concentration.max",
-                       fixed(f"top-{spec.top_k} concentration"))]
+        return [
+            RowSet(
+                block,
+                "le",
+                np.array([spec.max]),
+                [None],
+                "concentration.max",
+                fixed(f"top-{spec.top_k} concentration"),
+            )
+        ]
 
 
 @register
 class TurnoverKind(Kind):
-    """.. math:: \\sum_{i \\in V} |w_i - w^0_i| \\le \\mathrm{max} \\quad (\\text{always active})"""
+    r"""Turnover (always an active breach).
+
+    .. math:: \sum_{i \in V} |w_i - w^0_i| \le \mathrm{max}
+    """
 
     name = "turnover"
 
     def compile(self, spec: Turnover, ctx: CompileContext) -> list[RowSet]:
         n = ctx.snap.n
         block = AbsSumBlock(A=sp.identity(n, format="csr"), c=-ctx.snap.w0, G=_ones(n))
-        return [RowSet(block, "le", np.array([spec.max]), [None], "turnover.max",
-                       fixed("turnover"), always_active=True)]
+        return [
+            RowSet(
+                block,
+                "le",
+                np.array([spec.max]),
+                [None],
+                "turnover.max",
+                fixed("turnover"),
+                always_active=True,
+            )
+        ]

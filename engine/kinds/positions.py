@@ -8,7 +8,7 @@ from engine.blocks import AbsSumBlock, AffineBlock
 from engine.context import IGNORED, CompileContext
 from engine.kinds.base import Kind, register, select_where
 from engine.kinds.format import of_subject
-from engine.rows import RowSet
+from engine.rows import BOUNDS, RowSet
 from models import AllowedUniverse, Restricted, TradeLimit, WeightBounds
 
 __all__ = ["AllowedUniverseKind", "RestrictedKind", "TradeLimitKind", "WeightBoundsKind"]
@@ -22,9 +22,9 @@ def _in_universe(ctx: CompileContext, symbols: list[str]) -> list[int]:
 
 @register
 class WeightBoundsKind(Kind):
-    """Per-symbol weight bounds.
+    r"""Per-symbol weight bounds.
 
-    .. math:: \\mathrm{min}_i \\le w_i \\le \\mathrm{max}_i
+    .. math:: \mathrm{min}_i \le w_i \le \mathrm{max}_i
 
     for every selected symbol of V (all of V unless `symbols` is given); `per_symbol`
     overrides the bounds of the symbols it names.
@@ -37,7 +37,7 @@ class WeightBoundsKind(Kind):
         listed = spec.symbols if spec.symbols is not None else list(ctx.snap.symbols)
         idx = _in_universe(ctx, [*listed, *per_symbol])
         out = []
-        for bound, sense in (("max", "le"), ("min", "ge")):
+        for bound, sense in BOUNDS:
             rows, limits = [], []
             for i in idx:
                 symbol = ctx.snap.symbols[i]
@@ -51,7 +51,7 @@ class WeightBoundsKind(Kind):
                 out.append(
                     RowSet(
                         block=block,
-                        sense=sense,  # type: ignore[arg-type]
+                        sense=sense,
                         limits=np.array(limits),
                         subjects=[ctx.snap.symbols[i] for i in rows],
                         violation_type=f"weight_bounds.{bound}",
@@ -83,12 +83,12 @@ def _zero_rows(ctx: CompileContext, symbols: list[str], violation_type: str, wha
 
 @register
 class RestrictedKind(Kind):
-    """Restricted list, by mode, for each selected symbol of V.
+    r"""Restricted list, by mode, for each selected symbol of V.
 
     .. math::
-        \\text{no\\_holding: } |w_i| \\le 0 \\quad \\text{no\\_buy: } w_i \\le w^0_i \\quad
-        \\text{no\\_sell: } w_i \\ge w^0_i \\quad \\text{no\\_short: } w_i \\ge 0 \\quad
-        \\text{no\\_trade: } |w_i - w^0_i| \\le 0
+        \text{no\_holding: } |w_i| \le 0 \quad \text{no\_buy: } w_i \le w^0_i \quad
+        \text{no\_sell: } w_i \ge w^0_i \quad \text{no\_short: } w_i \ge 0 \quad
+        \text{no\_trade: } |w_i - w^0_i| \le 0
     """
 
     name = "restricted"
@@ -106,25 +106,56 @@ class RestrictedKind(Kind):
         if spec.mode == "no_trade":
             block = AbsSumBlock(A=select, c=-w0)
             return [
-                RowSet(block, "le", np.zeros(len(idx)), list(symbols), vtype,
-                       of_subject("{subject} weight change (no trade)"), always_active=True)
+                RowSet(
+                    block,
+                    "le",
+                    np.zeros(len(idx)),
+                    list(symbols),
+                    vtype,
+                    of_subject("{subject} weight change (no trade)"),
+                    always_active=True,
+                )
             ]
         affine = AffineBlock(A=select, c=np.zeros(len(idx)))
         if spec.mode == "no_buy":
-            return [RowSet(affine, "le", w0, list(symbols), vtype,
-                           of_subject("{subject} weight (no buy above pre-trade)"))]
+            return [
+                RowSet(
+                    affine,
+                    "le",
+                    w0,
+                    list(symbols),
+                    vtype,
+                    of_subject("{subject} weight (no buy above pre-trade)"),
+                )
+            ]
         if spec.mode == "no_sell":
-            return [RowSet(affine, "ge", w0, list(symbols), vtype,
-                           of_subject("{subject} weight (no sale below pre-trade)"))]
-        return [RowSet(affine, "ge", np.zeros(len(idx)), list(symbols), vtype,
-                       of_subject("{subject} weight (no short)"))]
+            return [
+                RowSet(
+                    affine,
+                    "ge",
+                    w0,
+                    list(symbols),
+                    vtype,
+                    of_subject("{subject} weight (no sale below pre-trade)"),
+                )
+            ]
+        return [
+            RowSet(
+                affine,
+                "ge",
+                np.zeros(len(idx)),
+                list(symbols),
+                vtype,
+                of_subject("{subject} weight (no short)"),
+            )
+        ]
 
 
 @register
 class AllowedUniverseKind(Kind):
-    """Only selected symbols may be held.
+    r"""Only selected symbols may be held.
 
-    .. math:: |w_i| \\le 0 \\quad \\text{for every } i \\in V \\text{ not selected}
+    .. math:: |w_i| \le 0 \quad \text{for every } i \in V \text{ not selected}
     """
 
     name = "allowed_universe"
@@ -135,17 +166,19 @@ class AllowedUniverseKind(Kind):
         if not outside:
             return []
         return [
-            _zero_rows(ctx, outside, "allowed_universe.outside", "{subject} holding (outside universe)")
+            _zero_rows(
+                ctx, outside, "allowed_universe.outside", "{subject} holding (outside universe)"
+            )
         ]
 
 
 @register
 class TradeLimitKind(Kind):
-    """Per-symbol trade size limits (always active).
+    r"""Per-symbol trade size limits (always active).
 
     .. math::
-        |w_i - w^0_i| \\le \\mathrm{max\\_weight\\_change}, \\qquad
-        |w_i - w^0_i| \\le f \\cdot \\mathrm{adv}_i \\, p_i / \\mathrm{NAV}
+        |w_i - w^0_i| \le \mathrm{max\_weight\_change}, \qquad
+        |w_i - w^0_i| \le f \cdot \mathrm{adv}_i \, p_i / \mathrm{NAV}
     """
 
     name = "trade_limit"
@@ -155,8 +188,14 @@ class TradeLimitKind(Kind):
         idx = _in_universe(ctx, spec.symbols) if spec.symbols is not None else list(range(snap.n))
         out = []
         if spec.max_weight_change is not None and idx:
-            out.append(self._rows(ctx, idx, np.full(len(idx), spec.max_weight_change),
-                                  "trade_limit.max_weight_change"))
+            out.append(
+                self._rows(
+                    ctx,
+                    idx,
+                    np.full(len(idx), spec.max_weight_change),
+                    "trade_limit.max_weight_change",
+                )
+            )
         if spec.max_adv_fraction is not None:
             adv_idx, limits = [], []
             for i in idx:
@@ -166,12 +205,20 @@ class TradeLimitKind(Kind):
                 adv_idx.append(i)
                 limits.append(spec.max_adv_fraction * adv * snap.prices[i] / snap.nav)
             if adv_idx:
-                out.append(self._rows(ctx, adv_idx, np.array(limits),
-                                      "trade_limit.max_adv_fraction"))
+                out.append(
+                    self._rows(ctx, adv_idx, np.array(limits), "trade_limit.max_adv_fraction")
+                )
         return out
 
     @staticmethod
     def _rows(ctx: CompileContext, idx: list[int], limits: np.ndarray, vtype: str) -> RowSet:
         block = AbsSumBlock(A=ctx.selection(idx), c=-ctx.snap.w0[idx])
-        return RowSet(block, "le", limits, [ctx.snap.symbols[i] for i in idx], vtype,
-                      of_subject("{subject} weight change"), always_active=True)
+        return RowSet(
+            block,
+            "le",
+            limits,
+            [ctx.snap.symbols[i] for i in idx],
+            vtype,
+            of_subject("{subject} weight change"),
+            always_active=True,
+        )

@@ -32,34 +32,58 @@ def _norm_block(ctx: CompileContext, *, active: bool, scale: float) -> NormBlock
 
 @register
 class VolatilityKind(Kind):
-    """.. math:: \\sqrt{w^T \\Sigma w} \\le \\mathrm{max} \\quad (\\text{annualized})"""
+    r"""Volatility, annualized.
+
+    .. math:: \sqrt{w^T \Sigma w} \le \mathrm{max}
+    """
 
     name = "volatility"
 
     def compile(self, spec: Volatility, ctx: CompileContext) -> list[RowSet]:
         block = _norm_block(ctx, active=False, scale=1.0)
-        return [RowSet(block, "le", np.array([spec.max]), [None], "volatility.max",
-                       fixed("volatility"), unit="risk")]
+        return [
+            RowSet(
+                block,
+                "le",
+                np.array([spec.max]),
+                [None],
+                "volatility.max",
+                fixed("volatility"),
+                unit="risk",
+            )
+        ]
 
 
 @register
 class TrackingErrorKind(Kind):
-    """.. math:: \\sqrt{(w - b)^T \\Sigma (w - b)} \\le \\mathrm{max}"""
+    r"""Tracking error against the benchmark, annualized.
+
+    .. math:: \sqrt{(w - b)^T \Sigma (w - b)} \le \mathrm{max}
+    """
 
     name = "tracking_error"
 
     def compile(self, spec: TrackingError, ctx: CompileContext) -> list[RowSet]:
         block = _norm_block(ctx, active=True, scale=1.0)
-        return [RowSet(block, "le", np.array([spec.max]), [None], "tracking_error.max",
-                       fixed("tracking error"), unit="risk")]
+        return [
+            RowSet(
+                block,
+                "le",
+                np.array([spec.max]),
+                [None],
+                "tracking_error.max",
+                fixed("tracking error"),
+                unit="risk",
+            )
+        ]
 
 
 @register
 class VaRKind(Kind):
-    """Parametric normal VaR.
+    r"""Parametric normal VaR.
 
-    .. math:: z_{c} \\sqrt{h / 252} \\sqrt{w^T \\Sigma w} \\le \\mathrm{max},
-              \\quad z_c = \\Phi^{-1}(c)
+    .. math:: z_{c} \sqrt{h / 252} \sqrt{w^T \Sigma w} \le \mathrm{max},
+              \quad z_c = \Phi^{-1}(c)
     """
 
     name = "var"
@@ -68,16 +92,17 @@ class VaRKind(Kind):
         scale = float(norm.ppf(spec.confidence)) * np.sqrt(spec.horizon_days / TRADING_DAYS)
         block = _norm_block(ctx, active=False, scale=scale)
         what = f"{100 * spec.confidence:g}% {spec.horizon_days:g}-day VaR"
-        return [RowSet(block, "le", np.array([spec.max]), [None], "var.max", fixed(what),
-                       unit="risk")]
+        return [
+            RowSet(block, "le", np.array([spec.max]), [None], "var.max", fixed(what), unit="risk")
+        ]
 
 
 @register
 class CVaRKind(Kind):
-    """Scenario CVaR of the loss (Rockafellar-Uryasev).
+    r"""Scenario CVaR of the loss (Rockafellar-Uryasev).
 
-    .. math:: \\min_\\zeta \\; \\zeta + \\frac{1}{(1-\\beta) S} \\sum_s (-r_s^T w - \\zeta)_+
-              \\le \\mathrm{max}
+    .. math:: \min_\zeta \; \zeta + \frac{1}{(1-\beta) S} \sum_s (-r_s^T w - \zeta)_+
+              \le \mathrm{max}
     """
 
     name = "cvar"
@@ -85,15 +110,16 @@ class CVaRKind(Kind):
     def compile(self, spec: CVaR, ctx: CompileContext) -> list[RowSet]:
         block = CVaRBlock(R=ctx.scenario_returns(), beta=spec.confidence)
         what = f"{100 * spec.confidence:g}% CVaR"
-        return [RowSet(block, "le", np.array([spec.max]), [None], "cvar.max", fixed(what),
-                       unit="loss")]
+        return [
+            RowSet(block, "le", np.array([spec.max]), [None], "cvar.max", fixed(what), unit="loss")
+        ]
 
 
 @register
 class StressKind(Kind):
-    """Per scenario `s`: the loss under its shocks.
+    r"""Per scenario `s`: the loss under its shocks.
 
-    .. math:: -\\sum_{i \\in V} w_i \\, \\mathrm{shock}_{s,i} \\le \\mathrm{max\\_loss}
+    .. math:: -\sum_{i \in V} w_i \, \mathrm{shock}_{s,i} \le \mathrm{max\_loss}
     """
 
     name = "stress"
@@ -109,10 +135,19 @@ class StressKind(Kind):
                 if scenario.by != "symbol":
                     key = ctx.attribute(symbol, scenario.by, spec.missing)
                 shocks[r, i] = (
-                    scenario.default if key is IGNORED
+                    scenario.default
+                    if key is IGNORED
                     else scenario.shocks.get(str(key), scenario.default)
                 )
         block = AffineBlock(A=-shocks, c=np.zeros(len(names)), structural=False)
-        return [RowSet(block, "le", np.full(len(names), spec.max_loss), list(names),
-                       "stress.max_loss", of_subject("stress scenario {subject!r} loss"),
-                       unit="loss")]
+        return [
+            RowSet(
+                block,
+                "le",
+                np.full(len(names), spec.max_loss),
+                list(names),
+                "stress.max_loss",
+                of_subject("stress scenario {subject!r} loss"),
+                unit="loss",
+            )
+        ]

@@ -14,8 +14,9 @@ from tests.builders import instrument, policy, request
 from tests.engine.test_kinds import BASE
 
 CAP = policy("cap", {"kind": "weight_bounds", "max": 0.25})
-TECH = policy("tech", {"kind": "group_limit", "attribute": "sector", "max": 0.35},
-              policy_type="SECTOR_LIMIT")
+TECH = policy(
+    "tech", {"kind": "group_limit", "attribute": "sector", "max": 0.35}, policy_type="SECTOR_LIMIT"
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,15 +24,21 @@ def engine() -> PolicyEngine:
     return PolicyEngine()
 
 
-def _run(engine: PolicyEngine, trades: list[tuple[str, str, float]], policies: list[dict[str, Any]],
-         **fields: Any) -> PolicyValidationResponse:
+def _run(
+    engine: PolicyEngine,
+    trades: list[tuple[str, str, float]],
+    policies: list[dict[str, Any]],
+    **fields: Any,
+) -> PolicyValidationResponse:
     return engine.validate(request(BASE, trades, cash=30_000, policies=policies, **fields))
 
 
 def _trades(response: PolicyValidationResponse) -> dict[str, float]:
     assert response.adjusted_decision is not None
-    return {t.symbol: (t.quantity if t.side.value == "BUY" else -t.quantity)
-            for t in response.adjusted_decision.trades}
+    return {
+        t.symbol: (t.quantity if t.side.value == "BUY" else -t.quantity)
+        for t in response.adjusted_decision.trades
+    }
 
 
 def test_scale_back_stops_at_the_cap(engine: PolicyEngine) -> None:
@@ -43,7 +50,9 @@ def test_scale_back_stops_at_the_cap(engine: PolicyEngine) -> None:
     assert adjusted.distance == pytest.approx(0.05**2, rel=1e-6)
     [violation] = [v for v in response.violations if v.breach.value == "active"]
     assert {(v.subject, v.breach.value) for v in response.violations} == {
-        ("AAA", "active"), ("CCC", "passive")}
+        ("AAA", "active"),
+        ("CCC", "passive"),
+    }
     assert violation.suggested_adjustment is not None
     assert violation.suggested_adjustment.symbol == "AAA"
     assert violation.suggested_adjustment.quantity == pytest.approx(50.0, abs=1e-6)
@@ -89,8 +98,11 @@ def test_cure_passive_falls_back_to_project(engine: PolicyEngine) -> None:
 
 def test_conflicting_policies_are_named_not_adjusted(engine: PolicyEngine) -> None:
     big_ccc = policy("big-ccc", {"kind": "weight_bounds", "symbols": ["CCC"], "min": 0.35})
-    energy = policy("energy", {"kind": "group_limit", "attribute": "sector", "max": 0.25},
-                    policy_type="SECTOR_LIMIT")
+    energy = policy(
+        "energy",
+        {"kind": "group_limit", "attribute": "sector", "max": 0.25},
+        policy_type="SECTOR_LIMIT",
+    )
     harmless = policy("cash", {"kind": "cash", "min": 0.0})
     response = _run(engine, [("CCC", "BUY", 10)], [big_ccc, energy, harmless], cure_passive=True)
     assert response.adjusted_decision is None
@@ -99,10 +111,17 @@ def test_conflicting_policies_are_named_not_adjusted(engine: PolicyEngine) -> No
 
 
 def test_lot_rounding_keeps_the_decision_compliant() -> None:
-    instruments = [instrument(s, lot_size=100, price=37.0 if s == "AAA" else 100.0)
-                   for s in ("AAA", "BBB", "CCC", "DDD", "EEE")]
-    req = request({"AAA": 500, "BBB": 100, "CCC": 300, "DDD": 100}, [("AAA", "BUY", 1000)],
-                  cash=41_500, instruments=instruments, policies=[CAP, TECH])
+    instruments = [
+        instrument(s, lot_size=100, price=37.0 if s == "AAA" else 100.0)
+        for s in ("AAA", "BBB", "CCC", "DDD", "EEE")
+    ]
+    req = request(
+        {"AAA": 500, "BBB": 100, "CCC": 300, "DDD": 100},
+        [("AAA", "BUY", 1000)],
+        cash=41_500,
+        instruments=instruments,
+        policies=[CAP, TECH],
+    )
     response = PolicyEngine().validate(req)
     adjusted = response.adjusted_decision
     assert adjusted is not None and adjusted.is_compliant
@@ -120,7 +139,9 @@ def test_every_solver_failing_fails_closed() -> None:
     response = engine.validate(request(BASE, [("AAA", "BUY", 100)], cash=30_000, policies=[CAP]))
     assert not response.is_compliant
     assert response.adjusted_decision is None
-    assert response.adjustment_error is not None and "every solver failed" in response.adjustment_error
+    assert (
+        response.adjustment_error is not None and "every solver failed" in response.adjustment_error
+    )
 
 
 def test_compile_cache_reuses_problems_across_requests() -> None:
@@ -135,5 +156,6 @@ def test_compile_cache_reuses_problems_across_requests() -> None:
 def test_timings_name_every_stage(engine: PolicyEngine) -> None:
     response = _run(engine, [("AAA", "BUY", 100)], [CAP])
     assert {"resolve", "weights", "compile", "check", "adjust", "verify", "total"} <= set(
-        response.timings_ms)
+        response.timings_ms
+    )
     assert np.isfinite(list(response.timings_ms.values())).all()

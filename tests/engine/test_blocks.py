@@ -17,9 +17,15 @@ from tests.engine.test_kinds import ALL_CASES, BASE, BENCH, RISK, SCENARIOS
 def _layout():
     constraints = [c for _, c, _, _ in ALL_CASES]
     trades = [("AAA", "BUY", 10), ("EEE", "BUY", 20), ("BBB", "SELL", 30)]
-    req = request(BASE, trades, cash=30_000,
-                  policies=[policy(f"p{k}", c) for k, c in enumerate(constraints)],
-                  benchmark=BENCH, risk_model=RISK, scenarios=SCENARIOS)
+    req = request(
+        BASE,
+        trades,
+        cash=30_000,
+        policies=[policy(f"p{k}", c) for k, c in enumerate(constraints)],
+        benchmark=BENCH,
+        risk_model=RISK,
+        scenarios=SCENARIOS,
+    )
     snap = snapshot_of(req)
     return build_layout(effective_policies(req, []), req, snap)
 
@@ -36,8 +42,9 @@ def test_numeric_rows_equal_cvxpy_rows(seed: int) -> None:
         expr = rowset.block.expression(cp.Constant(delta), params)
         if expr.variables():  # CVaR: the row is the minimum over its auxiliary variable
             cp.Problem(cp.Minimize(cp.sum(expr))).solve(solver="CLARABEL")
-        np.testing.assert_allclose(expr.value, rowset.block.values(w), rtol=1e-7, atol=1e-9,
-                                   err_msg=rowset.violation_type)
+        np.testing.assert_allclose(
+            expr.value, rowset.block.values(w), rtol=1e-7, atol=1e-9, err_msg=rowset.violation_type
+        )
 
 
 @pytest.mark.parametrize("seed", range(5))

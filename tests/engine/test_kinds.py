@@ -19,8 +19,11 @@ from tests.builders import policy, request
 
 BASE = {"AAA": 200, "BBB": 100, "CCC": 300, "DDD": 100}
 LOADINGS = {"AAA": [1.2], "BBB": [1.0], "CCC": [0.8], "DDD": [0.5], "EEE": [0.9]}
-RISK = {"factor_loadings": LOADINGS, "factor_covariance": [[0.04]],
-        "specific_variance": {s: 0.01 for s in LOADINGS}}
+RISK = {
+    "factor_loadings": LOADINGS,
+    "factor_covariance": [[0.04]],
+    "specific_variance": {s: 0.01 for s in LOADINGS},
+}
 BENCH = {"AAA": 0.3, "CCC": 0.3, "EEE": 0.4}
 _rng = np.random.default_rng(42)
 SCEN_SYMBOLS = ["AAA", "BBB", "CCC", "DDD", "EEE"]
@@ -32,117 +35,292 @@ Expected = set[tuple[str, str | None, str]]
 # (case id, constraint, trades, expected breaches {(violation_type, subject, breach)})
 CASES: list[tuple[str, dict[str, Any], list[tuple[str, str, float]], Expected]] = [
     ("weight_bounds holds", {"kind": "weight_bounds", "max": 0.35}, [("AAA", "BUY", 40)], set()),
-    ("weight_bounds active", {"kind": "weight_bounds", "max": 0.35}, [("AAA", "BUY", 160)],
-     {("weight_bounds.max", "AAA", "active")}),
-    ("weight_bounds passive", {"kind": "weight_bounds", "max": 0.25}, [("AAA", "BUY", 40)],
-     {("weight_bounds.max", "CCC", "passive")}),
-    ("weight_bounds passive worsened", {"kind": "weight_bounds", "max": 0.25},
-     [("CCC", "BUY", 10)], {("weight_bounds.max", "CCC", "active")}),
-    ("weight_bounds min", {"kind": "weight_bounds", "min": 0.05, "symbols": ["DDD"]},
-     [("DDD", "SELL", 60)], {("weight_bounds.min", "DDD", "active")}),
-    ("weight_bounds per_symbol", {"kind": "weight_bounds", "max": 0.5,
-                                  "per_symbol": {"BBB": {"max": 0.12}}},
-     [("BBB", "BUY", 30)], {("weight_bounds.max", "BBB", "active")}),
-    ("group_limit holds", {"kind": "group_limit", "attribute": "sector", "max": 0.35},
-     [("AAA", "BUY", 40)], set()),
-    ("group_limit active", {"kind": "group_limit", "attribute": "sector", "max": 0.35},
-     [("AAA", "BUY", 100)], {("group_limit.max", "Tech", "active")}),
-    ("group_limit passive", {"kind": "group_limit", "attribute": "sector", "max": 0.25},
-     [("CCC", "SELL", 20)], {("group_limit.max", "Energy", "passive"),
-                              ("group_limit.max", "Tech", "passive")}),
-    ("group_limit min", {"kind": "group_limit", "attribute": "sector", "min": 0.08},
-     [("DDD", "SELL", 50)], {("group_limit.min", "Health", "active")}),
-    ("group_limit gross", {"kind": "group_limit", "attribute": "sector", "measure": "gross",
-                           "max": 0.35}, [("BBB", "SELL", 300)],
-     {("group_limit.max", "Tech", "active")}),
-    ("group_limit active vs benchmark", {"kind": "group_limit", "attribute": "sector",
-                                         "active": True, "max": 0.05},
-     [("AAA", "BUY", 100)], {("group_limit.max", "Tech", "active"),
-                              ("group_limit.max", "Health", "passive")}),
+    (
+        "weight_bounds active",
+        {"kind": "weight_bounds", "max": 0.35},
+        [("AAA", "BUY", 160)],
+        {("weight_bounds.max", "AAA", "active")},
+    ),
+    (
+        "weight_bounds passive",
+        {"kind": "weight_bounds", "max": 0.25},
+        [("AAA", "BUY", 40)],
+        {("weight_bounds.max", "CCC", "passive")},
+    ),
+    (
+        "weight_bounds passive worsened",
+        {"kind": "weight_bounds", "max": 0.25},
+        [("CCC", "BUY", 10)],
+        {("weight_bounds.max", "CCC", "active")},
+    ),
+    (
+        "weight_bounds min",
+        {"kind": "weight_bounds", "min": 0.05, "symbols": ["DDD"]},
+        [("DDD", "SELL", 60)],
+        {("weight_bounds.min", "DDD", "active")},
+    ),
+    (
+        "weight_bounds per_symbol",
+        {"kind": "weight_bounds", "max": 0.5, "per_symbol": {"BBB": {"max": 0.12}}},
+        [("BBB", "BUY", 30)],
+        {("weight_bounds.max", "BBB", "active")},
+    ),
+    (
+        "group_limit holds",
+        {"kind": "group_limit", "attribute": "sector", "max": 0.35},
+        [("AAA", "BUY", 40)],
+        set(),
+    ),
+    (
+        "group_limit active",
+        {"kind": "group_limit", "attribute": "sector", "max": 0.35},
+        [("AAA", "BUY", 100)],
+        {("group_limit.max", "Tech", "active")},
+    ),
+    (
+        "group_limit passive",
+        {"kind": "group_limit", "attribute": "sector", "max": 0.25},
+        [("CCC", "SELL", 20)],
+        {("group_limit.max", "Energy", "passive"), ("group_limit.max", "Tech", "passive")},
+    ),
+    (
+        "group_limit min",
+        {"kind": "group_limit", "attribute": "sector", "min": 0.08},
+        [("DDD", "SELL", 50)],
+        {("group_limit.min", "Health", "active")},
+    ),
+    (
+        "group_limit gross",
+        {"kind": "group_limit", "attribute": "sector", "measure": "gross", "max": 0.35},
+        [("BBB", "SELL", 300)],
+        {("group_limit.max", "Tech", "active")},
+    ),
+    (
+        "group_limit active vs benchmark",
+        {"kind": "group_limit", "attribute": "sector", "active": True, "max": 0.05},
+        [("AAA", "BUY", 100)],
+        {("group_limit.max", "Tech", "active"), ("group_limit.max", "Health", "passive")},
+    ),
     ("gross_exposure holds", {"kind": "gross_exposure", "max": 0.8}, [("AAA", "BUY", 50)], set()),
-    ("gross_exposure active", {"kind": "gross_exposure", "max": 0.8}, [("AAA", "BUY", 200)],
-     {("gross_exposure.max", None, "active")}),
-    ("gross_exposure passive", {"kind": "gross_exposure", "max": 0.6}, [("AAA", "SELL", 50)],
-     {("gross_exposure.max", None, "passive")}),
-    ("net_exposure min", {"kind": "net_exposure", "min": 0.65}, [("AAA", "SELL", 100)],
-     {("net_exposure.min", None, "active")}),
-    ("net_exposure holds", {"kind": "net_exposure", "min": 0.5, "max": 1.0},
-     [("AAA", "SELL", 100)], set()),
-    ("cash min", {"kind": "cash", "min": 0.25}, [("AAA", "BUY", 100)],
-     {("cash.min", None, "active")}),
+    (
+        "gross_exposure active",
+        {"kind": "gross_exposure", "max": 0.8},
+        [("AAA", "BUY", 200)],
+        {("gross_exposure.max", None, "active")},
+    ),
+    (
+        "gross_exposure passive",
+        {"kind": "gross_exposure", "max": 0.6},
+        [("AAA", "SELL", 50)],
+        {("gross_exposure.max", None, "passive")},
+    ),
+    (
+        "net_exposure min",
+        {"kind": "net_exposure", "min": 0.65},
+        [("AAA", "SELL", 100)],
+        {("net_exposure.min", None, "active")},
+    ),
+    (
+        "net_exposure holds",
+        {"kind": "net_exposure", "min": 0.5, "max": 1.0},
+        [("AAA", "SELL", 100)],
+        set(),
+    ),
+    (
+        "cash min",
+        {"kind": "cash", "min": 0.25},
+        [("AAA", "BUY", 100)],
+        {("cash.min", None, "active")},
+    ),
     ("cash holds", {"kind": "cash", "min": 0.2, "max": 0.4}, [("AAA", "BUY", 50)], set()),
-    ("cash max passive", {"kind": "cash", "max": 0.2}, [("DDD", "BUY", 5)],
-     {("cash.max", None, "passive")}),
-    ("exposure holds", {"kind": "exposure", "attribute": "beta", "max": 0.8},
-     [("DDD", "BUY", 50)], set()),
-    ("exposure active", {"kind": "exposure", "attribute": "beta", "max": 0.8},
-     [("AAA", "BUY", 200)], {("exposure.max", None, "active")}),
-    ("exposure min", {"kind": "exposure", "attribute": "beta", "min": 0.6},
-     [("CCC", "SELL", 200)], {("exposure.min", None, "active")}),
-    ("exposure active vs benchmark", {"kind": "exposure", "attribute": "beta", "active": True,
-                                      "min": -0.2}, [("AAA", "SELL", 100)],
-     {("exposure.min", None, "active")}),
-    ("concentration passive", {"kind": "concentration", "top_k": 2, "max": 0.45},
-     [("DDD", "SELL", 10)], {("concentration.max", None, "passive")}),
-    ("concentration active", {"kind": "concentration", "top_k": 2, "max": 0.45},
-     [("CCC", "BUY", 10)], {("concentration.max", None, "active")}),
-    ("concentration holds", {"kind": "concentration", "top_k": 2, "max": 0.55},
-     [("CCC", "BUY", 10)], set()),
+    (
+        "cash max passive",
+        {"kind": "cash", "max": 0.2},
+        [("DDD", "BUY", 5)],
+        {("cash.max", None, "passive")},
+    ),
+    (
+        "exposure holds",
+        {"kind": "exposure", "attribute": "beta", "max": 0.8},
+        [("DDD", "BUY", 50)],
+        set(),
+    ),
+    (
+        "exposure active",
+        {"kind": "exposure", "attribute": "beta", "max": 0.8},
+        [("AAA", "BUY", 200)],
+        {("exposure.max", None, "active")},
+    ),
+    (
+        "exposure min",
+        {"kind": "exposure", "attribute": "beta", "min": 0.6},
+        [("CCC", "SELL", 200)],
+        {("exposure.min", None, "active")},
+    ),
+    (
+        "exposure active vs benchmark",
+        {"kind": "exposure", "attribute": "beta", "active": True, "min": -0.2},
+        [("AAA", "SELL", 100)],
+        {("exposure.min", None, "active")},
+    ),
+    (
+        "concentration passive",
+        {"kind": "concentration", "top_k": 2, "max": 0.45},
+        [("DDD", "SELL", 10)],
+        {("concentration.max", None, "passive")},
+    ),
+    (
+        "concentration active",
+        {"kind": "concentration", "top_k": 2, "max": 0.45},
+        [("CCC", "BUY", 10)],
+        {("concentration.max", None, "active")},
+    ),
+    (
+        "concentration holds",
+        {"kind": "concentration", "top_k": 2, "max": 0.55},
+        [("CCC", "BUY", 10)],
+        set(),
+    ),
     ("turnover holds", {"kind": "turnover", "max": 0.05}, [("AAA", "BUY", 40)], set()),
-    ("turnover active", {"kind": "turnover", "max": 0.05},
-     [("AAA", "BUY", 40), ("BBB", "SELL", 20)], {("turnover.max", None, "active")}),
-    ("trade_limit weight", {"kind": "trade_limit", "max_weight_change": 0.05},
-     [("AAA", "BUY", 60), ("BBB", "BUY", 10)], {("trade_limit.max_weight_change", "AAA", "active")}),
-    ("trade_limit holds", {"kind": "trade_limit", "max_weight_change": 0.05,
-                           "max_adv_fraction": 0.01}, [("AAA", "BUY", 50)], set()),
-    ("trade_limit adv", {"kind": "trade_limit", "max_adv_fraction": 0.0004},
-     [("AAA", "BUY", 50), ("BBB", "SELL", 30)], {("trade_limit.max_adv_fraction", "AAA", "active")}),
-    ("restricted no_holding passive", {"kind": "restricted", "symbols": ["DDD"]},
-     [("DDD", "SELL", 50)], {("restricted.no_holding", "DDD", "passive")}),
-    ("restricted no_holding active", {"kind": "restricted", "symbols": ["DDD"]},
-     [("DDD", "BUY", 10)], {("restricted.no_holding", "DDD", "active")}),
-    ("restricted no_holding cured", {"kind": "restricted", "symbols": ["DDD"]},
-     [("DDD", "SELL", 100)], set()),
-    ("restricted no_buy", {"kind": "restricted", "symbols": ["AAA"], "mode": "no_buy"},
-     [("AAA", "BUY", 10)], {("restricted.no_buy", "AAA", "active")}),
-    ("restricted no_buy holds", {"kind": "restricted", "symbols": ["AAA"], "mode": "no_buy"},
-     [("AAA", "SELL", 10)], set()),
-    ("restricted no_sell", {"kind": "restricted", "symbols": ["CCC"], "mode": "no_sell"},
-     [("CCC", "SELL", 10)], {("restricted.no_sell", "CCC", "active")}),
-    ("restricted no_short", {"kind": "restricted", "symbols": ["AAA"], "mode": "no_short"},
-     [("AAA", "SELL", 250)], {("restricted.no_short", "AAA", "active")}),
-    ("restricted no_trade", {"kind": "restricted", "symbols": ["BBB"], "mode": "no_trade"},
-     [("BBB", "SELL", 1)], {("restricted.no_trade", "BBB", "active")}),
-    ("restricted where", {"kind": "restricted", "where": {"sector": ["Energy"]},
-                          "mode": "no_buy"}, [("CCC", "BUY", 5), ("AAA", "BUY", 5)],
-     {("restricted.no_buy", "CCC", "active")}),
-    ("allowed_universe passive", {"kind": "allowed_universe", "symbols": ["AAA", "BBB", "CCC"]},
-     [("AAA", "BUY", 5)], {("allowed_universe.outside", "DDD", "passive")}),
-    ("allowed_universe active", {"kind": "allowed_universe", "symbols": ["AAA", "BBB", "CCC"]},
-     [("DDD", "SELL", 100), ("EEE", "BUY", 5)], {("allowed_universe.outside", "EEE", "active")}),
-    ("allowed_universe where", {"kind": "allowed_universe", "where": {"country": ["US"]}},
-     [("EEE", "BUY", 5)], set()),
-    ("stress holds", {"kind": "stress", "max_loss": 0.2, "scenarios": {
-        "oil": {"by": "sector", "shocks": {"Energy": -0.3}, "default": -0.05}}},
-     [("AAA", "BUY", 10)], set()),
-    ("stress active", {"kind": "stress", "max_loss": 0.12, "scenarios": {
-        "oil": {"by": "sector", "shocks": {"Energy": -0.3}, "default": -0.05},
-        "aaa": {"shocks": {"AAA": -0.5}}}},
-     [("CCC", "BUY", 50)], {("stress.max_loss", "oil", "active")}),
-    ("stress passive", {"kind": "stress", "max_loss": 0.05, "scenarios": {
-        "aaa": {"shocks": {"AAA": -0.5}}}},
-     [("AAA", "SELL", 50)], {("stress.max_loss", "aaa", "passive")}),
+    (
+        "turnover active",
+        {"kind": "turnover", "max": 0.05},
+        [("AAA", "BUY", 40), ("BBB", "SELL", 20)],
+        {("turnover.max", None, "active")},
+    ),
+    (
+        "trade_limit weight",
+        {"kind": "trade_limit", "max_weight_change": 0.05},
+        [("AAA", "BUY", 60), ("BBB", "BUY", 10)],
+        {("trade_limit.max_weight_change", "AAA", "active")},
+    ),
+    (
+        "trade_limit holds",
+        {"kind": "trade_limit", "max_weight_change": 0.05, "max_adv_fraction": 0.01},
+        [("AAA", "BUY", 50)],
+        set(),
+    ),
+    (
+        "trade_limit adv",
+        {"kind": "trade_limit", "max_adv_fraction": 0.0004},
+        [("AAA", "BUY", 50), ("BBB", "SELL", 30)],
+        {("trade_limit.max_adv_fraction", "AAA", "active")},
+    ),
+    (
+        "restricted no_holding passive",
+        {"kind": "restricted", "symbols": ["DDD"]},
+        [("DDD", "SELL", 50)],
+        {("restricted.no_holding", "DDD", "passive")},
+    ),
+    (
+        "restricted no_holding active",
+        {"kind": "restricted", "symbols": ["DDD"]},
+        [("DDD", "BUY", 10)],
+        {("restricted.no_holding", "DDD", "active")},
+    ),
+    (
+        "restricted no_holding cured",
+        {"kind": "restricted", "symbols": ["DDD"]},
+        [("DDD", "SELL", 100)],
+        set(),
+    ),
+    (
+        "restricted no_buy",
+        {"kind": "restricted", "symbols": ["AAA"], "mode": "no_buy"},
+        [("AAA", "BUY", 10)],
+        {("restricted.no_buy", "AAA", "active")},
+    ),
+    (
+        "restricted no_buy holds",
+        {"kind": "restricted", "symbols": ["AAA"], "mode": "no_buy"},
+        [("AAA", "SELL", 10)],
+        set(),
+    ),
+    (
+        "restricted no_sell",
+        {"kind": "restricted", "symbols": ["CCC"], "mode": "no_sell"},
+        [("CCC", "SELL", 10)],
+        {("restricted.no_sell", "CCC", "active")},
+    ),
+    (
+        "restricted no_short",
+        {"kind": "restricted", "symbols": ["AAA"], "mode": "no_short"},
+        [("AAA", "SELL", 250)],
+        {("restricted.no_short", "AAA", "active")},
+    ),
+    (
+        "restricted no_trade",
+        {"kind": "restricted", "symbols": ["BBB"], "mode": "no_trade"},
+        [("BBB", "SELL", 1)],
+        {("restricted.no_trade", "BBB", "active")},
+    ),
+    (
+        "restricted where",
+        {"kind": "restricted", "where": {"sector": ["Energy"]}, "mode": "no_buy"},
+        [("CCC", "BUY", 5), ("AAA", "BUY", 5)],
+        {("restricted.no_buy", "CCC", "active")},
+    ),
+    (
+        "allowed_universe passive",
+        {"kind": "allowed_universe", "symbols": ["AAA", "BBB", "CCC"]},
+        [("AAA", "BUY", 5)],
+        {("allowed_universe.outside", "DDD", "passive")},
+    ),
+    (
+        "allowed_universe active",
+        {"kind": "allowed_universe", "symbols": ["AAA", "BBB", "CCC"]},
+        [("DDD", "SELL", 100), ("EEE", "BUY", 5)],
+        {("allowed_universe.outside", "EEE", "active")},
+    ),
+    (
+        "allowed_universe where",
+        {"kind": "allowed_universe", "where": {"country": ["US"]}},
+        [("EEE", "BUY", 5)],
+        set(),
+    ),
+    (
+        "stress holds",
+        {
+            "kind": "stress",
+            "max_loss": 0.2,
+            "scenarios": {"oil": {"by": "sector", "shocks": {"Energy": -0.3}, "default": -0.05}},
+        },
+        [("AAA", "BUY", 10)],
+        set(),
+    ),
+    (
+        "stress active",
+        {
+            "kind": "stress",
+            "max_loss": 0.12,
+            "scenarios": {
+                "oil": {"by": "sector", "shocks": {"Energy": -0.3}, "default": -0.05},
+                "aaa": {"shocks": {"AAA": -0.5}},
+            },
+        },
+        [("CCC", "BUY", 50)],
+        {("stress.max_loss", "oil", "active")},
+    ),
+    (
+        "stress passive",
+        {"kind": "stress", "max_loss": 0.05, "scenarios": {"aaa": {"shocks": {"AAA": -0.5}}}},
+        [("AAA", "SELL", 50)],
+        {("stress.max_loss", "aaa", "passive")},
+    ),
 ]
 
 
-def _weights(positions: dict[str, float], trades: list[tuple[str, str, float]]
-             ) -> tuple[dict[str, float], dict[str, float]]:
+def _weights(
+    positions: dict[str, float], trades: list[tuple[str, str, float]]
+) -> tuple[dict[str, float], dict[str, float]]:
     post = dict(positions)
     for s, side, q in trades:
         post[s] = post.get(s, 0) + (q if side == "BUY" else -q)
     nav = 30_000 + 100 * sum(positions.values())
-    return ({s: 100 * q / nav for s, q in positions.items()},
-            {s: 100 * q / nav for s, q in post.items()})
+    return (
+        {s: 100 * q / nav for s, q in positions.items()},
+        {s: 100 * q / nav for s, q in post.items()},
+    )
 
 
 def _vol(w: dict[str, float], bench: dict[str, float] | None = None) -> float:
@@ -178,10 +356,18 @@ def _risk_cases() -> list[tuple[str, dict[str, Any], list[tuple[str, str, float]
         assert v_up > v_pre > v_down, kind
         out += [
             (f"{kind} holds", {"kind": kind, "max": v_up * 1.01, **extra}, trades_up, set()),
-            (f"{kind} active", {"kind": kind, "max": (v_pre + v_up) / 2, **extra}, trades_up,
-             {(vtype, None, "active")}),
-            (f"{kind} passive", {"kind": kind, "max": v_down * 0.99, **extra}, trades_down,
-             {(vtype, None, "passive")}),
+            (
+                f"{kind} active",
+                {"kind": kind, "max": (v_pre + v_up) / 2, **extra},
+                trades_up,
+                {(vtype, None, "active")},
+            ),
+            (
+                f"{kind} passive",
+                {"kind": kind, "max": v_down * 0.99, **extra},
+                trades_down,
+                {(vtype, None, "passive")},
+            ),
         ]
     return out
 
@@ -189,10 +375,19 @@ def _risk_cases() -> list[tuple[str, dict[str, Any], list[tuple[str, str, float]
 ALL_CASES = CASES + _risk_cases()
 
 
-def _breaches(constraint: dict[str, Any], trades: list[tuple[str, str, float]],
-              engine: PolicyEngine) -> tuple[Expected, bool]:
-    req = request(BASE, trades, cash=30_000, policies=[policy("p", constraint)],
-                  benchmark=BENCH, risk_model=RISK, scenarios=SCENARIOS, mode="validate")
+def _breaches(
+    constraint: dict[str, Any], trades: list[tuple[str, str, float]], engine: PolicyEngine
+) -> tuple[Expected, bool]:
+    req = request(
+        BASE,
+        trades,
+        cash=30_000,
+        policies=[policy("p", constraint)],
+        benchmark=BENCH,
+        risk_model=RISK,
+        scenarios=SCENARIOS,
+        mode="validate",
+    )
     response = engine.validate(req)
     found = {(v.violation_type, v.subject, v.breach.value) for v in response.violations}
     return found, response.is_compliant
@@ -203,10 +398,15 @@ def engine() -> PolicyEngine:
     return PolicyEngine()
 
 
-@pytest.mark.parametrize(("constraint", "trades", "expected"),
-                         [pytest.param(c, t, e, id=i) for i, c, t, e in ALL_CASES])
-def test_kind_rows(constraint: dict[str, Any], trades: list[tuple[str, str, float]],
-                   expected: Expected, engine: PolicyEngine) -> None:
+@pytest.mark.parametrize(
+    ("constraint", "trades", "expected"), [pytest.param(c, t, e, id=i) for i, c, t, e in ALL_CASES]
+)
+def test_kind_rows(
+    constraint: dict[str, Any],
+    trades: list[tuple[str, str, float]],
+    expected: Expected,
+    engine: PolicyEngine,
+) -> None:
     found, compliant = _breaches(constraint, trades, engine)
     assert found == expected
     assert compliant == (not any(b == "active" for _, _, b in expected))

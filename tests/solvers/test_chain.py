@@ -1,0 +1,127 @@
+"""The solver chain: status mapping, fallback order, rejection of inaccurate answers."""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import pytest
+
+from solvers import (
+    ClarabelAdapter,
+    ECOSAdapter,
+    OSQPAdapter,
+    SolveOutcome,
+    SolverAdapter,
+    SolverChain,
+    SolveStatus,
+    default_chain,
+)
+
+
+def _qp(infeasible: bool = False) -> tuple[cp.Problem, cp.Variable]:
+    x = cp.Variable(3)
+    constraints = [cp.sum(x) == 1, x >= 0]
+    if infeasible:
+        constraints.append(cp.sum(x) >= 2)
+    return cp.Problem(cp.Minimize(cp.sum_squares(x - [0.5, 0.4, 0.3])), constraints), x
+
+
+class _Scripted(SolverAdapter):
+    """Reports a fixed status without solving."""
+
+    name = "SCRIPTED"
+    package = "cvxpy"
+    certifies_infeasibility = True
+
+    def __init__(self, status: SolveStatus) -> None:
+        self.status = status
+        self.calls = 0
+
+    def solve(self, problem: cp.Problem, *, warm_start: bool = True) -> SolveOutcome:
+        self.calls += 1
+        return SolveOutcome(self.name, self.status, 0.0, message="scripted")
+
+
+@pytest.mark.parametrize(
+    "adapter", [OSQPAdapter(), ClarabelAdapter(), ECOSAdapter()], ids=lambda a: a.name
+)
+def test_each_adapter_solves_a_qp_exactly(adapter: SolverAdapter) -> None:
+    problem, x = _qp()
+    outcome = adapter.solve(problem)
+    assert outcome.status is SolveStatus.OPTIMAL and outcome.solver == adapter.name
+    assert x.value == pytest.approx([0.4 + 0.1 / 3, 0.3 + 0.1 / 3, 0.2 + 0.1 / 3], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "adapter", [OSQPAdapter(), ClarabelAdapter(), ECOSAdapter()], ids=lambda a: a.name
+)
+def test_each_adapter_reports_infeasibility(adapter: SolverAdapter) -> None:
+    problem, _ = _qp(infeasible=True)
+    assert adapter.solve(problem).status is SolveStatus.INFEASIBLE
+
+
+def test_status_table_maps_inaccurate_to_failure() -> None:
+    assert SolverAdapter.STATUS_MAP[cp.OPTIMAL_INACCURATE] is SolveStatus.INACCURATE
+    assert SolverAdapter.STATUS_MAP[cp.USER_LIMIT] is SolveStatus.INACCURATE
+
+
+def test_chain_falls_back_and_records_every_attempt() -> None:
+    broken = _Scripted(SolveStatus.ERROR)
+    chain = SolverChain(qp=[broken, ClarabelAdapter()], socp=[ClarabelAdapter()])
+    problem, _ = _qp()
+    result = chain.solve(problem, needs_socp=False)
+    assert result.optimal and result.solver == "CLARABEL"
+    assert [a.status for a in result.attempts] == [SolveStatus.ERROR, SolveStatus.OPTIMAL]
+
+
+def test_chain_rejects_a_solution_the_verifier_refuses() -> None:
+    chain = SolverChain(qp=[OSQPAdapter(), ClarabelAdapter()], socp=[ClarabelAdapter()])
+    problem, _ = _qp()
+    verdicts = iter(["breaks a limit by 1e-4", None])
+    result = chain.solve(problem, needs_socp=False, verify=lambda: next(verdicts))
+    assert result.solver == "CLARABEL"
+    assert result.attempts[0].status is SolveStatus.INACCURATE
+    assert "breaks a limit" in result.attempts[0].message
+
+
+def test_uncertified_infeasibility_is_confirmed_by_the_next_solver() -> None:
+    class Suspicious(_Scripted):
+        certifies_infeasibility = False
+
+    chain = SolverChain(
+        qp=[Suspicious(SolveStatus.INFEASIBLE), ClarabelAdapter()], socp=[ClarabelAdapter()]
+    )
+    problem, _ = _qp()
+    result = chain.solve(problem, needs_socp=False)
+    assert result.optimal and result.solver == "CLARABEL"
+
+
+def test_every_solver_failing_is_an_error_not_an_answer() -> None:
+    chain = SolverChain(
+        qp=[_Scripted(SolveStatus.INACCURATE), _Scripted(SolveStatus.ERROR)],
+        socp=[ClarabelAdapter()],
+    )
+    problem, _ = _qp()
+    result = chain.solve(problem, needs_socp=False)
+    assert result.status is SolveStatus.ERROR and not result.optimal and result.solver is None
+    assert len(result.attempts) == 2
+
+
+def test_cone_problems_go_to_cone_solvers_only() -> None:
+    osqp = _Scripted(SolveStatus.OPTIMAL)
+    chain = SolverChain(qp=[osqp], socp=[ClarabelAdapter()])
+    x = cp.Variable(2)
+    problem = cp.Problem(cp.Minimize(cp.norm(x - [1, 2], 2)), [x <= 0])
+    assert chain.solve(problem, needs_socp=True).solver == "CLARABEL"
+    assert osqp.calls == 0
+
+
+def test_chain_refuses_a_non_conic_solver_for_cones() -> None:
+    with pytest.raises(ValueError, match="support cones"):
+        SolverChain(qp=[OSQPAdapter()], socp=[OSQPAdapter()])
+
+
+def test_default_chain_order() -> None:
+    chain = default_chain()
+    assert [a.name for a in chain.qp] == ["OSQP", "CLARABEL", "ECOS"]
+    assert [a.name for a in chain.socp] == ["CLARABEL", "ECOS"]
+    assert OSQPAdapter.settings["polishing"] is True
