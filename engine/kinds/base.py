@@ -7,8 +7,9 @@ from typing import Any, ClassVar
 
 from engine.context import IGNORED, CompileContext
 from engine.rows import RowSet
+from models import Bounds
 
-__all__ = ["REGISTRY", "Kind", "register", "select_where"]
+__all__ = ["REGISTRY", "Kind", "bound_of", "register", "select_where"]
 
 
 class Kind(ABC):
@@ -51,3 +52,10 @@ def select_where(
         if keep:
             chosen.append(symbol)
     return chosen
+
+
+def bound_of(item: Bounds | None, spec: Any, bound: str) -> float | None:
+    """A per-symbol or per-group item's own `bound` where it gives one, else the spec's."""
+    own = getattr(item, bound) if item is not None else None
+    chosen = own if own is not None else getattr(spec, bound)
+    return None if chosen is None else float(chosen)

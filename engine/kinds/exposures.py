@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from engine.blocks import AbsSumBlock, AffineBlock, SumLargestAbsBlock
 from engine.context import IGNORED, CompileContext
-from engine.kinds.base import Kind, register
+from engine.kinds.base import Kind, bound_of, register
 from engine.kinds.format import fixed
 from engine.rows import BOUNDS, RowSet
 from models import (
@@ -101,8 +101,7 @@ class GroupLimitKind(Kind):
         for bound, sense in BOUNDS:
             rows, limits = [], []
             for g in groups:
-                override = (spec.per_group or {}).get(g)
-                limit = getattr(override, bound) if override else getattr(spec, bound)
+                limit = bound_of((spec.per_group or {}).get(g), spec, bound)
                 if limit is not None:
                     rows.append(position[g])
                     limits.append(limit)

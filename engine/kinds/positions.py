@@ -6,7 +6,7 @@ import numpy as np
 
 from engine.blocks import AbsSumBlock, AffineBlock
 from engine.context import IGNORED, CompileContext
-from engine.kinds.base import Kind, register, select_where
+from engine.kinds.base import Kind, bound_of, register, select_where
 from engine.kinds.format import of_subject
 from engine.rows import BOUNDS, RowSet
 from models import AllowedUniverse, Restricted, TradeLimit, WeightBounds
@@ -41,8 +41,7 @@ class WeightBoundsKind(Kind):
             rows, limits = [], []
             for i in idx:
                 symbol = ctx.snap.symbols[i]
-                override = per_symbol.get(symbol)
-                limit = getattr(override, bound) if override else getattr(spec, bound)
+                limit = bound_of(per_symbol.get(symbol), spec, bound)
                 if limit is not None:
                     rows.append(i)
                     limits.append(limit)

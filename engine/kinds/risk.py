@@ -134,10 +134,9 @@ class StressKind(Kind):
                 key: object = symbol
                 if scenario.by != "symbol":
                     key = ctx.attribute(symbol, scenario.by, spec.missing)
+                # "missing": "ignore" leaves the instrument out of the scenario: no shock.
                 shocks[r, i] = (
-                    scenario.default
-                    if key is IGNORED
-                    else scenario.shocks.get(str(key), scenario.default)
+                    0.0 if key is IGNORED else scenario.shocks.get(str(key), scenario.default)
                 )
         block = AffineBlock(A=-shocks, c=np.zeros(len(names)), structural=False)
         return [
