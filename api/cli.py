@@ -31,6 +31,8 @@ def _read_request(path: Path) -> PolicyValidationRequest:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise _BadInput(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise _BadInput(f"{path}: cannot read: not UTF-8 text ({exc.reason})") from exc
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -90,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
         help="validate trading decisions given as JSON files",
         description="Validate each FILE (a PolicyValidationRequest in JSON) and print one "
         "PolicyValidationResponse JSON per file, in order. Exit status: 0 all compliant, "
-        "1 some not compliant, 2 invalid input (message on stderr).",
+        "1 some not compliant, 2 invalid input (message on stderr; files after the bad one "
+        "are not validated).",
     )
     validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
     validate.add_argument(

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from api.errors import describe_validation_error
 from models import PolicyDefinition
 
 __all__ = ["PolicyFileError", "load_policies"]
@@ -21,7 +22,10 @@ class PolicyFileError(Exception):
 
 
 def _documents(path: Path) -> Any:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyFileError(f"{path}: cannot read: {exc}") from exc
     try:
         if path.suffix == ".json":
             return json.loads(text)
@@ -39,9 +43,8 @@ def _from_file(path: Path) -> list[PolicyDefinition]:
         try:
             out.append(PolicyDefinition.model_validate(item))
         except ValidationError as exc:
-            from api.errors import describe_validation_error
-
-            raise PolicyFileError(f"{where}: {describe_validation_error(exc)}") from exc
+            lines = describe_validation_error(exc).splitlines()
+            raise PolicyFileError("\n".join(f"{where}: {line}" for line in lines)) from exc
     return out
 
 
@@ -52,7 +55,10 @@ def load_policies(path: Path) -> list[PolicyDefinition]:
     """
     if not path.exists():
         raise PolicyFileError(f"{path}: no such file or directory")
-    files = sorted(p for p in path.rglob("*") if p.suffix in _SUFFIXES) if path.is_dir() else [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
+    else:
+        files = [path]
     policies: list[PolicyDefinition] = []
     seen: dict[str, Path] = {}
     for file in files:

@@ -5,13 +5,15 @@ bounds, solve through the fallback chain (a solution that breaks a row bound by 
 the tolerance is rejected), round the trades to lots, re-check every candidate with the
 checker and keep the closest compliant one. When rounding breaks a row, the problem is
 solved again with every bound tightened by the most that rounding can move that row
-(`Block.sensitivity`), which makes any rounding of the new solution safe.
+(`Block.sensitivity`) plus `SOLVER_MARGIN`, which makes any rounding of the new solution
+safe and absorbs solver error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -19,6 +21,7 @@ import numpy as np
 from engine.check import TOLERANCE, check
 from engine.layout import Layout
 from engine.lots import lot_candidates, rounding_steps
+from engine.polish import POLISH_ROUNDS, linearized
 from engine.problems import OBJECTIVE_SCALE, CompiledProblem, ProblemCache
 from models import AdjustmentMethod
 from models.typing import FloatArray
@@ -28,6 +31,8 @@ __all__ = ["Adjuster", "Adjustment", "AttemptResult", "solve_bounds"]
 
 _BINDING_DUAL = 1e-10
 _BINDING_GAP = 1e-7
+SOLVER_MARGIN = 1e-7
+"""Extra room the tightened round leaves for solver error (weight or vol units)."""
 
 
 @dataclass
@@ -74,7 +79,7 @@ def _tighten(layout: Layout, indices: Sequence[int], bounds: list[FloatArray]) -
     out = []
     for k, bound in zip(indices, bounds, strict=True):
         rowset = layout.rowsets[k]
-        margin = rowset.block.sensitivity(eps) + TOLERANCE
+        margin = rowset.block.sensitivity(eps) + SOLVER_MARGIN
         out.append(bound - margin if rowset.sense == "le" else bound + margin)
     return out
 
@@ -97,6 +102,10 @@ class Adjuster:
     def __init__(self, chain: SolverChain, cache: ProblemCache) -> None:
         self.chain = chain
         self.cache = cache
+        # Polishing wants one active-set-exact QP solver: HiGHS if the chain has it. (One
+        # solver, so that each round's point is that solver's answer.)
+        exact = sorted(chain.qp, key=lambda a: a.name != "HIGHS")[:1]
+        self.polish_chain = SolverChain(qp=exact, socp=chain.socp)
 
     def attempt(
         self, layout: Layout, method: AdjustmentMethod, *, cure_passive: bool
@@ -124,14 +133,18 @@ class Adjuster:
                 if not tightened:
                     return AttemptResult("infeasible", attempts=attempts)
                 break
-            if not result.optimal:
+            solved, solver = compiled, result.solver
+            if not result.optimal and compiled.needs_socp and compiled.variable.value is not None:
+                polished = self._polish(layout, compiled, strict, bounds, base, attempts)
+                if polished is not None:
+                    solved, solver = polished
+            if solver is None or (solved is compiled and not result.optimal):
                 # A solution rejected for breaking a limit by more than the tolerance may
                 # pass once the limits leave room for solver error: try the tightened round.
                 continue
             solved_once = True
-            assert result.solver is not None
             found = self._round(
-                layout, compiled, method, result.solver, attempts, strict, cure_passive=cure_passive
+                layout, solved, method, solver, attempts, strict, cure_passive=cure_passive
             )
             if found is not None:
                 found.notes = notes
@@ -146,6 +159,40 @@ class Adjuster:
                 "failed", attempts=attempts, message=f"every solver failed: {reasons}"
             )
         return self._fallback(layout, method, attempts, notes, strict, cure_passive=cure_passive)
+
+    def _polish(
+        self,
+        layout: Layout,
+        compiled: CompiledProblem,
+        strict: list[int],
+        bounds: list[FloatArray],
+        base: list[FloatArray],
+        attempts: list[SolveOutcome],
+    ) -> tuple[CompiledProblem, str] | None:
+        """Solve on the cones' tangent planes from the approximate point (engine.polish)."""
+        start = attempts[-1].solver if attempts else "solver"
+        w = layout.snap.w0 + compiled.delta(layout.snap.n)
+        for _ in range(POLISH_ROUNDS):
+            planes = linearized(layout, w)
+            polished = self.cache.get(compiled.space, planes, strict)
+            polished.fill(planes, strict, bounds)
+            result = self.polish_chain.solve(
+                polished.problem,
+                needs_socp=False,
+                verify=partial(self._verify, layout, strict, base, polished),
+            )
+            attempts += [
+                SolveOutcome(
+                    f"{a.solver} (cones linearized)", a.status, a.seconds, a.iterations, a.message
+                )
+                for a in result.attempts
+            ]
+            if result.optimal:
+                return polished, f"{result.solver} (cones linearized at the {start} point)"
+            if polished.variable.value is None:
+                return None
+            w = layout.snap.w0 + polished.delta(layout.snap.n)
+        return None
 
     def _verify(
         self, layout: Layout, strict: list[int], bounds: list[FloatArray], compiled: CompiledProblem

@@ -268,27 +268,44 @@ class NormBlock(Block):
         return ("norm", digest(self.P), self.F.shape, self.d is not None, self.scale)
 
     def declare(self) -> Params:
+        k = self.F.shape[1]
         params: Params = {
-            "offset": cp.Parameter(self.P.shape[0], name="offset"),
             "F": cp.Parameter(self.F.shape, name="F"),
+            "factor0": cp.Parameter(k, name="factor0"),
         }
         if self.d is not None:
             params["d"] = cp.Parameter(self.P.shape[0], nonneg=True, name="d")
+            params["specific0"] = cp.Parameter(self.P.shape[0], name="specific0")
         return params
 
     def fill(self, params: Params, w0: FloatArray) -> None:
-        params["offset"].value = np.asarray(self.P @ w0).ravel() + self.c
+        # F'y = F'(P delta) + F'y0: the second term is computed here, so that the cvxpy
+        # form multiplies parameters only by parameter-free expressions (DPP).
+        y0 = np.asarray(self.P @ w0).ravel() + self.c
         params["F"].value = self.F
+        params["factor0"].value = self.F.T @ y0
         if self.d is not None:
             params["d"].value = self.d
+            params["specific0"].value = self.d * y0
 
     def expression(self, delta: cp.Expression, params: Params) -> cp.Expression:
-        y = sp.csr_matrix(self.P) @ delta + params["offset"]
-        parts = [params["F"].T @ y]
+        moved = sp.csr_matrix(self.P) @ delta
+        parts = [params["F"].T @ moved + params["factor0"]]
         if "d" in params:
-            parts.append(cp.multiply(params["d"], y))
+            parts.append(cp.multiply(params["d"], moved) + params["specific0"])
         stacked = cp.hstack(parts) if len(parts) > 1 else parts[0]
         return cp.reshape(self.scale * cp.norm(stacked, 2), (1,), order="C")
+
+    def gradient(self, w: FloatArray) -> FloatArray:
+        """Gradient of the (single) row at `w`; zero where the norm vanishes."""
+        y = np.asarray(self.P @ w).ravel() + self.c
+        sigma_y = self.F @ (self.F.T @ y)
+        if self.d is not None:
+            sigma_y = sigma_y + self.d**2 * y
+        norm = float(np.sqrt(max(float(y @ sigma_y), 0.0)))
+        if norm == 0.0:
+            return np.zeros(self.P.shape[1])
+        return np.asarray(self.scale * (sp.csr_matrix(self.P).T @ sigma_y) / norm).ravel()
 
     def sensitivity(self, eps: FloatArray) -> FloatArray:
         # Triangle inequality: |s ||L'(y + P e)|| - s ||L'y||| <= s sum_i eps_i ||L' P e_i||.

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from engine.errors import MissingDataError
 from engine.portfolio import Snapshot
 from engine.risk import RiskFactors, risk_factors
-from models import MissingDefault, PolicyValidationRequest
+from models import Instrument, MissingDefault, PolicyValidationRequest
 from models.typing import FloatArray
 
 __all__ = ["IGNORED", "CompileContext"]
@@ -44,6 +44,14 @@ class CompileContext:
         """`policy 'x', rules.constraints[i]` for error messages."""
         return f"policy {self.policy_name!r}, {self.constraint_path}"
 
+    def attribute_path(self, symbol: str, name: str) -> str:
+        """Where attribute `name` of `symbol` lives in the request."""
+        k = self._instrument_index.get(symbol)
+        if k is None:  # a benchmark name with no instrument
+            return f"portfolio_state.instruments (no instrument for {symbol})"
+        where = name if name in Instrument.model_fields else f"attributes.{name}"
+        return f"portfolio_state.instruments[{k}].{where}"
+
     def attribute(self, symbol: str, name: str, missing: Any) -> Any:
         """Attribute `name` of `symbol`, honouring the constraint's `missing` rule."""
         instrument = self.snap.instruments.get(symbol)
@@ -54,14 +62,8 @@ class CompileContext:
             return missing.default
         if missing == "ignore":
             return IGNORED
-        k = self._instrument_index.get(symbol)
-        path = (
-            f"portfolio_state.instruments[{k}].attributes.{name}"
-            if k is not None
-            else f"portfolio_state.instruments ({symbol})"
-        )
         raise MissingDataError(
-            path,
+            self.attribute_path(symbol, name),
             f"{self.where()} needs attribute {name!r} of {symbol}, which has none; add it "
             f'or set "missing": "ignore" (or {{"default": ...}}) on the constraint',
         )
@@ -73,7 +75,7 @@ class CompileContext:
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise MissingDataError(
-                f"portfolio_state.instruments ({symbol}).{name}",
+                self.attribute_path(symbol, name),
                 f"{self.where()} needs a numeric {name!r} for {symbol}, got {value!r}",
             )
         return float(value)

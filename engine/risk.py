@@ -28,17 +28,23 @@ class RiskFactors:
         return cov + np.diag(self.d**2) if self.d is not None else cov
 
 
-def psd_sqrt(matrix: FloatArray, *, field: str) -> FloatArray:
+def psd_sqrt(matrix: FloatArray, *, field: str, needed_by: str = "") -> FloatArray:
     """A square root C with C C' = matrix, for a symmetric positive semidefinite matrix."""
     if not np.allclose(matrix, matrix.T, atol=1e-12, rtol=1e-9):
-        raise MissingDataError(field, "the matrix must be symmetric")
+        raise MissingDataError(field, f"the matrix must be symmetric{_for(needed_by)}")
     eigenvalues, vectors = np.linalg.eigh(matrix)
     scale = max(1.0, float(np.abs(eigenvalues).max(initial=0.0)))
     if eigenvalues.min(initial=0.0) < -_PSD_TOLERANCE * scale:
         raise MissingDataError(
-            field, f"the matrix is not positive semidefinite (eigenvalue {eigenvalues.min():.3g})"
+            field,
+            f"the matrix is not positive semidefinite (eigenvalue {eigenvalues.min():.3g})"
+            f"{_for(needed_by)}",
         )
     return np.asarray(vectors * np.sqrt(np.clip(eigenvalues, 0.0, None)), dtype=float)
+
+
+def _for(needed_by: str) -> str:
+    return f" (needed by {needed_by})" if needed_by else ""
 
 
 def risk_factors(model: RiskModel, universe: tuple[str, ...], *, needed_by: str) -> RiskFactors:
@@ -53,12 +59,14 @@ def risk_factors(model: RiskModel, universe: tuple[str, ...], *, needed_by: str)
         position = {s: i for i, s in enumerate(model.covariance.symbols)}
         idx = [position[s] for s in universe]
         cov = np.asarray(model.covariance.matrix, dtype=float)[np.ix_(idx, idx)]
-        return RiskFactors(F=psd_sqrt(cov, field="portfolio_state.risk_model.covariance"), d=None)
+        root = psd_sqrt(cov, field="portfolio_state.risk_model.covariance", needed_by=needed_by)
+        return RiskFactors(F=root, d=None)
     assert model.factor_loadings is not None and model.factor_covariance is not None
     loadings = np.array([model.factor_loadings[s] for s in universe], dtype=float)
     root = psd_sqrt(
         np.asarray(model.factor_covariance, dtype=float),
         field="portfolio_state.risk_model.factor_covariance",
+        needed_by=needed_by,
     )
     specific = model.specific_variance or {}
     d = np.sqrt(np.array([specific.get(s, 0.0) for s in universe], dtype=float))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from models.base import PositiveFloat, StrictModel, Symbol
 from models.enums import (
@@ -66,14 +67,33 @@ class PolicyValidationRequest(StrictModel):
     adjustment: AdjustmentMethod = AdjustmentMethod.AUTO
     cure_passive: bool = False
 
-    @model_validator(mode="after")
-    def _same_portfolio(self) -> PolicyValidationRequest:
-        if self.decision.portfolio_id != self.portfolio_state.portfolio_id:
+    @field_validator("portfolio_state")
+    @classmethod
+    def _same_portfolio(cls, state: PortfolioState, info: ValidationInfo) -> PortfolioState:
+        decision = info.data.get("decision")
+        if decision is not None and decision.portfolio_id != state.portfolio_id:
             raise ValueError(
-                f"decision.portfolio_id {self.decision.portfolio_id!r} differs from "
-                f"portfolio_state.portfolio_id {self.portfolio_state.portfolio_id!r}"
+                f"portfolio_id {state.portfolio_id!r} differs from decision.portfolio_id "
+                f"{decision.portfolio_id!r}"
             )
-        return self
+        return state
+
+    @field_validator("context")
+    @classmethod
+    def _finite_context(cls, context: dict[str, Any]) -> dict[str, Any]:
+        def finite(value: Any, path: str) -> None:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{path} must be a finite number")
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    finite(item, f"{path}.{key}")
+            elif isinstance(value, list):
+                for k, item in enumerate(value):
+                    finite(item, f"{path}[{k}]")
+
+        for key, value in context.items():
+            finite(value, key)
+        return context
 
 
 class SuggestedAdjustment(StrictModel):

@@ -6,12 +6,14 @@ from solvers.base import SolveOutcome, SolverAdapter, SolveStatus
 from solvers.chain import ChainResult, SolverChain, default_chain
 from solvers.clarabel import ClarabelAdapter
 from solvers.ecos import ECOSAdapter
+from solvers.highs import HiGHSAdapter
 from solvers.osqp import OSQPAdapter
 
 __all__ = [
     "ChainResult",
     "ClarabelAdapter",
     "ECOSAdapter",
+    "HiGHSAdapter",
     "OSQPAdapter",
     "SolveOutcome",
     "SolveStatus",

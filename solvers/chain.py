@@ -10,6 +10,7 @@ import cvxpy as cp
 from solvers.base import SolveOutcome, SolverAdapter, SolveStatus
 from solvers.clarabel import ClarabelAdapter
 from solvers.ecos import ECOSAdapter
+from solvers.highs import HiGHSAdapter
 from solvers.osqp import OSQPAdapter
 
 __all__ = ["ChainResult", "SolverChain", "default_chain"]
@@ -74,7 +75,9 @@ class SolverChain:
 
 
 def default_chain() -> SolverChain:
-    """OSQP then Clarabel then ECOS for QPs; Clarabel then ECOS where a cone is needed."""
-    qp = [a() for a in (OSQPAdapter, ClarabelAdapter, ECOSAdapter) if a.is_installed()]
+    """OSQP, HiGHS, Clarabel, ECOS for QPs; Clarabel then ECOS where a cone is needed."""
+    qp = [
+        a() for a in (OSQPAdapter, HiGHSAdapter, ClarabelAdapter, ECOSAdapter) if a.is_installed()
+    ]
     socp = [a() for a in (ClarabelAdapter, ECOSAdapter) if a.is_installed()]
     return SolverChain(qp=qp, socp=socp)

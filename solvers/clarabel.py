@@ -10,15 +10,19 @@ __all__ = ["ClarabelAdapter"]
 
 
 class ClarabelAdapter(CvxpyAdapter):
-    """Clarabel with tolerances tight enough for a 1e-9 compliance check."""
+    """Clarabel at 1e-8 (on an objective scaled to order one).
+
+    Tighter settings often end "almost solved" on cone problems without a better answer;
+    the engine verifies every solution against the limits at 1e-9 anyway.
+    """
 
     name = "CLARABEL"
     package = "clarabel"
     supports_socp = True
     certifies_infeasibility = True
     settings: ClassVar[dict[str, Any]] = {
-        "tol_gap_abs": 1e-10,
-        "tol_gap_rel": 1e-10,
-        "tol_feas": 1e-10,
+        "tol_gap_abs": 1e-8,
+        "tol_gap_rel": 1e-8,
+        "tol_feas": 1e-8,
         "max_iter": 200,
     }

@@ -17,8 +17,8 @@ class ECOSAdapter(CvxpyAdapter):
     supports_socp = True
     certifies_infeasibility = True
     settings: ClassVar[dict[str, Any]] = {
-        "abstol": 1e-10,
-        "reltol": 1e-10,
-        "feastol": 1e-10,
+        "abstol": 1e-8,
+        "reltol": 1e-8,
+        "feastol": 1e-8,
         "max_iters": 200,
     }

@@ -67,3 +67,13 @@ def test_cvar_matches_rockafellar_uryasev_minimum() -> None:
         losses = rng.normal(size=37)
         brute = min(z + np.mean(np.maximum(losses - z, 0)) / (1 - beta) for z in losses)
         assert cvar_of_losses(losses, beta) == pytest.approx(brute, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("space", ["scale_back", "project", "elastic"])
+def test_every_kind_compiles_to_a_dpp_problem(space: str) -> None:
+    from engine.problems import ProblemCache
+
+    layout = _layout()
+    compiled = ProblemCache().get(space, layout, list(range(len(layout.rowsets))))  # type: ignore[arg-type]
+    assert compiled.problem.is_dcp(dpp=True)
+    assert compiled.needs_socp
