@@ -20,7 +20,13 @@ import numpy as np
 
 from engine.check import TOLERANCE, check
 from engine.layout import Layout
-from engine.lots import lot_candidates, rounding_steps
+from engine.lots import (
+    lot_candidates,
+    repair,
+    rounding_steps,
+    sequential_rounding,
+    snapped,
+)
 from engine.polish import POLISH_ROUNDS, linearized
 from engine.problems import OBJECTIVE_SCALE, CompiledProblem, ProblemCache
 from models import AdjustmentMethod
@@ -31,6 +37,7 @@ __all__ = ["Adjuster", "Adjustment", "AttemptResult", "solve_bounds"]
 
 _BINDING_DUAL = 1e-10
 _BINDING_GAP = 1e-7
+TARGETED_ROUNDS = 4
 SOLVER_MARGIN = 1e-7
 """Extra room the tightened round leaves for solver error (weight or vol units)."""
 
@@ -84,6 +91,41 @@ def _tighten(layout: Layout, indices: Sequence[int], bounds: list[FloatArray]) -
     return out
 
 
+def _excess(
+    layout: Layout, indices: Sequence[int], bounds: list[FloatArray], w: FloatArray
+) -> list[FloatArray]:
+    """Each row's excess over its bound at `w` (negative inside)."""
+    out = []
+    for k, bound in zip(indices, bounds, strict=True):
+        rowset = layout.rowsets[k]
+        values = rowset.block.values(w)
+        out.append(values - bound if rowset.sense == "le" else bound - values)
+    return out
+
+
+def _shifted(
+    layout: Layout, indices: Sequence[int], bounds: list[FloatArray], margins: list[FloatArray]
+) -> list[FloatArray]:
+    """Bounds moved inward by `margins`."""
+    return [
+        bound - margin if layout.rowsets[k].sense == "le" else bound + margin
+        for k, bound, margin in zip(indices, bounds, margins, strict=True)
+    ]
+
+
+def _total_violation(
+    layout: Layout, indices: Sequence[int], bounds: list[FloatArray], w: FloatArray
+) -> float:
+    """Sum over rows of the excess beyond the bound (and the check's tolerance)."""
+    total = 0.0
+    for k, bound in zip(indices, bounds, strict=True):
+        rowset = layout.rowsets[k]
+        values = rowset.block.values(w)
+        excess = values - bound if rowset.sense == "le" else bound - values
+        total += float(np.clip(excess - TOLERANCE / 2, 0.0, None).sum())
+    return total
+
+
 def _max_violation(
     layout: Layout, indices: Sequence[int], bounds: list[FloatArray], w: FloatArray
 ) -> float:
@@ -120,39 +162,56 @@ class Adjuster:
         attempts: list[SolveOutcome] = []
         notes: list[str] = []
         solved_once = False
-        for tightened in (False, True):
-            bounds = _tighten(layout, strict, base) if tightened else base
+        # Bounds to solve with: the exact ones first. When rounding to lots breaks rows, the
+        # rows it broke are tightened by a growing multiple of what rounding broke them by
+        # (a few times), and last by the most rounding could ever move each row (which makes
+        # any rounding safe, if that is still feasible).
+        margins = [np.zeros(len(b)) for b in base]
+        rounds: list[tuple[str, list[FloatArray]]] = [("exact", base)]
+        targeted = 0
+        while rounds:
+            label, bounds = rounds.pop(0)
             compiled.fill(layout, strict, bounds)
             result = self.chain.solve(
                 compiled.problem,
                 needs_socp=compiled.needs_socp,
-                verify=lambda: self._verify(layout, strict, base, compiled),
+                verify=partial(self._verify, layout, strict, base, compiled),
             )
             attempts += result.attempts
             if result.status is SolveStatus.INFEASIBLE:
-                if not tightened:
+                if label == "exact":
                     return AttemptResult("infeasible", attempts=attempts)
-                break
+                if label == "targeted":
+                    rounds.append(("worst case", _tighten(layout, strict, base)))
+                continue
             solved, solver = compiled, result.solver
             if not result.optimal and compiled.needs_socp and compiled.variable.value is not None:
                 polished = self._polish(layout, compiled, strict, bounds, base, attempts)
-                if polished is not None:
-                    solved, solver = polished
-            if solver is None or (solved is compiled and not result.optimal):
+                solved, solver = polished if polished is not None else (compiled, None)
+            if solver is None or not (result.optimal or solved is not compiled):
                 # A solution rejected for breaking a limit by more than the tolerance may
-                # pass once the limits leave room for solver error: try the tightened round.
+                # pass once the limits leave room for solver error: try a tightened round.
+                if label == "exact":
+                    rounds.append(("worst case", _tighten(layout, strict, base)))
                 continue
             solved_once = True
-            found = self._round(
+            found, excess = self._round(
                 layout, solved, method, solver, attempts, strict, cure_passive=cure_passive
             )
             if found is not None:
                 found.notes = notes
                 return AttemptResult("adjusted", found, attempts)
-            notes.append(
-                "rounding the optimum to lots broke a limit; re-solved with limits "
-                "tightened by the largest change rounding can cause"
-            )
+            notes.append(f"rounding to lots broke a limit after the {label} solve")
+            if label in ("exact", "targeted") and targeted < TARGETED_ROUNDS and excess:
+                growth = 4.0**targeted
+                targeted += 1
+                margins = [
+                    m + np.where(e > 0, growth * (2 * e + SOLVER_MARGIN), 0.0)
+                    for m, e in zip(margins, excess, strict=True)
+                ]
+                rounds.append(("targeted", _shifted(layout, strict, base, margins)))
+            elif label != "worst case":
+                rounds.append(("worst case", _tighten(layout, strict, base)))
         if not solved_once:
             reasons = "; ".join(f"{a.solver}: {a.status.value} ({a.message})" for a in attempts)
             return AttemptResult(
@@ -215,27 +274,48 @@ class Adjuster:
         strict: list[int],
         *,
         cure_passive: bool,
-    ) -> Adjustment | None:
+    ) -> tuple[Adjustment | None, list[FloatArray]]:
+        """The closest compliant lot-rounded version of the continuous solution, if any.
+
+        Without one, also returns each row's excess over its bound at the least violating
+        rounding tried, for a targeted re-solve.
+        """
         snap = layout.snap
-        delta = compiled.delta(snap.n)
-        t_continuous = snap.trades_from_weights(snap.w0 + delta)
+        t_continuous = snap.trades_from_weights(snap.w0 + compiled.delta(snap.n))
+        shrink_only = compiled.space == "scale_back"
+        bounds = [solve_bounds(layout, k, cure_passive=cure_passive) for k in strict]
         best: Adjustment | None = None
-        for t in lot_candidates(snap, t_continuous, shrink_only=compiled.space == "scale_back"):
+        least: tuple[float, FloatArray] | None = None
+
+        def consider(t: FloatArray) -> None:
+            nonlocal best, least
             w = snap.weights_from_trades(t)
             if not check(layout, w, cure_passive=cure_passive, indices=strict).is_compliant:
-                continue
+                total = _total_violation(layout, strict, bounds, w)
+                if least is None or total < least[0]:
+                    least = (total, w)
+                return
             distance = float(np.sum((w - snap.w_hat) ** 2))
             if best is None or distance < best.distance:
-                best = Adjustment(
-                    method,
-                    t,
-                    w,
-                    distance,
-                    solver,
-                    list(attempts),
-                    self._binding(compiled, strict, layout),
-                )
-        return best
+                binding = self._binding(compiled, strict, layout)
+                best = Adjustment(method, t, w, distance, solver, list(attempts), binding)
+
+        for t in lot_candidates(snap, t_continuous, shrink_only=shrink_only):
+            consider(t)
+        if best is None and (snap.lots > 0).any():
+
+            def violation(t: FloatArray) -> float:
+                return _total_violation(layout, strict, bounds, snap.weights_from_trades(t))
+
+            rounded = sequential_rounding(
+                snap, snapped(snap, t_continuous), shrink_only=shrink_only, violation=violation
+            )
+            consider(rounded)
+            if best is None:
+                consider(repair(snap, rounded, shrink_only=shrink_only, violation=violation))
+        if best is not None or least is None:
+            return best, []
+        return None, _excess(layout, strict, bounds, least[1])
 
     @staticmethod
     def _binding(
