@@ -29,8 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 BASE: dict[str, float] = {"AAA": 200, "BBB": 100, "CCC": 300, "DDD": 100}
 CAP = policy("cap", {"kind": "weight_bounds", "max": 0.35})
-TECH = policy("tech", {"kind": "group_limit", "attribute": "sector", "max": 0.5},
-              policy_type="SECTOR_LIMIT")
+TECH = policy(
+    "tech", {"kind": "group_limit", "attribute": "sector", "max": 0.5}, policy_type="SECTOR_LIMIT"
+)
 CASH = policy("cash-floor", {"kind": "cash", "min": 0.02}, policy_type="INVESTMENT_MANDATE")
 COMPLIANT = [("AAA", "BUY", 10.0)]
 BREACHING = [("AAA", "BUY", 200.0)]
@@ -41,12 +42,18 @@ RISK: dict[str, Any] = {
 }
 
 
-def _body(trades: list[tuple[str, str, float]], *, decision_id: str = "d-1",
-          positions: dict[str, float] | None = None, **fields: Any) -> dict[str, Any]:
+def _body(
+    trades: list[tuple[str, str, float]],
+    *,
+    decision_id: str = "d-1",
+    positions: dict[str, float] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
     """A request as JSON data (cash 30,000 unless given)."""
     fields.setdefault("cash", 30_000.0)
     body = request(BASE if positions is None else positions, trades, **fields).model_dump(
-        mode="json")
+        mode="json"
+    )
     body["decision"]["decision_id"] = decision_id
     return body
 
@@ -80,12 +87,14 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, st
 
 # --- verdicts and output -------------------------------------------------------------------
 
+
 def test_all_compliant_exits_0_with_one_json_line_per_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     policies = _policy_file(tmp_path / "policies.yaml", [CAP, TECH])
-    files = [_write(tmp_path / f"r{k}.json", _body(COMPLIANT, decision_id=f"d-{k}"))
-             for k in range(3)]
+    files = [
+        _write(tmp_path / f"r{k}.json", _body(COMPLIANT, decision_id=f"d-{k}")) for k in range(3)
+    ]
     status, out, err = _run(capsys, "validate", *files, "--policies", policies)
     assert status == 0, err
     assert err == ""
@@ -102,18 +111,26 @@ def test_some_not_compliant_exits_1_and_reports_each_file_in_order(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     policies = _policy_file(tmp_path / "policies.yaml", [CAP])
-    files = [_write(tmp_path / "a.json", _body(COMPLIANT, decision_id="first")),
-             _write(tmp_path / "b.json", _body(BREACHING, decision_id="second")),
-             _write(tmp_path / "c.json", _body(COMPLIANT, decision_id="third"))]
+    files = [
+        _write(tmp_path / "a.json", _body(COMPLIANT, decision_id="first")),
+        _write(tmp_path / "b.json", _body(BREACHING, decision_id="second")),
+        _write(tmp_path / "c.json", _body(COMPLIANT, decision_id="third")),
+    ]
     status, out, _ = _run(capsys, "validate", *files, "--policies", policies)
     assert status == 1
     first, second, third = _responses(out)
     assert (first.decision_id, second.decision_id, third.decision_id) == (
-        "first", "second", "third")
+        "first",
+        "second",
+        "third",
+    )
     assert first.is_compliant and third.is_compliant and not second.is_compliant
     [violation] = second.violations
     assert (violation.policy_name, violation.violation_type, violation.subject) == (
-        "cap", "weight_bounds.max", "AAA")
+        "cap",
+        "weight_bounds.max",
+        "AAA",
+    )
     assert violation.observed == pytest.approx(0.40)
     adjusted = second.adjusted_decision
     assert adjusted is not None and adjusted.is_compliant
@@ -147,6 +164,7 @@ def test_pretty_indents_the_json(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 # --- where the policies come from --------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["policies.yaml", "policies.yml", "policies.json"])
 def test_policies_from_a_file(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -174,8 +192,8 @@ def test_policy_file_may_hold_a_single_policy(
 def test_policies_from_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "policies"
     (folder / "nested").mkdir(parents=True)
-    _policy_file(folder / "cap.yaml", CAP)                          # one policy
-    _policy_file(folder / "nested" / "more.json", [TECH, CASH])     # a list
+    _policy_file(folder / "cap.yaml", CAP)  # one policy
+    _policy_file(folder / "nested" / "more.json", [TECH, CASH])  # a list
     (folder / "README.md").write_text("not a policy file", encoding="utf-8")
     file = _write(tmp_path / "r.json", _body(BREACHING))
     status, out, _ = _run(capsys, "validate", file, "--policies", folder)
@@ -268,14 +286,33 @@ def test_no_policies_at_all_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture
     [
         ("bad.yaml", "- policy_name: [unclosed\n", "not valid YAML"),
         ("bad.json", "[{", "not valid JSON"),
-        ("bad.yaml", "policy_name: x\npolicy_type: POSITION_LIMIT\n"
-         "rules: {constraints: [{kind: leverage, max: 2}]}\n", "rules.constraints[0]"),
-        ("bad.json", json.dumps([CAP, {**TECH, "rules": {"constraints": [
-            {"kind": "weight_bounds", "max": 0.1, "maxx": 0.2}]}}]),
-         "[1]: rules.constraints[0].weight_bounds.maxx"),
-        ("nan.json", '{"policy_name": "x", "policy_type": "POSITION_LIMIT", '
-         '"rules": {"constraints": [{"kind": "weight_bounds", "max": NaN}]}}',
-         "rules.constraints[0].weight_bounds.max: Input should be a finite number"),
+        (
+            "bad.yaml",
+            "policy_name: x\npolicy_type: POSITION_LIMIT\n"
+            "rules: {constraints: [{kind: leverage, max: 2}]}\n",
+            "rules.constraints[0]",
+        ),
+        (
+            "bad.json",
+            json.dumps(
+                [
+                    CAP,
+                    {
+                        **TECH,
+                        "rules": {
+                            "constraints": [{"kind": "weight_bounds", "max": 0.1, "maxx": 0.2}]
+                        },
+                    },
+                ]
+            ),
+            "[1]: rules.constraints[0].weight_bounds.maxx",
+        ),
+        (
+            "nan.json",
+            '{"policy_name": "x", "policy_type": "POSITION_LIMIT", '
+            '"rules": {"constraints": [{"kind": "weight_bounds", "max": NaN}]}}',
+            "rules.constraints[0].weight_bounds.max: Input should be a finite number",
+        ),
         ("empty.yaml", "", "(root): Input should be a valid dictionary"),
     ],
     ids=["yaml-syntax", "json-syntax", "unknown-kind", "unknown-field", "nan", "empty"],
@@ -298,6 +335,7 @@ def test_missing_policy_path_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 # --- bad requests ------------------------------------------------------------------------
 
+
 def _unknown_trade_symbol(body: dict[str, Any]) -> None:
     body["decision"]["trades"].append({"symbol": "ZZZ", "side": "BUY", "quantity": 5})
 
@@ -313,16 +351,18 @@ def _instrument_without_price(body: dict[str, Any]) -> None:
 
 def _policies(*constraints: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
     def edit(body: dict[str, Any]) -> None:
-        body["policies"] = [policy(f"p{k}", c, policy_type="RISK_LIMIT")
-                            for k, c in enumerate(constraints)]
+        body["policies"] = [
+            policy(f"p{k}", c, policy_type="RISK_LIMIT") for k, c in enumerate(constraints)
+        ]
+
     return edit
 
 
-def _with(edit: Callable[[dict[str, Any]], None], **state: Any
-          ) -> Callable[[dict[str, Any]], None]:
+def _with(edit: Callable[[dict[str, Any]], None], **state: Any) -> Callable[[dict[str, Any]], None]:
     def both(body: dict[str, Any]) -> None:
         edit(body)
         body["portfolio_state"].update(state)
+
     return both
 
 
@@ -342,54 +382,112 @@ def _negative_nav(body: dict[str, Any]) -> None:
 NO_BETA_ESG = [instrument(s) for s in ("AAA", "BBB", "CCC", "DDD", "EEE")]
 
 BAD_REQUESTS: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
-    ("unknown-trade-symbol", _unknown_trade_symbol,
-     ["decision.trades[1].symbol", "no instrument", "ZZZ"]),
-    ("position-without-instrument", _position_without_instrument,
-     ["portfolio_state.positions[2].symbol", "no instrument", "CCC"]),
-    ("instrument-without-price", _instrument_without_price,
-     ["portfolio_state.instruments[1].price", "Field required"]),
-    ("missing-attribute", _policies({"kind": "group_limit", "attribute": "esg", "max": 0.5}),
-     ["portfolio_state.instruments[0].attributes.esg", "'p0'", "'esg'", "AAA"]),
-    ("missing-exposure-attribute", _policies({"kind": "exposure", "attribute": "esg", "max": 7}),
-     ["esg", "'p0'", "AAA"]),
-    ("non-numeric-exposure-attribute",
-     _policies({"kind": "exposure", "attribute": "sector", "max": 1.0}),
-     ["numeric 'sector'", "'p0'", "AAA", "'Tech'"]),
-    ("volatility-without-risk-model", _policies({"kind": "volatility", "max": 0.2}),
-     ["portfolio_state.risk_model", "needs a risk model", "'p0'"]),
-    ("var-without-risk-model", _policies({"kind": "var", "confidence": 0.99, "max": 0.1}),
-     ["portfolio_state.risk_model", "needs a risk model"]),
-    ("cvar-without-scenarios", _policies({"kind": "cvar", "confidence": 0.95, "max": 0.1}),
-     ["portfolio_state.scenarios", "needs scenario returns", "'p0'"]),
-    ("cvar-scenarios-missing-symbol",
-     _with(_policies({"kind": "cvar", "confidence": 0.95, "max": 0.1}),
-           scenarios={"symbols": ["AAA", "BBB", "CCC"], "returns": [[0.1, 0.0, -0.1]]}),
-     ["portfolio_state.scenarios.symbols", "DDD"]),
-    ("tracking-error-without-benchmark",
-     _with(_policies({"kind": "tracking_error", "max": 0.05}), risk_model=RISK),
-     ["portfolio_state.benchmark", "needs benchmark", "'p0'"]),
-    ("risk-model-missing-symbol",
-     _with(_policies({"kind": "volatility", "max": 0.2}),
-           risk_model={**RISK, "factor_loadings": {s: RISK["factor_loadings"][s]
-                                                   for s in ("AAA", "BBB", "CCC")}}),
-     ["portfolio_state.risk_model", "covering DDD"]),
-    ("risk-model-not-psd",
-     _with(_policies({"kind": "volatility", "max": 0.2}),
-           risk_model={"covariance": {"symbols": ["AAA", "BBB", "CCC", "DDD"],
-                                      "matrix": [[0.04, 0.0, 0.0, 0.0], [0.0, -0.01, 0.0, 0.0],
-                                                 [0.0, 0.0, 0.04, 0.0], [0.0, 0.0, 0.0, 0.04]]}}),
-     ["portfolio_state.risk_model.covariance", "positive semidefinite"]),
+    (
+        "unknown-trade-symbol",
+        _unknown_trade_symbol,
+        ["decision.trades[1].symbol", "no instrument", "ZZZ"],
+    ),
+    (
+        "position-without-instrument",
+        _position_without_instrument,
+        ["portfolio_state.positions[2].symbol", "no instrument", "CCC"],
+    ),
+    (
+        "instrument-without-price",
+        _instrument_without_price,
+        ["portfolio_state.instruments[1].price", "Field required"],
+    ),
+    (
+        "missing-attribute",
+        _policies({"kind": "group_limit", "attribute": "esg", "max": 0.5}),
+        ["portfolio_state.instruments[0].attributes.esg", "'p0'", "'esg'", "AAA"],
+    ),
+    (
+        "missing-exposure-attribute",
+        _policies({"kind": "exposure", "attribute": "esg", "max": 7}),
+        ["esg", "'p0'", "AAA"],
+    ),
+    (
+        "non-numeric-exposure-attribute",
+        _policies({"kind": "exposure", "attribute": "sector", "max": 1.0}),
+        ["numeric 'sector'", "'p0'", "AAA", "'Tech'"],
+    ),
+    (
+        "volatility-without-risk-model",
+        _policies({"kind": "volatility", "max": 0.2}),
+        ["portfolio_state.risk_model", "needs a risk model", "'p0'"],
+    ),
+    (
+        "var-without-risk-model",
+        _policies({"kind": "var", "confidence": 0.99, "max": 0.1}),
+        ["portfolio_state.risk_model", "needs a risk model"],
+    ),
+    (
+        "cvar-without-scenarios",
+        _policies({"kind": "cvar", "confidence": 0.95, "max": 0.1}),
+        ["portfolio_state.scenarios", "needs scenario returns", "'p0'"],
+    ),
+    (
+        "cvar-scenarios-missing-symbol",
+        _with(
+            _policies({"kind": "cvar", "confidence": 0.95, "max": 0.1}),
+            scenarios={"symbols": ["AAA", "BBB", "CCC"], "returns": [[0.1, 0.0, -0.1]]},
+        ),
+        ["portfolio_state.scenarios.symbols", "DDD"],
+    ),
+    (
+        "tracking-error-without-benchmark",
+        _with(_policies({"kind": "tracking_error", "max": 0.05}), risk_model=RISK),
+        ["portfolio_state.benchmark", "needs benchmark", "'p0'"],
+    ),
+    (
+        "risk-model-missing-symbol",
+        _with(
+            _policies({"kind": "volatility", "max": 0.2}),
+            risk_model={
+                **RISK,
+                "factor_loadings": {s: RISK["factor_loadings"][s] for s in ("AAA", "BBB", "CCC")},
+            },
+        ),
+        ["portfolio_state.risk_model", "covering DDD"],
+    ),
+    (
+        "risk-model-not-psd",
+        _with(
+            _policies({"kind": "volatility", "max": 0.2}),
+            risk_model={
+                "covariance": {
+                    "symbols": ["AAA", "BBB", "CCC", "DDD"],
+                    "matrix": [
+                        [0.04, 0.0, 0.0, 0.0],
+                        [0.0, -0.01, 0.0, 0.0],
+                        [0.0, 0.0, 0.04, 0.0],
+                        [0.0, 0.0, 0.0, 0.04],
+                    ],
+                }
+            },
+        ),
+        ["portfolio_state.risk_model.covariance", "positive semidefinite"],
+    ),
     ("non-positive-nav", _negative_nav, ["portfolio_state", "NAV", "must be > 0"]),
-    ("unknown-applicable-policy", _unknown_applicable,
-     ["applicable_policies[1]", "'leverage-cap'"]),
+    (
+        "unknown-applicable-policy",
+        _unknown_applicable,
+        ["applicable_policies[1]", "'leverage-cap'"],
+    ),
     ("conditional-policy", _conditional, ["when", "not supported", "tech"]),
 ]
 
 
-@pytest.mark.parametrize(("edit", "needles"), [(e, n) for _, e, n in BAD_REQUESTS],
-                         ids=[name for name, _, _ in BAD_REQUESTS])
+@pytest.mark.parametrize(
+    ("edit", "needles"),
+    [(e, n) for _, e, n in BAD_REQUESTS],
+    ids=[name for name, _, _ in BAD_REQUESTS],
+)
 def test_bad_request_exits_2_naming_file_and_problem(
-    edit: Callable[[dict[str, Any]], None], needles: list[str], tmp_path: Path,
+    edit: Callable[[dict[str, Any]], None],
+    needles: list[str],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     body = _body(COMPLIANT, policies=[CAP], instruments=NO_BETA_ESG)
@@ -403,16 +501,25 @@ def test_bad_request_exits_2_naming_file_and_problem(
     ("literal", "where", "field"),
     [
         ("NaN", ("portfolio_state", "cash"), "portfolio_state.cash"),
-        ("Infinity", ("portfolio_state", "instruments", 2, "price"),
-         "portfolio_state.instruments[2].price"),
-        ("-Infinity", ("portfolio_state", "positions", 0, "quantity"),
-         "portfolio_state.positions[0].quantity"),
+        (
+            "Infinity",
+            ("portfolio_state", "instruments", 2, "price"),
+            "portfolio_state.instruments[2].price",
+        ),
+        (
+            "-Infinity",
+            ("portfolio_state", "positions", 0, "quantity"),
+            "portfolio_state.positions[0].quantity",
+        ),
         ("NaN", ("decision", "trades", 0, "quantity"), "decision.trades[0].quantity"),
     ],
     ids=["nan-cash", "inf-price", "-inf-quantity", "nan-trade"],
 )
 def test_non_finite_json_literal_is_rejected(
-    literal: str, where: tuple[str | int, ...], field: str, tmp_path: Path,
+    literal: str,
+    where: tuple[str | int, ...],
+    field: str,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     body = _body(COMPLIANT, policies=[CAP])
@@ -431,8 +538,9 @@ def test_non_finite_json_literal_is_rejected(
 def test_invalid_json_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     file = tmp_path / "broken.json"
     file.write_text('{"decision": {"decision_id": "d-1",', encoding="utf-8")
-    status, out, err = _run(capsys, "validate", file, "--policies", _policy_file(
-        tmp_path / "p.yaml", [CAP]))
+    status, out, err = _run(
+        capsys, "validate", file, "--policies", _policy_file(tmp_path / "p.yaml", [CAP])
+    )
     _assert_bad_input(status, out, err, file, "not valid JSON")
 
 
@@ -449,14 +557,16 @@ def test_unknown_request_field_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
     body["decision"]["trades"][0]["qty"] = 10
     file = _write(tmp_path / "r.json", body)
     status, out, err = _run(capsys, "validate", file)
-    _assert_bad_input(status, out, err,
-                      f"{file}: decision.trades[0].qty: Extra inputs are not permitted")
+    _assert_bad_input(
+        status, out, err, f"{file}: decision.trades[0].qty: Extra inputs are not permitted"
+    )
 
 
 def test_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "absent.json"
-    status, out, err = _run(capsys, "validate", missing, "--policies", _policy_file(
-        tmp_path / "p.yaml", [CAP]))
+    status, out, err = _run(
+        capsys, "validate", missing, "--policies", _policy_file(tmp_path / "p.yaml", [CAP])
+    )
     _assert_bad_input(status, out, err, missing, "cannot read")
 
 
@@ -474,12 +584,15 @@ def test_bad_file_after_good_ones_exits_2(
 
 # --- help ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("argv", "needles"),
     [
         (["--help"], ["usage: pes", "validate"]),
-        (["validate", "--help"], ["usage: pes validate", "FILE", "--policies", "--pretty",
-                                  "Exit status"]),
+        (
+            ["validate", "--help"],
+            ["usage: pes validate", "FILE", "--policies", "--pretty", "Exit status"],
+        ),
     ],
     ids=["pes", "validate"],
 )
@@ -494,8 +607,11 @@ def test_help_exits_0_and_prints_usage(
         assert needle in out
 
 
-@pytest.mark.parametrize("argv", [[], ["validate"], ["check", "r.json"]],
-                         ids=["no-command", "no-file", "unknown-command"])
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["validate"], ["check", "r.json"]],
+    ids=["no-command", "no-file", "unknown-command"],
+)
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -505,6 +621,7 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
 
 
 # --- compile cache -----------------------------------------------------------------------
+
 
 def _count_builds(monkeypatch: pytest.MonkeyPatch) -> list[Space]:
     """Record every compiled-problem build (cache miss) the engine makes."""
@@ -526,8 +643,9 @@ def test_files_in_one_run_share_the_compile_cache(
     policies = _policy_file(tmp_path / "policies.yaml", [CAP, TECH])
     # Same structure (policies, universe, traded symbols), different numbers.
     first = _write(tmp_path / "a.json", _body(BREACHING, decision_id="a"))
-    second = _write(tmp_path / "b.json", _body([("AAA", "BUY", 250.0)], decision_id="b",
-                                               prices={"AAA": 101.0}))
+    second = _write(
+        tmp_path / "b.json", _body([("AAA", "BUY", 250.0)], decision_id="b", prices={"AAA": 101.0})
+    )
     status, out, _ = _run(capsys, "validate", first, second, "--policies", policies)
     assert status == 1
     responses = _responses(out)
@@ -553,14 +671,29 @@ def test_structurally_different_files_compile_separately(
 
 # --- the real process ----------------------------------------------------------------------
 
+
 def test_module_entry_point_end_to_end(tmp_path: Path) -> None:
     policies = _policy_file(tmp_path / "policies.yaml", [CAP, TECH, CASH])
-    files = [_write(tmp_path / "ok.json", _body(COMPLIANT, decision_id="ok")),
-             _write(tmp_path / "over.json", _body(BREACHING, decision_id="over"))]
+    files = [
+        _write(tmp_path / "ok.json", _body(COMPLIANT, decision_id="ok")),
+        _write(tmp_path / "over.json", _body(BREACHING, decision_id="over")),
+    ]
     completed = subprocess.run(
-        [sys.executable, "-m", "api.cli", "-v", "validate", *map(str, files),
-         "--policies", str(policies)],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "api.cli",
+            "-v",
+            "validate",
+            *map(str, files),
+            "--policies",
+            str(policies),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert completed.returncode == 1, completed.stderr
     assert "Traceback" not in completed.stderr

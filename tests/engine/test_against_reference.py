@@ -28,8 +28,10 @@ REL, ABS = 1e-3, 1e-9  # distance within 0.1% of the optimum (plus solver noise)
 
 
 def _run(request: dict[str, Any], policies: list[dict[str, Any]]) -> PolicyValidationResponse:
-    return ENGINE.validate(PolicyValidationRequest.model_validate(request),
-                           [PolicyDefinition.model_validate(p) for p in policies])
+    return ENGINE.validate(
+        PolicyValidationRequest.model_validate(request),
+        [PolicyDefinition.model_validate(p) for p in policies],
+    )
 
 
 def _signed(trades: list[Any]) -> dict[str, float]:
@@ -38,15 +40,16 @@ def _signed(trades: list[Any]) -> dict[str, float]:
         side = t["side"] if isinstance(t, dict) else t.side.value
         quantity = t["quantity"] if isinstance(t, dict) else t.quantity
         out[t["symbol"] if isinstance(t, dict) else t.symbol] = out.get(
-            t["symbol"] if isinstance(t, dict) else t.symbol, 0.0) + (
-            quantity if side == "BUY" else -quantity)
+            t["symbol"] if isinstance(t, dict) else t.symbol, 0.0
+        ) + (quantity if side == "BUY" else -quantity)
     return out
 
 
-def _adjusted_weights(request: dict[str, Any], response: PolicyValidationResponse
-                      ) -> dict[str, float]:
+def _adjusted_weights(
+    request: dict[str, Any], response: PolicyValidationResponse
+) -> dict[str, float]:
     assert response.adjusted_decision is not None
-    symbols, w0, _, nav = spec.weights(request)
+    symbols, _, _, nav = spec.weights(request)
     prices = {i["symbol"]: i["price"] for i in request["portfolio_state"]["instruments"]}
     held = {p["symbol"]: p["quantity"] for p in request["portfolio_state"]["positions"]}
     trades = _signed(response.adjusted_decision.trades)
@@ -65,8 +68,9 @@ def check_case(request: dict[str, Any], policies: list[dict[str, Any]]) -> None:
             spec.verdict(request, policies)
         return
     ref = spec.verdict(request, policies)
-    found = {(v.policy_name, v.violation_type, v.subject, v.breach.value)
-             for v in response.violations}
+    found = {
+        (v.policy_name, v.violation_type, v.subject, v.breach.value) for v in response.violations
+    }
     assert found == ref.breaches
     assert response.is_compliant == ref.is_compliant
     assert (response.compliance_score == 1.0) == (not found)
@@ -105,8 +109,9 @@ def check_case(request: dict[str, Any], policies: list[dict[str, Any]]) -> None:
         assert adjusted.distance == pytest.approx(optimum, rel=REL, abs=ABS)
 
 
-def _check_conflict(request: dict[str, Any], policies: list[dict[str, Any]],
-                    conflicting: list[str], method: str) -> None:
+def _check_conflict(
+    request: dict[str, Any], policies: list[dict[str, Any]], conflicting: list[str], method: str
+) -> None:
     """The named policies conflict on their own, and dropping any one of them resolves it."""
     assert conflicting
     only = [p for p in policies if p["policy_name"] in conflicting]
@@ -125,30 +130,34 @@ def test_random_cases_match_the_reference(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(40))
 def test_cure_passive_conflicts_match_the_reference(seed: int) -> None:
-    request, policies = random_case(np.random.default_rng(10_000 + seed), cure_passive=True,
-                                    conflict=True, strict_only=True)
+    request, policies = random_case(
+        np.random.default_rng(10_000 + seed), cure_passive=True, conflict=True, strict_only=True
+    )
     check_case(request, policies)
 
 
 @pytest.mark.parametrize("seed", range(30))
 def test_lot_rounded_adjustments_stay_compliant(seed: int) -> None:
-    request, policies = random_case(np.random.default_rng(20_000 + seed),
-                                    lot_mode="mixed" if seed % 2 else "one")
+    request, policies = random_case(
+        np.random.default_rng(20_000 + seed), lot_mode="mixed" if seed % 2 else "one"
+    )
     check_case(request, policies)
 
 
 @pytest.mark.parametrize("method", ["scale_back", "project"])
 @pytest.mark.parametrize("seed", range(15))
 def test_explicit_methods_match_the_reference(seed: int, method: str) -> None:
-    request, policies = random_case(np.random.default_rng(30_000 + seed), adjustment=method,
-                                    lot_mode="fractional")
+    request, policies = random_case(
+        np.random.default_rng(30_000 + seed), adjustment=method, lot_mode="fractional"
+    )
     check_case(request, policies)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases())
-def test_hypothesis_cases_match_the_reference(case: tuple[dict[str, Any], list[dict[str, Any]]]
-                                              ) -> None:
+def test_hypothesis_cases_match_the_reference(
+    case: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
     check_case(*case)
 
 
@@ -163,9 +172,20 @@ def _tightened(policies: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for key in ("max", "max_loss", "max_weight_change", "max_adv_fraction"):
                 if isinstance(c.get(key), float | int):
                     step = 0.1 * abs(c[key]) + 1e-4
-                    floor = None if key in ("max", "max_loss") and c["kind"] in (
-                        "weight_bounds", "group_limit", "net_exposure", "cash", "exposure",
-                        "stress") else 0.0
+                    floor = (
+                        None
+                        if key in ("max", "max_loss")
+                        and c["kind"]
+                        in (
+                            "weight_bounds",
+                            "group_limit",
+                            "net_exposure",
+                            "cash",
+                            "exposure",
+                            "stress",
+                        )
+                        else 0.0
+                    )
                     c[key] = c[key] - step if floor is None else max(floor, c[key] - step)
             if isinstance(lo, float | int):
                 c["min"] = lo + 0.1 * abs(lo) + 1e-4
@@ -188,8 +208,12 @@ def _distance(request: dict[str, Any], policies: list[dict[str, Any]]) -> float:
 @pytest.mark.parametrize("method", ["scale_back", "project"])
 @pytest.mark.parametrize("seed", range(12))
 def test_tightening_a_limit_never_decreases_the_distance(seed: int, method: str) -> None:
-    request, policies = random_case(np.random.default_rng(40_000 + seed), adjustment=method,
-                                    lot_mode="fractional", strict_only=True)
+    request, policies = random_case(
+        np.random.default_rng(40_000 + seed),
+        adjustment=method,
+        lot_mode="fractional",
+        strict_only=True,
+    )
     try:
         loose = _distance(request, policies)
         tight = _distance(request, _tightened(policies))

@@ -28,26 +28,44 @@ from tests.builders import instrument, policy, request
 NAN = float("nan")
 INF = float("inf")
 
-RISK = {"factor_loadings": {"AAA": [1.2, 0.1], "BBB": [1.0, -0.2], "CCC": [0.8, 0.3],
-                            "DDD": [0.5, 0.0], "EEE": [0.9, 0.2]},
-        "factor_covariance": [[0.04, 0.001], [0.001, 0.01]],
-        "specific_variance": {"AAA": 0.01, "BBB": 0.02, "CCC": 0.01, "DDD": 0.015, "EEE": 0.01}}
-SCENARIOS = {"symbols": ["AAA", "BBB", "CCC", "DDD", "EEE"],
-             "returns": [[-0.05, -0.04, 0.01, -0.02, 0.0], [0.02, 0.01, -0.03, 0.0, 0.01]]}
+RISK = {
+    "factor_loadings": {
+        "AAA": [1.2, 0.1],
+        "BBB": [1.0, -0.2],
+        "CCC": [0.8, 0.3],
+        "DDD": [0.5, 0.0],
+        "EEE": [0.9, 0.2],
+    },
+    "factor_covariance": [[0.04, 0.001], [0.001, 0.01]],
+    "specific_variance": {"AAA": 0.01, "BBB": 0.02, "CCC": 0.01, "DDD": 0.015, "EEE": 0.01},
+}
+SCENARIOS = {
+    "symbols": ["AAA", "BBB", "CCC", "DDD", "EEE"],
+    "returns": [[-0.05, -0.04, 0.01, -0.02, 0.0], [0.02, 0.01, -0.03, 0.0, 0.01]],
+}
 BENCHMARK = {"AAA": 0.3, "CCC": 0.3, "EEE": 0.4}
 
 # One valid example of every constraint kind.
 EVERY_KIND: list[dict[str, Any]] = [
-    {"kind": "weight_bounds", "max": 0.25, "min": -0.05, "symbols": ["AAA", "BBB"],
-     "per_symbol": {"AAA": {"max": 0.2}}},
-    {"kind": "group_limit", "attribute": "sector", "max": 0.4, "per_group": {"Tech": {"max": 0.3}},
-     "measure": "gross"},
+    {
+        "kind": "weight_bounds",
+        "max": 0.25,
+        "min": -0.05,
+        "symbols": ["AAA", "BBB"],
+        "per_symbol": {"AAA": {"max": 0.2}},
+    },
+    {
+        "kind": "group_limit",
+        "attribute": "sector",
+        "max": 0.4,
+        "per_group": {"Tech": {"max": 0.3}},
+        "measure": "gross",
+    },
     {"kind": "group_limit", "attribute": "sector", "min": -0.1, "max": 0.4, "active": True},
     {"kind": "gross_exposure", "max": 1.5},
     {"kind": "net_exposure", "min": 0.5, "max": 1.0},
     {"kind": "cash", "min": 0.02},
-    {"kind": "exposure", "attribute": "beta", "min": 0.3, "max": 1.1,
-     "missing": {"default": 1.0}},
+    {"kind": "exposure", "attribute": "beta", "min": 0.3, "max": 1.1, "missing": {"default": 1.0}},
     {"kind": "concentration", "top_k": 3, "max": 0.6},
     {"kind": "turnover", "max": 0.2},
     {"kind": "trade_limit", "max_weight_change": 0.05, "max_adv_fraction": 0.1},
@@ -58,29 +76,45 @@ EVERY_KIND: list[dict[str, Any]] = [
     {"kind": "tracking_error", "max": 0.05},
     {"kind": "var", "confidence": 0.99, "horizon_days": 10, "max": 0.08},
     {"kind": "cvar", "confidence": 0.95, "max": 0.1},
-    {"kind": "stress", "max_loss": 0.15,
-     "scenarios": {"oil-crash": {"by": "sector", "shocks": {"Energy": -0.4}, "default": -0.05},
-                   "aaa-default": {"shocks": {"AAA": -1.0}}}},
+    {
+        "kind": "stress",
+        "max_loss": 0.15,
+        "scenarios": {
+            "oil-crash": {"by": "sector", "shocks": {"Energy": -0.4}, "default": -0.05},
+            "aaa-default": {"shocks": {"AAA": -1.0}},
+        },
+    },
 ]
 
 
 def _policy(*constraints: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """A policy body without validating it (unlike `tests.builders.policy`)."""
-    body: dict[str, Any] = {"policy_name": "p", "policy_type": "RISK_LIMIT",
-                            "rules": {"constraints": list(constraints)}}
+    body: dict[str, Any] = {
+        "policy_name": "p",
+        "policy_type": "RISK_LIMIT",
+        "rules": {"constraints": list(constraints)},
+    }
     body.update(fields)
     return body
 
 
 def _request_body() -> dict[str, Any]:
     """A valid request using every optional part of the portfolio state, as JSON data."""
-    instruments = [instrument(s, attributes={"beta": 1.0, "esg": 5.5, "liquidity": "high"})
-                   for s in ("AAA", "BBB", "CCC", "DDD", "EEE")]
-    body = request({"AAA": 200, "BBB": -100, "CCC": 300}, [("AAA", "BUY", 10), ("DDD", "SELL", 5)],
-                   instruments=instruments, benchmark=BENCHMARK, risk_model=RISK,
-                   scenarios=SCENARIOS, context={"risk_mode": "NORMAL"},
-                   policies=[policy("cap", {"kind": "weight_bounds", "max": 0.35})],
-                   applicable_policies=["cap"]).model_dump(mode="json")
+    instruments = [
+        instrument(s, attributes={"beta": 1.0, "esg": 5.5, "liquidity": "high"})
+        for s in ("AAA", "BBB", "CCC", "DDD", "EEE")
+    ]
+    body = request(
+        {"AAA": 200, "BBB": -100, "CCC": 300},
+        [("AAA", "BUY", 10), ("DDD", "SELL", 5)],
+        instruments=instruments,
+        benchmark=BENCHMARK,
+        risk_model=RISK,
+        scenarios=SCENARIOS,
+        context={"risk_mode": "NORMAL"},
+        policies=[policy("cap", {"kind": "weight_bounds", "max": 0.35})],
+        applicable_policies=["cap"],
+    ).model_dump(mode="json")
     return body
 
 
@@ -114,12 +148,18 @@ REQUEST_NUMBERS: list[tuple[tuple[str | int, ...], str]] = [
     (("portfolio_state", "instruments", 0, "adv"), "portfolio_state.instruments[0].adv"),
     (("portfolio_state", "instruments", 0, "lot_size"), "portfolio_state.instruments[0].lot_size"),
     (("portfolio_state", "benchmark", "CCC"), "portfolio_state.benchmark.CCC"),
-    (("portfolio_state", "risk_model", "factor_loadings", "BBB", 1),
-     "portfolio_state.risk_model.factor_loadings.BBB[1]"),
-    (("portfolio_state", "risk_model", "factor_covariance", 1, 0),
-     "portfolio_state.risk_model.factor_covariance[1][0]"),
-    (("portfolio_state", "risk_model", "specific_variance", "DDD"),
-     "portfolio_state.risk_model.specific_variance.DDD"),
+    (
+        ("portfolio_state", "risk_model", "factor_loadings", "BBB", 1),
+        "portfolio_state.risk_model.factor_loadings.BBB[1]",
+    ),
+    (
+        ("portfolio_state", "risk_model", "factor_covariance", 1, 0),
+        "portfolio_state.risk_model.factor_covariance[1][0]",
+    ),
+    (
+        ("portfolio_state", "risk_model", "specific_variance", "DDD"),
+        "portfolio_state.risk_model.specific_variance.DDD",
+    ),
     (("portfolio_state", "scenarios", "returns", 1, 3), "portfolio_state.scenarios.returns[1][3]"),
     (("decision", "trades", 0, "quantity"), "decision.trades[0].quantity"),
 ]
@@ -135,10 +175,14 @@ def test_non_finite_request_number_is_rejected_naming_the_field(
 
 
 def test_non_finite_full_covariance_entry_is_rejected() -> None:
-    body = _set(_request_body(), ("portfolio_state", "risk_model"),
-                {"covariance": {"symbols": ["AAA", "BBB"], "matrix": [[0.04, 0.01], [0.01, NAN]]}})
+    body = _set(
+        _request_body(),
+        ("portfolio_state", "risk_model"),
+        {"covariance": {"symbols": ["AAA", "BBB"], "matrix": [[0.04, 0.01], [0.01, NAN]]}},
+    )
     assert _paths(PolicyValidationRequest, body) == {
-        "portfolio_state.risk_model.covariance.matrix[1][1]"}
+        "portfolio_state.risk_model.covariance.matrix[1][1]"
+    }
 
 
 @pytest.mark.parametrize("value", [NAN, INF, -INF], ids=["nan", "inf", "-inf"])
@@ -157,11 +201,15 @@ def _limit_cases() -> list[tuple[dict[str, Any], str]]:
     return [
         ({"kind": "weight_bounds", "max": "X"}, "weight_bounds.max"),
         ({"kind": "weight_bounds", "min": "X"}, "weight_bounds.min"),
-        ({"kind": "weight_bounds", "per_symbol": {"AAA": {"max": "X"}}},
-         "weight_bounds.per_symbol.AAA.max"),
+        (
+            {"kind": "weight_bounds", "per_symbol": {"AAA": {"max": "X"}}},
+            "weight_bounds.per_symbol.AAA.max",
+        ),
         ({"kind": "group_limit", "attribute": "sector", "max": "X"}, "group_limit.max"),
-        ({"kind": "group_limit", "attribute": "sector", "per_group": {"Tech": {"min": "X"}}},
-         "group_limit.per_group.Tech.min"),
+        (
+            {"kind": "group_limit", "attribute": "sector", "per_group": {"Tech": {"min": "X"}}},
+            "group_limit.per_group.Tech.min",
+        ),
         ({"kind": "gross_exposure", "max": "X"}, "gross_exposure.max"),
         ({"kind": "net_exposure", "min": "X"}, "net_exposure.min"),
         ({"kind": "cash", "min": "X"}, "cash.min"),
@@ -177,12 +225,18 @@ def _limit_cases() -> list[tuple[dict[str, Any], str]]:
         ({"kind": "var", "confidence": 0.95, "max": "X"}, "var.max"),
         ({"kind": "cvar", "confidence": "X", "max": 0.1}, "cvar.confidence"),
         ({"kind": "cvar", "confidence": 0.95, "max": "X"}, "cvar.max"),
-        ({"kind": "stress", "max_loss": "X", "scenarios": {"s": {"shocks": {"AAA": -0.1}}}},
-         "stress.max_loss"),
-        ({"kind": "stress", "max_loss": 0.1, "scenarios": {"s": {"shocks": {"AAA": "X"}}}},
-         "stress.scenarios.s.shocks.AAA"),
-        ({"kind": "stress", "max_loss": 0.1, "scenarios": {"s": {"shocks": {}, "default": "X"}}},
-         "stress.scenarios.s.default"),
+        (
+            {"kind": "stress", "max_loss": "X", "scenarios": {"s": {"shocks": {"AAA": -0.1}}}},
+            "stress.max_loss",
+        ),
+        (
+            {"kind": "stress", "max_loss": 0.1, "scenarios": {"s": {"shocks": {"AAA": "X"}}}},
+            "stress.scenarios.s.shocks.AAA",
+        ),
+        (
+            {"kind": "stress", "max_loss": 0.1, "scenarios": {"s": {"shocks": {}, "default": "X"}}},
+            "stress.scenarios.s.default",
+        ),
     ]
 
 
@@ -195,8 +249,9 @@ def _fill(node: Any, value: float) -> Any:
 
 
 @pytest.mark.parametrize("value", [NAN, INF, -INF], ids=["nan", "inf", "-inf"])
-@pytest.mark.parametrize(("constraint", "field"), _limit_cases(),
-                         ids=[f for _, f in _limit_cases()])
+@pytest.mark.parametrize(
+    ("constraint", "field"), _limit_cases(), ids=[f for _, f in _limit_cases()]
+)
 def test_non_finite_limit_is_rejected_naming_the_field(
     constraint: dict[str, Any], field: str, value: float
 ) -> None:
@@ -217,39 +272,48 @@ def test_non_finite_missing_default_is_rejected() -> None:
     constraint = {"kind": "exposure", "attribute": "esg", "max": 7, "missing": {"default": NAN}}
     errors = _errors(PolicyDefinition, _policy(constraint))
     assert errors and all(p.startswith("rules.constraints[0].exposure.missing") for p, _ in errors)
-    assert ("rules.constraints[0].exposure.missing.MissingDefault.default.float",
-            "Input should be a finite number") in errors
+    assert (
+        "rules.constraints[0].exposure.missing.MissingDefault.default.float",
+        "Input should be a finite number",
+    ) in errors
 
 
 def test_inline_policy_errors_are_nested_under_the_request_path() -> None:
     body = _request_body()
-    body["policies"] = [_policy({"kind": "cash", "min": 0.01}, policy_name="ok"),
-                        _policy({"kind": "turnover", "max": NAN}, policy_name="bad")]
+    body["policies"] = [
+        _policy({"kind": "cash", "min": 0.01}, policy_name="ok"),
+        _policy({"kind": "turnover", "max": NAN}, policy_name="bad"),
+    ]
     assert _paths(PolicyValidationRequest, body) == {
-        "policies[1].rules.constraints[0].turnover.max"}
+        "policies[1].rules.constraints[0].turnover.max"
+    }
 
 
 # --- sign and range checks -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("price", [0, 0.0, -1.0, -1e-12])
 def test_non_positive_price_is_rejected(price: float) -> None:
     body = _set(_request_body(), ("portfolio_state", "instruments", 1, "price"), price)
     assert _errors(PolicyValidationRequest, body) == [
-        ("portfolio_state.instruments[1].price", "Input should be greater than 0")]
+        ("portfolio_state.instruments[1].price", "Input should be greater than 0")
+    ]
 
 
 def test_missing_price_is_rejected() -> None:
     body = _request_body()
     del body["portfolio_state"]["instruments"][4]["price"]
     assert _errors(PolicyValidationRequest, body) == [
-        ("portfolio_state.instruments[4].price", "Field required")]
+        ("portfolio_state.instruments[4].price", "Field required")
+    ]
 
 
 @pytest.mark.parametrize("quantity", [0, 0.0, -5, -0.5])
 def test_zero_or_negative_trade_quantity_is_rejected(quantity: float) -> None:
     body = _set(_request_body(), ("decision", "trades", 1, "quantity"), quantity)
     assert _errors(PolicyValidationRequest, body) == [
-        ("decision.trades[1].quantity", "Input should be greater than 0")]
+        ("decision.trades[1].quantity", "Input should be greater than 0")
+    ]
 
 
 def test_short_position_and_negative_cash_are_valid_models() -> None:
@@ -266,6 +330,7 @@ def test_bad_side_is_rejected() -> None:
 
 # --- unknown kinds and fields ----------------------------------------------------------------
 
+
 def test_unknown_constraint_kind_is_rejected_naming_the_constraint() -> None:
     body = _policy({"kind": "cash", "min": 0.0}, {"kind": "leverage", "max": 2})
     [(path, message)] = _errors(PolicyDefinition, body)
@@ -281,20 +346,40 @@ def test_constraint_without_kind_is_rejected() -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        (_policy({"kind": "weight_bounds", "max": 0.1, "maximum": 0.2}),
-         "rules.constraints[0].weight_bounds.maximum"),
-        (_policy({"kind": "group_limit", "attribute": "sector", "max": 0.3, "per_sector": {}}),
-         "rules.constraints[0].group_limit.per_sector"),
-        (_policy({"kind": "weight_bounds", "per_symbol": {"AAA": {"max": 0.1, "cap": 1}}}),
-         "rules.constraints[0].weight_bounds.per_symbol.AAA.cap"),
-        (_policy({"kind": "stress", "max_loss": 0.1,
-                  "scenarios": {"s": {"shocks": {}, "probability": 0.5}}}),
-         "rules.constraints[0].stress.scenarios.s.probability"),
-        ({**_policy({"kind": "cash", "min": 0.0}),
-          "rules": {"constraints": [{"kind": "cash", "min": 0.0}], "mode": "all"}}, "rules.mode"),
+        (
+            _policy({"kind": "weight_bounds", "max": 0.1, "maximum": 0.2}),
+            "rules.constraints[0].weight_bounds.maximum",
+        ),
+        (
+            _policy({"kind": "group_limit", "attribute": "sector", "max": 0.3, "per_sector": {}}),
+            "rules.constraints[0].group_limit.per_sector",
+        ),
+        (
+            _policy({"kind": "weight_bounds", "per_symbol": {"AAA": {"max": 0.1, "cap": 1}}}),
+            "rules.constraints[0].weight_bounds.per_symbol.AAA.cap",
+        ),
+        (
+            _policy(
+                {
+                    "kind": "stress",
+                    "max_loss": 0.1,
+                    "scenarios": {"s": {"shocks": {}, "probability": 0.5}},
+                }
+            ),
+            "rules.constraints[0].stress.scenarios.s.probability",
+        ),
+        (
+            {
+                **_policy({"kind": "cash", "min": 0.0}),
+                "rules": {"constraints": [{"kind": "cash", "min": 0.0}], "mode": "all"},
+            },
+            "rules.mode",
+        ),
         (_policy({"kind": "cash", "min": 0.0}, priority=1), "priority"),
-        (_policy({"kind": "cash", "min": 0.0}, scope={"portfolios": ["*"], "desks": []}),
-         "scope.desks"),
+        (
+            _policy({"kind": "cash", "min": 0.0}, scope={"portfolios": ["*"], "desks": []}),
+            "scope.desks",
+        ),
     ],
     ids=["rule", "rule-group", "per-symbol", "stress-scenario", "rules", "policy", "scope"],
 )
@@ -323,6 +408,7 @@ def test_unknown_field_in_a_request_is_rejected(where: tuple[str | int, ...], fi
 
 # --- cross-field rules ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("constraint", "field"),
     [
@@ -331,10 +417,18 @@ def test_unknown_field_in_a_request_is_rejected(where: tuple[str | int, ...], fi
         ({"kind": "net_exposure", "min": 1.0, "max": 0.9}, "net_exposure"),
         ({"kind": "cash", "min": 0.1, "max": 0.05}, "cash"),
         ({"kind": "exposure", "attribute": "beta", "min": 1.2, "max": 1.1}, "exposure"),
-        ({"kind": "weight_bounds", "per_symbol": {"BBB": {"min": 0.3, "max": 0.2}}},
-         "weight_bounds.per_symbol.BBB"),
-        ({"kind": "group_limit", "attribute": "sector",
-          "per_group": {"Energy": {"min": 0.3, "max": 0.2}}}, "group_limit.per_group.Energy"),
+        (
+            {"kind": "weight_bounds", "per_symbol": {"BBB": {"min": 0.3, "max": 0.2}}},
+            "weight_bounds.per_symbol.BBB",
+        ),
+        (
+            {
+                "kind": "group_limit",
+                "attribute": "sector",
+                "per_group": {"Energy": {"min": 0.3, "max": 0.2}},
+            },
+            "group_limit.per_group.Energy",
+        ),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
@@ -358,10 +452,26 @@ def test_a_bounded_kind_needs_some_bound(kind: str) -> None:
 @pytest.mark.parametrize(
     ("constraint", "field"),
     [
-        ({"kind": "group_limit", "attribute": "sector", "min": 0.05, "max": 0.4,
-          "measure": "gross"}, "group_limit"),
-        ({"kind": "group_limit", "attribute": "sector", "max": 0.4, "measure": "gross",
-          "per_group": {"Tech": {"min": 0.1}}}, "group_limit"),
+        (
+            {
+                "kind": "group_limit",
+                "attribute": "sector",
+                "min": 0.05,
+                "max": 0.4,
+                "measure": "gross",
+            },
+            "group_limit",
+        ),
+        (
+            {
+                "kind": "group_limit",
+                "attribute": "sector",
+                "max": 0.4,
+                "measure": "gross",
+                "per_group": {"Tech": {"min": 0.1}},
+            },
+            "group_limit",
+        ),
     ],
     ids=["global-min", "per-group-min"],
 )
@@ -374,14 +484,18 @@ def test_min_on_gross_group_limit_is_rejected_as_not_convex(
 
 
 def test_gross_group_limit_with_max_and_net_with_min_are_allowed() -> None:
-    PolicyDefinition.model_validate(_policy(
-        {"kind": "group_limit", "attribute": "sector", "max": 0.4, "measure": "gross"},
-        {"kind": "group_limit", "attribute": "sector", "min": 0.05, "measure": "net"}))
+    PolicyDefinition.model_validate(
+        _policy(
+            {"kind": "group_limit", "attribute": "sector", "max": 0.4, "measure": "gross"},
+            {"kind": "group_limit", "attribute": "sector", "min": 0.05, "measure": "net"},
+        )
+    )
 
 
 def test_trade_limit_needs_a_limit() -> None:
-    [(path, message)] = _errors(PolicyDefinition, _policy({"kind": "trade_limit",
-                                                            "symbols": ["AAA"]}))
+    [(path, message)] = _errors(
+        PolicyDefinition, _policy({"kind": "trade_limit", "symbols": ["AAA"]})
+    )
     assert path == "rules.constraints[0].trade_limit"
     assert "max_weight_change" in message and "max_adv_fraction" in message
     for limit in ("max_weight_change", "max_adv_fraction"):
@@ -391,9 +505,11 @@ def test_trade_limit_needs_a_limit() -> None:
 @pytest.mark.parametrize("kind", ["restricted", "allowed_universe"])
 @pytest.mark.parametrize(
     ("selector", "needle"),
-    [({}, "exactly one of symbols or where"),
-     ({"symbols": ["AAA"], "where": {"sector": ["Tech"]}}, "exactly one of symbols or where"),
-     ({"where": {}}, "where must name at least one attribute")],
+    [
+        ({}, "exactly one of symbols or where"),
+        ({"symbols": ["AAA"], "where": {"sector": ["Tech"]}}, "exactly one of symbols or where"),
+        ({"where": {}}, "where must name at least one attribute"),
+    ],
     ids=["neither", "both", "empty-where"],
 )
 def test_selection_needs_exactly_one_selector(
@@ -405,8 +521,12 @@ def test_selection_needs_exactly_one_selector(
 
 
 def test_restricted_with_one_selector_is_valid() -> None:
-    PolicyDefinition.model_validate(_policy({"kind": "restricted", "symbols": ["AAA"]},
-                                            {"kind": "restricted", "where": {"sector": ["X"]}}))
+    PolicyDefinition.model_validate(
+        _policy(
+            {"kind": "restricted", "symbols": ["AAA"]},
+            {"kind": "restricted", "where": {"sector": ["X"]}},
+        )
+    )
 
 
 def test_decision_for_another_portfolio_is_rejected() -> None:
@@ -418,7 +538,8 @@ def test_decision_for_another_portfolio_is_rejected() -> None:
     with pytest.raises(ValidationError) as info:
         PolicyValidationRequest.model_validate(body)
     assert describe_validation_error(info.value, "request").startswith(
-        "request.portfolio_state: Value error, portfolio_id")
+        "request.portfolio_state: Value error, portfolio_id"
+    )
 
 
 def test_non_finite_context_values_are_rejected() -> None:
@@ -431,6 +552,7 @@ def test_non_finite_context_values_are_rejected() -> None:
 
 # --- risk model and scenario shapes ------------------------------------------------------
 
+
 def _state(**fields: Any) -> dict[str, Any]:
     return {"portfolio_id": "p-1", "cash": 1_000.0, **fields}
 
@@ -438,33 +560,77 @@ def _state(**fields: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("risk_model", "field", "needle"),
     [
-        ({"factor_loadings": {"AAA": [1.0, 0.5], "BBB": [1.0]},
-          "factor_covariance": [[0.04, 0.0], [0.0, 0.01]]}, "risk_model",
-         "factor_loadings.BBB has 1 entries, expected 2"),
-        ({"factor_loadings": {"AAA": [1.0, 0.5, 0.1]},
-          "factor_covariance": [[0.04, 0.0], [0.0, 0.01]]}, "risk_model",
-         "factor_loadings.AAA has 3 entries, expected 2"),
-        ({"factor_loadings": {"AAA": [1.0, 0.5]}, "factor_covariance": [[0.04, 0.0], [0.0]]},
-         "risk_model", "factor_covariance[1] has 1 entries, expected 2"),
-        ({"factor_loadings": {"AAA": [1.0]}, "factor_covariance": [[0.04, 0.0]]},
-         "risk_model", "factor_covariance[0] has 2 entries, expected 1"),
-        ({"factor_loadings": {"AAA": [1.0]}, "factor_covariance": []},
-         "risk_model", "factor_covariance must not be empty"),
+        (
+            {
+                "factor_loadings": {"AAA": [1.0, 0.5], "BBB": [1.0]},
+                "factor_covariance": [[0.04, 0.0], [0.0, 0.01]],
+            },
+            "risk_model",
+            "factor_loadings.BBB has 1 entries, expected 2",
+        ),
+        (
+            {
+                "factor_loadings": {"AAA": [1.0, 0.5, 0.1]},
+                "factor_covariance": [[0.04, 0.0], [0.0, 0.01]],
+            },
+            "risk_model",
+            "factor_loadings.AAA has 3 entries, expected 2",
+        ),
+        (
+            {"factor_loadings": {"AAA": [1.0, 0.5]}, "factor_covariance": [[0.04, 0.0], [0.0]]},
+            "risk_model",
+            "factor_covariance[1] has 1 entries, expected 2",
+        ),
+        (
+            {"factor_loadings": {"AAA": [1.0]}, "factor_covariance": [[0.04, 0.0]]},
+            "risk_model",
+            "factor_covariance[0] has 2 entries, expected 1",
+        ),
+        (
+            {"factor_loadings": {"AAA": [1.0]}, "factor_covariance": []},
+            "risk_model",
+            "factor_covariance must not be empty",
+        ),
         ({"factor_loadings": {"AAA": [1.0]}}, "risk_model", "factor_covariance"),
-        ({"covariance": {"symbols": ["AAA", "BBB"], "matrix": [[0.04, 0.01]]}},
-         "risk_model.covariance", "matrix has 1 rows, expected 2"),
-        ({"covariance": {"symbols": ["AAA", "BBB"], "matrix": [[0.04, 0.01], [0.01]]}},
-         "risk_model.covariance", "matrix[1] has 1 entries, expected 2"),
-        ({"covariance": {"symbols": ["AAA", "AAA"], "matrix": [[1, 0], [0, 1]]}},
-         "risk_model.covariance", "symbols must be unique"),
-        ({"covariance": {"symbols": ["AAA"], "matrix": [[0.04]]},
-          "factor_loadings": {"AAA": [1.0]}, "factor_covariance": [[0.04]]},
-         "risk_model", "not both"),
+        (
+            {"covariance": {"symbols": ["AAA", "BBB"], "matrix": [[0.04, 0.01]]}},
+            "risk_model.covariance",
+            "matrix has 1 rows, expected 2",
+        ),
+        (
+            {"covariance": {"symbols": ["AAA", "BBB"], "matrix": [[0.04, 0.01], [0.01]]}},
+            "risk_model.covariance",
+            "matrix[1] has 1 entries, expected 2",
+        ),
+        (
+            {"covariance": {"symbols": ["AAA", "AAA"], "matrix": [[1, 0], [0, 1]]}},
+            "risk_model.covariance",
+            "symbols must be unique",
+        ),
+        (
+            {
+                "covariance": {"symbols": ["AAA"], "matrix": [[0.04]]},
+                "factor_loadings": {"AAA": [1.0]},
+                "factor_covariance": [[0.04]],
+            },
+            "risk_model",
+            "not both",
+        ),
         ({}, "risk_model", "covariance"),
     ],
-    ids=["loadings-short", "loadings-long", "factor-cov-ragged", "factor-cov-wide",
-         "factor-cov-empty", "factor-cov-absent", "cov-rows", "cov-ragged", "cov-duplicate",
-         "both-forms", "no-form"],
+    ids=[
+        "loadings-short",
+        "loadings-long",
+        "factor-cov-ragged",
+        "factor-cov-wide",
+        "factor-cov-empty",
+        "factor-cov-absent",
+        "cov-rows",
+        "cov-ragged",
+        "cov-duplicate",
+        "both-forms",
+        "no-form",
+    ],
 )
 def test_risk_model_shape_errors_name_the_field(
     risk_model: dict[str, Any], field: str, needle: str
@@ -480,8 +646,10 @@ def test_risk_model_shape_errors_name_the_field(
 @pytest.mark.parametrize(
     ("scenarios", "needle"),
     [
-        ({"symbols": ["AAA", "BBB"], "returns": [[0.1, 0.2], [0.1]]},
-         "returns[1] has 1 entries, expected 2"),
+        (
+            {"symbols": ["AAA", "BBB"], "returns": [[0.1, 0.2], [0.1]]},
+            "returns[1] has 1 entries, expected 2",
+        ),
         ({"symbols": ["AAA"], "returns": [[0.1, 0.2]]}, "returns[0] has 2 entries, expected 1"),
         ({"symbols": ["AAA", "AAA"], "returns": [[0.1, 0.2]]}, "symbols must be unique"),
     ],
@@ -499,17 +667,18 @@ def test_scenarios_need_a_row() -> None:
 
 # --- policy names ------------------------------------------------------------------------
 
+
 def test_policy_name_longer_than_100_is_rejected() -> None:
     PolicyDefinition.model_validate(_policy({"kind": "cash", "min": 0.0}, policy_name="n" * 100))
-    errors = _errors(PolicyDefinition, _policy({"kind": "cash", "min": 0.0},
-                                               policy_name="n" * 101))
+    errors = _errors(PolicyDefinition, _policy({"kind": "cash", "min": 0.0}, policy_name="n" * 101))
     assert errors == [("policy_name", "String should have at most 100 characters")]
 
 
 @pytest.mark.parametrize("name", ["", " leading-space", "-dash-first", "a/b", "tab\there"])
 def test_malformed_policy_name_is_rejected(name: str) -> None:
-    assert _paths(PolicyDefinition, _policy({"kind": "cash", "min": 0.0},
-                                            policy_name=name)) == {"policy_name"}
+    assert _paths(PolicyDefinition, _policy({"kind": "cash", "min": 0.0}, policy_name=name)) == {
+        "policy_name"
+    }
 
 
 def test_policy_needs_a_constraint() -> None:
@@ -517,6 +686,7 @@ def test_policy_needs_a_constraint() -> None:
 
 
 # --- round trips ---------------------------------------------------------------------------
+
 
 def test_examples_cover_every_constraint_kind() -> None:
     union = typing.get_args(typing.get_args(Constraint)[0])
@@ -526,9 +696,15 @@ def test_examples_cover_every_constraint_kind() -> None:
 
 @pytest.mark.parametrize("constraint", EVERY_KIND, ids=[c["kind"] for c in EVERY_KIND])
 def test_policy_round_trips(constraint: dict[str, Any]) -> None:
-    original = PolicyDefinition.model_validate(_policy(
-        constraint, enforcement_level="advisory", severity="HIGH", description="d",
-        scope={"portfolios": ["p-1", "p-2"]}))
+    original = PolicyDefinition.model_validate(
+        _policy(
+            constraint,
+            enforcement_level="advisory",
+            severity="HIGH",
+            description="d",
+            scope={"portfolios": ["p-1", "p-2"]},
+        )
+    )
     dumped = original.model_dump(mode="json")
     again = PolicyDefinition.model_validate(dumped)
     assert again == original
@@ -548,15 +724,20 @@ def test_request_round_trips_with_every_optional_part() -> None:
 
 
 def test_request_with_full_covariance_round_trips() -> None:
-    body = _set(_request_body(), ("portfolio_state", "risk_model"),
-                {"covariance": {"symbols": ["AAA", "BBB"], "matrix": [[0.04, 0.01], [0.01, 0.09]]}})
+    body = _set(
+        _request_body(),
+        ("portfolio_state", "risk_model"),
+        {"covariance": {"symbols": ["AAA", "BBB"], "matrix": [[0.04, 0.01], [0.01, 0.09]]}},
+    )
     original = PolicyValidationRequest.model_validate(body)
     assert PolicyValidationRequest.model_validate(original.model_dump(mode="json")) == original
 
 
 def test_minimal_request_round_trips_and_defaults() -> None:
-    body = {"decision": {"decision_id": "d", "portfolio_id": "p"},
-            "portfolio_state": {"portfolio_id": "p", "cash": 1.0}}
+    body = {
+        "decision": {"decision_id": "d", "portfolio_id": "p"},
+        "portfolio_state": {"portfolio_id": "p", "cash": 1.0},
+    }
     original = PolicyValidationRequest.model_validate(body)
     assert original.mode.value == "adjust" and original.adjustment.value == "auto"
     assert original.policies is None and original.cure_passive is False
@@ -564,8 +745,12 @@ def test_minimal_request_round_trips_and_defaults() -> None:
 
 
 def test_engine_response_round_trips() -> None:
-    req = request({"AAA": 200, "CCC": 300}, [("AAA", "BUY", 300)], cash=50_000,
-                  policies=[policy("cap", {"kind": "weight_bounds", "max": 0.3})])
+    req = request(
+        {"AAA": 200, "CCC": 300},
+        [("AAA", "BUY", 300)],
+        cash=50_000,
+        policies=[policy("cap", {"kind": "weight_bounds", "max": 0.3})],
+    )
     response = PolicyEngine().validate(req)
     assert not response.is_compliant and response.adjusted_decision is not None
     assert response.violations and response.violations[0].suggested_adjustment is not None
@@ -575,6 +760,12 @@ def test_engine_response_round_trips() -> None:
 
 
 def test_response_rejects_score_outside_unit_interval() -> None:
-    body = {"decision_id": "d", "is_compliant": True, "compliance_score": 1.5, "violations": [],
-            "recommendations": [], "policies_checked": []}
+    body = {
+        "decision_id": "d",
+        "is_compliant": True,
+        "compliance_score": 1.5,
+        "violations": [],
+        "recommendations": [],
+        "policies_checked": [],
+    }
     assert _paths(PolicyValidationResponse, body) == {"compliance_score"}
