@@ -9,10 +9,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
 from pydantic import ValidationError
 
 from api.errors import describe_validation_error
 from api.policy_files import PolicyFileError, load_policies
+from api.settings import EventsBackend, Settings
+from api.store import NotFound, Store
+from api.store.diff import json_diff
 from engine import InputError, PolicyEngine
 from models import PolicyDefinition, PolicyValidationRequest
 
@@ -81,6 +85,112 @@ def _validate(args: argparse.Namespace) -> int:
     return status
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        key: value
+        for key, value in {
+            "database_url": getattr(args, "database_url", None),
+            "host": getattr(args, "host", None),
+            "port": getattr(args, "port", None),
+            "events": getattr(args, "events", None),
+            "insecure": getattr(args, "insecure", None) or None,
+        }.items()
+        if value is not None
+    }
+    return Settings(**overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings(args)
+    problem = settings.bind_problem()
+    if problem is not None:
+        print(f"pes serve: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    logging.getLogger().setLevel(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+    return 0
+
+
+def _open_store(args: argparse.Namespace) -> Store:
+    return Store.open(_settings(args).database_url)
+
+
+def _policies_apply(args: argparse.Namespace) -> int:
+    try:
+        wanted = load_policies(args.path)
+    except PolicyFileError as exc:
+        print(f"pes policies apply: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    store = _open_store(args)
+    actor = args.actor
+    counts = {"created": 0, "replaced": 0, "unchanged": 0}
+    for policy in wanted:
+        if args.dry_run:
+            try:
+                current = store.policies.get(policy.policy_name).definition.model_dump(mode="json")
+            except NotFound:
+                current = None
+            changes = json_diff(current, policy.model_dump(mode="json"))
+            outcome = "create" if current is None else ("replace" if changes else "unchanged")
+            print(
+                json.dumps(
+                    {
+                        "policy_name": policy.policy_name,
+                        "action": outcome,
+                        "diff": changes if current is not None else [],
+                    }
+                )
+            )
+            counts["created" if current is None else "replaced" if changes else "unchanged"] += 1
+            continue
+        outcome, stored = store.policies.upsert(policy, actor=actor)
+        counts[outcome] += 1
+        print(
+            json.dumps(
+                {"policy_name": policy.policy_name, "action": outcome, "version": stored.version}
+            )
+        )
+    verb = "would be" if args.dry_run else "were"
+    print(
+        f"{counts['created']} policies {verb} created, {counts['replaced']} replaced, "
+        f"{counts['unchanged']} unchanged",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _policies_list(args: argparse.Namespace) -> int:
+    for stored in _open_store(args).policies.list():
+        p = stored.definition
+        print(
+            f"{p.policy_name}\tv{stored.version}\t{p.policy_type.value}\t"
+            f"{p.enforcement_level.value}\t{'enabled' if p.enabled else 'disabled'}"
+        )
+    return 0
+
+
+def _policies_export(args: argparse.Namespace) -> int:
+    policies = [
+        s.definition.model_dump(mode="json", exclude_none=True)
+        for s in _open_store(args).policies.list()
+    ]
+    if args.format == "json":
+        print(json.dumps(policies, indent=2))
+    else:
+        print(yaml.safe_dump(policies, sort_keys=False), end="")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pes", description="Policy Enforcement Service: pre-trade compliance checks."
@@ -105,7 +215,68 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("--pretty", action="store_true", help="indent the JSON output")
     validate.set_defaults(handler=_validate)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP service",
+        description="Run the HTTP API (FastAPI on uvicorn). Settings also come from PES_* "
+        "environment variables (PES_DATABASE_URL, PES_API_KEYS, PES_EVENTS, PES_NATS_URL ...). "
+        "Migrations are applied at start-up.",
+    )
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    _database_option(serve)
+    serve.add_argument(
+        "--events",
+        choices=[e.value for e in EventsBackend],
+        help="where validation events go (default log)",
+    )
+    serve.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback host without API keys"
+    )
+    serve.set_defaults(handler=_serve)
+
+    policies = commands.add_parser(
+        "policies",
+        help="policy as code: apply, list, export",
+        description="Manage stored policies directly in the database.",
+    )
+    actions = policies.add_subparsers(dest="action", required=True, metavar="ACTION")
+    apply = actions.add_parser(
+        "apply",
+        help="create or replace policies from YAML/JSON files",
+        description="Upsert every PolicyDefinition in PATH (file or directory); each change "
+        "is a new audited version. --dry-run prints what would change, as JSON lines.",
+    )
+    apply.add_argument("path", type=Path, metavar="PATH")
+    apply.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
+    apply.add_argument("--actor", default="pes-cli", help="name recorded in the audit trail")
+    _database_option(apply)
+    apply.set_defaults(handler=_policies_apply)
+    listing = actions.add_parser(
+        "list",
+        help="list stored policies",
+        description="One line per policy: name, version, type, enforcement, state.",
+    )
+    _database_option(listing)
+    listing.set_defaults(handler=_policies_list)
+    export = actions.add_parser(
+        "export",
+        help="print stored policies as YAML or JSON",
+        description="Print every stored policy, ready for `pes policies apply`.",
+    )
+    export.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    _database_option(export)
+    export.set_defaults(handler=_policies_export)
     return parser
+
+
+def _database_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="SQLAlchemy URL (default: PES_DATABASE_URL or sqlite:///pes.db)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,115 @@
+"""The FastAPI application: thin routes over the engine and the store."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from api.events import OutboxRelay, Publisher, publisher_for
+from api.http_errors import install_error_handlers
+from api.metrics import Metrics
+from api.routes import health, policies, reviews, validate
+from api.services import Services
+from api.settings import Settings
+from api.store import Store
+from engine import PolicyEngine
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("pes.app")
+
+
+def _body_limit(max_bytes: int) -> Callable[..., Awaitable[Response]]:
+    async def middleware(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            return JSONResponse(
+                {
+                    "error": "payload_too_large",
+                    "message": f"body larger than {max_bytes} bytes",
+                    "detail": [],
+                },
+                status_code=413,
+            )
+        if declared is None and request.method in ("POST", "PUT", "PATCH"):
+            body = await request.body()  # chunked: measure what arrived
+            if len(body) > max_bytes:
+                return JSONResponse(
+                    {
+                        "error": "payload_too_large",
+                        "message": f"body larger than {max_bytes} bytes",
+                        "detail": [],
+                    },
+                    status_code=413,
+                )
+        return await call_next(request)
+
+    return middleware
+
+
+def create_app(
+    settings: Settings | None = None, *, publisher: Publisher | None = None, relay: bool = True
+) -> FastAPI:
+    """Build the app. The store opens (and migrates) at start-up; the relay runs with it.
+
+    `publisher` overrides the one the settings name (tests); `relay=False` leaves events in
+    the outbox.
+    """
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store.open(settings.database_url)
+        engine = PolicyEngine(cache_size=settings.engine_cache_size)
+        metrics = Metrics(engine, lambda: store.outbox.counts()[0])
+        services = Services(settings, store, engine, metrics)
+        sink = publisher if publisher is not None else publisher_for(settings)
+        if sink is not None and relay:
+            await sink.start()
+            services.relay = OutboxRelay(
+                store.outbox, sink, batch=settings.relay_batch, interval_s=settings.relay_interval_s
+            )
+            services.relay.start()
+        app.state.services = services
+        log.info(
+            "ready: database %s, events %s",
+            store.engine.url.render_as_string(hide_password=True),
+            sink.name if sink else "none",
+        )
+        try:
+            yield
+        finally:
+            if services.relay is not None:
+                await services.relay.stop()
+            if sink is not None and relay:
+                await sink.close()
+            store.engine.dispose()
+
+    app = FastAPI(
+        title="Policy Enforcement Service",
+        version="0.1.0",
+        summary="Pre-trade compliance: check trading decisions against portfolio policies "
+        "and return the closest compliant decision.",
+        lifespan=lifespan,
+    )
+
+    @app.middleware("http")
+    async def count(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        services: Services | None = getattr(request.app.state, "services", None)
+        if services is None:
+            return await call_next(request)
+        return await services.metrics.middleware(request, call_next)
+
+    app.middleware("http")(_body_limit(settings.max_body_bytes))
+    install_error_handlers(app)
+    for module in (validate, policies, reviews, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,109 @@
+"""The one place errors become HTTP responses: always JSON, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from api.errors import field_messages
+from api.routes.policies import PatchInvalid
+from api.store import Conflict, NotFound, Unavailable
+from engine import InputError
+
+__all__ = ["install_error_handlers"]
+
+log = logging.getLogger("pes.http")
+
+
+def _error(
+    status_code: int,
+    error: str,
+    message: str,
+    detail: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "message": message, "detail": detail or []},
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+def _request_fields(exc: RequestValidationError) -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:] if loc[0] == "body" else loc
+        path = ""
+        for part in loc:
+            path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
+        out.append({"field": path or "(body)", "message": str(err.get("msg", "invalid"))})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers for every error the routes can raise."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_r: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = _request_fields(exc)
+        summary = "; ".join(f"{d['field']}: {d['message']}" for d in detail[:3])
+        return _error(422, "invalid_request", summary, detail)
+
+    @app.exception_handler(InputError)
+    async def invalid_input(_r: Request, exc: InputError) -> JSONResponse:
+        detail = [{"field": f, "message": m} for f, m in field_messages(exc)]
+        return _error(422, "invalid_input", f"{exc.field}: {exc.message}", detail)
+
+    @app.exception_handler(PatchInvalid)
+    async def invalid_patch(_r: Request, exc: PatchInvalid) -> JSONResponse:
+        detail = [{"field": f, "message": m} for f, m in field_messages(exc.error)]
+        return _error(422, "invalid_policy", "the patched policy is invalid", detail)
+
+    @app.exception_handler(NotFound)
+    async def not_found(_r: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, "not_found", str(exc))
+
+    @app.exception_handler(Conflict)
+    async def conflict(_r: Request, exc: Conflict) -> JSONResponse:
+        return _error(409, "conflict", str(exc))
+
+    @app.exception_handler(Unavailable)
+    async def unavailable(_r: Request, exc: Unavailable) -> JSONResponse:
+        return _error(503, "unavailable", f"{exc}; the decision is NOT validated")
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_r: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database error: %s", exc.__class__.__name__)
+        return _error(503, "unavailable", "the database cannot be reached")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_r: Request, exc: HTTPException) -> JSONResponse:
+        names = {
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+            409: "conflict",
+            413: "payload_too_large",
+        }
+        return _error(
+            exc.status_code,
+            names.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_r: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return _error(
+            status.HTTP_500_INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "unexpected error; it has been logged",
+        )

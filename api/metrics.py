@@ -1,0 +1,88 @@
+"""Prometheus metrics of the service, in a registry of its own (one per app)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match
+
+from engine import PolicyEngine
+
+__all__ = ["Metrics"]
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class _EngineCollector(Collector):
+    """Reads the compile cache's counters and the outbox backlog at scrape time."""
+
+    def __init__(self, engine: PolicyEngine, outbox_pending: Callable[[], int]) -> None:
+        self.engine = engine
+        self.outbox_pending = outbox_pending
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self.engine.cache_stats()
+        hits = CounterMetricFamily("pes_compile_cache_hits", "Compiled-problem cache hits.")
+        hits.add_metric([], stats.hits)
+        misses = CounterMetricFamily("pes_compile_cache_misses", "Compiled-problem cache misses.")
+        misses.add_metric([], stats.misses)
+        entries = GaugeMetricFamily("pes_compile_cache_entries", "Compiled problems cached.")
+        entries.add_metric([], stats.entries)
+        pending = GaugeMetricFamily("pes_outbox_pending", "Events waiting in the outbox.")
+        try:
+            pending.add_metric([], self.outbox_pending())
+        except Exception:  # a scrape must not fail because the database is down
+            pending.add_metric([], float("nan"))
+        return [hits, misses, entries, pending]
+
+
+class Metrics:
+    """Request counts and latencies per route, validations by outcome, solver time."""
+
+    def __init__(self, engine: PolicyEngine, outbox_pending: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "pes_http_requests",
+            "HTTP requests.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "pes_http_request_duration_seconds",
+            "HTTP request latency.",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.validations = Counter(
+            "pes_validations", "Validations by outcome.", ["outcome"], registry=self.registry
+        )
+        self.solve_seconds = Histogram(
+            "pes_adjust_seconds",
+            "Time spent adjusting decisions.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_EngineCollector(engine, outbox_pending))
+
+    async def middleware(
+        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Count and time every request under its route template (not its raw path)."""
+        route = "unmatched"
+        for candidate in request.app.router.routes:
+            match, _ = candidate.matches(request.scope)
+            if match is Match.FULL:
+                route = getattr(candidate, "path", route)
+                break
+        started = time.perf_counter()
+        response = await call_next(request)
+        self.latency.labels(request.method, route).observe(time.perf_counter() - started)
+        self.requests.labels(request.method, route, str(response.status_code)).inc()
+        return response

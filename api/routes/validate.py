@@ -1,0 +1,109 @@
+"""POST /api/v1/validate: check (and adjust) a trading decision."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, status
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.deps import ServicesDep, Validator
+from api.examples import VALIDATE_EXAMPLE
+from api.store import Unavailable
+from models import PolicyDefinition, PolicyValidationRequest, PolicyValidationResponse
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["validation"])
+log = logging.getLogger("pes.validate")
+
+
+def request_hash(request: PolicyValidationRequest) -> str:
+    """Hash of the request's content (key order and number spelling do not matter)."""
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@router.post(
+    "/validate",
+    response_model=PolicyValidationResponse,
+    summary="Validate a trading decision and, if needed, adjust it",
+    responses={
+        409: {"description": "decision_id already used with a different request"},
+        422: {"description": "invalid input; `detail` names each field"},
+        503: {"description": "policies cannot be loaded: the decision is NOT validated"},
+    },
+)
+def validate(
+    request: Annotated[
+        PolicyValidationRequest,
+        Body(openapi_examples={"adjust": {"summary": "A decision", "value": VALIDATE_EXAMPLE}}),
+    ],
+    services: ServicesDep,
+    caller: Validator,
+) -> Any:
+    """Check the decision against the effective policies (or the request's inline set).
+
+    The same `decision_id` with the same body returns the stored answer; a different body
+    under a used `decision_id` is refused (409). A validation, its violations and its
+    `policy_validation_completed` event are committed together. Requests with inline
+    `policies` are what-if runs: answered, not stored, no event.
+    """
+    digest = request_hash(request)
+    dry_run = request.policies is not None
+    stored: list[PolicyDefinition] = []
+    if not dry_run:
+        existing = services.store.validations.find(request.decision.decision_id)
+        if existing is not None:
+            return _replay(services, existing, digest, request.decision.decision_id)
+        try:
+            stored = [p.definition for p in services.store.policies.list()]
+        except (SQLAlchemyError, ValidationError) as exc:  # fail closed, never "compliant"
+            services.metrics.validations.labels("unavailable").inc()
+            raise Unavailable(f"policies cannot be loaded: {exc.__class__.__name__}") from exc
+    response = services.validate(request, stored)
+    adjust_ms = response.timings_ms.get("adjust")
+    if adjust_ms is not None:
+        services.metrics.solve_seconds.observe(adjust_ms / 1000)
+    outcome = "compliant" if response.is_compliant else "non_compliant"
+    if dry_run:
+        services.metrics.validations.labels(f"{outcome}_dry_run").inc()
+        return JSONResponse(response.model_dump(mode="json"), headers={"X-PES-Dry-Run": "true"})
+    body, created = services.store.validations.record(
+        response,
+        portfolio_id=request.decision.portfolio_id,
+        request_hash=digest,
+        actor=caller.name,
+    )
+    if not created:
+        services.metrics.validations.labels("replayed").inc()
+        return JSONResponse(body, headers={"Idempotent-Replayed": "true"})
+    services.metrics.validations.labels(outcome).inc()
+    if services.relay is not None:
+        services.relay.nudge()
+    log.info(
+        "decision %s: %s (%d violations, %.2f ms)",
+        request.decision.decision_id,
+        outcome,
+        len(response.violations),
+        response.timings_ms.get("total", 0.0),
+    )
+    return JSONResponse(body)
+
+
+def _replay(
+    services: ServicesDep, existing: tuple[str, dict[str, Any]], digest: str, decision_id: str
+) -> JSONResponse:
+    stored_hash, body = existing
+    if stored_hash != digest:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"decision_id {decision_id!r} was already validated with a different request",
+        )
+    services.metrics.validations.labels("replayed").inc()
+    return JSONResponse(body, headers={"Idempotent-Replayed": "true"})

@@ -1,0 +1,81 @@
+"""Service settings: one pydantic-settings class, read from `PES_*` environment variables."""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["EventsBackend", "Role", "Settings"]
+
+
+class EventsBackend(StrEnum):
+    """Where validation events are relayed from the outbox."""
+
+    NONE = "none"
+    LOG = "log"
+    NATS = "nats"
+    PULSAR = "pulsar"
+
+
+class Role(StrEnum):
+    """API roles; each includes the ones before it."""
+
+    READER = "reader"
+    VALIDATOR = "validator"
+    ADMIN = "admin"
+
+    def allows(self, needed: Role) -> bool:
+        """True when this role may do what `needed` may."""
+        order = [Role.READER, Role.VALIDATOR, Role.ADMIN]
+        return order.index(self) >= order.index(needed)
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment (prefix `PES_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="PES_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///pes.db",
+        description="SQLAlchemy URL; PostgreSQL as postgresql+psycopg://user@host/db.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    events: EventsBackend = EventsBackend.LOG
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_stream: str = "PES_EVENTS"
+    nats_subject: str = "pes.events.policy_validation_completed"
+    pulsar_url: str = "pulsar://127.0.0.1:6650"
+    pulsar_topic: str = "persistent://public/default/pes-policy-validation-completed"
+    relay_interval_s: float = Field(default=0.5, gt=0, description="Outbox poll period.")
+    relay_batch: int = Field(default=100, ge=1)
+    api_keys: dict[str, Role] = Field(
+        default_factory=dict,
+        description='API key -> role, e.g. PES_API_KEYS=\'{"k1": "admin", "k2": "reader"}\'.',
+    )
+    insecure: bool = Field(default=False, description="Allow a non-loopback host without API keys.")
+    max_body_bytes: int = Field(default=5_000_000, ge=1024)
+    engine_cache_size: int = Field(default=64, ge=1)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def host_is_loopback(self) -> bool:
+        """True when `host` only accepts local connections."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def bind_problem(self) -> str | None:
+        """Why serving on `host` is refused, or None when it is allowed."""
+        if self.api_keys or self.insecure or self.host_is_loopback():
+            return None
+        return (
+            f"refusing to listen on {self.host} without API keys: set PES_API_KEYS, bind to "
+            "127.0.0.1, or pass --insecure"
+        )

@@ -1,0 +1,198 @@
+"""Policy storage: every change is a new version with actor, time and diff."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from api.store.diff import json_diff
+from api.store.errors import Conflict, NotFound
+from api.store.tables import policy_versions, portfolio_policies
+from models import PolicyDefinition
+
+__all__ = ["PolicyStore", "PolicyVersion", "StoredPolicy"]
+
+
+@dataclass(frozen=True)
+class StoredPolicy:
+    """A policy as stored: its definition, current version and last change."""
+
+    definition: PolicyDefinition
+    version: int
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True)
+class PolicyVersion:
+    """One entry of a policy's history."""
+
+    policy_name: str
+    version: int
+    change: str
+    definition: dict[str, Any]
+    diff: list[dict[str, Any]]
+    actor: str
+    changed_at: datetime
+
+
+def _dump(policy: PolicyDefinition) -> dict[str, Any]:
+    return policy.model_dump(mode="json")
+
+
+def _stored(row: sa.Row[Any]) -> StoredPolicy:
+    return StoredPolicy(
+        definition=PolicyDefinition.model_validate(row.definition),
+        version=row.version,
+        updated_at=row.updated_at,
+        updated_by=row.updated_by,
+    )
+
+
+class PolicyStore:
+    """Create, replace, disable and read policies; each change is an audited version."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def list(
+        self,
+        *,
+        portfolio_id: str | None = None,
+        policy_type: str | None = None,
+        enabled: bool | None = None,
+    ) -> list[StoredPolicy]:
+        """Stored policies by name; `portfolio_id` keeps the enabled ones in its scope."""
+        query = sa.select(portfolio_policies).order_by(portfolio_policies.c.policy_name)
+        if policy_type is not None:
+            query = query.where(portfolio_policies.c.policy_type == policy_type)
+        if enabled is not None:
+            query = query.where(portfolio_policies.c.enabled == enabled)
+        with self.engine.connect() as conn:
+            policies = [_stored(row) for row in conn.execute(query)]
+        if portfolio_id is not None:
+            policies = [
+                p
+                for p in policies
+                if p.definition.enabled and p.definition.scope.covers(portfolio_id)
+            ]
+        return policies
+
+    def get(self, name: str) -> StoredPolicy:
+        """The policy named `name`, or NotFound."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(portfolio_policies).where(portfolio_policies.c.policy_name == name)
+            ).first()
+        if row is None:
+            raise NotFound(f"no policy named {name!r}")
+        return _stored(row)
+
+    def create(self, policy: PolicyDefinition, *, actor: str) -> StoredPolicy:
+        """Store a new policy (version 1); Conflict if the name is taken."""
+        with self.engine.begin() as conn:
+            if self._current(conn, policy.policy_name) is not None:
+                raise Conflict(f"a policy named {policy.policy_name!r} already exists")
+            return self._write(conn, policy, None, change="create", actor=actor)
+
+    def replace(
+        self, name: str, policy: PolicyDefinition, *, actor: str, change: str = "replace"
+    ) -> StoredPolicy:
+        """Replace policy `name` with `policy` (a new version)."""
+        if policy.policy_name != name:
+            raise Conflict(
+                f"policy_name {policy.policy_name!r} in the body differs from {name!r} in the path"
+            )
+        with self.engine.begin() as conn:
+            current = self._current(conn, name)
+            if current is None:
+                raise NotFound(f"no policy named {name!r}")
+            return self._write(conn, policy, current, change=change, actor=actor)
+
+    def upsert(self, policy: PolicyDefinition, *, actor: str) -> tuple[str, StoredPolicy]:
+        """Create or replace; unchanged definitions are left alone.
+
+        Returns ("created" | "replaced" | "unchanged", the stored policy).
+        """
+        with self.engine.begin() as conn:
+            current = self._current(conn, policy.policy_name)
+            if current is None:
+                return "created", self._write(conn, policy, None, change="create", actor=actor)
+            if current.definition == _dump(policy):
+                return "unchanged", _stored(current)
+            return "replaced", self._write(conn, policy, current, change="replace", actor=actor)
+
+    def versions(self, name: str) -> Sequence[PolicyVersion]:
+        """Every version of policy `name`, oldest first; NotFound if it never existed."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(policy_versions)
+                .where(policy_versions.c.policy_name == name)
+                .order_by(policy_versions.c.version)
+            ).all()
+        if not rows:
+            raise NotFound(f"no policy named {name!r}")
+        return [
+            PolicyVersion(
+                r.policy_name, r.version, r.change, r.definition, r.diff, r.actor, r.changed_at
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    def _current(conn: Connection, name: str) -> sa.Row[Any] | None:
+        query = sa.select(portfolio_policies).where(portfolio_policies.c.policy_name == name)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return conn.execute(query).first()
+
+    @staticmethod
+    def _write(
+        conn: Connection,
+        policy: PolicyDefinition,
+        current: sa.Row[Any] | None,
+        *,
+        change: str,
+        actor: str,
+    ) -> StoredPolicy:
+        now = datetime.now(UTC)
+        definition = _dump(policy)
+        version = 1 if current is None else current.version + 1
+        values = {
+            "policy_type": policy.policy_type.value,
+            "enforcement_level": policy.enforcement_level.value,
+            "enabled": policy.enabled,
+            "definition": definition,
+            "version": version,
+            "updated_at": now,
+            "updated_by": actor,
+        }
+        if current is None:
+            conn.execute(
+                portfolio_policies.insert().values(
+                    policy_name=policy.policy_name, created_at=now, **values
+                )
+            )
+        else:
+            conn.execute(
+                portfolio_policies.update()
+                .where(portfolio_policies.c.policy_name == policy.policy_name)
+                .values(**values)
+            )
+        conn.execute(
+            policy_versions.insert().values(
+                policy_name=policy.policy_name,
+                version=version,
+                change=change,
+                definition=definition,
+                diff=json_diff(None if current is None else current.definition, definition),
+                actor=actor,
+                changed_at=now,
+            )
+        )
+        return StoredPolicy(policy, version, now, actor)

@@ -1,0 +1,115 @@
+"""Database tables (SQLAlchemy Core).
+
+The seed's `portfolio_policies` and `policy_violations`, plus validations, policy versions
+and the event outbox.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+__all__ = [
+    "event_outbox",
+    "metadata",
+    "policy_versions",
+    "policy_violations",
+    "portfolio_policies",
+    "validations",
+]
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+Timestamp = sa.DateTime(timezone=True)
+
+portfolio_policies = sa.Table(
+    "portfolio_policies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("policy_name", sa.String(100), nullable=False, unique=True),
+    sa.Column("policy_type", sa.String(32), nullable=False, index=True),
+    sa.Column("enforcement_level", sa.String(16), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, index=True),
+    sa.Column("definition", JSON, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+)
+
+policy_versions = sa.Table(
+    "policy_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("policy_name", sa.String(100), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("change", sa.String(16), nullable=False),
+    sa.Column("definition", JSON, nullable=False),
+    sa.Column("diff", JSON, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("changed_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("policy_name", "version", name="uq_policy_versions_name_version"),
+)
+
+validations = sa.Table(
+    "validations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("decision_id", sa.String(200), nullable=False, unique=True),
+    sa.Column("portfolio_id", sa.String(200), nullable=False, index=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("is_compliant", sa.Boolean, nullable=False),
+    sa.Column("compliance_score", sa.Float, nullable=False),
+    sa.Column("response", JSON, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False, index=True),
+)
+
+policy_violations = sa.Table(
+    "policy_violations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "validation_id", sa.Integer, sa.ForeignKey("validations.id"), nullable=False, index=True
+    ),
+    sa.Column("decision_id", sa.String(200), nullable=False),
+    sa.Column("portfolio_id", sa.String(200), nullable=False, index=True),
+    sa.Column("policy_name", sa.String(100), nullable=False, index=True),
+    sa.Column("policy_type", sa.String(32), nullable=False),
+    sa.Column("violation_type", sa.String(64), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False, index=True),
+    sa.Column("breach", sa.String(16), nullable=False),
+    sa.Column("enforcement_level", sa.String(16), nullable=False),
+    sa.Column("subject", sa.String(200)),
+    sa.Column("observed", sa.Float, nullable=False),
+    sa.Column("limit_value", sa.Float, nullable=False),
+    sa.Column("pre_trade", sa.Float, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False, index=True),
+    sa.Column("resolved", sa.Boolean, nullable=False, index=True),
+    sa.Column("resolved_at", Timestamp),
+    sa.Column("resolved_by", sa.String(200)),
+    sa.Column("resolution_note", sa.Text),
+)
+
+event_outbox = sa.Table(
+    "event_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("event_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("payload", JSON, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("published_at", Timestamp, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+)
