@@ -11,35 +11,35 @@ safe and absorbs solver error.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
 import numpy as np
 
+from engine.bounds import (
+    SOLVER_MARGIN,
+    excess,
+    max_violation,
+    shifted,
+    solve_bounds,
+    total_violation,
+    worst_case,
+)
 from engine.check import TOLERANCE, check
 from engine.layout import Layout
-from engine.lots import (
-    lot_candidates,
-    repair,
-    rounding_steps,
-    sequential_rounding,
-    snapped,
-)
+from engine.lots import lot_candidates, repair, sequential_rounding, snapped
 from engine.polish import POLISH_ROUNDS, linearized
 from engine.problems import OBJECTIVE_SCALE, CompiledProblem, ProblemCache
 from models import AdjustmentMethod
 from models.typing import FloatArray
 from solvers import SolveOutcome, SolverChain, SolveStatus
 
-__all__ = ["Adjuster", "Adjustment", "AttemptResult", "solve_bounds"]
+__all__ = ["Adjuster", "Adjustment", "AttemptResult"]
 
 _BINDING_DUAL = 1e-10
 _BINDING_GAP = 1e-7
 TARGETED_ROUNDS = 4
-SOLVER_MARGIN = 1e-7
-"""Extra room the tightened round leaves for solver error (weight or vol units)."""
 
 
 @dataclass
@@ -64,78 +64,6 @@ class AttemptResult:
     adjustment: Adjustment | None = None
     attempts: list[SolveOutcome] = field(default_factory=list)
     message: str = ""
-
-
-def solve_bounds(layout: Layout, k: int, *, cure_passive: bool) -> FloatArray:
-    """The bound each row gets in the adjustment problem.
-
-    A row already beyond its limit before the decision may not get worse (bound = its
-    pre-trade value) unless `cure_passive`, when every row is held to its limit.
-    """
-    rowset = layout.rowsets[k]
-    if cure_passive:
-        return rowset.limits.copy()
-    pre = layout.pre_values[k]
-    if rowset.sense == "le":
-        return np.maximum(rowset.limits, pre)
-    return np.minimum(rowset.limits, pre)
-
-
-def _tighten(layout: Layout, indices: Sequence[int], bounds: list[FloatArray]) -> list[FloatArray]:
-    eps = rounding_steps(layout.snap)
-    out = []
-    for k, bound in zip(indices, bounds, strict=True):
-        rowset = layout.rowsets[k]
-        margin = rowset.block.sensitivity(eps) + SOLVER_MARGIN
-        out.append(bound - margin if rowset.sense == "le" else bound + margin)
-    return out
-
-
-def _excess(
-    layout: Layout, indices: Sequence[int], bounds: list[FloatArray], w: FloatArray
-) -> list[FloatArray]:
-    """Each row's excess over its bound at `w` (negative inside)."""
-    out = []
-    for k, bound in zip(indices, bounds, strict=True):
-        rowset = layout.rowsets[k]
-        values = rowset.block.values(w)
-        out.append(values - bound if rowset.sense == "le" else bound - values)
-    return out
-
-
-def _shifted(
-    layout: Layout, indices: Sequence[int], bounds: list[FloatArray], margins: list[FloatArray]
-) -> list[FloatArray]:
-    """Bounds moved inward by `margins`."""
-    return [
-        bound - margin if layout.rowsets[k].sense == "le" else bound + margin
-        for k, bound, margin in zip(indices, bounds, margins, strict=True)
-    ]
-
-
-def _total_violation(
-    layout: Layout, indices: Sequence[int], bounds: list[FloatArray], w: FloatArray
-) -> float:
-    """Sum over rows of the excess beyond the bound (and the check's tolerance)."""
-    total = 0.0
-    for k, bound in zip(indices, bounds, strict=True):
-        rowset = layout.rowsets[k]
-        values = rowset.block.values(w)
-        excess = values - bound if rowset.sense == "le" else bound - values
-        total += float(np.clip(excess - TOLERANCE / 2, 0.0, None).sum())
-    return total
-
-
-def _max_violation(
-    layout: Layout, indices: Sequence[int], bounds: list[FloatArray], w: FloatArray
-) -> float:
-    worst = 0.0
-    for k, bound in zip(indices, bounds, strict=True):
-        rowset = layout.rowsets[k]
-        values = rowset.block.values(w)
-        excess = values - bound if rowset.sense == "le" else bound - values
-        worst = max(worst, float(excess.max(initial=0.0)))
-    return worst
 
 
 class Adjuster:
@@ -182,7 +110,7 @@ class Adjuster:
                 if label == "exact":
                     return AttemptResult("infeasible", attempts=attempts)
                 if label == "targeted":
-                    rounds.append(("worst case", _tighten(layout, strict, base)))
+                    rounds.append(("worst case", worst_case(layout, strict, base)))
                 continue
             solved, solver = compiled, result.solver
             if not result.optimal and compiled.needs_socp and compiled.variable.value is not None:
@@ -192,7 +120,7 @@ class Adjuster:
                 # A solution rejected for breaking a limit by more than the tolerance may
                 # pass once the limits leave room for solver error: try a tightened round.
                 if label == "exact":
-                    rounds.append(("worst case", _tighten(layout, strict, base)))
+                    rounds.append(("worst case", worst_case(layout, strict, base)))
                 continue
             solved_once = True
             found, excess = self._round(
@@ -209,9 +137,9 @@ class Adjuster:
                     m + np.where(e > 0, growth * (2 * e + SOLVER_MARGIN), 0.0)
                     for m, e in zip(margins, excess, strict=True)
                 ]
-                rounds.append(("targeted", _shifted(layout, strict, base, margins)))
+                rounds.append(("targeted", shifted(layout, strict, base, margins)))
             elif label != "worst case":
-                rounds.append(("worst case", _tighten(layout, strict, base)))
+                rounds.append(("worst case", worst_case(layout, strict, base)))
         if not solved_once:
             reasons = "; ".join(f"{a.solver}: {a.status.value} ({a.message})" for a in attempts)
             return AttemptResult(
@@ -259,7 +187,7 @@ class Adjuster:
         if compiled.variable.value is None:
             return "solver returned no solution"
         w = layout.snap.w0 + compiled.delta(layout.snap.n)
-        worst = _max_violation(layout, strict, bounds, w)
+        worst = max_violation(layout, strict, bounds, w)
         if worst > TOLERANCE:
             return f"solution breaks a limit by {worst:.3g} (tolerance {TOLERANCE:g}); rejected"
         return None
@@ -291,7 +219,7 @@ class Adjuster:
             nonlocal best, least
             w = snap.weights_from_trades(t)
             if not check(layout, w, cure_passive=cure_passive, indices=strict).is_compliant:
-                total = _total_violation(layout, strict, bounds, w)
+                total = total_violation(layout, strict, bounds, w)
                 if least is None or total < least[0]:
                     least = (total, w)
                 return
@@ -305,7 +233,7 @@ class Adjuster:
         if best is None and (snap.lots > 0).any():
 
             def violation(t: FloatArray) -> float:
-                return _total_violation(layout, strict, bounds, snap.weights_from_trades(t))
+                return total_violation(layout, strict, bounds, snap.weights_from_trades(t))
 
             rounded = sequential_rounding(
                 snap, snapped(snap, t_continuous), shrink_only=shrink_only, violation=violation
@@ -315,7 +243,7 @@ class Adjuster:
                 consider(repair(snap, rounded, shrink_only=shrink_only, violation=violation))
         if best is not None or least is None:
             return best, []
-        return None, _excess(layout, strict, bounds, least[1])
+        return None, excess(layout, strict, bounds, least[1])
 
     @staticmethod
     def _binding(

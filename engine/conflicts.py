@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from engine.adjust import solve_bounds
+from engine.bounds import solve_bounds
 from engine.layout import Layout
 from engine.problems import ProblemCache
 from solvers import SolverChain, SolveStatus
