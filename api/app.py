@@ -71,7 +71,8 @@ def create_app(
         services = Services(settings, store, engine, metrics)
         sink = publisher if publisher is not None else publisher_for(settings)
         if sink is not None and relay:
-            await sink.start()
+            # The relay connects in the background: a broker that is down delays events
+            # (they wait in the outbox), never the service.
             services.relay = OutboxRelay(
                 store.outbox, sink, batch=settings.relay_batch, interval_s=settings.relay_interval_s
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from api.events.publishers import (
+    ConnectionLost,
     LogPublisher,
     NatsPublisher,
     Publisher,
@@ -13,6 +14,7 @@ from api.events.publishers import (
 from api.events.relay import OutboxRelay
 
 __all__ = [
+    "ConnectionLost",
     "LogPublisher",
     "NatsPublisher",
     "OutboxRelay",

@@ -25,9 +25,19 @@ __all__ = [
 
 log = logging.getLogger("pes.events")
 
+CONNECT_S = 10.0
+"""Longest wait for a broker connection before giving up (the relay retries later)."""
+DUPLICATE_WINDOW_S = 3600.0
+"""JetStream drops a re-sent event_id within this window (a stream the service creates);
+consumers de-duplicate by event_id beyond it."""
+
 
 class PublishError(Exception):
     """The broker did not accept an event; it stays in the outbox."""
+
+
+class ConnectionLost(PublishError):
+    """The publisher is not connected; the relay connects again before the next try."""
 
 
 class Publisher(Protocol):
@@ -76,21 +86,42 @@ class NatsPublisher:
         self._js: Any = None
 
     async def start(self) -> None:
-        """Connect and make sure the stream exists."""
+        """Connect and make sure the stream exists; PublishError within `CONNECT_S`."""
         import nats
+        from nats.js.api import StreamConfig
         from nats.js.errors import NotFoundError
 
-        self._nc = await nats.connect(self.url, connect_timeout=5, max_reconnect_attempts=-1)
-        self._js = self._nc.jetstream()
+        async def connect() -> Any:
+            return await nats.connect(
+                self.url,
+                connect_timeout=5,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1,
+            )
+
         try:
-            await self._js.stream_info(self.stream)
-        except NotFoundError:
-            await self._js.add_stream(name=self.stream, subjects=[self.subject])
+            # A broker that is down must not hang start-up: bound the first connection.
+            self._nc = await asyncio.wait_for(connect(), timeout=CONNECT_S)
+            self._js = self._nc.jetstream()
+            try:
+                await self._js.stream_info(self.stream)
+            except NotFoundError:
+                await self._js.add_stream(
+                    StreamConfig(
+                        name=self.stream,
+                        subjects=[self.subject],
+                        duplicate_window=DUPLICATE_WINDOW_S,
+                    )
+                )
+        except Exception as exc:
+            await self.close()
+            raise PublishError(f"cannot connect to NATS at {self.url}: {exc!r}") from exc
 
     async def publish(self, event_id: str, payload: dict[str, Any]) -> None:
         """Publish and wait for JetStream's acknowledgement."""
-        if self._js is None:
-            raise PublishError("not connected to NATS")
+        if self._js is None or self._nc is None or self._nc.is_closed:
+            raise ConnectionLost("not connected to NATS")
         try:
             await self._js.publish(
                 self.subject, _encode(payload), headers={"Nats-Msg-Id": event_id}, timeout=5
@@ -100,9 +131,12 @@ class NatsPublisher:
 
     async def close(self) -> None:
         """Flush and disconnect."""
-        if self._nc is not None:
-            await self._nc.drain()
-            self._nc = None
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None and not nc.is_closed:
+            try:
+                await asyncio.wait_for(nc.drain(), timeout=CONNECT_S)
+            except Exception:  # closing a broken connection: nothing left to save
+                await nc.close()
 
 
 class PulsarPublisher:
@@ -130,15 +164,19 @@ class PulsarPublisher:
             ) from exc
 
         def connect() -> None:
-            self._client = pulsar.Client(self.url, operation_timeout_seconds=10)
+            self._client = pulsar.Client(self.url, operation_timeout_seconds=int(CONNECT_S))
             self._producer = self._client.create_producer(self.topic, send_timeout_millis=10_000)
 
-        await asyncio.to_thread(connect)
+        try:
+            await asyncio.to_thread(connect)
+        except Exception as exc:
+            await self.close()
+            raise PublishError(f"cannot connect to Pulsar at {self.url}: {exc!r}") from exc
 
     async def publish(self, event_id: str, payload: dict[str, Any]) -> None:
         """Send synchronously (in a thread) and wait for the broker's acknowledgement."""
         if self._producer is None:
-            raise PublishError("not connected to Pulsar")
+            raise ConnectionLost("not connected to Pulsar")
         try:
             await asyncio.to_thread(
                 self._producer.send,

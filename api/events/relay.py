@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from api.events.publishers import Publisher, PublishError
+from api.events.publishers import ConnectionLost, Publisher, PublishError
 from api.store import OutboxStore
 
 __all__ = ["OutboxRelay"]
@@ -37,7 +37,9 @@ class OutboxRelay:
         self.interval_s = interval_s
         self.published = 0
         self.failures = 0
+        self.connected = False
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
 
     async def relay_once(self) -> int:
@@ -50,6 +52,7 @@ class OutboxRelay:
                     await self.publisher.publish(event.event_id, event.payload)
                 except PublishError as exc:
                     self.failures += 1
+                    self.connected = not isinstance(exc, ConnectionLost)
                     log.warning(
                         "event %s not published (attempt %d): %s",
                         event.event_id,
@@ -65,27 +68,45 @@ class OutboxRelay:
         return len(done)
 
     def nudge(self) -> None:
-        """Relay soon: a validation was just committed."""
-        self._wake.set()
+        """Relay soon: a validation was just committed (callable from any thread)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def _connect(self) -> bool:
+        try:
+            await self.publisher.start()
+        except PublishError as exc:
+            log.warning("%s; events wait in the outbox, retrying", exc)
+            return False
+        self.connected = True
+        log.info("relaying events to %s", self.publisher.name)
+        return True
 
     async def run(self) -> None:
-        """Relay until cancelled."""
+        """Connect (retrying while the broker is down) and relay until cancelled."""
+        backoff = self.interval_s
         while True:
-            try:
-                sent = await self.relay_once()
-            except Exception:  # the database may be briefly unreachable: keep going
-                log.exception("outbox relay round failed")
-                sent = 0
-            if sent < self.batch:
-                self._wake.clear()
+            # Cleared before the round, so a nudge that arrives during it is not lost.
+            self._wake.clear()
+            sent = 0
+            if self.connected or await self._connect():
+                backoff = self.interval_s
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)
+                    sent = await self.relay_once()
+                except Exception:  # the database may be briefly unreachable: keep going
+                    log.exception("outbox relay round failed")
+            else:
+                backoff = min(backoff * 2, 30.0)
+            if sent < self.batch:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=backoff)
                 except TimeoutError:
                     pass
 
     def start(self) -> None:
         """Run in the background of the current event loop."""
-        self._task = asyncio.get_running_loop().create_task(self.run(), name="outbox-relay")
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self.run(), name="outbox-relay")
 
     async def stop(self) -> None:
         """Stop the background loop (pending events stay in the outbox)."""

@@ -54,7 +54,11 @@ class OutboxStore:
             conn.execute(
                 event_outbox.update()
                 .where(event_outbox.c.id.in_(ids))
-                .values(published_at=datetime.now(UTC), attempts=event_outbox.c.attempts + 1)
+                .values(
+                    published_at=datetime.now(UTC),
+                    attempts=event_outbox.c.attempts + 1,
+                    last_error=None,
+                )
             )
 
     def mark_failed(self, event_id: int, error: str) -> None:
