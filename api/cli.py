@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.errors import describe_validation_error
 from api.policy_files import PolicyFileError, load_policies
@@ -121,8 +122,17 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Unavailable(Exception):
+    """The database named by the settings cannot be opened."""
+
+
 def _open_store(args: argparse.Namespace) -> Store:
-    return Store.open(_settings(args).database_url)
+    url = _settings(args).database_url
+    try:
+        return Store.open(url)
+    except (SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise _Unavailable(f"cannot open the database: {reason}") from exc
 
 
 def _policies_apply(args: argparse.Namespace) -> int:
@@ -288,7 +298,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     handler = args.handler
-    return int(handler(args))
+    try:
+        return int(handler(args))
+    except _Unavailable as exc:
+        print(f"pes {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

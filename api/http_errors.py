@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
+from starlette.exceptions import HTTPException
 
 from api.errors import field_messages
 from api.routes.policies import PatchInvalid
@@ -76,6 +77,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Unavailable)
     async def unavailable(_r: Request, exc: Unavailable) -> JSONResponse:
         return _error(503, "unavailable", f"{exc}; the decision is NOT validated")
+
+    @app.exception_handler(DataError)
+    async def rejected_value(_r: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the models let through (a NUL character, a number
+        # out of its range): bad input, not a server fault.
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
+        return _error(422, "invalid_input", f"a value cannot be stored: {reason}")
 
     @app.exception_handler(OperationalError)
     async def database_down(_r: Request, exc: OperationalError) -> JSONResponse:

@@ -10,7 +10,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match
 
 from engine import PolicyEngine
 
@@ -75,14 +74,10 @@ class Metrics:
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         """Count and time every request under its route template (not its raw path)."""
-        route = "unmatched"
-        for candidate in request.app.router.routes:
-            match, _ = candidate.matches(request.scope)
-            if match is Match.FULL:
-                route = getattr(candidate, "path", route)
-                break
         started = time.perf_counter()
         response = await call_next(request)
+        matched = request.scope.get("route")
+        route = getattr(matched, "path", None) or "unmatched"
         self.latency.labels(request.method, route).observe(time.perf_counter() - started)
         self.requests.labels(request.method, route, str(response.status_code)).inc()
         return response

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from models import PolicyDefinition
 
 __all__ = [
+    "ERROR_RESPONSES",
     "ErrorDetail",
     "ErrorResponse",
     "PolicyPublic",
@@ -86,3 +87,12 @@ class ErrorResponse(BaseModel):
     error: str
     message: str
     detail: list[ErrorDetail] = Field(default_factory=list)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "missing or unknown API key"},
+    403: {"model": ErrorResponse, "description": "the key's role may not do this"},
+    422: {"model": ErrorResponse, "description": "invalid input; `detail` names each field"},
+    503: {"model": ErrorResponse, "description": "the database cannot be reached"},
+}
+"""Error responses every API route may give, as the service sends them."""

@@ -53,6 +53,21 @@ class Snapshot:
         return (w - self.w0) * self.nav / self.prices
 
 
+MAX_WEIGHT = 1e4
+"""Largest |weight| accepted (10,000 x NAV in one name): beyond it the numbers are not a
+portfolio but a typo, and solvers lose all precision on them."""
+
+
+def _plausible(symbols: tuple[str, ...], w: FloatArray, field: str, what: str) -> None:
+    worst = int(np.argmax(np.abs(w))) if len(w) else 0
+    if len(w) and not abs(w[worst]) <= MAX_WEIGHT:
+        raise InputError(
+            field,
+            f"{symbols[worst]} {what} is {w[worst]:.3g} x NAV (limit {MAX_WEIGHT:g} x NAV); "
+            "check quantities, prices and cash",
+        )
+
+
 def snapshot_of(request: PolicyValidationRequest) -> Snapshot:
     """Compute V, NAV and the weights of SPEC section 2, or raise naming the bad field."""
     state = request.portfolio_state
@@ -93,6 +108,9 @@ def snapshot_of(request: PolicyValidationRequest) -> Snapshot:
         raise InputError(
             "portfolio_state", f"NAV = cash + sum of position values = {nav:.6g} must be > 0"
         )
+    w0, w_hat = q * prices / nav, (q + t) * prices / nav
+    _plausible(symbols, w0, "portfolio_state.positions", "position")
+    _plausible(symbols, w_hat, "decision.trades", "post-trade position")
     benchmark = dict(state.benchmark or {})
     return Snapshot(
         symbols=symbols,
@@ -103,8 +121,8 @@ def snapshot_of(request: PolicyValidationRequest) -> Snapshot:
         q=q,
         t=t,
         lots=np.array([instruments[s].lot_size for s in symbols], dtype=float),
-        w0=q * prices / nav,
-        w_hat=(q + t) * prices / nav,
+        w0=w0,
+        w_hat=w_hat,
         instruments=instruments,
         benchmark=benchmark,
     )

@@ -9,14 +9,14 @@ from pydantic import ValidationError
 
 from api.deps import Admin, Reader, ServicesDep
 from api.examples import POLICY_EXAMPLE
-from api.schemas import PolicyPublic, PolicyVersionPublic
+from api.schemas import ERROR_RESPONSES, ErrorResponse, PolicyPublic, PolicyVersionPublic
 from api.store import StoredPolicy
 from api.store.diff import merge_patch
 from models import PolicyDefinition, PolicyType
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/policies", tags=["policies"])
+router = APIRouter(prefix="/api/v1/policies", tags=["policies"], responses=ERROR_RESPONSES)
 PolicyBody = Annotated[
     PolicyDefinition,
     Body(openapi_examples={"cap": {"summary": "A position limit", "value": POLICY_EXAMPLE}}),
@@ -57,7 +57,7 @@ def list_policies(
     response_model=PolicyPublic,
     status_code=status.HTTP_201_CREATED,
     summary="Create a policy",
-    responses={409: {"description": "name taken"}},
+    responses={409: {"model": ErrorResponse, "description": "name taken"}},
 )
 def create_policy(policy: PolicyBody, services: ServicesDep, caller: Admin) -> PolicyPublic:
     """Store a new policy as version 1."""
@@ -82,7 +82,6 @@ def replace_policy(
     "/{name}",
     response_model=PolicyPublic,
     summary="Patch a policy",
-    responses={422: {"description": "the patched policy is invalid"}},
 )
 def patch_policy(
     name: str,

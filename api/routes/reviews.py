@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Path, Query
 
 from api.deps import Admin, Reader, ServicesDep
-from api.schemas import ViolationPage, ViolationPublic, ViolationResolution
+from api.schemas import ERROR_RESPONSES, ViolationPage, ViolationPublic, ViolationResolution
 from api.store import StoredViolation, ViolationFilter
 from models import PolicyValidationResponse, ViolationSeverity
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", tags=["review"])
+router = APIRouter(prefix="/api/v1", tags=["review"], responses=ERROR_RESPONSES)
+MAX_ID = 2**31 - 1
 
 
 def _public(v: StoredViolation) -> ViolationPublic:
@@ -42,7 +43,7 @@ def list_violations(
     since: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="created before (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> ViolationPage:
     """Recorded violations, newest first."""
     items, total = services.store.validations.violations(
@@ -64,7 +65,20 @@ def list_violations(
     "/violations/{violation_id}", response_model=ViolationPublic, summary="Resolve a violation"
 )
 def resolve_violation(
-    violation_id: int, body: ViolationResolution, services: ServicesDep, caller: Admin
+    violation_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    body: Annotated[
+        ViolationResolution,
+        Body(
+            openapi_examples={
+                "resolve": {
+                    "summary": "Resolve with a note",
+                    "value": {"resolved": True, "note": "Approved by the CIO"},
+                }
+            }
+        ),
+    ],
+    services: ServicesDep,
+    caller: Admin,
 ) -> ViolationPublic:
     """Mark a violation resolved (or reopen it), with a note; the actor is recorded."""
     return _public(

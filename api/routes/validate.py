@@ -10,16 +10,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from api.deps import ServicesDep, Validator
 from api.examples import VALIDATE_EXAMPLE
+from api.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Unavailable
 from models import PolicyDefinition, PolicyValidationRequest, PolicyValidationResponse
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", tags=["validation"])
+router = APIRouter(prefix="/api/v1", tags=["validation"], responses=ERROR_RESPONSES)
 log = logging.getLogger("pes.validate")
 
 
@@ -34,9 +35,14 @@ def request_hash(request: PolicyValidationRequest) -> str:
     response_model=PolicyValidationResponse,
     summary="Validate a trading decision and, if needed, adjust it",
     responses={
-        409: {"description": "decision_id already used with a different request"},
-        422: {"description": "invalid input; `detail` names each field"},
-        503: {"description": "policies cannot be loaded: the decision is NOT validated"},
+        409: {
+            "model": ErrorResponse,
+            "description": "decision_id already used with a different request",
+        },
+        503: {
+            "model": ErrorResponse,
+            "description": "policies cannot be loaded: the decision is NOT validated",
+        },
     },
 )
 def validate(
@@ -58,14 +64,17 @@ def validate(
     dry_run = request.policies is not None
     stored: list[PolicyDefinition] = []
     if not dry_run:
-        existing = services.store.validations.find(request.decision.decision_id)
-        if existing is not None:
-            return _replay(services, existing, digest, request.decision.decision_id)
         try:
-            stored = [p.definition for p in services.store.policies.list()]
+            existing = services.store.validations.find(request.decision.decision_id)
+            if existing is None:
+                stored = [p.definition for p in services.store.policies.list()]
+        except DataError:
+            raise  # the database refused a value of the request: 422, not an outage
         except (SQLAlchemyError, ValidationError) as exc:  # fail closed, never "compliant"
             services.metrics.validations.labels("unavailable").inc()
             raise Unavailable(f"policies cannot be loaded: {exc.__class__.__name__}") from exc
+        if existing is not None:
+            return _replay(services, existing, digest, request.decision.decision_id)
     response = services.validate(request, stored)
     adjust_ms = response.timings_ms.get("adjust")
     if adjust_ms is not None:

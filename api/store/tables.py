@@ -6,6 +6,8 @@ and the event outbox.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
@@ -29,7 +31,31 @@ metadata = sa.MetaData(
 )
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-Timestamp = sa.DateTime(timezone=True)
+
+
+class Timestamp(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every database.
+
+    PostgreSQL keeps the offset; SQLite stores naive text. Values are converted to UTC on the
+    way in and marked UTC on the way out, so comparisons and responses agree everywhere.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must carry a timezone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 portfolio_policies = sa.Table(
     "portfolio_policies",
@@ -41,8 +67,8 @@ portfolio_policies = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False, index=True),
     sa.Column("definition", JSON, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Column("updated_at", Timestamp(), nullable=False),
     sa.Column("updated_by", sa.String(200), nullable=False),
 )
 
@@ -56,7 +82,7 @@ policy_versions = sa.Table(
     sa.Column("definition", JSON, nullable=False),
     sa.Column("diff", JSON, nullable=False),
     sa.Column("actor", sa.String(200), nullable=False),
-    sa.Column("changed_at", Timestamp, nullable=False),
+    sa.Column("changed_at", Timestamp(), nullable=False),
     sa.UniqueConstraint("policy_name", "version", name="uq_policy_versions_name_version"),
 )
 
@@ -71,7 +97,7 @@ validations = sa.Table(
     sa.Column("compliance_score", sa.Float, nullable=False),
     sa.Column("response", JSON, nullable=False),
     sa.Column("actor", sa.String(200), nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False, index=True),
+    sa.Column("created_at", Timestamp(), nullable=False, index=True),
 )
 
 policy_violations = sa.Table(
@@ -89,14 +115,14 @@ policy_violations = sa.Table(
     sa.Column("severity", sa.String(16), nullable=False, index=True),
     sa.Column("breach", sa.String(16), nullable=False),
     sa.Column("enforcement_level", sa.String(16), nullable=False),
-    sa.Column("subject", sa.String(200)),
+    sa.Column("subject", sa.Text),
     sa.Column("observed", sa.Float, nullable=False),
     sa.Column("limit_value", sa.Float, nullable=False),
     sa.Column("pre_trade", sa.Float, nullable=False),
     sa.Column("description", sa.Text, nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False, index=True),
+    sa.Column("created_at", Timestamp(), nullable=False, index=True),
     sa.Column("resolved", sa.Boolean, nullable=False, index=True),
-    sa.Column("resolved_at", Timestamp),
+    sa.Column("resolved_at", Timestamp()),
     sa.Column("resolved_by", sa.String(200)),
     sa.Column("resolution_note", sa.Text),
 )
@@ -108,8 +134,8 @@ event_outbox = sa.Table(
     sa.Column("event_id", sa.String(64), nullable=False, unique=True),
     sa.Column("event_type", sa.String(64), nullable=False),
     sa.Column("payload", JSON, nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("published_at", Timestamp, index=True),
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Column("published_at", Timestamp(), index=True),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("last_error", sa.Text),
 )

@@ -130,7 +130,7 @@ def upgrade() -> None:
         sa.Column("severity", sa.String(length=16), nullable=False),
         sa.Column("breach", sa.String(length=16), nullable=False),
         sa.Column("enforcement_level", sa.String(length=16), nullable=False),
-        sa.Column("subject", sa.String(length=200), nullable=True),
+        sa.Column("subject", sa.Text(), nullable=True),
         sa.Column("observed", sa.Float(), nullable=False),
         sa.Column("limit_value", sa.Float(), nullable=False),
         sa.Column("pre_trade", sa.Float(), nullable=False),
