@@ -64,6 +64,7 @@ class AttemptResult:
     adjustment: Adjustment | None = None
     attempts: list[SolveOutcome] = field(default_factory=list)
     message: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 class Adjuster:
@@ -123,6 +124,11 @@ class Adjuster:
                     rounds.append(("worst case", worst_case(layout, strict, base)))
                 continue
             solved_once = True
+            if result.inexact:
+                notes.append(
+                    f"{solver} called its solution inaccurate; it was used because it "
+                    "passed the exact check"
+                )
             found, excess = self._round(
                 layout, solved, method, solver, attempts, strict, cure_passive=cure_passive
             )
@@ -145,7 +151,12 @@ class Adjuster:
             return AttemptResult(
                 "failed", attempts=attempts, message=f"every solver failed: {reasons}"
             )
-        return self._fallback(layout, method, attempts, notes, strict, cure_passive=cure_passive)
+        return AttemptResult(
+            "failed",
+            attempts=attempts,
+            notes=notes,
+            message="no lot-rounded decision near the optimum passes the check",
+        )
 
     def _polish(
         self,
@@ -261,34 +272,8 @@ class Adjuster:
                 out.append((k, int(r), float(duals[r])))
         return out
 
-    def _fallback(
-        self,
-        layout: Layout,
-        method: AdjustmentMethod,
-        attempts: list[SolveOutcome],
-        notes: list[str],
-        strict: list[int],
-        *,
-        cure_passive: bool,
-    ) -> AttemptResult:
-        """Cancel every trade, when rounding failed even with tightened limits.
-
-        That decision is compliant unless passive breaches must be cured; the notes say so.
-        """
-        snap = layout.snap
-        t = np.zeros(snap.n)
-        w = snap.w0.copy()
-        if check(layout, w, cure_passive=cure_passive, indices=strict).is_compliant:
-            distance = float(np.sum((w - snap.w_hat) ** 2))
-            note = (
-                "no lot-rounded solution near the optimum passed the check; every trade is "
-                "cancelled instead"
-            )
-            solver = attempts[-1].solver if attempts else "none"
-            adjustment = Adjustment(method, t, w, distance, solver, attempts, [], [*notes, note])
-            return AttemptResult("adjusted", adjustment, attempts)
-        return AttemptResult(
-            "failed",
-            attempts=attempts,
-            message="no lot-rounded decision near the optimum passes the check",
-        )
+    @staticmethod
+    def cancelling_complies(layout: Layout, *, cure_passive: bool) -> bool:
+        """True when cancelling every trade would be compliant (always, unless curing)."""
+        w = layout.snap.w0
+        return check(layout, w, cure_passive=cure_passive, indices=layout.strict()).is_compliant

@@ -228,8 +228,10 @@ class SumLargestAbsBlock(Block):
         params["w0"].value = w0
 
     def expression(self, delta: cp.Expression, params: Params) -> cp.Expression:
-        k = min(self.top_k, self.n)
-        return cp.reshape(cp.sum_largest(cp.abs(delta + params["w0"]), k), (1,), order="C")
+        magnitudes = cp.abs(delta + params["w0"])
+        if self.top_k >= self.n:  # every position: a plain sum (and no degenerate sum_largest)
+            return cp.reshape(cp.sum(magnitudes), (1,), order="C")
+        return cp.reshape(cp.sum_largest(magnitudes, self.top_k), (1,), order="C")
 
     def sensitivity(self, eps: FloatArray) -> FloatArray:
         k = min(self.top_k, len(eps))

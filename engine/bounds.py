@@ -43,11 +43,18 @@ def solve_bounds(layout: Layout, k: int, *, cure_passive: bool) -> FloatArray:
 
 
 def shifted(layout: Layout, indices: Sequence[int], bounds: Bounds, margins: Bounds) -> Bounds:
-    """Bounds moved inward by `margins`."""
-    return [
-        bound - margin if layout.rowsets[k].sense == "le" else bound + margin
-        for k, bound, margin in zip(indices, bounds, margins, strict=True)
-    ]
+    """Bounds moved inward by `margins`, never past a pre-trade value inside the bound.
+
+    Not trading must stay feasible wherever it was.
+    """
+    out = []
+    for k, bound, margin in zip(indices, bounds, margins, strict=True):
+        pre = layout.pre_values[k]
+        if layout.rowsets[k].sense == "le":
+            out.append(np.where(pre <= bound, np.maximum(bound - margin, pre), bound - margin))
+        else:
+            out.append(np.where(pre >= bound, np.minimum(bound + margin, pre), bound + margin))
+    return out
 
 
 def worst_case(layout: Layout, indices: Sequence[int], bounds: Bounds) -> Bounds:

@@ -139,11 +139,24 @@ class PolicyEngine:
             if request.adjustment == AdjustmentMethod.AUTO
             else [request.adjustment]
         )
-        outcome = AttemptResult("failed", message="no adjustment method ran")
+        outcomes: list[AttemptResult] = []
         for method in methods:
             outcome = self.adjuster.attempt(layout, method, cure_passive=request.cure_passive)
-            if outcome.status != "infeasible":
+            if outcome.status == "adjusted":
                 return outcome, None
+            outcomes.append(outcome)
+        failed = [o for o in outcomes if o.status == "failed"]
+        if failed:
+            # No method produced a verified optimum (solvers, or lots, defeated it). Fail
+            # closed: no adjusted decision, and say why.
+            message = "; ".join(
+                f"{m.value}: {o.message}" for m, o in zip(methods, outcomes, strict=True)
+            )
+            if self.adjuster.cancelling_complies(layout, cure_passive=request.cure_passive):
+                message += "; cancelling every trade would comply"
+            attempts = [a for o in outcomes for a in o.attempts]
+            return AttemptResult("failed", attempts=attempts, message=message), None
+        outcome = outcomes[-1]
         last = methods[-1]
         conflicting = find_conflicts(
             layout,

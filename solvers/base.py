@@ -77,18 +77,23 @@ class SolverAdapter:
                 # The status says the same, and the chain acts on it; no need to warn too.
                 warnings.filterwarnings("ignore", message="Solution may be inaccurate")
                 problem.solve(solver=self.name, warm_start=warm_start, **self.settings)
-        except cp.error.SolverError as exc:
+        except Exception as exc:  # a solver (or its cvxpy interface) failing is a status
+            text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
             return SolveOutcome(
-                self.name,
-                SolveStatus.ERROR,
-                time.perf_counter() - started,
-                message=str(exc).splitlines()[0] if str(exc) else "solver error",
+                self.name, SolveStatus.ERROR, time.perf_counter() - started, message=text
             )
         seconds = time.perf_counter() - started
         status = self.STATUS_MAP.get(problem.status, SolveStatus.ERROR)
+        reason = self.doubt(problem) if status is SolveStatus.OPTIMAL else None
+        if reason is not None:
+            return SolveOutcome(self.name, SolveStatus.INACCURATE, seconds, None, reason)
         stats = problem.solver_stats
         iterations = getattr(stats, "num_iters", None) if stats is not None else None
         return SolveOutcome(self.name, status, seconds, iterations, message=str(problem.status))
+
+    def doubt(self, problem: cp.Problem) -> str | None:
+        """Why an answer reported optimal should not be trusted (None: no reason)."""
+        return None
 
 
 class CvxpyAdapter(SolverAdapter):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import cvxpy as cp
 
@@ -26,6 +27,7 @@ class ChainResult:
     status: SolveStatus
     solver: str | None
     attempts: list[SolveOutcome] = field(default_factory=list)
+    inexact: bool = False
 
     @property
     def optimal(self) -> bool:
@@ -47,9 +49,16 @@ class SolverChain:
     def solve(
         self, problem: cp.Problem, *, needs_socp: bool, verify: Verifier | None = None
     ) -> ChainResult:
-        """Solve with the first solver that gives an accepted answer."""
+        """Solve with the first solver that gives an accepted answer.
+
+        An OPTIMAL answer must also pass `verify`. When no solver gives one, a solution that
+        its solver called inaccurate (cvxpy's optimal_inaccurate) but that passes `verify`
+        is used, flagged `inexact`: interior-point solvers stop short of their tolerance on
+        feasible sets without an interior, yet the point can be exactly feasible.
+        """
         chain = self.socp if needs_socp else self.qp
         attempts: list[SolveOutcome] = []
+        rescue: tuple[str, _Saved] | None = None
         for adapter in chain:
             outcome = adapter.solve(problem)
             if outcome.status is SolveStatus.OPTIMAL and verify is not None:
@@ -62,16 +71,49 @@ class SolverChain:
                         outcome.iterations,
                         reason,
                     )
+            elif (
+                rescue is None
+                and verify is not None
+                and outcome.message == cp.OPTIMAL_INACCURATE
+                and verify() is None
+            ):
+                rescue = (adapter.name, _Saved.of(problem))
             attempts.append(outcome)
             if outcome.status is SolveStatus.OPTIMAL:
                 return ChainResult(SolveStatus.OPTIMAL, adapter.name, attempts)
             if outcome.status in (SolveStatus.INFEASIBLE, SolveStatus.UNBOUNDED):
                 if adapter.certifies_infeasibility:
                     return ChainResult(outcome.status, adapter.name, attempts)
+        if rescue is not None:
+            name, saved = rescue
+            saved.restore()
+            return ChainResult(SolveStatus.OPTIMAL, name, attempts, inexact=True)
         # Only uncertified solvers ran: believe them only when all of them agree.
         if attempts and all(a.status is SolveStatus.INFEASIBLE for a in attempts):
             return ChainResult(SolveStatus.INFEASIBLE, attempts[-1].solver, attempts)
         return ChainResult(SolveStatus.ERROR, None, attempts)
+
+
+@dataclass
+class _Saved:
+    """A solution's variable values and duals, to put back after later solvers ran."""
+
+    values: list[tuple[cp.Variable, Any]]
+    duals: list[tuple[cp.Constraint, Any]]
+
+    @classmethod
+    def of(cls, problem: cp.Problem) -> _Saved:
+        return cls(
+            [(v, None if v.value is None else v.value.copy()) for v in problem.variables()],
+            [(c, c.dual_value) for c in problem.constraints],
+        )
+
+    def restore(self) -> None:
+        for variable, value in self.values:
+            variable.value = value
+        for constraint, dual in self.duals:
+            if dual is not None:
+                constraint.save_dual_value(dual)
 
 
 def default_chain() -> SolverChain:

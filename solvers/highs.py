@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import cvxpy as cp
+
 from solvers.base import CvxpyAdapter
 
 __all__ = ["HiGHSAdapter"]
@@ -22,3 +24,12 @@ class HiGHSAdapter(CvxpyAdapter):
     supports_socp = False
     certifies_infeasibility = True
     settings: ClassVar[dict[str, Any]] = {}
+    max_objective_error: ClassVar[float] = 1e-6
+
+    def doubt(self, problem: cp.Problem) -> str | None:
+        """HiGHS's QP solver can report optimal with a large primal-dual objective error."""
+        info = problem.solver_stats.extra_stats if problem.solver_stats else None
+        error = getattr(info, "primal_dual_objective_error", None)
+        if error is not None and error > self.max_objective_error:
+            return f"reported optimal with primal-dual objective error {error:.3g}"
+        return None
