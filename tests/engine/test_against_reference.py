@@ -80,8 +80,15 @@ def check_case(request: dict[str, Any], policies: list[dict[str, Any]]) -> None:
     if request.get("mode", "adjust") == "validate":
         assert response.adjusted_decision is None
         return
-    assert response.adjustment_error is None
     cure = bool(request.get("cure_passive", False))
+    if response.adjustment_error is not None:
+        # Known limit: with whole lots and passive breaches to cure, the feasible region can
+        # be thinner than a lot (or a knife edge that no solver meets within 1e-9); the
+        # engine searches near the continuous optimum, not every lattice point, and must
+        # then say so rather than answer.
+        assert cure and not _fractional(request), response.adjustment_error
+        assert response.adjusted_decision is None
+        return
     if response.infeasible is not None:
         assert response.adjusted_decision is None
         assert cure, "without cure_passive, cancelling every trade is always compliant"
@@ -151,6 +158,36 @@ def test_explicit_methods_match_the_reference(seed: int, method: str) -> None:
         np.random.default_rng(30_000 + seed), adjustment=method, lot_mode="fractional"
     )
     check_case(request, policies)
+
+
+# Cases a 15,000-case sweep found failing, fixed since: degenerate feasible sets (weight bands
+# of 1e-9 from tiny ADV limits, rows pinned at their pre-trade value), HiGHS "optimal"
+# answers with a large objective error, sum_largest over every position, conflicts on which
+# the reference's own solver stalled.
+SWEEP_REGRESSIONS = [
+    (100057, {"n_names": 30, "n_policies": 6}),
+    (100105, {"lot_mode": "one"}),
+    (100272, {"long_short": True}),
+    (
+        100292,
+        {"kinds": ("volatility", "tracking_error", "var", "cvar", "stress"), "strict_only": True},
+    ),
+    (101349, {"n_names": 30, "n_policies": 6}),
+    (100401, {"adjustment": "project"}),
+    (100197, {"n_names": 30, "n_policies": 6}),
+    (100254, {"n_names": 30, "n_policies": 6}),
+    (100348, {"lot_mode": "one"}),
+    (101524, {"long_short": True}),
+    (100732, {"cure_passive": True, "conflict": True, "strict_only": True}),
+    (100947, {"adjustment": "scale_back"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("seed", "options"), SWEEP_REGRESSIONS, ids=[str(s) for s, _ in SWEEP_REGRESSIONS]
+)
+def test_sweep_regressions(seed: int, options: dict[str, Any]) -> None:
+    check_case(*random_case(np.random.default_rng(seed), **options))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
