@@ -150,7 +150,8 @@ class PolicyEngine:
             # No method produced a verified optimum (solvers, or lots, defeated it). Fail
             # closed: no adjusted decision, and say why.
             message = "; ".join(
-                f"{m.value}: {o.message or o.status}" for m, o in zip(methods, outcomes, strict=True)
+                f"{m.value}: {o.message or o.status}"
+                for m, o in zip(methods, outcomes, strict=True)
             )
             if self.adjuster.cancelling_complies(layout, cure_passive=request.cure_passive):
                 message += "; cancelling every trade would comply"
