@@ -26,23 +26,21 @@ def _reachable(url: str, default_port: int) -> str | None:
         return f"{host}:{port} unreachable ({exc.__class__.__name__})"
 
 
+def _service_url(variable: str, default_port: int, name: str) -> str:
+    url = os.environ.get(variable)
+    if not url:
+        pytest.skip(f"{name} tests need {variable} (set by .ci/run)")
+    problem = _reachable(url, default_port)
+    if problem:
+        pytest.skip(f"{name} at {variable}: {problem}")
+    return url
+
+
 def postgres_url() -> str:
     """The PostgreSQL URL for tests, or skip."""
-    url = os.environ.get("PES_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("PostgreSQL tests need PES_TEST_POSTGRES_URL (set by .ci/run)")
-    problem = _reachable(url, 5432)
-    if problem:
-        pytest.skip(f"PostgreSQL at PES_TEST_POSTGRES_URL: {problem}")
-    return url
+    return _service_url("PES_TEST_POSTGRES_URL", 5432, "PostgreSQL")
 
 
 def nats_url() -> str:
     """The NATS URL for tests, or skip."""
-    url = os.environ.get("PES_TEST_NATS_URL")
-    if not url:
-        pytest.skip("NATS tests need PES_TEST_NATS_URL (set by .ci/run)")
-    problem = _reachable(url, 4222)
-    if problem:
-        pytest.skip(f"NATS at PES_TEST_NATS_URL: {problem}")
-    return url
+    return _service_url("PES_TEST_NATS_URL", 4222, "NATS")
