@@ -261,14 +261,21 @@ class Adjuster:
         compiled: CompiledProblem, strict: list[int], layout: Layout
     ) -> list[tuple[int, int, float]]:
         """Rows whose constraint is tight at the continuous optimum, with their dual values."""
-        w = layout.snap.w0 + compiled.delta(layout.snap.n)
+        snap = layout.snap
+        w = snap.w0 + compiled.delta(snap.n)
+        # Rows no variable of this problem can move (an untraded name in scale_back) are
+        # constants: solvers give them arbitrary duals, and they bind nothing.
+        movable = np.zeros(snap.n)
+        movable[list(compiled.traded) if compiled.space == "scale_back" else slice(None)] = 1.0
         out = []
         for k, row, bound in zip(strict, compiled.row_constraints, compiled.bounds, strict=True):
             if row.dual_value is None:
                 continue
+            block = layout.rowsets[k].block
             duals = np.atleast_1d(np.asarray(row.dual_value, dtype=float)) / OBJECTIVE_SCALE
-            gaps = np.abs(layout.rowsets[k].block.values(w) - np.asarray(bound.value))
-            for r in np.flatnonzero((duals > _BINDING_DUAL) & (gaps <= _BINDING_GAP)):
+            gaps = np.abs(block.values(w) - np.asarray(bound.value))
+            moves = block.sensitivity(movable) > 0
+            for r in np.flatnonzero((duals > _BINDING_DUAL) & (gaps <= _BINDING_GAP) & moves):
                 out.append((k, int(r), float(duals[r])))
         return out
 

@@ -18,7 +18,7 @@ __all__ = [
     "snapped",
 ]
 
-SNAP_WEIGHT = 1e-6
+SNAP_WEIGHT = 1e-5
 """Trades within this weight of the proposal (or of no trade) are also tried snapped to it.
 
 Interior-point solvers stop a little inside a bound that is degenerate at the optimum (an

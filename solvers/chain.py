@@ -117,9 +117,14 @@ class _Saved:
 
 
 def default_chain() -> SolverChain:
-    """OSQP, HiGHS, Clarabel, ECOS for QPs; Clarabel then ECOS where a cone is needed."""
+    """Clarabel, HiGHS, OSQP, ECOS for QPs; Clarabel then ECOS where a cone is needed.
+
+    Order by measurement (benchmarks/, n = 500, base policy set): Clarabel solved the project
+    QP in ~105 ms and scale_back in ~29 ms, HiGHS in ~475 / ~24 ms, while OSQP at the 1e-9
+    tolerance a compliance answer needs took 1.2 s / 270 ms (and often stopped inaccurate).
+    """
     qp = [
-        a() for a in (OSQPAdapter, HiGHSAdapter, ClarabelAdapter, ECOSAdapter) if a.is_installed()
+        a() for a in (ClarabelAdapter, HiGHSAdapter, OSQPAdapter, ECOSAdapter) if a.is_installed()
     ]
     socp = [a() for a in (ClarabelAdapter, ECOSAdapter) if a.is_installed()]
     return SolverChain(qp=qp, socp=socp)

@@ -129,6 +129,6 @@ def test_chain_refuses_a_non_conic_solver_for_cones() -> None:
 
 def test_default_chain_order() -> None:
     chain = default_chain()
-    assert [a.name for a in chain.qp] == ["OSQP", "HIGHS", "CLARABEL", "ECOS"]
+    assert [a.name for a in chain.qp] == ["CLARABEL", "HIGHS", "OSQP", "ECOS"]
     assert [a.name for a in chain.socp] == ["CLARABEL", "ECOS"]
     assert OSQPAdapter.settings["polishing"] is True
