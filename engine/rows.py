@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 
 from engine.blocks import Block
+from engine.portfolio import Snapshot
 from models import EnforcementLevel, PolicyDefinition
 from models.typing import FloatArray
 
@@ -57,6 +58,9 @@ class RowSet:
     unit: Unit = "weight"
     always_active: bool = False
     provenance: Provenance | None = field(default=None, repr=False)
+    refresh: Callable[[Snapshot], None] | None = field(default=None, repr=False)
+    """Re-derive the parts that depend on the snapshot's weights, prices or NAV (offsets,
+    limits), so a cached layout serves a new request with the same structure."""
 
     def __post_init__(self) -> None:
         self.limits = np.asarray(self.limits, dtype=float)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from engine.adjust import Adjuster, AttemptResult
 from engine.check import check
 from engine.conflicts import find_conflicts
-from engine.layout import Layout, build_layout
+from engine.layout import Layout, LayoutCache
 from engine.portfolio import snapshot_of
 from engine.problems import ProblemCache
 from engine.report import binding_constraints, recommendations, trades_of, violations_of
@@ -37,6 +37,8 @@ class CacheStats:
     entries: int
     hits: int
     misses: int
+    layout_hits: int = 0
+    layout_misses: int = 0
 
 
 class PolicyEngine:
@@ -57,11 +59,18 @@ class PolicyEngine:
     def __init__(self, *, chain: SolverChain | None = None, cache_size: int = 64) -> None:
         self.chain = chain or default_chain()
         self.cache = ProblemCache(cache_size)
+        self.layouts = LayoutCache(cache_size)
         self.adjuster = Adjuster(self.chain, self.cache)
 
     def cache_stats(self) -> CacheStats:
         """Entries, hits and misses of the compiled-problem cache."""
-        return CacheStats(len(self.cache), self.cache.hits, self.cache.misses)
+        return CacheStats(
+            len(self.cache),
+            self.cache.hits,
+            self.cache.misses,
+            self.layouts.hits,
+            self.layouts.misses,
+        )
 
     def validate(
         self, request: PolicyValidationRequest, policies: Sequence[PolicyDefinition] = ()
@@ -80,7 +89,7 @@ class PolicyEngine:
         with timer.stage("weights"):
             snap = snapshot_of(request)
         with timer.stage("compile"):
-            layout = build_layout(effective, request, snap)
+            layout = self.layouts.get(effective, request, snap)
         with timer.stage("check"):
             result = check(layout, snap.w_hat, cure_passive=request.cure_passive)
         outcome: AttemptResult | None = None

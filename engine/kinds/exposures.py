@@ -15,6 +15,7 @@ from engine.blocks import AbsSumBlock, AffineBlock, SumLargestAbsBlock
 from engine.context import IGNORED, CompileContext
 from engine.kinds.base import Kind, bound_of, register
 from engine.kinds.format import fixed
+from engine.portfolio import Snapshot
 from engine.rows import BOUNDS, RowSet
 from models import (
     Cash,
@@ -242,6 +243,10 @@ class TurnoverKind(Kind):
     def compile(self, spec: Turnover, ctx: CompileContext) -> list[RowSet]:
         n = ctx.snap.n
         block = AbsSumBlock(A=sp.identity(n, format="csr"), c=-ctx.snap.w0, G=_ones(n))
+
+        def refresh(snap: Snapshot) -> None:
+            block.c = -snap.w0
+
         return [
             RowSet(
                 block,
@@ -251,5 +256,6 @@ class TurnoverKind(Kind):
                 "turnover.max",
                 fixed("turnover"),
                 always_active=True,
+                refresh=refresh,
             )
         ]

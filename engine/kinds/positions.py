@@ -8,6 +8,7 @@ from engine.blocks import AbsSumBlock, AffineBlock
 from engine.context import IGNORED, CompileContext
 from engine.kinds.base import Kind, bound_of, register, select_where
 from engine.kinds.format import of_subject
+from engine.portfolio import Snapshot
 from engine.rows import BOUNDS, RowSet
 from models import AllowedUniverse, Restricted, TradeLimit, WeightBounds
 
@@ -104,40 +105,39 @@ class RestrictedKind(Kind):
         w0 = ctx.snap.w0[idx]
         if spec.mode == "no_trade":
             block = AbsSumBlock(A=select, c=-w0)
-            return [
-                RowSet(
-                    block,
-                    "le",
-                    np.zeros(len(idx)),
-                    list(symbols),
-                    vtype,
-                    of_subject("{subject} weight change (no trade)"),
-                    always_active=True,
-                )
-            ]
+            rowset = RowSet(
+                block,
+                "le",
+                np.zeros(len(idx)),
+                list(symbols),
+                vtype,
+                of_subject("{subject} weight change (no trade)"),
+                always_active=True,
+            )
+
+            def refresh_offsets(snap: Snapshot) -> None:
+                block.c = -snap.w0[idx]
+
+            rowset.refresh = refresh_offsets
+            return [rowset]
         affine = AffineBlock(A=select, c=np.zeros(len(idx)))
-        if spec.mode == "no_buy":
-            return [
-                RowSet(
-                    affine,
-                    "le",
-                    w0,
-                    list(symbols),
-                    vtype,
-                    of_subject("{subject} weight (no buy above pre-trade)"),
-                )
-            ]
-        if spec.mode == "no_sell":
-            return [
-                RowSet(
-                    affine,
-                    "ge",
-                    w0,
-                    list(symbols),
-                    vtype,
-                    of_subject("{subject} weight (no sale below pre-trade)"),
-                )
-            ]
+        if spec.mode in ("no_buy", "no_sell"):
+            buy = spec.mode == "no_buy"
+            what = "no buy above pre-trade" if buy else "no sale below pre-trade"
+            rowset = RowSet(
+                affine,
+                "le" if buy else "ge",
+                w0,
+                list(symbols),
+                vtype,
+                of_subject("{subject} weight (" + what + ")"),
+            )
+
+            def refresh_limits(snap: Snapshot) -> None:
+                rowset.limits = snap.w0[idx].copy()
+
+            rowset.refresh = refresh_limits
+            return [rowset]
         return [
             RowSet(
                 affine,
@@ -196,22 +196,38 @@ class TradeLimitKind(Kind):
                 )
             )
         if spec.max_adv_fraction is not None:
-            adv_idx, limits = [], []
+            adv_idx, advs = [], []
             for i in idx:
                 adv = ctx.numeric_attribute(snap.symbols[i], "adv", spec.missing)
                 if adv is IGNORED:
                     continue
                 adv_idx.append(i)
-                limits.append(spec.max_adv_fraction * adv * snap.prices[i] / snap.nav)
+                advs.append(adv)
             if adv_idx:
-                out.append(
-                    self._rows(ctx, adv_idx, np.array(limits), "trade_limit.max_adv_fraction")
-                )
+                fraction, adv_shares = spec.max_adv_fraction, np.array(advs)
+
+                def adv_limits(snap: Snapshot) -> np.ndarray:
+                    return np.asarray(fraction * adv_shares * snap.prices[adv_idx] / snap.nav)
+
+                rowset = self._rows(ctx, adv_idx, adv_limits(snap), "trade_limit.max_adv_fraction")
+                refresh_offsets = rowset.refresh
+                assert refresh_offsets is not None
+
+                def refresh(snap: Snapshot) -> None:
+                    refresh_offsets(snap)
+                    rowset.limits = adv_limits(snap)
+
+                rowset.refresh = refresh
+                out.append(rowset)
         return out
 
     @staticmethod
     def _rows(ctx: CompileContext, idx: list[int], limits: np.ndarray, vtype: str) -> RowSet:
         block = AbsSumBlock(A=ctx.selection(idx), c=-ctx.snap.w0[idx])
+
+        def refresh(snap: Snapshot) -> None:
+            block.c = -snap.w0[idx]
+
         return RowSet(
             block,
             "le",
@@ -220,4 +236,5 @@ class TradeLimitKind(Kind):
             vtype,
             of_subject("{subject} weight change"),
             always_active=True,
+            refresh=refresh,
         )
