@@ -27,15 +27,25 @@ def _vary(request: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
     return out
 
 
-def _summary(engine: PolicyEngine, request: dict[str, Any], policies: list[PolicyDefinition]
-             ) -> tuple[Any, ...]:
+def _summary(
+    engine: PolicyEngine, request: dict[str, Any], policies: list[PolicyDefinition]
+) -> tuple[Any, ...]:
     response = engine.validate(PolicyValidationRequest.model_validate(request), policies)
     adjusted = response.adjusted_decision
     return (
         response.is_compliant,
-        sorted((v.policy_name, v.violation_type, str(v.subject), v.breach.value,
-                round(v.observed, 9), round(v.limit, 9), round(v.pre_trade, 9))
-               for v in response.violations),
+        sorted(
+            (
+                v.policy_name,
+                v.violation_type,
+                str(v.subject),
+                v.breach.value,
+                round(v.observed, 9),
+                round(v.limit, 9),
+                round(v.pre_trade, 9),
+            )
+            for v in response.violations
+        ),
         None if adjusted is None else round(adjusted.distance, 9),
     )
 
