@@ -44,8 +44,10 @@ class CacheStats:
 class PolicyEngine:
     """Checks decisions against policies and finds the closest compliant decision.
 
-    One engine serves many requests: compiled adjustment problems are cached by structure,
-    so a request whose policy set and universe were seen before only sets parameter values.
+    One engine serves many requests: row layouts and compiled adjustment problems are cached
+    by structure, so a request whose policy set and universe were seen before only sets new
+    values. An engine is not thread-safe (its caches hold one request's values at a time):
+    use one per thread, or a lock, as the HTTP service does.
 
     Parameters
     ----------
