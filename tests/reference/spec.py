@@ -1,6 +1,6 @@
 """Reference implementation of SPEC sections 2, 4, 5 and the optimum of section 6.
 
-Written directly from ``/work/shared/SPEC.md`` for use in tests only: the engine is compared
+Written directly from the product specification for use in tests only: the engine is compared
 against it. It is deliberately simple (plain loops over plain JSON-like dicts) and never
 imports the engine, the solvers or the API.
 
