@@ -273,6 +273,7 @@ def plot(results: dict[str, Any], target: Path) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import NullLocator
     except ImportError:
         return False
     fig, ax = plt.subplots(figsize=(12, 6.5))
@@ -294,6 +295,9 @@ def plot(results: dict[str, Any], target: Path) -> bool:
     ax.plot([], [], "_", color="red", markersize=14, markeredgewidth=2, label="p99 targets")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    sizes = results["config"]["sizes"]
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.set_xlabel("n (symbols in the portfolio)")
     ax.set_ylabel("latency per request (ms)")
     machine = results["machine"]
