@@ -70,6 +70,31 @@ class RowSet:
                 f"and {len(self.subjects)} subjects"
             )
 
+    @classmethod
+    def portfolio_cap(
+        cls,
+        block: Block,
+        limit: float,
+        violation_type: str,
+        what: str,
+        *,
+        unit: Unit = "weight",
+        always_active: bool = False,
+        refresh: Callable[[Snapshot], None] | None = None,
+    ) -> RowSet:
+        """One portfolio-wide row `value(w) <= limit` (subject null)."""
+        return cls(
+            block,
+            "le",
+            np.array([limit]),
+            [None],
+            violation_type,
+            lambda _subject: what,
+            unit=unit,
+            always_active=always_active,
+            refresh=refresh,
+        )
+
     @property
     def rows(self) -> int:
         """Number of rows."""

@@ -141,16 +141,7 @@ class GrossExposureKind(Kind):
     def compile(self, spec: GrossExposure, ctx: CompileContext) -> list[RowSet]:
         n = ctx.snap.n
         block = AbsSumBlock(A=sp.identity(n, format="csr"), c=np.zeros(n), G=_ones(n))
-        return [
-            RowSet(
-                block,
-                "le",
-                np.array([spec.max]),
-                [None],
-                "gross_exposure.max",
-                fixed("gross exposure"),
-            )
-        ]
+        return [RowSet.portfolio_cap(block, spec.max, "gross_exposure.max", "gross exposure")]
 
 
 @register
@@ -220,13 +211,8 @@ class ConcentrationKind(Kind):
     def compile(self, spec: Concentration, ctx: CompileContext) -> list[RowSet]:
         block = SumLargestAbsBlock(n=ctx.snap.n, top_k=spec.top_k)
         return [
-            RowSet(
-                block,
-                "le",
-                np.array([spec.max]),
-                [None],
-                "concentration.max",
-                fixed(f"top-{spec.top_k} concentration"),
+            RowSet.portfolio_cap(
+                block, spec.max, "concentration.max", f"top-{spec.top_k} concentration"
             )
         ]
 
@@ -248,14 +234,7 @@ class TurnoverKind(Kind):
             block.c = -snap.w0
 
         return [
-            RowSet(
-                block,
-                "le",
-                np.array([spec.max]),
-                [None],
-                "turnover.max",
-                fixed("turnover"),
-                always_active=True,
-                refresh=refresh,
+            RowSet.portfolio_cap(
+                block, spec.max, "turnover.max", "turnover", always_active=True, refresh=refresh
             )
         ]

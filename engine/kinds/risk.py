@@ -9,7 +9,7 @@ from scipy.stats import norm
 from engine.blocks import AffineBlock, CVaRBlock, NormBlock
 from engine.context import IGNORED, CompileContext
 from engine.kinds.base import Kind, register
-from engine.kinds.format import fixed, of_subject
+from engine.kinds.format import of_subject
 from engine.rows import RowSet
 from models import CVaR, StressTest, TrackingError, ValueAtRisk, Volatility
 
@@ -41,17 +41,7 @@ class VolatilityKind(Kind):
 
     def compile(self, spec: Volatility, ctx: CompileContext) -> list[RowSet]:
         block = _norm_block(ctx, active=False, scale=1.0)
-        return [
-            RowSet(
-                block,
-                "le",
-                np.array([spec.max]),
-                [None],
-                "volatility.max",
-                fixed("volatility"),
-                unit="risk",
-            )
-        ]
+        return [RowSet.portfolio_cap(block, spec.max, "volatility.max", "volatility", unit="risk")]
 
 
 @register
@@ -66,14 +56,8 @@ class TrackingErrorKind(Kind):
     def compile(self, spec: TrackingError, ctx: CompileContext) -> list[RowSet]:
         block = _norm_block(ctx, active=True, scale=1.0)
         return [
-            RowSet(
-                block,
-                "le",
-                np.array([spec.max]),
-                [None],
-                "tracking_error.max",
-                fixed("tracking error"),
-                unit="risk",
+            RowSet.portfolio_cap(
+                block, spec.max, "tracking_error.max", "tracking error", unit="risk"
             )
         ]
 
@@ -92,9 +76,7 @@ class VaRKind(Kind):
         scale = float(norm.ppf(spec.confidence)) * np.sqrt(spec.horizon_days / TRADING_DAYS)
         block = _norm_block(ctx, active=False, scale=scale)
         what = f"{100 * spec.confidence:g}% {spec.horizon_days:g}-day VaR"
-        return [
-            RowSet(block, "le", np.array([spec.max]), [None], "var.max", fixed(what), unit="risk")
-        ]
+        return [RowSet.portfolio_cap(block, spec.max, "var.max", what, unit="risk")]
 
 
 @register
@@ -110,9 +92,7 @@ class CVaRKind(Kind):
     def compile(self, spec: CVaR, ctx: CompileContext) -> list[RowSet]:
         block = CVaRBlock(R=ctx.scenario_returns(), beta=spec.confidence)
         what = f"{100 * spec.confidence:g}% CVaR"
-        return [
-            RowSet(block, "le", np.array([spec.max]), [None], "cvar.max", fixed(what), unit="loss")
-        ]
+        return [RowSet.portfolio_cap(block, spec.max, "cvar.max", what, unit="loss")]
 
 
 @register
