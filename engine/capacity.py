@@ -285,7 +285,7 @@ def _exact(
         weight=weight,
         post_weight=float(snap.w_hat[i]) + direction.sign * weight,
         binding=binding,
-        reason=f"one lot more ({lot:g} shares) would breach {names}",
+        reason=f"one lot more ({lot:g} {'share' if lot == 1 else 'shares'}) would breach {names}",
         solver=solver,
     )
 
