@@ -15,6 +15,7 @@ from engine.problems import ProblemCache
 from engine.report import binding_constraints, recommendations, trades_of, violations_of
 from engine.resolve import effective_policies
 from engine.scoring import compliance_score
+from engine.sensitivity import sensitivity_of
 from engine.timing import StageTimer
 from models import (
     AdjustedDecision,
@@ -152,6 +153,7 @@ class PolicyEngine:
             adjusted_decision=adjusted,
             infeasible=infeasible,
             adjustment_error=error,
+            sensitivity=sensitivity_of(result),
             timings_ms=timer.finish(),
         )
 
