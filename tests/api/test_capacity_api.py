@@ -44,6 +44,7 @@ def _validate(client: TestClient, trades: list[dict[str, Any]], policies: Any) -
     r = client.post("/api/v1/validate", json=body)
     assert r.status_code == 200, r.text
     compliant: bool = r.json()["is_compliant"]
+    assert (r.json()["sensitivity"] is None) == compliant
     return compliant
 
 
