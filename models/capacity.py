@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from models.base import StrictModel, Symbol
 from models.enums import PolicyType
@@ -85,14 +85,19 @@ class CapacityRequest(StrictModel):
             )
         return portfolio_id
 
-    @model_validator(mode="after")
-    def _decision_portfolio(self) -> CapacityRequest:
-        if self.decision is not None and self.decision.portfolio_id != self.target_portfolio:
+    @field_validator("decision")
+    @classmethod
+    def _decision_portfolio(
+        cls, decision: CoordinatedTradingDecision | None, info: ValidationInfo
+    ) -> CoordinatedTradingDecision | None:
+        state = info.data.get("portfolio_state")
+        target = info.data.get("portfolio_id") or (state.portfolio_id if state else None)
+        if decision is not None and target is not None and decision.portfolio_id != target:
             raise ValueError(
-                f"decision.portfolio_id {self.decision.portfolio_id!r} differs from the "
-                f"portfolio {self.target_portfolio!r}"
+                f"decision.portfolio_id {decision.portfolio_id!r} differs from the portfolio "
+                f"{target!r}"
             )
-        return self
+        return decision
 
     @property
     def target_portfolio(self) -> str:

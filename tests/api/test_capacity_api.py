@@ -122,6 +122,8 @@ def test_bad_input_is_422_naming_the_field(client: TestClient) -> None:
     assert "portfolio_id" in _fields(
         client.post("/api/v1/capacity", json=_body(portfolio_id="other"))
     )
+    elsewhere = {"decision_id": "d-4", "portfolio_id": "other", "trades": []}
+    assert _fields(client.post("/api/v1/capacity", json=_body(decision=elsewhere))) == {"decision"}
     unknown_trade = {
         "decision_id": "d-3",
         "portfolio_id": "p-1",
