@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["POLICY_EXAMPLE", "VALIDATE_EXAMPLE"]
+__all__ = [
+    "CAPACITY_DECISION_EXAMPLE",
+    "CAPACITY_EXAMPLE",
+    "POLICY_EXAMPLE",
+    "VALIDATE_EXAMPLE",
+]
 
 VALIDATE_EXAMPLE: dict[str, Any] = {
     "decision": {
@@ -41,4 +46,27 @@ POLICY_EXAMPLE: dict[str, Any] = {
     "description": "No single name above 10% of NAV",
     "scope": {"portfolios": ["*"]},
     "rules": {"constraints": [{"kind": "weight_bounds", "max": 0.10}]},
+}
+
+CAPACITY_EXAMPLE: dict[str, Any] = {
+    "portfolio_state": VALIDATE_EXAMPLE["portfolio_state"],
+    "symbols": ["AAPL", "MSFT"],
+    "policies": [
+        {
+            "policy_name": "single-name-cap",
+            "policy_type": "POSITION_LIMIT",
+            "rules": {"constraints": [{"kind": "weight_bounds", "min": 0.0, "max": 0.3}]},
+        },
+        {
+            "policy_name": "cash-floor",
+            "policy_type": "INVESTMENT_MANDATE",
+            "rules": {"constraints": [{"kind": "cash", "min": 0.05}]},
+        },
+    ],
+}
+
+CAPACITY_DECISION_EXAMPLE: dict[str, Any] = {
+    "portfolio_state": VALIDATE_EXAMPLE["portfolio_state"],
+    "decision": VALIDATE_EXAMPLE["decision"],
+    "policies": CAPACITY_EXAMPLE["policies"],
 }

@@ -12,6 +12,7 @@ from api.settings import Settings
 from api.store import Store
 from engine import PolicyEngine
 from models import PolicyDefinition, PolicyValidationRequest, PolicyValidationResponse
+from models.capacity import CapacityRequest, CapacityResponse
 
 __all__ = ["Services"]
 
@@ -35,3 +36,10 @@ class Services:
         """Run the engine under its lock."""
         with self.engine_lock:
             return self.engine.validate(request, policies)
+
+    def capacity(
+        self, request: CapacityRequest, policies: Sequence[PolicyDefinition]
+    ) -> CapacityResponse:
+        """Run the engine's capacity analysis under its lock."""
+        with self.engine_lock:
+            return self.engine.capacity(request, policies)

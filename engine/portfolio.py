@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,8 +69,12 @@ def _plausible(symbols: tuple[str, ...], w: FloatArray, field: str, what: str) -
         )
 
 
-def snapshot_of(request: PolicyValidationRequest) -> Snapshot:
-    """Compute V, NAV and the weights of SPEC section 2, or raise naming the bad field."""
+def snapshot_of(request: PolicyValidationRequest, *, include: Collection[str] = ()) -> Snapshot:
+    """Compute V, NAV and the weights of SPEC section 2, or raise naming the bad field.
+
+    `include` adds symbols to V that are neither held nor traded (capacity sizes a buy of a
+    new name); each must have an instrument.
+    """
     state = request.portfolio_state
     instruments: dict[str, Instrument] = {}
     for k, instrument in enumerate(state.instruments):
@@ -99,7 +104,11 @@ def snapshot_of(request: PolicyValidationRequest) -> Snapshot:
             )
         traded[trade.symbol] = traded.get(trade.symbol, 0.0) + trade.side.sign * trade.quantity
 
-    symbols = tuple(sorted({s for s, qty in held.items() if qty != 0} | set(traded)))
+    for symbol in include:
+        if symbol not in instruments:
+            raise UnknownSymbolError("symbols", f"no instrument (with a price) for {symbol}")
+    held_or_traded = {s for s, qty in held.items() if qty != 0} | set(traded)
+    symbols = tuple(sorted(held_or_traded | set(include)))
     prices = np.array([instruments[s].price for s in symbols], dtype=float)
     q = np.array([held.get(s, 0.0) for s in symbols], dtype=float)
     t = np.array([traded.get(s, 0.0) for s in symbols], dtype=float)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.adjust import Adjuster, AttemptResult
+from engine.capacity import CapacityAnalyzer
 from engine.check import check
 from engine.conflicts import find_conflicts
 from engine.layout import Layout, LayoutCache
@@ -14,6 +15,7 @@ from engine.problems import ProblemCache
 from engine.report import binding_constraints, recommendations, trades_of, violations_of
 from engine.resolve import effective_policies
 from engine.scoring import compliance_score
+from engine.sensitivity import sensitivity_of
 from engine.timing import StageTimer
 from models import (
     AdjustedDecision,
@@ -25,6 +27,7 @@ from models import (
     SolverAttempt,
     ValidationMode,
 )
+from models.capacity import CapacityRequest, CapacityResponse
 from solvers import SolverChain, default_chain
 
 __all__ = ["CacheStats", "PolicyEngine"]
@@ -63,6 +66,7 @@ class PolicyEngine:
         self.cache = ProblemCache(cache_size)
         self.layouts = LayoutCache(cache_size)
         self.adjuster = Adjuster(self.chain, self.cache)
+        self.capacity_analyzer = CapacityAnalyzer(self.chain, self.layouts)
 
     def cache_stats(self) -> CacheStats:
         """Entries, hits and misses of the compiled-problem cache."""
@@ -73,6 +77,16 @@ class PolicyEngine:
             self.layouts.hits,
             self.layouts.misses,
         )
+
+    def capacity(
+        self, request: CapacityRequest, policies: Sequence[PolicyDefinition] = ()
+    ) -> CapacityResponse:
+        """How much more of each requested symbol can be bought or sold (engine.capacity).
+
+        `policies` are the stored policies; a request carrying inline `policies` uses those
+        instead. Raises `engine.errors.InputError` for input that cannot be evaluated.
+        """
+        return self.capacity_analyzer.run(request, policies)
 
     def validate(
         self, request: PolicyValidationRequest, policies: Sequence[PolicyDefinition] = ()
@@ -139,6 +153,7 @@ class PolicyEngine:
             adjusted_decision=adjusted,
             infeasible=infeasible,
             adjustment_error=error,
+            sensitivity=sensitivity_of(result),
             timings_ms=timer.finish(),
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -26,8 +26,10 @@ __all__ = [
     "BindingConstraint",
     "CoordinatedTradingDecision",
     "Infeasibility",
+    "LimitRelaxation",
     "PolicyValidationRequest",
     "PolicyValidationResponse",
+    "Sensitivity",
     "SolverAttempt",
     "SuggestedAdjustment",
     "Trade",
@@ -164,6 +166,34 @@ class Infeasibility(StrictModel):
     message: str
 
 
+class LimitRelaxation(StrictModel):
+    """How far one blocking row's limit must move for that row to comply as proposed.
+
+    `relaxed_limit` is the row's observed value; `relaxation` = |relaxed_limit - limit|,
+    the row's excess, in the row's `unit` (weight, risk or loss). `sufficient_alone`: this
+    is the only blocking row, so relaxing it alone makes the decision compliant.
+    """
+
+    policy_name: str
+    violation_type: str
+    subject: str | None
+    limit: float
+    relaxed_limit: float
+    relaxation: float
+    unit: Literal["weight", "risk", "loss"]
+    sufficient_alone: bool
+
+
+class Sensitivity(StrictModel):
+    """The smallest limit relaxations that would make a non-compliant decision comply.
+
+    Relaxing every listed row together (the joint set) makes the decision compliant as
+    proposed; each row's relaxation is the least that clears that row.
+    """
+
+    relaxations: list[LimitRelaxation]
+
+
 class PolicyValidationResponse(StrictModel):
     """The verdict on a decision, its violations and, when needed, the adjustment."""
 
@@ -177,5 +207,9 @@ class PolicyValidationResponse(StrictModel):
     infeasible: Infeasibility | None = None
     adjustment_error: str | None = Field(
         default=None, description="Why no adjustment could be computed (solver failure)."
+    )
+    sensitivity: Sensitivity | None = Field(
+        default=None,
+        description="For a non-compliant decision: the limit relaxations that would clear it.",
     )
     timings_ms: dict[str, float] = Field(default_factory=dict)

@@ -15,6 +15,7 @@ from tests.api.conftest import core_policies
 
 ENDPOINTS = {
     ("post", "/api/v1/validate"),
+    ("post", "/api/v1/capacity"),
     ("get", "/api/v1/policies"),
     ("post", "/api/v1/policies"),
     ("get", "/api/v1/policies/{name}"),
@@ -72,6 +73,7 @@ def test_every_endpoint_is_documented(spec: dict[str, Any]) -> None:
     ("method", "path"),
     [
         ("post", "/api/v1/validate"),
+        ("post", "/api/v1/capacity"),
         ("post", "/api/v1/policies"),
         ("put", "/api/v1/policies/{name}"),
         ("patch", "/api/v1/policies/{name}"),
@@ -105,6 +107,11 @@ def test_the_examples_are_accepted_by_the_service(client: TestClient, spec: dict
     (validate,) = _request_examples(spec, "post", "/api/v1/validate").values()
     r = client.post("/api/v1/validate", json=validate["value"])
     assert r.status_code == 200, r.text
+
+    for example in _request_examples(spec, "post", "/api/v1/capacity").values():
+        r = client.post("/api/v1/capacity", json=example["value"])
+        assert r.status_code == 200, r.text
+        assert r.json()["base_compliant"], r.text
 
     (policy,) = _request_examples(spec, "post", "/api/v1/policies").values()
     r = client.post("/api/v1/policies", json=policy["value"])
