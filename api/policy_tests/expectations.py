@@ -102,19 +102,20 @@ def _breach_lines(
         if near:
             if exact:
                 spare.remove(near[0])
-            lines.append(
-                f"breach {head}: expected {_expected_text(row)}, got {_got_text(actual[near[0]])}"
-            )
+            lines.append(_diff(f"breach {head}", _expected_text(row), _got_text(actual[near[0]])))
         else:
-            lines.append(f"missing breach {head}: expected {_expected_text(row)}, got no row")
+            lines.append(_diff(f"missing breach {head}", _expected_text(row), "no row"))
     if exact:
         for a in spare:
             v = actual[a]
-            lines.append(
-                f"unexpected breach {v.policy_name} / {_subject(v.subject)}: "
-                f"expected no row, got {_got_text(v)}"
-            )
+            head = f"unexpected breach {v.policy_name} / {_subject(v.subject)}"
+            lines.append(_diff(head, "no row", _got_text(v)))
     return lines
+
+
+def _diff(head: str, expected: str, got: str) -> str:
+    """A row's difference on three lines: what, then expected and got aligned."""
+    return f"{head}\n    expected: {expected}\n    got:      {got}"
 
 
 def _signed_trades(response: PolicyValidationResponse) -> dict[str, float]:

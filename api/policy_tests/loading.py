@@ -121,7 +121,8 @@ def _schema_problems(path: Path, raw: Any, exc: ValidationError) -> list[str]:
             where = f"{_case_label(raw, loc[1])}: {_loc_text(loc[2:])}"
         else:
             where = _loc_text(loc)
-        lines.append(f"{path}: {where}: {err['msg']}")
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{path}: {where}: {message}")
     return lines
 
 

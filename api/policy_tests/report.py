@@ -28,7 +28,8 @@ def format_outcome(outcome: CaseOutcome, *, verbose: bool) -> str | None:
     lines = [f"{mark} {outcome.id} ({outcome.elapsed_ms:.1f} ms): {outcome.verdict}"]
     if verbose and outcome.stages_ms:
         lines.append(f"    engine ms: {_stages(outcome.stages_ms)}")
-    lines += [f"    {problem}" for problem in outcome.problems]
+    for problem in outcome.problems:
+        lines += [f"    {line}" for line in problem.splitlines()]
     return "\n".join(lines)
 
 
