@@ -41,11 +41,21 @@ def _expected_text(row: BreachRow) -> str:
     parts = [row.type.value, row.constraint or "(any constraint)"]
     if row.severity is not None:
         parts.append(row.severity.value)
+    for name, value in (("observed", row.observed), ("limit", row.limit)):
+        if value is not None:
+            parts.append(f"{name} {value:g} (±{row.tolerance:g})")
     return " ".join(parts)
 
 
 def _got_text(v: Violation) -> str:
-    return f"{v.breach.value} {v.violation_type} {v.severity.value} ({v.description})"
+    return (
+        f"{v.breach.value} {v.violation_type} {v.severity.value} observed {v.observed:.6g} "
+        f"limit {v.limit:.6g} ({v.description})"
+    )
+
+
+def _close(expected: float | None, actual: float, tolerance: float) -> bool:
+    return expected is None or abs(expected - actual) <= tolerance
 
 
 def _row_matches(row: BreachRow, v: Violation) -> bool:
@@ -55,6 +65,8 @@ def _row_matches(row: BreachRow, v: Violation) -> bool:
         and row.type == v.breach
         and (row.constraint is None or row.constraint == v.violation_type)
         and (row.severity is None or row.severity == v.severity)
+        and _close(row.observed, v.observed, row.tolerance)
+        and _close(row.limit, v.limit, row.tolerance)
     )
 
 

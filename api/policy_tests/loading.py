@@ -38,6 +38,27 @@ class PolicyTestFileError(Exception):
     """A test file (or a file it names) is unreadable or invalid; one problem per line."""
 
 
+class _StrictYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error.
+
+    Plain YAML keeps the last value silently, which would drop an expectation (or a
+    request field) without a word: the opposite of rejecting unknown keys.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges defaults that explicit keys may override
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 @dataclass(frozen=True)
 class LoadedCase:
     """A case with its request assembled (not yet validated) from every layer."""
@@ -75,7 +96,9 @@ def _read_data(path: Path, what: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyTestFileError(f"{what}: {path}: cannot read: {exc}") from exc
     try:
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        if path.suffix == ".json":
+            return json.loads(text)
+        return yaml.load(text, Loader=_StrictYamlLoader)  # a SafeLoader: no arbitrary objects
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         kind = "JSON" if path.suffix == ".json" else "YAML"
         raise PolicyTestFileError(f"{what}: {path}: not valid {kind}: {exc}") from exc

@@ -26,6 +26,10 @@ __all__ = [
     "PolicyTestFile",
 ]
 
+#: Default absolute tolerance on a breach row's observed value and limit, in the row's units
+#: (weights: 1e-4 is 0.01% of NAV, enough for values written to four decimals).
+DEFAULT_VALUE_TOLERANCE = 1e-4
+
 #: Default absolute tolerance on an adjusted trade, in shares: whole-lot answers must match
 #: exactly, fractional ones to a millionth of a share.
 DEFAULT_TRADE_TOLERANCE = 1e-6
@@ -53,6 +57,14 @@ class BreachRow(StrictModel):
         default=None, description="The violation_type, e.g. weight_bounds.max; any if absent."
     )
     severity: ViolationSeverity | None = Field(default=None, description="Any if absent.")
+    observed: float | None = Field(
+        default=None, description="Post-trade value of the row (weight units); any if absent."
+    )
+    limit: float | None = Field(default=None, description="The row's limit; any if absent.")
+    tolerance: NonNegativeFloat = Field(
+        default=DEFAULT_VALUE_TOLERANCE,
+        description="Absolute tolerance on observed and limit.",
+    )
 
 
 class AdjustedExpectation(StrictModel):

@@ -130,6 +130,35 @@ def test_exact_breaches_report_missing_and_unexpected_rows(
     assert "unexpected breach cap / AAA\n        expected: no row\n" in out
 
 
+@pytest.mark.parametrize(
+    ("values", "passes"),
+    [
+        ({"observed": 0.4, "limit": 0.35}, True),
+        ({"observed": 0.40009}, True),  # default tolerance 1e-4
+        ({"observed": 0.4002}, False),
+        ({"observed": 0.41, "tolerance": 0.02}, True),
+        ({"limit": 0.3}, False),
+    ],
+)
+def test_observed_value_and_limit_of_a_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], values: dict[str, float], passes: bool
+) -> None:
+    case = {**BLOCKED, "expect": {"breaches": [{**CAP_BREACH, "type": "active", **values}]}}
+    _suite(tmp_path, [case])
+    status, out, _ = _run(capsys, tmp_path)
+    assert status == (0 if passes else 1), out
+    if not passes:
+        assert re.search(r"got: +active weight_bounds\.max MEDIUM observed 0\.4 limit 0\.35", out)
+
+
+def test_duplicate_yaml_key_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _suite(tmp_path, [SMALL_BUY])
+    path.write_text(path.read_text(encoding="utf-8") + "policies: other.yaml\n", encoding="utf-8")
+    status, _, err = _run(capsys, path)
+    assert status == 2
+    assert f"{path}: not valid YAML: duplicate key 'policies'" in err
+
+
 def test_breaches_include_accepts_other_rows(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
