@@ -110,7 +110,10 @@ def test_wrong_expectation_exits_1_with_expected_and_got_per_row(
     assert "compliant: expected true, got false" in out
     assert "breach cap / AAA\n" in out
     assert "expected: passive weight_bounds.max\n" in out
-    assert re.search(r"got: +active weight_bounds\.max MEDIUM \(AAA weight 40\.00%", out), out
+    assert re.search(
+        r"got: +active weight_bounds\.max MEDIUM observed 0\.4 limit 0\.35 \(AAA weight 40\.00%",
+        out,
+    ), out
     assert "adjusted.trades.AAA: expected 120, got 150" in out
     assert "PASS" not in out  # passing cases are listed only with --verbose
     assert out.rstrip().endswith(" s)") and "2 cases: 1 passed, 1 failed" in out
