@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -466,6 +467,19 @@ def test_shipped_examples_pass(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = _run(capsys, REPO / "examples")
     assert (status, err) == (0, ""), out
     assert re.search(r"\d+ files?, \d+ cases: \d+ passed, 0 failed", out), out
+
+
+def test_documented_example_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The complete file in docs/policy-tests.md, saved next to the shipped examples."""
+    doc = (REPO / "docs" / "policy-tests.md").read_text(encoding="utf-8")
+    example = doc.split("A complete file, with every key", 1)[1].split("```yaml\n", 1)[1]
+    example = example.split("```", 1)[0]
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    path = tmp_path / "examples" / "tests" / "doc.tests.yaml"
+    path.write_text(example, encoding="utf-8")
+    status, out, err = _run(capsys, path, "--verbose")
+    assert (status, err) == (0, ""), out
+    assert "4 cases: 4 passed" in out
 
 
 def test_merge_requests_merges_mappings_and_replaces_lists() -> None:
