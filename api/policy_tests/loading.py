@@ -126,13 +126,13 @@ def _case_label(raw: Any, index: int) -> str:
     return f"case {name!r} (cases[{index}])" if isinstance(name, str) else f"cases[{index}]"
 
 
-def _loc_text(loc: tuple[int | str, ...]) -> str:
+def _loc_text(loc: tuple[int | str, ...], whole: str = "(file)") -> str:
     out = ""
     for k, part in enumerate(loc):
         if k and loc[k - 1] == "adjusted" and part in ("none", "mapping"):
             continue  # the form chosen for `adjusted:`, not a key the user wrote
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(file)"
+    return out or whole
 
 
 def _schema_problems(path: Path, raw: Any, exc: ValidationError) -> list[str]:
@@ -141,7 +141,7 @@ def _schema_problems(path: Path, raw: Any, exc: ValidationError) -> list[str]:
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
         if len(loc) >= 2 and loc[0] == "cases" and isinstance(loc[1], int):
-            where = f"{_case_label(raw, loc[1])}: {_loc_text(loc[2:])}"
+            where = f"{_case_label(raw, loc[1])}: {_loc_text(loc[2:], '(case)')}"
         else:
             where = _loc_text(loc)
         message = err["msg"].removeprefix("Value error, ")

@@ -211,6 +211,15 @@ def test_inconsistent_expectations_exit_2(
     assert message in err
 
 
+def test_a_case_that_is_not_a_mapping_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _suite(tmp_path, [SMALL_BUY, "just text"])  # type: ignore[list-item]
+    status, _, err = _run(capsys, path)
+    assert status == 2
+    assert f"{path}: cases[1]: (case): Input should be a valid dictionary" in err
+
+
 def test_every_unusable_file_is_reported_and_nothing_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
