@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.errors import describe_validation_error
 from api.policy_files import PolicyFileError, load_policies
+from api.policy_tests import run_policy_tests
 from api.settings import EventsBackend, Settings
 from api.store import NotFound, Store
 from api.store.diff import json_diff
@@ -201,6 +202,12 @@ def _policies_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _test(args: argparse.Namespace) -> int:
+    return run_policy_tests(
+        args.paths, keyword=args.keyword, verbose=args.show_cases, out=sys.stdout, err=sys.stderr
+    )
+
+
 def _bench(args: argparse.Namespace) -> int:
     try:
         from benchmarks.run import main as run_benchmark
@@ -291,6 +298,31 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["yaml", "json"], default="yaml")
     _database_option(export)
     export.set_defaults(handler=_policies_export)
+
+    test = commands.add_parser(
+        "test",
+        help="run policy tests: requests paired with the verdicts they must get",
+        description="Run the policy test files at each PATH (a test file, or a directory "
+        "searched recursively for *.tests.yaml / *.tests.yml) in-process against the "
+        "engine; no database is needed. The format is described in docs/policy-tests.md. "
+        "Exit status: 0 every case passed, 1 some case failed (the report shows expected "
+        "against got), 2 a test file is unusable or nothing matched (message on stderr).",
+    )
+    test.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    test.add_argument(
+        "-k",
+        "--filter",
+        dest="keyword",
+        metavar="SUBSTRING",
+        help="run only the cases whose FILE::NAME contains SUBSTRING",
+    )
+    test.add_argument(
+        "--verbose",
+        dest="show_cases",
+        action="store_true",
+        help="list every case with its time and the engine's stage timings",
+    )
+    test.set_defaults(handler=_test)
 
     bench = commands.add_parser(
         "bench",
