@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from engine.adjust import Adjuster, AttemptResult
 from engine.check import check
 from engine.conflicts import find_conflicts
+from engine.hierarchy import Lineage, with_default_benchmark
 from engine.layout import Layout, LayoutCache
 from engine.portfolio import snapshot_of
 from engine.problems import ProblemCache
@@ -22,6 +23,7 @@ from models import (
     PolicyDefinition,
     PolicyValidationRequest,
     PolicyValidationResponse,
+    PortfolioNode,
     SolverAttempt,
     ValidationMode,
 )
@@ -75,7 +77,11 @@ class PolicyEngine:
         )
 
     def validate(
-        self, request: PolicyValidationRequest, policies: Sequence[PolicyDefinition] = ()
+        self,
+        request: PolicyValidationRequest,
+        policies: Sequence[PolicyDefinition] = (),
+        *,
+        lineage: Sequence[PortfolioNode] = (),
     ) -> PolicyValidationResponse:
         """Check `request.decision` against the effective policies (and adjust it).
 
@@ -83,11 +89,16 @@ class PolicyEngine:
         compliant decision.
 
         `policies` are the stored policies; a request carrying inline `policies` uses those
-        instead. Raises `engine.errors.InputError` for input that cannot be evaluated.
+        instead. `lineage` is the decision's portfolio and its ancestors in the hierarchy,
+        nearest first (empty: not registered); it adds inherited policies, applies
+        overrides and supplies a default benchmark when the request has none. Raises
+        `engine.errors.InputError` for input that cannot be evaluated.
         """
         timer = StageTimer()
         with timer.stage("resolve"):
-            effective = effective_policies(request, policies)
+            chain = Lineage.of(request.decision.portfolio_id, lineage)
+            effective = effective_policies(request, policies, chain)
+            request = with_default_benchmark(request, chain)
         with timer.stage("weights"):
             snap = snapshot_of(request)
         with timer.stage("compile"):
