@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -83,18 +84,19 @@ class PortfolioStore:
         The parent must exist and must not be the node or one of its descendants; the
         chain may not grow deeper than `MAX_DEPTH`. Raises `Invalid` or `Conflict`.
         """
+        (result,) = self.put_many([node], actor=actor)
+        return result
+
+    def put_many(
+        self, nodes: Sequence[PortfolioNode], *, actor: str
+    ) -> builtins.list[tuple[str, StoredPortfolio]]:
+        """`put` each node in order, all in one transaction (all or nothing).
+
+        Parents must come before their children (or already be stored).
+        """
         with self.engine.begin() as conn:
             self._lock(conn)
-            current = self._row(conn, node.portfolio_id)
-            if current is not None and _node(current) == node:
-                return "unchanged", _stored(current)
-            depth = self._check_parent(conn, node)
-            if depth + self._height(conn, node.portfolio_id) > MAX_DEPTH:
-                raise Conflict(
-                    f"moving {node.portfolio_id!r} under {node.parent_id!r} makes the tree "
-                    f"deeper than {MAX_DEPTH} levels"
-                )
-            return self._write(conn, node, current, actor=actor)
+            return [self._put(conn, node, actor=actor) for node in nodes]
 
     def delete(self, portfolio_id: str) -> StoredPortfolio:
         """Remove a node that has no children; NotFound or Conflict otherwise."""
@@ -113,6 +115,20 @@ class PortfolioStore:
             return _stored(current)
 
     # --- inside a transaction ---------------------------------------------------------------
+
+    def _put(
+        self, conn: Connection, node: PortfolioNode, *, actor: str
+    ) -> tuple[str, StoredPortfolio]:
+        current = self._row(conn, node.portfolio_id)
+        if current is not None and _node(current) == node:
+            return "unchanged", _stored(current)
+        depth = self._check_parent(conn, node)
+        if depth + self._height(conn, node.portfolio_id) > MAX_DEPTH:
+            raise Conflict(
+                f"moving {node.portfolio_id!r} under {node.parent_id!r} makes the tree "
+                f"deeper than {MAX_DEPTH} levels"
+            )
+        return self._write(conn, node, current, actor=actor)
 
     @staticmethod
     def _lock(conn: Connection) -> None:
