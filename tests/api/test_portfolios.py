@@ -233,6 +233,25 @@ def test_a_regulatory_policy_can_never_be_overridden(client: TestClient) -> None
     assert "REGULATORY" in body["message"]
 
 
+def test_an_override_of_a_missing_policy_fails_closed_naming_it(client: TestClient) -> None:
+    _tree(client)
+    _create(client, _cap("pf-1-cap", 0.3, ["pf-1"], overrides="not-yet"))
+    for r in (
+        client.get("/api/v1/portfolios/pf-1/policies"),
+        client.get("/api/v1/policies", params={"portfolio_id": "pf-1"}),
+        client.post("/api/v1/validate", json=_decision("pf-1", 70, "dec-missing")),
+    ):
+        body = _error(r, 422)
+        assert body["detail"] == [
+            {
+                "field": "policies[pf-1-cap].overrides",
+                "message": "'pf-1-cap' overrides 'not-yet', which does not exist",
+            }
+        ]
+    # The sibling is not bound by the broken policy: it validates normally.
+    assert client.post("/api/v1/validate", json=_decision("pf-2", 70, "dec-p2")).status_code == 200
+
+
 def test_inline_policies_inherit_down_the_stored_tree(client: TestClient) -> None:
     _tree(client)
     inline = [_cap("firm-cap", 0.25, ["acme"]), _cap("bonds-cap", 0.05, ["bonds"])]
