@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -16,8 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.errors import describe_validation_error
 from api.policy_files import PolicyFileError, load_policies
 from api.policy_tests import run_policy_tests
+from api.portfolio_files import PortfolioFileError, load_portfolios
 from api.settings import EventsBackend, Settings
-from api.store import NotFound, Store
+from api.store import Conflict, Invalid, NotFound, Store
 from api.store.diff import json_diff
 from engine import InputError, PolicyEngine
 from models import PolicyDefinition, PolicyValidationRequest
@@ -208,6 +210,48 @@ def _test(args: argparse.Namespace) -> int:
     )
 
 
+def _portfolios_apply(args: argparse.Namespace) -> int:
+    try:
+        nodes = load_portfolios(args.path)
+    except PortfolioFileError as exc:
+        print(f"pes portfolios apply: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    store = _open_store(args)
+    try:
+        results = store.portfolios.put_many(nodes, actor=args.actor)
+    except (Invalid, Conflict) as exc:
+        print(f"pes portfolios apply: nothing applied: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    counts = {"created": 0, "replaced": 0, "unchanged": 0}
+    for outcome, stored in results:
+        counts[outcome] += 1
+        print(
+            json.dumps(
+                {
+                    "portfolio_id": stored.node.portfolio_id,
+                    "action": outcome,
+                    "revision": stored.revision,
+                }
+            )
+        )
+    print(
+        f"{counts['created']} portfolios were created, {counts['replaced']} replaced, "
+        f"{counts['unchanged']} unchanged",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _portfolios_list(args: argparse.Namespace) -> int:
+    for stored in _open_store(args).portfolios.list():
+        node = stored.node
+        print(
+            f"{node.portfolio_id}\t{node.parent_id or '-'}\t{node.name}\tr{stored.revision}\t"
+            f"{node.benchmark.name if node.benchmark else '-'}"
+        )
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     try:
         from benchmarks.run import main as run_benchmark
@@ -324,6 +368,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     test.set_defaults(handler=_test)
 
+    _portfolio_commands(commands)
+
     bench = commands.add_parser(
         "bench",
         help="run the latency benchmark",
@@ -342,6 +388,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.set_defaults(handler=_bench)
     return parser
+
+
+def _portfolio_commands(commands: Any) -> None:
+    portfolios = commands.add_parser(
+        "portfolios",
+        help="the firm → fund → portfolio hierarchy: apply, list",
+        description="Manage the portfolio hierarchy directly in the database. Policies "
+        "scoped to a node bind every portfolio below it.",
+    )
+    actions = portfolios.add_subparsers(dest="action", required=True, metavar="ACTION")
+    apply = actions.add_parser(
+        "apply",
+        help="create or replace portfolio nodes from YAML/JSON files",
+        description="Upsert every PortfolioNode in PATH (file or directory; one node or a "
+        "list per file), parents before children, in one transaction: an unknown parent "
+        "or a cycle applies nothing (exit 2). Prints one JSON line per node.",
+    )
+    apply.add_argument("path", type=Path, metavar="PATH")
+    apply.add_argument("--actor", default="pes-cli", help="name recorded as updated_by")
+    _database_option(apply)
+    apply.set_defaults(handler=_portfolios_apply)
+    listing = actions.add_parser(
+        "list",
+        help="list the stored portfolio nodes",
+        description="One line per node: id, parent (- for a root), name, revision, "
+        "default benchmark (- for none).",
+    )
+    _database_option(listing)
+    listing.set_defaults(handler=_portfolios_list)
 
 
 def _database_option(parser: argparse.ArgumentParser) -> None:

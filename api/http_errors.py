@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 
 from api.errors import field_messages
 from api.routes.policies import PatchInvalid
-from api.store import Conflict, NotFound, Unavailable
+from api.store import Conflict, Invalid, NotFound, Unavailable
 from engine import InputError
 
 __all__ = ["install_error_handlers"]
@@ -65,6 +65,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def invalid_patch(_r: Request, exc: PatchInvalid) -> JSONResponse:
         detail = [{"field": f, "message": m} for f, m in field_messages(exc.error)]
         return _error(422, "invalid_policy", "the patched policy is invalid", detail)
+
+    @app.exception_handler(Invalid)
+    async def invalid_reference(_r: Request, exc: Invalid) -> JSONResponse:
+        detail = [{"field": exc.field, "message": exc.message}]
+        return _error(422, "invalid_input", str(exc), detail)
 
     @app.exception_handler(NotFound)
     async def not_found(_r: Request, exc: NotFound) -> JSONResponse:

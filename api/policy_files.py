@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from api.errors import describe_validation_error
 from models import PolicyDefinition
 
-__all__ = ["PolicyFileError", "load_policies"]
+__all__ = ["PolicyFileError", "load_policies", "read_documents", "supported_files"]
 
 _SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -21,7 +21,8 @@ class PolicyFileError(Exception):
     """A policy file cannot be read or does not hold valid PolicyDefinitions."""
 
 
-def _documents(path: Path) -> Any:
+def read_documents(path: Path) -> Any:
+    """The parsed content of a .json or YAML file."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -35,7 +36,7 @@ def _documents(path: Path) -> Any:
 
 
 def _from_file(path: Path) -> list[PolicyDefinition]:
-    data = _documents(path)
+    data = read_documents(path)
     items = data if isinstance(data, list) else [data]
     out = []
     for k, item in enumerate(items):
@@ -48,17 +49,21 @@ def _from_file(path: Path) -> list[PolicyDefinition]:
     return out
 
 
+def supported_files(path: Path) -> list[Path]:
+    """`path` itself, or the .yaml/.yml/.json files under a directory, sorted."""
+    if not path.exists():
+        raise PolicyFileError(f"{path}: no such file or directory")
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
+    return [path]
+
+
 def load_policies(path: Path) -> list[PolicyDefinition]:
     """Every PolicyDefinition in a file, or in the .yaml/.yml/.json files of a directory.
 
     Names must be unique across all files.
     """
-    if not path.exists():
-        raise PolicyFileError(f"{path}: no such file or directory")
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
-    else:
-        files = [path]
+    files = supported_files(path)
     policies: list[PolicyDefinition] = []
     seen: dict[str, Path] = {}
     for file in files:

@@ -11,7 +11,12 @@ from api.metrics import Metrics
 from api.settings import Settings
 from api.store import Store
 from engine import PolicyEngine
-from models import PolicyDefinition, PolicyValidationRequest, PolicyValidationResponse
+from models import (
+    PolicyDefinition,
+    PolicyValidationRequest,
+    PolicyValidationResponse,
+    PortfolioNode,
+)
 from models.capacity import CapacityRequest, CapacityResponse
 
 __all__ = ["Services"]
@@ -31,15 +36,21 @@ class Services:
     engine_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def validate(
-        self, request: PolicyValidationRequest, policies: Sequence[PolicyDefinition]
+        self,
+        request: PolicyValidationRequest,
+        policies: Sequence[PolicyDefinition],
+        lineage: Sequence[PortfolioNode] = (),
     ) -> PolicyValidationResponse:
-        """Run the engine under its lock."""
+        """Run the engine under its lock; `lineage` is the portfolio's chain of ancestors."""
         with self.engine_lock:
-            return self.engine.validate(request, policies)
+            return self.engine.validate(request, policies, lineage=lineage)
 
     def capacity(
-        self, request: CapacityRequest, policies: Sequence[PolicyDefinition]
+        self,
+        request: CapacityRequest,
+        policies: Sequence[PolicyDefinition],
+        lineage: Sequence[PortfolioNode] = (),
     ) -> CapacityResponse:
         """Run the engine's capacity analysis under its lock."""
         with self.engine_lock:
-            return self.engine.capacity(request, policies)
+            return self.engine.capacity(request, policies, lineage=lineage)

@@ -27,6 +27,7 @@ from engine.bounds import solve_bounds
 from engine.capacity_lp import CapacityProblemCache
 from engine.check import CheckResult, check
 from engine.errors import UnknownSymbolError
+from engine.hierarchy import Lineage, with_default_benchmark
 from engine.layout import Layout, LayoutCache
 from engine.portfolio import MAX_WEIGHT, snapshot_of
 from engine.resolve import effective_policies
@@ -35,6 +36,7 @@ from models import (
     CoordinatedTradingDecision,
     PolicyDefinition,
     PolicyValidationRequest,
+    PortfolioNode,
     ValidationMode,
 )
 from models.capacity import (
@@ -108,7 +110,11 @@ class CapacityAnalyzer:
         self.problems = CapacityProblemCache(cache_size)
 
     def run(
-        self, request: CapacityRequest, policies: Sequence[PolicyDefinition] = ()
+        self,
+        request: CapacityRequest,
+        policies: Sequence[PolicyDefinition] = (),
+        *,
+        lineage: Sequence[PortfolioNode] = (),
     ) -> CapacityResponse:
         """Capacity of every requested symbol (default: every symbol held or traded).
 
@@ -117,7 +123,9 @@ class CapacityAnalyzer:
         timer = StageTimer()
         probe = _probe(request)
         with timer.stage("resolve"):
-            effective = effective_policies(probe, policies)
+            chain = Lineage.of(probe.decision.portfolio_id, lineage)
+            effective = effective_policies(probe, policies, chain)
+            probe = with_default_benchmark(probe, chain)
         with timer.stage("weights"):
             base_snap = snapshot_of(probe)
             symbols = _symbols(request, probe, base_snap.symbols)

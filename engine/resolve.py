@@ -5,18 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from engine.errors import PolicyResolutionError
+from engine.hierarchy import Lineage, resolve
 from models import PolicyDefinition, PolicyValidationRequest
 
 __all__ = ["effective_policies"]
 
 
 def effective_policies(
-    request: PolicyValidationRequest, stored: Sequence[PolicyDefinition]
+    request: PolicyValidationRequest,
+    stored: Sequence[PolicyDefinition],
+    lineage: Lineage | None = None,
 ) -> list[PolicyDefinition]:
     """The policies to check, in a stable order (by name).
 
     The request's inline `policies` replace the stored ones (a what-if run). Disabled
-    policies and policies scoped to other portfolios are left out; a non-empty
+    policies and policies scoped to other portfolios are left out; `lineage` (the
+    decision's portfolio and its ancestors; default: an unregistered portfolio) adds the
+    policies scoped to ancestors and applies overrides (`engine.hierarchy`); a non-empty
     `applicable_policies` narrows the set further and must name only known policies.
     """
     source = list(request.policies) if request.policies is not None else list(stored)
@@ -30,7 +35,7 @@ def effective_policies(
         by_name[policy.policy_name] = policy
 
     portfolio = request.decision.portfolio_id
-    chosen = [p for p in by_name.values() if p.enabled and p.scope.covers(portfolio)]
+    chosen = resolve(list(by_name.values()), lineage or Lineage(portfolio)).policies()
     if request.applicable_policies:
         wanted = set(request.applicable_policies)
         for k, name in enumerate(request.applicable_policies):

@@ -9,6 +9,7 @@ from engine.adjust import Adjuster, AttemptResult
 from engine.capacity import CapacityAnalyzer
 from engine.check import check
 from engine.conflicts import find_conflicts
+from engine.hierarchy import Lineage, with_default_benchmark
 from engine.layout import Layout, LayoutCache
 from engine.portfolio import snapshot_of
 from engine.problems import ProblemCache
@@ -24,6 +25,7 @@ from models import (
     PolicyDefinition,
     PolicyValidationRequest,
     PolicyValidationResponse,
+    PortfolioNode,
     SolverAttempt,
     ValidationMode,
 )
@@ -79,17 +81,27 @@ class PolicyEngine:
         )
 
     def capacity(
-        self, request: CapacityRequest, policies: Sequence[PolicyDefinition] = ()
+        self,
+        request: CapacityRequest,
+        policies: Sequence[PolicyDefinition] = (),
+        *,
+        lineage: Sequence[PortfolioNode] = (),
     ) -> CapacityResponse:
         """How much more of each requested symbol can be bought or sold (engine.capacity).
 
         `policies` are the stored policies; a request carrying inline `policies` uses those
-        instead. Raises `engine.errors.InputError` for input that cannot be evaluated.
+        instead. `lineage` is as for `validate`: the same effective set (inheritance,
+        overrides, default benchmark) bounds the answer. Raises `engine.errors.InputError`
+        for input that cannot be evaluated.
         """
-        return self.capacity_analyzer.run(request, policies)
+        return self.capacity_analyzer.run(request, policies, lineage=lineage)
 
     def validate(
-        self, request: PolicyValidationRequest, policies: Sequence[PolicyDefinition] = ()
+        self,
+        request: PolicyValidationRequest,
+        policies: Sequence[PolicyDefinition] = (),
+        *,
+        lineage: Sequence[PortfolioNode] = (),
     ) -> PolicyValidationResponse:
         """Check `request.decision` against the effective policies (and adjust it).
 
@@ -97,11 +109,16 @@ class PolicyEngine:
         compliant decision.
 
         `policies` are the stored policies; a request carrying inline `policies` uses those
-        instead. Raises `engine.errors.InputError` for input that cannot be evaluated.
+        instead. `lineage` is the decision's portfolio and its ancestors in the hierarchy,
+        nearest first (empty: not registered); it adds inherited policies, applies
+        overrides and supplies a default benchmark when the request has none. Raises
+        `engine.errors.InputError` for input that cannot be evaluated.
         """
         timer = StageTimer()
         with timer.stage("resolve"):
-            effective = effective_policies(request, policies)
+            chain = Lineage.of(request.decision.portfolio_id, lineage)
+            effective = effective_policies(request, policies, chain)
+            request = with_default_benchmark(request, chain)
         with timer.stage("weights"):
             snap = snapshot_of(request)
         with timer.stage("compile"):

@@ -34,6 +34,7 @@ from models.enums import (
     ValidationMode,
     ViolationSeverity,
 )
+from models.hierarchy import NodeId, PortfolioBenchmark, PortfolioNode
 from models.policy import PolicyDefinition, PolicyRules, PolicyScope
 from models.portfolio import (
     CovarianceMatrix,
@@ -80,12 +81,15 @@ __all__ = [
     "LimitRelaxation",
     "MissingDefault",
     "NetExposure",
+    "NodeId",
     "PolicyDefinition",
     "PolicyRules",
     "PolicyScope",
     "PolicyType",
     "PolicyValidationRequest",
     "PolicyValidationResponse",
+    "PortfolioBenchmark",
+    "PortfolioNode",
     "PortfolioState",
     "Position",
     "Restricted",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from models.base import StrictModel
 from models.constraints import Constraint
@@ -45,6 +45,32 @@ class PolicyDefinition(StrictModel):
         "condition is rejected when it is evaluated.",
     )
     rules: PolicyRules
+    overridable: bool = Field(
+        default=False,
+        description="May a policy scoped lower in the portfolio hierarchy replace this one "
+        "for its subtree (`overrides`)? Never true for REGULATORY policies.",
+    )
+    overrides: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Name of an overridable policy scoped at a strict ancestor that this "
+        "policy replaces for the portfolios it is scoped to (and their subtrees).",
+    )
+
+    @field_validator("overridable")
+    @classmethod
+    def _regulatory_is_never_overridable(cls, overridable: bool, info: ValidationInfo) -> bool:
+        if overridable and info.data.get("policy_type") == PolicyType.REGULATORY:
+            raise ValueError("REGULATORY policies can never be overridable")
+        return overridable
+
+    @field_validator("overrides")
+    @classmethod
+    def _not_itself(cls, overrides: str | None, info: ValidationInfo) -> str | None:
+        if overrides is not None and overrides == info.data.get("policy_name"):
+            raise ValueError("a policy cannot override itself")
+        return overrides
 
     model_config = ConfigDict(
         json_schema_extra={

@@ -16,7 +16,12 @@ from api.deps import ServicesDep, Validator
 from api.examples import VALIDATE_EXAMPLE
 from api.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Unavailable
-from models import PolicyDefinition, PolicyValidationRequest, PolicyValidationResponse
+from models import (
+    PolicyDefinition,
+    PolicyValidationRequest,
+    PolicyValidationResponse,
+    PortfolioNode,
+)
 
 __all__ = ["router"]
 
@@ -58,7 +63,9 @@ def validate(
     The same `decision_id` with the same body returns the stored answer; a different body
     under a used `decision_id` is refused (409). A validation, its violations and its
     `policy_validation_completed` event are committed together. Requests with inline
-    `policies` are what-if runs: answered, not stored, no event.
+    `policies` are what-if runs: answered, not stored, no event. Stored and inline policies
+    alike resolve against the stored portfolio hierarchy (inherited policies, overrides,
+    default benchmark).
     """
     digest = request_hash(request)
     dry_run = request.policies is not None
@@ -75,7 +82,8 @@ def validate(
             raise Unavailable(f"policies cannot be loaded: {exc.__class__.__name__}") from exc
         if existing is not None:
             return _replay(services, existing, digest, request.decision.decision_id)
-    response = services.validate(request, stored)
+    lineage = portfolio_lineage(services, request.decision.portfolio_id)
+    response = services.validate(request, stored, lineage)
     adjust_ms = response.timings_ms.get("adjust")
     if adjust_ms is not None:
         services.metrics.solve_seconds.observe(adjust_ms / 1000)
@@ -103,6 +111,18 @@ def validate(
         response.timings_ms.get("total", 0.0),
     )
     return JSONResponse(body)
+
+
+def portfolio_lineage(services: ServicesDep, portfolio_id: str) -> list[PortfolioNode]:
+    """The portfolio's chain of ancestors; a database failure fails closed (503)."""
+    try:
+        return services.store.portfolios.lineage(portfolio_id)
+    except DataError:
+        raise
+    except (SQLAlchemyError, ValidationError) as exc:
+        services.metrics.validations.labels("unavailable").inc()
+        reason = exc.__class__.__name__
+        raise Unavailable(f"the portfolio hierarchy cannot be loaded: {reason}") from exc
 
 
 def _replay(

@@ -7,21 +7,25 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from api.store.db import connect, migrate
-from api.store.errors import Conflict, NotFound, StoreError, Unavailable
+from api.store.errors import Conflict, Invalid, NotFound, StoreError, Unavailable
 from api.store.outbox import OutboxEvent, OutboxStore
 from api.store.policies import PolicyStore, PolicyVersion, StoredPolicy
+from api.store.portfolios import PortfolioStore, StoredPortfolio
 from api.store.validations import StoredViolation, ValidationStore, ViolationFilter
 
 __all__ = [
     "Conflict",
+    "Invalid",
     "NotFound",
     "OutboxEvent",
     "OutboxStore",
     "PolicyStore",
     "PolicyVersion",
+    "PortfolioStore",
     "Store",
     "StoreError",
     "StoredPolicy",
+    "StoredPortfolio",
     "StoredViolation",
     "Unavailable",
     "ValidationStore",
@@ -39,6 +43,7 @@ class Store:
     policies: PolicyStore
     validations: ValidationStore
     outbox: OutboxStore
+    portfolios: PortfolioStore
 
     @classmethod
     def open(cls, url: str, *, migrate_schema: bool = True) -> Store:
@@ -46,4 +51,10 @@ class Store:
         engine = connect(url)
         if migrate_schema:
             migrate(engine)
-        return cls(engine, PolicyStore(engine), ValidationStore(engine), OutboxStore(engine))
+        return cls(
+            engine,
+            PolicyStore(engine),
+            ValidationStore(engine),
+            OutboxStore(engine),
+            PortfolioStore(engine),
+        )

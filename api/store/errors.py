@@ -5,12 +5,13 @@
     StoreError
     ├── NotFound       the named policy / validation / violation does not exist   (404)
     ├── Conflict       the change contradicts what is stored                       (409)
+    ├── Invalid        a field of the change is unusable (unknown parent ...)      (422)
     └── Unavailable    the database cannot be reached or read                      (503)
 """
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "NotFound", "StoreError", "Unavailable"]
+__all__ = ["Conflict", "Invalid", "NotFound", "StoreError", "Unavailable"]
 
 
 class StoreError(Exception):
@@ -23,6 +24,23 @@ class NotFound(StoreError):
 
 class Conflict(StoreError):
     """The change contradicts what is stored (duplicate name, reused decision id ...)."""
+
+
+class Invalid(StoreError):
+    """A field of the change refers to something unusable (e.g. a parent that does not exist).
+
+    Parameters
+    ----------
+    field
+        Path of the offending field, e.g. ``parent_id``.
+    message
+        What is wrong and what to do about it.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
 
 
 class Unavailable(StoreError):

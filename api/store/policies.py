@@ -12,7 +12,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from api.store.diff import json_diff
 from api.store.errors import Conflict, NotFound
+from api.store.overrides import check_overrides
+from api.store.portfolios import PortfolioStore
 from api.store.tables import policy_versions, portfolio_policies
+from engine.hierarchy import Lineage, resolve
 from models import PolicyDefinition
 
 __all__ = ["PolicyStore", "PolicyVersion", "StoredPolicy"]
@@ -67,21 +70,31 @@ class PolicyStore:
         policy_type: str | None = None,
         enabled: bool | None = None,
     ) -> list[StoredPolicy]:
-        """Stored policies by name; `portfolio_id` keeps the enabled ones in its scope."""
+        """Stored policies by name, optionally filtered.
+
+        `portfolio_id` keeps that portfolio's effective set: inherited policies and
+        overrides applied (`engine.hierarchy`).
+        """
         query = sa.select(portfolio_policies).order_by(portfolio_policies.c.policy_name)
-        if policy_type is not None:
+        if policy_type is not None and portfolio_id is None:
             query = query.where(portfolio_policies.c.policy_type == policy_type)
-        if enabled is not None:
+        if enabled is not None and portfolio_id is None:
             query = query.where(portfolio_policies.c.enabled == enabled)
         with self.engine.connect() as conn:
             policies = [_stored(row) for row in conn.execute(query)]
-        if portfolio_id is not None:
-            policies = [
-                p
-                for p in policies
-                if p.definition.enabled and p.definition.scope.covers(portfolio_id)
-            ]
-        return policies
+        if portfolio_id is None:
+            return policies
+        # Overrides relate policies of any type: resolve on the whole set, then filter.
+        chain = Lineage.of(portfolio_id, PortfolioStore(self.engine).lineage(portfolio_id))
+        effective = resolve([p.definition for p in policies], chain).policies()
+        names = {p.policy_name for p in effective}
+        return [
+            p
+            for p in policies
+            if p.definition.policy_name in names
+            and (policy_type is None or p.definition.policy_type.value == policy_type)
+            and (enabled is None or p.definition.enabled == enabled)
+        ]
 
     def get(self, name: str) -> StoredPolicy:
         """The policy named `name`, or NotFound."""
@@ -160,6 +173,7 @@ class PolicyStore:
         change: str,
         actor: str,
     ) -> StoredPolicy:
+        check_overrides(conn, policy)
         now = datetime.now(UTC)
         definition = _dump(policy)
         version = 1 if current is None else current.version + 1

@@ -1,7 +1,7 @@
 """Database tables (SQLAlchemy Core).
 
-The seed's `portfolio_policies` and `policy_violations`, plus validations, policy versions
-and the event outbox.
+The seed's `portfolio_policies` and `policy_violations`, plus validations, policy versions,
+the event outbox and the portfolio hierarchy.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ __all__ = [
     "policy_versions",
     "policy_violations",
     "portfolio_policies",
+    "portfolios",
     "validations",
 ]
 
@@ -138,4 +139,25 @@ event_outbox = sa.Table(
     sa.Column("published_at", Timestamp(), index=True),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("last_error", sa.Text),
+)
+
+portfolios = sa.Table(
+    "portfolios",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("portfolio_id", sa.String(200), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column(
+        "parent_id",
+        sa.String(200),
+        sa.ForeignKey("portfolios.portfolio_id"),
+        nullable=True,
+        index=True,
+    ),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("benchmark", JSON, nullable=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Column("updated_at", Timestamp(), nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
 )

@@ -23,6 +23,11 @@ ENDPOINTS = {
     ("patch", "/api/v1/policies/{name}"),
     ("delete", "/api/v1/policies/{name}"),
     ("get", "/api/v1/policies/{name}/versions"),
+    ("get", "/api/v1/portfolios"),
+    ("get", "/api/v1/portfolios/{portfolio_id}"),
+    ("put", "/api/v1/portfolios/{portfolio_id}"),
+    ("delete", "/api/v1/portfolios/{portfolio_id}"),
+    ("get", "/api/v1/portfolios/{portfolio_id}/policies"),
     ("get", "/api/v1/violations"),
     ("patch", "/api/v1/violations/{violation_id}"),
     ("get", "/api/v1/validations/{decision_id}"),
@@ -77,6 +82,7 @@ def test_every_endpoint_is_documented(spec: dict[str, Any]) -> None:
         ("post", "/api/v1/policies"),
         ("put", "/api/v1/policies/{name}"),
         ("patch", "/api/v1/policies/{name}"),
+        ("put", "/api/v1/portfolios/{portfolio_id}"),
     ],
 )
 def test_request_bodies_have_examples(spec: dict[str, Any], method: str, path: str) -> None:
@@ -123,6 +129,17 @@ def test_the_examples_are_accepted_by_the_service(client: TestClient, spec: dict
     for patch in _request_examples(spec, "patch", "/api/v1/policies/{name}").values():
         r = client.patch(f"/api/v1/policies/{name}", json=patch["value"])
         assert r.status_code == 200, r.text
+
+    # The node examples, parents first (the fund the portfolio example names is created).
+    nodes = _request_examples(spec, "put", "/api/v1/portfolios/{portfolio_id}")
+    firm, portfolio = nodes["firm"]["value"], nodes["portfolio"]["value"]
+    for node in (
+        firm,
+        {"portfolio_id": portfolio["parent_id"], "name": "Fund", "parent_id": firm["portfolio_id"]},
+        portfolio,
+    ):
+        r = client.put(f"/api/v1/portfolios/{node['portfolio_id']}", json=node)
+        assert r.status_code in (200, 201), r.text
 
 
 def test_documented_error_body_is_the_one_sent(spec: dict[str, Any]) -> None:
