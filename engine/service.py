@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from engine.adjust import Adjuster, AttemptResult
 from engine.check import check
 from engine.conflicts import find_conflicts
+from engine.language import check_policies
 from engine.layout import Layout, LayoutCache
 from engine.portfolio import snapshot_of
 from engine.problems import ProblemCache
@@ -87,6 +88,8 @@ class PolicyEngine:
         """
         timer = StageTimer()
         with timer.stage("resolve"):
+            if request.policies is not None:  # stored policies were checked when stored
+                check_policies(request.policies, prefix="policies")
             effective = effective_policies(request, policies)
         with timer.stage("weights"):
             snap = snapshot_of(request)
