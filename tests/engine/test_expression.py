@@ -75,13 +75,19 @@ REJECTED = [
     ("sum(w) < 1", "sum(w) < 1: < cannot bound a constraint (use <= or >=)"),
     ("sum(w / beta) <= 1", "w / beta: divide only by a number (beta is not)"),
     ("1 <= 2", "1 <= 2: neither side depends on the weights"),
-    ("sum(w[w > 0]) <= 1", "w > 0: a condition selects symbols by an instrument attribute "
-     '(sector == "Energy", beta > 1); it cannot depend on the weights'),
+    (
+        "sum(w[w > 0]) <= 1",
+        "w > 0: a condition selects symbols by an instrument attribute "
+        '(sector == "Energy", beta > 1); it cannot depend on the weights',
+    ),
     ("sum(w.__class__) <= 1", "syntax error at column 6: unexpected character '.'"),
     ("sum(__class__) <= 1", "__class__: names may not start with '_'"),
-    ("sum_largest(abs(w), 0) <= 1", "sum_largest(abs(w), 0): k must be a whole number of at least 1"),
     (
-        "abs(abs(w[\"A\"]) - 0.1) <= 1",
+        "sum_largest(abs(w), 0) <= 1",
+        "sum_largest(abs(w), 0): k must be a whole number of at least 1",
+    ),
+    (
+        'abs(abs(w["A"]) - 0.1) <= 1',
         'abs(abs(w["A"]) - 0.1): abs of the convex expression abs(w["A"]) - 0.1 is not convex '
         "or concave; abs needs an affine argument here",
     ),
@@ -114,8 +120,14 @@ def test_syntax_errors_carry_their_column() -> None:
 # One tree, two forms: numpy values and the cvxpy expression agree.
 
 SYMBOLS = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"]
-SECTORS = {"AAA": "Tech", "BBB": "Tech", "CCC": "Energy", "DDD": "Health", "EEE": "Energy",
-           "FFF": "Utilities"}
+SECTORS = {
+    "AAA": "Tech",
+    "BBB": "Tech",
+    "CCC": "Energy",
+    "DDD": "Health",
+    "EEE": "Energy",
+    "FFF": "Utilities",
+}
 COUNTRIES = {"AAA": "US", "BBB": "CA", "CCC": "US", "DDD": "GB", "EEE": "CA", "FFF": "DE"}
 
 
@@ -150,8 +162,9 @@ def _random_request(seed: int, **fields: Any) -> PolicyValidationRequest:
         "risk_model": {"covariance": _covariance(rng, [*SYMBOLS, "GGG"])},
     }
     body.update(fields)
-    return request(positions, trades, cash=float(rng.integers(5_000, 40_000)),
-                   instruments=instruments, **body)
+    return request(
+        positions, trades, cash=float(rng.integers(5_000, 40_000)), instruments=instruments, **body
+    )
 
 
 FORMS = [
@@ -229,32 +242,29 @@ def test_gradient_is_a_subgradient_of_a_convex_row() -> None:
 # ---------------------------------------------------------------------------------------
 # The DSL against the built-in kinds.
 
-def _builtin_pairs(rng: np.random.Generator) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+
+def _builtin_pairs(rng: np.random.Generator) -> list[tuple[str, dict[str, Any]]]:
     cap, k = float(rng.uniform(0.1, 0.3)), int(rng.integers(1, 4))
     lo, hi = float(rng.uniform(0.2, 0.5)), float(rng.uniform(0.6, 0.9))
     return [
         (
             f'sum(w[sector == "Energy"]) <= {cap!r}',
             {"kind": "group_limit", "attribute": "sector", "per_group": {"Energy": {"max": cap}}},
-            {"subject": "Energy"},
         ),
         (
             f"sum(abs(w - w0)) <= {cap / 3!r}",
             {"kind": "turnover", "max": cap / 3},
-            {},
         ),
         (
             f"{lo!r} <= sum(w * beta) <= {hi!r}",
             {"kind": "exposure", "attribute": "beta", "min": lo, "max": hi},
-            {},
         ),
         (
             f"sum_largest(abs(w), {k}) <= {cap * k!r}",
             {"kind": "concentration", "top_k": k, "max": cap * k},
-            {},
         ),
-        (f"risk(w) <= {cap / 2!r}", {"kind": "volatility", "max": cap / 2}, {}),
-        (f"risk(w - b) <= {cap / 4!r}", {"kind": "tracking_error", "max": cap / 4}, {}),
+        (f"risk(w) <= {cap / 2!r}", {"kind": "volatility", "max": cap / 2}),
+        (f"risk(w - b) <= {cap / 4!r}", {"kind": "tracking_error", "max": cap / 4}),
     ]
 
 
@@ -274,7 +284,7 @@ def test_dsl_agrees_with_the_builtin_kinds(seed: int, engine: PolicyEngine) -> N
     rng = np.random.default_rng(100 + seed)
     req = _random_request(seed)
     snap = snapshot_of(req)
-    for source, builtin, _ in _builtin_pairs(rng):
+    for source, builtin in _builtin_pairs(rng):
         mine, theirs = _rows(req, {"kind": "expression", "expr": source}), _rows(req, builtin)
         assert [(r.sense, r.limits.tolist()) for r in mine] == [
             (r.sense, r.limits.tolist()) for r in theirs
@@ -319,7 +329,7 @@ def test_every_pair_is_exercised_breached_and_adjusted(engine: PolicyEngine) -> 
     for seed in range(4):
         rng = np.random.default_rng(100 + seed)
         req = _random_request(seed)
-        for source, builtin, _ in _builtin_pairs(rng):
+        for _, builtin in _builtin_pairs(rng):
             answer = engine.validate(
                 req.model_copy(
                     update={
@@ -330,12 +340,19 @@ def test_every_pair_is_exercised_breached_and_adjusted(engine: PolicyEngine) -> 
             )
             if answer.adjusted_decision is not None:
                 adjusted.add(builtin["kind"])
-    assert adjusted == {"group_limit", "turnover", "exposure", "concentration", "volatility",
-                        "tracking_error"}
+    assert adjusted == {
+        "group_limit",
+        "turnover",
+        "exposure",
+        "concentration",
+        "volatility",
+        "tracking_error",
+    }
 
 
 # ---------------------------------------------------------------------------------------
 # Data at validation time.
+
 
 def _validate(expr: str, engine: PolicyEngine, **extra: Any) -> Any:
     constraint = {"kind": "expression", "expr": expr, **extra}
@@ -394,6 +411,27 @@ def test_inline_policies_are_checked_with_their_path(engine: PolicyEngine) -> No
 
 def test_symbols_outside_v_are_fixed_at_zero(engine: PolicyEngine) -> None:
     # GGG is an instrument and a benchmark name but neither held nor traded
+    # GGG cannot be bought in this decision: its weight stays 0, a passive breach
     answer = _validate('w["GGG"] >= 0.01', engine)
-    assert [v.observed for v in answer.violations] == [0.0]
-    assert answer.adjusted_decision is None or not answer.adjusted_decision.is_compliant
+    assert [(v.observed, v.pre_trade, v.breach.value) for v in answer.violations] == [
+        (0.0, 0.0, "passive")
+    ]
+    assert answer.is_compliant
+
+
+def test_compile_fails_closed_when_cvxpy_disagrees(
+    engine: PolicyEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were the syntactic checker ever wrong, cvxpy's own DCP check refuses the policy."""
+    import dataclasses
+
+    import engine.kinds.expression as kind_module
+
+    def lenient(source: str) -> Any:  # pretends a convex body may be bounded from below
+        return dataclasses.replace(analyze("sum(abs(w)) <= 1"), lower=0.5)
+
+    monkeypatch.setattr(kind_module, "analyze", lenient)
+    with pytest.raises(InputError) as caught:
+        _validate("sum(abs(w)) <= 1", PolicyEngine())
+    assert caught.value.field == "policies[p].rules.constraints[0].expr"
+    assert "cvxpy does not accept it as convex" in caught.value.message
