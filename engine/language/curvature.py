@@ -16,6 +16,7 @@ from engine.language.expression import ExpressionError, parse
 from engine.language.functions import FUNCTIONS, FunctionSpec
 from engine.language.nodes import (
     Arith,
+    AttributeTest,
     Call,
     Comparison,
     Constraint,
@@ -32,6 +33,10 @@ from engine.language.nodes import (
 __all__ = ["Curvature", "Info", "Sign", "analyze", "info"]
 
 Curvature = Literal["constant", "affine", "convex", "concave"]
+
+PER_REQUEST = frozenset({"price", "lot_size"})
+"""Instrument fields an expression may not read: they change between requests that share a
+compiled layout."""
 Sign = Literal["nonneg", "nonpos", "unknown"]
 
 
@@ -171,6 +176,12 @@ def _index(node: Index) -> Info:
             "conditions with and / or"
         )
     domain: Mask | Literal["scalar"] = "scalar" if isinstance(node.key, String) else node.key
+    for test in _walk(node.key):
+        if isinstance(test, AttributeTest) and test.attribute in PER_REQUEST:
+            raise ExpressionError(
+                f"{test.text}: {test.attribute} changes with every request and cannot select "
+                "symbols"
+            )
     return Info(base.curvature, base.sign, domain)
 
 
@@ -189,6 +200,11 @@ def info(node: Node) -> Info:
     if isinstance(node, Number):
         return Info("constant", _sign_of(node.value), "scalar", node.value)
     if isinstance(node, Name):
+        if node.name in PER_REQUEST:
+            raise ExpressionError(
+                f"{node.text}: {node.name} changes with every request and cannot be read by an "
+                "expression (the weights already reflect prices)"
+            )
         if node.name == "w":
             return Info("affine", "unknown", None)
         return Info("constant", "unknown", None)  # w0, b, or an instrument attribute

@@ -63,7 +63,7 @@ class NumpyBackend:
 
     def reduce(self, func: str, x: Any, k: int) -> Any:
         """A vector reduced to one number by `func`."""
-        x = np.asarray(x, dtype=float)
+        x = np.atleast_1d(np.asarray(x, dtype=float))
         if func == "sum":
             return float(np.sum(x))
         if x.size == 0:

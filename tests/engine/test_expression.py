@@ -435,3 +435,16 @@ def test_compile_fails_closed_when_cvxpy_disagrees(
         _validate("sum(abs(w)) <= 1", PolicyEngine())
     assert caught.value.field == "policies[p].rules.constraints[0].expr"
     assert "cvxpy does not accept it as convex" in caught.value.message
+
+
+@pytest.mark.parametrize("source", ["sum(w * price) <= 1", "sum(w[lot_size > 1]) <= 0.1"])
+def test_fields_that_change_per_request_are_refused(source: str) -> None:
+    with pytest.raises(ExpressionError, match="changes with every request"):
+        analyze(source)
+
+
+def test_scalar_functions_of_one_symbol(engine: PolicyEngine) -> None:
+    answer = _validate('max(w["AAA"]) + max(w["CCC"], 0.5) <= 0.6', engine)
+    snap = snapshot_of(_random_request(1))
+    expected = snap.w_hat[snap.index["AAA"]] + max(snap.w_hat[snap.index["CCC"]], 0.5)
+    assert [v.observed for v in answer.violations] == [pytest.approx(expected, abs=1e-12)]
