@@ -159,6 +159,12 @@ class _ToNodes(Transformer[Token, Node]):
 
 
 def _literal(node: Node, context: str) -> float | str:
+    if (
+        isinstance(node, Number)
+        and node.value.is_integer()
+        and not any(c in node.text for c in ".eE")
+    ):
+        return int(node.value)  # `rating == 1` also matches the text "1", as `where` does
     if isinstance(node, Number | String):
         return node.value
     raise ExpressionError(f"{context}: compare an attribute with a number or a string literal")

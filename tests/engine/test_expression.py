@@ -448,3 +448,34 @@ def test_scalar_functions_of_one_symbol(engine: PolicyEngine) -> None:
     snap = snapshot_of(_random_request(1))
     expected = snap.w_hat[snap.index["AAA"]] + max(snap.w_hat[snap.index["CCC"]], 0.5)
     assert [v.observed for v in answer.violations] == [pytest.approx(expected, abs=1e-12)]
+
+
+def _with_ratings(ratings: dict[str, Any]) -> PolicyValidationRequest:
+    req = _random_request(1)
+    for inst in req.portfolio_state.instruments:
+        if inst.symbol in ratings:
+            inst.attributes["rating"] = ratings[inst.symbol]
+    return req
+
+
+def test_masks_match_numbers_and_text_and_drop_ignored_symbols(engine: PolicyEngine) -> None:
+    req = _with_ratings({"AAA": 1, "CCC": "1", "EEE": 2})
+    snap = snapshot_of(req)
+    weight = {s: snap.w_hat[i] for i, s in enumerate(snap.symbols)}
+
+    def observed(expr: str) -> float:
+        constraint = {"kind": "expression", "expr": expr, "missing": "ignore"}
+        rows = _rows(req, constraint)
+        return float(rows[0].block.values(snap.w_hat)[0])
+
+    ones = sum(weight.get(s, 0.0) for s in ("AAA", "CCC"))
+    assert observed("sum(w[rating == 1]) <= 1") == pytest.approx(ones, abs=1e-12)
+    # symbols without a rating drop out, also under `not`
+    rated = sum(weight.get(s, 0.0) for s in ("AAA", "CCC", "EEE"))
+    assert observed("sum(w[not rating == 7]) <= 1") == pytest.approx(rated, abs=1e-12)
+
+
+def test_max_of_an_empty_selection_is_refused(engine: PolicyEngine) -> None:
+    with pytest.raises(InputError, match="selects no symbol"):
+        _validate('max(w[sector == "Nowhere"]) <= 0.1', engine)
+    assert _validate('sum(w[sector == "Nowhere"]) <= 0.1', engine).violations == []
