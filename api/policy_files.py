@@ -10,6 +10,8 @@ import yaml
 from pydantic import ValidationError
 
 from api.errors import describe_validation_error
+from engine import InputError
+from engine.language import check_policy
 from models import PolicyDefinition
 
 __all__ = ["PolicyFileError", "load_policies", "read_documents", "supported_files"]
@@ -42,10 +44,15 @@ def _from_file(path: Path) -> list[PolicyDefinition]:
     for k, item in enumerate(items):
         where = f"{path}[{k}]" if isinstance(data, list) else str(path)
         try:
-            out.append(PolicyDefinition.model_validate(item))
+            policy = PolicyDefinition.model_validate(item)
         except ValidationError as exc:
             lines = describe_validation_error(exc).splitlines()
             raise PolicyFileError("\n".join(f"{where}: {line}" for line in lines)) from exc
+        try:
+            check_policy(policy)
+        except InputError as exc:
+            raise PolicyFileError(f"{where}: {exc.field}: {exc.message}") from exc
+        out.append(policy)
     return out
 
 

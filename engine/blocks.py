@@ -86,6 +86,15 @@ class Block(ABC):
         Used to tighten limits so that rounding trades to lots cannot break them.
         """
 
+    @property
+    def needs_cone(self) -> bool:
+        """True when the cvxpy form needs a second-order cone solver (not just a QP one)."""
+        return False
+
+    def gradient(self, w: FloatArray) -> FloatArray:
+        """Gradient of a single-row cone block at `w` (the tangent plane used to polish)."""
+        raise NotImplementedError(f"{type(self).__name__} has no gradient")
+
 
 def _matrix_param(matrix: FloatArray | sp.spmatrix, *, structural: bool, name: str) -> Any:
     """A constant when the matrix is structural, else a Parameter of its shape."""
@@ -258,6 +267,10 @@ class NormBlock(Block):
     @property
     def rows(self) -> int:
         return 1
+
+    @property
+    def needs_cone(self) -> bool:
+        return True
 
     def values(self, w: FloatArray) -> FloatArray:
         y = np.asarray(self.P @ w).ravel() + self.c

@@ -28,6 +28,7 @@ from engine.capacity_lp import CapacityProblemCache
 from engine.check import CheckResult, check
 from engine.errors import UnknownSymbolError
 from engine.hierarchy import Lineage, with_default_benchmark
+from engine.language import check_policies
 from engine.layout import Layout, LayoutCache
 from engine.portfolio import MAX_WEIGHT, snapshot_of
 from engine.resolve import effective_policies
@@ -123,6 +124,8 @@ class CapacityAnalyzer:
         timer = StageTimer()
         probe = _probe(request)
         with timer.stage("resolve"):
+            if request.policies is not None:  # stored policies were checked when stored
+                check_policies(request.policies, prefix="policies")
             chain = Lineage.of(probe.decision.portfolio_id, lineage)
             effective = effective_policies(probe, policies, chain)
             probe = with_default_benchmark(probe, chain)

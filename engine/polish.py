@@ -19,7 +19,7 @@ import dataclasses
 
 import numpy as np
 
-from engine.blocks import AffineBlock, NormBlock
+from engine.blocks import AffineBlock
 from engine.layout import Layout
 from models.typing import FloatArray
 
@@ -29,11 +29,11 @@ POLISH_ROUNDS = 8
 
 
 def linearized(layout: Layout, w: FloatArray) -> Layout:
-    """The layout with every risk norm row replaced by its tangent plane at `w`."""
+    """The layout with every cone row (a single row) replaced by its tangent plane at `w`."""
     rowsets = []
     for rowset in layout.rowsets:
         block = rowset.block
-        if isinstance(block, NormBlock):
+        if block.needs_cone:
             gradient = block.gradient(w)
             value = float(block.values(w)[0])
             plane = AffineBlock(

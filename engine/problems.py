@@ -24,7 +24,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from engine.blocks import NormBlock, Params
+from engine.blocks import Params
 from engine.layout import Layout
 from models.typing import FloatArray
 
@@ -127,7 +127,7 @@ def _build(space: Space, layout: Layout, indices: Sequence[int]) -> CompiledProb
     problem = cp.Problem(cp.Minimize(objective), constraints + rows)
     if not problem.is_dcp(dpp=True):
         raise RuntimeError(f"{space} problem is not DPP; a constraint kind is mis-specified")
-    needs_socp = any(isinstance(layout.rowsets[k].block, NormBlock) for k in indices)
+    needs_socp = any(layout.rowsets[k].block.needs_cone for k in indices)
     return CompiledProblem(
         space,
         problem,

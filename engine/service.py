@@ -10,6 +10,7 @@ from engine.capacity import CapacityAnalyzer
 from engine.check import check
 from engine.conflicts import find_conflicts
 from engine.hierarchy import Lineage, with_default_benchmark
+from engine.language import check_policies
 from engine.layout import Layout, LayoutCache
 from engine.portfolio import snapshot_of
 from engine.problems import ProblemCache
@@ -116,6 +117,8 @@ class PolicyEngine:
         """
         timer = StageTimer()
         with timer.stage("resolve"):
+            if request.policies is not None:  # stored policies were checked when stored
+                check_policies(request.policies, prefix="policies")
             chain = Lineage.of(request.decision.portfolio_id, lineage)
             effective = effective_policies(request, policies, chain)
             request = with_default_benchmark(request, chain)

@@ -23,6 +23,7 @@ __all__ = [
     "ConstraintBase",
     "CVaR",
     "Exposure",
+    "Expression",
     "GrossExposure",
     "GroupLimit",
     "MissingDefault",
@@ -253,6 +254,18 @@ class StressTest(ConstraintBase):
     max_loss: Annotated[float, Field(allow_inf_nan=False)]
 
 
+class Expression(ConstraintBase):
+    """A custom convex constraint in the expression language (docs/expressions.md).
+
+    `expr` is only shape-checked here (a non-empty string of bounded length); the engine
+    parses it and checks that it is convex when the policy is stored or a request carries
+    it inline, and rejects it naming `rules.constraints[i].expr`.
+    """
+
+    kind: Literal["expression"] = "expression"
+    expr: str = Field(min_length=1, max_length=2000)
+
+
 Constraint = Annotated[
     WeightBounds
     | GroupLimit
@@ -269,7 +282,8 @@ Constraint = Annotated[
     | TrackingError
     | ValueAtRisk
     | CVaR
-    | StressTest,
+    | StressTest
+    | Expression,
     Field(discriminator="kind"),
 ]
 """Any constraint kind; pydantic picks the class from `kind` and names unknown kinds."""

@@ -12,6 +12,7 @@ from api.examples import POLICY_EXAMPLE
 from api.schemas import ERROR_RESPONSES, ErrorResponse, PolicyPublic, PolicyVersionPublic
 from api.store import StoredPolicy
 from api.store.diff import merge_patch
+from engine.language import check_policy
 from models import PolicyDefinition, PolicyType
 
 __all__ = ["router"]
@@ -61,6 +62,7 @@ def list_policies(
 )
 def create_policy(policy: PolicyBody, services: ServicesDep, caller: Admin) -> PolicyPublic:
     """Store a new policy as version 1."""
+    check_policy(policy)
     return _public(services.store.policies.create(policy, actor=caller.name))
 
 
@@ -75,6 +77,7 @@ def replace_policy(
     name: str, policy: PolicyBody, services: ServicesDep, caller: Admin
 ) -> PolicyPublic:
     """Replace the whole definition (a new version)."""
+    check_policy(policy)
     return _public(services.store.policies.replace(name, policy, actor=caller.name))
 
 
@@ -106,6 +109,7 @@ def patch_policy(
         policy = PolicyDefinition.model_validate(merged)
     except ValidationError as exc:
         raise PatchInvalid(exc) from exc
+    check_policy(policy)
     return _public(services.store.policies.replace(name, policy, actor=caller.name, change="patch"))
 
 

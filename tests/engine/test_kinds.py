@@ -372,7 +372,36 @@ def _risk_cases() -> list[tuple[str, dict[str, Any], list[tuple[str, str, float]
     return out
 
 
-ALL_CASES = CASES + _risk_cases()
+EXPRESSION_CASES: list[tuple[str, dict[str, Any], list[tuple[str, str, float]], Expected]] = [
+    (
+        "expression holds",
+        {"kind": "expression", "expr": 'sum(w[sector == "Energy"]) <= 0.35'},
+        [("CCC", "BUY", 40)],
+        set(),
+    ),
+    (
+        "expression active",
+        {"kind": "expression", "expr": 'sum(w[sector == "Energy"]) <= 0.35'},
+        [("CCC", "BUY", 100)],
+        {("expression.max", None, "active")},
+    ),
+    (
+        # beta exposure 0.67 before, 0.683 after: below the floor, but better than before
+        "expression min passive",
+        {"kind": "expression", "expr": "0.7 <= sum(w * beta) <= 2"},
+        [("AAA", "BUY", 10)],
+        {("expression.min", None, "passive")},
+    ),
+    (
+        # tracking error 7.9% before, 12.5% after selling all of AAA
+        "expression risk active",
+        {"kind": "expression", "expr": "risk(w - b) <= 0.1"},
+        [("AAA", "SELL", 200)],
+        {("expression.max", None, "active")},
+    ),
+]
+
+ALL_CASES = CASES + _risk_cases() + EXPRESSION_CASES
 
 
 def _breaches(

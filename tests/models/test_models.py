@@ -84,6 +84,7 @@ EVERY_KIND: list[dict[str, Any]] = [
             "aaa-default": {"shocks": {"AAA": -1.0}},
         },
     },
+    {"kind": "expression", "expr": 'sum(w[sector == "Energy"]) <= 0.08', "missing": "ignore"},
 ]
 
 

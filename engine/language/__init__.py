@@ -1,0 +1,20 @@
+"""The custom-expression language: parser, DCP analysis, evaluation (docs/expressions.md)."""
+
+from __future__ import annotations
+
+from engine.language.curvature import analyze
+from engine.language.expression import ExpressionError, parse
+from engine.language.functions import FUNCTIONS
+from engine.language.nodes import Constraint
+from engine.language.policies import ExpressionInputError, check_policies, check_policy
+
+__all__ = [
+    "FUNCTIONS",
+    "Constraint",
+    "ExpressionError",
+    "ExpressionInputError",
+    "analyze",
+    "check_policies",
+    "check_policy",
+    "parse",
+]
