@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from engine.errors import MissingDataError
+from engine.errors import MissingDataError, PolicyResolutionError
 from engine.portfolio import Snapshot
 from engine.risk import RiskFactors, risk_factors
 from models import Instrument, MissingDefault, PolicyValidationRequest
@@ -17,6 +17,10 @@ from models.typing import FloatArray
 __all__ = ["IGNORED", "CompileContext"]
 
 IGNORED: Any = object()
+
+PER_REQUEST_FIELDS = frozenset({"price", "lot_size"})
+"""Instrument fields that change from request to request and are left out of the layout
+cache key (engine.layout), so no constraint may be built from them."""
 """Returned by `CompileContext.attribute` for an instrument the constraint leaves out."""
 
 
@@ -54,6 +58,14 @@ class CompileContext:
 
     def attribute(self, symbol: str, name: str, missing: Any) -> Any:
         """Attribute `name` of `symbol`, honouring the constraint's `missing` rule."""
+        if name in PER_REQUEST_FIELDS:
+            # A cached layout is reused across requests whose prices and lots differ, so a
+            # row built from them would silently keep the first request's values.
+            raise PolicyResolutionError(
+                f"policies[{self.policy_name}].{self.constraint_path}",
+                f"{self.where()} reads {name!r}, which changes with every request; a "
+                "constraint may only read reference data (sector, issuer, adv, attributes...)",
+            )
         instrument = self.snap.instruments.get(symbol)
         value = None if instrument is None else instrument.attribute(name)
         if value is not None:

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from engine import PolicyEngine
+from engine.errors import PolicyResolutionError
 from models import PolicyDefinition, PolicyValidationRequest
+from tests.builders import policy, request
 from tests.strategies import random_case
 
 
@@ -67,3 +69,17 @@ def test_cached_layout_answers_like_a_fresh_one(seed: int) -> None:
             continue
         assert _summary(shared, variant, policies) == fresh
     assert shared.cache_stats().layout_hits > 0
+
+
+@pytest.mark.parametrize("field", ["price", "lot_size"])
+def test_constraints_cannot_read_per_request_fields_a_cached_layout_would_keep(
+    field: str,
+) -> None:
+    policies = [
+        PolicyDefinition.model_validate(
+            policy("by-price", {"kind": "exposure", "attribute": field, "max": 1e9})
+        )
+    ]
+    req = request({"AAA": 10}, [("AAA", "BUY", 1)])
+    with pytest.raises(PolicyResolutionError, match=f"reads '{field}'"):
+        PolicyEngine().validate(req, policies)
