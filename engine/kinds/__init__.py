@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.kinds import exposures, positions, risk
+from engine.kinds import exposures, positions, regulatory, risk
 from engine.kinds.base import REGISTRY, Kind
 
-__all__ = ["REGISTRY", "Kind", "exposures", "positions", "risk"]
+__all__ = ["REGISTRY", "Kind", "exposures", "positions", "regulatory", "risk"]
