@@ -518,3 +518,52 @@ def test_threshold_above_single_max_is_rejected() -> None:
 
     with pytest.raises(ValidationError, match="threshold"):
         Ucits51040(threshold=0.2, single_max=0.1)
+
+
+@pytest.mark.parametrize(
+    ("constraint", "field"),
+    [
+        ({"kind": "ucits_5_10_40", "exempt": {}}, "exempt"),
+        ({"kind": "ucits_5_10_40", "single_max": -0.1}, "single_max"),
+        ({"kind": "names_rule_80"}, "where"),
+        ({"kind": "names_rule_80", "where": {}}, "where"),
+        ({"kind": "illiquid_limit", "max": float("nan")}, "max"),
+        ({"kind": "derivatives_var", "mode": "historical"}, "mode"),
+        ({"kind": "derivatives_var", "confidence": 1.0}, "confidence"),
+        ({"kind": "diversified_75_5_10", "issuer_limit": 0.05}, "issuer_limit"),
+    ],
+)
+def test_invalid_parameters_name_the_field(constraint: dict[str, Any], field: str) -> None:
+    from pydantic import ValidationError
+
+    from models import PolicyDefinition
+
+    body = {"policy_name": "p", "policy_type": "REGULATORY", "rules": {"constraints": [constraint]}}
+    with pytest.raises(ValidationError, match=field):
+        PolicyDefinition.model_validate(body)
+
+
+def test_cached_layout_serves_a_new_request_with_a_new_restriction() -> None:
+    """Same issuers and policies, other weights: no recompilation, the restriction follows."""
+    engine = PolicyEngine()
+    first = {f"I{k}": 0.04 for k in range(5)}
+    response = engine.validate(fund(first, {f"I{k}": 0.05 for k in range(5)}, [UCITS]))
+    assert response.adjusted_decision is not None
+    compiled = engine.cache_stats()
+    # Now I4 and I3 are the big ones before the decision, and I0 is bought to 9%.
+    second = {"I0": 0.04, "I1": 0.04, "I2": 0.04, "I3": 0.09, "I4": 0.095}
+    trades = {"I0": 0.05, "I1": 0.05, "I2": 0.05, "I3": -0.001, "I4": -0.001}  # same names
+    req = fund(second, trades, [UCITS])
+    response = engine.validate(req)
+    stats = engine.cache_stats()
+    assert (stats.misses, stats.layout_misses) == (compiled.misses, compiled.layout_misses)
+    assert stats.layout_hits == compiled.layout_hits + 1
+    adjusted = response.adjusted_decision
+    assert adjusted is not None and adjusted.is_compliant
+    # Pre-trade I3, I4 are in (8.9% + 9.4% proposed); then I0, I1 at 9% fit (36.3%), I2
+    # would not (45.3%).
+    assert adjusted.encodings[0].encoding.startswith(
+        "restriction: issuers allowed above 5.00%: I0, I1, I3, I4;"
+    )
+    _, aggregate = ucits_breaches(post_weights(req, response))
+    assert aggregate <= 0.40 + TOLERANCE
