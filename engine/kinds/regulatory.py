@@ -250,7 +250,7 @@ class DiversifiedKind(Kind):
                 "ge",
                 np.array([spec.basket_min]),
                 [None],
-                "diversified_75_5_10.basket",
+                "diversified_75_5_10.basket_min",
                 fixed(what + voting + ")"),
                 refresh=refresh,
             )
@@ -348,15 +348,13 @@ class DerivativesVaRKind(Kind):
         horizon = f"{100 * spec.confidence:g}% {spec.horizon_days:g}-day VaR"
         if spec.mode == "absolute":
             return [
-                RowSet.portfolio_cap(
-                    block, spec.max, "derivatives_var.absolute", horizon, unit="risk"
-                )
+                RowSet.portfolio_cap(block, spec.max, "derivatives_var.max", horizon, unit="risk")
             ]
         reference = _reference_var(ctx, scale)
         what = f"{horizon} (limit {spec.max_ratio:g} x reference portfolio VaR {pct(reference)})"
         return [
             RowSet.portfolio_cap(
-                block, spec.max_ratio * reference, "derivatives_var.relative", what, unit="risk"
+                block, spec.max_ratio * reference, "derivatives_var.max_ratio", what, unit="risk"
             )
         ]
 

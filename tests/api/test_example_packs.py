@@ -47,7 +47,7 @@ EXPECTED: dict[str, tuple[bool, set[Row], list[tuple[str, str, float]] | None]] 
     # purchase cut by 1/3%: 1,166.67, 1,166.67 and 666.67 shares, rounded down to lots.
     "us-40act-basket-breach.json": (
         False,
-        {("40act-diversified", "diversified_75_5_10.basket", None, "active")},
+        {("40act-diversified", "diversified_75_5_10.basket_min", None, "active")},
         [("B1", "BUY", 1166.0), ("B2", "BUY", 1166.0), ("B3", "BUY", 666.0)],
     ),
     # Selling 1% of B1 (8.5% -> 7.5%, still counted 5%) to buy 1% of X (4% -> 5%): 79%.

@@ -348,13 +348,13 @@ REGULATORY_CASES: list[tuple[str, dict[str, Any], list[tuple[str, str, float]], 
         "diversified active",  # cash 20%, CCC 40% capped at 15%: 70%
         {**DIVERSIFIED, "basket_min": 0.75},
         [("CCC", "BUY", 100)],
-        {("diversified_75_5_10.basket", None, "active")},
+        {("diversified_75_5_10.basket_min", None, "active")},
     ),
     (
         "diversified passive",  # 80% -> 84% against 85%
         {**DIVERSIFIED, "basket_min": 0.85},
         [("CCC", "SELL", 40)],
-        {("diversified_75_5_10.basket", None, "passive")},
+        {("diversified_75_5_10.basket_min", None, "passive")},
     ),
     # Energy: CCC 30%.
     ("names_rule_80 holds", {**NAMES, "min": 0.3}, [("EEE", "BUY", 10)], set()),
@@ -436,7 +436,7 @@ def _risk_cases() -> list[tuple[str, dict[str, Any], list[tuple[str, str, float]
     ):
         pre, post_up = _weights(BASE, trades_up)
         _, post_down = _weights(BASE, trades_down)
-        vtype = "derivatives_var.absolute" if kind == "derivatives_var" else f"{kind}.max"
+        vtype = f"{kind}.max"
         v_pre, v_up, v_down = value(pre), value(post_up), value(post_down)
         assert v_up > v_pre > v_down, kind
         out += [

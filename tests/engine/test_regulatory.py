@@ -346,7 +346,7 @@ def test_diversified_basket_with_issuer_and_voting_caps(engine: PolicyEngine) ->
     response = engine.validate(diversified_fund({"BIG": 0.07}, mode="validate"))
     (v,) = response.violations
     assert (v.violation_type, v.breach.value, v.severity.value) == (
-        "diversified_75_5_10.basket",
+        "diversified_75_5_10.basket_min",
         "active",
         "CRITICAL",
     )
@@ -367,11 +367,11 @@ def test_diversified_market_move_breach_is_passive(engine: PolicyEngine) -> None
     # decision. Buying a government bond with the last 1% of cash leaves 73%: passive.
     state = dict(big=0.30)
     response = engine.validate(diversified_fund({"GOV": 0.01}, mode="validate", **state))
-    assert rows(response) == {("diversified_75_5_10.basket", None, "passive")}
+    assert rows(response) == {("diversified_75_5_10.basket_min", None, "passive")}
     assert response.is_compliant
     # Buying 1% more BIG instead: 72%, worse: active (section 5(c)).
     response = engine.validate(diversified_fund({"BIG": 0.01}, mode="validate", **state))
-    assert rows(response) == {("diversified_75_5_10.basket", None, "active")}
+    assert rows(response) == {("diversified_75_5_10.basket_min", None, "active")}
     assert not response.is_compliant
 
 
@@ -473,7 +473,7 @@ def test_derivatives_var_absolute_twenty_percent(engine: PolicyEngine) -> None:
     response = engine.validate(var_fund(0.30, {"kind": "derivatives_var"}))
     (v,) = response.violations
     assert (v.violation_type, v.breach.value, v.severity.value) == (
-        "derivatives_var.absolute",
+        "derivatives_var.max",
         "active",
         "CRITICAL",
     )
@@ -489,7 +489,7 @@ def test_derivatives_var_relative_to_reference_portfolio(engine: PolicyEngine) -
     assert engine.validate(var_fund(0.0, relative)).violations == []
     response = engine.validate(var_fund(0.25, relative))
     (v,) = response.violations
-    assert v.violation_type == "derivatives_var.relative"
+    assert v.violation_type == "derivatives_var.max_ratio"
     assert v.limit == pytest.approx(2 * reference, rel=1e-9)
     assert v.observed == pytest.approx(Z99 * H20 * 0.25 * 1.25, rel=1e-9)
     # max_ratio 2.5 (closed-end funds): limit 24.58% holds.
