@@ -28,7 +28,14 @@ from engine.piecewise import (
 )
 from engine.portfolio import Snapshot
 from engine.rows import RowSet
-from models import DerivativesVaR, Diversified75510, IlliquidLimit, NamesRule80, Ucits51040
+from models import (
+    DerivativesVaR,
+    Diversified75510,
+    IlliquidLimit,
+    MissingDefault,
+    NamesRule80,
+    Ucits51040,
+)
 from models.typing import BoolArray, FloatArray
 
 __all__ = [
@@ -50,7 +57,16 @@ def _membership(groups: list[str], member_of: dict[int, str], n: int) -> sp.csr_
 
 
 def _exempt(ctx: CompileContext, where: dict[str, list[Any]] | None, missing: Any) -> set[str]:
-    return set(select_where(ctx, where, missing, ctx.snap.symbols)) if where else set()
+    """The symbols an `exempt` filter matches.
+
+    An exemption is favourable treatment, so an instrument lacking an attribute the filter
+    reads is simply not exempt (no error, whatever `missing` says), unless `missing` gives
+    a default value, which is then matched.
+    """
+    if not where:
+        return set()
+    lenient = missing if isinstance(missing, MissingDefault) else "ignore"
+    return set(select_where(ctx, where, lenient, ctx.snap.symbols))
 
 
 def _weight_row(ctx: CompileContext, symbols: Sequence[str]) -> AffineBlock:

@@ -567,3 +567,18 @@ def test_cached_layout_serves_a_new_request_with_a_new_restriction() -> None:
     )
     _, aggregate = ucits_breaches(post_weights(req, response))
     assert aggregate <= 0.40 + TOLERANCE
+
+
+def test_instruments_without_the_exempt_attribute_are_not_exempt(engine: PolicyEngine) -> None:
+    # No asset_class anywhere: nothing is exempt under the default filter, and no error.
+    # A 40% and B 20%, each counted at 5%, plus cash 40%: basket 50%.
+    plain = regulatory(
+        "diversified", {"kind": "diversified_75_5_10", "voting_cap": None, "basket_min": 0.5}
+    )
+    response = engine.validate(fund({"A": 0.40, "B": 0.20}, {}, [plain], mode="validate"))
+    assert response.violations == []
+    tighter = regulatory(
+        "diversified", {"kind": "diversified_75_5_10", "voting_cap": None, "basket_min": 0.51}
+    )
+    response = engine.validate(fund({"A": 0.40, "B": 0.20}, {}, [tighter], mode="validate"))
+    assert response.violations[0].observed == pytest.approx(0.50, abs=1e-12)
