@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from api.policy_files import load_policies
 from engine import PolicyEngine
@@ -122,3 +123,33 @@ def test_quick_start_requests_see_only_the_core_pack(name: str, engine: PolicyEn
     request = PolicyValidationRequest.model_validate(json.loads((REQUESTS / name).read_text()))
     response = engine.validate(request, load_policies(POLICIES))
     assert set(response.policies_checked) == CORE
+
+
+def test_ucits_pack_through_the_http_service(client: TestClient) -> None:
+    """Stored packs, then the UCITS example over HTTP: the encoding reaches the wire and the
+    stored answer."""
+    for policy in load_policies(POLICIES):
+        r = client.post("/api/v1/policies", json=policy.model_dump(mode="json"))
+        assert r.status_code == 201, r.text
+    body = json.loads((REQUESTS / "ucits-aggregate-breach.json").read_text())
+    r = client.post("/api/v1/validate", json=body)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["is_compliant"] is False
+    (encoding,) = answer["adjusted_decision"]["encodings"]
+    assert encoding["policy_name"] == "ucits-5-10-40"
+    assert encoding["kind"] == "ucits_5_10_40"
+    assert encoding["encoding"].startswith("restriction: ")
+    stored = client.get(f"/api/v1/validations/{body['decision']['decision_id']}")
+    assert stored.status_code == 200
+    assert stored.json()["adjusted_decision"]["encodings"] == [encoding]
+    bad = client.post(
+        "/api/v1/policies",
+        json={
+            "policy_name": "bad-ucits",
+            "policy_type": "REGULATORY",
+            "rules": {"constraints": [{"kind": "ucits_5_10_40", "threshold": 0.2}]},
+        },
+    )
+    assert bad.status_code == 422
+    assert "rules.constraints[0]" in bad.text
