@@ -81,7 +81,14 @@ class Adjuster:
     def attempt(
         self, layout: Layout, method: AdjustmentMethod, *, cure_passive: bool
     ) -> AttemptResult:
-        """Solve one method (`scale_back` or `project`) and return a verified adjustment."""
+        """Solve one method (`scale_back` or `project`) and return a verified adjustment.
+
+        The problem is built from `layout.for_solver()` (rules that are not convex replaced
+        by their convex restrictions; the bounds, margins and solver checks refer to its
+        rows, and so do the binding rows' indices), while every rounded candidate is checked
+        against the exact rows of `layout`.
+        """
+        exact, layout = layout, layout.for_solver()
         space: Literal["scale_back", "project"] = (
             "scale_back" if method == AdjustmentMethod.SCALE_BACK else "project"
         )
@@ -130,7 +137,7 @@ class Adjuster:
                     "passed the exact check"
                 )
             found, excess = self._round(
-                layout, solved, method, solver, attempts, strict, cure_passive=cure_passive
+                exact, layout, solved, method, solver, attempts, cure_passive=cure_passive
             )
             if found is not None:
                 found.notes = notes
@@ -205,20 +212,22 @@ class Adjuster:
 
     def _round(
         self,
+        exact: Layout,
         layout: Layout,
         compiled: CompiledProblem,
         method: AdjustmentMethod,
         solver: str,
         attempts: list[SolveOutcome],
-        strict: list[int],
         *,
         cure_passive: bool,
     ) -> tuple[Adjustment | None, list[FloatArray]]:
         """The closest compliant lot-rounded version of the continuous solution, if any.
 
-        Without one, also returns each row's excess over its bound at the least violating
-        rounding tried, for a targeted re-solve.
+        Candidates are checked against the exact rows (`exact`); `layout` is the solver's.
+        Without one, also returns each solver row's excess over its bound at the least
+        violating rounding tried, for a targeted re-solve.
         """
+        strict, exact_strict = layout.strict(), exact.strict()
         snap = layout.snap
         t_continuous = snap.trades_from_weights(snap.w0 + compiled.delta(snap.n))
         shrink_only = compiled.space == "scale_back"
@@ -229,7 +238,7 @@ class Adjuster:
         def consider(t: FloatArray) -> None:
             nonlocal best, least
             w = snap.weights_from_trades(t)
-            if not check(layout, w, cure_passive=cure_passive, indices=strict).is_compliant:
+            if not check(exact, w, cure_passive=cure_passive, indices=exact_strict).is_compliant:
                 total = total_violation(layout, strict, bounds, w)
                 if least is None or total < least[0]:
                     least = (total, w)

@@ -163,10 +163,13 @@ class CapacityAnalyzer:
         snap = layout.snap
         problem = None
         if compliant and strict:
-            problem = self.problems.get(layout, strict)
-            problem.fill(
-                layout, strict, [solve_bounds(layout, k, cure_passive=False) for k in strict]
-            )
+            # The solver's estimate comes from the convex rows (a rule that is not convex
+            # enters through its restriction, which implies it); the exact search below
+            # then runs on the exact rows.
+            convex = layout.for_solver()
+            rows = convex.strict()
+            problem = self.problems.get(convex, rows)
+            problem.fill(convex, rows, [solve_bounds(convex, k, cure_passive=False) for k in rows])
         out = []
         for symbol in symbols:
             i = snap.index[symbol]

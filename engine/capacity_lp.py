@@ -26,7 +26,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from engine.blocks import NormBlock, Params
+from engine.blocks import Params
 from engine.layout import Layout
 from models.typing import FloatArray
 from solvers import SolverChain
@@ -91,7 +91,7 @@ def _build(layout: Layout, indices: Sequence[int]) -> CapacityProblem:
     problem = cp.Problem(cp.Maximize(step), constraints)
     if not problem.is_dcp(dpp=True):
         raise RuntimeError("capacity problem is not DPP; a constraint kind is mis-specified")
-    needs_socp = any(isinstance(layout.rowsets[k].block, NormBlock) for k in indices)
+    needs_socp = any(layout.rowsets[k].block.needs_cone for k in indices)
     return CapacityProblem(problem, step, direction, base, cap, block_params, bounds, needs_socp)
 
 

@@ -27,6 +27,7 @@ class Layout:
     pre_values: list[FloatArray] = field(default_factory=list)
 
     _structures: dict[tuple[int, ...], tuple[Any, ...]] = field(default_factory=dict, repr=False)
+    _solver: Layout | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.pre_values = [rs.block.values(self.snap.w0) for rs in self.rowsets]
@@ -38,6 +39,25 @@ class Layout:
                 rowset.refresh(snap)
         self.snap = snap
         self.pre_values = [rs.block.values(snap.w0) for rs in self.rowsets]
+
+    def for_solver(self) -> Layout:
+        """The layout the adjustment problems are built from.
+
+        Every row set with a `restriction` (a rule that is not convex) is replaced by its
+        restriction's convex rows, which imply it; the layout itself when there is none.
+        Points feasible for the solver's layout are therefore compliant with this one, and
+        the adjuster re-checks its answers against this one all the same.
+        """
+        if not any(rs.restriction for rs in self.rowsets):
+            return self
+        if self._solver is None:
+            rowsets = [part for rs in self.rowsets for part in (rs.restriction or [rs])]
+            self._solver = Layout(snap=self.snap, rowsets=rowsets, policies=self.policies)
+        elif self._solver.snap is not self.snap:
+            # `rebind` refreshed the restriction rows through their owners' `refresh`.
+            self._solver.snap = self.snap
+            self._solver.pre_values = [rs.block.values(self.snap.w0) for rs in self._solver.rowsets]
+        return self._solver
 
     def strict(self) -> list[int]:
         """Indices of the row sets of strict policies (the ones that constrain adjustment)."""
@@ -70,6 +90,8 @@ def build_layout(
             ctx.constraint_path = f"rules.constraints[{j}] ({spec.kind})"
             for rowset in REGISTRY[spec.kind].compile(spec, ctx):
                 rowset.provenance = Provenance(policy=policy, constraint_index=j, kind=spec.kind)
+                for part in rowset.restriction:
+                    part.provenance = rowset.provenance
                 rowsets.append(rowset)
     return Layout(snap=snap, rowsets=rowsets, policies=list(policies))
 

@@ -13,6 +13,7 @@ from engine.scoring import severity
 from models import (
     BindingConstraint,
     BreachKind,
+    RuleEncoding,
     Side,
     SuggestedAdjustment,
     Trade,
@@ -20,7 +21,13 @@ from models import (
 )
 from models.typing import FloatArray
 
-__all__ = ["binding_constraints", "recommendations", "trades_of", "violations_of"]
+__all__ = [
+    "binding_constraints",
+    "recommendations",
+    "rule_encodings",
+    "trades_of",
+    "violations_of",
+]
 
 
 def trades_of(snap: Snapshot, t: FloatArray) -> list[Trade]:
@@ -108,8 +115,27 @@ def violations_of(
     return out
 
 
+def rule_encodings(layout: Layout) -> list[RuleEncoding]:
+    """The strict rules the adjuster solved through a convex restriction, and which one."""
+    out = []
+    for rs in layout.rowsets:
+        assert rs.provenance is not None
+        if rs.encoding is not None and rs.provenance.strict:
+            out.append(
+                RuleEncoding(
+                    policy_name=rs.provenance.policy_name,
+                    kind=rs.provenance.kind,
+                    encoding=rs.encoding,
+                )
+            )
+    return out
+
+
 def binding_constraints(layout: Layout, adjustment: Adjustment) -> list[BindingConstraint]:
-    """The binding rows of the adjustment's optimum with their shadow prices."""
+    """The binding rows of the adjustment's optimum with their shadow prices.
+
+    `layout` is the one the adjustment was solved with (`Layout.for_solver()`).
+    """
     out = []
     for k, r, dual in adjustment.binding:
         rs = layout.rowsets[k]

@@ -47,6 +47,8 @@ class RowSet:
 
     `describe(subject)` names what a row measures ("AAPL weight", "sector Energy gross
     weight"). `always_active` rows (turnover, trade limits) are active whenever breached.
+    A rule that is not convex has exact `block.values` for the checker and a `restriction`
+    the adjuster solves with (see `Layout.for_solver`).
     """
 
     block: Block
@@ -61,6 +63,13 @@ class RowSet:
     refresh: Callable[[Snapshot], None] | None = field(default=None, repr=False)
     """Re-derive the parts that depend on the snapshot's weights, prices or NAV (offsets,
     limits), so a cached layout serves a new request with the same structure."""
+    encoding: str | None = None
+    """How the solver's form encodes a rule that is not convex ("restriction: ..."); None when
+    the rows are the rule itself."""
+    restriction: list[RowSet] = field(default_factory=list, repr=False)
+    """Convex rows that together imply these rows; the adjuster solves with them in place of
+    these (whose block then has exact numeric values but no cvxpy form). Empty when the
+    block's cvxpy form is the rule itself. `refresh` keeps them current."""
 
     def __post_init__(self) -> None:
         self.limits = np.asarray(self.limits, dtype=float)

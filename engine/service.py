@@ -14,7 +14,13 @@ from engine.language import check_policies
 from engine.layout import Layout, LayoutCache
 from engine.portfolio import snapshot_of
 from engine.problems import ProblemCache
-from engine.report import binding_constraints, recommendations, trades_of, violations_of
+from engine.report import (
+    binding_constraints,
+    recommendations,
+    rule_encodings,
+    trades_of,
+    violations_of,
+)
 from engine.resolve import effective_policies
 from engine.scoring import compliance_score
 from engine.sensitivity import sensitivity_of
@@ -144,7 +150,7 @@ class PolicyEngine:
                 is_compliant=verdict.is_compliant,
                 distance=adjustment.distance,
                 solver=adjustment.solver,
-                binding=binding_constraints(layout, adjustment),
+                binding=binding_constraints(layout.for_solver(), adjustment),
                 solver_attempts=[
                     SolverAttempt(
                         solver=a.solver,
@@ -155,6 +161,7 @@ class PolicyEngine:
                     for a in adjustment.attempts
                 ],
                 notes=adjustment.notes,
+                encodings=rule_encodings(layout),
             )
         violations = violations_of(result, snap, adjustment, cure_passive=request.cure_passive)
         advice = recommendations(violations, snap, adjustment, cure_passive=request.cure_passive)
@@ -206,7 +213,7 @@ class PolicyEngine:
         outcome = outcomes[-1]
         last = methods[-1]
         conflicting = find_conflicts(
-            layout,
+            layout.for_solver(),
             space="scale_back" if last == AdjustmentMethod.SCALE_BACK else "project",
             cure_passive=request.cure_passive,
             cache=self.cache,
@@ -221,5 +228,12 @@ class PolicyEngine:
             message = (
                 f"Policies {', '.join(conflicting)} conflict: no portfolio over the held "
                 "and traded symbols satisfies them together; relax one of them"
+            )
+        restricted = sorted({e.policy_name for e in rule_encodings(layout)})
+        if restricted:
+            # A restriction is a subset of its rule: its infeasibility proves no conflict.
+            message += (
+                f" (found with convex restrictions of {', '.join(restricted)}, which are "
+                "stricter than the rules themselves)"
             )
         return outcome, Infeasibility(conflicting_policies=conflicting, message=message)

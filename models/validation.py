@@ -29,6 +29,7 @@ __all__ = [
     "LimitRelaxation",
     "PolicyValidationRequest",
     "PolicyValidationResponse",
+    "RuleEncoding",
     "Sensitivity",
     "SolverAttempt",
     "SuggestedAdjustment",
@@ -146,6 +147,18 @@ class SolverAttempt(StrictModel):
     message: str = ""
 
 
+class RuleEncoding(StrictModel):
+    """How the adjustment encoded a rule that is not convex.
+
+    The adjuster solves with a convex restriction of such a rule (a set of convex rows that
+    implies it); the adjusted decision is then re-checked against the exact rule.
+    """
+
+    policy_name: str
+    kind: str = Field(description="The constraint kind, e.g. ucits_5_10_40.")
+    encoding: str = Field(description='The restriction used, "restriction: ...".')
+
+
 class AdjustedDecision(StrictModel):
     """The closest compliant decision: a complete replacement trade list."""
 
@@ -157,6 +170,11 @@ class AdjustedDecision(StrictModel):
     binding: list[BindingConstraint] = Field(default_factory=list)
     solver_attempts: list[SolverAttempt] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    encodings: list[RuleEncoding] = Field(
+        default_factory=list,
+        description="Rules that are not convex and the convex restriction the adjustment was "
+        "solved with (empty when every constraint is encoded exactly).",
+    )
 
 
 class Infeasibility(StrictModel):

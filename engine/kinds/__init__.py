@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.kinds import exposures, expression, positions, risk
+from engine.kinds import exposures, expression, positions, regulatory, risk
 from engine.kinds.base import REGISTRY, Kind
 
-__all__ = ["REGISTRY", "Kind", "exposures", "expression", "positions", "risk"]
+__all__ = ["REGISTRY", "Kind", "exposures", "expression", "positions", "regulatory", "risk"]

@@ -30,9 +30,14 @@ def _layout():
     return build_layout(effective_policies(req, []), req, snap)
 
 
+def _solver_layout():
+    """The rows the adjuster solves with (restrictions in place of non-convex rules)."""
+    return _layout().for_solver()
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_numeric_rows_equal_cvxpy_rows(seed: int) -> None:
-    layout = _layout()
+    layout = _solver_layout()
     rng = np.random.default_rng(seed)
     w = layout.snap.w0 + rng.normal(0, 0.1, layout.snap.n)
     delta = w - layout.snap.w0
@@ -53,7 +58,7 @@ def test_sensitivity_bounds_every_perturbation(seed: int) -> None:
     rng = np.random.default_rng(seed)
     eps = rng.uniform(0, 0.01, layout.snap.n)
     w = layout.snap.w0 + rng.normal(0, 0.05, layout.snap.n)
-    for rowset in layout.rowsets:
+    for rowset in layout.rowsets + layout.for_solver().rowsets:
         bound = rowset.block.sensitivity(eps)
         for _ in range(20):
             e = eps * rng.choice([-1.0, 1.0], size=eps.shape) * rng.uniform(0, 1, eps.shape)
@@ -73,7 +78,7 @@ def test_cvar_matches_rockafellar_uryasev_minimum() -> None:
 def test_every_kind_compiles_to_a_dpp_problem(space: str) -> None:
     from engine.problems import ProblemCache
 
-    layout = _layout()
+    layout = _solver_layout()
     compiled = ProblemCache().get(space, layout, list(range(len(layout.rowsets))))  # type: ignore[arg-type]
     assert compiled.problem.is_dcp(dpp=True)
     assert compiled.needs_socp

@@ -272,3 +272,22 @@ def test_random_portfolios_are_exact(engine: PolicyEngine, case: Any) -> None:
         return  # the case misses data a policy needs; validate refuses it the same way
     assert response.base_compliant  # the current portfolio never blocks itself
     assert_exact(engine, body, response)
+
+
+def test_ucits_aggregate_capacity_is_exact_although_the_rule_is_not_convex(
+    engine: PolicyEngine,
+) -> None:
+    # Four issuers at 9% (36% above the 5% threshold) and EEE at 4.5%, NAV 100,000.
+    ucits = policy("ucits", {"kind": "ucits_5_10_40"}, policy_type="REGULATORY")
+    held = {"AAA": 90, "BBB": 90, "CCC": 90, "DDD": 90, "EEE": 45}
+    instruments = [instrument(s, lot_size=1) for s in held]
+    state = request(held, [], cash=59_500, instruments=instruments).portfolio_state
+    response, body = _capacity(engine, [ucits], state=state.model_dump(mode="json"))
+    # EEE may reach 5% exactly; above it the issuers over 5% would weigh 41% > 40%.
+    eee = _limit(response, "EEE", "buy")
+    assert eee.shares == 5 and _binding(eee) == {("ucits", None)}
+    assert {b.violation_type for b in eee.binding} == {"ucits_5_10_40.aggregate"}
+    # AAA stops at its own 10% cap (aggregate 37% stays inside 40%).
+    aaa = _limit(response, "AAA", "buy")
+    assert aaa.shares == 10 and _binding(aaa) == {("ucits", "AAA Inc")}
+    assert_exact(engine, body, response)

@@ -309,6 +309,89 @@ CASES: list[tuple[str, dict[str, Any], list[tuple[str, str, float]], Expected]] 
     ),
 ]
 
+# Regulatory kinds on the base portfolio, with limits scaled to its few large positions.
+UCITS = {"kind": "ucits_5_10_40", "single_max": 0.35, "threshold": 0.15, "aggregate_max": 0.55}
+# No asset_class in these instruments: "ignore" leaves them all non-exempt.
+DIVERSIFIED = {
+    "kind": "diversified_75_5_10",
+    "issuer_cap": 0.15,
+    "voting_cap": None,
+    "missing": "ignore",
+}
+NAMES = {"kind": "names_rule_80", "where": {"sector": ["Energy"]}}
+TECH_ILLIQUID = {"kind": "illiquid_limit", "attribute": "sector", "value": "Tech"}
+
+REGULATORY_CASES: list[tuple[str, dict[str, Any], list[tuple[str, str, float]], Expected]] = [
+    # Issuers above 15%: AAA 20% + CCC 30% = 50%.
+    ("ucits holds", UCITS, [("DDD", "BUY", 40)], set()),
+    (
+        "ucits aggregate active",  # DDD 16% joins: 66%
+        UCITS,
+        [("DDD", "BUY", 60)],
+        {("ucits_5_10_40.aggregate", None, "active")},
+    ),
+    (
+        "ucits single active",  # CCC 36%; AAA 14% leaves the aggregate (36%)
+        UCITS,
+        [("CCC", "BUY", 60), ("AAA", "SELL", 60)],
+        {("ucits_5_10_40.single", "CCC Inc", "active")},
+    ),
+    (
+        "ucits aggregate passive",  # 50% -> 49% against 45%
+        {**UCITS, "aggregate_max": 0.45},
+        [("CCC", "SELL", 10)],
+        {("ucits_5_10_40.aggregate", None, "passive")},
+    ),
+    # Basket: cash 30% + min(20, 15) + 10 + min(30, 15) + 10 = 80%.
+    ("diversified holds", {**DIVERSIFIED, "basket_min": 0.75}, [("DDD", "BUY", 50)], set()),
+    (
+        "diversified active",  # cash 20%, CCC 40% capped at 15%: 70%
+        {**DIVERSIFIED, "basket_min": 0.75},
+        [("CCC", "BUY", 100)],
+        {("diversified_75_5_10.basket_min", None, "active")},
+    ),
+    (
+        "diversified passive",  # 80% -> 84% against 85%
+        {**DIVERSIFIED, "basket_min": 0.85},
+        [("CCC", "SELL", 40)],
+        {("diversified_75_5_10.basket_min", None, "passive")},
+    ),
+    # Energy: CCC 30%.
+    ("names_rule_80 holds", {**NAMES, "min": 0.3}, [("EEE", "BUY", 10)], set()),
+    (
+        "names_rule_80 active",
+        {**NAMES, "min": 0.3},
+        [("CCC", "SELL", 10)],
+        {("names_rule_80.min", None, "active")},
+    ),
+    (
+        "names_rule_80 passive",
+        {**NAMES, "min": 0.35},
+        [("CCC", "BUY", 2)],
+        {("names_rule_80.min", None, "passive")},
+    ),
+    # "Illiquid" = Tech here: AAA 20% + BBB 10% = 30%.
+    ("illiquid_limit holds", {**TECH_ILLIQUID, "max": 0.35}, [("BBB", "BUY", 4)], set()),
+    (
+        "illiquid_limit active",
+        {**TECH_ILLIQUID, "max": 0.35},
+        [("AAA", "BUY", 60)],
+        {("illiquid_limit.max", None, "active")},
+    ),
+    (
+        "illiquid_limit acquisition while above",  # total 25% within the max, BBB bought
+        {**TECH_ILLIQUID, "max": 0.25},
+        [("AAA", "SELL", 100), ("BBB", "BUY", 50)],
+        {("illiquid_limit.no_purchase", "BBB", "active")},
+    ),
+    (
+        "illiquid_limit passive",
+        {**TECH_ILLIQUID, "max": 0.25},
+        [("AAA", "SELL", 20)],
+        {("illiquid_limit.max", None, "passive")},
+    ),
+]
+
 
 def _weights(
     positions: dict[str, float], trades: list[tuple[str, str, float]]
@@ -340,6 +423,7 @@ def _cvar(w: dict[str, float], beta: float) -> float:
 
 def _risk_cases() -> list[tuple[str, dict[str, Any], list[tuple[str, str, float]], Expected]]:
     z = float(norm.ppf(0.99)) * np.sqrt(10 / 252)
+    z20 = float(norm.ppf(0.99)) * np.sqrt(20 / 252)
     away = ([("AAA", "BUY", 200)], [("AAA", "SELL", 150)])  # more / less absolute risk
     relative = ([("CCC", "SELL", 300)], [("AAA", "BUY", 100)])  # away from / toward benchmark
     out = []
@@ -348,6 +432,7 @@ def _risk_cases() -> list[tuple[str, dict[str, Any], list[tuple[str, str, float]
         ("tracking_error", lambda w: _vol(w, BENCH), {}, relative),
         ("var", lambda w: z * _vol(w), {"confidence": 0.99, "horizon_days": 10}, away),
         ("cvar", lambda w: _cvar(w, 0.95), {"confidence": 0.95}, away),
+        ("derivatives_var", lambda w: z20 * _vol(w), {}, away),  # defaults: 99%, 20 days
     ):
         pre, post_up = _weights(BASE, trades_up)
         _, post_down = _weights(BASE, trades_down)
@@ -401,7 +486,7 @@ EXPRESSION_CASES: list[tuple[str, dict[str, Any], list[tuple[str, str, float]], 
     ),
 ]
 
-ALL_CASES = CASES + _risk_cases() + EXPRESSION_CASES
+ALL_CASES = CASES + REGULATORY_CASES + _risk_cases() + EXPRESSION_CASES
 
 
 def _breaches(

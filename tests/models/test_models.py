@@ -85,6 +85,11 @@ EVERY_KIND: list[dict[str, Any]] = [
         },
     },
     {"kind": "expression", "expr": 'sum(w[sector == "Energy"]) <= 0.08', "missing": "ignore"},
+    {"kind": "ucits_5_10_40", "exempt": {"asset_class": ["government"]}},
+    {"kind": "diversified_75_5_10", "voting_cap": None, "missing": "ignore"},
+    {"kind": "names_rule_80", "where": {"country": ["US"]}, "min": 0.8},
+    {"kind": "illiquid_limit", "attribute": "liquidity", "value": "illiquid", "max": 0.15},
+    {"kind": "derivatives_var", "mode": "relative", "max_ratio": 2.5, "horizon_days": 20},
 ]
 
 
