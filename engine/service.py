@@ -12,7 +12,7 @@ from engine.layout import Layout, LayoutCache
 from engine.portfolio import snapshot_of
 from engine.problems import ProblemCache
 from engine.report import binding_constraints, recommendations, trades_of, violations_of
-from engine.resolve import effective_policies
+from engine.resolve import resolve_policies
 from engine.scoring import compliance_score
 from engine.timing import StageTimer
 from models import (
@@ -87,7 +87,8 @@ class PolicyEngine:
         """
         timer = StageTimer()
         with timer.stage("resolve"):
-            effective = effective_policies(request, policies)
+            resolution = resolve_policies(request, policies)
+            effective = resolution.policies
         with timer.stage("weights"):
             snap = snapshot_of(request)
         with timer.stage("compile"):
@@ -139,6 +140,7 @@ class PolicyEngine:
             adjusted_decision=adjusted,
             infeasible=infeasible,
             adjustment_error=error,
+            context_resolution=resolution.context,
             timings_ms=timer.finish(),
         )
 

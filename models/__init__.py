@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from models.base import StrictModel
+from models.condition import Condition, ConditionSyntaxError, parse_condition
 from models.constraints import (
     AllowedUniverse,
     Bounds,
@@ -25,6 +26,7 @@ from models.constraints import (
     Volatility,
     WeightBounds,
 )
+from models.contextual import ContextualValue
 from models.enums import (
     AdjustmentMethod,
     BreachKind,
@@ -46,8 +48,10 @@ from models.portfolio import (
 from models.validation import (
     AdjustedDecision,
     BindingConstraint,
+    ContextChoice,
     CoordinatedTradingDecision,
     Infeasibility,
+    PolicyContext,
     PolicyValidationRequest,
     PolicyValidationResponse,
     SolverAttempt,
@@ -57,6 +61,12 @@ from models.validation import (
 )
 
 __all__ = [
+    "parse_condition",
+    "PolicyContext",
+    "ContextualValue",
+    "ContextChoice",
+    "ConditionSyntaxError",
+    "Condition",
     "AdjustedDecision",
     "AdjustmentMethod",
     "AllowedUniverse",

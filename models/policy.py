@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from models.base import StrictModel
+from models.condition import ConditionSyntaxError, parse_condition
 from models.constraints import Constraint
 from models.enums import EnforcementLevel, PolicyType, ViolationSeverity
 
@@ -41,10 +42,20 @@ class PolicyDefinition(StrictModel):
     )
     when: str | None = Field(
         default=None,
-        description="Condition on the request context. Not supported yet: a policy with a "
-        "condition is rejected when it is evaluated.",
+        description='Condition on the request\'s context, e.g. `risk_mode == "DEFENSIVE" '
+        "or vix > 30`; the policy applies only where it holds (docs/conditions.md).",
     )
     rules: PolicyRules
+
+    @field_validator("when")
+    @classmethod
+    def _parses(cls, when: str | None) -> str | None:
+        if when is not None:
+            try:
+                parse_condition(when)
+            except ConditionSyntaxError as exc:
+                raise ValueError(f"not a valid condition: {exc}") from None
+        return when
 
     model_config = ConfigDict(
         json_schema_extra={
