@@ -13,13 +13,11 @@ from pydantic import Field, StrictFloat, StrictInt, StrictStr, model_validator
 
 from models.base import StrictModel, Symbol
 from models.contextual import (
-    BY_CONTEXT,
-    FORM,
-    NUMBER,
     ContextualConfidence,
     ContextualFraction,
     ContextualLimit,
     ContextualNonNegative,
+    by_form,
     ordered_pairs,
 )
 from models.portfolio import AttributeValue
@@ -56,27 +54,21 @@ __all__ = [
 # (`{"by": ..., "values": {...}, "default": ...}`, see models.contextual); the range applies
 # to every number of the contextual form. A kind reads concrete numbers only after the
 # engine has resolved the policy against the request's context.
-Limit = Annotated[
-    Annotated[float, Field(allow_inf_nan=False), NUMBER] | Annotated[ContextualLimit, BY_CONTEXT],
-    FORM,
-]
+_Finite = Annotated[float, Field(allow_inf_nan=False)]
+_NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+_Fraction = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+_Confidence = Annotated[float, Field(ge=0.5, lt=1, allow_inf_nan=False)]
+
+Limit = Annotated[_Finite | ContextualLimit, by_form(_Finite, ContextualLimit)]
 """A finite number, or one per context value."""
 NonNegativeFloat = Annotated[
-    Annotated[float, Field(ge=0, allow_inf_nan=False), NUMBER]
-    | Annotated[ContextualNonNegative, BY_CONTEXT],
-    FORM,
+    _NonNegative | ContextualNonNegative, by_form(_NonNegative, ContextualNonNegative)
 ]
 """A number >= 0, or one per context value."""
-Fraction = Annotated[
-    Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False), NUMBER]
-    | Annotated[ContextualFraction, BY_CONTEXT],
-    FORM,
-]
+Fraction = Annotated[_Fraction | ContextualFraction, by_form(_Fraction, ContextualFraction)]
 """A number strictly between 0 and 1, or one per context value."""
 Confidence = Annotated[
-    Annotated[float, Field(ge=0.5, lt=1, allow_inf_nan=False), NUMBER]
-    | Annotated[ContextualConfidence, BY_CONTEXT],
-    FORM,
+    _Confidence | ContextualConfidence, by_form(_Confidence, ContextualConfidence)
 ]
 """A confidence level in [0.5, 1), or one per context value."""
 Where = dict[str, list[StrictStr | StrictFloat | StrictInt]]

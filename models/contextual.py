@@ -19,22 +19,25 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import Discriminator, Field, Tag, field_validator
+from pydantic import (
+    Field,
+    TypeAdapter,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+)
 
 from models.base import StrictModel
 
 __all__ = [
-    "BY_CONTEXT",
-    "FORM",
-    "NUMBER",
     "ContextualConfidence",
     "ContextualFraction",
     "ContextualLimit",
     "ContextualNonNegative",
     "ContextualValue",
+    "by_form",
     "concrete",
     "ordered_pairs",
-    "which_form",
 ]
 
 N = TypeVar("N")
@@ -105,16 +108,21 @@ def concrete(value: float | ContextualValue[Any]) -> float:
     return float(value)
 
 
-def which_form(value: Any) -> str:
-    """Discriminator of a number-or-contextual field: an object is the contextual form."""
-    return "by_context" if isinstance(value, dict | ContextualValue) else "number"
+def by_form(number: Any, contextual: type[ContextualValue[Any]]) -> WrapValidator:
+    """Validator of a number-or-contextual field.
 
+    An object is validated as `contextual`, anything else as `number`, so that errors name
+    the field as written (`max`, or `max.values.DEFENSIVE`) and report only the form that
+    was meant.
+    """
+    as_number, as_contextual = TypeAdapter(number), TypeAdapter(contextual)
 
-FORM = Discriminator(which_form)
-"""Put on a union `Annotated[X, Tag("number")] | Annotated[ContextualX, Tag("by_context")]`
-so that a bad value reports the errors of the form it was written in, not of both."""
+    def validate(value: Any, _handler: ValidatorFunctionWrapHandler) -> Any:
+        if isinstance(value, dict | ContextualValue):
+            return as_contextual.validate_python(value)
+        return as_number.validate_python(value)
 
-NUMBER, BY_CONTEXT = Tag("number"), Tag("by_context")
+    return WrapValidator(validate)
 
 
 def ordered_pairs(low: Any, high: Any) -> Iterator[tuple[str, float, float]]:
