@@ -74,10 +74,13 @@ _literals: literal ("," literal)* ","?
 name: NAME ("." NAME)*
 literal: STRING -> text
        | NUMBER -> number
-       | "true" -> true
-       | "false" -> false
-       | "null" -> null
+       | TRUE -> true
+       | FALSE -> false
+       | NULL -> null
 
+TRUE: "true"
+FALSE: "false"
+NULL: "null"
 OP: "==" | "!=" | "<=" | ">=" | "<" | ">"
 NAME: /[A-Za-z_][A-Za-z0-9_]*/
 STRING: /"(?:[^"\\\n]|\\.)*"/ | /'(?:[^'\\\n]|\\.)*'/
@@ -165,24 +168,21 @@ class _ToTree(Transformer[Token, Node]):
             raise ConditionSyntaxError(token.line or 1, token.column or 1, f"{text} is too large")
         return value, token
 
-    def true(self) -> tuple[Literal, None]:
-        return True, None
+    def true(self, token: Token) -> tuple[Literal, Token]:
+        return True, token
 
-    def false(self) -> tuple[Literal, None]:
-        return False, None
+    def false(self, token: Token) -> tuple[Literal, Token]:
+        return False, token
 
-    def null(self) -> tuple[Literal, None]:
-        return None, None
+    def null(self, token: Token) -> tuple[Literal, Token]:
+        return None, token
 
-    def compare(
-        self, name: tuple[Path, Token], op: Token, literal: tuple[Literal, Token | None]
-    ) -> Node:
+    def compare(self, name: tuple[Path, Token], op: Token, literal: tuple[Literal, Token]) -> Node:
         value, token = literal
         if str(op) not in ("==", "!=") and kind_of(value) != "number":
-            where = token or op
             raise ConditionSyntaxError(
-                where.line or 1,
-                where.column or 1,
+                token.line or 1,
+                token.column or 1,
                 f"`{op}` compares numbers, but {describe_value(value)} is not a number",
             )
         return Compare(name[0], str(op), value)
