@@ -8,8 +8,10 @@ if the numbers had been written in. Kinds never see the contextual form.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -33,34 +35,88 @@ class ContextualResolution:
     choices: list[ContextChoice]
 
 
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
+def _mentions_contextual(annotation: Any, seen: set[type]) -> bool:
+    """Whether values of `annotation` can hold a `ContextualValue`, at any depth."""
+    if isinstance(annotation, type):
+        if issubclass(annotation, ContextualValue):
+            return True
+        if issubclass(annotation, BaseModel):
+            if annotation in seen:
+                return False
+            seen.add(annotation)
+            return any(
+                _mentions_contextual(info.annotation, seen)
+                for info in annotation.model_fields.values()
+            )
+    return any(_mentions_contextual(arg, seen) for arg in typing.get_args(annotation))
 
 
-def _walk(value: Any, path: str, choose: _Choose) -> tuple[Any, bool]:
+@cache
+def _contextual_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of `model` that can hold a contextual number (worked out once per class)."""
+    return tuple(
+        name
+        for name, info in model.model_fields.items()
+        if _mentions_contextual(info.annotation, set())
+    )
+
+
+def _holds_contextual(value: Any) -> bool:
+    """Whether `value` holds a contextual number: the quick test every request runs."""
+    if value is None or type(value) is float:  # the common leaves, first
+        return False
+    if isinstance(value, BaseModel):
+        if isinstance(value, ContextualValue):
+            return True
+        for name in _contextual_fields(type(value)):
+            if _holds_contextual(getattr(value, name)):
+                return True
+        return False
+    if isinstance(value, dict):
+        return any(_holds_contextual(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_contextual(item) for item in value)
+    return False
+
+
+def _walk(value: Any, path: tuple[str | int, ...], choose: _Choose) -> tuple[Any, bool]:
     """`value` with every contextual number chosen, and whether anything changed.
 
-    Unchanged parts are returned as they are (the policy object itself when it holds no
-    contextual number); changed models come back as plain data to be re-validated.
+    Only fields whose type can hold a contextual number are visited, so a plain policy
+    costs a few attribute reads (this runs on every request). Unchanged parts are returned
+    as they are (the policy object itself when it holds no contextual number); changed
+    models come back as plain data to be re-validated.
     """
-    if isinstance(value, ContextualValue):
-        return choose(value, path), True
-    items: list[tuple[Any, Any, str]]
     if isinstance(value, BaseModel):
+        if isinstance(value, ContextualValue):
+            return choose(value, _path(path)), True
+        changes = {}
+        for name in _contextual_fields(type(value)):
+            item, changed = _walk(getattr(value, name), (*path, name), choose)
+            if changed:
+                changes[name] = item
+        if not changes:
+            return value, False
         fields = type(value).model_fields
-        items = [(name, getattr(value, name), _join(path, name)) for name in fields]
-    elif isinstance(value, Mapping):
-        items = [(key, item, _join(path, str(key))) for key, item in value.items()]
-    elif isinstance(value, list | tuple):
-        items = [(k, item, f"{path}[{k}]") for k, item in enumerate(value)]
-    else:
-        return value, False
-    walked = [(key, *_walk(item, where, choose)) for key, item, where in items]
-    if not any(changed for _, _, changed in walked):
-        return value, False
-    if isinstance(value, list | tuple):
-        return [item for _, item, _ in walked], True
-    return {key: item for key, item, _ in walked}, True
+        return {
+            name: changes[name] if name in changes else getattr(value, name) for name in fields
+        }, True
+    if isinstance(value, dict):
+        walked = {key: _walk(item, (*path, str(key)), choose) for key, item in value.items()}
+        if not any(changed for _, changed in walked.values()):
+            return value, False
+        return {key: item for key, (item, _) in walked.items()}, True
+    if isinstance(value, list):
+        items = [_walk(item, (*path, k), choose) for k, item in enumerate(value)]
+        if not any(changed for _, changed in items):
+            return value, False
+        return [item for item, _ in items], True
+    return value, False
+
+
+def _path(parts: tuple[str | int, ...]) -> str:
+    """`rules.constraints[0].max` from `("rules", "constraints", 0, "max")`."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
 
 
 def _context_key(value: Any) -> str | None:
@@ -146,10 +202,10 @@ def resolve_limits(policy: PolicyDefinition, context: Mapping[str, Any]) -> Cont
     list (and there is no default), or when the chosen numbers break the policy's own rules
     (a chosen min above a chosen max).
     """
-    chooser = _Chooser(policy.policy_name, context)
-    data, changed = _walk(policy, "", chooser)
-    if not changed:
+    if not _holds_contextual(policy):
         return ContextualResolution(policy, [])
+    chooser = _Chooser(policy.policy_name, context)
+    data, _ = _walk(policy, (), chooser)
     try:
         resolved = PolicyDefinition.model_validate(data)
     except ValidationError as exc:
