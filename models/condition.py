@@ -25,12 +25,17 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from models.condition_tree import (
-    All,
-    Any_,
+    And,
     Compare,
     ConditionTypeError,
     Has,
@@ -38,6 +43,7 @@ from models.condition_tree import (
     Member,
     Node,
     Not,
+    Or,
     Path,
     Truth,
     describe_value,
@@ -56,10 +62,10 @@ __all__ = [
 CONDITION_GRAMMAR = r"""
 start: _or
 
-_or: any_ | _and
-any_: _and ("or" _and)+
-_and: all_ | _unary
-all_: _unary ("and" _unary)+
+_or: or_ | _and
+or_: _and ("or" _and)+
+_and: and_ | _unary
+and_: _unary ("and" _unary)+
 _unary: not_ | _atom
 not_: "not" _unary
 _atom: compare | member | not_member | has | truth | "(" _or ")"
@@ -92,6 +98,9 @@ NUMBER: /-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?/
 
 MAX_LENGTH = 2000
 """Longest condition accepted, in characters (a condition is a short rule, not a program)."""
+
+MAX_DEPTH = 32
+"""Deepest nesting of `not` and of `and`/`or` groups accepted."""
 
 _WORDS = {
     "NAME": "a context name",
@@ -145,11 +154,11 @@ class _ToTree(Transformer[Token, Node]):
     def start(self, node: Node) -> Node:
         return node
 
-    def any_(self, *items: Node) -> Node:
-        return Any_(items)
+    def or_(self, *items: Node) -> Node:
+        return Or(items)
 
-    def all_(self, *items: Node) -> Node:
-        return All(items)
+    def and_(self, *items: Node) -> Node:
+        return And(items)
 
     def not_(self, item: Node) -> Node:
         return Not(item)
@@ -257,6 +266,23 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> ConditionSyntaxError:
     return ConditionSyntaxError(max(line, 1), max(column, 1), message)
 
 
+def _check_depth(tree: Tree[Token]) -> None:
+    """Reject nesting deeper than `MAX_DEPTH` (walked without recursion)."""
+    stack: list[tuple[Tree[Token] | Token, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, Tree):
+            continue
+        if depth > MAX_DEPTH:
+            first = next(node.scan_values(lambda v: isinstance(v, Token)), None)
+            line = getattr(first, "line", None) or 1
+            column = getattr(first, "column", None) or 1
+            raise ConditionSyntaxError(
+                line, column, f"nested more than {MAX_DEPTH} levels deep; simplify the condition"
+            )
+        stack.extend((child, depth + 1) for child in node.children)
+
+
 @dataclass(frozen=True)
 class Condition:
     """A parsed condition: its text and its tree; evaluate it with `applies`."""
@@ -300,11 +326,11 @@ def parse_condition(text: str) -> Condition:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
+    _check_depth(tree)
     try:
         root = _ToTree().transform(tree)
-    except Exception as exc:  # lark wraps errors raised in callbacks
-        cause = getattr(exc, "orig_exc", exc)
-        if isinstance(cause, ConditionSyntaxError):
-            raise cause from None
+    except VisitError as exc:  # lark wraps what the transformer raises
+        if isinstance(exc.orig_exc, ConditionSyntaxError):
+            raise exc.orig_exc from None
         raise
     return Condition(text=text, root=root, guarded=frozenset(root.guarded()))

@@ -17,8 +17,8 @@ from typing import Any
 
 __all__ = [
     "MISSING",
-    "All",
-    "Any_",
+    "And",
+    "Or",
     "Compare",
     "ConditionTypeError",
     "Has",
@@ -258,7 +258,7 @@ class Not(Node):
 
 
 @dataclass(frozen=True)
-class All(Node):
+class And(Node):
     """`a and b and ...`: false if any is false, true if all are true, else unknown.
 
     Every item is evaluated (no short cut), so a type error never hides behind the order.
@@ -280,7 +280,7 @@ class All(Node):
 
 
 @dataclass(frozen=True)
-class Any_(Node):
+class Or(Node):
     """`a or b or ...`: true if any is true, false if all are false, else unknown."""
 
     items: tuple[Node, ...]

@@ -124,6 +124,17 @@ def test_code_is_never_run(text: str) -> None:
     assert condition.applies({"vix": {"__class__": 1}}) is True
 
 
+@pytest.mark.parametrize("text", ["not " * 499 + "a", "(not " * 100 + "a" + ")" * 100])
+def test_deep_nesting_is_rejected_not_a_crash(text: str) -> None:
+    with pytest.raises(ConditionSyntaxError, match="nested more than 32 levels"):
+        parse_condition(text)
+
+
+def test_redundant_parentheses_and_moderate_nesting_are_fine() -> None:
+    assert parse_condition("(" * 900 + "a" + ")" * 900).applies({"a": True})
+    assert parse_condition("not " * 20 + "a").applies({"a": True})
+
+
 def test_too_long_a_condition_is_rejected() -> None:
     with pytest.raises(ConditionSyntaxError, match="longer than 2000"):
         parse_condition(" or ".join(["a == 1"] * 400))
