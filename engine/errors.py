@@ -7,8 +7,9 @@
     │   ├── UnknownSymbolError   a position or trade names a symbol with no instrument/price
     │   ├── MissingDataError     an attribute, risk model, benchmark or scenario a policy
     │   │                        needs is absent
-    │   └── PolicyResolutionError  applicable_policies names an unknown policy, or a policy
-    │                            uses a feature this version does not evaluate
+    │   └── PolicyResolutionError  applicable_policies names an unknown policy, or a policy's
+    │                            condition or per-context limit needs a context key the
+    │                            request lacks (or holds with the wrong type)
     └── SolverError              every solver in the chain failed (fail closed)
 
 Non-compliance is never an exception: it is a result. Each error carries `field`, the path

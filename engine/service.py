@@ -21,7 +21,7 @@ from engine.report import (
     trades_of,
     violations_of,
 )
-from engine.resolve import effective_policies
+from engine.resolve import resolve_policies
 from engine.scoring import compliance_score
 from engine.sensitivity import sensitivity_of
 from engine.timing import StageTimer
@@ -126,7 +126,8 @@ class PolicyEngine:
             if request.policies is not None:  # stored policies were checked when stored
                 check_policies(request.policies, prefix="policies")
             chain = Lineage.of(request.decision.portfolio_id, lineage)
-            effective = effective_policies(request, policies, chain)
+            resolution = resolve_policies(request, policies, chain)
+            effective = resolution.policies
             request = with_default_benchmark(request, chain)
         with timer.stage("weights"):
             snap = snapshot_of(request)
@@ -181,6 +182,7 @@ class PolicyEngine:
             infeasible=infeasible,
             adjustment_error=error,
             sensitivity=sensitivity_of(result),
+            context_resolution=resolution.context,
             timings_ms=timer.finish(),
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from models.base import StrictModel
+from models.condition import Condition, ConditionSyntaxError, parse_condition
 from models.constraints import (
     AllowedUniverse,
     Bounds,
@@ -31,6 +32,7 @@ from models.constraints import (
     Volatility,
     WeightBounds,
 )
+from models.contextual import ContextualValue
 from models.enums import (
     AdjustmentMethod,
     BreachKind,
@@ -53,9 +55,11 @@ from models.portfolio import (
 from models.validation import (
     AdjustedDecision,
     BindingConstraint,
+    ContextChoice,
     CoordinatedTradingDecision,
     Infeasibility,
     LimitRelaxation,
+    PolicyContext,
     PolicyValidationRequest,
     PolicyValidationResponse,
     RuleEncoding,
@@ -73,6 +77,12 @@ __all__ = [
     "IlliquidLimit",
     "Diversified75510",
     "DerivativesVaR",
+    "parse_condition",
+    "PolicyContext",
+    "ContextualValue",
+    "ContextChoice",
+    "ConditionSyntaxError",
+    "Condition",
     "AdjustedDecision",
     "AdjustmentMethod",
     "AllowedUniverse",

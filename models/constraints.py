@@ -7,11 +7,19 @@ has at least one bound, `min <= max`, and unknown fields are errors.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictFloat, StrictInt, StrictStr, model_validator
 
-from models.base import Fraction, NonNegativeFloat, StrictModel, Symbol
+from models.base import StrictModel, Symbol
+from models.contextual import (
+    ContextualConfidence,
+    ContextualFraction,
+    ContextualLimit,
+    ContextualNonNegative,
+    by_form,
+    ordered_pairs,
+)
 from models.portfolio import AttributeValue
 
 __all__ = [
@@ -19,8 +27,12 @@ __all__ = [
     "Bounds",
     "Cash",
     "Concentration",
+    "Confidence",
     "Constraint",
     "ConstraintBase",
+    "Fraction",
+    "Limit",
+    "NonNegativeFloat",
     "CVaR",
     "DerivativesVaR",
     "Diversified75510",
@@ -44,8 +56,35 @@ __all__ = [
     "WeightBounds",
 ]
 
-Limit = Annotated[float, Field(allow_inf_nan=False)]
+# The numeric aliases of this module accept a plain number or its per-context form
+# (`{"by": ..., "values": {...}, "default": ...}`, see models.contextual); the range applies
+# to every number of the contextual form. A kind reads concrete numbers only after the
+# engine has resolved the policy against the request's context.
+_Finite = Annotated[float, Field(allow_inf_nan=False)]
+_NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+_Fraction = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+_Confidence = Annotated[float, Field(ge=0.5, lt=1, allow_inf_nan=False)]
+
+Limit = Annotated[_Finite | ContextualLimit, by_form(_Finite, ContextualLimit)]
+"""A finite number, or one per context value."""
+NonNegativeFloat = Annotated[
+    _NonNegative | ContextualNonNegative, by_form(_NonNegative, ContextualNonNegative)
+]
+"""A number >= 0, or one per context value."""
+Fraction = Annotated[_Fraction | ContextualFraction, by_form(_Fraction, ContextualFraction)]
+"""A number strictly between 0 and 1, or one per context value."""
+Confidence = Annotated[
+    _Confidence | ContextualConfidence, by_form(_Confidence, ContextualConfidence)
+]
+"""A confidence level in [0.5, 1), or one per context value."""
 Where = dict[str, list[StrictStr | StrictFloat | StrictInt]]
+
+
+def _check_order(low: Any, high: Any) -> None:
+    """Reject `min > max` wherever the two can be compared (see `ordered_pairs`)."""
+    for label, lo, hi in ordered_pairs(low, high):
+        if lo > hi:
+            raise ValueError(f"min {lo:g} is greater than max {hi:g}{label}")
 
 
 class MissingDefault(StrictModel):
@@ -75,8 +114,7 @@ class Bounds(StrictModel):
     def _ordered(self) -> Bounds:
         if self.min is None and self.max is None:
             raise ValueError("give min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        _check_order(self.min, self.max)
         return self
 
 
@@ -88,8 +126,7 @@ class _Bounded(ConstraintBase):
     def _ordered(self) -> _Bounded:
         if self.min is None and self.max is None and not self._per_item():
             raise ValueError("give min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        _check_order(self.min, self.max)
         return self
 
     def _per_item(self) -> bool:
@@ -230,7 +267,7 @@ class ValueAtRisk(ConstraintBase):
     """Parametric normal VaR: `z_conf * sqrt(h / 252) * sqrt(w' Sigma w) <= max`."""
 
     kind: Literal["var"] = "var"
-    confidence: Annotated[float, Field(ge=0.5, lt=1)]
+    confidence: Confidence
     horizon_days: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
     max: NonNegativeFloat
 
@@ -256,7 +293,7 @@ class StressTest(ConstraintBase):
 
     kind: Literal["stress"] = "stress"
     scenarios: dict[str, StressScenario] = Field(min_length=1)
-    max_loss: Annotated[float, Field(allow_inf_nan=False)]
+    max_loss: Limit
 
 
 class Expression(ConstraintBase):
@@ -367,7 +404,7 @@ class DerivativesVaR(ConstraintBase):
 
     kind: Literal["derivatives_var"] = "derivatives_var"
     mode: Literal["absolute", "relative"] = "absolute"
-    confidence: Annotated[float, Field(ge=0.5, lt=1)] = 0.99
+    confidence: Confidence = 0.99
     horizon_days: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 20.0
     max: NonNegativeFloat = 0.20
     max_ratio: NonNegativeFloat = 2.0

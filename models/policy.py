@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from models.base import StrictModel
+from models.condition import ConditionSyntaxError, parse_condition
 from models.constraints import Constraint
 from models.enums import EnforcementLevel, PolicyType, ViolationSeverity
 
@@ -41,8 +42,8 @@ class PolicyDefinition(StrictModel):
     )
     when: str | None = Field(
         default=None,
-        description="Condition on the request context. Not supported yet: a policy with a "
-        "condition is rejected when it is evaluated.",
+        description='Condition on the request\'s context, e.g. `risk_mode == "DEFENSIVE" '
+        "or vix > 30`; the policy applies only where it holds (docs/conditions.md).",
     )
     rules: PolicyRules
     overridable: bool = Field(
@@ -71,6 +72,16 @@ class PolicyDefinition(StrictModel):
         if overrides is not None and overrides == info.data.get("policy_name"):
             raise ValueError("a policy cannot override itself")
         return overrides
+
+    @field_validator("when")
+    @classmethod
+    def _parses(cls, when: str | None) -> str | None:
+        if when is not None:
+            try:
+                parse_condition(when)
+            except ConditionSyntaxError as exc:
+                raise ValueError(f"not a valid condition: {exc}") from None
+        return when
 
     model_config = ConfigDict(
         json_schema_extra={

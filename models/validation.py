@@ -24,9 +24,11 @@ from models.portfolio import PortfolioState
 __all__ = [
     "AdjustedDecision",
     "BindingConstraint",
+    "ContextChoice",
     "CoordinatedTradingDecision",
     "Infeasibility",
     "LimitRelaxation",
+    "PolicyContext",
     "PolicyValidationRequest",
     "PolicyValidationResponse",
     "RuleEncoding",
@@ -212,6 +214,32 @@ class Sensitivity(StrictModel):
     relaxations: list[LimitRelaxation]
 
 
+class ContextChoice(StrictModel):
+    """A limit that the request's context chose for a policy (see models.contextual)."""
+
+    field: str = Field(
+        description="Path of the limit in the policy, e.g. rules.constraints[0].max."
+    )
+    by: str = Field(description="The context key that chose it.")
+    context_value: str | None = Field(
+        description="The key's value as looked up in `values`; null when the key was absent."
+    )
+    value: float = Field(description="The limit applied.")
+    from_default: bool = Field(description="True when the policy's `default` was used.")
+
+
+class PolicyContext(StrictModel):
+    """How the request's context shaped one policy: its condition and chosen limits.
+
+    Listed only for policies with a `when` condition or a per-context limit.
+    """
+
+    policy_name: str
+    when: str | None = None
+    applies: bool = Field(description="False when the condition does not hold: not checked.")
+    limits: list[ContextChoice] = Field(default_factory=list)
+
+
 class PolicyValidationResponse(StrictModel):
     """The verdict on a decision, its violations and, when needed, the adjustment."""
 
@@ -229,5 +257,9 @@ class PolicyValidationResponse(StrictModel):
     sensitivity: Sensitivity | None = Field(
         default=None,
         description="For a non-compliant decision: the limit relaxations that would clear it.",
+    )
+    context_resolution: list[PolicyContext] = Field(
+        default_factory=list,
+        description="Policies whose condition or limits depend on the request's context.",
     )
     timings_ms: dict[str, float] = Field(default_factory=dict)

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from engine.context import IGNORED, CompileContext
 from engine.rows import RowSet
 from models import Bounds
+from models.contextual import concrete
 
 __all__ = ["REGISTRY", "Kind", "bound_of", "register", "select_where"]
 
@@ -58,4 +59,4 @@ def bound_of(item: Bounds | None, spec: Any, bound: str) -> float | None:
     """A per-symbol or per-group item's own `bound` where it gives one, else the spec's."""
     own = getattr(item, bound) if item is not None else None
     chosen = own if own is not None else getattr(spec, bound)
-    return None if chosen is None else float(chosen)
+    return None if chosen is None else concrete(chosen)

@@ -26,6 +26,7 @@ from models import (
     NetExposure,
     Turnover,
 )
+from models.contextual import concrete
 
 __all__ = [
     "CashKind",
@@ -48,6 +49,7 @@ def _bounded_rows(block: AffineBlock, spec: Any, vtype: str, what: str) -> list[
     for bound, sense in BOUNDS:
         limit = getattr(spec, bound)
         if limit is not None:
+            limit = concrete(limit)
             out.append(
                 RowSet(
                     block,
@@ -141,7 +143,9 @@ class GrossExposureKind(Kind):
     def compile(self, spec: GrossExposure, ctx: CompileContext) -> list[RowSet]:
         n = ctx.snap.n
         block = AbsSumBlock(A=sp.identity(n, format="csr"), c=np.zeros(n), G=_ones(n))
-        return [RowSet.portfolio_cap(block, spec.max, "gross_exposure.max", "gross exposure")]
+        return [
+            RowSet.portfolio_cap(block, concrete(spec.max), "gross_exposure.max", "gross exposure")
+        ]
 
 
 @register
@@ -212,7 +216,7 @@ class ConcentrationKind(Kind):
         block = SumLargestAbsBlock(n=ctx.snap.n, top_k=spec.top_k)
         return [
             RowSet.portfolio_cap(
-                block, spec.max, "concentration.max", f"top-{spec.top_k} concentration"
+                block, concrete(spec.max), "concentration.max", f"top-{spec.top_k} concentration"
             )
         ]
 
@@ -235,6 +239,11 @@ class TurnoverKind(Kind):
 
         return [
             RowSet.portfolio_cap(
-                block, spec.max, "turnover.max", "turnover", always_active=True, refresh=refresh
+                block,
+                concrete(spec.max),
+                "turnover.max",
+                "turnover",
+                always_active=True,
+                refresh=refresh,
             )
         ]

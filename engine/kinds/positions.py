@@ -11,6 +11,7 @@ from engine.kinds.format import of_subject
 from engine.portfolio import Snapshot
 from engine.rows import BOUNDS, RowSet
 from models import AllowedUniverse, Restricted, TradeLimit, WeightBounds
+from models.contextual import concrete
 
 __all__ = ["AllowedUniverseKind", "RestrictedKind", "TradeLimitKind", "WeightBoundsKind"]
 
@@ -191,7 +192,7 @@ class TradeLimitKind(Kind):
                 self._rows(
                     ctx,
                     idx,
-                    np.full(len(idx), spec.max_weight_change),
+                    np.full(len(idx), concrete(spec.max_weight_change)),
                     "trade_limit.max_weight_change",
                 )
             )
@@ -204,7 +205,7 @@ class TradeLimitKind(Kind):
                 adv_idx.append(i)
                 advs.append(adv)
             if adv_idx:
-                fraction, adv_shares = spec.max_adv_fraction, np.array(advs)
+                fraction, adv_shares = concrete(spec.max_adv_fraction), np.array(advs)
 
                 def adv_limits(snap: Snapshot) -> np.ndarray:
                     return np.asarray(fraction * adv_shares * snap.prices[adv_idx] / snap.nav)

@@ -36,6 +36,7 @@ from models import (
     NamesRule80,
     Ucits51040,
 )
+from models.contextual import concrete
 from models.typing import BoolArray, FloatArray
 
 __all__ = [
@@ -134,6 +135,9 @@ class UcitsKind(Kind):
     name = "ucits_5_10_40"
 
     def compile(self, spec: Ucits51040, ctx: CompileContext) -> list[RowSet]:
+        single_max = concrete(spec.single_max)
+        threshold = concrete(spec.threshold)
+        aggregate_max = concrete(spec.aggregate_max)
         snap = ctx.snap
         exempt = _exempt(ctx, spec.exempt, spec.missing)
         member_of: dict[int, str] = {}
@@ -151,7 +155,7 @@ class UcitsKind(Kind):
         single = RowSet(
             AffineBlock(A=G, c=np.zeros(len(groups))),
             "le",
-            np.full(len(groups), spec.single_max),
+            np.full(len(groups), single_max),
             list(groups),
             "ucits_5_10_40.single",
             of_subject(by + " {subject} weight"),
@@ -159,7 +163,7 @@ class UcitsKind(Kind):
         caps = RowSet(
             AffineBlock(A=G, c=np.zeros(len(groups))),
             "le",
-            np.full(len(groups), spec.threshold),
+            np.full(len(groups), threshold),
             list(groups),
             "ucits_5_10_40.restriction",
             of_subject(by + " {subject} weight (restriction)"),
@@ -167,16 +171,16 @@ class UcitsKind(Kind):
         shifted = PositivePartSumBlock(G=G, c=np.zeros(len(groups)))
         total = RowSet.portfolio_cap(
             shifted,
-            spec.aggregate_max,
+            aggregate_max,
             "ucits_5_10_40.aggregate",
-            f"weight of {by}s allowed above {pct(spec.threshold)} (restriction)",
+            f"weight of {by}s allowed above {pct(threshold)} (restriction)",
         )
-        exact = AboveThresholdSumBlock(G=G, threshold=spec.threshold)
+        exact = AboveThresholdSumBlock(G=G, threshold=threshold)
         aggregate = RowSet.portfolio_cap(
             exact,
-            spec.aggregate_max,
+            aggregate_max,
             "ucits_5_10_40.aggregate",
-            f"weight of {by}s above {pct(spec.threshold)}",
+            f"weight of {by}s above {pct(threshold)}",
         )
         aggregate.restriction = [caps, total]
 
@@ -184,17 +188,17 @@ class UcitsKind(Kind):
             chosen = allowed_above(
                 np.asarray(G @ snap.w0).ravel(),
                 np.asarray(G @ snap.w_hat).ravel(),
-                threshold=spec.threshold,
-                single_max=spec.single_max,
-                aggregate_max=spec.aggregate_max,
+                threshold=threshold,
+                single_max=single_max,
+                aggregate_max=aggregate_max,
             )
-            caps.limits = np.where(chosen, spec.single_max, spec.threshold)
-            shifted.c = np.where(chosen, 0.0, -spec.threshold)
+            caps.limits = np.where(chosen, single_max, threshold)
+            shifted.c = np.where(chosen, 0.0, -threshold)
             names = ", ".join(g for g, c in zip(groups, chosen, strict=True) if c) or "none"
             aggregate.encoding = (
-                f"restriction: {by}s allowed above {pct(spec.threshold)}: {names}; each at "
-                f"most {pct(spec.single_max)} and together at most "
-                f"{pct(spec.aggregate_max)}; every other {by} at most {pct(spec.threshold)}"
+                f"restriction: {by}s allowed above {pct(threshold)}: {names}; each at "
+                f"most {pct(single_max)} and together at most "
+                f"{pct(aggregate_max)}; every other {by} at most {pct(threshold)}"
             )
 
         refresh(snap)
@@ -220,6 +224,9 @@ class DiversifiedKind(Kind):
     name = "diversified_75_5_10"
 
     def compile(self, spec: Diversified75510, ctx: CompileContext) -> list[RowSet]:
+        basket_min = concrete(spec.basket_min)
+        issuer_cap = concrete(spec.issuer_cap)
+        voting_cap = None if spec.voting_cap is None else concrete(spec.voting_cap)
         snap = ctx.snap
         exempt = _exempt(ctx, spec.exempt, spec.missing)
         a = np.zeros(snap.n)
@@ -232,7 +239,7 @@ class DiversifiedKind(Kind):
             value = ctx.attribute(symbol, spec.group_by, spec.missing)
             if value is IGNORED:
                 continue
-            if spec.voting_cap is not None:
+            if voting_cap is not None:
                 count = ctx.numeric_attribute(symbol, "shares_outstanding", spec.missing)
                 if count is IGNORED:
                     continue
@@ -247,9 +254,9 @@ class DiversifiedKind(Kind):
         G = _membership(groups, member_of, snap.n)
 
         def caps(snap: Snapshot) -> FloatArray:
-            cap = np.full(len(groups), spec.issuer_cap)
-            if spec.voting_cap is not None:
-                voting = spec.voting_cap * np.asarray(G @ (shares * snap.prices)).ravel()
+            cap = np.full(len(groups), issuer_cap)
+            if voting_cap is not None:
+                voting = voting_cap * np.asarray(G @ (shares * snap.prices)).ravel()
                 cap = np.minimum(cap, voting / snap.nav)
             return cap
 
@@ -258,13 +265,13 @@ class DiversifiedKind(Kind):
         def refresh(snap: Snapshot) -> None:
             block.cap = caps(snap)
 
-        voting = "" if spec.voting_cap is None else f" and {pct(spec.voting_cap)} of voting shares"
-        what = f"diversified basket (cash, exempt, {spec.group_by}s up to {pct(spec.issuer_cap)}"
+        voting = "" if voting_cap is None else f" and {pct(voting_cap)} of voting shares"
+        what = f"diversified basket (cash, exempt, {spec.group_by}s up to {pct(issuer_cap)}"
         return [
             RowSet(
                 block,
                 "ge",
-                np.array([spec.basket_min]),
+                np.array([basket_min]),
                 [None],
                 "diversified_75_5_10.basket_min",
                 fixed(what + voting + ")"),
@@ -283,12 +290,13 @@ class NamesRuleKind(Kind):
     name = "names_rule_80"
 
     def compile(self, spec: NamesRule80, ctx: CompileContext) -> list[RowSet]:
+        floor = concrete(spec.min)
         qualifying = select_where(ctx, spec.where, spec.missing, ctx.snap.symbols)
         return [
             RowSet(
                 _weight_row(ctx, qualifying),
                 "ge",
-                np.array([spec.min]),
+                np.array([floor]),
                 [None],
                 "names_rule_80.min",
                 fixed("weight of investments the fund's name suggests"),
@@ -311,10 +319,11 @@ class IlliquidLimitKind(Kind):
     name = "illiquid_limit"
 
     def compile(self, spec: IlliquidLimit, ctx: CompileContext) -> list[RowSet]:
+        ceiling = concrete(spec.max)
         snap = ctx.snap
         illiquid = select_where(ctx, {spec.attribute: [spec.value]}, spec.missing, snap.symbols)
         total = RowSet.portfolio_cap(
-            _weight_row(ctx, illiquid), spec.max, "illiquid_limit.max", "illiquid weight"
+            _weight_row(ctx, illiquid), ceiling, "illiquid_limit.max", "illiquid weight"
         )
         if not illiquid:
             return [total]
@@ -323,7 +332,7 @@ class IlliquidLimitKind(Kind):
         block = AffineBlock(A=select, c=np.zeros(len(idx)), structural=False)
 
         def refresh(snap: Snapshot) -> None:
-            armed = float(snap.w0[idx].sum() > spec.max + THRESHOLD_TOLERANCE)
+            armed = float(snap.w0[idx].sum() > ceiling + THRESHOLD_TOLERANCE)
             block.A = armed * select
             block.c = -armed * snap.w0[idx]
 
@@ -335,7 +344,7 @@ class IlliquidLimitKind(Kind):
             list(illiquid),
             "illiquid_limit.no_purchase",
             of_subject(
-                "{subject} purchase (weight change) while illiquid weight exceeds " + pct(spec.max)
+                "{subject} purchase (weight change) while illiquid weight exceeds " + pct(ceiling)
             ),
             refresh=refresh,
         )
@@ -359,18 +368,21 @@ class DerivativesVaRKind(Kind):
     name = "derivatives_var"
 
     def compile(self, spec: DerivativesVaR, ctx: CompileContext) -> list[RowSet]:
-        scale = float(norm.ppf(spec.confidence)) * np.sqrt(spec.horizon_days / TRADING_DAYS)
+        ceiling = concrete(spec.max)
+        max_ratio = concrete(spec.max_ratio)
+        confidence = concrete(spec.confidence)
+        scale = float(norm.ppf(confidence)) * np.sqrt(spec.horizon_days / TRADING_DAYS)
         block = _norm_block(ctx, active=False, scale=scale)
-        horizon = f"{100 * spec.confidence:g}% {spec.horizon_days:g}-day VaR"
+        horizon = f"{100 * confidence:g}% {spec.horizon_days:g}-day VaR"
         if spec.mode == "absolute":
             return [
-                RowSet.portfolio_cap(block, spec.max, "derivatives_var.max", horizon, unit="risk")
+                RowSet.portfolio_cap(block, ceiling, "derivatives_var.max", horizon, unit="risk")
             ]
         reference = _reference_var(ctx, scale)
-        what = f"{horizon} (limit {spec.max_ratio:g} x reference portfolio VaR {pct(reference)})"
+        what = f"{horizon} (limit {max_ratio:g} x reference portfolio VaR {pct(reference)})"
         return [
             RowSet.portfolio_cap(
-                block, spec.max_ratio * reference, "derivatives_var.max_ratio", what, unit="risk"
+                block, max_ratio * reference, "derivatives_var.max_ratio", what, unit="risk"
             )
         ]
 

@@ -12,6 +12,7 @@ from engine.kinds.base import Kind, register
 from engine.kinds.format import of_subject
 from engine.rows import RowSet
 from models import CVaR, StressTest, TrackingError, ValueAtRisk, Volatility
+from models.contextual import concrete
 
 __all__ = ["CVaRKind", "StressKind", "TrackingErrorKind", "VaRKind", "VolatilityKind"]
 
@@ -41,7 +42,11 @@ class VolatilityKind(Kind):
 
     def compile(self, spec: Volatility, ctx: CompileContext) -> list[RowSet]:
         block = _norm_block(ctx, active=False, scale=1.0)
-        return [RowSet.portfolio_cap(block, spec.max, "volatility.max", "volatility", unit="risk")]
+        return [
+            RowSet.portfolio_cap(
+                block, concrete(spec.max), "volatility.max", "volatility", unit="risk"
+            )
+        ]
 
 
 @register
@@ -57,7 +62,7 @@ class TrackingErrorKind(Kind):
         block = _norm_block(ctx, active=True, scale=1.0)
         return [
             RowSet.portfolio_cap(
-                block, spec.max, "tracking_error.max", "tracking error", unit="risk"
+                block, concrete(spec.max), "tracking_error.max", "tracking error", unit="risk"
             )
         ]
 
@@ -73,10 +78,11 @@ class VaRKind(Kind):
     name = "var"
 
     def compile(self, spec: ValueAtRisk, ctx: CompileContext) -> list[RowSet]:
-        scale = float(norm.ppf(spec.confidence)) * np.sqrt(spec.horizon_days / TRADING_DAYS)
+        confidence = concrete(spec.confidence)
+        scale = float(norm.ppf(confidence)) * np.sqrt(spec.horizon_days / TRADING_DAYS)
         block = _norm_block(ctx, active=False, scale=scale)
-        what = f"{100 * spec.confidence:g}% {spec.horizon_days:g}-day VaR"
-        return [RowSet.portfolio_cap(block, spec.max, "var.max", what, unit="risk")]
+        what = f"{100 * confidence:g}% {spec.horizon_days:g}-day VaR"
+        return [RowSet.portfolio_cap(block, concrete(spec.max), "var.max", what, unit="risk")]
 
 
 @register
@@ -90,9 +96,10 @@ class CVaRKind(Kind):
     name = "cvar"
 
     def compile(self, spec: CVaR, ctx: CompileContext) -> list[RowSet]:
-        block = CVaRBlock(R=ctx.scenario_returns(), beta=spec.confidence)
-        what = f"{100 * spec.confidence:g}% CVaR"
-        return [RowSet.portfolio_cap(block, spec.max, "cvar.max", what, unit="loss")]
+        confidence = concrete(spec.confidence)
+        block = CVaRBlock(R=ctx.scenario_returns(), beta=confidence)
+        what = f"{100 * confidence:g}% CVaR"
+        return [RowSet.portfolio_cap(block, concrete(spec.max), "cvar.max", what, unit="loss")]
 
 
 @register
@@ -123,7 +130,7 @@ class StressKind(Kind):
             RowSet(
                 block,
                 "le",
-                np.full(len(names), spec.max_loss),
+                np.full(len(names), concrete(spec.max_loss)),
                 list(names),
                 "stress.max_loss",
                 of_subject("stress scenario {subject!r} loss"),

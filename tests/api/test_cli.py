@@ -371,8 +371,18 @@ def _unknown_applicable(body: dict[str, Any]) -> None:
     body["applicable_policies"] = ["tech", "leverage-cap"]
 
 
-def _conditional(body: dict[str, Any]) -> None:
-    body["policies"] = [CAP, {**TECH, "when": "context.risk_mode == 'STRESSED'"}]
+def _conditional_without_context(body: dict[str, Any]) -> None:
+    body["policies"] = [CAP, {**TECH, "when": "risk_mode == 'STRESSED'"}]
+
+
+def _malformed_condition(body: dict[str, Any]) -> None:
+    body["policies"] = [CAP, {**TECH, "when": "risk_mode = 'STRESSED'"}]
+
+
+def _limit_without_context(body: dict[str, Any]) -> None:
+    body["policies"] = [
+        policy("cap", {"kind": "weight_bounds", "max": {"by": "risk_mode", "values": {"N": 0.3}}})
+    ]
 
 
 def _negative_nav(body: dict[str, Any]) -> None:
@@ -475,7 +485,21 @@ BAD_REQUESTS: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
         _unknown_applicable,
         ["applicable_policies[1]", "'leverage-cap'"],
     ),
-    ("conditional-policy", _conditional, ["when", "not supported", "tech"]),
+    (
+        "condition-without-context",
+        _conditional_without_context,
+        ["context.risk_mode", "'tech'", "risk_mode == 'STRESSED'", "lacks"],
+    ),
+    (
+        "malformed-condition",
+        _malformed_condition,
+        ["policies[1].when", "line 1, column 11", "write =="],
+    ),
+    (
+        "limit-without-context",
+        _limit_without_context,
+        ["policies[cap].rules.constraints[0].max", "context.risk_mode", "lacks"],
+    ),
 ]
 
 

@@ -192,6 +192,16 @@ def _bad_files(tmp_path: Path) -> list[tuple[str, Path, list[str]]]:
     bad_enum.write_text(
         yaml.safe_dump([dict(core_policies()[0], policy_type="NOPE")]), encoding="utf-8"
     )
+    bad_condition = _write_yaml(
+        tmp_path / "bad-condition.yaml",
+        [dict(core_policies()[0], when="risk_mode == 'DEFENSIVE' and")],
+    )
+    bad_contextual = tmp_path / "bad-contextual.yaml"
+    bad_contextual.write_text(
+        "- policy_name: lev\n  policy_type: RISK_LIMIT\n  rules:\n    constraints:\n"
+        "      - kind: gross_exposure\n        max: {by: risk_mode, values: {NORMAL: -1}}\n",
+        encoding="utf-8",
+    )
     duplicates = tmp_path / "dups"
     duplicates.mkdir()
     _write_yaml(duplicates / "a.yaml", core_policies()[:1])
@@ -201,6 +211,16 @@ def _bad_files(tmp_path: Path) -> list[tuple[str, Path, list[str]]]:
         ("invalid-yaml", bad_yaml, ["broken.yaml", "not valid YAML"]),
         ("invalid-json", bad_json, ["broken.json", "not valid JSON"]),
         ("bad-enum", bad_enum, ["bad-enum.yaml[0]", "policy_type"]),
+        (
+            "bad-condition",
+            bad_condition,
+            ["bad-condition.yaml[0]: when", "line 1, column 29", "ends too early"],
+        ),
+        (
+            "bad-contextual-limit",
+            bad_contextual,
+            ["rules.constraints[0].gross_exposure.max.values.NORMAL", "greater than or equal"],
+        ),
         ("duplicate-names", duplicates, ["single-name-cap", "also defined in"]),
         ("missing", tmp_path / "absent.yaml", ["absent.yaml", "no such file"]),
     ]
@@ -237,3 +257,26 @@ def test_unreachable_database_exits_with_a_message_not_a_traceback(
         assert status != 0, argv
         assert "Traceback" not in err
         assert err.strip(), argv
+
+
+def test_conditional_policies_apply_and_export_round_trip(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conditional = CORE_POLICIES.parent / "conditional.yaml"
+    status, out, err = _run(capsys, "policies", "apply", conditional, "--database-url", db)
+    assert status == 0, err
+    assert {r["action"] for r in _lines(out)} == {"created"}
+    stored = _stored(db)
+    assert stored["stressed-sector-cap"]["when"].startswith('risk_mode == "DEFENSIVE"')
+    cap = stored["risk-mode-name-cap"]["rules"]["constraints"][0]["max"]
+    assert cap == {
+        "by": "risk_mode",
+        "values": {"AGGRESSIVE": 0.12, "NORMAL": 0.10, "DEFENSIVE": 0.06},
+        "default": 0.10,
+    }
+    status, out, _ = _run(capsys, "policies", "export", "--database-url", db)
+    file = tmp_path / "exported.yaml"
+    file.write_text(out, encoding="utf-8")
+    status, out, err = _run(capsys, "policies", "apply", file, "--database-url", db)
+    assert status == 0, err
+    assert {r["action"] for r in _lines(out)} == {"unchanged"}
