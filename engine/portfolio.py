@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,8 +69,12 @@ def _plausible(symbols: tuple[str, ...], w: FloatArray, field: str, what: str) -
         )
 
 
-def snapshot_of(request: PolicyValidationRequest) -> Snapshot:
-    """Compute V, NAV and the weights of SPEC section 2, or raise naming the bad field."""
+def snapshot_of(request: PolicyValidationRequest, *, universe: Sequence[str] = ()) -> Snapshot:
+    """Compute V, NAV and the weights of SPEC section 2, or raise naming the bad field.
+
+    `universe` adds symbols to V besides the held and traded ones (the constraint export's
+    tradable names; errors name them as `universe[k]`).
+    """
     state = request.portfolio_state
     instruments: dict[str, Instrument] = {}
     for k, instrument in enumerate(state.instruments):
@@ -99,7 +104,12 @@ def snapshot_of(request: PolicyValidationRequest) -> Snapshot:
             )
         traded[trade.symbol] = traded.get(trade.symbol, 0.0) + trade.side.sign * trade.quantity
 
-    symbols = tuple(sorted({s for s, qty in held.items() if qty != 0} | set(traded)))
+    for k, symbol in enumerate(universe):
+        if symbol not in instruments:
+            raise UnknownSymbolError(f"universe[{k}]", f"no instrument (with a price) for {symbol}")
+    symbols = tuple(
+        sorted({s for s, qty in held.items() if qty != 0} | set(traded) | set(universe))
+    )
     prices = np.array([instruments[s].price for s in symbols], dtype=float)
     q = np.array([held.get(s, 0.0) for s in symbols], dtype=float)
     t = np.array([traded.get(s, 0.0) for s in symbols], dtype=float)

@@ -61,6 +61,9 @@ class RowSet:
     refresh: Callable[[Snapshot], None] | None = field(default=None, repr=False)
     """Re-derive the parts that depend on the snapshot's weights, prices or NAV (offsets,
     limits), so a cached layout serves a new request with the same structure."""
+    encoding: str | None = None
+    """How the solver's form encodes a rule that is not convex ("restriction: ..."); None when
+    the rows are the rule itself."""
 
     def __post_init__(self) -> None:
         self.limits = np.asarray(self.limits, dtype=float)
