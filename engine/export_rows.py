@@ -89,8 +89,9 @@ class RowCollector:
     def _append(self, entries: dict[int, float], lower: float | None, upper: float | None) -> None:
         row = len(self.infos) - 1
         self._entries += [(row, col, val) for col, val in entries.items() if val != 0.0]
-        self.lower.append(lower)
-        self.upper.append(upper)
+        # (+ 0.0 turns the -0.0 of a negated zero offset into 0.0)
+        self.lower.append(None if lower is None else lower + 0.0)
+        self.upper.append(None if upper is None else upper + 0.0)
 
     def add(
         self, r: int, entries: dict[int, float], lower: float | None, upper: float | None

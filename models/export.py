@@ -9,7 +9,7 @@ docs/constraint-export.md.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -210,6 +210,91 @@ class NamedBlock(StrictModel):
     beta: float | None = None
 
 
+_EXAMPLE: dict[str, Any] = {
+    "policy_revision": "6d19fcbdd6ea1b60b320559ba27e7b69a92ae83189f30f5234c8d7b2ccc42ecc",
+    "portfolio_id": "global-equity",
+    "policies": ["single-name-cap"],
+    "enforcement_levels": ["strict"],
+    "form": "linearized",
+    "margin": 1e-07,
+    "cure_passive": False,
+    "nav": 5092500.0,
+    "variables": {
+        "symbols": ["AAPL", "MSFT", "XOM"],
+        "w0": [0.18664702994599902, 0.32243495336278843, 0.0],
+        "prices": [190.1, 410.5, 118.2],
+        "auxiliary": [],
+        "count": 3,
+    },
+    "fixed": [],
+    "linear": {
+        "matrix": {"shape": [3, 3], "row": [0, 1, 2], "col": [0, 1, 2], "val": [1.0, 1.0, 1.0]},
+        "lower": [None, None, None],
+        "upper": [0.18664702994599902, 0.32243495336278843, 0.0999999],
+        "rows": [
+            {
+                "policy_name": "single-name-cap",
+                "policy_type": "POSITION_LIMIT",
+                "enforcement_level": "strict",
+                "kind": "weight_bounds",
+                "constraint_index": 0,
+                "violation_type": "weight_bounds.max",
+                "subject": "AAPL",
+                "role": "limit",
+                "limit": 0.1,
+                "pre_trade": 0.18664702994599902,
+                "passive": True,
+                "exact": True,
+                "encoding": None,
+                "description": "AAPL weight",
+            },
+            {
+                "policy_name": "single-name-cap",
+                "policy_type": "POSITION_LIMIT",
+                "enforcement_level": "strict",
+                "kind": "weight_bounds",
+                "constraint_index": 0,
+                "violation_type": "weight_bounds.max",
+                "subject": "MSFT",
+                "role": "limit",
+                "limit": 0.1,
+                "pre_trade": 0.32243495336278843,
+                "passive": True,
+                "exact": True,
+                "encoding": None,
+                "description": "MSFT weight",
+            },
+            {
+                "policy_name": "single-name-cap",
+                "policy_type": "POSITION_LIMIT",
+                "enforcement_level": "strict",
+                "kind": "weight_bounds",
+                "constraint_index": 0,
+                "violation_type": "weight_bounds.max",
+                "subject": "XOM",
+                "role": "limit",
+                "limit": 0.1,
+                "pre_trade": 0.0,
+                "passive": False,
+                "exact": True,
+                "encoding": None,
+                "description": "XOM weight",
+            },
+        ],
+    },
+    "cones": [],
+    "blocks": [],
+    "notes": [
+        "Weights of instruments outside variables.symbols (not held, not in universe) are 0 "
+        "and may not be traded by a decision built on this set.",
+        "Weights are continuous; rounding the trades to lot sizes can move a row past its "
+        "bound: validate the rounded decision (mode adjust returns a compliant one).",
+        "Rows breached before trading are bounded by their pre-trade values: single-name-cap.",
+    ],
+}
+"""A real export: two names held above a 10% cap (passive), one the optimizer may buy."""
+
+
 class ConstraintSet(StrictModel):
     """The compiled constraints of a portfolio's policies, solver-neutral."""
 
@@ -231,36 +316,4 @@ class ConstraintSet(StrictModel):
     blocks: list[NamedBlock]
     notes: list[str]
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "policy_revision": "3f1c…",
-                    "portfolio_id": "global-equity",
-                    "policies": ["single-name-cap"],
-                    "enforcement_levels": ["strict"],
-                    "form": "linearized",
-                    "margin": 1e-7,
-                    "cure_passive": False,
-                    "nav": 5000000.0,
-                    "variables": {
-                        "symbols": ["AAPL", "MSFT"],
-                        "w0": [0.19, 0.33],
-                        "prices": [190.1, 410.5],
-                        "auxiliary": [],
-                        "count": 2,
-                    },
-                    "fixed": [],
-                    "linear": {
-                        "matrix": {"shape": [2, 2], "row": [0, 1], "col": [0, 1], "val": [1, 1]},
-                        "lower": [None, None],
-                        "upper": [0.0999999, 0.3284],
-                        "rows": [],
-                    },
-                    "cones": [],
-                    "blocks": [],
-                    "notes": [],
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE]})

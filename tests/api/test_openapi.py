@@ -15,6 +15,7 @@ from tests.api.conftest import core_policies
 
 ENDPOINTS = {
     ("post", "/api/v1/validate"),
+    ("post", "/api/v1/constraints"),
     ("get", "/api/v1/policies"),
     ("post", "/api/v1/policies"),
     ("get", "/api/v1/policies/{name}"),
