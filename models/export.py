@@ -17,6 +17,7 @@ from models.base import StrictModel, Symbol
 from models.enums import EnforcementLevel, PolicyType
 from models.policy import PolicyDefinition
 from models.portfolio import PortfolioState
+from models.validation import PolicyValidationRequest
 
 __all__ = [
     "Auxiliary",
@@ -84,7 +85,7 @@ class ConstraintSetRequest(StrictModel):
     policies: list[PolicyDefinition] | None = Field(
         default=None, description="Inline policy set, used instead of the stored policies."
     )
-    context: dict[str, object] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
     options: ExportOptions = Field(default_factory=ExportOptions)
 
     @field_validator("portfolio_id")
@@ -97,6 +98,11 @@ class ConstraintSetRequest(StrictModel):
                 f"{state.portfolio_id!r}"
             )
         return portfolio_id
+
+    @field_validator("context")
+    @classmethod
+    def _finite_context(cls, context: dict[str, Any]) -> dict[str, Any]:
+        return PolicyValidationRequest._finite_context(context)
 
     @model_validator(mode="after")
     def _unique_universe(self) -> ConstraintSetRequest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import cvxpy as cp
@@ -146,3 +147,11 @@ def test_a_policy_needing_missing_data_is_422(client: TestClient) -> None:
     r = client.post(URL, json={"portfolio_state": _state(), "policies": policies})
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["field"] == "portfolio_state.risk_model"
+
+
+def test_a_non_finite_context_value_is_422(client: TestClient) -> None:
+    body = json.dumps({"portfolio_state": _state(), "policies": [], "context": {"x": 1.0}})
+    raw = body.replace('"x": 1.0', '"x": NaN')
+    r = client.post(URL, content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["field"] == "context"
