@@ -106,8 +106,11 @@ def export_constraints(
     blocks: list[NamedBlock] = []
     linearize = options.form == "linearized"
     for k, rowset in enumerate(layout.rowsets):
-        bound = _bound(layout, k, margin=options.margin, cure_passive=options.cure_passive)
-        rows.start(layout, k)
+        base = solve_bounds(layout, k, cure_passive=options.cure_passive)
+        bound = shifted(layout, [k], [base], [np.full(len(base), options.margin)])[0]
+        # Moved by the whole margin (shifted stops at the pre-trade value short of it).
+        full = (options.margin > 0) & (np.abs(bound - base) >= (1 - 1e-6) * options.margin)
+        rows.start(layout, k, tightened=full)
         block = rowset.block
         if isinstance(block, AffineBlock):
             _affine(rows, block, rowset, bound)
@@ -149,14 +152,6 @@ def export_constraints(
         blocks=blocks,
         notes=notes,
     )
-
-
-def _bound(layout: Layout, k: int, *, margin: float, cure_passive: bool) -> FloatArray:
-    """The adjuster's bound of row set `k`, tightened by `margin` (never past pre-trade)."""
-    base = solve_bounds(layout, k, cure_passive=cure_passive)
-    if margin == 0:
-        return base
-    return shifted(layout, [k], [base], [np.full(len(base), margin)])[0]
 
 
 def _require_upper(rowset: RowSet) -> None:

@@ -131,9 +131,42 @@ def max_violation(
     return max(worst)
 
 
+def _single_weight_bounds(constraints: ConstraintSet) -> tuple[FloatArray, FloatArray]:
+    """Per weight, the tightest bounds of the linear rows that involve it alone."""
+    n = len(constraints.variables.symbols)
+    lo, hi = np.full(n, -np.inf), np.full(n, np.inf)
+    linear = constraints.linear
+    if not linear.rows:
+        return lo, hi
+    A = _csr(linear.matrix)
+    counts = np.diff(A.indptr)
+    for r in np.flatnonzero(counts == 1):
+        i, a = int(A.indices[A.indptr[r]]), float(A.data[A.indptr[r]])
+        if i >= n:
+            continue  # a bound on an auxiliary variable
+        low, high = linear.lower[r], linear.upper[r]
+        if a < 0:
+            low, high = (None if high is None else -high), (None if low is None else -low)
+            a = -a
+        if low is not None:
+            lo[i] = max(lo[i], low / a)
+        if high is not None:
+            hi[i] = min(hi[i], high / a)
+    return lo, hi
+
+
 def snap_fixed(constraints: ConstraintSet, w: FloatArray) -> FloatArray:
-    """`w` with every fixed weight set exactly to its value (solvers leave tiny errors)."""
+    """`w` with the bounds a solver leaves a little off set exactly.
+
+    Every fixed weight gets its value, and every weight is clipped into the rows that
+    bound it alone (single-name limits, no-buy, no-sell, no-short, trade limits): solvers
+    stop within their tolerance of such bounds, the service checks to 1e-9. A weight whose
+    own rows contradict each other (an empty set) is left as it is.
+    """
     out = np.array(w, dtype=float)
+    lo, hi = _single_weight_bounds(constraints)
+    consistent = lo <= hi
+    out[consistent] = np.clip(out[consistent], lo[consistent], hi[consistent])
     for fixed in constraints.fixed:
         out[fixed.index] = fixed.value
     return out

@@ -11,6 +11,7 @@ from engine.check import TOLERANCE
 from engine.layout import Layout
 from engine.rows import Provenance, RowSet
 from models.export import Auxiliary, FixedWeight, RowInfo, SparseMatrix
+from models.typing import BoolArray
 
 __all__ = ["RowCollector", "sparse_of"]
 
@@ -44,10 +45,14 @@ class RowCollector:
         self._fixed: dict[int, list[tuple[float, str]]] = {}
         self._layout: Layout | None = None
         self._k = -1
+        self._tightened: BoolArray = np.zeros(0, dtype=bool)
 
-    def start(self, layout: Layout, k: int) -> None:
-        """The following rows come from row set `k` of `layout`."""
-        self._layout, self._k = layout, k
+    def start(self, layout: Layout, k: int, *, tightened: BoolArray) -> None:
+        """The following rows come from row set `k` of `layout`.
+
+        `tightened` says per row whether its bound was moved inward by the margin.
+        """
+        self._layout, self._k, self._tightened = layout, k, tightened
 
     @property
     def _rowset(self) -> RowSet:
@@ -81,6 +86,7 @@ class RowCollector:
             limit=float(rowset.limits[r]) if limit_row else None,
             pre_trade=pre,
             passive=passive,
+            tightened=limit_row and bool(self._tightened[r]),
             exact=rowset.encoding is None,
             encoding=rowset.encoding,
             description=rowset.describe(subject) if limit_row else "",

@@ -139,6 +139,10 @@ class RowInfo(StrictModel):
     limit: float | None = Field(description="The policy's limit (limit rows).")
     pre_trade: float | None = Field(description="The row's value at the pre-trade weights.")
     passive: bool = Field(description="Breached before trading; bounded by its pre-trade value.")
+    tightened: bool = Field(
+        description="The bound was moved inward by the margin. False where that would cut "
+        "off the pre-trade value (passive rows, no-buy names ...): meet those to 1e-9."
+    )
     exact: bool = Field(description="False when the rows are a convex restriction of the rule.")
     encoding: str | None = None
     description: str = ""
@@ -250,6 +254,7 @@ _EXAMPLE: dict[str, Any] = {
                 "limit": 0.1,
                 "pre_trade": 0.18664702994599902,
                 "passive": True,
+                "tightened": False,
                 "exact": True,
                 "encoding": None,
                 "description": "AAPL weight",
@@ -266,6 +271,7 @@ _EXAMPLE: dict[str, Any] = {
                 "limit": 0.1,
                 "pre_trade": 0.32243495336278843,
                 "passive": True,
+                "tightened": False,
                 "exact": True,
                 "encoding": None,
                 "description": "MSFT weight",
@@ -282,6 +288,7 @@ _EXAMPLE: dict[str, Any] = {
                 "limit": 0.1,
                 "pre_trade": 0.0,
                 "passive": False,
+                "tightened": True,
                 "exact": True,
                 "encoding": None,
                 "description": "XOM weight",

@@ -251,6 +251,8 @@ def test_margin_tightens_limits_but_not_past_pre_trade() -> None:
     assert upper[by_subject["AAA"]] == pytest.approx(0.3)
     assert constraints.linear.rows[by_subject["AAA"]].passive
     assert upper[by_subject["CCC"]] == pytest.approx(0.2 - 1e-4)
+    tightened = {r.subject: r.tightened for r in constraints.linear.rows}
+    assert tightened == {"AAA": False, "BBB": False, "CCC": True}
     cured = _export({**body, "options": {"margin": 1e-4, "cure_passive": True}})
     assert cured.linear.upper[by_subject["AAA"]] == pytest.approx(0.2 - 1e-4)
 
@@ -372,3 +374,18 @@ def test_input_errors_name_the_field() -> None:
     with pytest.raises(MissingDataError) as missing:
         _export(body)
     assert missing.value.field == "portfolio_state.risk_model"
+
+
+def test_snapping_clips_weights_into_their_own_rows() -> None:
+    body = _request(
+        [
+            policy("cap", {"kind": "weight_bounds", "max": 0.2}),
+            policy("long", {"kind": "restricted", "symbols": ["BBB"], "mode": "no_short"}),
+        ]
+    )
+    constraints = _export(body)
+    w = np.array([0.3 + 1e-8, -1e-8, 0.2 + 1e-8])  # solver error on three bounds
+    assert max_violation(constraints, w) > 1e-9
+    snapped = snap_fixed(constraints, w)
+    assert snapped.tolist() == pytest.approx([0.3, 1e-7, 0.2 - 1e-7], abs=1e-15)
+    assert max_violation(constraints, snapped) == 0.0
