@@ -12,7 +12,7 @@ Per block type (`engine.blocks`), over `x = [w, aux]`:
 - ``AffineBlock``: one linear row per row, `A w` within `bound - c`.
 - ``AbsSumBlock`` without a group matrix (no-holding, no-trade, trade limits): each term
   `|a_j w + c_j| <= bound_j` is the two-sided row `-bound_j <= a_j w + c_j <= bound_j`; a
-  single weight held to 0 this way is also listed in `fixed`.
+  single weight pinned this way (to 0, or to w0 by no-trade) is also listed in `fixed`.
 - ``AbsSumBlock`` with a group matrix (gross exposure, turnover, gross group limits): an
   auxiliary `t_j >= |a_j w + c_j|` per term (two rows), and `G t <= bound - k` (linearized),
   or a named ``abs_sum`` block.

@@ -163,7 +163,10 @@ class Variables(StrictModel):
     w0: list[float] = Field(description="Pre-trade weights, in the order of `symbols`.")
     prices: list[float]
     auxiliary: list[Auxiliary] = Field(default_factory=list)
-    count: int = Field(description="len(symbols) + len(auxiliary): the columns of every matrix.")
+    count: int = Field(
+        description="len(symbols) + len(auxiliary): the columns of linear.matrix (cone and "
+        "block matrices are over the weights only)."
+    )
 
 
 class FixedWeight(StrictModel):
