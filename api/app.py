@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from api.events import OutboxRelay, Publisher, publisher_for
 from api.http_errors import install_error_handlers
 from api.metrics import Metrics
-from api.routes import capacity, health, policies, portfolios, reviews, validate
+from api.routes import capacity, constraints, health, policies, portfolios, reviews, validate
 from api.services import Services
 from api.settings import Settings
 from api.store import Store
@@ -111,6 +111,6 @@ def create_app(
 
     app.middleware("http")(_body_limit(settings.max_body_bytes))
     install_error_handlers(app)
-    for module in (validate, capacity, policies, portfolios, reviews, health):
+    for module in (validate, capacity, constraints, policies, portfolios, reviews, health):
         app.include_router(module.router)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,11 +69,14 @@ def _plausible(symbols: tuple[str, ...], w: FloatArray, field: str, what: str) -
         )
 
 
-def snapshot_of(request: PolicyValidationRequest, *, include: Collection[str] = ()) -> Snapshot:
+def snapshot_of(
+    request: PolicyValidationRequest, *, include: Sequence[str] = (), field: str = "universe"
+) -> Snapshot:
     """Compute V, NAV and the weights of SPEC section 2, or raise naming the bad field.
 
-    `include` adds symbols to V that are neither held nor traded (capacity sizes a buy of a
-    new name); each must have an instrument.
+    `include` adds symbols to V besides the held and traded ones (the names a capacity
+    question or the constraint export's tradable universe adds); each must have an
+    instrument, errors name them as `{field}[k]`.
     """
     state = request.portfolio_state
     instruments: dict[str, Instrument] = {}
@@ -104,9 +107,9 @@ def snapshot_of(request: PolicyValidationRequest, *, include: Collection[str] = 
             )
         traded[trade.symbol] = traded.get(trade.symbol, 0.0) + trade.side.sign * trade.quantity
 
-    for symbol in include:
+    for k, symbol in enumerate(include):
         if symbol not in instruments:
-            raise UnknownSymbolError("symbols", f"no instrument (with a price) for {symbol}")
+            raise UnknownSymbolError(f"{field}[{k}]", f"no instrument (with a price) for {symbol}")
     held_or_traded = {s for s, qty in held.items() if qty != 0} | set(traded)
     symbols = tuple(sorted(held_or_traded | set(include)))
     prices = np.array([instruments[s].price for s in symbols], dtype=float)

@@ -16,6 +16,7 @@ from tests.api.conftest import core_policies
 ENDPOINTS = {
     ("post", "/api/v1/validate"),
     ("post", "/api/v1/capacity"),
+    ("post", "/api/v1/constraints"),
     ("get", "/api/v1/policies"),
     ("post", "/api/v1/policies"),
     ("get", "/api/v1/policies/{name}"),

@@ -1,0 +1,78 @@
+"""POST /api/v1/constraints: the compiled constraint set of a portfolio's policies."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from pydantic import ValidationError
+from sqlalchemy.exc import DataError, SQLAlchemyError
+
+from api.deps import Reader, ServicesDep
+from api.schemas import ERROR_RESPONSES, ErrorResponse
+from api.store import Unavailable
+from engine.export import export_constraints
+from models import PolicyDefinition
+from models.export import ConstraintSet, ConstraintSetRequest
+
+__all__ = ["CONSTRAINTS_EXAMPLE", "router"]
+
+router = APIRouter(prefix="/api/v1", tags=["constraints"], responses=ERROR_RESPONSES)
+
+CONSTRAINTS_EXAMPLE: dict[str, Any] = {
+    "portfolio_state": {
+        "portfolio_id": "global-equity",
+        "cash": 2_500_000.0,
+        "positions": [{"symbol": "AAPL", "quantity": 5000}, {"symbol": "MSFT", "quantity": 4000}],
+        "instruments": [
+            {"symbol": "AAPL", "price": 190.1, "sector": "Information Technology"},
+            {"symbol": "MSFT", "price": 410.5, "sector": "Information Technology"},
+            {"symbol": "XOM", "price": 118.2, "sector": "Energy"},
+        ],
+    },
+    "universe": ["XOM"],
+    "options": {"include_advisory": False, "margin": 1e-7, "form": "linearized"},
+}
+
+
+@router.post(
+    "/constraints",
+    response_model=ConstraintSet,
+    summary="Export the compiled constraint set of a portfolio's policies",
+    responses={
+        503: {
+            "model": ErrorResponse,
+            "description": "policies cannot be loaded: no constraint set is exported",
+        }
+    },
+)
+def constraints(
+    request: Annotated[
+        ConstraintSetRequest,
+        Body(
+            openapi_examples={
+                "portfolio": {
+                    "summary": "Held names plus one the optimizer may buy",
+                    "value": CONSTRAINTS_EXAMPLE,
+                }
+            }
+        ),
+    ],
+    services: ServicesDep,
+    _caller: Reader,
+) -> ConstraintSet:
+    """The effective policies (or the request's inline set) as solver-neutral constraints.
+
+    Linear rows in coordinate form with bounds and provenance, second-order cones for the
+    risk limits, piecewise-linear terms linearized over documented auxiliary variables (or
+    as named blocks), and the policy-set revision. See docs/constraint-export.md.
+    """
+    stored: list[PolicyDefinition] = []
+    if request.policies is None:
+        try:
+            stored = [p.definition for p in services.store.policies.list()]
+        except DataError:
+            raise  # the database refused a value of the request: 422, not an outage
+        except (SQLAlchemyError, ValidationError) as exc:  # fail closed: no partial set
+            raise Unavailable(f"policies cannot be loaded: {exc.__class__.__name__}") from exc
+    return export_constraints(request, stored)

@@ -1,0 +1,305 @@
+"""The constraint-set export: a policy set compiled to solver-neutral rows over weights `w`.
+
+The export is built from the same row sets the checker and the adjuster use
+(`engine.layout.build_layout`), with the adjuster's bounds (`engine.bounds.solve_bounds`:
+rows breached before trading may not get worse unless `cure_passive`), tightened by the
+requested margin the way the adjuster's tightened rounds are (`engine.bounds.shifted`: never
+past the pre-trade value, so not trading stays feasible). An optimizer that stays inside the
+exported set (to within the margin) proposes a decision the service accepts.
+
+Per block type (`engine.blocks`), over `x = [w, aux]`:
+
+- ``AffineBlock``: one linear row per row, `A w` within `bound - c`.
+- ``AbsSumBlock`` without a group matrix (no-holding, no-trade, trade limits): each term
+  `|a_j w + c_j| <= bound_j` is the two-sided row `-bound_j <= a_j w + c_j <= bound_j`; a
+  single weight pinned this way (to 0, or to w0 by no-trade) is also listed in `fixed`.
+- ``AbsSumBlock`` with a group matrix (gross exposure, turnover, gross group limits): an
+  auxiliary `t_j >= |a_j w + c_j|` per term (two rows), and `G t <= bound - k` (linearized),
+  or a named ``abs_sum`` block.
+- ``SumLargestAbsBlock``: `k s + sum(u) <= bound`, `u_i >= |w_i| - s`, `u >= 0` (linearized),
+  or a named ``sum_largest_abs`` block.
+- ``CVaRBlock``: `zeta + sum(z) / ((1 - beta) S) <= bound`, `z_s >= -r_s w - zeta`, `z >= 0`
+  (Rockafellar-Uryasev, linearized), or a named ``cvar`` block.
+- ``NormBlock``: a second-order cone `||M w + m||_2 <= bound / scale`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from engine.blocks import AbsSumBlock, AffineBlock, CVaRBlock, NormBlock, SumLargestAbsBlock
+from engine.bounds import shifted, solve_bounds
+from engine.check import TOLERANCE
+from engine.export_rows import RowCollector, sparse_of
+from engine.layout import Layout, build_layout
+from engine.portfolio import snapshot_of
+from engine.resolve import effective_policies
+from engine.rows import RowSet
+from models import (
+    CoordinatedTradingDecision,
+    EnforcementLevel,
+    PolicyDefinition,
+    PolicyValidationRequest,
+    ValidationMode,
+)
+from models.export import (
+    ConstraintSet,
+    ConstraintSetRequest,
+    LinearConstraints,
+    NamedBlock,
+    SecondOrderCone,
+    Variables,
+)
+from models.typing import FloatArray
+
+__all__ = ["export_constraints", "policy_revision"]
+
+
+def policy_revision(policies: Sequence[PolicyDefinition]) -> str:
+    """sha256 of the policies' canonical JSON (sorted by name, sorted keys)."""
+    dumped = [p.model_dump(mode="json") for p in sorted(policies, key=lambda p: p.policy_name)]
+    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _validation_request(request: ConstraintSetRequest) -> PolicyValidationRequest:
+    """The request as the compiler reads it: the same portfolio, no trades."""
+    portfolio_id = request.portfolio_id or request.portfolio_state.portfolio_id
+    return PolicyValidationRequest(
+        decision=CoordinatedTradingDecision(
+            decision_id="constraint-export", portfolio_id=portfolio_id
+        ),
+        portfolio_state=request.portfolio_state,
+        applicable_policies=request.applicable_policies,
+        policies=request.policies,
+        context=dict(request.context),
+        mode=ValidationMode.VALIDATE,
+        cure_passive=request.options.cure_passive,
+    )
+
+
+def export_constraints(
+    request: ConstraintSetRequest, stored: Sequence[PolicyDefinition] = ()
+) -> ConstraintSet:
+    """Compile the effective policies of `request` into the solver-neutral form.
+
+    `stored` are the stored policies (the request's inline `policies` replace them). Raises
+    `engine.errors.InputError` (naming the field) for input that cannot be compiled.
+    """
+    options = request.options
+    validation = _validation_request(request)
+    levels = [EnforcementLevel.STRICT]
+    if options.include_advisory:
+        levels.append(EnforcementLevel.ADVISORY)
+    effective = effective_policies(validation, stored)
+    chosen = [p for p in effective if p.enforcement_level in levels]
+    snap = snapshot_of(validation, include=request.universe)
+    layout = build_layout(chosen, validation, snap)
+
+    rows = RowCollector(snap.n)
+    cones: list[SecondOrderCone] = []
+    blocks: list[NamedBlock] = []
+    linearize = options.form == "linearized"
+    for k, rowset in enumerate(layout.rowsets):
+        base = solve_bounds(layout, k, cure_passive=options.cure_passive)
+        bound = shifted(layout, [k], [base], [np.full(len(base), options.margin)])[0]
+        # Moved by the whole margin (shifted stops at the pre-trade value short of it).
+        full = (options.margin > 0) & (np.abs(bound - base) >= (1 - 1e-6) * options.margin)
+        rows.start(layout, k, tightened=full)
+        block = rowset.block
+        if isinstance(block, AffineBlock):
+            _affine(rows, block, rowset, bound)
+        elif isinstance(block, AbsSumBlock) and block.G is None:
+            _absolute(rows, block, bound, snap.symbols)
+        elif isinstance(block, NormBlock):
+            _require_upper(rowset)
+            cones.append(_cone(rows, block, bound))
+        elif isinstance(block, AbsSumBlock | SumLargestAbsBlock | CVaRBlock):
+            _require_upper(rowset)
+            if linearize:
+                _linearize(rows, block, bound, snap.symbols)
+            else:
+                blocks.append(_named(rows, block, bound))
+        else:
+            raise TypeError(f"{rowset.violation_type}: no export for {type(block).__name__}")
+    notes = _notes(request, layout, [p.policy_name for p in effective if p not in chosen])
+    return ConstraintSet(
+        policy_revision=policy_revision(chosen),
+        portfolio_id=validation.decision.portfolio_id,
+        policies=[p.policy_name for p in chosen],
+        enforcement_levels=levels,
+        form=options.form,
+        margin=options.margin,
+        cure_passive=options.cure_passive,
+        nav=snap.nav,
+        variables=Variables(
+            symbols=list(snap.symbols),
+            w0=snap.w0.tolist(),
+            prices=snap.prices.tolist(),
+            auxiliary=rows.auxiliary,
+            count=snap.n + len(rows.auxiliary),
+        ),
+        fixed=rows.fixed_weights(snap.symbols),
+        linear=LinearConstraints(
+            matrix=rows.matrix(), lower=rows.lower, upper=rows.upper, rows=rows.infos
+        ),
+        cones=cones,
+        blocks=blocks,
+        notes=notes,
+    )
+
+
+def _require_upper(rowset: RowSet) -> None:
+    if rowset.sense != "le":  # models reject these (not convex); an engine bug otherwise
+        raise ValueError(f"{rowset.violation_type}: a lower bound on a convex function")
+
+
+def _affine(rows: RowCollector, block: AffineBlock, rowset: RowSet, bound: FloatArray) -> None:
+    A = sp.csr_matrix(block.A)
+    for r in range(block.rows):
+        entries = {int(j): float(v) for j, v in zip(A[r].indices, A[r].data, strict=True)}
+        rhs = float(bound[r] - block.c[r])
+        if rowset.sense == "le":
+            rows.add(r, entries, None, rhs)
+        else:
+            rows.add(r, entries, rhs, None)
+
+
+def _absolute(
+    rows: RowCollector, block: AbsSumBlock, bound: FloatArray, symbols: tuple[str, ...]
+) -> None:
+    """Terms `|a_j w + c_j| + k_j <= bound_j`, each a two-sided linear row."""
+    A = sp.csr_matrix(block.A)
+    k = np.zeros(block.rows) if block.k is None else block.k
+    for j in range(block.rows):
+        entries = {int(i): float(v) for i, v in zip(A[j].indices, A[j].data, strict=True)}
+        room = float(bound[j] - k[j])
+        rows.add(j, entries, -room - float(block.c[j]), room - float(block.c[j]))
+        if room == 0.0 and len(entries) == 1:
+            ((i, a),) = entries.items()
+            rows.fix(i, -float(block.c[j]) / a)
+
+
+def _cone(rows: RowCollector, block: NormBlock, bound: FloatArray) -> SecondOrderCone:
+    P = sp.csr_matrix(block.P)
+    parts = [np.asarray(P.T @ block.F).T]  # F' P: k x n
+    offsets = [block.F.T @ block.c]
+    if block.d is not None:
+        parts.append(np.asarray(P.multiply(block.d[:, None]).toarray()))
+        offsets.append(block.d * block.c)
+    matrix = np.vstack(parts)
+    return SecondOrderCone(
+        matrix=sparse_of(sp.csr_matrix(matrix), columns=rows.n),
+        offset=np.concatenate(offsets).tolist(),
+        bound=float(bound[0]) / block.scale,
+        scale=float(block.scale),
+        info=rows.info(0, "limit"),
+    )
+
+
+def _linearize(
+    rows: RowCollector,
+    block: AbsSumBlock | SumLargestAbsBlock | CVaRBlock,
+    bound: FloatArray,
+    symbols: tuple[str, ...],
+) -> None:
+    if isinstance(block, AbsSumBlock):
+        assert block.G is not None
+        A = sp.csr_matrix(block.A)
+        t = []
+        for j in range(A.shape[0]):
+            entries = {int(i): float(v) for i, v in zip(A[j].indices, A[j].data, strict=True)}
+            label = symbols[next(iter(entries))] if len(entries) == 1 else str(j)
+            t.append(rows.auxiliary_variable(f"t[{label}]", lower=None))
+            c = float(block.c[j])
+            # t_j >= a_j w + c_j and t_j >= -(a_j w + c_j)
+            rows.add_auxiliary({t[j]: 1.0, **{i: -v for i, v in entries.items()}}, c)
+            rows.add_auxiliary({t[j]: 1.0, **entries}, -c)
+        G = sp.csr_matrix(block.G)
+        k = np.zeros(block.rows) if block.k is None else block.k
+        for r in range(block.rows):
+            entries = {t[int(j)]: float(v) for j, v in zip(G[r].indices, G[r].data, strict=True)}
+            rows.add(r, entries, None, float(bound[r] - k[r]))
+    elif isinstance(block, SumLargestAbsBlock):
+        n = len(symbols)
+        s = rows.auxiliary_variable("s", lower=None)
+        u = [rows.auxiliary_variable(f"u[{symbol}]", lower=0.0) for symbol in symbols]
+        for i in range(n):  # u_i >= w_i - s and u_i >= -w_i - s
+            rows.add_auxiliary({u[i]: 1.0, i: -1.0, s: 1.0}, 0.0)
+            rows.add_auxiliary({u[i]: 1.0, i: 1.0, s: 1.0}, 0.0)
+        top_k = min(block.top_k, n)
+        rows.add(0, {s: float(top_k), **dict.fromkeys(u, 1.0)}, None, float(bound[0]))
+    else:
+        S = block.R.shape[0]
+        zeta = rows.auxiliary_variable("zeta", lower=None)
+        z = [rows.auxiliary_variable(f"z[{s}]", lower=0.0) for s in range(S)]
+        for s in range(S):  # z_s >= -r_s w - zeta
+            nonzero = {int(i): float(v) for i, v in enumerate(block.R[s]) if v != 0.0}
+            rows.add_auxiliary({z[s]: 1.0, zeta: 1.0, **nonzero}, 0.0)
+        weight = 1.0 / ((1.0 - block.beta) * S)
+        rows.add(0, {zeta: 1.0, **dict.fromkeys(z, weight)}, None, float(bound[0]))
+
+
+def _named(
+    rows: RowCollector, block: AbsSumBlock | SumLargestAbsBlock | CVaRBlock, bound: FloatArray
+) -> NamedBlock:
+    infos = [rows.info(r, "limit") for r in range(block.rows)]
+    upper = bound.tolist()
+    if isinstance(block, AbsSumBlock):
+        assert block.G is not None
+        k = np.zeros(block.rows) if block.k is None else block.k
+        return NamedBlock(
+            type="abs_sum",
+            upper=upper,
+            rows=infos,
+            A=sparse_of(sp.csr_matrix(block.A), columns=rows.n),
+            c=np.asarray(block.c, dtype=float).tolist(),
+            G=sparse_of(sp.csr_matrix(block.G), columns=int(np.shape(block.A)[0])),
+            k=np.asarray(k, dtype=float).tolist(),
+        )
+    if isinstance(block, SumLargestAbsBlock):
+        return NamedBlock(
+            type="sum_largest_abs", upper=upper, rows=infos, top_k=min(block.top_k, block.n)
+        )
+    return NamedBlock(
+        type="cvar", upper=upper, rows=infos, returns=block.R.tolist(), beta=block.beta
+    )
+
+
+def _notes(request: ConstraintSetRequest, layout: Layout, left_out: list[str]) -> list[str]:
+    snap = layout.snap
+    notes = [
+        "Weights of instruments outside variables.symbols (not held, not in universe) are 0 "
+        "and may not be traded by a decision built on this set."
+    ]
+    outside = sorted(s for s in snap.benchmark if s not in snap.index)
+    if outside:
+        notes.append(
+            f"Benchmark names outside the variables enter as constants (weight 0): "
+            f"{', '.join(outside)}."
+        )
+    if left_out:
+        notes.append(f"Not exported (enforcement level): {', '.join(left_out)}.")
+    if (snap.lots > 0).any():
+        notes.append(
+            "Weights are continuous; rounding the trades to lot sizes can move a row past its "
+            "bound: validate the rounded decision (mode adjust returns a compliant one)."
+        )
+    passive = [
+        rs.provenance.policy_name
+        for k, rs in enumerate(layout.rowsets)
+        if rs.provenance is not None and (rs.excess(layout.pre_values[k]) > TOLERANCE).any()
+    ]
+    if passive:
+        rule = (
+            "held to their limits (cure_passive)"
+            if request.options.cure_passive
+            else "bounded by their pre-trade values"
+        )
+        notes.append(f"Rows breached before trading are {rule}: {', '.join(sorted(set(passive)))}.")
+    return notes
