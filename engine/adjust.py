@@ -93,7 +93,7 @@ class Adjuster:
             "scale_back" if method == AdjustmentMethod.SCALE_BACK else "project"
         )
         strict = layout.strict()
-        compiled = self.cache.get(space, layout, strict)
+        compiled = self.cache.get_problem(space, layout, strict)
         base = [solve_bounds(layout, k, cure_passive=cure_passive) for k in strict]
         attempts: list[SolveOutcome] = []
         notes: list[str] = []
@@ -179,7 +179,7 @@ class Adjuster:
         w = layout.snap.w0 + compiled.delta(layout.snap.n)
         for _ in range(POLISH_ROUNDS):
             planes = linearized(layout, w)
-            polished = self.cache.get(compiled.space, planes, strict)
+            polished = self.cache.get_problem(compiled.space, planes, strict)
             polished.fill(planes, strict, bounds)
             result = self.polish_chain.solve(
                 polished.problem,

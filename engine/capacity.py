@@ -168,7 +168,7 @@ class CapacityAnalyzer:
             # then runs on the exact rows.
             convex = layout.for_solver()
             rows = convex.strict()
-            problem = self.problems.get(convex, rows)
+            problem = self.problems.get_problem(convex, rows)
             problem.fill(convex, rows, [solve_bounds(convex, k, cure_passive=False) for k in rows])
         out = []
         for symbol in symbols:

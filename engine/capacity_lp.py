@@ -18,16 +18,15 @@ the checker.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import cvxpy as cp
 import numpy as np
 
 from engine.blocks import Params
 from engine.layout import Layout
+from engine.lru import LruCache
 from models.typing import FloatArray
 from solvers import SolverChain
 
@@ -95,28 +94,16 @@ def _build(layout: Layout, indices: Sequence[int]) -> CapacityProblem:
     return CapacityProblem(problem, step, direction, base, cap, block_params, bounds, needs_socp)
 
 
-class CapacityProblemCache:
+class CapacityProblemCache(LruCache[CapacityProblem]):
     """Compiled capacity problems by layout structure, least recently used first out."""
 
     def __init__(self, max_entries: int = 16) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
-        self.max_entries = max_entries
-        self._entries: OrderedDict[Any, CapacityProblem] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
+        super().__init__(max_entries)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, layout: Layout, indices: Sequence[int]) -> CapacityProblem:
+    def get_problem(self, layout: Layout, indices: Sequence[int]) -> CapacityProblem:
         """The compiled problem for this structure, building it on a miss."""
         key = (layout.snap.n, layout.structure(indices))
-        entry = self._entries.get(key)
-        if entry is not None:
-            self.hits += 1
-            self._entries.move_to_end(key)
-            return entry
+        return self.get(key, lambda: _build(layout, indices))
         self.misses += 1
         entry = _build(layout, indices)
         self._entries[key] = entry

@@ -44,7 +44,7 @@ def find_conflicts(
         indices = [k for k in strict if _policy_of(layout, k) in names]
         if not indices:
             return True
-        compiled = cache.get(space, layout, indices)
+        compiled = cache.get_problem(space, layout, indices)
         compiled.fill(
             layout, indices, [solve_bounds(layout, k, cure_passive=cure_passive) for k in indices]
         )
@@ -77,7 +77,7 @@ def _elastic_support(
     chain: SolverChain,
 ) -> set[str]:
     """Policies whose rows need slack, or price it, in the elastic problem."""
-    compiled = cache.get("elastic", layout, strict)
+    compiled = cache.get_problem("elastic", layout, strict)
     compiled.fill(
         layout, strict, [solve_bounds(layout, k, cure_passive=cure_passive) for k in strict]
     )

@@ -15,7 +15,6 @@ is re-solved with new values and the solver is warm-started from its previous so
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,6 +25,7 @@ import scipy.sparse as sp
 
 from engine.blocks import Params
 from engine.layout import Layout
+from engine.lru import LruCache
 from models.typing import FloatArray
 
 __all__ = ["OBJECTIVE_SCALE", "CompiledProblem", "ProblemCache", "Space"]
@@ -144,21 +144,13 @@ def _build(space: Space, layout: Layout, indices: Sequence[int]) -> CompiledProb
     )
 
 
-class ProblemCache:
+class ProblemCache(LruCache[CompiledProblem]):
     """Compiled problems by (space, structure), least recently used first out."""
 
     def __init__(self, max_entries: int = 64) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
-        self.max_entries = max_entries
-        self._entries: OrderedDict[Any, CompiledProblem] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
+        super().__init__(max_entries)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, space: Space, layout: Layout, indices: Sequence[int]) -> CompiledProblem:
+    def get_problem(self, space: Space, layout: Layout, indices: Sequence[int]) -> CompiledProblem:
         """The compiled problem for this structure, building it on a miss."""
         key = (
             space,
@@ -166,11 +158,7 @@ class ProblemCache:
             layout.snap.traded if space == "scale_back" else (),
             layout.structure(indices),
         )
-        entry = self._entries.get(key)
-        if entry is not None:
-            self.hits += 1
-            self._entries.move_to_end(key)
-            return entry
+        return self.get(key, lambda: _build(space, layout, indices))
         self.misses += 1
         entry = _build(space, layout, indices)
         self._entries[key] = entry

@@ -15,7 +15,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from models.base import StrictModel, Symbol
 from models.enums import PolicyType
 from models.policy import PolicyDefinition
-from models.portfolio import PortfolioState
+from models.portfolio import PortfolioState, same_portfolio_id
 from models.validation import CoordinatedTradingDecision
 
 __all__ = [
@@ -77,13 +77,7 @@ class CapacityRequest(StrictModel):
     @field_validator("portfolio_id")
     @classmethod
     def _same_portfolio(cls, portfolio_id: str | None, info: ValidationInfo) -> str | None:
-        state = info.data.get("portfolio_state")
-        if portfolio_id is not None and state is not None and portfolio_id != state.portfolio_id:
-            raise ValueError(
-                f"portfolio_id {portfolio_id!r} differs from portfolio_state.portfolio_id "
-                f"{state.portfolio_id!r}"
-            )
-        return portfolio_id
+        return same_portfolio_id(portfolio_id, info)
 
     @field_validator("decision")
     @classmethod

@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_v
 from models.base import StrictModel, Symbol
 from models.enums import EnforcementLevel, PolicyType
 from models.policy import PolicyDefinition
-from models.portfolio import PortfolioState
+from models.portfolio import PortfolioState, same_portfolio_id
 from models.validation import PolicyValidationRequest
 
 __all__ = [
@@ -91,13 +91,7 @@ class ConstraintSetRequest(StrictModel):
     @field_validator("portfolio_id")
     @classmethod
     def _same_portfolio(cls, portfolio_id: str | None, info: ValidationInfo) -> str | None:
-        state = info.data.get("portfolio_state")
-        if portfolio_id is not None and state is not None and portfolio_id != state.portfolio_id:
-            raise ValueError(
-                f"portfolio_id {portfolio_id!r} differs from portfolio_state.portfolio_id "
-                f"{state.portfolio_id!r}"
-            )
-        return portfolio_id
+        return same_portfolio_id(portfolio_id, info)
 
     @field_validator("context")
     @classmethod

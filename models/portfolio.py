@@ -5,7 +5,15 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic import (
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    model_validator,
+)
 
 from models.base import NonNegativeFloat, PositiveFloat, StrictModel, Symbol
 
@@ -18,6 +26,7 @@ __all__ = [
     "Position",
     "RiskModel",
     "ScenarioSet",
+    "same_portfolio_id",
 ]
 
 AttributeValue = StrictFloat | StrictInt | StrictStr | StrictBool
@@ -170,3 +179,14 @@ class PortfolioState(StrictModel):
     risk_model: RiskModel | None = None
     scenarios: ScenarioSet | None = None
     as_of: str | None = None
+
+
+def same_portfolio_id(portfolio_id: str | None, info: ValidationInfo) -> str | None:
+    """Field validator body: an explicit `portfolio_id` must be `portfolio_state`'s own."""
+    state = info.data.get("portfolio_state")
+    if portfolio_id is not None and state is not None and portfolio_id != state.portfolio_id:
+        raise ValueError(
+            f"portfolio_id {portfolio_id!r} differs from portfolio_state.portfolio_id "
+            f"{state.portfolio_id!r}"
+        )
+    return portfolio_id

@@ -79,6 +79,6 @@ def test_every_kind_compiles_to_a_dpp_problem(space: str) -> None:
     from engine.problems import ProblemCache
 
     layout = _solver_layout()
-    compiled = ProblemCache().get(space, layout, list(range(len(layout.rowsets))))  # type: ignore[arg-type]
+    compiled = ProblemCache().get_problem(space, layout, list(range(len(layout.rowsets))))  # type: ignore[arg-type]
     assert compiled.problem.is_dcp(dpp=True)
     assert compiled.needs_socp
