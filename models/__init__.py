@@ -38,12 +38,14 @@ from models.hierarchy import NodeId, PortfolioBenchmark, PortfolioNode
 from models.policy import PolicyDefinition, PolicyRules, PolicyScope
 from models.portfolio import (
     CovarianceMatrix,
+    DataReference,
     Instrument,
     PortfolioState,
     Position,
     RiskModel,
     ScenarioSet,
 )
+from models.reference import ReferenceDataUsed, RiskModelDefinition, Universe
 from models.validation import (
     AdjustedDecision,
     BindingConstraint,
@@ -72,6 +74,7 @@ __all__ = [
     "Constraint",
     "CoordinatedTradingDecision",
     "CovarianceMatrix",
+    "DataReference",
     "EnforcementLevel",
     "Exposure",
     "GrossExposure",
@@ -92,8 +95,10 @@ __all__ = [
     "PortfolioNode",
     "PortfolioState",
     "Position",
+    "ReferenceDataUsed",
     "Restricted",
     "RiskModel",
+    "RiskModelDefinition",
     "ScenarioSet",
     "Sensitivity",
     "Side",
@@ -106,6 +111,7 @@ __all__ = [
     "Trade",
     "TradeLimit",
     "Turnover",
+    "Universe",
     "ValidationMode",
     "ValueAtRisk",
     "Violation",

@@ -20,6 +20,7 @@ from models.enums import (
 )
 from models.policy import PolicyDefinition
 from models.portfolio import PortfolioState
+from models.reference import ReferenceDataUsed
 
 __all__ = [
     "AdjustedDecision",
@@ -211,5 +212,10 @@ class PolicyValidationResponse(StrictModel):
     sensitivity: Sensitivity | None = Field(
         default=None,
         description="For a non-compliant decision: the limit relaxations that would clear it.",
+    )
+    reference_data: ReferenceDataUsed | None = Field(
+        default=None,
+        description="The registered universe / risk model the request named, with the "
+        "version used (null when it named none).",
     )
     timings_ms: dict[str, float] = Field(default_factory=dict)
