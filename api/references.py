@@ -18,7 +18,7 @@ from api.store import NotFound, ReferenceDataStore, Store
 from engine.references import ReferenceNotFound, RiskModelData, UniverseData
 from models import DataReference, RiskModelDefinition, Universe
 
-__all__ = ["ReferenceCache", "StoreReferences"]
+__all__ = ["NoReferences", "ReferenceCache", "StoreReferences"]
 
 
 class ReferenceCache:
@@ -115,3 +115,18 @@ def _not_found(
     return ReferenceNotFound(
         "version", f"no version {ref.version} of {store.noun} {ref.id!r} (the latest is {latest})"
     )
+
+
+class NoReferences:
+    """The `ReferenceSource` of a process without a database: every reference is refused."""
+
+    def __init__(self, hint: str) -> None:
+        self.hint = hint
+
+    def universe(self, ref: DataReference) -> UniverseData:
+        """Refuse: there is nothing to look `ref` up in."""
+        raise ReferenceNotFound("id", f"universe {ref.id!r} is registered data: {self.hint}")
+
+    def risk_model(self, ref: DataReference) -> RiskModelData:
+        """Refuse: there is nothing to look `ref` up in."""
+        raise ReferenceNotFound("id", f"risk model {ref.id!r} is registered data: {self.hint}")

@@ -14,7 +14,7 @@ from api.metrics import Metrics
 from api.references import ReferenceCache, StoreReferences
 from api.settings import Settings
 from api.store import Store, Unavailable
-from engine import InputError, PolicyEngine
+from engine import PolicyEngine
 from engine.references import Resolution, resolve_references
 from models import (
     PolicyDefinition,
@@ -74,14 +74,8 @@ class Services:
         """
         resolution = self.resolve(request.portfolio_state)
         plain = request.model_copy(update={"portfolio_state": resolution.state})
-        try:
-            with self.engine_lock:
-                response = self.engine.validate(plain, policies, lineage=lineage)
-        except InputError as exc:
-            relocated = _relocated(exc, resolution)
-            if relocated is exc:
-                raise
-            raise relocated from exc
+        with resolution.located(), self.engine_lock:
+            response = self.engine.validate(plain, policies, lineage=lineage)
         if resolution.used is None:
             return response
         return response.model_copy(update={"reference_data": resolution.used})
@@ -95,19 +89,5 @@ class Services:
         """Run the engine's capacity analysis under its lock (reference data resolved first)."""
         resolution = self.resolve(request.portfolio_state)
         plain = request.model_copy(update={"portfolio_state": resolution.state})
-        try:
-            with self.engine_lock:
-                return self.engine.capacity(plain, policies, lineage=lineage)
-        except InputError as exc:
-            relocated = _relocated(exc, resolution)
-            if relocated is exc:
-                raise
-            raise relocated from exc
-
-
-def _relocated(exc: InputError, resolution: Resolution) -> InputError:
-    """`exc` pointing into the registered universe when the instrument came from there."""
-    field = resolution.field_path(exc.field)
-    if field == exc.field:
-        return exc
-    return type(exc)(field, exc.message)
+        with resolution.located(), self.engine_lock:
+            return self.engine.capacity(plain, policies, lineage=lineage)

@@ -18,7 +18,8 @@ names reference data.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar
 
@@ -104,6 +105,21 @@ class Resolution:
         return f"portfolio_state.universe.instruments[{self.from_universe[k - self.inline]}]" + (
             match.group(2)
         )
+
+    @contextmanager
+    def located(self) -> Iterator[None]:
+        """Re-raise an engine `InputError` about a universe's instrument as pointing there.
+
+        The engine sees the merged instruments list; its paths (`instruments[37]`) mean
+        nothing to a caller who sent a universe id, so they are rewritten with `field_path`.
+        """
+        try:
+            yield
+        except InputError as exc:
+            field = self.field_path(exc.field)
+            if field == exc.field:
+                raise
+            raise type(exc)(field, exc.message) from exc
 
 
 def names_references(state: PortfolioState) -> bool:
