@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
 import tempfile
 import time
@@ -39,6 +41,7 @@ import numpy as np
 from benchmarks.cases import Case, build_case
 from benchmarks.http_load import _free_port, _start, _stop, _wait_ready
 from benchmarks.policies import PolicySet
+from benchmarks.report import git_commit
 
 __all__ = ["main"]
 
@@ -155,6 +158,10 @@ def run(n: int, requests: int, warmup: int = 5) -> dict[str, Any]:
     return {
         "n": n,
         "requests": requests,
+        "git": git_commit(),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
         "forms": {
             name: {
                 "request_bytes_p50": int(np.percentile(sizes[name], 50)),
