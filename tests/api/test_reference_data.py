@@ -377,3 +377,16 @@ def test_a_0002_database_is_upgraded_keeping_its_portfolios(database_url: str) -
         assert version == ScriptDirectory.from_config(config).get_current_head()
         assert _ok(client.get("/api/v1/portfolios/acme"))["portfolio"]["name"] == "Acme"
         _ok(client.put("/api/v1/universes/core", json=_universe()), 201)
+
+
+def test_two_writers_racing_for_a_version_get_a_conflict(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ok(client.put("/api/v1/universes/core", json=_universe()), 201)
+    store = services_of(client).store.universes
+    # The other writer read the table before version 1 was committed: it also writes 1.
+    monkeypatch.setattr(store, "_row", lambda *_args: None)
+    r = client.put("/api/v1/universes/core", json=_universe({"AAA": 99.0}))
+    assert "concurrently" in _ok(r, 409)["message"]
+    monkeypatch.undo()
+    assert [v["version"] for v in _ok(client.get("/api/v1/universes/core/versions"))] == [1]
