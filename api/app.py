@@ -12,7 +12,16 @@ from fastapi.responses import JSONResponse, Response
 from api.events import OutboxRelay, Publisher, publisher_for
 from api.http_errors import install_error_handlers
 from api.metrics import Metrics
-from api.routes import capacity, constraints, health, policies, portfolios, reviews, validate
+from api.routes import (
+    capacity,
+    constraints,
+    health,
+    policies,
+    portfolios,
+    reference_data,
+    reviews,
+    validate,
+)
 from api.services import Services
 from api.settings import Settings
 from api.store import Store
@@ -23,31 +32,35 @@ __all__ = ["create_app"]
 log = logging.getLogger("pes.app")
 
 
-def _body_limit(max_bytes: int) -> Callable[..., Awaitable[Response]]:
+REFERENCE_UPLOADS = ("/api/v1/universes/", "/api/v1/risk-models/")
+"""Paths whose PUT bodies (registered reference data) get the larger body limit."""
+
+
+def _too_large(max_bytes: int) -> JSONResponse:
+    return JSONResponse(
+        {
+            "error": "payload_too_large",
+            "message": f"body larger than {max_bytes} bytes",
+            "detail": [],
+        },
+        status_code=413,
+    )
+
+
+def _body_limit(max_bytes: int, reference_bytes: int) -> Callable[..., Awaitable[Response]]:
     async def middleware(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        limit = max_bytes
+        if request.method == "PUT" and request.url.path.startswith(REFERENCE_UPLOADS):
+            limit = reference_bytes  # a 2,000-name universe or factor model is megabytes
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            return JSONResponse(
-                {
-                    "error": "payload_too_large",
-                    "message": f"body larger than {max_bytes} bytes",
-                    "detail": [],
-                },
-                status_code=413,
-            )
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return _too_large(limit)
         if declared is None and request.method in ("POST", "PUT", "PATCH"):
             body = await request.body()  # chunked: measure what arrived
-            if len(body) > max_bytes:
-                return JSONResponse(
-                    {
-                        "error": "payload_too_large",
-                        "message": f"body larger than {max_bytes} bytes",
-                        "detail": [],
-                    },
-                    status_code=413,
-                )
+            if len(body) > limit:
+                return _too_large(limit)
         return await call_next(request)
 
     return middleware
@@ -109,8 +122,9 @@ def create_app(
             return await call_next(request)
         return await services.metrics.middleware(request, call_next)
 
-    app.middleware("http")(_body_limit(settings.max_body_bytes))
+    app.middleware("http")(_body_limit(settings.max_body_bytes, settings.max_reference_body_bytes))
     install_error_handlers(app)
-    for module in (validate, capacity, constraints, policies, portfolios, reviews, health):
+    routers = (validate, capacity, constraints, policies, portfolios, reference_data, reviews)
+    for module in (*routers, health):
         app.include_router(module.router)
     return app

@@ -18,11 +18,14 @@ from api.errors import describe_validation_error
 from api.policy_files import PolicyFileError, load_policies
 from api.policy_tests import run_policy_tests
 from api.portfolio_files import PortfolioFileError, load_portfolios
+from api.reference_cli import add_reference_commands
+from api.references import NoReferences, ReferenceCache, StoreReferences
 from api.settings import EventsBackend, Settings
 from api.store import Conflict, Invalid, NotFound, Store
 from api.store.diff import json_diff
 from engine import InputError, PolicyEngine
-from models import PolicyDefinition, PolicyValidationRequest
+from engine.references import ReferenceSource, resolve_references
+from models import PolicyDefinition, PolicyValidationRequest, PolicyValidationResponse
 
 __all__ = ["main"]
 
@@ -60,6 +63,11 @@ def _validate(args: argparse.Namespace) -> int:
         except PolicyFileError as exc:
             print(f"pes validate: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
+    try:
+        references = _references(args)
+    except _Unavailable as exc:
+        print(f"pes validate: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     engine = PolicyEngine()
     status = EXIT_COMPLIANT
     for path in args.files:
@@ -69,7 +77,10 @@ def _validate(args: argparse.Namespace) -> int:
                 raise _BadInput(
                     f"{path}: no policies: pass --policies PATH or put 'policies' in the request"
                 )
-            response = engine.validate(request, stored)
+            response = _validate_one(engine, request, stored, references)
+        except SQLAlchemyError as exc:
+            print(f"pes validate: {path}: cannot read reference data: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         except _BadInput as exc:
             print(f"pes validate: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -87,6 +98,29 @@ def _validate(args: argparse.Namespace) -> int:
         if not response.is_compliant:
             status = EXIT_NOT_COMPLIANT
     return status
+
+
+def _references(args: argparse.Namespace) -> ReferenceSource:
+    """The store named by --database-url, or a source that says it needs one."""
+    if args.database_url is None:
+        return NoReferences("pass --database-url URL (the service's database) to look it up")
+    return StoreReferences(_open_store(args), ReferenceCache())
+
+
+def _validate_one(
+    engine: PolicyEngine,
+    request: PolicyValidationRequest,
+    policies: list[PolicyDefinition],
+    references: ReferenceSource,
+) -> PolicyValidationResponse:
+    """Validate one request after merging the reference data it names (as the service does)."""
+    resolution = resolve_references(request.portfolio_state, references)
+    plain = request.model_copy(update={"portfolio_state": resolution.state})
+    with resolution.located():
+        response = engine.validate(plain, policies)
+    if resolution.used is None:
+        return response
+    return response.model_copy(update={"reference_data": resolution.used})
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -288,6 +322,13 @@ def _parser() -> argparse.ArgumentParser:
         "list per file); a request's inline 'policies' replace them",
     )
     validate.add_argument("--pretty", action="store_true", help="indent the JSON output")
+    validate.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="the service's database, to look up the registered universes and risk models "
+        "that requests name (portfolio_state.universe, portfolio_state.risk_model.id); "
+        "without it such requests are refused (exit 2)",
+    )
     validate.set_defaults(handler=_validate)
 
     serve = commands.add_parser(
@@ -369,6 +410,7 @@ def _parser() -> argparse.ArgumentParser:
     test.set_defaults(handler=_test)
 
     _portfolio_commands(commands)
+    add_reference_commands(commands, open_store=_open_store, database_option=_database_option)
 
     bench = commands.add_parser(
         "bench",

@@ -6,18 +6,26 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+from sqlalchemy.exc import DataError, SQLAlchemyError
+
 from api.events import OutboxRelay
 from api.metrics import Metrics
+from api.references import ReferenceCache, StoreReferences
 from api.settings import Settings
-from api.store import Store
+from api.store import Store, Unavailable
 from engine import PolicyEngine
+from engine.export import export_constraints
+from engine.references import Resolution, resolve_references
 from models import (
     PolicyDefinition,
     PolicyValidationRequest,
     PolicyValidationResponse,
     PortfolioNode,
+    PortfolioState,
 )
 from models.capacity import CapacityRequest, CapacityResponse
+from models.export import ConstraintSet, ConstraintSetRequest
 
 __all__ = ["Services"]
 
@@ -31,9 +39,29 @@ class Services:
     engine: PolicyEngine
     metrics: Metrics
     relay: OutboxRelay | None = None
+    references: StoreReferences | None = None
     # Compiled problems hold parameter values between fill and solve, so one request at a
     # time uses the engine; scale out with more worker processes.
     engine_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if self.references is None:
+            cache = ReferenceCache(self.settings.reference_cache_size)
+            self.references = StoreReferences(self.store, cache)
+
+    def resolve(self, state: PortfolioState) -> Resolution:
+        """`state` with its registered universe / risk model and price overrides merged in.
+
+        Unknown ids or versions raise `InputError` naming the field (422).
+        """
+        assert self.references is not None
+        try:
+            return resolve_references(state, self.references)
+        except DataError:
+            raise  # the database refused a value of the request: 422, not an outage
+        except (SQLAlchemyError, ValidationError) as exc:  # fail closed, never "compliant"
+            reason = exc.__class__.__name__
+            raise Unavailable(f"reference data cannot be loaded: {reason}") from exc
 
     def validate(
         self,
@@ -41,9 +69,18 @@ class Services:
         policies: Sequence[PolicyDefinition],
         lineage: Sequence[PortfolioNode] = (),
     ) -> PolicyValidationResponse:
-        """Run the engine under its lock; `lineage` is the portfolio's chain of ancestors."""
-        with self.engine_lock:
-            return self.engine.validate(request, policies, lineage=lineage)
+        """Run the engine under its lock; `lineage` is the portfolio's chain of ancestors.
+
+        Registered reference data is resolved first (outside the lock); the response says
+        which versions were used, and errors inside a universe's instruments name them there.
+        """
+        resolution = self.resolve(request.portfolio_state)
+        plain = request.model_copy(update={"portfolio_state": resolution.state})
+        with resolution.located(), self.engine_lock:
+            response = self.engine.validate(plain, policies, lineage=lineage)
+        if resolution.used is None:
+            return response
+        return response.model_copy(update={"reference_data": resolution.used})
 
     def capacity(
         self,
@@ -51,6 +88,20 @@ class Services:
         policies: Sequence[PolicyDefinition],
         lineage: Sequence[PortfolioNode] = (),
     ) -> CapacityResponse:
-        """Run the engine's capacity analysis under its lock."""
-        with self.engine_lock:
-            return self.engine.capacity(request, policies, lineage=lineage)
+        """Run the engine's capacity analysis under its lock (reference data resolved first)."""
+        resolution = self.resolve(request.portfolio_state)
+        plain = request.model_copy(update={"portfolio_state": resolution.state})
+        with resolution.located(), self.engine_lock:
+            return self.engine.capacity(plain, policies, lineage=lineage)
+
+    def export(
+        self, request: ConstraintSetRequest, policies: Sequence[PolicyDefinition]
+    ) -> ConstraintSet:
+        """The constraint set for an optimizer (reference data resolved first).
+
+        The export compiles a layout of its own, so it does not take the engine's lock.
+        """
+        resolution = self.resolve(request.portfolio_state)
+        plain = request.model_copy(update={"portfolio_state": resolution.state})
+        with resolution.located():
+            return export_constraints(plain, policies)

@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     )
     insecure: bool = Field(default=False, description="Allow a non-loopback host without API keys.")
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
+    max_reference_body_bytes: int = Field(
+        default=50_000_000,
+        ge=1024,
+        description="Body limit of PUT /api/v1/universes/* and /api/v1/risk-models/*.",
+    )
+    reference_cache_size: int = Field(
+        default=16, ge=1, description="Parsed universe / risk-model versions kept in memory."
+    )
     engine_cache_size: int = Field(default=64, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import InputError, UnknownSymbolError
+from engine.references import require_resolved
 from models import Instrument, PolicyValidationRequest
 from models.typing import FloatArray
 
@@ -79,6 +80,7 @@ def snapshot_of(
     instrument, errors name them as `{field}[k]`.
     """
     state = request.portfolio_state
+    require_resolved(state)
     instruments: dict[str, Instrument] = {}
     for k, instrument in enumerate(state.instruments):
         if instrument.symbol in instruments:

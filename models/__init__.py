@@ -46,12 +46,14 @@ from models.hierarchy import NodeId, PortfolioBenchmark, PortfolioNode
 from models.policy import PolicyDefinition, PolicyRules, PolicyScope
 from models.portfolio import (
     CovarianceMatrix,
+    DataReference,
     Instrument,
     PortfolioState,
     Position,
     RiskModel,
     ScenarioSet,
 )
+from models.reference import ReferenceDataUsed, RiskModelDefinition, Universe
 from models.validation import (
     AdjustedDecision,
     BindingConstraint,
@@ -95,6 +97,7 @@ __all__ = [
     "Constraint",
     "CoordinatedTradingDecision",
     "CovarianceMatrix",
+    "DataReference",
     "EnforcementLevel",
     "Exposure",
     "Expression",
@@ -116,8 +119,10 @@ __all__ = [
     "PortfolioNode",
     "PortfolioState",
     "Position",
+    "ReferenceDataUsed",
     "Restricted",
     "RiskModel",
+    "RiskModelDefinition",
     "ScenarioSet",
     "Sensitivity",
     "Side",
@@ -130,6 +135,7 @@ __all__ = [
     "Trade",
     "TradeLimit",
     "Turnover",
+    "Universe",
     "ValidationMode",
     "ValueAtRisk",
     "Violation",

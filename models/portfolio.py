@@ -20,7 +20,9 @@ from models.base import NonNegativeFloat, PositiveFloat, StrictModel, Symbol
 __all__ = [
     "AttributeValue",
     "CovarianceMatrix",
+    "DataReference",
     "FactorRiskModel",
+    "ReferenceId",
     "Instrument",
     "PortfolioState",
     "Position",
@@ -33,6 +35,31 @@ AttributeValue = StrictFloat | StrictInt | StrictStr | StrictBool
 """Value of a free-form instrument attribute (numbers for exposures, strings for groups)."""
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+ReferenceId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-:]*$",
+        description="Letters, digits and `_ . - :`, starting with a letter or digit (it "
+        "appears in URLs).",
+    ),
+]
+"""Identifier of registered reference data (a universe or a risk model)."""
+
+ReferenceVersion = Annotated[int, Field(ge=1, description="A stored version; absent = latest.")]
+
+
+class DataReference(StrictModel):
+    """A registered universe or risk model, by id and (optionally) version.
+
+    Without `version` the latest version is used; the response's `reference_data` says
+    which one that was.
+    """
+
+    id: ReferenceId
+    version: ReferenceVersion | None = None
 
 
 class Position(StrictModel):
@@ -120,20 +147,39 @@ class CovarianceMatrix(StrictModel):
 
 
 class RiskModel(StrictModel):
-    """Either a factor model (the three factor fields) or a full covariance."""
+    """A factor model (the three factor fields), a full covariance, or a reference.
+
+    The reference form, `{"id": ..., "version": ...}`, names a registered risk model; it is
+    replaced by the registered data before the engine runs (see docs/reference-data.md).
+    """
 
     factor_loadings: dict[Symbol, list[FiniteFloat]] | None = None
     factor_covariance: list[list[FiniteFloat]] | None = None
     specific_variance: dict[Symbol, NonNegativeFloat] | None = None
     covariance: CovarianceMatrix | None = None
+    id: ReferenceId | None = Field(
+        default=None, description="A registered risk model, instead of inline data."
+    )
+    version: ReferenceVersion | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> RiskModel:
         has_factor = self.factor_loadings is not None or self.factor_covariance is not None
+        if self.id is not None:
+            if has_factor or self.covariance is not None or self.specific_variance is not None:
+                raise ValueError(
+                    "give either a registered risk model's id or inline data, not both"
+                )
+            return self
+        if self.version is not None:
+            raise ValueError("version needs the id of a registered risk model")
         if has_factor and self.covariance is not None:
             raise ValueError("give either a factor model or a covariance, not both")
         if not has_factor and self.covariance is None:
-            raise ValueError("give factor_loadings + factor_covariance, or covariance")
+            raise ValueError(
+                "give factor_loadings + factor_covariance, or covariance, or the id of a "
+                "registered risk model"
+            )
         if has_factor:
             if self.factor_loadings is None or self.factor_covariance is None:
                 raise ValueError("a factor model needs factor_loadings and factor_covariance")
@@ -143,6 +189,10 @@ class RiskModel(StrictModel):
                 specific_variance=self.specific_variance or {},
             )
         return self
+
+    def reference(self) -> DataReference | None:
+        """The registered risk model this names, or None for inline data."""
+        return None if self.id is None else DataReference(id=self.id, version=self.version)
 
     def covered(self) -> set[str]:
         """Symbols the model describes."""
@@ -169,12 +219,24 @@ class ScenarioSet(StrictModel):
 
 
 class PortfolioState(StrictModel):
-    """The portfolio as the Portfolio State Service reports it."""
+    """The portfolio as the Portfolio State Service reports it.
+
+    `universe` names registered instruments; `instruments` given inline replace the
+    universe's entries of the same symbols, and `prices` replace prices of either (see
+    docs/reference-data.md).
+    """
 
     portfolio_id: str = Field(min_length=1, max_length=200)
     cash: FiniteFloat
     positions: list[Position] = Field(default_factory=list)
     instruments: list[Instrument] = Field(default_factory=list)
+    universe: DataReference | None = Field(
+        default=None, description="A registered universe supplying the instruments."
+    )
+    prices: dict[Symbol, PositiveFloat] | None = Field(
+        default=None,
+        description="Current prices by symbol, replacing those of the universe or instruments.",
+    )
     benchmark: dict[Symbol, FiniteFloat] | None = None
     risk_model: RiskModel | None = None
     scenarios: ScenarioSet | None = None

@@ -20,6 +20,7 @@ from models.enums import (
 )
 from models.policy import PolicyDefinition
 from models.portfolio import PortfolioState
+from models.reference import ReferenceDataUsed
 
 __all__ = [
     "AdjustedDecision",
@@ -261,5 +262,10 @@ class PolicyValidationResponse(StrictModel):
     context_resolution: list[PolicyContext] = Field(
         default_factory=list,
         description="Policies whose condition or limits depend on the request's context.",
+    )
+    reference_data: ReferenceDataUsed | None = Field(
+        default=None,
+        description="The registered universe / risk model the request named, with the "
+        "version used (null when it named none).",
     )
     timings_ms: dict[str, float] = Field(default_factory=dict)

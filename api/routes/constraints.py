@@ -11,7 +11,6 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 from api.deps import Reader, ServicesDep
 from api.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Unavailable
-from engine.export import export_constraints
 from models import PolicyDefinition
 from models.export import ConstraintSet, ConstraintSetRequest
 
@@ -75,4 +74,4 @@ def constraints(
             raise  # the database refused a value of the request: 422, not an outage
         except (SQLAlchemyError, ValidationError) as exc:  # fail closed: no partial set
             raise Unavailable(f"policies cannot be loaded: {exc.__class__.__name__}") from exc
-    return export_constraints(request, stored)
+    return services.export(request, stored)

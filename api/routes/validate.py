@@ -14,6 +14,7 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from api.deps import ServicesDep, Validator
 from api.examples import VALIDATE_EXAMPLE
+from api.reference_schemas import REFERENCE_VALIDATE_EXAMPLE
 from api.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Unavailable
 from models import (
@@ -53,7 +54,15 @@ def request_hash(request: PolicyValidationRequest) -> str:
 def validate(
     request: Annotated[
         PolicyValidationRequest,
-        Body(openapi_examples={"adjust": {"summary": "A decision", "value": VALIDATE_EXAMPLE}}),
+        Body(
+            openapi_examples={
+                "adjust": {"summary": "A decision", "value": VALIDATE_EXAMPLE},
+                "by_reference": {
+                    "summary": "Registered universe and risk model, current prices",
+                    "value": REFERENCE_VALIDATE_EXAMPLE,
+                },
+            }
+        ),
     ],
     services: ServicesDep,
     caller: Validator,
@@ -65,7 +74,9 @@ def validate(
     `policy_validation_completed` event are committed together. Requests with inline
     `policies` are what-if runs: answered, not stored, no event. Stored and inline policies
     alike resolve against the stored portfolio hierarchy (inherited policies, overrides,
-    default benchmark).
+    default benchmark). A state may name a registered universe and risk model and give
+    `prices` by symbol (docs/reference-data.md); `reference_data` says which versions were
+    used, and an unknown id or version is a 422 naming the field.
     """
     digest = request_hash(request)
     dry_run = request.policies is not None

@@ -11,7 +11,9 @@ from api.store.errors import Conflict, Invalid, NotFound, StoreError, Unavailabl
 from api.store.outbox import OutboxEvent, OutboxStore
 from api.store.policies import PolicyStore, PolicyVersion, StoredPolicy
 from api.store.portfolios import PortfolioStore, StoredPortfolio
+from api.store.reference_data import ReferenceDataStore, ReferenceVersion, StoredReference
 from api.store.validations import StoredViolation, ValidationStore, ViolationFilter
+from models import RiskModelDefinition, Universe
 
 __all__ = [
     "Conflict",
@@ -22,10 +24,13 @@ __all__ = [
     "PolicyStore",
     "PolicyVersion",
     "PortfolioStore",
+    "ReferenceDataStore",
+    "ReferenceVersion",
     "Store",
     "StoreError",
     "StoredPolicy",
     "StoredPortfolio",
+    "StoredReference",
     "StoredViolation",
     "Unavailable",
     "ValidationStore",
@@ -44,6 +49,8 @@ class Store:
     validations: ValidationStore
     outbox: OutboxStore
     portfolios: PortfolioStore
+    universes: ReferenceDataStore[Universe]
+    risk_models: ReferenceDataStore[RiskModelDefinition]
 
     @classmethod
     def open(cls, url: str, *, migrate_schema: bool = True) -> Store:
@@ -57,4 +64,6 @@ class Store:
             ValidationStore(engine),
             OutboxStore(engine),
             PortfolioStore(engine),
+            ReferenceDataStore(engine, "universe", Universe),
+            ReferenceDataStore(engine, "risk_model", RiskModelDefinition),
         )

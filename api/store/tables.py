@@ -1,7 +1,7 @@
 """Database tables (SQLAlchemy Core).
 
 The seed's `portfolio_policies` and `policy_violations`, plus validations, policy versions,
-the event outbox and the portfolio hierarchy.
+the event outbox, the portfolio hierarchy and versioned reference data.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ __all__ = [
     "policy_violations",
     "portfolio_policies",
     "portfolios",
+    "reference_data_versions",
     "validations",
 ]
 
@@ -161,3 +162,19 @@ portfolios = sa.Table(
     sa.Column("updated_at", Timestamp(), nullable=False),
     sa.Column("updated_by", sa.String(200), nullable=False),
 )
+
+reference_data_versions = sa.Table(
+    "reference_data_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # universe | risk_model
+    sa.Column("ref_id", sa.String(200), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("content", JSON, nullable=False),
+    sa.Column("changes", JSON, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.UniqueConstraint("kind", "ref_id", "version", name="uq_reference_data_versions_version"),
+)
+"""Immutable versions of registered universes and risk models; the latest is the highest."""

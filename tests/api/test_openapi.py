@@ -32,6 +32,14 @@ ENDPOINTS = {
     ("get", "/api/v1/violations"),
     ("patch", "/api/v1/violations/{violation_id}"),
     ("get", "/api/v1/validations/{decision_id}"),
+    ("get", "/api/v1/universes"),
+    ("get", "/api/v1/universes/{universe_id}"),
+    ("put", "/api/v1/universes/{universe_id}"),
+    ("get", "/api/v1/universes/{universe_id}/versions"),
+    ("get", "/api/v1/risk-models"),
+    ("get", "/api/v1/risk-models/{risk_model_id}"),
+    ("put", "/api/v1/risk-models/{risk_model_id}"),
+    ("get", "/api/v1/risk-models/{risk_model_id}/versions"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -84,6 +92,8 @@ def test_every_endpoint_is_documented(spec: dict[str, Any]) -> None:
         ("put", "/api/v1/policies/{name}"),
         ("patch", "/api/v1/policies/{name}"),
         ("put", "/api/v1/portfolios/{portfolio_id}"),
+        ("put", "/api/v1/universes/{universe_id}"),
+        ("put", "/api/v1/risk-models/{risk_model_id}"),
     ],
 )
 def test_request_bodies_have_examples(spec: dict[str, Any], method: str, path: str) -> None:
@@ -111,9 +121,26 @@ def test_the_examples_are_accepted_by_the_service(client: TestClient, spec: dict
         r = client.post("/api/v1/policies", json=policy)
         assert r.status_code in (201, 409), r.text
 
-    (validate,) = _request_examples(spec, "post", "/api/v1/validate").values()
-    r = client.post("/api/v1/validate", json=validate["value"])
-    assert r.status_code == 200, r.text
+    # Reference data first: the by-reference validate example names it.
+    for path, prefix in (
+        ("/api/v1/universes/{universe_id}", "/api/v1/universes"),
+        ("/api/v1/risk-models/{risk_model_id}", "/api/v1/risk-models"),
+    ):
+        for example in _request_examples(spec, "put", path).values():
+            r = client.put(f"{prefix}/{example['value']['id']}", json=example["value"])
+            assert r.status_code in (200, 201), r.text
+
+    validates = _request_examples(spec, "post", "/api/v1/validate")
+    assert set(validates) == {"adjust", "by_reference"}
+    for name, validate in validates.items():
+        r = client.post("/api/v1/validate", json=validate["value"])
+        assert r.status_code == 200, r.text
+        used = r.json()["reference_data"]
+        if name == "by_reference":
+            assert used["risk_model"] == {"id": "us-2f", "version": 1}
+            assert used["universe"] == {"id": "us-large", "version": 1}
+        else:
+            assert used is None
 
     for example in _request_examples(spec, "post", "/api/v1/capacity").values():
         r = client.post("/api/v1/capacity", json=example["value"])

@@ -1,0 +1,132 @@
+"""Registered reference data for requests: store lookups behind a bounded LRU cache.
+
+Stored versions are immutable, so a parsed version can be kept for as long as there is
+room: a request naming `sp500` version 3 after the first one costs a dictionary lookup, not
+a read and parse of 500 instruments. A request without a version asks the database for the
+latest version number (one indexed query), so a new version written through any worker is
+used by the next request everywhere. The cached objects are shared between requests, which
+also keeps the engine's layout cache key (built from the instruments) the same.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from api.store import NotFound, ReferenceDataStore, Store
+from engine.references import ReferenceNotFound, RiskModelData, UniverseData
+from models import DataReference, RiskModelDefinition, Universe
+
+__all__ = ["NoReferences", "ReferenceCache", "StoreReferences"]
+
+
+class ReferenceCache:
+    """Parsed versions by (kind, id, version), least recently used out first; thread-safe."""
+
+    def __init__(self, max_entries: int = 16) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple[str, str, int]) -> Any | None:
+        """The cached value of `key`, or None (counted as a miss)."""
+        with self._lock:
+            value = self._entries.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[str, str, int], value: Any) -> None:
+        """Keep `value` under `key`, dropping the least recently used entry when full."""
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+
+class StoreReferences:
+    """The engine's `ReferenceSource` over the store, through a `ReferenceCache`."""
+
+    def __init__(self, store: Store, cache: ReferenceCache) -> None:
+        self.store = store
+        self.cache = cache
+
+    def universe(self, ref: DataReference) -> UniverseData:
+        """The universe `ref` names; ReferenceNotFound names the part that is unknown."""
+        version = self._version(self.store.universes, ref)
+        key = ("universe", ref.id, version)
+        cached = self.cache.get(key)
+        if isinstance(cached, UniverseData):
+            return cached
+        universe: Universe = self._definition(self.store.universes, ref, version)
+        data = UniverseData(ref.id, version, tuple(universe.instruments))
+        self.cache.put(key, data)
+        return data
+
+    def risk_model(self, ref: DataReference) -> RiskModelData:
+        """The risk model `ref` names; ReferenceNotFound names the part that is unknown."""
+        version = self._version(self.store.risk_models, ref)
+        key = ("risk_model", ref.id, version)
+        cached = self.cache.get(key)
+        if isinstance(cached, RiskModelData):
+            return cached
+        definition: RiskModelDefinition = self._definition(self.store.risk_models, ref, version)
+        data = RiskModelData(ref.id, version, definition.risk_model)
+        self.cache.put(key, data)
+        return data
+
+    @staticmethod
+    def _version(store: ReferenceDataStore[Any], ref: DataReference) -> int:
+        if ref.version is not None:
+            return ref.version
+        latest = store.latest_version(ref.id)
+        if latest is None:
+            raise _not_found(store, ref, None)
+        return latest
+
+    @staticmethod
+    def _definition(store: ReferenceDataStore[Any], ref: DataReference, version: int) -> Any:
+        try:
+            return store.get(ref.id, version).definition
+        except NotFound as exc:
+            raise _not_found(store, ref, store.latest_version(ref.id)) from exc
+
+
+def _not_found(
+    store: ReferenceDataStore[Any], ref: DataReference, latest: int | None
+) -> ReferenceNotFound:
+    if latest is None:
+        return ReferenceNotFound(
+            "id",
+            f"no {store.noun} {ref.id!r} is registered (PUT /api/v1/{store.collection}/{ref.id})",
+        )
+    return ReferenceNotFound(
+        "version", f"no version {ref.version} of {store.noun} {ref.id!r} (the latest is {latest})"
+    )
+
+
+class NoReferences:
+    """The `ReferenceSource` of a process without a database: every reference is refused."""
+
+    def __init__(self, hint: str) -> None:
+        self.hint = hint
+
+    def universe(self, ref: DataReference) -> UniverseData:
+        """Refuse: there is nothing to look `ref` up in."""
+        raise ReferenceNotFound("id", f"universe {ref.id!r} is registered data: {self.hint}")
+
+    def risk_model(self, ref: DataReference) -> RiskModelData:
+        """Refuse: there is nothing to look `ref` up in."""
+        raise ReferenceNotFound("id", f"risk model {ref.id!r} is registered data: {self.hint}")

@@ -1,0 +1,207 @@
+"""Registered reference data in a request: merge it into a plain portfolio state.
+
+A request may name a registered universe (`portfolio_state.universe`) and risk model
+(`portfolio_state.risk_model.id`) and give current `prices` by symbol. The edges look the
+data up (through a `ReferenceSource`) and `resolve_references` turns the request into the
+plain form the engine evaluates:
+
+- instruments = the inline `instruments`, then every universe instrument whose symbol is
+  not among them (an inline instrument replaces the universe's entry as a whole);
+- `prices` then replace the price of any of those instruments (a symbol in neither is an
+  error naming `portfolio_state.prices.<symbol>`);
+- a referenced risk model is replaced by its registered data.
+
+The engine itself never looks anything up: `require_resolved` rejects a state that still
+names reference data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, TypeVar
+
+from engine.errors import InputError
+from models import DataReference, Instrument, PortfolioState, ReferenceDataUsed, RiskModel
+
+__all__ = [
+    "ReferenceNotFound",
+    "ReferenceSource",
+    "Resolution",
+    "RiskModelData",
+    "UniverseData",
+    "require_resolved",
+    "resolve_references",
+]
+
+
+@dataclass(frozen=True)
+class UniverseData:
+    """One stored version of a universe, ready to merge (shared between requests)."""
+
+    id: str
+    version: int
+    instruments: tuple[Instrument, ...]
+
+
+@dataclass(frozen=True)
+class RiskModelData:
+    """One stored version of a risk model (shared between requests)."""
+
+    id: str
+    version: int
+    model: RiskModel
+
+
+class ReferenceNotFound(LookupError):
+    """The source has no such id (`part` = "id") or no such version (`part` = "version")."""
+
+    def __init__(self, part: Literal["id", "version"], message: str) -> None:
+        super().__init__(message)
+        self.part = part
+        self.message = message
+
+
+class ReferenceSource(Protocol):
+    """Where registered reference data comes from (the service's store, or nothing)."""
+
+    def universe(self, ref: DataReference) -> UniverseData:
+        """The universe `ref` names (latest version when it has none), or ReferenceNotFound."""
+        ...
+
+    def risk_model(self, ref: DataReference) -> RiskModelData:
+        """The risk model `ref` names (latest when it has no version), or ReferenceNotFound."""
+        ...
+
+
+_T_co = TypeVar("_T_co", covariant=True)
+
+_INSTRUMENT_PATH = re.compile(r"^portfolio_state\.instruments\[(\d+)\](.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A resolved state, the versions it used, and where its instruments came from.
+
+    `state.instruments[k]` for `k >= inline` came from the universe, at index
+    `from_universe[k - inline]` of the stored version.
+    """
+
+    state: PortfolioState
+    used: ReferenceDataUsed | None = None
+    inline: int = 0
+    from_universe: tuple[int, ...] = field(default=())
+
+    def field_path(self, path: str) -> str:
+        """`path` of an engine error, pointing into the universe where it lies there."""
+        match = _INSTRUMENT_PATH.match(path)
+        if match is None or self.used is None or self.used.universe is None:
+            return path
+        k = int(match.group(1))
+        if k < self.inline or k - self.inline >= len(self.from_universe):
+            return path
+        return f"portfolio_state.universe.instruments[{self.from_universe[k - self.inline]}]" + (
+            match.group(2)
+        )
+
+    @contextmanager
+    def located(self) -> Iterator[None]:
+        """Re-raise an engine `InputError` about a universe's instrument as pointing there.
+
+        The engine sees the merged instruments list; its paths (`instruments[37]`) mean
+        nothing to a caller who sent a universe id, so they are rewritten with `field_path`.
+        """
+        try:
+            yield
+        except InputError as exc:
+            field = self.field_path(exc.field)
+            if field == exc.field:
+                raise
+            raise type(exc)(field, exc.message) from exc
+
+
+def names_references(state: PortfolioState) -> bool:
+    """True when `state` names registered data or carries a `prices` map."""
+    model = state.risk_model
+    return (
+        state.universe is not None
+        or state.prices is not None
+        or (model is not None and model.id is not None)
+    )
+
+
+def require_resolved(state: PortfolioState) -> None:
+    """Refuse a state that still names registered data (the engine cannot look it up)."""
+    if not names_references(state):
+        return
+    if state.universe is not None:
+        where = "portfolio_state.universe"
+    elif state.prices is not None:
+        where = "portfolio_state.prices"
+    else:
+        where = "portfolio_state.risk_model.id"
+    raise InputError(
+        where,
+        "registered reference data and price overrides are resolved before the engine runs: "
+        "send the request to the service, or run `pes validate --database-url URL`",
+    )
+
+
+def resolve_references(state: PortfolioState, source: ReferenceSource) -> Resolution:
+    """The plain state of the module docstring, or InputError naming the field."""
+    if not names_references(state):
+        return Resolution(state)
+    instruments = list(state.instruments)
+    from_universe: tuple[int, ...] = ()
+    universe_used = risk_used = None
+    if state.universe is not None:
+        data = _lookup(source.universe, state.universe, "portfolio_state.universe")
+        universe_used = DataReference(id=data.id, version=data.version)
+        inline = {inst.symbol for inst in instruments}
+        kept = [k for k, inst in enumerate(data.instruments) if inst.symbol not in inline]
+        instruments.extend(data.instruments[k] for k in kept)
+        from_universe = tuple(kept)
+    if state.prices is not None:
+        instruments = _priced(instruments, state.prices)
+    model = state.risk_model
+    if model is not None and model.id is not None:
+        ref = DataReference(id=model.id, version=model.version)
+        risk = _lookup(source.risk_model, ref, "portfolio_state.risk_model")
+        risk_used = DataReference(id=risk.id, version=risk.version)
+        model = risk.model
+    resolved = state.model_copy(
+        update={"instruments": instruments, "universe": None, "prices": None, "risk_model": model}
+    )
+    used = None
+    if universe_used is not None or risk_used is not None:
+        used = ReferenceDataUsed(universe=universe_used, risk_model=risk_used)
+    return Resolution(resolved, used, len(state.instruments), from_universe)
+
+
+class _Getter(Protocol[_T_co]):
+    def __call__(self, ref: DataReference, /) -> _T_co: ...
+
+
+def _lookup(get: _Getter[_T_co], ref: DataReference, path: str) -> _T_co:
+    try:
+        return get(ref)
+    except ReferenceNotFound as exc:
+        raise InputError(f"{path}.{exc.part}", exc.message) from exc
+
+
+def _priced(instruments: list[Instrument], prices: Mapping[str, float]) -> list[Instrument]:
+    """`instruments` with `prices` applied; copies only the instruments whose price moves."""
+    position = {inst.symbol: k for k, inst in enumerate(instruments)}
+    out = list(instruments)
+    for symbol, price in prices.items():
+        k = position.get(symbol)
+        if k is None:
+            raise InputError(
+                f"portfolio_state.prices.{symbol}",
+                f"no instrument {symbol} in the universe or the instruments",
+            )
+        if out[k].price != price:
+            out[k] = out[k].model_copy(update={"price": price})
+    return out
