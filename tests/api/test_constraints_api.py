@@ -17,6 +17,7 @@ from engine.export_forms import cvxpy_constraints, trades_for
 from models import PolicyDefinition
 from models.export import ConstraintSet
 from tests.api.conftest import example_request
+from tests.builders import policy
 
 URL = "/api/v1/constraints"
 
@@ -155,3 +156,47 @@ def test_a_non_finite_context_value_is_422(client: TestClient) -> None:
     r = client.post(URL, content=raw, headers={"Content-Type": "application/json"})
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["field"] == "context"
+
+
+def test_a_child_portfolio_exports_what_it_inherits(client: TestClient) -> None:
+    """The export holds the effective set /validate checks: inherited, overridden."""
+    tree = [
+        {"portfolio_id": "acme", "name": "Acme Asset Management"},
+        {"portfolio_id": "equity", "name": "Equity Fund", "parent_id": "acme"},
+        {"portfolio_id": "pf-1", "name": "Portfolio 1", "parent_id": "equity"},
+    ]
+    for node in tree:
+        r = client.put(f"/api/v1/portfolios/{node['portfolio_id']}", json=node)
+        assert r.status_code == 201, r.text
+    _create(
+        client,
+        [
+            policy("firm-gross", {"kind": "gross_exposure", "max": 0.95}, scope={"portfolios": ["acme"]}),
+            policy(
+                "fund-cap",
+                {"kind": "weight_bounds", "max": 0.25},
+                scope={"portfolios": ["equity"]},
+                overridable=True,
+            ),
+            policy(
+                "pf-1-cap",
+                {"kind": "weight_bounds", "max": 0.3},
+                scope={"portfolios": ["pf-1"]},
+                overrides="fund-cap",
+            ),
+        ],
+    )
+
+    def export(portfolio_id: str) -> ConstraintSet:
+        state = {**_state(), "portfolio_id": portfolio_id}
+        r = client.post(URL, json={"portfolio_state": state})
+        assert r.status_code == 200, r.text
+        return ConstraintSet.model_validate(r.json())
+
+    child = export("pf-1")
+    assert child.policies == ["firm-gross", "pf-1-cap"]
+    caps = {r.limit for r in child.linear.rows if r.violation_type == "weight_bounds.max"}
+    assert caps == {0.3}
+    assert export("equity").policies == ["firm-gross", "fund-cap"]
+    # Outside the tree nothing is inherited.
+    assert export("elsewhere").policies == []
