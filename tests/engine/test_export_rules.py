@@ -203,3 +203,126 @@ def test_round_trip_regulatory_and_expression_sets(name: str, above: int, form: 
     free = _export(state, [LONG_ONLY], universe=[], options={"form": form})
     unconstrained = _validate(free, state, policies, _optimum(free, seed, state, favour))
     assert [v for v in unconstrained.violations if v.breach.value == "active"]
+
+
+# --------------------------------------------------------------- the forms agree
+
+
+def _solver_projection(body: dict[str, Any], target: np.ndarray) -> np.ndarray:
+    """The projection of `target` onto the set, from the engine's own cvxpy blocks.
+
+    Built from the adjuster's layout (`for_solver`: the UCITS restriction in place of the
+    exact aggregate), with the export's bounds.
+    """
+    request = ConstraintSetRequest.model_validate(body)
+    validation = engine.export._validation_request(request)
+    policies = effective_policies(validation, [])
+    snap = snapshot_of(validation, include=request.universe)
+    layout = build_layout(policies, validation, snap).for_solver()
+    delta = cp.Variable(snap.n)
+    rows = []
+    for k, rowset in enumerate(layout.rowsets):
+        base = solve_bounds(layout, k, cure_passive=False)
+        bound = shifted(layout, [k], [base], [np.full(len(base), request.options.margin)])[0]
+        params = rowset.block.declare()
+        rowset.block.fill(params, snap.w0)
+        expr = rowset.block.expression(delta, params)
+        rows.append(expr <= bound if rowset.sense == "le" else expr >= bound)
+    cp.Problem(cp.Minimize(cp.sum_squares(snap.w0 + delta - target)), rows).solve(
+        solver="CLARABEL"
+    )
+    assert delta.value is not None
+    return np.asarray(snap.w0 + delta.value)
+
+
+def _projection(constraints: ConstraintSet, target: np.ndarray) -> tuple[np.ndarray, Any]:
+    w = cp.Variable(len(target))
+    n_aux = len(constraints.variables.auxiliary)
+    aux = cp.Variable(n_aux) if n_aux else None
+    problem = cp.Problem(
+        cp.Minimize(cp.sum_squares(w - target)), cvxpy_constraints(constraints, w, aux)
+    )
+    problem.solve(solver="CLARABEL")
+    assert problem.status == cp.OPTIMAL, problem.status
+    return np.asarray(w.value), None if aux is None else np.asarray(aux.value)
+
+
+@pytest.mark.parametrize("name", ["ucits", "diversified", "expression", "everything"])
+def test_json_and_engine_forms_give_the_same_projection(name: str) -> None:
+    state = _fund(np.random.default_rng(3), above=5)
+    body = {"portfolio_state": state, "policies": SETS[name]}
+    linear = export_constraints(ConstraintSetRequest.model_validate(body))
+    blocks = export_constraints(
+        ConstraintSetRequest.model_validate({**body, "options": {"form": "blocks"}})
+    )
+    w0 = np.array(linear.variables.w0)
+    target = w0 + np.random.default_rng(4).normal(0.0, 0.05, len(w0))
+    truth = _solver_projection(body, target)
+    assert np.abs(truth - target).max() > 1e-3, "the target lies outside the set"
+    for form in (linear, blocks):
+        w, aux = _projection(form, target)
+        np.testing.assert_allclose(w, truth, atol=2e-5)
+        assert max_violation(form, w, aux) < 1e-6
+
+
+@pytest.mark.parametrize("name", ["ucits", "diversified"])
+def test_named_piecewise_blocks_measure_the_engine_rows(name: str) -> None:
+    """max_violation of the blocks form equals the worst excess of the adjuster's rows."""
+    state = _fund(np.random.default_rng(5), above=5)
+    body = {"portfolio_state": state, "policies": SETS[name], "options": {"form": "blocks", "margin": 0.0, "cure_passive": True}}
+    constraints = export_constraints(ConstraintSetRequest.model_validate(body))
+    assert {b.type for b in constraints.blocks} == (
+        {"positive_part_sum"} if name == "ucits" else {"capped_sum"}
+    )
+    request = ConstraintSetRequest.model_validate(body)
+    validation = engine.export._validation_request(request)
+    snap = snapshot_of(validation)
+    layout = build_layout(effective_policies(validation, []), validation, snap).for_solver()
+    rng = np.random.default_rng(6)
+    for _ in range(8):
+        w = snap.w0 + rng.normal(0.0, 0.03, snap.n)
+        worst = max(0.0, *(float(rs.excess(rs.block.values(w)).max()) for rs in layout.rowsets))
+        assert max_violation(constraints, w) == pytest.approx(worst, abs=1e-12)
+
+
+def _feasible_at(constraints: ConstraintSet, w: np.ndarray) -> bool:
+    """Whether some auxiliaries make the fixed weights `w` satisfy the set."""
+    n_aux = len(constraints.variables.auxiliary)
+    aux = cp.Variable(n_aux)
+    fixed = cp.Variable(len(w))
+    rows = [*cvxpy_constraints(constraints, fixed, aux), fixed == w]
+    problem = cp.Problem(cp.Minimize(0), rows)
+    problem.solve(solver="CLARABEL")
+    return bool(problem.status == cp.OPTIMAL)
+
+
+def test_expression_conic_form_is_exact() -> None:
+    """A weight vector is inside the canonical rows iff the expression holds there."""
+    state = _fund(np.random.default_rng(8), above=3)
+    loose = policy(
+        "loose",
+        {"kind": "expression", "expr": "norm1(w - w0) + max(abs(w)) <= 0.15"},
+        {"kind": "expression", "expr": "risk(w - b) + 0.5 * norm2(w - w0) <= 0.3"},
+        {"kind": "expression", "expr": "0.3 <= sum(w * beta) - 0.1 * sum(pos(w - w0))"},
+        policy_type="INVESTMENT_MANDATE",
+    )
+    options = {"margin": 0.0, "cure_passive": True}  # every bound is the limit
+    body = {"portfolio_state": state, "policies": [loose], "options": options}
+    constraints = export_constraints(ConstraintSetRequest.model_validate(body))
+    assert constraints.conic and all(r.info.kind == "expression" for r in constraints.conic)
+    roles = {r.role for r in constraints.linear.rows}
+    assert roles == {"conic"}
+    request = ConstraintSetRequest.model_validate(body)
+    validation = engine.export._validation_request(request)
+    snap = snapshot_of(validation)
+    layout = build_layout(effective_policies(validation, []), validation, snap)
+    rng = np.random.default_rng(9)
+    seen = set()
+    for scale in [0.001, 0.003, 0.01, 0.03] * 4:
+        w = snap.w0 + rng.normal(0.0, scale, snap.n)
+        excess = max(float(rs.excess(rs.block.values(w)).max()) for rs in layout.rowsets)
+        if abs(excess) < 1e-4:
+            continue  # too close to call for a solver
+        assert _feasible_at(constraints, w) == (excess < 0), excess
+        seen.add(excess < 0)
+    assert seen == {True, False}
