@@ -17,7 +17,7 @@ import pytest
 import engine.export
 from engine import PolicyEngine
 from engine.bounds import shifted, solve_bounds
-from engine.errors import PolicyResolutionError
+from engine.errors import InputError, PolicyResolutionError
 from engine.export import export_constraints
 from engine.export_forms import cvxpy_constraints, max_violation, trades_for
 from engine.layout import build_layout
@@ -326,3 +326,104 @@ def test_expression_conic_form_is_exact() -> None:
         assert _feasible_at(constraints, w) == (excess < 0), excess
         seen.add(excess < 0)
     assert seen == {True, False}
+
+
+# --------------------------------------------------------------- flags, context, hierarchy
+
+
+def test_ucits_restriction_rows_are_flagged_with_their_encoding() -> None:
+    state = _fund(np.random.default_rng(11), above=5)
+    constraints = _export(state, [UCITS], universe=[])
+    by_type: dict[str, set[tuple[bool, str | None]]] = {}
+    for row in constraints.linear.rows:
+        by_type.setdefault(row.violation_type, set()).add((row.exact, row.encoding))
+    assert by_type["ucits_5_10_40.single"] == {(True, None)}
+    ((exact, encoding),) = by_type["ucits_5_10_40.restriction"] | by_type["ucits_5_10_40.aggregate"]
+    assert not exact and encoding is not None
+    # The issuers held above 5% are the ones the restriction lets stay above it.
+    held_above = ", ".join(f"Issuer {g:02d}" for g in range(5))
+    assert encoding.startswith(f"restriction: issuers allowed above 5.00%: {held_above};")
+    assert any(note.startswith("ucits: not convex") for note in constraints.notes)
+    # Rows within the restriction: issuers outside it capped at the threshold.
+    caps = {
+        r.subject: upper
+        for r, upper in zip(constraints.linear.rows, constraints.linear.upper, strict=True)
+        if r.violation_type == "ucits_5_10_40.restriction"
+    }
+    assert caps["Issuer 00"] == pytest.approx(0.10 - 1e-7)
+    assert caps["Issuer 13"] == pytest.approx(0.05 - 1e-7)
+
+
+CONTEXTUAL = [
+    policy(
+        "name-cap",
+        {
+            "kind": "weight_bounds",
+            "max": {"by": "risk_mode", "values": {"NORMAL": 0.1, "DEFENSIVE": 0.06}},
+        },
+    ),
+    policy(
+        "stressed-gross",
+        {"kind": "gross_exposure", "max": 0.8},
+        when='risk_mode == "DEFENSIVE"',
+    ),
+]
+
+
+@pytest.mark.parametrize(("mode", "cap"), [("NORMAL", 0.1), ("DEFENSIVE", 0.06)])
+def test_the_context_chooses_limits_and_policies(mode: str, cap: float) -> None:
+    state = _fund(np.random.default_rng(12), above=0)
+    context = {"risk_mode": mode}
+    constraints = _export(state, CONTEXTUAL, universe=[], context=context)
+    limits = {r.limit for r in constraints.linear.rows if r.violation_type == "weight_bounds.max"}
+    assert limits == {cap}
+    assert ("stressed-gross" in constraints.policies) == (mode == "DEFENSIVE")
+    w = _optimum(constraints, 12, state)
+    _assert_accepted(_validate(constraints, state, CONTEXTUAL, w, context=context))
+
+
+def test_a_context_the_policies_need_is_required() -> None:
+    state = _fund(np.random.default_rng(12), above=0)
+    with pytest.raises(PolicyResolutionError) as missing:
+        _export(state, CONTEXTUAL, universe=[])
+    assert "risk_mode" in missing.value.message
+
+
+def test_lineage_adds_inherited_policies_and_the_default_benchmark() -> None:
+    state = {**_fund(np.random.default_rng(13), above=0), "portfolio_id": "pf-1"}
+    del state["benchmark"]
+    symbols = [i["symbol"] for i in state["instruments"]]
+    lineage = [
+        PortfolioNode(portfolio_id="pf-1", name="Portfolio 1", parent_id="fund-a"),
+        PortfolioNode(
+            portfolio_id="fund-a",
+            name="Fund A",
+            benchmark={"name": "equal", "weights": {s: 1.0 / len(symbols) for s in symbols}},
+        ),
+    ]
+    te = policy(
+        "fund-te", {"kind": "tracking_error", "max": 0.05}, scope={"portfolios": ["fund-a"]}
+    )
+    body = {"portfolio_state": state, "policies": [te]}
+    request = ConstraintSetRequest.model_validate(body)
+    assert export_constraints(request).policies == []  # not registered: nothing inherited
+    constraints = export_constraints(request, lineage=lineage)
+    assert constraints.policies == ["fund-te"]
+    (cone,) = constraints.cones
+    matrix = np.zeros(cone.matrix.shape)
+    matrix[cone.matrix.row, cone.matrix.col] = cone.matrix.val
+    # The ancestor's benchmark is what the cone measures against: zero tracking error at b.
+    b = np.full(len(symbols), 1.0 / len(symbols))
+    assert np.linalg.norm(matrix @ b + cone.offset) == pytest.approx(0.0, abs=1e-12)
+    assert np.linalg.norm(matrix @ np.array(constraints.variables.w0) + cone.offset) > 0.01
+    with pytest.raises(PolicyResolutionError):
+        export_constraints(request, lineage=lineage[1:])  # a chain that does not start at pf-1
+
+
+def test_inline_expressions_are_checked_before_export() -> None:
+    state = _fund(np.random.default_rng(14), above=0)
+    concave = policy("bad", {"kind": "expression", "expr": "norm2(w) >= 0.1"})
+    body = {"portfolio_state": state, "policies": [concave]}
+    with pytest.raises(InputError) as refused:
+        export_constraints(ConstraintSetRequest.model_validate(body))
+    assert refused.value.field.startswith("policies[0]")
