@@ -44,6 +44,7 @@ import scipy.sparse as sp
 from engine.blocks import AbsSumBlock, AffineBlock, CVaRBlock, NormBlock, SumLargestAbsBlock
 from engine.bounds import shifted, solve_bounds
 from engine.check import TOLERANCE
+from engine.export_blocks import linearize_block, named_block
 from engine.export_conic import canonical_rows
 from engine.export_piecewise import linearize_piecewise, named_piecewise
 from engine.export_rows import RowCollector, sparse_of
@@ -131,9 +132,7 @@ def export_constraints(
     # The adjuster's convex rows: a rule that is not convex enters as its restriction,
     # whose every point satisfies the rule; the restriction's rows carry its encoding.
     layout = exact.for_solver()
-    encodings = {
-        id(part): owner.encoding for owner in exact.rowsets for part in owner.restriction
-    }
+    encodings = {id(part): owner.encoding for owner in exact.rowsets for part in owner.restriction}
 
     rows = RowCollector(snap.n)
     cones: list[SecondOrderCone] = []
@@ -166,9 +165,9 @@ def export_constraints(
         elif isinstance(block, AbsSumBlock | SumLargestAbsBlock | CVaRBlock):
             _require_upper(rowset)
             if linearize:
-                _linearize(rows, block, bound, snap.symbols)
+                linearize_block(rows, block, bound, snap.symbols)
             else:
-                blocks.append(_named(rows, block, bound))
+                blocks.append(named_block(rows, block, bound))
         else:
             raise TypeError(f"{rowset.violation_type}: no export for {type(block).__name__}")
     count = snap.n + len(rows.auxiliary)
@@ -205,9 +204,7 @@ def _constraint_field(rowset: RowSet) -> str:
     """The field path of a row set's constraint, for error messages."""
     assert rowset.provenance is not None
     provenance = rowset.provenance
-    return (
-        f"policies[{provenance.policy_name}].rules.constraints[{provenance.constraint_index}]"
-    )
+    return f"policies[{provenance.policy_name}].rules.constraints[{provenance.constraint_index}]"
 
 
 def _widened(cone: ConicRows, count: int) -> ConicRows:
@@ -275,75 +272,6 @@ def _cone(rows: RowCollector, block: NormBlock, bound: FloatArray) -> SecondOrde
         bound=float(bound[0]) / block.scale,
         scale=float(block.scale),
         info=rows.info(0, "limit"),
-    )
-
-
-def _linearize(
-    rows: RowCollector,
-    block: AbsSumBlock | SumLargestAbsBlock | CVaRBlock,
-    bound: FloatArray,
-    symbols: tuple[str, ...],
-) -> None:
-    if isinstance(block, AbsSumBlock):
-        assert block.G is not None
-        A = sp.csr_matrix(block.A)
-        t = []
-        for j in range(A.shape[0]):
-            entries = {int(i): float(v) for i, v in zip(A[j].indices, A[j].data, strict=True)}
-            label = symbols[next(iter(entries))] if len(entries) == 1 else str(j)
-            t.append(rows.auxiliary_variable(f"t[{label}]", lower=None))
-            c = float(block.c[j])
-            # t_j >= a_j w + c_j and t_j >= -(a_j w + c_j)
-            rows.add_auxiliary({t[j]: 1.0, **{i: -v for i, v in entries.items()}}, c)
-            rows.add_auxiliary({t[j]: 1.0, **entries}, -c)
-        G = sp.csr_matrix(block.G)
-        k = np.zeros(block.rows) if block.k is None else block.k
-        for r in range(block.rows):
-            entries = {t[int(j)]: float(v) for j, v in zip(G[r].indices, G[r].data, strict=True)}
-            rows.add(r, entries, None, float(bound[r] - k[r]))
-    elif isinstance(block, SumLargestAbsBlock):
-        n = len(symbols)
-        s = rows.auxiliary_variable("s", lower=None)
-        u = [rows.auxiliary_variable(f"u[{symbol}]", lower=0.0) for symbol in symbols]
-        for i in range(n):  # u_i >= w_i - s and u_i >= -w_i - s
-            rows.add_auxiliary({u[i]: 1.0, i: -1.0, s: 1.0}, 0.0)
-            rows.add_auxiliary({u[i]: 1.0, i: 1.0, s: 1.0}, 0.0)
-        top_k = min(block.top_k, n)
-        rows.add(0, {s: float(top_k), **dict.fromkeys(u, 1.0)}, None, float(bound[0]))
-    else:
-        S = block.R.shape[0]
-        zeta = rows.auxiliary_variable("zeta", lower=None)
-        z = [rows.auxiliary_variable(f"z[{s}]", lower=0.0) for s in range(S)]
-        for s in range(S):  # z_s >= -r_s w - zeta
-            nonzero = {int(i): float(v) for i, v in enumerate(block.R[s]) if v != 0.0}
-            rows.add_auxiliary({z[s]: 1.0, zeta: 1.0, **nonzero}, 0.0)
-        weight = 1.0 / ((1.0 - block.beta) * S)
-        rows.add(0, {zeta: 1.0, **dict.fromkeys(z, weight)}, None, float(bound[0]))
-
-
-def _named(
-    rows: RowCollector, block: AbsSumBlock | SumLargestAbsBlock | CVaRBlock, bound: FloatArray
-) -> NamedBlock:
-    infos = [rows.info(r, "limit") for r in range(block.rows)]
-    upper = bound.tolist()
-    if isinstance(block, AbsSumBlock):
-        assert block.G is not None
-        k = np.zeros(block.rows) if block.k is None else block.k
-        return NamedBlock(
-            type="abs_sum",
-            upper=upper,
-            rows=infos,
-            A=sparse_of(sp.csr_matrix(block.A), columns=rows.n),
-            c=np.asarray(block.c, dtype=float).tolist(),
-            G=sparse_of(sp.csr_matrix(block.G), columns=int(np.shape(block.A)[0])),
-            k=np.asarray(k, dtype=float).tolist(),
-        )
-    if isinstance(block, SumLargestAbsBlock):
-        return NamedBlock(
-            type="sum_largest_abs", upper=upper, rows=infos, top_k=min(block.top_k, block.n)
-        )
-    return NamedBlock(
-        type="cvar", upper=upper, rows=infos, returns=block.R.tolist(), beta=block.beta
     )
 
 

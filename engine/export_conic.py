@@ -1,4 +1,4 @@
-"""Exporting custom expressions: cvxpy's own conic canonicalization, mapped back to `x`.
+r"""Exporting custom expressions: cvxpy's own conic canonicalization, mapped back to `x`.
 
 An expression row (`engine.language.block.ExpressionBlock`) can hold any DCP combination
 of the language's atoms, so it has no fixed encoding. Its bound is written as a cvxpy
@@ -6,7 +6,7 @@ constraint over a variable for the absolute weights `w` (the engine's form is ov
 weight change; `w0` is set to this request's value), and cvxpy reduces it to the standard
 conic form a conic solver receives:
 
-.. math:: b - A z \\in \\{0\\}^{m_0} \\times \\mathbb{R}_+^{m_1} \\times Q^{s_1} \\times \\dots
+.. math:: b - A z \in \{0\}^{m_0} \times \mathbb{R}_+^{m_1} \times Q^{s_1} \times \dots
 
 over cvxpy's stacked variables `z`, which hold `w` and the auxiliary variables cvxpy
 introduced. The columns of `w` map onto the export's weights, every other column becomes
@@ -113,9 +113,7 @@ def _entries(A: sp.csr_matrix, r: int, columns: list[int]) -> dict[int, float]:
     return out
 
 
-def _cone(
-    rows: RowCollector, A: sp.csr_matrix, b: FloatArray, columns: list[int]
-) -> ConicRows:
+def _cone(rows: RowCollector, A: sp.csr_matrix, b: FloatArray, columns: list[int]) -> ConicRows:
     coo = sp.coo_matrix(A)
     # As wide as x is so far; the caller widens it once every auxiliary is known.
     width = rows.n + len(rows.auxiliary)

@@ -60,7 +60,9 @@ def linearize_piecewise(
         u = []
         for g, entries in enumerate(members):
             cap = float(block.cap[g])
-            u.append(rows.auxiliary_variable(f"u[{_label(entries, symbols)}]", lower=None, upper=cap))
+            u.append(
+                rows.auxiliary_variable(f"u[{_label(entries, symbols)}]", lower=None, upper=cap)
+            )
             # u_g <= (G w)_g, as (G w)_g - u_g >= 0
             rows.add_auxiliary({**entries, u[g]: -1.0}, 0.0)
         a = {int(i): float(v) for i, v in enumerate(block.a) if v != 0.0}

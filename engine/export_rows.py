@@ -48,9 +48,7 @@ class RowCollector:
         self._tightened: BoolArray = np.zeros(0, dtype=bool)
         self._encoding: str | None = None
 
-    def start(
-        self, layout: Layout, k: int, *, tightened: BoolArray, encoding: str | None
-    ) -> None:
+    def start(self, layout: Layout, k: int, *, tightened: BoolArray, encoding: str | None) -> None:
         """The following rows come from row set `k` of `layout`.
 
         `tightened` says per row whether its bound was moved inward by the margin;

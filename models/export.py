@@ -205,8 +205,9 @@ class SecondOrderCone(StrictModel):
 
 
 class NamedBlock(StrictModel):
-    """A piecewise-linear block (form `blocks`): rows `value_r(w) <= upper[r]`, or
-    `value_r(w) >= lower[r]` for the one concave type (`capped_sum`).
+    """A piecewise-linear block (form `blocks`), rows `value_r(w) <= upper[r]`.
+
+    The one concave type (`capped_sum`) is bounded below instead: `value_r(w) >= lower[r]`.
 
     - `abs_sum`: `value_r = sum_j G[r, j] * |(A @ w + c)[j]| + k[r]` (gross exposure,
       turnover, gross group limits, no-holding / no-trade / trade limits).

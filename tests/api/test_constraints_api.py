@@ -28,8 +28,8 @@ def _state() -> dict[str, Any]:
 
 
 def _create(client: TestClient, policies: list[dict[str, Any]]) -> None:
-    for policy in policies:
-        r = client.post("/api/v1/policies", json=policy)
+    for body in policies:
+        r = client.post("/api/v1/policies", json=body)
         assert r.status_code == 201, r.text
 
 
@@ -171,7 +171,11 @@ def test_a_child_portfolio_exports_what_it_inherits(client: TestClient) -> None:
     _create(
         client,
         [
-            policy("firm-gross", {"kind": "gross_exposure", "max": 0.95}, scope={"portfolios": ["acme"]}),
+            policy(
+                "firm-gross",
+                {"kind": "gross_exposure", "max": 0.95},
+                scope={"portfolios": ["acme"]},
+            ),
             policy(
                 "fund-cap",
                 {"kind": "weight_bounds", "max": 0.25},

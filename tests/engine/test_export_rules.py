@@ -115,7 +115,11 @@ def _optimum(
     B = rng.normal(size=(n, n)) * 0.1
     sigma = B @ B.T / n + 0.01 * np.eye(n)
     w = cp.Variable(n)
-    aux = cp.Variable(len(constraints.variables.auxiliary)) if constraints.variables.auxiliary else None
+    aux = (
+        cp.Variable(len(constraints.variables.auxiliary))
+        if constraints.variables.auxiliary
+        else None
+    )
     problem = cp.Problem(
         cp.Maximize(mu @ w - 2.0 * cp.quad_form(w, sigma)),
         cvxpy_constraints(constraints, w, aux),
@@ -154,7 +158,9 @@ def _assert_accepted(response: PolicyValidationResponse) -> None:
 
 UCITS = regulatory("ucits", {"kind": "ucits_5_10_40"})
 DIVERSIFIED = regulatory("diversified", {"kind": "diversified_75_5_10", "basket_min": 0.75})
-NAMES = regulatory("names", {"kind": "names_rule_80", "where": {"asset_class": ["equity"]}, "min": 0.95})
+NAMES = regulatory(
+    "names", {"kind": "names_rule_80", "where": {"asset_class": ["equity"]}, "min": 0.95}
+)
 ILLIQUID = regulatory("illiquid", {"kind": "illiquid_limit", "max": 0.02})
 VAR = regulatory("var", {"kind": "derivatives_var", "max": 0.12, "horizon_days": 20})
 VAR_RELATIVE = regulatory(
@@ -228,9 +234,7 @@ def _solver_projection(body: dict[str, Any], target: np.ndarray) -> np.ndarray:
         rowset.block.fill(params, snap.w0)
         expr = rowset.block.expression(delta, params)
         rows.append(expr <= bound if rowset.sense == "le" else expr >= bound)
-    cp.Problem(cp.Minimize(cp.sum_squares(snap.w0 + delta - target)), rows).solve(
-        solver="CLARABEL"
-    )
+    cp.Problem(cp.Minimize(cp.sum_squares(snap.w0 + delta - target)), rows).solve(solver="CLARABEL")
     assert delta.value is not None
     return np.asarray(snap.w0 + delta.value)
 
@@ -269,7 +273,11 @@ def test_json_and_engine_forms_give_the_same_projection(name: str) -> None:
 def test_named_piecewise_blocks_measure_the_engine_rows(name: str) -> None:
     """max_violation of the blocks form equals the worst excess of the adjuster's rows."""
     state = _fund(np.random.default_rng(5), above=5)
-    body = {"portfolio_state": state, "policies": SETS[name], "options": {"form": "blocks", "margin": 0.0, "cure_passive": True}}
+    body = {
+        "portfolio_state": state,
+        "policies": SETS[name],
+        "options": {"form": "blocks", "margin": 0.0, "cure_passive": True},
+    }
     constraints = export_constraints(ConstraintSetRequest.model_validate(body))
     assert {b.type for b in constraints.blocks} == (
         {"positive_part_sum"} if name == "ucits" else {"capped_sum"}
