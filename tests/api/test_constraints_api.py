@@ -204,3 +204,45 @@ def test_a_child_portfolio_exports_what_it_inherits(client: TestClient) -> None:
     assert export("equity").policies == ["firm-gross", "fund-cap"]
     # Outside the tree nothing is inherited.
     assert export("elsewhere").policies == []
+
+
+def test_regulatory_and_expression_rows_survive_the_wire(client: TestClient) -> None:
+    """UCITS restriction rows and an expression's conic rows, through JSON and back."""
+    policies = [
+        policy("ucits", {"kind": "ucits_5_10_40"}, policy_type="REGULATORY"),
+        policy(
+            "custom",
+            {"kind": "expression", "expr": "norm2(w - w0) <= 0.05"},
+            {"kind": "expression", "expr": "sum(w * beta) <= 0.6"},
+            policy_type="INVESTMENT_MANDATE",
+        ),
+    ]
+    state = _state()
+    body = {"portfolio_state": state, "policies": policies}
+    r = client.post(URL, json=body)
+    assert r.status_code == 200, r.text
+    exported = ConstraintSet.model_validate(r.json())
+    assert exported.conic, "norm2 needs a second-order cone"
+    restricted = {r.exact for r in exported.linear.rows if r.policy_name == "ucits"}
+    assert restricted == {True, False}  # single-issuer rows exact, the restriction not
+    n = len(exported.variables.symbols)
+    w = cp.Variable(n)
+    mu = np.random.default_rng(11).normal(0.05, 0.1, n)
+    cp.Problem(cp.Maximize(mu @ w - cp.sum_squares(w)), cvxpy_constraints(exported, w)).solve(
+        solver="SCS", eps_abs=1e-10, eps_rel=1e-10, max_iters=100_000
+    )
+    assert w.value is not None
+    trades = [t.model_dump(mode="json") for t in trades_for(exported, w.value)]
+    decision = {"decision_id": "opt-2", "portfolio_id": state["portfolio_id"], "trades": trades}
+    r = client.post(
+        "/api/v1/validate",
+        json={
+            "decision": decision,
+            "portfolio_state": state,
+            "policies": policies,
+            "mode": "validate",
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["is_compliant"], r.json()["violations"]
+    assert not [v for v in r.json()["violations"] if v["breach"] == "active"]
