@@ -33,9 +33,9 @@ from models.typing import FloatArray
 
 __all__ = ["canonical_rows"]
 
-_CANONICALIZER = cp.SCS
-"""Whose standard form cvxpy builds (zero, non-negative, second-order cones, in that
-order); only the problem data is built, nothing is solved."""
+_CANONICALIZER = cp.CLARABEL
+"""Whose standard form cvxpy builds: zero, non-negative, second-order cones, in that order
+(Clarabel: a declared dependency). Only the problem data is built; nothing is solved."""
 
 
 def _stuffing_offsets(inverse_data: list[Any], width: int) -> dict[int, int]:
