@@ -95,7 +95,10 @@ class Services:
             return self.engine.capacity(plain, policies, lineage=lineage)
 
     def export(
-        self, request: ConstraintSetRequest, policies: Sequence[PolicyDefinition]
+        self,
+        request: ConstraintSetRequest,
+        policies: Sequence[PolicyDefinition],
+        lineage: Sequence[PortfolioNode] = (),
     ) -> ConstraintSet:
         """The constraint set for an optimizer (reference data resolved first).
 
@@ -104,4 +107,4 @@ class Services:
         resolution = self.resolve(request.portfolio_state)
         plain = request.model_copy(update={"portfolio_state": resolution.state})
         with resolution.located():
-            return export_constraints(plain, policies)
+            return export_constraints(plain, policies, lineage=lineage)

@@ -21,6 +21,15 @@ Per block type (`engine.blocks`), over `x = [w, aux]`:
 - ``CVaRBlock``: `zeta + sum(z) / ((1 - beta) S) <= bound`, `z_s >= -r_s w - zeta`, `z >= 0`
   (Rockafellar-Uryasev, linearized), or a named ``cvar`` block.
 - ``NormBlock``: a second-order cone `||M w + m||_2 <= bound / scale`.
+- ``CappedSumBlock``, ``PositivePartSumBlock`` (regulatory rules): linearized over
+  auxiliaries, or named ``capped_sum`` / ``positive_part_sum`` blocks
+  (`engine.export_piecewise`).
+- ``ExpressionBlock`` (custom expressions): cvxpy's conic canonical form, in both forms:
+  linear rows over new auxiliaries plus second-order `conic` rows (`engine.export_conic`).
+
+A rule that is not convex (the UCITS 40% aggregate) is exported as the convex restriction
+the adjuster solves with (`Layout.for_solver`), its rows flagged `exact: false` with the
+restriction's encoding.
 """
 
 from __future__ import annotations
@@ -35,8 +44,15 @@ import scipy.sparse as sp
 from engine.blocks import AbsSumBlock, AffineBlock, CVaRBlock, NormBlock, SumLargestAbsBlock
 from engine.bounds import shifted, solve_bounds
 from engine.check import TOLERANCE
+from engine.export_blocks import linearize_block, named_block
+from engine.export_conic import canonical_rows
+from engine.export_piecewise import linearize_piecewise, named_piecewise
 from engine.export_rows import RowCollector, sparse_of
+from engine.hierarchy import Lineage, with_default_benchmark
+from engine.language import check_policies
+from engine.language.block import ExpressionBlock
 from engine.layout import Layout, build_layout
+from engine.piecewise import CappedSumBlock, PositivePartSumBlock
 from engine.portfolio import snapshot_of
 from engine.resolve import effective_policies
 from engine.rows import RowSet
@@ -45,9 +61,11 @@ from models import (
     EnforcementLevel,
     PolicyDefinition,
     PolicyValidationRequest,
+    PortfolioNode,
     ValidationMode,
 )
 from models.export import (
+    ConicRows,
     ConstraintSet,
     ConstraintSetRequest,
     LinearConstraints,
@@ -84,25 +102,41 @@ def _validation_request(request: ConstraintSetRequest) -> PolicyValidationReques
 
 
 def export_constraints(
-    request: ConstraintSetRequest, stored: Sequence[PolicyDefinition] = ()
+    request: ConstraintSetRequest,
+    stored: Sequence[PolicyDefinition] = (),
+    *,
+    lineage: Sequence[PortfolioNode] = (),
 ) -> ConstraintSet:
     """Compile the effective policies of `request` into the solver-neutral form.
 
-    `stored` are the stored policies (the request's inline `policies` replace them). Raises
-    `engine.errors.InputError` (naming the field) for input that cannot be compiled.
+    `stored` are the stored policies (the request's inline `policies` replace them).
+    `lineage` is the portfolio and its ancestors in the hierarchy, nearest first (empty: not
+    registered), exactly as for `PolicyEngine.validate`: the export holds the same
+    effective set (inherited policies, overrides, the request's context, the default
+    benchmark). Raises `engine.errors.InputError` (naming the field) for input that
+    cannot be compiled.
     """
     options = request.options
     validation = _validation_request(request)
+    if request.policies is not None:  # stored policies were checked when stored
+        check_policies(request.policies, prefix="policies")
     levels = [EnforcementLevel.STRICT]
     if options.include_advisory:
         levels.append(EnforcementLevel.ADVISORY)
-    effective = effective_policies(validation, stored)
+    chain = Lineage.of(validation.decision.portfolio_id, lineage)
+    effective = effective_policies(validation, stored, chain)
+    validation = with_default_benchmark(validation, chain)
     chosen = [p for p in effective if p.enforcement_level in levels]
     snap = snapshot_of(validation, include=request.universe)
-    layout = build_layout(chosen, validation, snap)
+    exact = build_layout(chosen, validation, snap)
+    # The adjuster's convex rows: a rule that is not convex enters as its restriction,
+    # whose every point satisfies the rule; the restriction's rows carry its encoding.
+    layout = exact.for_solver()
+    encodings = {id(part): owner.encoding for owner in exact.rowsets for part in owner.restriction}
 
     rows = RowCollector(snap.n)
     cones: list[SecondOrderCone] = []
+    conic: list[ConicRows] = []
     blocks: list[NamedBlock] = []
     linearize = options.form == "linearized"
     for k, rowset in enumerate(layout.rowsets):
@@ -110,7 +144,8 @@ def export_constraints(
         bound = shifted(layout, [k], [base], [np.full(len(base), options.margin)])[0]
         # Moved by the whole margin (shifted stops at the pre-trade value short of it).
         full = (options.margin > 0) & (np.abs(bound - base) >= (1 - 1e-6) * options.margin)
-        rows.start(layout, k, tightened=full)
+        encoding = encodings.get(id(rowset), rowset.encoding)
+        rows.start(layout, k, tightened=full, encoding=encoding)
         block = rowset.block
         if isinstance(block, AffineBlock):
             _affine(rows, block, rowset, bound)
@@ -119,15 +154,25 @@ def export_constraints(
         elif isinstance(block, NormBlock):
             _require_upper(rowset)
             cones.append(_cone(rows, block, bound))
+        elif isinstance(block, ExpressionBlock):
+            field = _constraint_field(rowset)
+            conic += canonical_rows(rows, rowset, snap.w0, bound, field=field)
+        elif isinstance(block, CappedSumBlock | PositivePartSumBlock):
+            if linearize:
+                linearize_piecewise(rows, block, rowset, bound, snap.symbols)
+            else:
+                blocks.append(named_piecewise(rows, block, bound))
         elif isinstance(block, AbsSumBlock | SumLargestAbsBlock | CVaRBlock):
             _require_upper(rowset)
             if linearize:
-                _linearize(rows, block, bound, snap.symbols)
+                linearize_block(rows, block, bound, snap.symbols)
             else:
-                blocks.append(_named(rows, block, bound))
+                blocks.append(named_block(rows, block, bound))
         else:
             raise TypeError(f"{rowset.violation_type}: no export for {type(block).__name__}")
+    count = snap.n + len(rows.auxiliary)
     notes = _notes(request, layout, [p.policy_name for p in effective if p not in chosen])
+    notes += _restriction_notes(layout, encodings)
     return ConstraintSet(
         policy_revision=policy_revision(chosen),
         portfolio_id=validation.decision.portfolio_id,
@@ -142,16 +187,44 @@ def export_constraints(
             w0=snap.w0.tolist(),
             prices=snap.prices.tolist(),
             auxiliary=rows.auxiliary,
-            count=snap.n + len(rows.auxiliary),
+            count=count,
         ),
         fixed=rows.fixed_weights(snap.symbols),
         linear=LinearConstraints(
             matrix=rows.matrix(), lower=rows.lower, upper=rows.upper, rows=rows.infos
         ),
         cones=cones,
+        conic=[_widened(c, count) for c in conic],
         blocks=blocks,
         notes=notes,
     )
+
+
+def _constraint_field(rowset: RowSet) -> str:
+    """The field path of a row set's constraint, for error messages."""
+    assert rowset.provenance is not None
+    provenance = rowset.provenance
+    return f"policies[{provenance.policy_name}].rules.constraints[{provenance.constraint_index}]"
+
+
+def _widened(cone: ConicRows, count: int) -> ConicRows:
+    """`cone` with its matrix as wide as the final `x` (auxiliaries came after it)."""
+    matrix = cone.matrix.model_copy(update={"shape": (cone.matrix.shape[0], count)})
+    return cone.model_copy(update={"matrix": matrix})
+
+
+def _restriction_notes(layout: Layout, encodings: dict[int, str | None]) -> list[str]:
+    """One note per rule exported as its convex restriction."""
+    seen: dict[str, str] = {}
+    for rowset in layout.rowsets:
+        encoding = encodings.get(id(rowset))
+        if encoding is not None and rowset.provenance is not None:
+            seen.setdefault(rowset.provenance.policy_name, encoding)
+    return [
+        f"{name}: not convex; exported as a convex restriction (rows exact: false), {text}. "
+        "A portfolio inside it satisfies the rule; one outside may satisfy it too."
+        for name, text in sorted(seen.items())
+    ]
 
 
 def _require_upper(rowset: RowSet) -> None:
@@ -199,75 +272,6 @@ def _cone(rows: RowCollector, block: NormBlock, bound: FloatArray) -> SecondOrde
         bound=float(bound[0]) / block.scale,
         scale=float(block.scale),
         info=rows.info(0, "limit"),
-    )
-
-
-def _linearize(
-    rows: RowCollector,
-    block: AbsSumBlock | SumLargestAbsBlock | CVaRBlock,
-    bound: FloatArray,
-    symbols: tuple[str, ...],
-) -> None:
-    if isinstance(block, AbsSumBlock):
-        assert block.G is not None
-        A = sp.csr_matrix(block.A)
-        t = []
-        for j in range(A.shape[0]):
-            entries = {int(i): float(v) for i, v in zip(A[j].indices, A[j].data, strict=True)}
-            label = symbols[next(iter(entries))] if len(entries) == 1 else str(j)
-            t.append(rows.auxiliary_variable(f"t[{label}]", lower=None))
-            c = float(block.c[j])
-            # t_j >= a_j w + c_j and t_j >= -(a_j w + c_j)
-            rows.add_auxiliary({t[j]: 1.0, **{i: -v for i, v in entries.items()}}, c)
-            rows.add_auxiliary({t[j]: 1.0, **entries}, -c)
-        G = sp.csr_matrix(block.G)
-        k = np.zeros(block.rows) if block.k is None else block.k
-        for r in range(block.rows):
-            entries = {t[int(j)]: float(v) for j, v in zip(G[r].indices, G[r].data, strict=True)}
-            rows.add(r, entries, None, float(bound[r] - k[r]))
-    elif isinstance(block, SumLargestAbsBlock):
-        n = len(symbols)
-        s = rows.auxiliary_variable("s", lower=None)
-        u = [rows.auxiliary_variable(f"u[{symbol}]", lower=0.0) for symbol in symbols]
-        for i in range(n):  # u_i >= w_i - s and u_i >= -w_i - s
-            rows.add_auxiliary({u[i]: 1.0, i: -1.0, s: 1.0}, 0.0)
-            rows.add_auxiliary({u[i]: 1.0, i: 1.0, s: 1.0}, 0.0)
-        top_k = min(block.top_k, n)
-        rows.add(0, {s: float(top_k), **dict.fromkeys(u, 1.0)}, None, float(bound[0]))
-    else:
-        S = block.R.shape[0]
-        zeta = rows.auxiliary_variable("zeta", lower=None)
-        z = [rows.auxiliary_variable(f"z[{s}]", lower=0.0) for s in range(S)]
-        for s in range(S):  # z_s >= -r_s w - zeta
-            nonzero = {int(i): float(v) for i, v in enumerate(block.R[s]) if v != 0.0}
-            rows.add_auxiliary({z[s]: 1.0, zeta: 1.0, **nonzero}, 0.0)
-        weight = 1.0 / ((1.0 - block.beta) * S)
-        rows.add(0, {zeta: 1.0, **dict.fromkeys(z, weight)}, None, float(bound[0]))
-
-
-def _named(
-    rows: RowCollector, block: AbsSumBlock | SumLargestAbsBlock | CVaRBlock, bound: FloatArray
-) -> NamedBlock:
-    infos = [rows.info(r, "limit") for r in range(block.rows)]
-    upper = bound.tolist()
-    if isinstance(block, AbsSumBlock):
-        assert block.G is not None
-        k = np.zeros(block.rows) if block.k is None else block.k
-        return NamedBlock(
-            type="abs_sum",
-            upper=upper,
-            rows=infos,
-            A=sparse_of(sp.csr_matrix(block.A), columns=rows.n),
-            c=np.asarray(block.c, dtype=float).tolist(),
-            G=sparse_of(sp.csr_matrix(block.G), columns=int(np.shape(block.A)[0])),
-            k=np.asarray(k, dtype=float).tolist(),
-        )
-    if isinstance(block, SumLargestAbsBlock):
-        return NamedBlock(
-            type="sum_largest_abs", upper=upper, rows=infos, top_k=min(block.top_k, block.n)
-        )
-    return NamedBlock(
-        type="cvar", upper=upper, rows=infos, returns=block.R.tolist(), beta=block.beta
     )
 
 

@@ -31,8 +31,9 @@ def cvxpy_constraints(
 ) -> list[cp.Constraint]:
     """The set as cvxpy constraints over the caller's weights `w` (length = symbols).
 
-    The linearized form needs auxiliary variables: pass `aux` (length = auxiliary) to read
-    their values afterwards, or leave it out and one is created.
+    The linearized form (and any custom expression, in either form) needs auxiliary
+    variables: pass `aux` (length = auxiliary) to read their values afterwards, or leave it
+    out and one is created.
     """
     n = len(constraints.variables.symbols)
     if w.shape != (n,):
@@ -62,14 +63,26 @@ def cvxpy_constraints(
     floors = [(a.index - n, a.lower) for a in auxiliary if a.lower is not None]
     if floors and aux is not None:
         out.append(aux[[j for j, _ in floors]] >= np.array([v for _, v in floors]))
+    ceilings = [(a.index - n, a.upper) for a in auxiliary if a.upper is not None]
+    if ceilings and aux is not None:
+        out.append(aux[[j for j, _ in ceilings]] <= np.array([v for _, v in ceilings]))
     for cone in constraints.cones:
         out.append(cp.norm(_csr(cone.matrix) @ w + np.array(cone.offset), 2) <= cone.bound)
+    for rows in constraints.conic:
+        z = _csr(rows.matrix) @ x + np.array(rows.offset)
+        out.append(cp.SOC(z[0], z[1:]))
     for block in constraints.blocks:
-        out.append(_block_expression(block, w, n) <= np.array(block.upper))
+        value = _block_expression(block, w, n)
+        if block.upper is not None:
+            out.append(value <= np.array(block.upper))
+        if block.lower is not None:
+            out.append(value >= np.array(block.lower))
     return out
 
 
 def _block_expression(block: NamedBlock, w: cp.Variable, n: int) -> cp.Expression:
+    if block.type in ("capped_sum", "positive_part_sum"):
+        return _piecewise_expression(block, w)
     if block.type == "abs_sum":
         assert block.A is not None and block.G is not None
         assert block.c is not None and block.k is not None
@@ -87,7 +100,31 @@ def _block_expression(block: NamedBlock, w: cp.Variable, n: int) -> cp.Expressio
     return cp.reshape(zeta + tail, (1,), order="C")
 
 
+def _piecewise_expression(block: NamedBlock, w: cp.Variable) -> cp.Expression:
+    assert block.G is not None
+    groups = _csr(block.G) @ w
+    if block.type == "capped_sum":
+        assert block.a is not None and block.k is not None and block.cap is not None
+        total = np.array(block.a) @ w + block.k[0]
+        if block.G.shape[0]:
+            total = total + cp.sum(cp.minimum(groups, np.array(block.cap)))
+        return cp.reshape(total, (1,), order="C")
+    assert block.c is not None
+    if not block.G.shape[0]:
+        return cp.reshape(cp.Constant(0.0), (1,), order="C")
+    return cp.reshape(cp.sum(cp.pos(groups + np.array(block.c))), (1,), order="C")
+
+
 def _block_values(block: NamedBlock, w: FloatArray) -> FloatArray:
+    if block.type == "capped_sum":
+        assert block.G is not None and block.a is not None
+        assert block.k is not None and block.cap is not None
+        capped = np.minimum(_csr(block.G) @ w, np.array(block.cap))
+        return np.array([float(np.array(block.a) @ w) + block.k[0] + float(capped.sum())])
+    if block.type == "positive_part_sum":
+        assert block.G is not None and block.c is not None
+        positive = np.maximum(_csr(block.G) @ w + np.array(block.c), 0.0)
+        return np.array([float(positive.sum())])
     if block.type == "abs_sum":
         assert block.A is not None and block.G is not None
         assert block.c is not None and block.k is not None
@@ -104,15 +141,16 @@ def _block_values(block: NamedBlock, w: FloatArray) -> FloatArray:
 def max_violation(
     constraints: ConstraintSet, w: FloatArray, aux: FloatArray | None = None
 ) -> float:
-    """By how much `w` (and `aux`, in the linearized form) breaks the set's worst bound.
+    """By how much `w` (and `aux`, when the set has auxiliaries) breaks its worst bound.
 
     0 inside the set. Cone violations are in the policy's units (volatility, VaR), the rest
-    in weight units, so the result compares with the service's 1e-9 tolerance.
+    in weight units, so the result compares with the service's 1e-9 tolerance; a `conic`
+    row's violation is `||v|| - t` of its cone, in the units of cvxpy's canonical form.
     """
     w = np.asarray(w, dtype=float)
     n_aux = len(constraints.variables.auxiliary)
     if n_aux and aux is None:
-        raise ValueError("the linearized set has auxiliary variables: pass their values")
+        raise ValueError("the set has auxiliary variables: pass their values")
     x = np.concatenate([w, np.asarray(aux, dtype=float)]) if n_aux and aux is not None else w
     worst = [0.0]
     linear = constraints.linear
@@ -121,13 +159,22 @@ def max_violation(
         lower, upper = _bounds(linear.lower), _bounds(linear.upper)
         worst += np.nan_to_num(lower - values, nan=0.0).tolist()
         worst += np.nan_to_num(values - upper, nan=0.0).tolist()
-    worst += [a.lower - x[a.index] for a in constraints.variables.auxiliary if a.lower is not None]
+    auxiliary = constraints.variables.auxiliary
+    worst += [a.lower - x[a.index] for a in auxiliary if a.lower is not None]
+    worst += [x[a.index] - a.upper for a in auxiliary if a.upper is not None]
     worst += [
         cone.scale * (float(np.linalg.norm(_csr(cone.matrix) @ w + cone.offset)) - cone.bound)
         for cone in constraints.cones
     ]
+    for rows in constraints.conic:
+        z = _csr(rows.matrix) @ x + np.array(rows.offset)
+        worst.append(float(np.linalg.norm(z[1:])) - float(z[0]))
     for block in constraints.blocks:
-        worst += (_block_values(block, w) - np.array(block.upper)).tolist()
+        values = _block_values(block, w)
+        if block.upper is not None:
+            worst += (values - np.array(block.upper)).tolist()
+        if block.lower is not None:
+            worst += (np.array(block.lower) - values).tolist()
     return max(worst)
 
 

@@ -46,13 +46,16 @@ class RowCollector:
         self._layout: Layout | None = None
         self._k = -1
         self._tightened: BoolArray = np.zeros(0, dtype=bool)
+        self._encoding: str | None = None
 
-    def start(self, layout: Layout, k: int, *, tightened: BoolArray) -> None:
+    def start(self, layout: Layout, k: int, *, tightened: BoolArray, encoding: str | None) -> None:
         """The following rows come from row set `k` of `layout`.
 
-        `tightened` says per row whether its bound was moved inward by the margin.
+        `tightened` says per row whether its bound was moved inward by the margin;
+        `encoding` names the convex restriction the rows stand for (None: the rule itself).
         """
         self._layout, self._k, self._tightened = layout, k, tightened
+        self._encoding = encoding
 
     @property
     def _rowset(self) -> RowSet:
@@ -65,12 +68,15 @@ class RowCollector:
         assert provenance is not None
         return provenance
 
-    def info(self, r: int, role: Literal["limit", "auxiliary"]) -> RowInfo:
-        """Provenance of row `r` of the current row set."""
+    def info(self, r: int, role: Literal["limit", "auxiliary", "conic"]) -> RowInfo:
+        """Provenance of row `r` of the current row set.
+
+        Conic rows carry the limit, pre-trade value and flags of the row they encode.
+        """
         assert self._layout is not None
         rowset, provenance = self._rowset, self._provenance
         policy = provenance.policy
-        limit_row = role == "limit"
+        limit_row = role != "auxiliary"
         pre = float(self._layout.pre_values[self._k][r]) if limit_row else None
         subject = rowset.subjects[r] if limit_row else None
         passive = limit_row and bool(rowset.excess(self._layout.pre_values[self._k])[r] > TOLERANCE)
@@ -87,8 +93,8 @@ class RowCollector:
             pre_trade=pre,
             passive=passive,
             tightened=limit_row and bool(self._tightened[r]),
-            exact=rowset.encoding is None,
-            encoding=rowset.encoding,
+            exact=self._encoding is None,
+            encoding=self._encoding,
             description=rowset.describe(subject) if limit_row else "",
         )
 
@@ -111,7 +117,16 @@ class RowCollector:
         self.infos.append(self.info(0, "auxiliary"))
         self._append(entries, lower, None)
 
-    def auxiliary_variable(self, name: str, *, lower: float | None) -> int:
+    def add_conic(
+        self, r: int, entries: dict[int, float], lower: float | None, upper: float | None
+    ) -> None:
+        """Append a linear row of the conic form of row `r` of the current row set."""
+        self.infos.append(self.info(r, "conic"))
+        self._append(entries, lower, upper)
+
+    def auxiliary_variable(
+        self, name: str, *, lower: float | None, upper: float | None = None
+    ) -> int:
         """A new auxiliary variable of the current row set; returns its column in `x`."""
         provenance = self._provenance
         full = (
@@ -119,7 +134,7 @@ class RowCollector:
             f"{self._rowset.violation_type}.{name}"
         )
         index = self.n + len(self.auxiliary)
-        self.auxiliary.append(Auxiliary(name=full, index=index, lower=lower))
+        self.auxiliary.append(Auxiliary(name=full, index=index, lower=lower, upper=upper))
         return index
 
     def fix(self, i: int, value: float) -> None:

@@ -21,6 +21,7 @@ from models.validation import PolicyValidationRequest
 
 __all__ = [
     "Auxiliary",
+    "ConicRows",
     "ConstraintSet",
     "ConstraintSetRequest",
     "ExportOptions",
@@ -127,8 +128,9 @@ class RowInfo(StrictModel):
     constraint_index: int
     violation_type: str
     subject: str | None
-    role: Literal["limit", "auxiliary"] = Field(
-        description="limit: the policy's bound; auxiliary: defines an auxiliary variable."
+    role: Literal["limit", "auxiliary", "conic"] = Field(
+        description="limit: the policy's bound; auxiliary: defines an auxiliary variable; "
+        "conic: a row of a custom expression's conic form (the rows together are the bound)."
     )
     limit: float | None = Field(description="The policy's limit (limit rows).")
     pre_trade: float | None = Field(description="The row's value at the pre-trade weights.")
@@ -148,6 +150,7 @@ class Auxiliary(StrictModel):
     name: str
     index: int
     lower: float | None = Field(description="Lower bound (0 for non-negative ones), or null.")
+    upper: float | None = Field(default=None, description="Upper bound, or null (none).")
 
 
 class Variables(StrictModel):
@@ -198,15 +201,22 @@ class SecondOrderCone(StrictModel):
 class NamedBlock(StrictModel):
     """A piecewise-linear block (form `blocks`), rows `value_r(w) <= upper[r]`.
 
+    The one concave type (`capped_sum`) is bounded below instead: `value_r(w) >= lower[r]`.
+
     - `abs_sum`: `value_r = sum_j G[r, j] * |(A @ w + c)[j]| + k[r]` (gross exposure,
       turnover, gross group limits, no-holding / no-trade / trade limits).
     - `sum_largest_abs`: `value = sum of the top_k largest |w_i|` (concentration).
     - `cvar`: `value = CVaR_beta(-returns @ w)` over equally likely scenarios (rows of
       `returns`), that is `min_z z + sum_s max(-returns[s] @ w - z, 0) / ((1 - beta) S)`.
+    - `capped_sum`: `value = a @ w + k[0] + sum_g min((G @ w)[g], cap[g])` (1940 Act
+      diversified basket; bounded below).
+    - `positive_part_sum`: `value = sum_g max((G @ w)[g] + c[g], 0)` (the UCITS 40%
+      restriction).
     """
 
-    type: Literal["abs_sum", "sum_largest_abs", "cvar"]
-    upper: list[float]
+    type: Literal["abs_sum", "sum_largest_abs", "cvar", "capped_sum", "positive_part_sum"]
+    upper: list[float] | None = None
+    lower: list[float] | None = None
     rows: list[RowInfo]
     A: SparseMatrix | None = None
     c: list[float] | None = None
@@ -215,6 +225,21 @@ class NamedBlock(StrictModel):
     top_k: int | None = None
     returns: list[list[float]] | None = None
     beta: float | None = None
+    a: list[float] | None = None
+    cap: list[float] | None = None
+
+
+class ConicRows(StrictModel):
+    """Rows of a custom expression's conic form: `matrix @ x + offset` lies in the cone.
+
+    Over the whole `x = [w, aux]` (`matrix` is `variables.count` wide). The second-order
+    cone is `{(t, v): ||v||_2 <= t}`: the first entry bounds the norm of the others.
+    """
+
+    cone: Literal["second_order"] = "second_order"
+    matrix: SparseMatrix
+    offset: list[float]
+    info: RowInfo
 
 
 _EXAMPLE: dict[str, Any] = {
@@ -293,6 +318,7 @@ _EXAMPLE: dict[str, Any] = {
         ],
     },
     "cones": [],
+    "conic": [],
     "blocks": [],
     "notes": [
         "Weights of instruments outside variables.symbols (not held, not in universe) are 0 "
@@ -323,6 +349,10 @@ class ConstraintSet(StrictModel):
     fixed: list[FixedWeight]
     linear: LinearConstraints
     cones: list[SecondOrderCone]
+    conic: list[ConicRows] = Field(
+        default_factory=list,
+        description="Second-order cone rows over x of custom expressions (see ConicRows).",
+    )
     blocks: list[NamedBlock]
     notes: list[str]
 

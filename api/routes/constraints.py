@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from api.deps import Reader, ServicesDep
+from api.routes.validate import portfolio_lineage
 from api.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Unavailable
 from models import PolicyDefinition
@@ -64,7 +65,9 @@ def constraints(
 
     Linear rows in coordinate form with bounds and provenance, second-order cones for the
     risk limits, piecewise-linear terms linearized over documented auxiliary variables (or
-    as named blocks), and the policy-set revision. See docs/constraint-export.md.
+    as named blocks), and the policy-set revision. A registered portfolio's set includes
+    the policies it inherits from its ancestors, as /validate checks them. See
+    docs/constraint-export.md.
     """
     stored: list[PolicyDefinition] = []
     if request.policies is None:
@@ -74,4 +77,6 @@ def constraints(
             raise  # the database refused a value of the request: 422, not an outage
         except (SQLAlchemyError, ValidationError) as exc:  # fail closed: no partial set
             raise Unavailable(f"policies cannot be loaded: {exc.__class__.__name__}") from exc
-    return services.export(request, stored)
+    portfolio_id = request.portfolio_id or request.portfolio_state.portfolio_id
+    lineage = portfolio_lineage(services, portfolio_id)
+    return services.export(request, stored, lineage)

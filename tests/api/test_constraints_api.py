@@ -17,6 +17,7 @@ from engine.export_forms import cvxpy_constraints, trades_for
 from models import PolicyDefinition
 from models.export import ConstraintSet
 from tests.api.conftest import example_request
+from tests.builders import policy
 
 URL = "/api/v1/constraints"
 
@@ -27,8 +28,8 @@ def _state() -> dict[str, Any]:
 
 
 def _create(client: TestClient, policies: list[dict[str, Any]]) -> None:
-    for policy in policies:
-        r = client.post("/api/v1/policies", json=policy)
+    for body in policies:
+        r = client.post("/api/v1/policies", json=body)
         assert r.status_code == 201, r.text
 
 
@@ -155,3 +156,93 @@ def test_a_non_finite_context_value_is_422(client: TestClient) -> None:
     r = client.post(URL, content=raw, headers={"Content-Type": "application/json"})
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["field"] == "context"
+
+
+def test_a_child_portfolio_exports_what_it_inherits(client: TestClient) -> None:
+    """The export holds the effective set /validate checks: inherited, overridden."""
+    tree = [
+        {"portfolio_id": "acme", "name": "Acme Asset Management"},
+        {"portfolio_id": "equity", "name": "Equity Fund", "parent_id": "acme"},
+        {"portfolio_id": "pf-1", "name": "Portfolio 1", "parent_id": "equity"},
+    ]
+    for node in tree:
+        r = client.put(f"/api/v1/portfolios/{node['portfolio_id']}", json=node)
+        assert r.status_code == 201, r.text
+    _create(
+        client,
+        [
+            policy(
+                "firm-gross",
+                {"kind": "gross_exposure", "max": 0.95},
+                scope={"portfolios": ["acme"]},
+            ),
+            policy(
+                "fund-cap",
+                {"kind": "weight_bounds", "max": 0.25},
+                scope={"portfolios": ["equity"]},
+                overridable=True,
+            ),
+            policy(
+                "pf-1-cap",
+                {"kind": "weight_bounds", "max": 0.3},
+                scope={"portfolios": ["pf-1"]},
+                overrides="fund-cap",
+            ),
+        ],
+    )
+
+    def export(portfolio_id: str) -> ConstraintSet:
+        state = {**_state(), "portfolio_id": portfolio_id}
+        r = client.post(URL, json={"portfolio_state": state})
+        assert r.status_code == 200, r.text
+        return ConstraintSet.model_validate(r.json())
+
+    child = export("pf-1")
+    assert child.policies == ["firm-gross", "pf-1-cap"]
+    caps = {r.limit for r in child.linear.rows if r.violation_type == "weight_bounds.max"}
+    assert caps == {0.3}
+    assert export("equity").policies == ["firm-gross", "fund-cap"]
+    # Outside the tree nothing is inherited.
+    assert export("elsewhere").policies == []
+
+
+def test_regulatory_and_expression_rows_survive_the_wire(client: TestClient) -> None:
+    """UCITS restriction rows and an expression's conic rows, through JSON and back."""
+    policies = [
+        policy("ucits", {"kind": "ucits_5_10_40"}, policy_type="REGULATORY"),
+        policy(
+            "custom",
+            {"kind": "expression", "expr": "norm2(w - w0) <= 0.05"},
+            {"kind": "expression", "expr": "sum(w * beta) <= 0.6"},
+            policy_type="INVESTMENT_MANDATE",
+        ),
+    ]
+    state = _state()
+    body = {"portfolio_state": state, "policies": policies}
+    r = client.post(URL, json=body)
+    assert r.status_code == 200, r.text
+    exported = ConstraintSet.model_validate(r.json())
+    assert exported.conic, "norm2 needs a second-order cone"
+    restricted = {r.exact for r in exported.linear.rows if r.policy_name == "ucits"}
+    assert restricted == {True, False}  # single-issuer rows exact, the restriction not
+    n = len(exported.variables.symbols)
+    w = cp.Variable(n)
+    mu = np.random.default_rng(11).normal(0.05, 0.1, n)
+    cp.Problem(cp.Maximize(mu @ w - cp.sum_squares(w)), cvxpy_constraints(exported, w)).solve(
+        solver="SCS", eps_abs=1e-10, eps_rel=1e-10, max_iters=100_000
+    )
+    assert w.value is not None
+    trades = [t.model_dump(mode="json") for t in trades_for(exported, w.value)]
+    decision = {"decision_id": "opt-2", "portfolio_id": state["portfolio_id"], "trades": trades}
+    r = client.post(
+        "/api/v1/validate",
+        json={
+            "decision": decision,
+            "portfolio_state": state,
+            "policies": policies,
+            "mode": "validate",
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["is_compliant"], r.json()["violations"]
+    assert not [v for v in r.json()["violations"] if v["breach"] == "active"]
