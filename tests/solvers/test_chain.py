@@ -132,3 +132,19 @@ def test_default_chain_order() -> None:
     assert [a.name for a in chain.qp] == ["CLARABEL", "HIGHS", "OSQP", "ECOS"]
     assert [a.name for a in chain.socp] == ["CLARABEL", "ECOS"]
     assert OSQPAdapter.settings["polishing"] is True
+
+
+def test_the_highs_banner_never_reaches_standard_output() -> None:
+    # `pes validate` writes JSON on standard output; HiGHS prints a banner on fd 1 the first
+    # time it is built, which importing the solvers package must have absorbed.
+    import subprocess
+    import sys
+
+    code = (
+        "import solvers, cvxpy as cp\n"
+        "x = cp.Variable(2, integer=True)\n"
+        "cp.Problem(cp.Minimize(cp.sum(x)), [x >= 1]).solve(solver=cp.HIGHS)\n"
+        "print('done')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == "done\n"  # and no banner
