@@ -28,6 +28,7 @@ from engine.bounds import (
 )
 from engine.check import TOLERANCE, check
 from engine.layout import Layout
+from engine.lot_search import integer_rounding
 from engine.lots import lot_candidates, repair, sequential_rounding, snapped
 from engine.polish import POLISH_ROUNDS, linearized
 from engine.problems import OBJECTIVE_SCALE, CompiledProblem, ProblemCache
@@ -261,6 +262,12 @@ class Adjuster:
             consider(rounded)
             if best is None:
                 consider(repair(snap, rounded, shrink_only=shrink_only, violation=violation))
+            if best is None:
+                found = integer_rounding(
+                    layout, strict, bounds, t_continuous, shrink_only=shrink_only
+                )
+                if found is not None:
+                    consider(found)
         if best is not None or least is None:
             return best, []
         return None, excess(layout, strict, bounds, least[1])
