@@ -76,42 +76,32 @@ def snapshot_of(request: PolicyValidationRequest, *, include: Collection[str] = 
     new name); each must have an instrument.
     """
     state = request.portfolio_state
-    instruments: dict[str, Instrument] = {}
-    for k, instrument in enumerate(state.instruments):
-        if instrument.symbol in instruments:
-            raise InputError(
-                f"portfolio_state.instruments[{k}].symbol",
-                f"{instrument.symbol} is listed twice",
-            )
-        instruments[instrument.symbol] = instrument
-
-    held: dict[str, float] = {}
-    for k, position in enumerate(state.positions):
-        path = f"portfolio_state.positions[{k}]"
-        if position.symbol in held:
-            raise InputError(f"{path}.symbol", f"{position.symbol} has two positions")
-        if position.symbol not in instruments:
-            raise UnknownSymbolError(
-                f"{path}.symbol", f"no instrument (with a price) for {position.symbol}"
-            )
-        held[position.symbol] = position.quantity
+    # Every request passes through here with hundreds of names: the dictionaries are built
+    # by comprehension, and the per-item checks run only when a cheap test finds a problem
+    # (`_first_bad_reference` then names the first bad field, as a plain loop would).
+    instruments = {instrument.symbol: instrument for instrument in state.instruments}
+    held = {position.symbol: position.quantity for position in state.positions}
+    traded_symbols = {trade.symbol for trade in request.decision.trades}
+    if (
+        len(instruments) != len(state.instruments)
+        or len(held) != len(state.positions)
+        or not instruments.keys() >= held.keys()
+        or not instruments.keys() >= traded_symbols
+        or not instruments.keys() >= set(include)
+    ):
+        raise _first_bad_reference(request, include)
 
     traded: dict[str, float] = {}
-    for k, trade in enumerate(request.decision.trades):
-        if trade.symbol not in instruments:
-            raise UnknownSymbolError(
-                f"decision.trades[{k}].symbol", f"no instrument (with a price) for {trade.symbol}"
-            )
+    for trade in request.decision.trades:
         traded[trade.symbol] = traded.get(trade.symbol, 0.0) + trade.side.sign * trade.quantity
 
-    for symbol in include:
-        if symbol not in instruments:
-            raise UnknownSymbolError("symbols", f"no instrument (with a price) for {symbol}")
-    held_or_traded = {s for s, qty in held.items() if qty != 0} | set(traded)
+    held_or_traded = {s for s, qty in held.items() if qty != 0} | traded.keys()
     symbols = tuple(sorted(held_or_traded | set(include)))
-    prices = np.array([instruments[s].price for s in symbols], dtype=float)
-    q = np.array([held.get(s, 0.0) for s in symbols], dtype=float)
-    t = np.array([traded.get(s, 0.0) for s in symbols], dtype=float)
+    chosen = [instruments[s] for s in symbols]
+    n = len(symbols)
+    prices = np.fromiter([i.price for i in chosen], dtype=float, count=n)
+    q = np.fromiter([held.get(s, 0.0) for s in symbols], dtype=float, count=n)
+    t = np.fromiter([traded.get(s, 0.0) for s in symbols], dtype=float, count=n)
     nav = state.cash + float(q @ prices)
     if not math.isfinite(nav) or nav <= 0:
         raise InputError(
@@ -129,9 +119,39 @@ def snapshot_of(request: PolicyValidationRequest, *, include: Collection[str] = 
         prices=prices,
         q=q,
         t=t,
-        lots=np.array([instruments[s].lot_size for s in symbols], dtype=float),
+        lots=np.fromiter([i.lot_size for i in chosen], dtype=float, count=n),
         w0=w0,
         w_hat=w_hat,
         instruments=instruments,
         benchmark=benchmark,
     )
+
+
+def _first_bad_reference(request: PolicyValidationRequest, include: Collection[str]) -> InputError:
+    """The error for the first duplicate or dangling symbol, in the request's order."""
+    state = request.portfolio_state
+    seen: set[str] = set()
+    for k, instrument in enumerate(state.instruments):
+        if instrument.symbol in seen:
+            return InputError(
+                f"portfolio_state.instruments[{k}].symbol",
+                f"{instrument.symbol} is listed twice",
+            )
+        seen.add(instrument.symbol)
+    held: set[str] = set()
+    for k, position in enumerate(state.positions):
+        path = f"portfolio_state.positions[{k}]"
+        if position.symbol in held:
+            return InputError(f"{path}.symbol", f"{position.symbol} has two positions")
+        if position.symbol not in seen:
+            return UnknownSymbolError(
+                f"{path}.symbol", f"no instrument (with a price) for {position.symbol}"
+            )
+        held.add(position.symbol)
+    for k, trade in enumerate(request.decision.trades):
+        if trade.symbol not in seen:
+            return UnknownSymbolError(
+                f"decision.trades[{k}].symbol", f"no instrument (with a price) for {trade.symbol}"
+            )
+    missing = next(symbol for symbol in include if symbol not in seen)
+    return UnknownSymbolError("symbols", f"no instrument (with a price) for {missing}")
