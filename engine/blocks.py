@@ -72,8 +72,10 @@ class RowProduct:
             self._rows = np.repeat(np.arange(self._n_rows), np.diff(csr.indptr))
 
     def __call__(self, w: FloatArray) -> FloatArray:
-        """The product with a vector `w` (any other operand goes through scipy)."""
-        if self._data is None or np.ndim(w) != 1:
+        """The product with a vector `w` (any other operand goes through scipy or numpy)."""
+        if np.ndim(w) != 1:
+            return np.asarray(self.matrix @ w)
+        if self._data is None:
             return np.asarray(self.matrix @ w).ravel()
         return np.bincount(self._rows, weights=self._data * w[self._cols], minlength=self._n_rows)
 
