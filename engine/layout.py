@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from engine.context import CompileContext
 from engine.kinds import REGISTRY
 from engine.portfolio import Snapshot
@@ -145,17 +147,20 @@ def _has_rest(state: PortfolioState) -> bool:
     )
 
 
+_POLICY_LIST = TypeAdapter(list[PolicyDefinition])
+
+
 def layout_key(
     policies: Sequence[PolicyDefinition], request: PolicyValidationRequest, snap: Snapshot
 ) -> tuple[Any, ...]:
     """Everything a layout is built from except weights, prices and NAV (see `rebind`).
 
-    Policies are keyed by their JSON (a few microseconds each): they are mutable models, so
-    a key by identity would trust every caller never to change one in place.
+    Policies are keyed by their JSON, all in one call (≈ 3 us a policy): they are mutable
+    models, so a key by identity would trust every caller never to change one in place.
     """
     state = request.portfolio_state
     return (
-        tuple(p.model_dump_json() for p in policies),
+        _POLICY_LIST.dump_json(list(policies)),
         snap.symbols,
         state.portfolio_id,
         _reference_data_key(state),

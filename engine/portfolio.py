@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Collection
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -54,6 +56,9 @@ class Snapshot:
         return (w - self.w0) * self.nav / self.prices
 
 
+_price = operator.attrgetter("price")
+_lot_size = operator.attrgetter("lot_size")
+
 MAX_WEIGHT = 1e4
 """Largest |weight| accepted (10,000 x NAV in one name): beyond it the numbers are not a
 portfolio but a typo, and solvers lose all precision on them."""
@@ -97,11 +102,15 @@ def snapshot_of(request: PolicyValidationRequest, *, include: Collection[str] = 
 
     held_or_traded = {s for s, qty in held.items() if qty != 0} | traded.keys()
     symbols = tuple(sorted(held_or_traded | set(include)))
-    chosen = [instruments[s] for s in symbols]
     n = len(symbols)
-    prices = np.fromiter([i.price for i in chosen], dtype=float, count=n)
-    q = np.fromiter([held.get(s, 0.0) for s in symbols], dtype=float, count=n)
-    t = np.fromiter([traded.get(s, 0.0) for s in symbols], dtype=float, count=n)
+    index = dict(zip(symbols, range(n), strict=True))
+    chosen = list(map(instruments.__getitem__, symbols))
+    # map() with C-level getters: a third of the cost of the equivalent comprehensions.
+    prices = np.fromiter(map(_price, chosen), dtype=float, count=n)
+    q = np.fromiter(map(held.get, symbols, repeat(0.0, n)), dtype=float, count=n)
+    t = np.zeros(n)
+    for symbol, quantity in traded.items():
+        t[index[symbol]] = quantity
     nav = state.cash + float(q @ prices)
     if not math.isfinite(nav) or nav <= 0:
         raise InputError(
@@ -113,13 +122,13 @@ def snapshot_of(request: PolicyValidationRequest, *, include: Collection[str] = 
     benchmark = dict(state.benchmark or {})
     return Snapshot(
         symbols=symbols,
-        index={s: i for i, s in enumerate(symbols)},
+        index=index,
         nav=nav,
         cash=state.cash,
         prices=prices,
         q=q,
         t=t,
-        lots=np.fromiter([i.lot_size for i in chosen], dtype=float, count=n),
+        lots=np.fromiter(map(_lot_size, chosen), dtype=float, count=n),
         w0=w0,
         w_hat=w_hat,
         instruments=instruments,
