@@ -58,26 +58,30 @@ class CheckResult:
         return [self._row_check(j) for j in range(len(self.stack.indices))]
 
     def _row_check(self, j: int) -> RowCheck:
-        rows = slice(self.stack.offsets[j], self.stack.offsets[j + 1])
-        return RowCheck(
-            self.layout.rowsets[self.stack.indices[j]],
-            self.pre[rows],
-            self.post[rows],
-            self.pre_excess[rows],
-            self.post_excess[rows],
-            self.breached[rows],
-            self.active[rows],
-            self.blocking[rows],
-        )
+        """The j-th chosen row set's check, built once (most callers want a few)."""
+        made: dict[int, RowCheck] = self.__dict__.setdefault("_made", {})
+        if j not in made:
+            rows = slice(self.stack.offsets[j], self.stack.offsets[j + 1])
+            made[j] = RowCheck(
+                self.layout.rowsets[self.stack.indices[j]],
+                self.pre[rows],
+                self.post[rows],
+                self.pre_excess[rows],
+                self.post_excess[rows],
+                self.breached[rows],
+                self.active[rows],
+                self.blocking[rows],
+            )
+        return made[j]
 
     def _rows_of(self, mask: BoolArray) -> Iterator[tuple[RowCheck, int]]:
         hits = np.flatnonzero(mask)
         if not len(hits):
             return
-        checks = self.checks
-        owners = np.searchsorted(self.stack.offsets, hits, side="right") - 1
+        offsets = self.stack.offsets
+        owners = np.searchsorted(offsets, hits, side="right") - 1
         for j, row in zip(owners.tolist(), hits.tolist(), strict=True):
-            yield checks[j], row - int(self.stack.offsets[j])
+            yield self._row_check(j), row - int(offsets[j])
 
     def breaches(self) -> Iterator[tuple[RowCheck, int]]:
         """Every breached row, in layout order."""
