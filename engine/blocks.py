@@ -77,7 +77,8 @@ class RowProduct:
             return np.asarray(self.matrix @ w)
         if self._data is None:
             return np.asarray(self.matrix @ w).ravel()
-        return np.bincount(self._rows, weights=self._data * w[self._cols], minlength=self._n_rows)
+        summed = np.bincount(self._rows, weights=self._data * w[self._cols], minlength=self._n_rows)
+        return np.asarray(summed, dtype=float)  # float already (weights): no copy, typed
 
 
 def _times(owner: object, matrix: FloatArray | sp.spmatrix, w: FloatArray) -> FloatArray:

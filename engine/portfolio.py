@@ -100,7 +100,10 @@ def snapshot_of(request: PolicyValidationRequest, *, include: Collection[str] = 
     for trade in request.decision.trades:
         traded[trade.symbol] = traded.get(trade.symbol, 0.0) + trade.side.sign * trade.quantity
 
-    held_or_traded = {s for s, qty in held.items() if qty != 0} | traded.keys()
+    if 0.0 in held.values():  # a C-level scan; positions at zero are rare
+        held_or_traded = {s for s, qty in held.items() if qty != 0} | traded.keys()
+    else:
+        held_or_traded = held.keys() | traded.keys()
     symbols = tuple(sorted(held_or_traded | set(include)))
     n = len(symbols)
     index = dict(zip(symbols, range(n), strict=True))
