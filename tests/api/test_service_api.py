@@ -877,10 +877,8 @@ HUGE_QUANTITY = textwrap.dedent(
     import json, sys
     from fastapi.testclient import TestClient
     from api.app import create_app
-from api.routes.validate import legacy_request_hash, request_hash
     from api.settings import Settings
-    from models import PolicyValidationRequest
-from tests.api.conftest import core_policies, example_request
+    from tests.api.conftest import core_policies, example_request
 
     body = example_request("small-rebalance")
     body["policies"] = core_policies()
