@@ -64,6 +64,11 @@ def _culprit(rc: RowCheck, r: int, snap: Snapshot, adjustment: Adjustment) -> in
     return best
 
 
+SCREEN_FROM = 32
+"""Screen when at least this many trades changed: below it, trying each is cheaper than
+the estimate (~10 us a trade against ~0.1 ms; `scale_back` changes at most the proposal's
+trades, `project` may change every held name)."""
+
 SCREEN_MARGIN = 1e-9
 """Changes whose estimated improvement is within this of the best estimate are evaluated
 exactly. An estimate differs from the exact value by rounding only (~1e-15 here)."""
@@ -83,7 +88,7 @@ def _contenders(
     """
     rowset = rc.rowset
     if (
-        len(changed) < 8
+        len(changed) < SCREEN_FROM
         or rowset.sense not in ("le", "ge")
         or type(rowset).excess is not (RowSet.excess)
     ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine import report
 from engine.adjust import Adjustment
 from engine.check import RowCheck, check
 from engine.layout import Layout, build_layout
@@ -45,7 +46,8 @@ def _tried_one_by_one(rc: RowCheck, r: int, snap: Snapshot, adjustment: Adjustme
 
 
 @pytest.mark.parametrize("seed", range(15))
-def test_culprit_equals_trying_every_change(seed: int) -> None:
+def test_culprit_equals_trying_every_change(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "SCREEN_FROM", 2)  # screen even these small cases
     layout = _layout(seed)
     snap = layout.snap
     rng = np.random.default_rng(seed)
