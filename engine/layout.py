@@ -51,7 +51,7 @@ class Layout:
         return [k for k, rs in enumerate(self.rowsets) if _provenance(rs).strict]
 
     def row_stack(self, indices: Iterable[int]) -> RowStack:
-        """The checker's view of the chosen row sets (see `engine.check.RowStack`)."""
+        """The checker's view of the chosen row sets (see `engine.rowstack.RowStack`)."""
         key = tuple(indices)
         stack = self._stacks.get(key)
         if stack is None:
@@ -118,7 +118,9 @@ def _reference_data_key(state: PortfolioState) -> tuple[Any, ...]:
     except (KeyError, pickle.PicklingError, TypeError, AttributeError):
         # A model built without validation (a field unset) or an exotic attribute value:
         # the slow, always-correct form.
-        reference = state.model_dump_json(include={"instruments", "benchmark"}).encode()
+        static: dict[str, Any] = {"instruments": {"__all__": set(_STATIC_FIELDS)}}
+        static["benchmark"] = True
+        reference = state.model_dump_json(include=static).encode()
     rest = state.model_dump_json(exclude=set(_STATE_EXCLUDED)) if _has_rest(state) else ""
     return (reference, rest)
 

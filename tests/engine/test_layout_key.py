@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from engine import PolicyEngine
+from engine import PolicyEngine, layout
 from engine.layout import layout_key
 from engine.portfolio import snapshot_of
 from engine.resolve import effective_policies
@@ -130,3 +130,17 @@ def test_a_changed_group_value_regroups() -> None:
     again = engine.validate(_request(), policies)
     assert [v.subject for v in again.violations] == ["1"]
     assert engine.cache_stats().layout_misses == 2
+
+
+def test_the_json_fallback_keys_the_same_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unpicklable(obj: object) -> bytes:
+        raise TypeError("not picklable")
+
+    monkeypatch.setattr(layout, "_pickled", unpicklable)
+    policies = _policies(CAP)
+    instruments = _request().portfolio_state.model_dump(mode="json")["instruments"]
+    for item in instruments:
+        item["price"] *= 1.01
+    assert _key(_request(instruments=instruments), policies) == _key(_request(), policies)
+    changed = _key(_with_instrument(1, attributes={"beta": 1.0, "tag": 2}), policies)
+    assert changed != _key(_request(), policies)
