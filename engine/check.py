@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from engine.layout import Layout
 from engine.rows import RowSet
+from engine.rowstack import RowStack
 from models.typing import BoolArray, FloatArray
 
 __all__ = ["TOLERANCE", "CheckResult", "RowCheck", "check"]
@@ -33,16 +35,61 @@ class RowCheck:
 
 @dataclass
 class CheckResult:
-    """Every row set's check, and the verdict."""
+    """Every chosen row checked at once, and the verdict.
 
-    checks: list[RowCheck]
+    The arrays run over the rows of the chosen row sets laid end to end (see `RowStack`);
+    `checks` offers the same numbers per row set, as views.
+    """
+
+    layout: Layout
+    stack: RowStack
+    pre: FloatArray
+    post: FloatArray
+    pre_excess: FloatArray
+    post_excess: FloatArray
+    breached: BoolArray
+    active: BoolArray
+    blocking: BoolArray
     is_compliant: bool
+
+    @cached_property
+    def checks(self) -> list[RowCheck]:
+        """One `RowCheck` per chosen row set, in the order checked."""
+        return [self._row_check(j) for j in range(len(self.stack.indices))]
+
+    def _row_check(self, j: int) -> RowCheck:
+        """The j-th chosen row set's check, built once (most callers want a few)."""
+        made: dict[int, RowCheck] = self.__dict__.setdefault("_made", {})
+        if j not in made:
+            rows = slice(self.stack.offsets[j], self.stack.offsets[j + 1])
+            made[j] = RowCheck(
+                self.layout.rowsets[self.stack.indices[j]],
+                self.pre[rows],
+                self.post[rows],
+                self.pre_excess[rows],
+                self.post_excess[rows],
+                self.breached[rows],
+                self.active[rows],
+                self.blocking[rows],
+            )
+        return made[j]
+
+    def _rows_of(self, mask: BoolArray) -> Iterator[tuple[RowCheck, int]]:
+        hits = np.flatnonzero(mask)
+        if not len(hits):
+            return
+        offsets = self.stack.offsets
+        owners = np.searchsorted(offsets, hits, side="right") - 1
+        for j, row in zip(owners.tolist(), hits.tolist(), strict=True):
+            yield self._row_check(j), row - int(offsets[j])
 
     def breaches(self) -> Iterator[tuple[RowCheck, int]]:
         """Every breached row, in layout order."""
-        for rc in self.checks:
-            for r in np.flatnonzero(rc.breached):
-                yield rc, int(r)
+        return self._rows_of(self.breached)
+
+    def blocking_rows(self) -> Iterator[tuple[RowCheck, int]]:
+        """Every row that blocks the decision, in layout order."""
+        return self._rows_of(self.blocking)
 
 
 def check(
@@ -58,27 +105,36 @@ def check(
     tolerance); always-active rows are active whenever breached. A strict row blocks when it
     has an active breach, or any breach when `cure_passive`.
     """
-    chosen = range(len(layout.rowsets)) if indices is None else indices
-    checks = []
-    compliant = True
-    for k in chosen:
-        rowset = layout.rowsets[k]
-        pre = layout.pre_values[k]
-        post = rowset.block.values(w)
-        pre_excess = rowset.excess(pre)
-        post_excess = rowset.excess(post)
-        breached = post_excess > TOLERANCE
-        if rowset.always_active:
-            active = breached.copy()
-        else:
-            active = breached & (post_excess > pre_excess + TOLERANCE)
-        assert rowset.provenance is not None
-        if rowset.provenance.strict:
-            blocking = breached if cure_passive else active
-        else:
-            blocking = np.zeros_like(breached)
-        compliant = compliant and not bool(blocking.any())
-        checks.append(
-            RowCheck(rowset, pre, post, pre_excess, post_excess, breached, active, blocking)
-        )
-    return CheckResult(checks=checks, is_compliant=compliant)
+    stack = layout.row_stack(range(len(layout.rowsets)) if indices is None else indices)
+    rowsets = layout.rowsets
+    chosen = stack.indices
+    post = _joined([rowsets[k].block.values(w) for k in chosen])
+    pre = _joined([layout.pre_values[k] for k in chosen])
+    limits = _joined([rowsets[k].limits for k in chosen])
+    if stack.plain:
+        # (v - l) * -1 is exactly l - v in floating point: one excess for both senses.
+        pre_excess = (pre - limits) * stack.sign
+        post_excess = (post - limits) * stack.sign
+    else:
+        parts = np.split(np.stack([pre, post]), stack.offsets[1:-1], axis=1)
+        pre_excess = _joined([rowsets[k].excess(p[0]) for k, p in zip(chosen, parts, strict=True)])
+        post_excess = _joined([rowsets[k].excess(p[1]) for k, p in zip(chosen, parts, strict=True)])
+    breached = post_excess > TOLERANCE
+    active = breached & ((post_excess > pre_excess + TOLERANCE) | stack.always_active)
+    blocking = (breached if cure_passive else active) & stack.strict
+    return CheckResult(
+        layout=layout,
+        stack=stack,
+        pre=pre,
+        post=post,
+        pre_excess=pre_excess,
+        post_excess=post_excess,
+        breached=breached,
+        active=active,
+        blocking=blocking,
+        is_compliant=not bool(blocking.any()),
+    )
+
+
+def _joined(parts: list[FloatArray]) -> FloatArray:
+    return np.concatenate(parts) if parts else np.zeros(0)

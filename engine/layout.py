@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import io
+import operator
+import pickle
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from engine.context import CompileContext
 from engine.kinds import REGISTRY
 from engine.portfolio import Snapshot
 from engine.rows import Provenance, RowSet
-from models import PolicyDefinition, PolicyValidationRequest
+from engine.rowstack import RowStack
+from models import Instrument, PolicyDefinition, PolicyValidationRequest, PortfolioState
 from models.typing import FloatArray
 
 __all__ = ["Layout", "LayoutCache", "build_layout", "layout_key"]
@@ -28,6 +34,7 @@ class Layout:
 
     _structures: dict[tuple[int, ...], tuple[Any, ...]] = field(default_factory=dict, repr=False)
     _solver: Layout | None = field(default=None, repr=False)
+    _stacks: dict[tuple[int, ...], RowStack] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.pre_values = [rs.block.values(self.snap.w0) for rs in self.rowsets]
@@ -63,6 +70,14 @@ class Layout:
         """Indices of the row sets of strict policies (the ones that constrain adjustment)."""
         return [k for k, rs in enumerate(self.rowsets) if _provenance(rs).strict]
 
+    def row_stack(self, indices: Iterable[int]) -> RowStack:
+        """The checker's view of the chosen row sets (see `engine.rowstack.RowStack`)."""
+        key = tuple(indices)
+        stack = self._stacks.get(key)
+        if stack is None:
+            stack = self._stacks[key] = RowStack.of(self.rowsets, key)
+        return stack
+
     def structure(self, indices: Sequence[int]) -> tuple[Any, ...]:
         """Structure key of the chosen row sets (see `Block.structure`); `rebind` keeps it."""
         key = tuple(indices)
@@ -96,19 +111,84 @@ def build_layout(
     return Layout(snap=snap, rowsets=rowsets, policies=list(policies))
 
 
+_PER_REQUEST_FIELDS = frozenset({"price", "lot_size"})
+"""Instrument fields a cached layout re-reads on every request (see `Layout.rebind`)."""
+
+_STATIC_FIELDS = tuple(f for f in Instrument.model_fields if f not in _PER_REQUEST_FIELDS)
+_static_fields_of = operator.itemgetter(*_STATIC_FIELDS)
+"""Applied to an instrument's `__dict__` (where pydantic keeps the field values): a dict
+look-up is twice as fast as attribute access on a model, and this runs 500 times a request."""
+
+_STATE_EXCLUDED = frozenset({"positions", "cash", "as_of", "instruments", "benchmark"})
+"""Portfolio state fields keyed by other means (instruments, benchmark) or not at all
+(positions, cash, as_of: weights and NAV, re-read by `rebind`)."""
+
+
+def _reference_data_key(state: PortfolioState) -> tuple[Any, ...]:
+    """Content key of the state's reference data: every instrument field but price and lot.
+
+    The instruments are pickled rather than serialized through pydantic: a request brings
+    new instrument objects every time (new prices), so the key is built per request, and
+    pickling plain tuples is several times faster than JSON of 500 models. Pickle keeps
+    types apart (True, 1 and 1.0 give different bytes, and a group named "1" differs from
+    one named "1.0"), so equal bytes mean equal content.
+    """
+    try:
+        instruments = [_static_fields_of(instrument.__dict__) for instrument in state.instruments]
+        benchmark = None if state.benchmark is None else list(state.benchmark.items())
+        reference = _pickled((instruments, benchmark))
+    except (KeyError, pickle.PicklingError, TypeError, AttributeError):
+        # A model built without validation (a field unset) or an exotic attribute value:
+        # the slow, always-correct form.
+        static: dict[str, Any] = {"instruments": {"__all__": set(_STATIC_FIELDS)}}
+        static["benchmark"] = True
+        reference = state.model_dump_json(include=static).encode()
+    rest = state.model_dump_json(exclude=set(_STATE_EXCLUDED)) if _has_rest(state) else ""
+    return (reference, rest)
+
+
+def _pickled(obj: object) -> bytes:
+    """Pickle without the memo, so the bytes depend on content alone.
+
+    With the memo, a string object seen twice is written once and referenced after, so
+    the same content parsed twice (shared or separate string objects) could give different
+    bytes: a spurious cache miss. Fast mode writes every object in full (nothing here is
+    recursive, which fast mode cannot handle).
+    """
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True
+    pickler.dump(obj)
+    return buffer.getvalue()
+
+
+def _has_rest(state: PortfolioState) -> bool:
+    """True when a state field outside `_STATE_EXCLUDED` other than the id may be set."""
+    return any(
+        getattr(state, name) is not None
+        for name in PortfolioState.model_fields
+        if name not in _STATE_EXCLUDED and name != "portfolio_id"
+    )
+
+
+_POLICY_LIST = TypeAdapter(list[PolicyDefinition])
+
+
 def layout_key(
     policies: Sequence[PolicyDefinition], request: PolicyValidationRequest, snap: Snapshot
 ) -> tuple[Any, ...]:
-    """Everything a layout is built from except weights, prices and NAV (see `rebind`)."""
-    static = request.portfolio_state.model_dump_json(
-        exclude={
-            "positions": True,
-            "cash": True,
-            "as_of": True,
-            "instruments": {"__all__": {"price", "lot_size"}},
-        }
+    """Everything a layout is built from except weights, prices and NAV (see `rebind`).
+
+    Policies are keyed by their JSON, all in one call (≈ 3 us a policy): they are mutable
+    models, so a key by identity would trust every caller never to change one in place.
+    """
+    state = request.portfolio_state
+    return (
+        _POLICY_LIST.dump_json(list(policies)),
+        snap.symbols,
+        state.portfolio_id,
+        _reference_data_key(state),
     )
-    return (tuple(p.model_dump_json() for p in policies), snap.symbols, static)
 
 
 class LayoutCache:

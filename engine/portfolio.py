@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -55,6 +57,9 @@ class Snapshot:
         return (w - self.w0) * self.nav / self.prices
 
 
+_price = operator.attrgetter("price")
+_lot_size = operator.attrgetter("lot_size")
+
 MAX_WEIGHT = 1e4
 """Largest |weight| accepted (10,000 x NAV in one name): beyond it the numbers are not a
 portfolio but a typo, and solvers lose all precision on them."""
@@ -81,42 +86,39 @@ def snapshot_of(
     """
     state = request.portfolio_state
     require_resolved(state)
-    instruments: dict[str, Instrument] = {}
-    for k, instrument in enumerate(state.instruments):
-        if instrument.symbol in instruments:
-            raise InputError(
-                f"portfolio_state.instruments[{k}].symbol",
-                f"{instrument.symbol} is listed twice",
-            )
-        instruments[instrument.symbol] = instrument
-
-    held: dict[str, float] = {}
-    for k, position in enumerate(state.positions):
-        path = f"portfolio_state.positions[{k}]"
-        if position.symbol in held:
-            raise InputError(f"{path}.symbol", f"{position.symbol} has two positions")
-        if position.symbol not in instruments:
-            raise UnknownSymbolError(
-                f"{path}.symbol", f"no instrument (with a price) for {position.symbol}"
-            )
-        held[position.symbol] = position.quantity
+    # Every request passes through here with hundreds of names: the dictionaries are built
+    # by comprehension, and the per-item checks run only when a cheap test finds a problem
+    # (`_first_bad_reference` then names the first bad field, as a plain loop would).
+    instruments = {instrument.symbol: instrument for instrument in state.instruments}
+    held = {position.symbol: position.quantity for position in state.positions}
+    traded_symbols = {trade.symbol for trade in request.decision.trades}
+    if (
+        len(instruments) != len(state.instruments)
+        or len(held) != len(state.positions)
+        or not instruments.keys() >= held.keys()
+        or not instruments.keys() >= traded_symbols
+        or not instruments.keys() >= set(include)
+    ):
+        raise _first_bad_reference(request, include, field)
 
     traded: dict[str, float] = {}
-    for k, trade in enumerate(request.decision.trades):
-        if trade.symbol not in instruments:
-            raise UnknownSymbolError(
-                f"decision.trades[{k}].symbol", f"no instrument (with a price) for {trade.symbol}"
-            )
+    for trade in request.decision.trades:
         traded[trade.symbol] = traded.get(trade.symbol, 0.0) + trade.side.sign * trade.quantity
 
-    for k, symbol in enumerate(include):
-        if symbol not in instruments:
-            raise UnknownSymbolError(f"{field}[{k}]", f"no instrument (with a price) for {symbol}")
-    held_or_traded = {s for s, qty in held.items() if qty != 0} | set(traded)
+    if 0.0 in held.values():  # a C-level scan; positions at zero are rare
+        held_or_traded = {s for s, qty in held.items() if qty != 0} | traded.keys()
+    else:
+        held_or_traded = held.keys() | traded.keys()
     symbols = tuple(sorted(held_or_traded | set(include)))
-    prices = np.array([instruments[s].price for s in symbols], dtype=float)
-    q = np.array([held.get(s, 0.0) for s in symbols], dtype=float)
-    t = np.array([traded.get(s, 0.0) for s in symbols], dtype=float)
+    n = len(symbols)
+    index = dict(zip(symbols, range(n), strict=True))
+    chosen = list(map(instruments.__getitem__, symbols))
+    # map() with C-level getters: a third of the cost of the equivalent comprehensions.
+    prices = np.fromiter(map(_price, chosen), dtype=float, count=n)
+    q = np.fromiter(map(held.get, symbols, repeat(0.0, n)), dtype=float, count=n)
+    t = np.zeros(n)
+    for symbol, quantity in traded.items():
+        t[index[symbol]] = quantity
     nav = state.cash + float(q @ prices)
     if not math.isfinite(nav) or nav <= 0:
         raise InputError(
@@ -128,15 +130,47 @@ def snapshot_of(
     benchmark = dict(state.benchmark or {})
     return Snapshot(
         symbols=symbols,
-        index={s: i for i, s in enumerate(symbols)},
+        index=index,
         nav=nav,
         cash=state.cash,
         prices=prices,
         q=q,
         t=t,
-        lots=np.array([instruments[s].lot_size for s in symbols], dtype=float),
+        lots=np.fromiter(map(_lot_size, chosen), dtype=float, count=n),
         w0=w0,
         w_hat=w_hat,
         instruments=instruments,
         benchmark=benchmark,
     )
+
+
+def _first_bad_reference(
+    request: PolicyValidationRequest, include: Collection[str], field: str
+) -> InputError:
+    """The error for the first duplicate or dangling symbol, in the request's order."""
+    state = request.portfolio_state
+    seen: set[str] = set()
+    for k, instrument in enumerate(state.instruments):
+        if instrument.symbol in seen:
+            return InputError(
+                f"portfolio_state.instruments[{k}].symbol",
+                f"{instrument.symbol} is listed twice",
+            )
+        seen.add(instrument.symbol)
+    held: set[str] = set()
+    for k, position in enumerate(state.positions):
+        path = f"portfolio_state.positions[{k}]"
+        if position.symbol in held:
+            return InputError(f"{path}.symbol", f"{position.symbol} has two positions")
+        if position.symbol not in seen:
+            return UnknownSymbolError(
+                f"{path}.symbol", f"no instrument (with a price) for {position.symbol}"
+            )
+        held.add(position.symbol)
+    for k, trade in enumerate(request.decision.trades):
+        if trade.symbol not in seen:
+            return UnknownSymbolError(
+                f"decision.trades[{k}].symbol", f"no instrument (with a price) for {trade.symbol}"
+            )
+    k, missing = next((k, symbol) for k, symbol in enumerate(include) if symbol not in seen)
+    return UnknownSymbolError(f"{field}[{k}]", f"no instrument (with a price) for {missing}")

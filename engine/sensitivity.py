@@ -14,8 +14,6 @@ is the only blocking row.
 
 from __future__ import annotations
 
-import numpy as np
-
 from engine.check import CheckResult
 from models import LimitRelaxation, Sensitivity
 
@@ -26,7 +24,7 @@ def sensitivity_of(result: CheckResult) -> Sensitivity | None:
     """The relaxation of every blocking row, or None when the decision complies."""
     if result.is_compliant:
         return None
-    blocking = [(rc, int(r)) for rc in result.checks for r in np.flatnonzero(rc.blocking)]
+    blocking = list(result.blocking_rows())
     alone = len(blocking) == 1
     relaxations = []
     for rc, r in blocking:

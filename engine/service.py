@@ -164,24 +164,29 @@ class PolicyEngine:
                 notes=adjustment.notes,
                 encodings=rule_encodings(layout),
             )
-        violations = violations_of(result, snap, adjustment, cure_passive=request.cure_passive)
-        advice = recommendations(violations, snap, adjustment, cure_passive=request.cure_passive)
-        if infeasible is not None:
-            advice.append(infeasible.message)
-        error = outcome.message if outcome is not None and outcome.status == "failed" else None
-        if error:
-            advice.append(f"Adjustment failed: {error}")
+        with timer.stage("report"):
+            cure = request.cure_passive
+            violations = violations_of(result, snap, adjustment, cure_passive=cure)
+            advice = recommendations(violations, snap, adjustment, cure_passive=cure)
+            if infeasible is not None:
+                advice.append(infeasible.message)
+            failed = outcome is not None and outcome.status == "failed"
+            error = outcome.message if failed and outcome is not None else None
+            if error:
+                advice.append(f"Adjustment failed: {error}")
+            score = compliance_score(violations)
+            sensitivity = sensitivity_of(result)
         return PolicyValidationResponse(
             decision_id=request.decision.decision_id,
             is_compliant=result.is_compliant,
-            compliance_score=compliance_score(violations),
+            compliance_score=score,
             violations=violations,
             recommendations=advice,
             policies_checked=[p.policy_name for p in effective],
             adjusted_decision=adjusted,
             infeasible=infeasible,
             adjustment_error=error,
-            sensitivity=sensitivity_of(result),
+            sensitivity=sensitivity,
             context_resolution=resolution.context,
             timings_ms=timer.finish(),
         )

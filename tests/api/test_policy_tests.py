@@ -436,7 +436,7 @@ def test_verbose_lists_every_case_with_its_timings(
     )
     assert re.fullmatch(
         r" +engine ms: resolve [\d.]+, weights [\d.]+, compile [\d.]+, check [\d.]+, "
-        r"adjust [\d.]+, verify [\d.]+",
+        r"adjust [\d.]+, verify [\d.]+, report [\d.]+",
         lines[blocked + 1],
     )
     assert any(line.startswith(f"PASS {path}::buying 10 AAA complies (") for line in lines)

@@ -27,9 +27,11 @@ from sqlalchemy.pool import NullPool
 
 import api.store.validations
 from api.app import create_app
+from api.routes.validate import legacy_request_hash, request_hash
 from api.settings import Settings
 from api.store import Store
 from api.store.tables import event_outbox, policy_violations, portfolio_policies, validations
+from models import PolicyValidationRequest
 from tests.api.conftest import REPO, core_policies, example_request, psycopg_url, services_of
 from tests.services import postgres_url
 
@@ -273,6 +275,32 @@ def test_same_decision_id_with_a_different_body_is_409(
 
     assert _counts(client) == counts
     assert client.get("/api/v1/validations/dec-0001").json() == first.json()
+
+
+def test_a_hash_stored_in_the_first_form_still_replays(
+    client: TestClient, core: list[dict[str, Any]], load_request: RequestLoader
+) -> None:
+    _create_policies(client, core)
+    body = load_request("aapl-overweight")
+    first = _validate(client, body)
+    assert first.status_code == 200
+    request = PolicyValidationRequest.model_validate(body)
+    digest = request_hash(request)
+    assert len(digest) == 62
+    (row,) = _rows(client, validations)
+    assert row["request_hash"] == digest
+    legacy = legacy_request_hash(request)
+    assert len(legacy) == 64
+    with services_of(client).store.engine.begin() as conn:
+        conn.execute(sa.update(validations).values(request_hash=legacy))
+
+    again = _validate(client, body)
+    assert again.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    changed = copy.deepcopy(body)
+    changed["decision"]["trades"][0]["quantity"] = 1999
+    _assert_error(_validate(client, changed), 409, "conflict")
 
 
 def test_inline_policies_are_a_dry_run_not_stored_and_no_event(

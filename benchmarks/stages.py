@@ -1,0 +1,111 @@
+"""Where one engine path spends its time: latency percentiles, stages, and a profile.
+
+``python -m benchmarks.stages [--n 500] [--policy-set twenty] [--mode validate]
+[--adjustment auto] [--requests 200] [--profile 25]``
+
+Times `PolicyEngine.validate` on the benchmark's cases exactly as `benchmarks.measure`
+does (requests built before the clock, a few untimed warm-up requests, `gc.collect()`
+before each timed one), then prints p50/p99/min, the median of every stage of
+`timings_ms`, and with `--profile K` the K functions with the most cumulative time under
+cProfile (a second pass: profiling slows every call, so its times are only proportions).
+A tool for finding what to optimize; `python -m benchmarks` remains the benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import pstats
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from benchmarks.cases import POLICY_SETS, build_case
+from engine import PolicyEngine
+from models import PolicyDefinition, PolicyValidationRequest
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.stages", description=__doc__)
+    parser.add_argument("--n", type=int, default=500, help="universe size (default 500)")
+    parser.add_argument("--policy-set", choices=list(POLICY_SETS), default="twenty")
+    parser.add_argument("--mode", choices=["validate", "adjust"], default="validate")
+    parser.add_argument("--adjustment", choices=["auto", "scale_back", "project"], default="auto")
+    parser.add_argument("--requests", type=int, default=200, help="timed requests (200)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed requests first (5)")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="K", help="print the top K functions"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the tool; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.n < 1 or args.requests < 1 or args.warmup < 0:
+        print("--n and --requests must be positive, --warmup not negative", file=sys.stderr)
+        return 2
+    case = build_case(args.n)
+    policies = case.policies[args.policy_set]
+    total = args.warmup + args.requests
+    requests = [
+        case.request(i, policy_set=args.policy_set, mode=args.mode, adjustment=args.adjustment)
+        for i in range(total)
+    ]
+    engine = PolicyEngine()
+    for request in requests[: args.warmup]:
+        engine.validate(request, policies)
+    timed = requests[args.warmup :]
+    samples, stages = _time(engine, timed, policies)
+    print(
+        f"n={args.n} {args.policy_set} {args.mode}/{args.adjustment}, {len(samples)} requests: "
+        f"p50 {np.percentile(samples, 50):.3f} ms, p99 {np.percentile(samples, 99):.3f} ms, "
+        f"min {np.min(samples):.3f} ms"
+    )
+    print("stages (median ms): " + ", ".join(f"{k} {np.median(v):.3f}" for k, v in stages.items()))
+    if args.profile:
+        print(_profile(engine, timed, policies, args.profile))
+    return 0
+
+
+def _time(
+    engine: PolicyEngine,
+    requests: list[PolicyValidationRequest],
+    policies: Sequence[PolicyDefinition],
+) -> tuple[list[float], dict[str, list[float]]]:
+    samples: list[float] = []
+    stages: dict[str, list[float]] = {}
+    for request in requests:
+        gc.collect()
+        start = time.perf_counter()
+        response = engine.validate(request, policies)
+        samples.append(1000 * (time.perf_counter() - start))
+        for stage, ms in response.timings_ms.items():
+            stages.setdefault(stage, []).append(ms)
+    return samples, stages
+
+
+def _profile(
+    engine: PolicyEngine,
+    requests: list[PolicyValidationRequest],
+    policies: Sequence[PolicyDefinition],
+    top: int,
+) -> str:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for request in requests:
+        engine.validate(request, policies)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)
+    return out.getvalue()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

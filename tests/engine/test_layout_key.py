@@ -1,0 +1,146 @@
+"""The layout cache key: equal for per-request numbers, different for anything else.
+
+A cached layout is reused only when the key matches, so a key that misses a change would
+serve stale rows. Each test changes one input a layout is built from and checks that the
+key (and, where it matters, the verdict) follows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine import PolicyEngine, layout
+from engine.layout import layout_key
+from engine.portfolio import snapshot_of
+from engine.resolve import effective_policies
+from models import PolicyDefinition, PolicyValidationRequest
+from tests.builders import instrument, policy, request
+
+CAP = policy("name-cap", {"kind": "weight_bounds", "max": 0.25})
+GROUP = policy(
+    "tag-cap",
+    {"kind": "group_limit", "attribute": "tag", "max": 0.6, "missing": "ignore"},
+    policy_type="SECTOR_LIMIT",
+)
+
+
+def _request(**state: Any) -> PolicyValidationRequest:
+    instruments = [instrument(s, attributes={"beta": 1.0, "tag": 1}) for s in ("AAA", "BBB", "CCC")]
+    body = request(
+        {"AAA": 200, "BBB": 200, "CCC": 200},
+        [("AAA", "BUY", 100)],
+        cash=40_000,
+        instruments=instruments,
+    ).model_dump(mode="json")
+    body["mode"] = "validate"
+    body["portfolio_state"].update(state)
+    return PolicyValidationRequest.model_validate(body)
+
+
+def _key(req: PolicyValidationRequest, policies: list[PolicyDefinition]) -> Any:
+    return layout_key(effective_policies(req, policies), req, snapshot_of(req))
+
+
+def _policies(*bodies: dict[str, Any]) -> list[PolicyDefinition]:
+    return [PolicyDefinition.model_validate(b) for b in bodies]
+
+
+def _with_instrument(k: int, **fields: Any) -> PolicyValidationRequest:
+    instruments = _request().portfolio_state.model_dump(mode="json")["instruments"]
+    instruments[k].update(fields)
+    return _request(instruments=instruments)
+
+
+def test_per_request_numbers_keep_the_key() -> None:
+    policies = _policies(CAP)
+    base = _request()
+    instruments = base.portfolio_state.model_dump(mode="json")["instruments"]
+    for item in instruments:
+        item["price"] *= 1.01
+        item["lot_size"] = 5
+    moved = _request(
+        instruments=instruments,
+        cash=55_000,
+        positions=[{"symbol": s, "quantity": 210} for s in ("AAA", "BBB", "CCC")],
+        as_of="2026-11-23",
+    )
+    assert _key(moved, policies) == _key(base, policies)
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"sector": "Energy"},
+        {"issuer": "Other Inc"},
+        {"adv": 123.0},
+        {"attributes": {"beta": 1.0, "tag": 2}},
+        {"attributes": {"beta": 1.0, "tag": 1.0}},  # group "1.0", not "1"
+        {"attributes": {"beta": 1.0, "tag": True}},
+        {"attributes": {"beta": 1.0}},
+        {"attributes": {"beta": 1.0, "tag": 1, "esg": 3.0}},
+    ],
+)
+def test_reference_data_changes_the_key(changed: dict[str, Any]) -> None:
+    policies = _policies(CAP)
+    assert _key(_with_instrument(1, **changed), policies) != _key(_request(), policies)
+
+
+def test_benchmark_and_risk_data_change_the_key() -> None:
+    policies = _policies(CAP)
+    plain = _key(_request(), policies)
+    bench = _key(_request(benchmark={"AAA": 0.5, "BBB": 0.5}), policies)
+    other = _key(_request(benchmark={"AAA": 0.4, "BBB": 0.6}), policies)
+    scenarios = _key(
+        _request(scenarios={"symbols": ["AAA", "BBB", "CCC"], "returns": [[0.1, 0.0, -0.1]]}),
+        policies,
+    )
+    assert len({plain, bench, other, scenarios}) == 4
+
+
+def test_a_changed_policy_never_reuses_a_stale_layout() -> None:
+    engine = PolicyEngine()
+    req = _request()
+    policies = _policies(CAP)
+    assert not engine.validate(req, policies).is_compliant
+
+    # A copy with a looser limit: a new policy object.
+    looser = [policies[0].model_copy(deep=True)]
+    looser[0].rules.constraints[0].max = 0.9  # type: ignore[union-attr]
+    assert engine.validate(req, looser).is_compliant
+
+    # The same object changed in place: the key is the content, not the identity.
+    policies[0].rules.constraints[0].max = 0.9  # type: ignore[union-attr]
+    assert engine.validate(req, policies).is_compliant
+    policies[0].rules.constraints[0].max = 0.25  # type: ignore[union-attr]
+    assert not engine.validate(req, policies).is_compliant
+    assert engine.cache_stats().layout_hits >= 1
+
+
+def test_a_changed_group_value_regroups() -> None:
+    engine = PolicyEngine()
+    policies = _policies(GROUP)
+    together = engine.validate(_request(), policies)
+    # All three names in group 1: 70% of NAV after the buy > 60%, a breach of group "1".
+    assert [v.subject for v in together.violations] == ["1"]
+    apart = engine.validate(_with_instrument(0, attributes={"beta": 1.0, "tag": 2}), policies)
+    # AAA alone in group 2 (30% after the buy), BBB + CCC in group 1 (40%).
+    assert apart.violations == []
+    again = engine.validate(_request(), policies)
+    assert [v.subject for v in again.violations] == ["1"]
+    assert engine.cache_stats().layout_misses == 2
+
+
+def test_the_json_fallback_keys_the_same_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unpicklable(obj: object) -> bytes:
+        raise TypeError("not picklable")
+
+    monkeypatch.setattr(layout, "_pickled", unpicklable)
+    policies = _policies(CAP)
+    instruments = _request().portfolio_state.model_dump(mode="json")["instruments"]
+    for item in instruments:
+        item["price"] *= 1.01
+    assert _key(_request(instruments=instruments), policies) == _key(_request(), policies)
+    changed = _key(_with_instrument(1, attributes={"beta": 1.0, "tag": 2}), policies)
+    assert changed != _key(_request(), policies)

@@ -1,0 +1,67 @@
+"""A row's culprit (the changed trade that cures it most) is the one trying each finds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import report
+from engine.adjust import Adjustment
+from engine.check import RowCheck, check
+from engine.layout import Layout, build_layout
+from engine.portfolio import Snapshot, snapshot_of
+from engine.report import _culprit
+from engine.resolve import effective_policies
+from models import AdjustmentMethod, PolicyDefinition, PolicyValidationRequest
+from tests.strategies import random_case
+
+
+def _layout(seed: int) -> Layout:
+    body, raw = random_case(
+        np.random.default_rng(90_000 + seed), n_names=int(12 + seed % 15), lot_mode="fractional"
+    )
+    req = PolicyValidationRequest.model_validate(body)
+    policies = [PolicyDefinition.model_validate(p) for p in raw]
+    return build_layout(effective_policies(req, policies), req, snapshot_of(req))
+
+
+def _adjustment(snap: Snapshot, t: np.ndarray) -> Adjustment:
+    w = snap.weights_from_trades(t)
+    return Adjustment(AdjustmentMethod.PROJECT, t, w, 0.0, "test", [], [])
+
+
+def _tried_one_by_one(rc: RowCheck, r: int, snap: Snapshot, adjustment: Adjustment) -> int | None:
+    changed = np.flatnonzero(adjustment.t != snap.t)
+    subject = rc.rowset.subjects[r]
+    if subject in snap.index and snap.index[subject] in changed:
+        return snap.index[subject]
+    best, gain = None, 0.0
+    for i in changed:
+        w = snap.w_hat.copy()
+        w[i] = adjustment.w[i]
+        improvement = rc.post_excess[r] - rc.rowset.excess(rc.rowset.block.values(w))[r]
+        if improvement > gain:
+            best, gain = int(i), float(improvement)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_culprit_equals_trying_every_change(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "SCREEN_FROM", 2)  # screen even these small cases
+    layout = _layout(seed)
+    snap = layout.snap
+    rng = np.random.default_rng(seed)
+    scale = np.maximum(np.abs(snap.q), 1.0)
+    for tie in (False, True):
+        moved = rng.random(snap.n) < 0.8
+        step = rng.normal(0, 0.05, snap.n) * scale
+        if tie:  # equal moves in weight: rows over sums see equal improvements
+            step = np.full(snap.n, -0.01) * snap.nav / snap.prices
+        t = np.where(moved, snap.t + step, snap.t)
+        adjustment = _adjustment(snap, t)
+        result = check(layout, snap.w_hat, cure_passive=True)
+        for rc in result.checks:
+            for r in range(rc.rowset.rows):
+                assert _culprit(rc, r, snap, adjustment) == _tried_one_by_one(
+                    rc, r, snap, adjustment
+                ), (rc.rowset.violation_type, r)
