@@ -11,6 +11,7 @@ where the condition compares a number) is always an error, never "false".
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -108,16 +109,16 @@ def _scalar(path: Path, value: Any) -> Any:
     return value
 
 
-class Node:
+class Node(ABC):
     """A node of the condition tree."""
 
+    @abstractmethod
     def evaluate(self, context: Mapping[str, Any], missing: set[Path]) -> bool | None:
         """True, False, or None when the answer needs a key in `missing` (added to it)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def names(self) -> set[Path]:
         """Every context name the node reads."""
-        raise NotImplementedError
 
     def guarded(self) -> set[Path]:
         """The names the node tests with `has(...)`."""
