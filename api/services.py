@@ -63,6 +63,19 @@ class Services:
             reason = exc.__class__.__name__
             raise Unavailable(f"reference data cannot be loaded: {reason}") from exc
 
+    def lineage(self, portfolio_id: str) -> list[PortfolioNode]:
+        """The portfolio's chain of ancestors, nearest first; a database failure is 503.
+
+        Empty for a portfolio that is not registered.
+        """
+        try:
+            return self.store.portfolios.lineage(portfolio_id)
+        except DataError:
+            raise  # the database refused a value of the request: 422, not an outage
+        except (SQLAlchemyError, ValidationError) as exc:  # fail closed, never "compliant"
+            reason = exc.__class__.__name__
+            raise Unavailable(f"the portfolio hierarchy cannot be loaded: {reason}") from exc
+
     def validate(
         self,
         request: PolicyValidationRequest,

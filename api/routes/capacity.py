@@ -10,7 +10,6 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from api.deps import ServicesDep, Validator
 from api.examples import CAPACITY_DECISION_EXAMPLE, CAPACITY_EXAMPLE
-from api.routes.validate import portfolio_lineage
 from api.schemas import ERROR_RESPONSES
 from api.store import Unavailable
 from models import PolicyDefinition
@@ -56,5 +55,5 @@ def capacity(
             raise
         except (SQLAlchemyError, ValidationError) as exc:  # fail closed: no answer
             raise Unavailable(f"policies cannot be loaded: {exc.__class__.__name__}") from exc
-    lineage = portfolio_lineage(services, request.target_portfolio)
+    lineage = services.lineage(request.target_portfolio)
     return services.capacity(request, stored, lineage)

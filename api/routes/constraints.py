@@ -9,7 +9,6 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from api.deps import Reader, ServicesDep
-from api.routes.validate import portfolio_lineage
 from api.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Unavailable
 from models import PolicyDefinition
@@ -78,5 +77,5 @@ def constraints(
         except (SQLAlchemyError, ValidationError) as exc:  # fail closed: no partial set
             raise Unavailable(f"policies cannot be loaded: {exc.__class__.__name__}") from exc
     portfolio_id = request.portfolio_id or request.portfolio_state.portfolio_id
-    lineage = portfolio_lineage(services, portfolio_id)
+    lineage = services.lineage(portfolio_id)
     return services.export(request, stored, lineage)

@@ -21,7 +21,6 @@ from models import (
     PolicyDefinition,
     PolicyValidationRequest,
     PolicyValidationResponse,
-    PortfolioNode,
 )
 
 __all__ = ["router"]
@@ -121,7 +120,11 @@ def validate(
             raise Unavailable(f"policies cannot be loaded: {exc.__class__.__name__}") from exc
         if existing is not None:
             return _replay(services, existing, digest, request)
-    lineage = portfolio_lineage(services, request.decision.portfolio_id)
+    try:
+        lineage = services.lineage(request.decision.portfolio_id)
+    except Unavailable:
+        services.metrics.validations.labels("unavailable").inc()
+        raise
     response = services.validate(request, stored, lineage)
     adjust_ms = response.timings_ms.get("adjust")
     if adjust_ms is not None:
@@ -150,18 +153,6 @@ def validate(
         response.timings_ms.get("total", 0.0),
     )
     return _json(body)
-
-
-def portfolio_lineage(services: ServicesDep, portfolio_id: str) -> list[PortfolioNode]:
-    """The portfolio's chain of ancestors; a database failure fails closed (503)."""
-    try:
-        return services.store.portfolios.lineage(portfolio_id)
-    except DataError:
-        raise
-    except (SQLAlchemyError, ValidationError) as exc:
-        services.metrics.validations.labels("unavailable").inc()
-        reason = exc.__class__.__name__
-        raise Unavailable(f"the portfolio hierarchy cannot be loaded: {reason}") from exc
 
 
 def _replay(

@@ -1020,6 +1020,28 @@ def test_validate_fails_closed_when_policies_cannot_be_loaded(
     assert ready.json()["checks"]["policies"].startswith("error")
 
 
+def test_an_unreadable_portfolio_tree_fails_closed_and_counts_only_validations(
+    client: TestClient,
+    core: list[dict[str, Any]],
+    load_request: RequestLoader,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _create_policies(client, core)
+
+    def unreachable(*_a: Any, **_k: Any) -> Any:
+        raise OperationalError("SELECT portfolios", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(services_of(client).store.portfolios, "lineage", unreachable)
+    body = _assert_error(_validate(client, load_request("small-rebalance")), 503, "unavailable")
+    assert "hierarchy cannot be loaded" in body["message"]
+    state = load_request("small-rebalance")["portfolio_state"]
+    for route in ("/api/v1/capacity", "/api/v1/constraints"):
+        r = client.post(route, json={"portfolio_state": state})
+        assert "hierarchy cannot be loaded" in _assert_error(r, 503, "unavailable")["message"]
+    # Only the validation counts as an unavailable validation.
+    assert _sample(_metrics(client), "pes_validations_total", outcome="unavailable") == 1
+
+
 def test_validate_fails_closed_on_an_unreadable_stored_policy(
     client: TestClient, core: list[dict[str, Any]], load_request: RequestLoader
 ) -> None:
