@@ -104,9 +104,3 @@ class CapacityProblemCache(LruCache[CapacityProblem]):
         """The compiled problem for this structure, building it on a miss."""
         key = (layout.snap.n, layout.structure(indices))
         return self.get(key, lambda: _build(layout, indices))
-        self.misses += 1
-        entry = _build(layout, indices)
-        self._entries[key] = entry
-        if len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-        return entry

@@ -159,9 +159,3 @@ class ProblemCache(LruCache[CompiledProblem]):
             layout.structure(indices),
         )
         return self.get(key, lambda: _build(space, layout, indices))
-        self.misses += 1
-        entry = _build(space, layout, indices)
-        self._entries[key] = entry
-        if len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-        return entry
