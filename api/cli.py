@@ -207,13 +207,17 @@ def _policies_apply(args: argparse.Namespace) -> int:
                 {"policy_name": policy.policy_name, "action": outcome, "version": stored.version}
             )
         )
-    verb = "would be" if args.dry_run else "were"
+    _print_counts(counts, "policies", "would be" if args.dry_run else "were")
+    return 0
+
+
+def _print_counts(counts: dict[str, int], noun: str, verb: str) -> None:
+    """The one-line summary of an apply, on stderr (stdout carries one JSON line a row)."""
     print(
-        f"{counts['created']} policies {verb} created, {counts['replaced']} replaced, "
+        f"{counts['created']} {noun} {verb} created, {counts['replaced']} replaced, "
         f"{counts['unchanged']} unchanged",
         file=sys.stderr,
     )
-    return 0
 
 
 def _policies_list(args: argparse.Namespace) -> int:
@@ -268,11 +272,7 @@ def _portfolios_apply(args: argparse.Namespace) -> int:
                 }
             )
         )
-    print(
-        f"{counts['created']} portfolios were created, {counts['replaced']} replaced, "
-        f"{counts['unchanged']} unchanged",
-        file=sys.stderr,
-    )
+    _print_counts(counts, "portfolios", "were")
     return 0
 
 

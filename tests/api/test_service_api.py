@@ -996,6 +996,15 @@ def test_validation_its_violations_and_its_event_commit_together(
     assert _counts(client) == (1, len(r.json()["violations"]), events_before + 1)
 
 
+def _unreachable(statement: str) -> Callable[..., Any]:
+    """A store method that fails as a lost database connection does."""
+
+    def fail(*_a: Any, **_k: Any) -> Any:
+        raise OperationalError(statement, {}, Exception("connection refused"))
+
+    return fail
+
+
 def test_validate_fails_closed_when_policies_cannot_be_loaded(
     client: TestClient,
     core: list[dict[str, Any]],
@@ -1004,10 +1013,9 @@ def test_validate_fails_closed_when_policies_cannot_be_loaded(
 ) -> None:
     _create_policies(client, core)
 
-    def unreachable(*_a: Any, **_k: Any) -> Any:
-        raise OperationalError("SELECT portfolio_policies", {}, Exception("connection refused"))
-
-    monkeypatch.setattr(services_of(client).store.policies, "list", unreachable)
+    monkeypatch.setattr(
+        services_of(client).store.policies, "list", _unreachable("SELECT portfolio_policies")
+    )
     body = _assert_error(_validate(client, load_request("small-rebalance")), 503, "unavailable")
     assert "NOT validated" in body["message"]
     assert "is_compliant" not in body
@@ -1028,10 +1036,9 @@ def test_an_unreadable_portfolio_tree_fails_closed_and_counts_only_validations(
 ) -> None:
     _create_policies(client, core)
 
-    def unreachable(*_a: Any, **_k: Any) -> Any:
-        raise OperationalError("SELECT portfolios", {}, Exception("connection refused"))
-
-    monkeypatch.setattr(services_of(client).store.portfolios, "lineage", unreachable)
+    monkeypatch.setattr(
+        services_of(client).store.portfolios, "lineage", _unreachable("SELECT portfolios")
+    )
     body = _assert_error(_validate(client, load_request("small-rebalance")), 503, "unavailable")
     assert "hierarchy cannot be loaded" in body["message"]
     state = load_request("small-rebalance")["portfolio_state"]
