@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.events import OutboxRelay, Publisher, publisher_for
+from api.heap import Heap, SettleAfterResponse
 from api.http_errors import install_error_handlers
 from api.metrics import Metrics
 from api.routes import (
@@ -66,6 +67,11 @@ def _body_limit(max_bytes: int, reference_bytes: int) -> Callable[..., Awaitable
     return middleware
 
 
+def _heap_of(app: FastAPI) -> Heap | None:
+    services: Services | None = getattr(app.state, "services", None)
+    return None if services is None else services.heap
+
+
 def create_app(
     settings: Settings | None = None, *, publisher: Publisher | None = None, relay: bool = True
 ) -> FastAPI:
@@ -91,6 +97,7 @@ def create_app(
             )
             services.relay.start()
         app.state.services = services
+        services.heap.settle()  # imports and start-up objects: out of every full collection
         log.info(
             "ready: database %s, events %s",
             store.engine.url.render_as_string(hide_password=True),
@@ -124,6 +131,7 @@ def create_app(
 
     app.middleware("http")(_body_limit(settings.max_body_bytes, settings.max_reference_body_bytes))
     install_error_handlers(app)
+    app.add_middleware(SettleAfterResponse, heap=lambda: _heap_of(app))
     routers = (validate, capacity, constraints, policies, portfolios, reference_data, reviews)
     for module in (*routers, health):
         app.include_router(module.router)

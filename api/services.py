@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from api.events import OutboxRelay
+from api.heap import Heap
 from api.metrics import Metrics
 from api.references import ReferenceCache, StoreReferences
 from api.settings import Settings
@@ -43,11 +44,19 @@ class Services:
     # Compiled problems hold parameter values between fill and solve, so one request at a
     # time uses the engine; scale out with more worker processes.
     engine_lock: threading.Lock = field(default_factory=threading.Lock)
+    heap: Heap = field(init=False)
 
     def __post_init__(self) -> None:
         if self.references is None:
             cache = ReferenceCache(self.settings.reference_cache_size)
             self.references = StoreReferences(self.store, cache)
+        self.heap = Heap(self.cache_misses, enabled=self.settings.gc_freeze)
+
+    def cache_misses(self) -> int:
+        """Misses of every cache that keeps objects for the process's life, summed."""
+        stats = self.engine.cache_stats()
+        assert self.references is not None
+        return stats.misses + stats.layout_misses + self.references.cache.misses
 
     def resolve(self, state: PortfolioState) -> Resolution:
         """`state` with its registered universe / risk model and price overrides merged in.

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         default=16, ge=1, description="Parsed universe / risk-model versions kept in memory."
     )
     engine_cache_size: int = Field(default=64, ge=1)
+    gc_freeze: bool = Field(
+        default=True,
+        description="Freeze long-lived objects out of the garbage collector's full "
+        "collections (at start-up and after a cache grows); see api/heap.py.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def host_is_loopback(self) -> bool:

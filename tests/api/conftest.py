@@ -76,6 +76,9 @@ def _no_pes_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("PES_") and not key.startswith("PES_TEST_"):
             monkeypatch.delenv(key)
+    # Freezing the heap collects the whole test process at every app start (hundreds of
+    # apps); tests/api/test_heap.py turns it on where it is the subject.
+    monkeypatch.setenv("PES_GC_FREEZE", "false")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

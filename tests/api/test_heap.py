@@ -1,0 +1,106 @@
+"""The heap freezer: long-lived objects out of full collections, nothing leaked."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.app import create_app
+from api.heap import Heap
+from api.settings import Settings
+from tests.api.conftest import TestClient, core_policies, example_request, services_of
+
+
+@pytest.fixture(autouse=True)
+def _thawed() -> Iterator[None]:
+    """Leave the test process's collector as it was found."""
+    yield
+    gc.unfreeze()
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.value = 0
+
+    def __call__(self) -> int:
+        return self.value
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_settle_freezes_and_waits_for_growth() -> None:
+    growth = _Counter()
+    heap = Heap(growth)
+    assert heap.grown()  # never settled
+    heap.settle()
+    assert gc.get_freeze_count() > 0
+    assert not heap.grown()
+    heap.settle()  # nothing grew: no second full collection
+    assert heap.settlements == 1
+    growth.value += 1
+    assert heap.grown()
+    heap.settle()
+    assert heap.settlements == 2 and not heap.grown()
+
+
+def test_disabled_heap_never_freezes() -> None:
+    gc.unfreeze()
+    heap = Heap(_Counter(), enabled=False)
+    assert not heap.grown()
+    heap.settle()
+    assert gc.get_freeze_count() == 0 and heap.settlements == 0
+
+
+def test_cyclic_garbage_frozen_earlier_is_reclaimed_at_the_next_settlement() -> None:
+    growth = _Counter()
+    heap = Heap(growth)
+    cached = _Cycle()  # like a cache entry: alive at the freeze, evicted later
+    alive = weakref.ref(cached)
+    heap.settle()
+    del cached
+    gc.collect()
+    assert alive() is not None  # frozen: out of the collector's sight
+    growth.value += 1
+    heap.settle()
+    assert alive() is None
+
+
+def _app(tmp_path: Path, *, gc_freeze: bool) -> Any:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'pes.db'}", events="none", gc_freeze=gc_freeze
+    )
+    return create_app(settings)
+
+
+def test_the_service_freezes_at_start_and_after_a_request_that_compiled(tmp_path: Path) -> None:
+    gc.unfreeze()
+    with TestClient(_app(tmp_path, gc_freeze=True)) as client:
+        heap = services_of(client).heap
+        assert heap.settlements == 1 and gc.get_freeze_count() > 0
+        for policy in core_policies():
+            client.post("/api/v1/policies", json=policy).raise_for_status()
+        body = example_request("aapl-overweight")
+        first = client.post("/api/v1/validate", json=body)
+        assert first.status_code == 200
+        assert heap.settlements == 2  # the first validation compiled: settled after it
+        body["decision"]["decision_id"] = "another-decision"
+        assert client.post("/api/v1/validate", json=body).status_code == 200
+        assert heap.settlements == 2  # same structure, cache hit: nothing to settle
+
+
+def test_a_service_with_gc_freeze_off_leaves_the_collector_alone(tmp_path: Path) -> None:
+    gc.unfreeze()
+    with TestClient(_app(tmp_path, gc_freeze=False)) as client:
+        for policy in core_policies():
+            client.post("/api/v1/policies", json=policy).raise_for_status()
+        assert client.post("/api/v1/validate", json=example_request("aapl-overweight")).is_success
+        assert gc.get_freeze_count() == 0
+        assert services_of(client).heap.settlements == 0
