@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
 
 from api.events import OutboxRelay, Publisher, publisher_for
 from api.heap import Heap, SettleAfterResponse
 from api.http_errors import install_error_handlers
 from api.metrics import Metrics
+from api.middleware import BodyLimit, RequestMetrics
 from api.routes import (
     capacity,
     constraints,
@@ -33,43 +33,19 @@ __all__ = ["create_app"]
 log = logging.getLogger("pes.app")
 
 
-REFERENCE_UPLOADS = ("/api/v1/universes/", "/api/v1/risk-models/")
-"""Paths whose PUT bodies (registered reference data) get the larger body limit."""
-
-
-def _too_large(max_bytes: int) -> JSONResponse:
-    return JSONResponse(
-        {
-            "error": "payload_too_large",
-            "message": f"body larger than {max_bytes} bytes",
-            "detail": [],
-        },
-        status_code=413,
-    )
-
-
-def _body_limit(max_bytes: int, reference_bytes: int) -> Callable[..., Awaitable[Response]]:
-    async def middleware(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        limit = max_bytes
-        if request.method == "PUT" and request.url.path.startswith(REFERENCE_UPLOADS):
-            limit = reference_bytes  # a 2,000-name universe or factor model is megabytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return _too_large(limit)
-        if declared is None and request.method in ("POST", "PUT", "PATCH"):
-            body = await request.body()  # chunked: measure what arrived
-            if len(body) > limit:
-                return _too_large(limit)
-        return await call_next(request)
-
-    return middleware
+def _services_of(app: FastAPI) -> Services | None:
+    services: Services | None = getattr(app.state, "services", None)
+    return services
 
 
 def _heap_of(app: FastAPI) -> Heap | None:
-    services: Services | None = getattr(app.state, "services", None)
+    services = _services_of(app)
     return None if services is None else services.heap
+
+
+def _metrics_of(app: FastAPI) -> Metrics | None:
+    services = _services_of(app)
+    return None if services is None else services.metrics
 
 
 def create_app(
@@ -120,17 +96,15 @@ def create_app(
         lifespan=lifespan,
     )
 
-    @app.middleware("http")
-    async def count(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        services: Services | None = getattr(request.app.state, "services", None)
-        if services is None:
-            return await call_next(request)
-        return await services.metrics.middleware(request, call_next)
-
-    app.middleware("http")(_body_limit(settings.max_body_bytes, settings.max_reference_body_bytes))
     install_error_handlers(app)
+    # Added last is outermost: the heap settles after the response, the body limit refuses
+    # before anything else reads the body, and the metrics see every routed request.
+    app.add_middleware(RequestMetrics, metrics=lambda: _metrics_of(app))
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        reference_bytes=settings.max_reference_body_bytes,
+    )
     app.add_middleware(SettleAfterResponse, heap=lambda: _heap_of(app))
     routers = (validate, capacity, constraints, policies, portfolios, reference_data, reviews)
     for module in (*routers, health):

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.requests import Request
-from starlette.responses import Response
 
 from engine import PolicyEngine
 
@@ -69,15 +66,3 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_EngineCollector(engine, outbox_pending))
-
-    async def middleware(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """Count and time every request under its route template (not its raw path)."""
-        started = time.perf_counter()
-        response = await call_next(request)
-        matched = request.scope.get("route")
-        route = getattr(matched, "path", None) or "unmatched"
-        self.latency.labels(request.method, route).observe(time.perf_counter() - started)
-        self.requests.labels(request.method, route, str(response.status_code)).inc()
-        return response

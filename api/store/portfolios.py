@@ -48,6 +48,28 @@ def _stored(row: sa.Row[Any]) -> StoredPortfolio:
     return StoredPortfolio(_node(row), row.revision, row.created_at, row.updated_at, row.updated_by)
 
 
+def _chain_query() -> sa.Select[Any]:
+    """The recursive query of a portfolio's chain, built once (every validation runs it).
+
+    Building the statement cost ~1 ms a request, more than running it; the portfolio id
+    is a bound parameter.
+    """
+    start = sa.select(portfolios, sa.literal(0).label("depth")).where(
+        portfolios.c.portfolio_id == sa.bindparam("start_id")
+    )
+    chain = start.cte("chain", recursive=True)
+    parent = portfolios.alias("parent")
+    chain = chain.union_all(
+        sa.select(parent, (chain.c.depth + 1).label("depth")).where(
+            parent.c.portfolio_id == chain.c.parent_id, chain.c.depth < MAX_DEPTH
+        )
+    )
+    return sa.select(chain).order_by(chain.c.depth)
+
+
+_CHAIN_QUERY = _chain_query()
+
+
 class PortfolioStore:
     """Create, replace, delete and read hierarchy nodes; every write is one transaction."""
 
@@ -155,17 +177,7 @@ class PortfolioStore:
     @staticmethod
     def _chain(conn: Connection, portfolio_id: str) -> builtins.list[sa.Row[Any]]:
         """Rows of `portfolio_id` and its ancestors, nearest first (one recursive query)."""
-        start = sa.select(portfolios, sa.literal(0).label("depth")).where(
-            portfolios.c.portfolio_id == portfolio_id
-        )
-        chain = start.cte("chain", recursive=True)
-        parent = portfolios.alias("parent")
-        chain = chain.union_all(
-            sa.select(parent, (chain.c.depth + 1).label("depth")).where(
-                parent.c.portfolio_id == chain.c.parent_id, chain.c.depth < MAX_DEPTH
-            )
-        )
-        return list(conn.execute(sa.select(chain).order_by(chain.c.depth)))
+        return list(conn.execute(_CHAIN_QUERY, {"start_id": portfolio_id}))
 
     def _check_parent(self, conn: Connection, node: PortfolioNode) -> int:
         """Depth of the node's new position (root = 1), after checking its parent."""
