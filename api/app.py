@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from api.events import OutboxRelay, Publisher, publisher_for
 from api.heap import Heap, SettleAfterResponse
 from api.http_errors import install_error_handlers
+from api.json_body import document_bodies
 from api.metrics import Metrics
 from api.middleware import BodyLimit, RequestMetrics
 from api.routes import (
@@ -97,6 +98,7 @@ def create_app(
     )
 
     install_error_handlers(app)
+    document_bodies(app)
     # Added last is outermost: the heap settles after the response, the body limit refuses
     # before anything else reads the body, and the metrics see every routed request.
     app.add_middleware(RequestMetrics, metrics=lambda: _metrics_of(app))

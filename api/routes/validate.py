@@ -8,12 +8,13 @@ import logging
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from api.deps import ServicesDep, Validator
 from api.examples import VALIDATE_EXAMPLE
+from api.json_body import documented_body, json_body
 from api.reference_schemas import REFERENCE_VALIDATE_EXAMPLE
 from api.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Unavailable
@@ -77,22 +78,21 @@ def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
             "description": "policies cannot be loaded: the decision is NOT validated",
         },
     },
+    openapi_extra=documented_body(
+        PolicyValidationRequest,
+        {
+            "adjust": {"summary": "A decision", "value": VALIDATE_EXAMPLE},
+            "by_reference": {
+                "summary": "Registered universe and risk model, current prices",
+                "value": REFERENCE_VALIDATE_EXAMPLE,
+            },
+        },
+    ),
 )
 def validate(
-    request: Annotated[
-        PolicyValidationRequest,
-        Body(
-            openapi_examples={
-                "adjust": {"summary": "A decision", "value": VALIDATE_EXAMPLE},
-                "by_reference": {
-                    "summary": "Registered universe and risk model, current prices",
-                    "value": REFERENCE_VALIDATE_EXAMPLE,
-                },
-            }
-        ),
-    ],
     services: ServicesDep,
-    caller: Validator,
+    caller: Validator,  # before the body: an unauthorized caller is refused unread
+    request: Annotated[PolicyValidationRequest, Depends(json_body(PolicyValidationRequest))],
 ) -> Any:
     """Check the decision against the effective policies (or the request's inline set).
 
