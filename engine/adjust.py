@@ -31,7 +31,7 @@ from engine.layout import Layout
 from engine.lot_search import integer_rounding
 from engine.lots import lot_candidates, repair, sequential_rounding, snapped
 from engine.polish import POLISH_ROUNDS, linearized
-from engine.problems import OBJECTIVE_SCALE, CompiledProblem, ProblemCache
+from engine.problems import OBJECTIVE_SCALE, CompiledProblem, ProblemCache, fixed_rows_infeasible
 from models import AdjustmentMethod
 from models.typing import FloatArray
 from solvers import SolveOutcome, SolverChain, SolveStatus
@@ -109,7 +109,7 @@ class Adjuster:
         while rounds:
             label, bounds = rounds.pop(0)
             compiled.fill(layout, strict, bounds)
-            result = self.chain.solve(
+            result = fixed_rows_infeasible(compiled) or self.chain.solve(
                 compiled.problem,
                 needs_socp=compiled.needs_socp,
                 verify=partial(self._verify, layout, strict, base, compiled),
@@ -284,12 +284,14 @@ class Adjuster:
         movable = np.zeros(snap.n)
         movable[list(compiled.traded) if compiled.space == "scale_back" else slice(None)] = 1.0
         out = []
-        for k, row, bound in zip(strict, compiled.row_constraints, compiled.bounds, strict=True):
-            if row.dual_value is None:
-                continue
+        for position, (k, bound) in enumerate(zip(strict, compiled.filled_bounds, strict=True)):
             block = layout.rowsets[k].block
-            duals = np.atleast_1d(np.asarray(row.dual_value, dtype=float)) / OBJECTIVE_SCALE
-            gaps = np.abs(block.values(w) - np.asarray(bound.value))
+            # Rows left out of the problem (constant) come back with a zero dual.
+            row_duals = compiled.row_duals(position, block.rows)
+            if row_duals is None:
+                continue
+            duals = row_duals / OBJECTIVE_SCALE
+            gaps = np.abs(block.values(w) - bound)
             moves = block.sensitivity(movable) > 0
             for r in np.flatnonzero((duals > _BINDING_DUAL) & (gaps <= _BINDING_GAP) & moves):
                 out.append((k, int(r), float(duals[r])))

@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.bounds import solve_bounds
 from engine.layout import Layout
-from engine.problems import ProblemCache
+from engine.problems import ProblemCache, fixed_rows_infeasible
 from solvers import SolverChain, SolveStatus
 
 __all__ = ["find_conflicts"]
@@ -48,7 +48,9 @@ def find_conflicts(
         compiled.fill(
             layout, indices, [solve_bounds(layout, k, cure_passive=cure_passive) for k in indices]
         )
-        result = chain.solve(compiled.problem, needs_socp=compiled.needs_socp)
+        result = fixed_rows_infeasible(compiled) or chain.solve(
+            compiled.problem, needs_socp=compiled.needs_socp
+        )
         # An undecided solve counts as feasible, which keeps the policy in the set.
         return result.status is not SolveStatus.INFEASIBLE
 
@@ -86,6 +88,7 @@ def _elastic_support(
         return set()
     support = set()
     for k, slack, row in zip(strict, compiled.slacks, compiled.row_constraints, strict=True):
+        assert row is not None  # the elastic problem keeps every row
         used = np.atleast_1d(np.asarray(slack.value if slack.value is not None else 0.0))
         priced = np.atleast_1d(np.asarray(row.dual_value if row.dual_value is not None else 0.0))
         if (used > _SUPPORT).any() or (priced > _SUPPORT).any():
