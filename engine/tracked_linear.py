@@ -14,13 +14,11 @@ Each row keeps its signed excess less half the tolerance, `s (v - bound) - TOLER
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
 
 import numpy as np
-import scipy.sparse as sp
 
 from engine.blocks import AbsSumBlock, AffineBlock, Block
-from engine.tracked_parts import HALF_TOLERANCE, Change, TrackedPart, sign_of
+from engine.tracked_parts import HALF_TOLERANCE, Change, TrackedPart, by_column, entries, sign_of
 from models.typing import BoolArray, FloatArray, IntArray
 
 __all__ = ["LinearRows"]
@@ -30,27 +28,6 @@ Member = tuple[Block, str, FloatArray]
 
 Step = tuple[int, float, float, int, bool]
 """One pair of a column's walk: term, its coefficient, G entry, row, last pair of the row."""
-
-T = TypeVar("T")
-
-
-def _entries(matrix: FloatArray | sp.spmatrix) -> tuple[IntArray, IntArray, FloatArray]:
-    """Row, column and value of every nonzero entry."""
-    coo = sp.coo_matrix(sp.csc_matrix(matrix))
-    coo.sum_duplicates()
-    coo.eliminate_zeros()
-    return (
-        np.asarray(coo.row, dtype=np.int64),
-        np.asarray(coo.col, dtype=np.int64),
-        np.asarray(coo.data, dtype=float),
-    )
-
-
-def _by_column(columns: IntArray, items: list[T], n: int) -> list[list[T]]:
-    """`items` (one per entry, sorted by column) split into one list per column."""
-    ends = np.cumsum(np.bincount(columns, minlength=n)).tolist()
-    starts = [0, *ends[:-1]]
-    return [items[a:b] for a, b in zip(starts, ends, strict=True)]
 
 
 class LinearRows(TrackedPart):
@@ -68,18 +45,18 @@ class LinearRows(TrackedPart):
         for block, sense, _ in self.members:
             sign = sign_of(sense)
             if isinstance(block, AffineBlock):
-                r, c, v = _entries(block.A)
+                r, c, v = entries(block.A)
                 affine.append((r + row, c, sign * v))
             else:
                 assert isinstance(block, AbsSumBlock)
-                j, c, v = _entries(block.A)
+                j, c, v = entries(block.A)
                 moves.append((j + term, c, v))
                 terms = int(np.shape(block.A)[0])
                 if block.G is None:
                     held = np.arange(terms)
                     spread.append((held + row, held + term, np.full(terms, sign)))
                 else:
-                    r, j, g = _entries(block.G)
+                    r, j, g = entries(block.G)
                     spread.append((r + row, j + term, sign * g))
                 term += terms
             row += block.rows
@@ -93,7 +70,7 @@ class LinearRows(TrackedPart):
         rows, columns, values = _concatenated(parts)
         order = np.argsort(columns, kind="stable")
         items = list(zip(rows[order].tolist(), values[order].tolist(), strict=True))
-        return _by_column(columns[order], items, self.n)
+        return by_column(columns[order], items, self.n)
 
     def _absolute_columns(
         self,
@@ -135,9 +112,7 @@ class LinearRows(TrackedPart):
         term_moves = list(
             zip(term_of[move_order].tolist(), coefficient[move_order].tolist(), strict=True)
         )
-        return _by_column(column, walk, self.n), _by_column(
-            column_of[move_order], term_moves, self.n
-        )
+        return by_column(column, walk, self.n), by_column(column_of[move_order], term_moves, self.n)
 
     def columns(self, n: int) -> BoolArray:
         """The weights with an entry in some row or term."""

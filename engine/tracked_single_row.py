@@ -28,7 +28,7 @@ from engine.piecewise import (
     CappedSumBlock,
     PositivePartSumBlock,
 )
-from engine.tracked_parts import HALF_TOLERANCE, Change, TrackedPart, sign_of
+from engine.tracked_parts import HALF_TOLERANCE, Change, TrackedPart, column_lists, sign_of
 from models.typing import BoolArray, FloatArray
 
 __all__ = [
@@ -87,16 +87,6 @@ class SingleRow(TrackedPart):
         self._settle(penalty, int(penalty > 0.0))
 
 
-def _column_lists(matrix: sp.spmatrix | FloatArray, n: int) -> list[list[tuple[int, float]]]:
-    """Per column of `matrix`: its (row, value) nonzeros."""
-    csc = sp.csc_matrix(matrix)
-    csc.sum_duplicates()
-    csc.eliminate_zeros()
-    pairs = list(zip(csc.indices.tolist(), csc.data.tolist(), strict=True))
-    ptr = csc.indptr.tolist()
-    return [pairs[ptr[i] : ptr[i + 1]] for i in range(n)]
-
-
 class NormRow(SingleRow):
     r"""`s sqrt(|F'y|^2 + |d y|^2)`, `y = P w + c`, with `F'y` and `|d y|^2` kept."""
 
@@ -106,7 +96,7 @@ class NormRow(SingleRow):
         n = int(block.P.shape[1])
         self.exposure_moves = np.asarray(sp.csc_matrix(block.P).T @ block.F, dtype=float)
         self.specific_sq = None if block.d is None else (np.asarray(block.d) ** 2).tolist()
-        self.names_of = _column_lists(block.P, n)
+        self.names_of = column_lists(block.P, n)
         self.exposures = np.zeros(block.F.shape[1])
         self.y: list[float] = []
         self.specific = 0.0
@@ -234,7 +224,7 @@ class GroupSumRow(SingleRow):
         self.G = G
         self.shift = np.asarray(shift, dtype=float)
         self.a = [0.0] * n if a is None else np.asarray(a, dtype=float).tolist()
-        self.groups_of = _column_lists(G, n)
+        self.groups_of = column_lists(G, n)
         self.y: list[float] = []
 
     @abstractmethod
