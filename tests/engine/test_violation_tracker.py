@@ -16,12 +16,14 @@ from functools import cache
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 
 from benchmarks.cases import PolicySet, build_case
 from engine.blocks import (
     AbsSumBlock,
     AffineBlock,
+    Block,
     CVaRBlock,
     NormBlock,
     SumLargestAbsBlock,
@@ -33,6 +35,7 @@ from engine.lots import repair, sequential_rounding
 from engine.piecewise import AboveThresholdSumBlock, CappedSumBlock, PositivePartSumBlock
 from engine.portfolio import Snapshot, snapshot_of
 from engine.resolve import effective_policies
+from engine.rows import RowSet, Sense
 from engine.tracked_linear import LinearRows
 from engine.tracked_parts import WholeBlock
 from engine.tracked_single_row import (
@@ -138,6 +141,13 @@ def test_every_block_kind_gets_its_part() -> None:
     assert seen == set(EXPECTED_PART)  # the layouts hold every kind
 
 
+def _alone(block: Block, sense: Sense) -> Layout:
+    """A layout of one row set, `block`, over the all-kinds universe."""
+    rows = block.rows
+    rowset = RowSet(block, sense, np.zeros(rows), [None] * rows, "test.rows", lambda _: "row")
+    return Layout(snap=_all_kinds()[0].snap, rowsets=[rowset], policies=[])
+
+
 @dataclass
 class _DoubledAffine(AffineBlock):
     """A subclass whose values differ from its base's: only its own `values` knows them."""
@@ -147,20 +157,45 @@ class _DoubledAffine(AffineBlock):
 
 
 def test_a_block_type_without_an_incremental_form_is_evaluated_whole() -> None:
-    exact, _ = _all_kinds()
-    k = next(k for k, rs in enumerate(exact.rowsets) if type(rs.block) is AffineBlock)
-    rowset = exact.rowsets[k]
-    original = rowset.block
-    assert isinstance(original, AffineBlock)
-    rowset.block = _DoubledAffine(A=original.A, c=original.c)
-    try:
-        [part] = tracked_parts(exact, [k], [rowset.limits])
-        assert type(part) is WholeBlock
-        rng = np.random.default_rng(3)
-        w = exact.snap.w0 + rng.normal(0.0, 0.05, exact.snap.n)
-        _walk(exact, [k], _bounds_near(exact, [k], w, rng), w, rng, moves=30)
-    finally:
-        rowset.block = original
+    rng = np.random.default_rng(3)
+    n = _all_kinds()[0].snap.n
+    layout = _alone(_DoubledAffine(A=rng.normal(size=(3, n)), c=rng.normal(size=3)), "le")
+    [part] = tracked_parts(layout, [0], [layout.rowsets[0].limits])
+    assert type(part) is WholeBlock
+    w = layout.snap.w0 + rng.normal(0.0, 0.05, n)
+    _walk(layout, [0], _bounds_near(layout, [0], w, rng), w, rng, moves=30)
+
+
+def _sparse(rng: np.random.Generator, shape: tuple[int, int]) -> FloatArray:
+    """A random matrix with about half its entries zero."""
+    return np.asarray(rng.normal(size=shape) * rng.integers(0, 2, size=shape), dtype=float)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=seeds())
+def test_synthetic_blocks_match_the_total_from_scratch(seed: int) -> None:
+    """Shapes the policy kinds do not build: a weight in several terms of one row, any k."""
+    rng = np.random.default_rng(seed)
+    n = _all_kinds()[0].snap.n
+    terms, rows = int(rng.integers(1, 7)), int(rng.integers(1, 4))
+    grouped = rng.random() < 0.8
+    blocks: list[Block] = [
+        AbsSumBlock(
+            A=sp.csr_matrix(_sparse(rng, (terms, n))),
+            c=rng.normal(0.0, 0.05, terms),
+            G=sp.csr_matrix(_sparse(rng, (rows, terms))) if grouped else None,
+            k=rng.normal(0.0, 0.05, rows if grouped else terms) if rng.random() < 0.5 else None,
+        ),
+        AffineBlock(A=_sparse(rng, (rows, n)), c=rng.normal(0.0, 0.05, rows), structural=False),
+        SumLargestAbsBlock(n=n, top_k=int(rng.integers(1, n + 2))),
+    ]
+    for block in blocks:
+        layout = _alone(block, "le" if rng.random() < 0.5 else "ge")
+        # Weights on a coarse grid half the time, so that magnitudes tie.
+        w = rng.normal(0.0, 0.1, n)
+        if rng.random() < 0.5:
+            w = np.round(w, 1)
+        _walk(layout, [0], _bounds_near(layout, [0], w, rng), w, rng, moves=40)
 
 
 @settings(max_examples=15, deadline=None)
