@@ -32,6 +32,7 @@ from engine.lot_search import integer_rounding
 from engine.lots import lot_candidates, repair, sequential_rounding, snapped
 from engine.polish import POLISH_ROUNDS, linearized
 from engine.problems import OBJECTIVE_SCALE, CompiledProblem, ProblemCache, fixed_rows_infeasible
+from engine.violation_tracker import TradeViolation, ViolationTracker
 from models import AdjustmentMethod
 from models.typing import FloatArray
 from solvers import SolveOutcome, SolverChain, SolveStatus
@@ -252,13 +253,10 @@ class Adjuster:
         for t in lot_candidates(snap, t_continuous, shrink_only=shrink_only):
             consider(t)
         if best is None and (snap.lots > 0).any():
-
-            def violation(t: FloatArray) -> float:
-                return total_violation(layout, strict, bounds, snap.weights_from_trades(t))
-
-            rounded = sequential_rounding(
-                snap, snapped(snap, t_continuous), shrink_only=shrink_only, violation=violation
-            )
+            start = snapped(snap, t_continuous)
+            tracker = ViolationTracker(layout, strict, bounds, snap.weights_from_trades(start))
+            violation = TradeViolation(snap, tracker)
+            rounded = sequential_rounding(snap, start, shrink_only=shrink_only, violation=violation)
             consider(rounded)
             if best is None:
                 consider(repair(snap, rounded, shrink_only=shrink_only, violation=violation))

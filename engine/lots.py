@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from typing import Protocol
 
 import numpy as np
 
@@ -11,6 +12,7 @@ from models.typing import FloatArray
 
 __all__ = [
     "SNAP_WEIGHT",
+    "TradeScore",
     "lot_candidates",
     "repair",
     "rounding_steps",
@@ -25,6 +27,31 @@ Interior-point solvers stop a little inside a bound that is degenerate at the op
 untouched trade in scale_back sits at `alpha = 1` with a zero dual); snapping recovers the
 exact value, and the checker decides whether the snapped candidate is kept.
 """
+
+
+class TradeScore(Protocol):
+    """The total excess over the limits of trades that change one at a time.
+
+    `engine.violation_tracker.TradeViolation` keeps it without re-evaluating every row for
+    each trial.
+    """
+
+    @property
+    def total(self) -> float:
+        """The total violation of the current trades."""
+        ...
+
+    def reset(self, t: FloatArray) -> None:
+        """Make `t` (signed shares over V) the current trades."""
+        ...
+
+    def trial(self, i: int, trade: float) -> float:
+        """The total violation if trade `i` were `trade`, the others as they are."""
+        ...
+
+    def commit(self, i: int, trade: float) -> None:
+        """Make `trade` the current trade `i`."""
+        ...
 
 
 def rounding_steps(snap: Snapshot) -> FloatArray:
@@ -84,7 +111,7 @@ def sequential_rounding(
     t: FloatArray,
     *,
     shrink_only: bool,
-    violation: Callable[[FloatArray], float],
+    violation: TradeScore,
 ) -> FloatArray:
     """Round one trade at a time, each to the side that breaks the limits least.
 
@@ -93,25 +120,27 @@ def sequential_rounding(
     several trades out of bounds by the sum of their rounding errors; choosing each side in
     turn lets later trades make up for earlier ones. Trades are taken largest lot value
     first; a trade kept as proposed or closing the position is left as it is.
-    `violation(t)` is the total excess over the limits of the trades `t`.
+    `violation` scores the options (it is reset to `t` first and left at the result).
     """
     t = t.copy()
-    order = np.argsort(-(snap.lots * snap.prices), kind="stable")
+    violation.reset(t)
+    lots, proposed, held = snap.lots.tolist(), snap.t.tolist(), snap.q.tolist()
+    order = np.argsort(-(snap.lots * snap.prices), kind="stable").tolist()
     for i in order:
-        lot = snap.lots[i]
-        if lot <= 0 or t[i] == snap.t[i] or t[i] == -snap.q[i]:
+        lot, current = lots[i], float(t[i])
+        if lot <= 0 or current == proposed[i] or current == -held[i]:
             continue
-        units = t[i] / lot
-        options = {float(np.floor(units + 1e-9)) * lot, float(np.ceil(units - 1e-9)) * lot}
+        units = current / lot
+        options = {float(math.floor(units + 1e-9)) * lot, float(math.ceil(units - 1e-9)) * lot}
         if shrink_only:
-            options = {o for o in options if abs(o) <= abs(snap.t[i]) and o * snap.t[i] >= 0}
+            options = {o for o in options if abs(o) <= abs(proposed[i]) and o * proposed[i] >= 0}
             options = options or {0.0}
-        scored = []
-        for option in sorted(options):
-            trial = t.copy()
-            trial[i] = option
-            scored.append((violation(trial), abs(option - t[i]), option))
+        scored = [
+            (violation.trial(i, option), abs(option - current), option)
+            for option in sorted(options)
+        ]
         t[i] = min(scored)[2]
+        violation.commit(i, float(t[i]))
     return t
 
 
@@ -120,7 +149,7 @@ def repair(
     t: FloatArray,
     *,
     shrink_only: bool,
-    violation: Callable[[FloatArray], float],
+    violation: TradeScore,
     max_moves: int = 60,
     max_evaluations: int = 2000,
 ) -> FloatArray:
@@ -128,26 +157,26 @@ def repair(
 
     A local search from a rounded decision: at each step the one-lot move (on any trade
     that may change) that reduces `violation` the most is taken; it stops at zero violation,
-    when no move helps, after `max_moves`, or after `max_evaluations` calls of `violation`
-    (at n = 1000 an unbounded search took 18 s; the caller re-solves with tightened limits
-    instead, which is cheaper).
+    when no move helps, after `max_moves`, or after `max_evaluations` scores (counting the
+    start; at n = 1000 an unbounded search took 18 s; the caller re-solves with tightened
+    limits instead, which is cheaper). `violation` is reset to `t` first.
     """
     t = t.copy()
-    movable = [i for i in range(snap.n) if snap.lots[i] > 0 and t[i] != -snap.q[i]]
-    current = violation(t)
+    violation.reset(t)
+    lots, proposed = snap.lots.tolist(), snap.t.tolist()
+    movable = [i for i in range(snap.n) if lots[i] > 0 and t[i] != -snap.q[i]]
+    current = violation.total
     evaluations = 1
     for _ in range(max_moves):
         if current <= 0.0 or evaluations >= max_evaluations:
             break
         best: tuple[float, int, float] | None = None
         for i in movable:
-            for step in (-snap.lots[i], snap.lots[i]):
-                option = t[i] + step
-                if shrink_only and (abs(option) > abs(snap.t[i]) or option * snap.t[i] < 0):
+            for step in (-lots[i], lots[i]):
+                option = float(t[i]) + step
+                if shrink_only and (abs(option) > abs(proposed[i]) or option * proposed[i] < 0):
                     continue
-                trial = t.copy()
-                trial[i] = option
-                score = violation(trial)
+                score = violation.trial(i, option)
                 evaluations += 1
                 if score < current and (best is None or score < best[0]):
                     best = (score, i, option)
@@ -155,4 +184,5 @@ def repair(
             break
         current, i, option = best
         t[i] = option
+        violation.commit(i, option)
     return t
