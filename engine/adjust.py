@@ -258,6 +258,16 @@ class Adjuster:
             violation = TradeViolation(snap, tracker)
             rounded = sequential_rounding(snap, start, shrink_only=shrink_only, violation=violation)
             consider(rounded)
+            if best is None and not np.array_equal(start, t_continuous):
+                # Snapping cancels trades under SNAP_WEIGHT; many of them (a projection that
+                # funds a purchase by selling a little of every name) add up to a breach no
+                # rounding of the rest can cure. Round the unsnapped trades too.
+                unsnapped = sequential_rounding(
+                    snap, t_continuous, shrink_only=shrink_only, violation=violation
+                )
+                consider(unsnapped)
+                if violation_of(unsnapped, violation) < violation_of(rounded, violation):
+                    rounded = unsnapped
             if best is None:
                 consider(repair(snap, rounded, shrink_only=shrink_only, violation=violation))
             if best is None:
@@ -300,3 +310,9 @@ class Adjuster:
         """True when cancelling every trade would be compliant (always, unless curing)."""
         w = layout.snap.w0
         return check(layout, w, cure_passive=cure_passive, indices=layout.strict()).is_compliant
+
+
+def violation_of(t: FloatArray, violation: TradeViolation) -> float:
+    """The total violation of trades `t` (resets `violation` to them)."""
+    violation.reset(t)
+    return violation.total
