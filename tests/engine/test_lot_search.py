@@ -4,8 +4,10 @@ A $1bn fund holds the index (market-cap weights, 98% invested) under a name cap,
 cap, GICS sector caps and a cash band; Information Technology is already above its cap (a
 passive breach the decision may not worsen). A momentum decision buys four names and sells
 XOM. `project` must then hold the sector exactly at its pre-trade weight while moving many
-names, and whole shares make that a combinatorial problem: rounding trade by trade fails
-for these sale sizes, the integer search does not.
+names, and whole shares make that a combinatorial problem: rounding each trade to its
+nearest share fails for these sale sizes. The engine finds a decision, and the integer
+search finds one on its own, without the trade-by-trade rounding that now usually gets
+there first.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def _request(xom_sale: float) -> PolicyValidationRequest:
 
 
 @pytest.mark.parametrize("xom_sale", [15e6, 16e6])
-def test_project_finds_a_whole_share_decision_where_rounding_trade_by_trade_fails(
+def test_project_finds_a_whole_share_decision_where_nearest_rounding_fails(
     xom_sale: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     request = _request(xom_sale)
@@ -116,7 +118,17 @@ def test_project_finds_a_whole_share_decision_where_rounding_trade_by_trade_fail
     )
     assert tech / nav <= it.pre_trade + 1e-9
 
-    # Without the integer search the same request gets no adjusted decision.
+    # With trade-by-trade rounding reduced to rounding each trade to its nearest share
+    # (whole shares, every lot here is 1), the integer search alone finds a decision ...
+    def nearest(_snap: Any, t: Any, **_: Any) -> Any:
+        return np.round(t)
+
+    monkeypatch.setattr(adjust_module, "sequential_rounding", nearest)
+    monkeypatch.setattr(adjust_module, "repair", nearest)
+    alone = PolicyEngine().validate(request, POLICIES)
+    assert alone.adjusted_decision is not None and alone.adjusted_decision.is_compliant
+    assert all(t.quantity == int(t.quantity) for t in alone.adjusted_decision.trades)
+    # ... and without it, that request gets no adjusted decision.
     monkeypatch.setattr(adjust_module, "integer_rounding", lambda *a, **k: None)
     without = PolicyEngine().validate(request, POLICIES)
     assert without.adjusted_decision is None and without.adjustment_error is not None
