@@ -253,21 +253,29 @@ class Adjuster:
         for t in lot_candidates(snap, t_continuous, shrink_only=shrink_only):
             consider(t)
         if best is None and (snap.lots > 0).any():
-            start = snapped(snap, t_continuous)
-            tracker = ViolationTracker(layout, strict, bounds, snap.weights_from_trades(start))
+            starts = [snapped(snap, t_continuous)]
+            if not np.array_equal(starts[0], t_continuous):
+                starts.append(t_continuous)
+            tracker = ViolationTracker(layout, strict, bounds, snap.weights_from_trades(starts[0]))
             violation = TradeViolation(snap, tracker)
-            rounded = sequential_rounding(snap, start, shrink_only=shrink_only, violation=violation)
-            consider(rounded)
-            if best is None and not np.array_equal(start, t_continuous):
-                # Snapping cancels trades under SNAP_WEIGHT; many of them (a projection that
-                # funds a purchase by selling a little of every name) add up to a breach no
-                # rounding of the rest can cure. Round the unsnapped trades too.
-                unsnapped = sequential_rounding(
-                    snap, t_continuous, shrink_only=shrink_only, violation=violation
+            # Snapping cancels trades under SNAP_WEIGHT; many of them (a projection that funds
+            # a purchase by selling a little of every name) add up to a breach no rounding of
+            # the rest can cure. Round from the start that breaches less (snapped on a tie),
+            # and from the other one if that fails.
+            starts.sort(key=lambda start: violation_of(start, violation))
+            rounded: FloatArray | None = None
+            for start in starts:
+                candidate = sequential_rounding(
+                    snap, start, shrink_only=shrink_only, violation=violation
                 )
-                consider(unsnapped)
-                if violation_of(unsnapped, violation) < violation_of(rounded, violation):
-                    rounded = unsnapped
+                consider(candidate)
+                if rounded is None or violation_of(candidate, violation) < violation_of(
+                    rounded, violation
+                ):
+                    rounded = candidate
+                if best is not None:
+                    break
+            assert rounded is not None
             if best is None:
                 consider(repair(snap, rounded, shrink_only=shrink_only, violation=violation))
             if best is None:
