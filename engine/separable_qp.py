@@ -1,0 +1,410 @@
+"""An exact solver for adjustment QPs whose rows are affine or sums of one-name absolute terms.
+
+`project` and `scale_back` both minimize `1/2 ||z - d||^2` over a weight change `z` (all of
+V, or the traded names) subject to the strict rows. When every row is affine (`A w + c`) or
+sums absolute terms of one name each (`G |a_j w_i + c_j| + k`: turnover, gross, no-trade,
+trade limits), the Lagrangian separates by name: given multipliers `y >= 0` of the rows that
+couple names, each `z_i` minimizes a 1-D convex piecewise quadratic over an interval, which
+has a closed form. Rows of one name only are folded into that interval.
+
+The dual is a concave piecewise quadratic in the few coupling multipliers (sector and cash
+rows, turnover, gross). It is maximized by a projected semismooth Newton method (Hessian
+`-J D J^T`, `D` the names strictly inside their piece), which ends exactly once the active
+pieces are found. The answer is certified before it is returned: every row within 1e-12 of
+its bound (relative), complementary slackness, `z` the exact minimizer of the Lagrangian.
+
+Anything else (another block kind, a term over several names, no convergence within the
+iteration cap, a row that looks infeasible) returns None: the solver chain then solves the
+problem, and only the chain says a problem is infeasible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from engine.blocks import AbsSumBlock, AffineBlock
+from engine.layout import Layout
+from models.typing import FloatArray
+
+__all__ = ["SeparableSolution", "solve_separable"]
+
+MAX_ITERATIONS = 60
+LINE_SEARCH_STEPS = 60
+FEASIBILITY = 1e-12
+"""Certified row accuracy, relative to max(1, |bound|)."""
+_ARMIJO = 1e-4
+
+IntArray = np.ndarray[Any, np.dtype[np.intp]]
+
+
+class Unsupported(Exception):
+    """The problem is not of the separable kind, or is infeasible on its face."""
+
+
+@dataclass
+class SeparableSolution:
+    """The optimal `z`, and per row set the multipliers of its rows (objective `1/2||z-d||^2`)."""
+
+    z: FloatArray
+    duals: list[FloatArray]
+    iterations: int
+
+
+class _Box:
+    """Per-name interval, and which one-name row set each end (row set position, row, slope)."""
+
+    def __init__(self, lower: FloatArray, upper: FloatArray) -> None:
+        n = len(lower)
+        self.lo, self.hi = np.array(lower, dtype=float), np.array(upper, dtype=float)
+        # Per end: the row set position (-1: the problem's own box), the row, |row slope|.
+        self.sources = {
+            side: (np.full(n, -1, dtype=np.intp), np.zeros(n, dtype=np.intp), np.ones(n))
+            for side in ("lo", "hi")
+        }
+
+    def tighten(
+        self, position: int, rows: IntArray, names: IntArray, ends: FloatArray, slopes: FloatArray
+    ) -> None:
+        """Upper ends where `slopes > 0`, lower ends where `slopes < 0` (slope of the row)."""
+        for side, chosen in (("hi", slopes > 0), ("lo", slopes < 0)):
+            picked = np.flatnonzero(chosen)
+            if not len(picked):
+                continue
+            key = ends[picked] if side == "hi" else -ends[picked]
+            picked = picked[np.lexsort((key, names[picked]))]
+            first = np.ones(len(picked), dtype=bool)
+            first[1:] = names[picked][1:] != names[picked][:-1]
+            picked = picked[first]  # the tightest end per name
+            current = self.hi if side == "hi" else self.lo
+            tighter = ends[picked] < current[names[picked]]
+            if side == "lo":
+                tighter = ends[picked] > current[names[picked]]
+            picked = picked[tighter]
+            name = names[picked]
+            current[name] = ends[picked]
+            source_position, source_row, source_scale = self.sources[side]
+            source_position[name] = position
+            source_row[name] = rows[picked]
+            source_scale[name] = np.abs(slopes[picked])
+
+
+@dataclass
+class _Coupling:
+    """Rows over several names: affine `M z <= b_aff`, absolute `G |a z[name] + e| <= b_abs`."""
+
+    aff_rows: list[tuple[int, IntArray]] = field(default_factory=list)
+    aff_matrices: list[sp.csr_matrix] = field(default_factory=list)
+    aff_bounds: list[FloatArray] = field(default_factory=list)
+    abs_rows: list[tuple[int, IntArray]] = field(default_factory=list)
+    abs_sums: list[sp.csr_matrix] = field(default_factory=list)
+    abs_bounds: list[FloatArray] = field(default_factory=list)
+    term_names: list[IntArray] = field(default_factory=list)
+    term_slopes: list[FloatArray] = field(default_factory=list)
+    term_offsets: list[FloatArray] = field(default_factory=list)
+
+
+def _restricted(matrix: Any, columns: IntArray | None) -> sp.csr_matrix:
+    csr = sp.csr_matrix(matrix)
+    return csr if columns is None else sp.csr_matrix(csr[:, columns])
+
+
+def _check_constant(values: FloatArray, bound: FloatArray, sense: str) -> None:
+    excess = values - bound if sense == "le" else bound - values
+    if len(excess) and float(excess.max()) > FEASIBILITY * max(1.0, float(np.abs(bound).max())):
+        raise Unsupported("a row no variable moves is beyond its bound")
+
+
+def _single_entries(matrix: sp.csr_matrix, rows: IntArray) -> tuple[IntArray, FloatArray]:
+    """Column and value of the one nonzero of each of `rows`."""
+    starts = matrix.indptr[rows]
+    return matrix.indices[starts].astype(np.intp), np.asarray(matrix.data[starts], dtype=float)
+
+
+def _affine(
+    position: int,
+    block: AffineBlock,
+    sense: str,
+    bound: FloatArray,
+    w0: FloatArray,
+    columns: IntArray | None,
+    box: _Box,
+    coupling: _Coupling,
+) -> None:
+    A = _restricted(block.A, columns)
+    A.eliminate_zeros()
+    offset = block.values(w0)
+    sign = 1.0 if sense == "le" else -1.0
+    count = np.diff(A.indptr)
+    constant = np.flatnonzero(count == 0)
+    _check_constant(offset[constant], bound[constant], sense)
+    single = np.flatnonzero(count == 1).astype(np.intp)
+    if len(single):
+        names, coefficients = _single_entries(A, single)
+        ends = (bound[single] - offset[single]) / coefficients
+        box.tighten(position, single, names, ends, sign * coefficients)
+    several = np.flatnonzero(count > 1).astype(np.intp)
+    if len(several):
+        coupling.aff_rows.append((position, several))
+        coupling.aff_matrices.append(sp.csr_matrix(sign * A[several]))
+        coupling.aff_bounds.append(sign * (bound[several] - offset[several]))
+
+
+def _abs_sum(
+    position: int,
+    block: AbsSumBlock,
+    sense: str,
+    bound: FloatArray,
+    w0: FloatArray,
+    columns: IntArray | None,
+    box: _Box,
+    coupling: _Coupling,
+) -> None:
+    if sense != "le":
+        raise Unsupported("an absolute-value row bounded below is not convex")
+    A = _restricted(block.A, columns)
+    A.eliminate_zeros()
+    per_term = np.diff(A.indptr)
+    if (per_term > 1).any():
+        raise Unsupported("an absolute term over several names")
+    terms = np.asarray(block.A @ w0).ravel() + block.c
+    moving = np.flatnonzero(per_term == 1).astype(np.intp)
+    fixed = np.flatnonzero(per_term == 0)
+    k = np.zeros(block.rows) if block.k is None else np.asarray(block.k, dtype=float)
+    if block.G is None:
+        G = sp.identity(len(terms), format="csr")
+    else:
+        G = sp.csr_matrix(block.G)
+        G.eliminate_zeros()
+        if (G.data < 0).any():
+            raise Unsupported("a negative weight on an absolute term")
+    constant_part = k + G[:, fixed] @ np.abs(terms[fixed])
+    G_moving = sp.csr_matrix(G[:, moving])
+    count = np.diff(G_moving.indptr)
+    constant = np.flatnonzero(count == 0)
+    _check_constant(constant_part[constant], bound[constant], sense)
+    names, slopes = _single_entries(A, moving)
+    offsets = terms[moving]
+    single = np.flatnonzero(count == 1).astype(np.intp)
+    if len(single):
+        term, weight = _single_entries(G_moving, single)
+        radius = (bound[single] - constant_part[single]) / weight
+        if (radius < 0).any():
+            raise Unsupported("an absolute value bounded below zero")
+        a, e = slopes[term], offsets[term]
+        scale = weight * np.abs(a)
+        # |a z + e| <= radius: z between (-radius - e) / a and (radius - e) / a.
+        upper = np.where(a > 0, radius - e, -radius - e) / a
+        lower = np.where(a > 0, -radius - e, radius - e) / a
+        box.tighten(position, single, names[term], upper, scale)
+        box.tighten(position, single, names[term], lower, -scale)
+    several = np.flatnonzero(count > 1).astype(np.intp)
+    if len(several):
+        used = np.unique(G_moving[several].indices)
+        coupling.abs_rows.append((position, several))
+        coupling.abs_sums.append(sp.csr_matrix(G_moving[several][:, used]))
+        coupling.abs_bounds.append(bound[several] - constant_part[several])
+        coupling.term_names.append(names[used])
+        coupling.term_slopes.append(slopes[used])
+        coupling.term_offsets.append(offsets[used])
+
+
+class _Dual:
+    """The separable Lagrangian: `z(y)`, row values and the generalized Jacobian."""
+
+    def __init__(self, d: FloatArray, box: _Box, coupling: _Coupling) -> None:
+        n = len(d)
+        self.d, self.lo, self.hi = d, box.lo, box.hi
+        self.M = (
+            sp.vstack(coupling.aff_matrices, format="csr")
+            if coupling.aff_matrices
+            else sp.csr_matrix((0, n))
+        )
+        self.G = (
+            sp.block_diag(coupling.abs_sums, format="csr")
+            if coupling.abs_sums
+            else sp.csr_matrix((0, 0))
+        )
+        self.b = np.concatenate([np.zeros(0), *coupling.aff_bounds, *coupling.abs_bounds]).astype(
+            float
+        )
+        self.m_aff = self.M.shape[0]
+        self.M_dense = self.M.toarray()
+        self.names = np.concatenate([np.zeros(0, dtype=np.intp), *coupling.term_names])
+        self.slopes = np.concatenate([np.zeros(0), *coupling.term_slopes])
+        self.offsets = np.concatenate([np.zeros(0), *coupling.term_offsets])
+        terms = len(self.names)
+        self.incidence = sp.csr_matrix(
+            (self.slopes, (np.arange(terms), self.names)), shape=(terms, n)
+        )
+        # Kinks per name, sorted, padded with weightless kinks (harmless in the formula).
+        self.kinks_per_name = np.bincount(self.names, minlength=n) if terms else np.zeros(n, int)
+        width = int(self.kinks_per_name.max(initial=0))
+        self.kink = np.zeros((n, width))
+        self.kink_term = np.full((n, width), terms, dtype=np.intp)  # `terms`: a zero weight
+        if terms:
+            order = np.argsort(self.names, kind="stable")
+            starts = np.concatenate([[0], np.cumsum(self.kinks_per_name)[:-1]])
+            slot = np.arange(terms) - starts[self.names[order]]
+            self.kink[self.names[order], slot] = -self.offsets[order] / self.slopes[order]
+            self.kink_term[self.names[order], slot] = order
+            # Sort each name's kinks; pad with its last kink (weightless, keeps the order).
+            real = self.kink_term < terms
+            sorter = np.argsort(np.where(real, self.kink, np.inf), axis=1, kind="stable")
+            self.kink = np.take_along_axis(self.kink, sorter, axis=1)
+            self.kink_term = np.take_along_axis(self.kink_term, sorter, axis=1)
+            real = self.kink_term < terms
+            last = np.where(real, self.kink, -np.inf).max(axis=1, initial=-np.inf)
+            last = np.where(np.isfinite(last), last, 0.0)
+            self.kink = np.where(real, self.kink, last[:, None])
+
+    @property
+    def rows(self) -> int:
+        return len(self.b)
+
+    def primal(self, y: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """`z(y)`, the names strictly inside their piece and box, and the per-term weights."""
+        lam, mu = y[: self.m_aff], y[self.m_aff :]
+        centre = self.d - self.M.T @ lam
+        if not len(self.names):
+            z = np.clip(centre, self.lo, self.hi)
+            return z, (z > self.lo) & (z < self.hi), np.zeros(0)
+        weights = np.abs(self.slopes) * (self.G.T @ mu)
+        s = np.append(weights, 0.0)[self.kink_term]
+        n = len(centre)
+        # Between kinks k and k+1 the minimizer would be centre + sum(s) - 2 sum_{j<=k} s_j;
+        # those candidates fall and the pieces rise, so the first piece whose candidate is
+        # not beyond its right end holds the minimizer, or its left kink does.
+        below = np.concatenate([np.zeros((n, 1)), np.cumsum(s, axis=1)], axis=1)
+        candidates = centre[:, None] + below[:, -1:] - 2.0 * below
+        right = np.concatenate([self.kink, np.full((n, 1), np.inf)], axis=1)
+        piece = (candidates > right).sum(axis=1)
+        rows = np.arange(n)
+        candidate = candidates[rows, piece]
+        left = np.concatenate([np.full((n, 1), -np.inf), self.kink], axis=1)[rows, piece]
+        on_kink = candidate < left
+        z = np.clip(np.where(on_kink, left, candidate), self.lo, self.hi)
+        return z, (z > self.lo) & (z < self.hi) & ~on_kink, weights
+
+    def values(self, z: FloatArray) -> FloatArray:
+        inner = self.slopes * z[self.names] + self.offsets
+        return np.concatenate([self.M @ z, self.G @ np.abs(inner)])
+
+    def jacobian(self, z: FloatArray) -> FloatArray:
+        inner = self.slopes * z[self.names] + self.offsets
+        signed = sp.csr_matrix(self.incidence.multiply(np.sign(inner)[:, None]))
+        return np.vstack([self.M_dense, (self.G @ signed).toarray()])
+
+    def objective(self, y: FloatArray, z: FloatArray, values: FloatArray) -> float:
+        return float(0.5 * np.sum((z - self.d) ** 2) + y @ (values - self.b))
+
+
+def _newton(dual: _Dual) -> tuple[FloatArray, FloatArray, int] | None:
+    """Maximize the dual over y >= 0; the multipliers, `z` and the iterations, or None."""
+    m = dual.rows
+    y = np.zeros(m)
+    tolerance = FEASIBILITY * np.maximum(1.0, np.abs(dual.b))
+    z, moving, _ = dual.primal(y)
+    values = dual.values(z)
+    q = dual.objective(y, z, values)
+    for iteration in range(1, MAX_ITERATIONS + 1):
+        gradient = values - dual.b
+        if (gradient <= tolerance).all() and (gradient[y > 0] >= -tolerance[y > 0]).all():
+            return y, z, iteration
+        fixed = (y <= 0) & (gradient < 0)
+        keep = np.flatnonzero(~fixed)
+        J = dual.jacobian(z)[keep][:, moving]
+        H = J @ J.T
+        H[np.diag_indices_from(H)] += 1e-14 * max(1.0, float(np.trace(H)))
+        try:
+            step = np.zeros(m)
+            step[keep] = np.linalg.solve(H, gradient[keep])
+        except np.linalg.LinAlgError:
+            return None
+        t = 1.0
+        for _ in range(LINE_SEARCH_STEPS):
+            trial = np.maximum(y + t * step, 0.0)
+            z_t, moving_t, _ = dual.primal(trial)
+            values_t = dual.values(z_t)
+            q_t = dual.objective(trial, z_t, values_t)
+            if q_t >= q + _ARMIJO * float(gradient @ (trial - y)):
+                break
+            t *= 0.5
+        else:
+            return None
+        y, z, moving, values, q = trial, z_t, moving_t, values_t, q_t
+    return None
+
+
+def _box_duals(
+    dual: _Dual, y: FloatArray, z: FloatArray, box: _Box, duals: list[FloatArray]
+) -> None:
+    """Multipliers of the one-name rows that hold a name at an end of its interval."""
+    lam, mu = y[: dual.m_aff], y[dual.m_aff :]
+    pull = z - dual.d + dual.M.T @ lam  # the Lagrangian's gradient, kinks at z aside
+    give = np.zeros(len(z))  # how much of the pull the kinks at z can take
+    if len(dual.names):
+        weights = np.abs(dual.slopes) * (dual.G.T @ mu)
+        inner = dual.slopes * z[dual.names] + dual.offsets
+        at = np.abs(inner) <= 1e-14 * np.maximum(1.0, np.abs(dual.offsets))
+        np.add.at(pull, dual.names, np.where(at, 0.0, weights * np.sign(inner)))
+        np.add.at(give, dual.names, np.where(at, weights, 0.0))
+    for side, ends, direction in (("hi", box.hi, 1.0), ("lo", box.lo, -1.0)):
+        positions, rows, scales = box.sources[side]
+        held = np.flatnonzero((z == ends) & (positions >= 0))
+        # At an upper end the row's multiplier times its slope balances what pulls z up.
+        need = np.maximum(0.0, -direction * pull[held] - give[held]) / scales[held]
+        for position in np.unique(positions[held]):
+            mine = positions[held] == position
+            np.maximum.at(duals[position], rows[held][mine], need[mine])
+
+
+def solve_separable(
+    layout: Layout,
+    indices: Sequence[int],
+    bounds: Sequence[FloatArray],
+    d: FloatArray,
+    lower: FloatArray,
+    upper: FloatArray,
+    columns: Sequence[int] | None,
+) -> SeparableSolution | None:
+    """Minimize `1/2 ||z - d||^2`, `lower <= z <= upper`, subject to the row sets `indices`.
+
+    `z` is the weight change of the names `columns` (all of V when None); row set
+    `indices[p]` is held to `bounds[p]`. Returns None when the rows are not all affine or
+    one-name absolute sums, or when no certified optimum is found.
+    """
+    w0 = layout.snap.w0
+    cols = None if columns is None else np.asarray(columns, dtype=np.intp)
+    box = _Box(np.asarray(lower, dtype=float), np.asarray(upper, dtype=float))
+    coupling = _Coupling()
+    try:
+        for position, (k, bound) in enumerate(zip(indices, bounds, strict=True)):
+            rowset = layout.rowsets[k]
+            block = rowset.block
+            if isinstance(block, AffineBlock):
+                _affine(position, block, rowset.sense, bound, w0, cols, box, coupling)
+            elif isinstance(block, AbsSumBlock):
+                _abs_sum(position, block, rowset.sense, bound, w0, cols, box, coupling)
+            else:
+                return None
+    except Unsupported:
+        return None
+    if (box.lo > box.hi).any():
+        return None
+    dual = _Dual(np.asarray(d, dtype=float), box, coupling)
+    solved = _newton(dual)
+    if solved is None:
+        return None
+    y, z, iterations = solved
+    duals = [np.zeros(layout.rowsets[k].block.rows) for k in indices]
+    offset = 0
+    for position, rows in (*coupling.aff_rows, *coupling.abs_rows):
+        duals[position][rows] = y[offset : offset + len(rows)]
+        offset += len(rows)
+    _box_duals(dual, y, z, box, duals)
+    return SeparableSolution(z, duals, iterations)
