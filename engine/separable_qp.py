@@ -233,14 +233,16 @@ class _Dual:
             float
         )
         self.m_aff = self.M.shape[0]
+        self.MT, self.GT = sp.csr_matrix(self.M.T), sp.csr_matrix(self.G.T)
         self.M_dense = self.M.toarray()
         self.names = np.concatenate([np.zeros(0, dtype=np.intp), *coupling.term_names])
         self.slopes = np.concatenate([np.zeros(0), *coupling.term_slopes])
         self.offsets = np.concatenate([np.zeros(0), *coupling.term_offsets])
         terms = len(self.names)
-        self.incidence = sp.csr_matrix(
-            (self.slopes, (np.arange(terms), self.names)), shape=(terms, n)
+        self.name_of_term = sp.csr_matrix(
+            (np.ones(terms), (self.names, np.arange(terms))), shape=(n, terms)
         )
+        self.G_dense = self.G.toarray()
         # Kinks per name, sorted, padded with weightless kinks (harmless in the formula).
         self.kinks_per_name = np.bincount(self.names, minlength=n) if terms else np.zeros(n, int)
         width = int(self.kinks_per_name.max(initial=0))
@@ -269,11 +271,11 @@ class _Dual:
     def primal(self, y: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """`z(y)`, the names strictly inside their piece and box, and the per-term weights."""
         lam, mu = y[: self.m_aff], y[self.m_aff :]
-        centre = self.d - self.M.T @ lam
+        centre = self.d - self.MT @ lam
         if not len(self.names):
             z = np.clip(centre, self.lo, self.hi)
             return z, (z > self.lo) & (z < self.hi), np.zeros(0)
-        weights = np.abs(self.slopes) * (self.G.T @ mu)
+        weights = np.abs(self.slopes) * (self.GT @ mu)
         s = np.append(weights, 0.0)[self.kink_term]
         n = len(centre)
         # Between kinks k and k+1 the minimizer would be centre + sum(s) - 2 sum_{j<=k} s_j;
@@ -295,12 +297,21 @@ class _Dual:
         return np.concatenate([self.M @ z, self.G @ np.abs(inner)])
 
     def jacobian(self, z: FloatArray) -> FloatArray:
+        """Each coupling row's derivative in each name at `z` (dense: the rows are few)."""
+        if not len(self.names):
+            return self.M_dense
         inner = self.slopes * z[self.names] + self.offsets
-        signed = sp.csr_matrix(self.incidence.multiply(np.sign(inner)[:, None]))
-        return np.vstack([self.M_dense, (self.G @ signed).toarray()])
+        per_term = self.G_dense * (np.sign(inner) * self.slopes)[None, :]
+        per_name = np.asarray(self.name_of_term @ per_term.T, dtype=float).T
+        return np.vstack([self.M_dense, per_name])
 
     def objective(self, y: FloatArray, z: FloatArray, values: FloatArray) -> float:
         return float(0.5 * np.sum((z - self.d) ** 2) + y @ (values - self.b))
+
+
+def _residual(y: FloatArray, gradient: FloatArray) -> float:
+    """How far `y` is from maximizing the dual over y >= 0 (0 exactly there)."""
+    return float(np.abs(y - np.maximum(y + gradient, 0.0)).max(initial=0.0))
 
 
 def _newton(dual: _Dual) -> tuple[FloatArray, FloatArray, int] | None:
@@ -311,6 +322,7 @@ def _newton(dual: _Dual) -> tuple[FloatArray, FloatArray, int] | None:
     z, moving, _ = dual.primal(y)
     values = dual.values(z)
     q = dual.objective(y, z, values)
+    size = max(float(np.abs(dual.d).max(initial=0.0)), 1e-9)
     for iteration in range(1, MAX_ITERATIONS + 1):
         gradient = values - dual.b
         if (gradient <= tolerance).all() and (gradient[y > 0] >= -tolerance[y > 0]).all():
@@ -319,7 +331,12 @@ def _newton(dual: _Dual) -> tuple[FloatArray, FloatArray, int] | None:
         keep = np.flatnonzero(~fixed)
         J = dual.jacobian(z)[keep][:, moving]
         H = J @ J.T
-        H[np.diag_indices_from(H)] += 1e-14 * max(1.0, float(np.trace(H)))
+        # Regularized as in Levenberg-Marquardt, by a multiple of the residual: a row whose
+        # names are all held (a flat dual direction) gets a step of the size of the weight
+        # changes instead of an unbounded one, and the regularization vanishes at the optimum
+        # (quadratic convergence once the pieces are found).
+        residual = float(np.abs(gradient[keep]).max())
+        H[np.diag_indices_from(H)] += residual / size + 1e-14 * max(1.0, float(np.trace(H)))
         try:
             step = np.zeros(m)
             step[keep] = np.linalg.solve(H, gradient[keep])
@@ -331,9 +348,16 @@ def _newton(dual: _Dual) -> tuple[FloatArray, FloatArray, int] | None:
             z_t, moving_t, _ = dual.primal(trial)
             values_t = dual.values(z_t)
             q_t = dual.objective(trial, z_t, values_t)
-            if q_t >= q + _ARMIJO * float(gradient @ (trial - y)):
+            rise = float(gradient @ (trial - y))
+            # Near the optimum the rise is below the objective's rounding; there the full
+            # step is taken when it halves the residual of the optimality conditions.
+            if q_t >= q + _ARMIJO * rise or (
+                t == 1.0 and _residual(trial, values_t - dual.b) <= 0.5 * _residual(y, gradient)
+            ):
                 break
-            t *= 0.5
+            # The maximizer of the parabola through q, its slope and q_t, kept in [t/10, t/2].
+            shortfall = 2.0 * (q + rise - q_t)
+            t *= min(0.5, max(0.1, rise / shortfall)) if shortfall > 0 else 0.5
         else:
             return None
         y, z, moving, values, q = trial, z_t, moving_t, values_t, q_t
@@ -345,10 +369,10 @@ def _box_duals(
 ) -> None:
     """Multipliers of the one-name rows that hold a name at an end of its interval."""
     lam, mu = y[: dual.m_aff], y[dual.m_aff :]
-    pull = z - dual.d + dual.M.T @ lam  # the Lagrangian's gradient, kinks at z aside
+    pull = z - dual.d + dual.MT @ lam  # the Lagrangian's gradient, kinks at z aside
     give = np.zeros(len(z))  # how much of the pull the kinks at z can take
     if len(dual.names):
-        weights = np.abs(dual.slopes) * (dual.G.T @ mu)
+        weights = np.abs(dual.slopes) * (dual.GT @ mu)
         inner = dual.slopes * z[dual.names] + dual.offsets
         at = np.abs(inner) <= 1e-14 * np.maximum(1.0, np.abs(dual.offsets))
         np.add.at(pull, dual.names, np.where(at, 0.0, weights * np.sign(inner)))
