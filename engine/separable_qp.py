@@ -38,6 +38,7 @@ LINE_SEARCH_STEPS = 60
 FEASIBILITY = 1e-12
 """Certified row accuracy, relative to max(1, |bound|)."""
 _ARMIJO = 1e-4
+_ROUNDING = 1e-13
 
 IntArray = np.ndarray[Any, np.dtype[np.intp]]
 
@@ -91,6 +92,24 @@ class _Box:
             source_position[name] = position
             source_row[name] = rows[picked]
             source_scale[name] = np.abs(slopes[picked])
+
+    def meet(self) -> bool:
+        """Close rounding-size gaps where the ends cross; False when they truly cross.
+
+        A row at its bound before the trade (bound = pre-trade value) gives an end computed
+        back from that bound, a rounding away from the other end. The row's end moves to
+        the other end: the row is then off by a rounding, far inside the certified accuracy.
+        """
+        gap = self.lo - self.hi
+        if not (gap > 0).any():
+            return True
+        if (gap > FEASIBILITY * np.maximum(1.0, np.abs(self.hi))).any():
+            return False
+        crossed = np.flatnonzero(gap > 0)
+        row_hi = self.sources["hi"][0][crossed] >= 0
+        self.hi[crossed[row_hi]] = self.lo[crossed[row_hi]]
+        self.lo[crossed[~row_hi]] = self.hi[crossed[~row_hi]]
+        return True
 
 
 @dataclass
@@ -299,7 +318,7 @@ class _Dual:
     def jacobian(self, z: FloatArray) -> FloatArray:
         """Each coupling row's derivative in each name at `z` (dense: the rows are few)."""
         if not len(self.names):
-            return self.M_dense
+            return np.asarray(self.M_dense, dtype=float)
         inner = self.slopes * z[self.names] + self.offsets
         per_term = self.G_dense * (np.sign(inner) * self.slopes)[None, :]
         per_name = np.asarray(self.name_of_term @ per_term.T, dtype=float).T
@@ -349,10 +368,13 @@ def _newton(dual: _Dual) -> tuple[FloatArray, FloatArray, int] | None:
             values_t = dual.values(z_t)
             q_t = dual.objective(trial, z_t, values_t)
             rise = float(gradient @ (trial - y))
-            # Near the optimum the rise is below the objective's rounding; there the full
-            # step is taken when it halves the residual of the optimality conditions.
+            # Near the optimum the rise is below the objective's rounding; there a full step
+            # that keeps the objective (to rounding) is taken when it halves the residual of
+            # the optimality conditions.
             if q_t >= q + _ARMIJO * rise or (
-                t == 1.0 and _residual(trial, values_t - dual.b) <= 0.5 * _residual(y, gradient)
+                t == 1.0
+                and q_t >= q - _ROUNDING * abs(q)
+                and _residual(trial, values_t - dual.b) <= 0.5 * _residual(y, gradient)
             ):
                 break
             # The maximizer of the parabola through q, its slope and q_t, kept in [t/10, t/2].
@@ -418,7 +440,7 @@ def solve_separable(
                 return None
     except Unsupported:
         return None
-    if (box.lo > box.hi).any():
+    if not box.meet():
         return None
     dual = _Dual(np.asarray(d, dtype=float), box, coupling)
     solved = _newton(dual)
