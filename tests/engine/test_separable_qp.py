@@ -20,7 +20,10 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.blocks import AbsSumBlock, AffineBlock, Block
+from benchmarks.cases import build_case
+from engine import PolicyEngine
+from engine.adjust import SEPARABLE
+from engine.blocks import AbsSumBlock, AffineBlock, Block, NormBlock
 from engine.separable_qp import solve_separable
 from models.typing import FloatArray
 from solvers import ClarabelAdapter, HiGHSAdapter
@@ -225,3 +228,74 @@ def test_the_optimum_of_clarabel_and_highs_with_dual_multipliers(
     assert all((y >= 0).all() for y in solution.duals)
     dual_value, accuracy = _lagrangian_minimum(case, solution.duals)
     assert dual_value == pytest.approx(distance, rel=accuracy, abs=1e-14)
+
+
+def test_rows_outside_its_kind_are_left_to_the_chain() -> None:
+    n = 4
+    w0 = np.full(n, 0.2)
+    d = np.array([0.1, -0.1, 0.05, 0.0])
+    free = np.full(n, np.inf)
+    cone = NormBlock(sp.identity(n, format="csr"), np.zeros(n), 0.1 * np.eye(n), None)
+    pair = AbsSumBlock(np.array([[1.0, -1.0, 0.0, 0.0]]), np.zeros(1))  # |w_0 - w_1|
+    affine = AffineBlock(np.ones((1, n)), np.zeros(1))
+    for block in (cone, pair):
+        layout = _Layout(_Snap(w0), [_Rows(affine, "le"), _Rows(block, "le")])
+        bounds = [np.array([1.0]), block.values(w0) + 0.01]
+        case = _Case(layout, bounds, d, -free, free, None)
+        assert _solve(case) is None
+    # An absolute value bounded below is not convex: never solved here either.
+    layout = _Layout(_Snap(w0), [_Rows(AbsSumBlock(np.eye(n), -w0), "ge")])
+    assert _solve(_Case(layout, [np.zeros(n)], d, -free, free, None)) is None
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_an_infeasible_problem_gets_no_answer(seed: int) -> None:
+    case = _random_case(seed, scale_back=False)
+    n = len(case.layout.snap.w0)
+    # Every weight at most 0.01 below its pre-trade value, yet their sum 0.1 above.
+    caps = AffineBlock(np.eye(n), np.zeros(n))
+    total = AffineBlock(np.ones((1, n)), np.zeros(1))
+    case.layout.rowsets += [_Rows(caps, "le"), _Rows(total, "ge")]
+    case.bounds += [case.layout.snap.w0 - 0.01, total.values(case.layout.snap.w0) + 0.1]
+    assert _chain_solve(case, "CLARABEL")[0] == cp.INFEASIBLE
+    assert _solve(case) is None
+
+
+@pytest.fixture(scope="module")
+def engines() -> tuple[PolicyEngine, PolicyEngine]:
+    """One engine with the separable solver first, one with the solver chain alone."""
+    alone = PolicyEngine()
+    alone.adjuster.separable = False
+    return PolicyEngine(), alone
+
+
+@pytest.mark.parametrize("adjustment", ["project", "scale_back"])
+@pytest.mark.parametrize("policy_set", ["base", "twenty"])
+def test_the_engine_answers_as_with_the_chain_alone(
+    engines: tuple[PolicyEngine, PolicyEngine], policy_set: str, adjustment: str
+) -> None:
+    case = build_case(80)
+    policies = case.policies[policy_set]
+    fast, alone = engines
+    answered, priced = [], 0
+    for i in range(3):
+        req = case.request(i, policy_set=policy_set, mode="adjust", adjustment=adjustment)
+        ours, theirs = fast.validate(req, policies), alone.validate(req, policies)
+        mine, chain = ours.adjusted_decision, theirs.adjusted_decision
+        assert (mine is None) == (chain is None)
+        if mine is None or chain is None:
+            continue
+        answered.append(mine.solver)
+        assert mine.is_compliant == chain.is_compliant
+        same_trades = [t.model_dump() for t in mine.trades] == [
+            t.model_dump() for t in chain.trades
+        ]
+        assert same_trades or mine.distance == pytest.approx(chain.distance, rel=1e-9, abs=1e-12)
+        # The same rows bind at the continuous optimum, at the same price.
+        prices = {(b.policy_name, b.subject): b.shadow_price for b in chain.binding}
+        for b in mine.binding:
+            if abs(b.shadow_price) > 1e-6 and (b.policy_name, b.subject) in prices:
+                assert b.shadow_price == pytest.approx(prices[b.policy_name, b.subject], rel=1e-3)
+                priced += 1
+    assert SEPARABLE in answered
+    assert priced
