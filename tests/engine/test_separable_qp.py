@@ -27,6 +27,9 @@ from engine.blocks import AbsSumBlock, AffineBlock, Block, NormBlock
 from engine.separable_qp import solve_separable
 from models.typing import FloatArray
 from solvers import ClarabelAdapter, HiGHSAdapter
+from tests.builders import request
+from tests.engine.test_adjust import CAP
+from tests.engine.test_kinds import BASE
 from tests.strategies import seeds
 
 SETTINGS = {"CLARABEL": ClarabelAdapter.settings, "HIGHS": HiGHSAdapter.settings}
@@ -299,3 +302,23 @@ def test_the_engine_answers_as_with_the_chain_alone(
                 priced += 1
     assert SEPARABLE in answered
     assert priced
+
+
+def test_an_answer_the_check_rejects_goes_to_the_chain() -> None:
+    engine = PolicyEngine()
+    verify = engine.adjuster._verify
+    rejected: list[str] = []
+
+    def reject_the_first(*args: Any) -> str | None:
+        if not rejected:
+            rejected.append("first")
+            return "rejected for the test"
+        return verify(*args)
+
+    engine.adjuster._verify = reject_the_first  # type: ignore[method-assign]
+    body = request(BASE, [("AAA", "BUY", 100)], cash=30_000, policies=[CAP])
+    adjusted = engine.validate(body).adjusted_decision
+    assert adjusted is not None and adjusted.is_compliant
+    attempts = [(a.solver, a.status) for a in adjusted.solver_attempts]
+    assert attempts == [(SEPARABLE, "inaccurate"), ("CLARABEL", "optimal")]
+    assert adjusted.solver == "CLARABEL"
