@@ -207,7 +207,9 @@ class Adjuster:
             columns: tuple[int, ...] | None = compiled.traded
         else:
             lower, upper, columns = np.full(len(d), -np.inf), np.full(len(d), np.inf), None
-        solution = solve_separable(layout, strict, compiled.filled_bounds, d, lower, upper, columns)
+        memo = compiled.separable_memo
+        bounds = compiled.filled_bounds
+        solution = solve_separable(layout, strict, bounds, d, lower, upper, columns, memo)
         if solution is None:
             return None
         compiled.variable.value = solution.z

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import cvxpy as cp
 import numpy as np
@@ -72,6 +72,8 @@ class CompiledProblem:
     needs_socp: bool = False
     filled_bounds: list[FloatArray] = field(default_factory=list)
     """The full-length bounds of the last `fill`, per row set."""
+    separable_memo: dict[Any, Any] = field(default_factory=dict)
+    """What `engine.separable_qp` keeps of this structure between requests."""
     fixed_excess: float = 0.0
     """The largest excess over its bound of a row left out of the problem at the last `fill`
     (such a row keeps its pre-trade value whatever the solution; > 0 only when curing)."""

@@ -127,6 +127,19 @@ class _Coupling:
     term_offsets: list[FloatArray] = field(default_factory=list)
 
 
+def _memo(memo: dict[Any, Any], key: Any, build: Any, *args: Any) -> Any:
+    """`build(*args)` once per key; an Unsupported structure is remembered as such."""
+    if key not in memo:
+        try:
+            memo[key] = build(*args)
+        except Unsupported as exc:
+            memo[key] = exc
+    found = memo[key]
+    if isinstance(found, Unsupported):
+        raise found
+    return found
+
+
 def _restricted(matrix: Any, columns: IntArray | None) -> sp.csr_matrix:
     csr = sp.csr_matrix(matrix)
     return csr if columns is None else sp.csr_matrix(csr[:, columns])
@@ -144,45 +157,81 @@ def _single_entries(matrix: sp.csr_matrix, rows: IntArray) -> tuple[IntArray, Fl
     return matrix.indices[starts].astype(np.intp), np.asarray(matrix.data[starts], dtype=float)
 
 
+@dataclass
+class _AffineShape:
+    """What depends on an affine row set's structure only (memoized per compiled problem)."""
+
+    constant: IntArray
+    single: IntArray
+    single_names: IntArray
+    single_coefficients: FloatArray
+    several: IntArray
+    several_matrix: sp.csr_matrix
+    """The coupling rows, signed so that each reads `row <= bound`."""
+
+
+def _affine_shape(block: AffineBlock, sense: str, columns: IntArray | None) -> _AffineShape:
+    A = _restricted(block.A, columns)
+    A.eliminate_zeros()
+    sign = 1.0 if sense == "le" else -1.0
+    count = np.diff(A.indptr)
+    single = np.flatnonzero(count == 1).astype(np.intp)
+    names, coefficients = _single_entries(A, single)
+    several = np.flatnonzero(count > 1).astype(np.intp)
+    return _AffineShape(
+        np.flatnonzero(count == 0).astype(np.intp),
+        single,
+        names,
+        coefficients,
+        several,
+        sp.csr_matrix(sign * A[several]),
+    )
+
+
 def _affine(
     position: int,
+    shape: _AffineShape,
     block: AffineBlock,
     sense: str,
     bound: FloatArray,
     w0: FloatArray,
-    columns: IntArray | None,
     box: _Box,
     coupling: _Coupling,
 ) -> None:
-    A = _restricted(block.A, columns)
-    A.eliminate_zeros()
     offset = block.values(w0)
     sign = 1.0 if sense == "le" else -1.0
-    count = np.diff(A.indptr)
-    constant = np.flatnonzero(count == 0)
-    _check_constant(offset[constant], bound[constant], sense)
-    single = np.flatnonzero(count == 1).astype(np.intp)
+    _check_constant(offset[shape.constant], bound[shape.constant], sense)
+    single = shape.single
     if len(single):
-        names, coefficients = _single_entries(A, single)
-        ends = (bound[single] - offset[single]) / coefficients
-        box.tighten(position, single, names, ends, sign * coefficients)
-    several = np.flatnonzero(count > 1).astype(np.intp)
+        ends = (bound[single] - offset[single]) / shape.single_coefficients
+        box.tighten(position, single, shape.single_names, ends, sign * shape.single_coefficients)
+    several = shape.several
     if len(several):
         coupling.aff_rows.append((position, several))
-        coupling.aff_matrices.append(sp.csr_matrix(sign * A[several]))
+        coupling.aff_matrices.append(shape.several_matrix)
         coupling.aff_bounds.append(sign * (bound[several] - offset[several]))
 
 
-def _abs_sum(
-    position: int,
-    block: AbsSumBlock,
-    sense: str,
-    bound: FloatArray,
-    w0: FloatArray,
-    columns: IntArray | None,
-    box: _Box,
-    coupling: _Coupling,
-) -> None:
+@dataclass
+class _AbsShape:
+    """What depends on an absolute-sum row set's structure only (memoized likewise)."""
+
+    moving: IntArray
+    """The terms a variable moves (one name each); the others are constants."""
+    fixed: IntArray
+    fixed_sum: sp.csr_matrix
+    names: IntArray
+    slopes: FloatArray
+    constant: IntArray
+    single: IntArray
+    single_terms: IntArray
+    single_weights: FloatArray
+    several: IntArray
+    used: IntArray
+    several_sum: sp.csr_matrix
+
+
+def _abs_shape(block: AbsSumBlock, sense: str, columns: IntArray | None) -> _AbsShape:
     if sense != "le":
         raise Unsupported("an absolute-value row bounded below is not convex")
     A = _restricted(block.A, columns)
@@ -190,46 +239,75 @@ def _abs_sum(
     per_term = np.diff(A.indptr)
     if (per_term > 1).any():
         raise Unsupported("an absolute term over several names")
-    terms = np.asarray(block.A @ w0).ravel() + block.c
     moving = np.flatnonzero(per_term == 1).astype(np.intp)
-    fixed = np.flatnonzero(per_term == 0)
-    k = np.zeros(block.rows) if block.k is None else np.asarray(block.k, dtype=float)
+    fixed = np.flatnonzero(per_term == 0).astype(np.intp)
     if block.G is None:
-        G = sp.identity(len(terms), format="csr")
+        G = sp.identity(A.shape[0], format="csr")
     else:
         G = sp.csr_matrix(block.G)
         G.eliminate_zeros()
         if (G.data < 0).any():
             raise Unsupported("a negative weight on an absolute term")
-    constant_part = k + G[:, fixed] @ np.abs(terms[fixed])
     G_moving = sp.csr_matrix(G[:, moving])
     count = np.diff(G_moving.indptr)
-    constant = np.flatnonzero(count == 0)
-    _check_constant(constant_part[constant], bound[constant], sense)
     names, slopes = _single_entries(A, moving)
-    offsets = terms[moving]
     single = np.flatnonzero(count == 1).astype(np.intp)
+    terms, weights = _single_entries(G_moving, single)
+    several = np.flatnonzero(count > 1).astype(np.intp)
+    used = np.unique(G_moving[several].indices).astype(np.intp)
+    return _AbsShape(
+        moving,
+        fixed,
+        sp.csr_matrix(G[:, fixed]),
+        names,
+        slopes,
+        np.flatnonzero(count == 0).astype(np.intp),
+        single,
+        terms,
+        weights,
+        several,
+        used,
+        sp.csr_matrix(G_moving[several][:, used]),
+    )
+
+
+def _abs_sum(
+    position: int,
+    shape: _AbsShape,
+    block: AbsSumBlock,
+    bound: FloatArray,
+    w0: FloatArray,
+    box: _Box,
+    coupling: _Coupling,
+) -> None:
+    terms = np.asarray(block.A @ w0).ravel() + block.c
+    k = np.zeros(block.rows) if block.k is None else np.asarray(block.k, dtype=float)
+    constant_part = k + shape.fixed_sum @ np.abs(terms[shape.fixed])
+    _check_constant(constant_part[shape.constant], bound[shape.constant], "le")
+    offsets = terms[shape.moving]
+    single = shape.single
     if len(single):
-        term, weight = _single_entries(G_moving, single)
+        weight = shape.single_weights
         radius = (bound[single] - constant_part[single]) / weight
-        if (radius < 0).any():
+        if (radius < -FEASIBILITY * np.maximum(1.0, np.abs(bound[single]))).any():
             raise Unsupported("an absolute value bounded below zero")
-        a, e = slopes[term], offsets[term]
+        radius = np.maximum(radius, 0.0)  # a row at its bound, less a rounding
+        term = shape.single_terms
+        a, e = shape.slopes[term], offsets[term]
         scale = weight * np.abs(a)
         # |a z + e| <= radius: z between (-radius - e) / a and (radius - e) / a.
         upper = np.where(a > 0, radius - e, -radius - e) / a
         lower = np.where(a > 0, -radius - e, radius - e) / a
-        box.tighten(position, single, names[term], upper, scale)
-        box.tighten(position, single, names[term], lower, -scale)
-    several = np.flatnonzero(count > 1).astype(np.intp)
+        box.tighten(position, single, shape.names[term], upper, scale)
+        box.tighten(position, single, shape.names[term], lower, -scale)
+    several = shape.several
     if len(several):
-        used = np.unique(G_moving[several].indices)
         coupling.abs_rows.append((position, several))
-        coupling.abs_sums.append(sp.csr_matrix(G_moving[several][:, used]))
+        coupling.abs_sums.append(shape.several_sum)
         coupling.abs_bounds.append(bound[several] - constant_part[several])
-        coupling.term_names.append(names[used])
-        coupling.term_slopes.append(slopes[used])
-        coupling.term_offsets.append(offsets[used])
+        coupling.term_names.append(shape.names[shape.used])
+        coupling.term_slopes.append(shape.slopes[shape.used])
+        coupling.term_offsets.append(offsets[shape.used])
 
 
 class _Dual:
@@ -417,25 +495,37 @@ def solve_separable(
     lower: FloatArray,
     upper: FloatArray,
     columns: Sequence[int] | None,
+    memo: dict[Any, Any] | None = None,
 ) -> SeparableSolution | None:
     """Minimize `1/2 ||z - d||^2`, `lower <= z <= upper`, subject to the row sets `indices`.
 
     `z` is the weight change of the names `columns` (all of V when None); row set
     `indices[p]` is held to `bounds[p]`. Returns None when the rows are not all affine or
-    one-name absolute sums, or when no certified optimum is found.
+    one-name absolute sums, or when no certified optimum is found. `memo` keeps what
+    depends on the row sets' structure only, for the next call on the same structure (the
+    compiled problem holds one).
     """
     w0 = layout.snap.w0
     cols = None if columns is None else np.asarray(columns, dtype=np.intp)
     box = _Box(np.asarray(lower, dtype=float), np.asarray(upper, dtype=float))
     coupling = _Coupling()
+    memo = {} if memo is None else memo
     try:
         for position, (k, bound) in enumerate(zip(indices, bounds, strict=True)):
             rowset = layout.rowsets[k]
-            block = rowset.block
+            block, sense = rowset.block, rowset.sense
             if isinstance(block, AffineBlock):
-                _affine(position, block, rowset.sense, bound, w0, cols, box, coupling)
+                # A matrix that is not structural changes between requests: not memoized.
+                shape = (
+                    _memo(memo, (position, "affine", sense), _affine_shape, block, sense, cols)
+                    if block.structural
+                    else _affine_shape(block, sense, cols)
+                )
+                _affine(position, shape, block, sense, bound, w0, box, coupling)
             elif isinstance(block, AbsSumBlock):
-                _abs_sum(position, block, rowset.sense, bound, w0, cols, box, coupling)
+                key = (position, "abs", sense)
+                abs_shape = _memo(memo, key, _abs_shape, block, sense, cols)
+                _abs_sum(position, abs_shape, block, bound, w0, box, coupling)
             else:
                 return None
     except Unsupported:
