@@ -116,7 +116,8 @@ class Adjuster:
         targeted = 0
         while rounds:
             label, bounds = rounds.pop(0)
-            compiled.fill(layout, strict, bounds)
+            # The rows' Parameters wait for the chain: the separable solver reads the layout.
+            compiled.fill(layout, strict, bounds, rows=False)
             result = fixed_rows_infeasible(compiled) or self._solve(layout, strict, base, compiled)
             attempts += result.attempts
             if result.status is SolveStatus.INFEASIBLE:
@@ -183,6 +184,7 @@ class Adjuster:
             tried = SolveOutcome(
                 SEPARABLE, SolveStatus.INACCURATE, tried.seconds, tried.iterations, reason
             )
+        compiled.fill_rows(layout, strict)
         result = self.chain.solve(compiled.problem, needs_socp=compiled.needs_socp, verify=verify)
         if tried is not None:
             result.attempts.insert(0, tried)

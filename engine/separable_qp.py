@@ -39,6 +39,8 @@ FEASIBILITY = 1e-12
 """Certified row accuracy, relative to max(1, |bound|)."""
 _ARMIJO = 1e-4
 _ROUNDING = 1e-13
+_WEIGHT = 0.01
+"""A typical weight change: the floor of the scale of the Newton regularization."""
 
 IntArray = np.ndarray[Any, np.dtype[np.intp]]
 
@@ -419,7 +421,7 @@ def _newton(dual: _Dual) -> tuple[FloatArray, FloatArray, int] | None:
     z, moving, _ = dual.primal(y)
     values = dual.values(z)
     q = dual.objective(y, z, values)
-    size = max(float(np.abs(dual.d).max(initial=0.0)), 1e-9)
+    size = max(float(np.abs(dual.d).max(initial=0.0)), _WEIGHT)
     for iteration in range(1, MAX_ITERATIONS + 1):
         gradient = values - dual.b
         if (gradient <= tolerance).all() and (gradient[y > 0] >= -tolerance[y > 0]).all():
