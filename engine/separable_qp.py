@@ -38,7 +38,6 @@ LINE_SEARCH_STEPS = 60
 FEASIBILITY = 1e-12
 """Certified row accuracy, relative to max(1, |bound|)."""
 _ARMIJO = 1e-4
-_ROUNDING = 1e-13
 _WEIGHT = 0.01
 """A typical weight change: the floor of the scale of the Newton regularization."""
 
@@ -333,6 +332,8 @@ class _Dual:
         )
         self.m_aff = self.M.shape[0]
         self.MT, self.GT = sp.csr_matrix(self.M.T), sp.csr_matrix(self.G.T)
+        self.M_abs = abs(self.M)
+        self.row_terms = np.concatenate([np.diff(self.M.indptr), np.diff(self.G.indptr)]) + 1.0
         self.M_dense = self.M.toarray()
         self.names = np.concatenate([np.zeros(0, dtype=np.intp), *coupling.term_names])
         self.slopes = np.concatenate([np.zeros(0), *coupling.term_slopes])
@@ -395,6 +396,12 @@ class _Dual:
         inner = self.slopes * z[self.names] + self.offsets
         return np.concatenate([self.M @ z, self.G @ np.abs(inner)])
 
+    def rounding(self, z: FloatArray) -> FloatArray:
+        """How far rounding can take each row's computed value from its exact one."""
+        inner = np.abs(self.slopes * z[self.names]) + np.abs(self.offsets)
+        size = np.concatenate([self.M_abs @ np.abs(z), self.G @ inner])
+        return np.asarray(4.0 * np.finfo(float).eps * self.row_terms * size, dtype=float)
+
     def jacobian(self, z: FloatArray) -> FloatArray:
         """Each coupling row's derivative in each name at `z` (dense: the rows are few)."""
         if not len(self.names):
@@ -422,9 +429,13 @@ def _newton(dual: _Dual) -> tuple[FloatArray, FloatArray, int] | None:
     values = dual.values(z)
     q = dual.objective(y, z, values)
     size = max(float(np.abs(dual.d).max(initial=0.0)), _WEIGHT)
+    # The dual's value sums a term per name: it cannot be computed closer than this.
+    rounding = 4.0 * np.finfo(float).eps * (len(dual.d) + dual.rows)
     for iteration in range(1, MAX_ITERATIONS + 1):
         gradient = values - dual.b
-        if (gradient <= tolerance).all() and (gradient[y > 0] >= -tolerance[y > 0]).all():
+        # Rows summing thousands of names cannot be computed closer than their rounding.
+        allowed = tolerance + dual.rounding(z)
+        if (gradient <= allowed).all() and (gradient[y > 0] >= -allowed[y > 0]).all():
             return y, z, iteration
         fixed = (y <= 0) & (gradient < 0)
         keep = np.flatnonzero(~fixed)
@@ -453,7 +464,7 @@ def _newton(dual: _Dual) -> tuple[FloatArray, FloatArray, int] | None:
             # the optimality conditions.
             if q_t >= q + _ARMIJO * rise or (
                 t == 1.0
-                and q_t >= q - _ROUNDING * abs(q)
+                and q_t >= q - rounding * abs(q)
                 and _residual(trial, values_t - dual.b) <= 0.5 * _residual(y, gradient)
             ):
                 break
