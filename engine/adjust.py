@@ -11,6 +11,7 @@ safe and absorbs solver error.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
@@ -32,12 +33,16 @@ from engine.lot_search import integer_rounding
 from engine.lots import lot_candidates, repair, sequential_rounding, snapped
 from engine.polish import POLISH_ROUNDS, linearized
 from engine.problems import OBJECTIVE_SCALE, CompiledProblem, ProblemCache, fixed_rows_infeasible
+from engine.separable_qp import solve_separable
 from engine.violation_tracker import TradeViolation, ViolationTracker
 from models import AdjustmentMethod
 from models.typing import FloatArray
-from solvers import SolveOutcome, SolverChain, SolveStatus
+from solvers import ChainResult, SolveOutcome, SolverChain, SolveStatus
 
-__all__ = ["Adjuster", "Adjustment", "AttemptResult"]
+__all__ = ["SEPARABLE", "Adjuster", "Adjustment", "AttemptResult"]
+
+SEPARABLE = "SEPARABLE"
+"""The solver name of answers from `engine.separable_qp` (tried before the chain)."""
 
 _BINDING_DUAL = 1e-10
 _BINDING_GAP = 1e-7
@@ -72,9 +77,11 @@ class AttemptResult:
 class Adjuster:
     """Solves the adjustment problems through a solver chain and a compile cache."""
 
-    def __init__(self, chain: SolverChain, cache: ProblemCache) -> None:
+    def __init__(self, chain: SolverChain, cache: ProblemCache, *, separable: bool = True) -> None:
         self.chain = chain
         self.cache = cache
+        # Try `engine.separable_qp` before the chain (off: the chain alone, for comparison).
+        self.separable = separable
         # Polishing wants one active-set-exact QP solver: HiGHS if the chain has it. (One
         # solver, so that each round's point is that solver's answer.)
         exact = sorted(chain.qp, key=lambda a: a.name != "HIGHS")[:1]
@@ -109,12 +116,9 @@ class Adjuster:
         targeted = 0
         while rounds:
             label, bounds = rounds.pop(0)
-            compiled.fill(layout, strict, bounds)
-            result = fixed_rows_infeasible(compiled) or self.chain.solve(
-                compiled.problem,
-                needs_socp=compiled.needs_socp,
-                verify=partial(self._verify, layout, strict, base, compiled),
-            )
+            # The rows' Parameters wait for the chain: the separable solver reads the layout.
+            compiled.fill(layout, strict, bounds, rows=False)
+            result = fixed_rows_infeasible(compiled) or self._solve(layout, strict, base, compiled)
             attempts += result.attempts
             if result.status is SolveStatus.INFEASIBLE:
                 if label == "exact":
@@ -166,6 +170,61 @@ class Adjuster:
             notes=notes,
             message="no lot-rounded decision near the optimum passes the check",
         )
+
+    def _solve(
+        self, layout: Layout, strict: list[int], base: list[FloatArray], compiled: CompiledProblem
+    ) -> ChainResult:
+        """The separable solver's verified answer where it has one, else the chain's."""
+        verify = partial(self._verify, layout, strict, base, compiled)
+        tried = self._separable(layout, strict, compiled)
+        if tried is not None:
+            reason = verify()
+            if reason is None:
+                return ChainResult(SolveStatus.OPTIMAL, SEPARABLE, [tried])
+            tried = SolveOutcome(
+                SEPARABLE, SolveStatus.INACCURATE, tried.seconds, tried.iterations, reason
+            )
+        compiled.fill_rows(layout, strict)
+        result = self.chain.solve(compiled.problem, needs_socp=compiled.needs_socp, verify=verify)
+        if tried is not None:
+            result.attempts.insert(0, tried)
+        return result
+
+    def _separable(
+        self, layout: Layout, strict: list[int], compiled: CompiledProblem
+    ) -> SolveOutcome | None:
+        """Solve with `engine.separable_qp` into the compiled problem's variable and duals.
+
+        None (nothing written) when the problem is not of its kind or it found no
+        certified optimum; the chain then solves.
+        """
+        if not self.separable or compiled.needs_socp or compiled.target is None:
+            return None
+        started = time.perf_counter()
+        d = np.asarray(compiled.target.value, dtype=float)
+        if compiled.space == "scale_back":
+            assert compiled.lower is not None and compiled.upper is not None
+            lower = np.asarray(compiled.lower.value, dtype=float)
+            upper = np.asarray(compiled.upper.value, dtype=float)
+            columns: tuple[int, ...] | None = compiled.traded
+        else:
+            lower, upper, columns = np.full(len(d), -np.inf), np.full(len(d), np.inf), None
+        memo = compiled.separable_memo
+        bounds = compiled.filled_bounds
+        solution = solve_separable(layout, strict, bounds, d, lower, upper, columns, memo)
+        if solution is None:
+            return None
+        compiled.variable.value = solution.z
+        # The cvxpy objective is OBJECTIVE_SCALE * ||z - d||^2, twice the separable solver's
+        # 1/2 ||z - d||^2 times OBJECTIVE_SCALE: its duals are scaled alike.
+        for row, view, duals in zip(
+            compiled.row_constraints, compiled.views, solution.duals, strict=True
+        ):
+            if row is not None:
+                kept = duals if view.kept is None else duals[view.kept]
+                row.save_dual_value(2.0 * OBJECTIVE_SCALE * kept)
+        seconds = time.perf_counter() - started
+        return SolveOutcome(SEPARABLE, SolveStatus.OPTIMAL, seconds, solution.iterations)
 
     def _polish(
         self,

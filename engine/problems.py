@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import cvxpy as cp
 import numpy as np
@@ -72,22 +72,32 @@ class CompiledProblem:
     needs_socp: bool = False
     filled_bounds: list[FloatArray] = field(default_factory=list)
     """The full-length bounds of the last `fill`, per row set."""
+    separable_memo: dict[Any, Any] = field(default_factory=dict)
+    """What `engine.separable_qp` keeps of this structure between requests."""
     fixed_excess: float = 0.0
     """The largest excess over its bound of a row left out of the problem at the last `fill`
     (such a row keeps its pre-trade value whatever the solution; > 0 only when curing)."""
 
-    def fill(self, layout: Layout, indices: Sequence[int], bounds: Sequence[FloatArray]) -> None:
-        """Set every Parameter from the layout's row sets and the chosen row bounds."""
+    def fill(
+        self,
+        layout: Layout,
+        indices: Sequence[int],
+        bounds: Sequence[FloatArray],
+        *,
+        rows: bool = True,
+    ) -> None:
+        """Set every Parameter from the layout's row sets and the chosen row bounds.
+
+        With `rows=False` the rows' Parameters are left for `fill_rows` (a solver that reads
+        the layout itself needs only the bounds and the target).
+        """
         snap = layout.snap
         self.filled_bounds = [np.asarray(bound, dtype=float) for bound in bounds]
         self.fixed_excess = 0.0
-        for params, k, bound, bound_param, view in zip(
-            self.block_params, indices, self.filled_bounds, self.bounds, self.views, strict=True
-        ):
+        if rows:
+            self.fill_rows(layout, indices)
+        for k, bound, view in zip(indices, self.filled_bounds, self.views, strict=True):
             rowset = layout.rowsets[k]
-            if bound_param is not None:
-                view.fill(rowset.block, params, snap.w0)
-                bound_param.value = bound if view.kept is None else bound[view.kept]
             if len(view.dropped):
                 fixed = layout.pre_values[k][view.dropped] - bound[view.dropped]
                 worst = float((fixed if rowset.sense == "le" else -fixed).max())
@@ -102,6 +112,16 @@ class CompiledProblem:
         elif self.space == "project":
             assert self.target is not None
             self.target.value = change
+
+    def fill_rows(self, layout: Layout, indices: Sequence[int]) -> None:
+        """Set the rows' Parameters and bounds (from the last `fill`'s bounds)."""
+        w0 = layout.snap.w0
+        for params, k, bound, bound_param, view in zip(
+            self.block_params, indices, self.filled_bounds, self.bounds, self.views, strict=True
+        ):
+            if bound_param is not None:
+                view.fill(layout.rowsets[k].block, params, w0)
+                bound_param.value = bound if view.kept is None else bound[view.kept]
 
     def row_duals(self, position: int, rows: int) -> FloatArray | None:
         """Duals of the `position`-th row set over all its `rows` (0 on rows left out)."""
