@@ -134,7 +134,12 @@ class LinearRows(TrackedPart):
         self._settle(float(stacked[positive].sum()), int(np.count_nonzero(positive)))
 
     def trial(self, i: int, old: float, new: float) -> Change:
-        """Walk column `i`: the affine rows it moves, then the absolute terms and their rows."""
+        """Walk column `i`: the affine rows it moves, then the absolute terms and their rows.
+
+        The row update (excess before and after, into penalty and count) is written out in
+        both loops rather than called: this runs a few times per trade rounded, and a call
+        per row doubled its cost.
+        """
         d = new - old
         excess = self.excess
         penalty = 0.0
