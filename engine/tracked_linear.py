@@ -137,8 +137,8 @@ class LinearRows(TrackedPart):
         """Walk column `i`: the affine rows it moves, then the absolute terms and their rows.
 
         The row update (excess before and after, into penalty and count) is written out in
-        both loops rather than called: this runs a few times per trade rounded, and a call
-        per row doubled its cost.
+        both loops rather than called: this is the innermost loop of lot rounding (a few
+        times per trade rounded), where a Python call per row would cost more than the row.
         """
         d = new - old
         excess = self.excess
