@@ -1,14 +1,17 @@
 """Where one engine path spends its time: latency percentiles, stages, and a profile.
 
 ``python -m benchmarks.stages [--n 500] [--policy-set twenty] [--mode validate]
-[--adjustment auto] [--requests 200] [--profile 25]``
+[--adjustment auto] [--requests 200] [--vary-trades K] [--profile 25]``
 
 Times `PolicyEngine.validate` on the benchmark's cases exactly as `benchmarks.measure`
 does (requests built before the clock, a few untimed warm-up requests, `gc.collect()`
 before each timed one), then prints p50/p99/min, the median of every stage of
 `timings_ms`, and with `--profile K` the K functions with the most cumulative time under
 cProfile (a second pass: profiling slows every call, so its times are only proportions).
-A tool for finding what to optimize; `python -m benchmarks` remains the benchmark.
+With `--vary-trades K` each request keeps K of the case's 20 trades, drawn at random (seeded
+by the request), so consecutive decisions trade different sets of names, as in
+production, instead of the same ones. A tool for finding what to optimize;
+`python -m benchmarks` remains the benchmark.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from benchmarks.cases import POLICY_SETS, build_case
+from benchmarks.cases import POLICY_SETS, Case, build_case
 from engine import PolicyEngine
 from models import PolicyDefinition, PolicyValidationRequest
 
@@ -40,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--requests", type=int, default=200, help="timed requests (200)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed requests first (5)")
     parser.add_argument(
+        "--vary-trades",
+        type=int,
+        default=0,
+        metavar="K",
+        help="keep K of the trades per request, drawn at random (default: all, always the same)",
+    )
+    parser.add_argument(
         "--profile", type=int, default=0, metavar="K", help="print the top K functions"
     )
     return parser
@@ -48,16 +58,19 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the tool; returns the exit status."""
     args = _parser().parse_args(argv)
-    if args.n < 1 or args.requests < 1 or args.warmup < 0:
-        print("--n and --requests must be positive, --warmup not negative", file=sys.stderr)
+    if args.n < 1 or args.requests < 1 or args.warmup < 0 or args.vary_trades < 0:
+        print(
+            "--n and --requests must be positive, --warmup and --vary-trades not negative",
+            file=sys.stderr,
+        )
         return 2
     case = build_case(args.n)
+    if args.vary_trades > len(case.traded):
+        print(f"--vary-trades: the case has {len(case.traded)} trades", file=sys.stderr)
+        return 2
     policies = case.policies[args.policy_set]
     total = args.warmup + args.requests
-    requests = [
-        case.request(i, policy_set=args.policy_set, mode=args.mode, adjustment=args.adjustment)
-        for i in range(total)
-    ]
+    requests = [_request(case, i, args) for i in range(total)]
     engine = PolicyEngine()
     for request in requests[: args.warmup]:
         engine.validate(request, policies)
@@ -72,6 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile:
         print(_profile(engine, timed, policies, args.profile))
     return 0
+
+
+def _request(case: Case, i: int, args: argparse.Namespace) -> PolicyValidationRequest:
+    body = case.body(i, policy_set=args.policy_set, mode=args.mode, adjustment=args.adjustment)
+    if args.vary_trades:
+        trades = body["decision"]["trades"]
+        rng = np.random.default_rng((args.n, i))
+        keep = sorted(rng.choice(len(trades), args.vary_trades, replace=False).tolist())
+        body["decision"]["trades"] = [trades[k] for k in keep]
+    return PolicyValidationRequest.model_validate(body)
 
 
 def _time(

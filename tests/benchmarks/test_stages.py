@@ -22,3 +22,23 @@ def test_stages_prints_percentiles_stages_and_a_profile(capsys: pytest.CaptureFi
 def test_stages_refuses_a_non_positive_size(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--n", "0"]) == 2
     assert "--n and --requests must be positive" in capsys.readouterr().err
+
+
+def test_vary_trades_draws_different_sets_of_the_case_trades() -> None:
+    from argparse import Namespace
+
+    from benchmarks.cases import build_case
+    from benchmarks.stages import _request
+
+    case = build_case(20)
+    args = Namespace(n=20, policy_set="base", mode="adjust", adjustment="scale_back", vary_trades=5)
+    full = {t.symbol for t in case.request(0, policy_set="base", mode="adjust").decision.trades}
+    drawn = [frozenset(t.symbol for t in _request(case, i, args).decision.trades) for i in range(6)]
+    assert all(len(d) == 5 and d <= full for d in drawn)
+    assert len(set(drawn)) > 1  # not the same set every time
+    assert drawn[0] == frozenset(t.symbol for t in _request(case, 0, args).decision.trades)
+
+
+def test_vary_trades_beyond_the_case_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--n", "20", "--vary-trades", "999", "--requests", "1"]) == 2
+    assert "--vary-trades: the case has" in capsys.readouterr().err
