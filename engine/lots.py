@@ -11,6 +11,7 @@ from engine.portfolio import Snapshot
 from models.typing import FloatArray
 
 __all__ = [
+    "SCORE_EPS",
     "SNAP_WEIGHT",
     "TradeScore",
     "lot_candidates",
@@ -27,6 +28,23 @@ Interior-point solvers stop a little inside a bound that is degenerate at the op
 untouched trade in scale_back sits at `alpha = 1` with a zero dual); snapping recovers the
 exact value, and the checker decides whether the snapped candidate is kept.
 """
+
+
+SCORE_EPS = 1e-13
+"""Violation scores closer than this are treated as equal when choosing between moves.
+
+The incremental tracker and a from-scratch evaluation differ in the last bits (~1e-16
+per row); without a margin, a move "lowering" the violation by that noise was taken by
+one and not the other, and the searches parted. 1e-13 is far above that noise and far
+below the checker's tolerance (1e-9), so real improvements are never ignored.
+"""
+
+
+def _preferred(a: tuple[float, float, float], b: tuple[float, float, float]) -> bool:
+    """True when option `a` (violation, distance, value) is preferred to `b`."""
+    if abs(a[0] - b[0]) > SCORE_EPS:
+        return a[0] < b[0]
+    return (a[1], a[2]) <= (b[1], b[2])
 
 
 class TradeScore(Protocol):
@@ -135,11 +153,13 @@ def sequential_rounding(
         if shrink_only:
             options = {o for o in options if abs(o) <= abs(proposed[i]) and o * proposed[i] >= 0}
             options = options or {0.0}
-        scored = [
-            (violation.trial(i, option), abs(option - current), option)
-            for option in sorted(options)
-        ]
-        t[i] = min(scored)[2]
+        chosen: tuple[float, float, float] | None = None
+        for option in sorted(options):
+            scored = (violation.trial(i, option), abs(option - current), option)
+            if chosen is None or _preferred(scored, chosen):
+                chosen = scored
+        assert chosen is not None
+        t[i] = chosen[2]
         violation.commit(i, float(t[i]))
     return t
 
@@ -178,7 +198,8 @@ def repair(
                     continue
                 score = violation.trial(i, option)
                 evaluations += 1
-                if score < current and (best is None or score < best[0]):
+                # Strictly lower by more than noise; among equals the first found.
+                if score < current - SCORE_EPS and (best is None or score < best[0] - SCORE_EPS):
                     best = (score, i, option)
         if best is None:
             break
