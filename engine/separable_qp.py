@@ -49,6 +49,8 @@ LINE_SEARCH_STEPS = 60
 _ARMIJO = 1e-4
 _WEIGHT = 0.01
 """A typical weight change: the floor of the scale of the Newton regularization."""
+_DENSE_ENTRIES = 20_000
+"""Coupling matrices with at most this many entries (dense) are multiplied as dense arrays."""
 
 
 @dataclass
@@ -80,18 +82,27 @@ class _Dual:
             float
         )
         self.m_aff = self.M.shape[0]
-        self.MT, self.GT = sp.csr_matrix(self.M.T), sp.csr_matrix(self.G.T)
-        self.M_abs = abs(self.M)
         self.row_terms = np.concatenate([np.diff(self.M.indptr), np.diff(self.G.indptr)]) + 1.0
         self.M_dense = self.M.toarray()
+        self.G_dense = self.G.toarray()
+        # The matrices are used a dozen times per Newton iteration. Small ones (scale_back's
+        # ~20 traded names) are kept dense: numpy multiplies them in about a microsecond,
+        # where scipy spends ~10 us per product dispatching.
+        small = (self.M_dense.size + self.G_dense.size) <= _DENSE_ENTRIES
+        M: Any = self.M_dense if small else self.M
+        G: Any = self.G_dense if small else self.G
+        self.M, self.G = M, G
+        self.MT, self.GT = (M.T.copy(), G.T.copy()) if small else (M.T.tocsr(), G.T.tocsr())
+        self.M_abs = abs(M)
         self.names = np.concatenate([np.zeros(0, dtype=np.intp), *coupling.term_names])
         self.slopes = np.concatenate([np.zeros(0), *coupling.term_slopes])
         self.offsets = np.concatenate([np.zeros(0), *coupling.term_offsets])
         terms = len(self.names)
-        self.name_of_term = sp.csr_matrix(
+        name_of_term = sp.csr_matrix(
             (np.ones(terms), (self.names, np.arange(terms))), shape=(n, terms)
         )
-        self.G_dense = self.G.toarray()
+        dense_names = small and n * terms <= _DENSE_ENTRIES
+        self.name_of_term: Any = name_of_term.toarray() if dense_names else name_of_term
         # Kinks per name, sorted, padded with weightless kinks (harmless in the formula).
         self.kinks_per_name = np.bincount(self.names, minlength=n) if terms else np.zeros(n, int)
         width = int(self.kinks_per_name.max(initial=0))
