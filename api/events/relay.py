@@ -30,17 +30,20 @@ class OutboxRelay:
         *,
         batch: int = 100,
         interval_s: float = 0.5,
+        stop_grace_s: float = 5.0,
     ) -> None:
         self.outbox = outbox
         self.publisher = publisher
         self.batch = batch
         self.interval_s = interval_s
+        self.stop_grace_s = stop_grace_s
         self.published = 0
         self.failures = 0
         self.connected = False
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
 
     async def relay_once(self) -> int:
         """Publish what is pending now; returns how many events were published."""
@@ -85,7 +88,7 @@ class OutboxRelay:
     async def run(self) -> None:
         """Connect (retrying while the broker is down) and relay until cancelled."""
         backoff = self.interval_s
-        while True:
+        while not self._stopping:
             # Cleared before the round, so a nudge that arrives during it is not lost.
             self._wake.clear()
             sent = 0
@@ -97,7 +100,7 @@ class OutboxRelay:
                     log.exception("outbox relay round failed")
             else:
                 backoff = min(backoff * 2, 30.0)
-            if sent < self.batch:
+            if sent < self.batch and not self._stopping:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=backoff)
                 except TimeoutError:
@@ -109,11 +112,23 @@ class OutboxRelay:
         self._task = self._loop.create_task(self.run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        """Stop the background loop (pending events stay in the outbox)."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        """Stop the background loop; pending events stay in the outbox.
+
+        The round in flight finishes first, so an event already handed to the publisher
+        is also marked published (cancelling mid-round would leave it pending and send it
+        again after a restart). A round stuck on the broker is cancelled after
+        `stop_grace_s`; its events stay pending and are re-sent: at least once still holds.
+        """
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(task, timeout=self.stop_grace_s)
+        except TimeoutError:
+            log.warning(
+                "outbox relay round still running after %.1f s: cancelled", self.stop_grace_s
+            )
+        finally:
+            self._stopping = False

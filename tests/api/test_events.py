@@ -293,6 +293,57 @@ def test_background_relay_delivers_committed_events_and_stops(tmp_path: Path) ->
     assert store.outbox.counts() == (0, 1)
 
 
+class SlowPublisher(FakePublisher):
+    """Signals when a publish starts, then takes `delay_s` (forever when None) to finish."""
+
+    def __init__(self, delay_s: float | None) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+        self.started = asyncio.Event()
+
+    async def publish(self, event_id: str, payload: dict[str, Any]) -> None:
+        self.started.set()
+        if self.delay_s is None:
+            await asyncio.Event().wait()
+        await asyncio.sleep(self.delay_s)
+        await super().publish(event_id, payload)
+
+
+def test_stop_lets_the_round_in_flight_mark_its_events(tmp_path: Path) -> None:
+    # Stopping mid-publish must not leave a delivered event pending (re-sent after restart).
+    store = _open_store(tmp_path)
+    _record(store, _response("d-1", COMPLIANT))
+    slow = SlowPublisher(delay_s=0.2)
+
+    async def scenario() -> None:
+        relay = OutboxRelay(store.outbox, slow, interval_s=0.05)
+        relay.start()
+        await asyncio.wait_for(slow.started.wait(), timeout=WAIT_S)
+        await relay.stop()
+
+    asyncio.run(scenario())
+    assert [event_id for event_id, _ in slow.sent] == [r.event_id for r in _rows(store.engine)]
+    assert store.outbox.counts() == (0, 1)
+
+
+def test_stop_cancels_a_hung_round_after_the_grace_and_keeps_its_events(
+    tmp_path: Path,
+) -> None:
+    store = _open_store(tmp_path)
+    _record(store, _response("d-1", COMPLIANT))
+    hung = SlowPublisher(delay_s=None)
+
+    async def scenario() -> None:
+        relay = OutboxRelay(store.outbox, hung, interval_s=0.05, stop_grace_s=0.1)
+        relay.start()
+        await asyncio.wait_for(hung.started.wait(), timeout=WAIT_S)
+        await relay.stop()
+
+    asyncio.run(scenario())
+    assert hung.sent == []
+    assert store.outbox.counts() == (1, 0)
+
+
 def test_log_publisher_logs_one_json_line_per_event(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
