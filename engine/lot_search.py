@@ -29,7 +29,7 @@ __all__ = ["NODE_LIMIT", "TIME_LIMIT_S", "integer_rounding"]
 NODE_LIMIT = 1_000
 """Branch-and-bound nodes of one integer solve. The cap that normally binds: it is counted,
 not timed, so the same request gets the same answer on a busy machine as on an idle one
-(searches seen in tests and benchmarks close at the root node)."""
+(every search in the engine tests closes at the root node)."""
 
 TIME_LIMIT_S = 2.0
 """Wall-clock safety net of one integer solve; the search is a last resort and must stay
