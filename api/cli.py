@@ -77,7 +77,10 @@ def _validate(args: argparse.Namespace) -> int:
                 raise _BadInput(
                     f"{path}: no policies: pass --policies PATH or put 'policies' in the request"
                 )
-            response = _validate_one(engine, request, stored, references)
+            # --policies plays the stored set: nothing applying is refused, as the service
+            # does; a request's own inline policies are its author's choice.
+            require = request.policies is None and not args.approve_when_no_policy_applies
+            response = _validate_one(engine, request, stored, references, require=require)
         except SQLAlchemyError as exc:
             print(f"pes validate: {path}: cannot read reference data: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -112,12 +115,17 @@ def _validate_one(
     request: PolicyValidationRequest,
     policies: list[PolicyDefinition],
     references: ReferenceSource,
+    *,
+    require: bool,
 ) -> PolicyValidationResponse:
-    """Validate one request after merging the reference data it names (as the service does)."""
+    """Validate one request after merging the reference data it names (as the service does).
+
+    `require` refuses a request on which no strict or advisory policy applies.
+    """
     resolution = resolve_references(request.portfolio_state, references)
     plain = request.model_copy(update={"portfolio_state": resolution.state})
     with resolution.located():
-        response = engine.validate(plain, policies)
+        response = engine.validate(plain, policies, require_applicable=require)
     if resolution.used is None:
         return response
     return response.model_copy(update={"reference_data": resolution.used})
@@ -322,6 +330,12 @@ def _parser() -> argparse.ArgumentParser:
         "list per file); a request's inline 'policies' replace them",
     )
     validate.add_argument("--pretty", action="store_true", help="indent the JSON output")
+    validate.add_argument(
+        "--approve-when-no-policy-applies",
+        action="store_true",
+        help="answer compliant when no enabled strict or advisory policy of --policies "
+        "applies to a request's portfolio (default: refused, exit 2)",
+    )
     validate.add_argument(
         "--database-url",
         metavar="URL",

@@ -12,8 +12,8 @@ from starlette.exceptions import HTTPException
 
 from api.errors import field_messages
 from api.routes.policies import PatchInvalid
-from api.store import Conflict, Invalid, NotFound, Unavailable
-from engine import InputError
+from api.store import Conflict, Invalid, NotFound, Unavailable, UnknownPortfolio
+from engine import InputError, NoApplicablePolicies, PolicyEvaluationError
 
 __all__ = ["install_error_handlers"]
 
@@ -60,6 +60,23 @@ def install_error_handlers(app: FastAPI) -> None:
     async def invalid_input(_r: Request, exc: InputError) -> JSONResponse:
         detail = [{"field": f, "message": m} for f, m in field_messages(exc)]
         return _error(422, "invalid_input", f"{exc.field}: {exc.message}", detail)
+
+    # The three refusals below are the fail-closed answers of a validation that could not
+    # be checked; each has its own code so a caller can tell them from a malformed request.
+    @app.exception_handler(NoApplicablePolicies)
+    async def nothing_applies(_r: Request, exc: NoApplicablePolicies) -> JSONResponse:
+        detail = [{"field": exc.field, "message": exc.message}]
+        return _error(422, "no_applicable_policies", f"{exc.field}: {exc.message}", detail)
+
+    @app.exception_handler(PolicyEvaluationError)
+    async def policy_not_evaluable(_r: Request, exc: PolicyEvaluationError) -> JSONResponse:
+        detail = [{"field": exc.field, "message": exc.message}]
+        return _error(422, "policy_not_evaluable", f"{exc.field}: {exc.message}", detail)
+
+    @app.exception_handler(UnknownPortfolio)
+    async def unknown_portfolio(_r: Request, exc: UnknownPortfolio) -> JSONResponse:
+        detail = [{"field": exc.field, "message": exc.message}]
+        return _error(422, "unknown_portfolio", str(exc), detail)
 
     @app.exception_handler(PatchInvalid)
     async def invalid_patch(_r: Request, exc: PatchInvalid) -> JSONResponse:

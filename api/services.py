@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from api.heap import Heap
 from api.metrics import Metrics
 from api.references import ReferenceCache, StoreReferences
 from api.settings import Settings
-from api.store import Store, Unavailable
+from api.store import Store, Unavailable, UnknownPortfolio
 from engine import PolicyEngine
 from engine.export import export_constraints
 from engine.references import Resolution, resolve_references
@@ -72,34 +73,54 @@ class Services:
             reason = exc.__class__.__name__
             raise Unavailable(f"reference data cannot be loaded: {reason}") from exc
 
-    def lineage(self, portfolio_id: str) -> list[PortfolioNode]:
+    def lineage(
+        self,
+        portfolio_id: str,
+        *,
+        field: str = "decision.portfolio_id",
+        registered: bool = False,
+    ) -> list[PortfolioNode]:
         """The portfolio's chain of ancestors, nearest first; a database failure is 503.
 
-        Empty for a portfolio that is not registered.
+        Empty for a portfolio that is not registered. With `registered`, an id the tree does
+        not hold is refused (`UnknownPortfolio`, naming `field`, with the closest registered
+        ids) whenever a tree is registered at all: with stored policies, an unknown id would
+        silently drop the policies scoped to that portfolio and its ancestors.
         """
         try:
-            return self.store.portfolios.lineage(portfolio_id)
+            chain = self.store.portfolios.lineage(portfolio_id)
+            known = self.store.portfolios.ids() if registered and not chain else []
         except DataError:
             raise  # the database refused a value of the request: 422, not an outage
         except (SQLAlchemyError, ValidationError) as exc:  # fail closed, never "compliant"
             reason = exc.__class__.__name__
             raise Unavailable(f"the portfolio hierarchy cannot be loaded: {reason}") from exc
+        if known:
+            closest = difflib.get_close_matches(portfolio_id, known, n=3, cutoff=0.6)
+            raise UnknownPortfolio(field, portfolio_id, closest)
+        return chain
 
     def validate(
         self,
         request: PolicyValidationRequest,
         policies: Sequence[PolicyDefinition],
         lineage: Sequence[PortfolioNode] = (),
+        *,
+        require_applicable: bool = False,
     ) -> PolicyValidationResponse:
         """Run the engine under its lock; `lineage` is the portfolio's chain of ancestors.
 
         Registered reference data is resolved first (outside the lock); the response says
         which versions were used, and errors inside a universe's instruments name them there.
+        `require_applicable` refuses a request on which no strict or advisory policy applies
+        (`engine.errors.NoApplicablePolicies`).
         """
         resolution = self.resolve(request.portfolio_state)
         plain = request.model_copy(update={"portfolio_state": resolution.state})
         with resolution.located(), self.engine_lock:
-            response = self.engine.validate(plain, policies, lineage=lineage)
+            response = self.engine.validate(
+                plain, policies, lineage=lineage, require_applicable=require_applicable
+            )
         if resolution.used is None:
             return response
         return response.model_copy(update={"reference_data": resolution.used})

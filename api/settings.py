@@ -73,6 +73,12 @@ class Settings(BaseSettings):
         description="Freeze long-lived objects out of the garbage collector's full "
         "collections (at start-up and after a cache grows); see api/heap.py.",
     )
+    approve_when_no_policy_applies: bool = Field(
+        default=False,
+        description="Answer compliant when no enabled strict or advisory policy applies to a "
+        "portfolio; off by default: such a validation is refused with 422 "
+        "no_applicable_policies, and /readyz is not ready while no policy is stored.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def host_is_loopback(self) -> bool:

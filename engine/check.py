@@ -8,7 +8,8 @@ from functools import cached_property
 
 import numpy as np
 
-from engine.layout import Layout
+from engine.errors import PolicyEvaluationError
+from engine.layout import Layout, row_values
 from engine.rows import RowSet
 from engine.rowstack import RowStack
 from models.typing import BoolArray, FloatArray
@@ -108,17 +109,12 @@ def check(
     stack = layout.row_stack(range(len(layout.rowsets)) if indices is None else indices)
     rowsets = layout.rowsets
     chosen = stack.indices
-    post = _joined([rowsets[k].block.values(w) for k in chosen])
+    post = _joined(row_values([rowsets[k] for k in chosen], w))
     pre = _joined([layout.pre_values[k] for k in chosen])
     limits = _joined([rowsets[k].limits for k in chosen])
-    if stack.plain:
-        # (v - l) * -1 is exactly l - v in floating point: one excess for both senses.
-        pre_excess = (pre - limits) * stack.sign
-        post_excess = (post - limits) * stack.sign
-    else:
-        parts = np.split(np.stack([pre, post]), stack.offsets[1:-1], axis=1)
-        pre_excess = _joined([rowsets[k].excess(p[0]) for k, p in zip(chosen, parts, strict=True)])
-        post_excess = _joined([rowsets[k].excess(p[1]) for k, p in zip(chosen, parts, strict=True)])
+    with np.errstate(invalid="ignore"):  # inf - inf gives NaN: refused just below
+        pre_excess, post_excess = _excesses(stack, rowsets, pre, post, limits)
+    _require_evaluable(stack, rowsets, (pre, post, pre_excess, post_excess))
     breached = post_excess > TOLERANCE
     active = breached & ((post_excess > pre_excess + TOLERANCE) | stack.always_active)
     blocking = (breached if cure_passive else active) & stack.strict
@@ -133,6 +129,49 @@ def check(
         active=active,
         blocking=blocking,
         is_compliant=not bool(blocking.any()),
+    )
+
+
+def _excesses(
+    stack: RowStack, rowsets: list[RowSet], pre: FloatArray, post: FloatArray, limits: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Pre- and post-trade excess over the limit of every chosen row (positive: breached)."""
+    if stack.plain:
+        # (v - l) * -1 is exactly l - v in floating point: one excess for both senses.
+        return (pre - limits) * stack.sign, (post - limits) * stack.sign
+    chosen = stack.indices
+    parts = np.split(np.stack([pre, post]), stack.offsets[1:-1], axis=1)
+    pre_excess = _joined([rowsets[k].excess(p[0]) for k, p in zip(chosen, parts, strict=True)])
+    post_excess = _joined([rowsets[k].excess(p[1]) for k, p in zip(chosen, parts, strict=True)])
+    return pre_excess, post_excess
+
+
+def _require_evaluable(
+    stack: RowStack, rowsets: list[RowSet], arrays: tuple[FloatArray, ...]
+) -> None:
+    """Refuse rows whose values or excesses are not numbers.
+
+    A NaN compares false with every limit, so it would read as "not breached": the
+    decision would be approved on a row that was never evaluated. An infinite value cannot
+    be reported or adjusted either. Either way the policy is unusable on this request, and
+    the validation fails closed naming it. Infinite *limits* (a one-sided band) are fine:
+    only the values and NaN excesses are checked.
+    """
+    pre, post, pre_excess, post_excess = arrays
+    bad = ~(np.isfinite(pre) & np.isfinite(post)) | np.isnan(pre_excess) | np.isnan(post_excess)
+    if not bad.any():
+        return
+    row = int(np.flatnonzero(bad)[0])
+    j = int(np.searchsorted(stack.offsets, row, side="right")) - 1
+    provenance = rowsets[stack.indices[j]].provenance
+    value = post[row] if not np.isfinite(post[row]) else pre[row]
+    if provenance is None:  # rows built outside a layout carry no policy: say what we know
+        raise PolicyEvaluationError("(unknown)", "rules", f"a row evaluates to {value}")
+    raise PolicyEvaluationError(
+        provenance.policy_name,
+        f"rules.constraints[{provenance.constraint_index}] ({provenance.kind})",
+        f"evaluates to {value} on this request (not a finite number); the decision is NOT "
+        "validated: fix the policy's constants or the request's data",
     )
 
 

@@ -7,9 +7,13 @@
     │   ├── UnknownSymbolError   a position or trade names a symbol with no instrument/price
     │   ├── MissingDataError     an attribute, risk model, benchmark or scenario a policy
     │   │                        needs is absent
-    │   └── PolicyResolutionError  applicable_policies names an unknown policy, or a policy's
-    │                            condition or per-context limit needs a context key the
-    │                            request lacks (or holds with the wrong type)
+    │   ├── PolicyResolutionError  applicable_policies names an unknown policy, or a policy's
+    │   │                        condition or per-context limit needs a context key the
+    │   │                        request lacks (or holds with the wrong type)
+    │   ├── NoApplicablePolicies  nothing would be checked: no enabled strict or advisory
+    │   │                        policy applies to the portfolio (only when asked to refuse)
+    │   └── PolicyEvaluationError  a policy's rows cannot be evaluated on this request (a
+    │                            non-finite value, an arithmetic failure): fail closed
     └── SolverError              every solver in the chain failed (fail closed)
 
 Non-compliance is never an exception: it is a result. Each error carries `field`, the path
@@ -22,6 +26,8 @@ __all__ = [
     "EngineError",
     "InputError",
     "MissingDataError",
+    "NoApplicablePolicies",
+    "PolicyEvaluationError",
     "PolicyResolutionError",
     "SolverError",
     "UnknownSymbolError",
@@ -63,3 +69,25 @@ class PolicyResolutionError(InputError):
 
 class SolverError(EngineError):
     """Every solver in the fallback chain failed; the attempts say how."""
+
+
+class NoApplicablePolicies(InputError):
+    """No enabled strict or advisory policy applies: approving would check nothing."""
+
+
+class PolicyEvaluationError(InputError):
+    """A policy cannot be evaluated on this request; the decision is not validated.
+
+    Parameters
+    ----------
+    policy_name
+        The policy whose rows failed.
+    field
+        Where in the policy: ``rules.constraints[2] (expression)``.
+    message
+        What went wrong.
+    """
+
+    def __init__(self, policy_name: str, field: str, message: str) -> None:
+        super().__init__(f"policy {policy_name!r} {field}", message)
+        self.policy_name = policy_name

@@ -10,9 +10,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from pydantic import TypeAdapter
 
 from engine.context import CompileContext
+from engine.errors import PolicyEvaluationError
 from engine.kinds import REGISTRY
 from engine.portfolio import Snapshot
 from engine.rows import Provenance, RowSet
@@ -20,7 +22,7 @@ from engine.rowstack import RowStack
 from models import Instrument, PolicyDefinition, PolicyValidationRequest, PortfolioState
 from models.typing import FloatArray
 
-__all__ = ["Layout", "LayoutCache", "build_layout", "layout_key"]
+__all__ = ["Layout", "LayoutCache", "build_layout", "layout_key", "row_values"]
 
 
 @dataclass
@@ -37,7 +39,7 @@ class Layout:
     _stacks: dict[tuple[int, ...], RowStack] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.pre_values = [rs.block.values(self.snap.w0) for rs in self.rowsets]
+        self.pre_values = row_values(self.rowsets, self.snap.w0)
 
     def rebind(self, snap: Snapshot) -> None:
         """Serve a new request with the same structure: new weights, prices and NAV."""
@@ -45,7 +47,7 @@ class Layout:
             if rowset.refresh is not None:
                 rowset.refresh(snap)
         self.snap = snap
-        self.pre_values = [rs.block.values(snap.w0) for rs in self.rowsets]
+        self.pre_values = row_values(self.rowsets, snap.w0)
 
     def for_solver(self) -> Layout:
         """The layout the adjustment problems are built from.
@@ -63,7 +65,7 @@ class Layout:
         elif self._solver.snap is not self.snap:
             # `rebind` refreshed the restriction rows through their owners' `refresh`.
             self._solver.snap = self.snap
-            self._solver.pre_values = [rs.block.values(self.snap.w0) for rs in self._solver.rowsets]
+            self._solver.pre_values = row_values(self._solver.rowsets, self.snap.w0)
         return self._solver
 
     def strict(self) -> list[int]:
@@ -88,6 +90,17 @@ class Layout:
         return self._structures[key]
 
 
+def row_values(rowsets: Sequence[RowSet], w: FloatArray) -> list[FloatArray]:
+    """Every row set's values at weights `w`.
+
+    Floating-point faults (overflow, 0/0) give inf or NaN here instead of a warning or an
+    exception that depends on the process's warning filters: the checker then refuses the
+    row, naming its policy (`engine.check`), whatever the filters say.
+    """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return [rs.block.values(w) for rs in rowsets]
+
+
 def _provenance(rowset: RowSet) -> Provenance:
     assert rowset.provenance is not None
     return rowset.provenance
@@ -103,7 +116,13 @@ def build_layout(
         ctx.policy_name = policy.policy_name
         for j, spec in enumerate(policy.rules.constraints):
             ctx.constraint_path = f"rules.constraints[{j}] ({spec.kind})"
-            for rowset in REGISTRY[spec.kind].compile(spec, ctx):
+            try:
+                compiled = REGISTRY[spec.kind].compile(spec, ctx)
+            except ArithmeticError as exc:  # overflow, division by zero: fail closed, named
+                raise PolicyEvaluationError(
+                    policy.policy_name, ctx.constraint_path, f"cannot be evaluated: {exc}"
+                ) from exc
+            for rowset in compiled:
                 rowset.provenance = Provenance(policy=policy, constraint_index=j, kind=spec.kind)
                 for part in rowset.restriction:
                     part.provenance = rowset.provenance

@@ -9,6 +9,7 @@ from engine.adjust import Adjuster, AttemptResult
 from engine.capacity import CapacityAnalyzer
 from engine.check import check
 from engine.conflicts import find_conflicts
+from engine.errors import NoApplicablePolicies
 from engine.hierarchy import Lineage, with_default_benchmark
 from engine.language import check_policies
 from engine.layout import Layout, LayoutCache
@@ -28,6 +29,7 @@ from engine.timing import StageTimer
 from models import (
     AdjustedDecision,
     AdjustmentMethod,
+    EnforcementLevel,
     Infeasibility,
     PolicyDefinition,
     PolicyValidationRequest,
@@ -109,6 +111,7 @@ class PolicyEngine:
         policies: Sequence[PolicyDefinition] = (),
         *,
         lineage: Sequence[PortfolioNode] = (),
+        require_applicable: bool = False,
     ) -> PolicyValidationResponse:
         """Check `request.decision` against the effective policies (and adjust it).
 
@@ -120,6 +123,10 @@ class PolicyEngine:
         nearest first (empty: not registered); it adds inherited policies, applies
         overrides and supplies a default benchmark when the request has none. Raises
         `engine.errors.InputError` for input that cannot be evaluated.
+
+        With `require_applicable`, a request whose effective set holds no strict or advisory
+        policy raises `NoApplicablePolicies` instead of being approved with nothing checked
+        (the service asks for this for stored policies; an inline set is the caller's own).
         """
         timer = StageTimer()
         with timer.stage("resolve"):
@@ -128,6 +135,8 @@ class PolicyEngine:
             chain = Lineage.of(request.decision.portfolio_id, lineage)
             resolution = resolve_policies(request, policies, chain)
             effective = resolution.policies
+            if require_applicable:
+                _require_applicable(effective, request, stored=len(policies))
             request = with_default_benchmark(request, chain)
         with timer.stage("weights"):
             snap = snapshot_of(request)
@@ -244,3 +253,23 @@ class PolicyEngine:
                 "stricter than the rules themselves)"
             )
         return outcome, Infeasibility(conflicting_policies=conflicting, message=message)
+
+
+_CHECKING_LEVELS = frozenset({EnforcementLevel.STRICT, EnforcementLevel.ADVISORY})
+"""Levels whose breaches a response reports as such; monitor-only policies approve anyway."""
+
+
+def _require_applicable(
+    effective: Sequence[PolicyDefinition], request: PolicyValidationRequest, *, stored: int
+) -> None:
+    """Refuse a request on which no strict or advisory policy would be checked."""
+    if any(p.enforcement_level in _CHECKING_LEVELS for p in effective):
+        return
+    portfolio = request.decision.portfolio_id
+    monitors = f", {len(effective)} monitor-only" if effective else ""
+    raise NoApplicablePolicies(
+        "decision.portfolio_id",
+        f"no enabled strict or advisory policy applies to portfolio {portfolio!r} "
+        f"({stored} policies considered{monitors}): nothing would be checked, so the decision "
+        "is not approved; scope a policy to this portfolio (or one of its ancestors)",
+    )

@@ -73,6 +73,13 @@ def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
             "model": ErrorResponse,
             "description": "decision_id already used with a different request",
         },
+        422: {
+            "model": ErrorResponse,
+            "description": "invalid request; also `no_applicable_policies` (nothing would be "
+            "checked), `unknown_portfolio` (the registered tree lacks the id) and "
+            "`policy_not_evaluable` (a policy cannot be evaluated): the decision is NOT "
+            "validated",
+        },
         503: {
             "model": ErrorResponse,
             "description": "policies cannot be loaded: the decision is NOT validated",
@@ -121,11 +128,16 @@ def validate(
         if existing is not None:
             return _replay(services, existing, digest, request)
     try:
-        lineage = services.lineage(request.decision.portfolio_id)
+        # Stored policies follow the registered tree, so an id it lacks is refused; an
+        # inline (what-if) set is the caller's own choice and may name any portfolio.
+        lineage = services.lineage(request.decision.portfolio_id, registered=not dry_run)
     except Unavailable:
         services.metrics.validations.labels("unavailable").inc()
         raise
-    response = services.validate(request, stored, lineage)
+    approve_empty = services.settings.approve_when_no_policy_applies
+    response = services.validate(
+        request, stored, lineage, require_applicable=not dry_run and not approve_empty
+    )
     adjust_ms = response.timings_ms.get("adjust")
     if adjust_ms is not None:
         services.metrics.solve_seconds.observe(adjust_ms / 1000)

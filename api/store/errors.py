@@ -6,12 +6,13 @@
     ├── NotFound       the named policy / validation / violation does not exist   (404)
     ├── Conflict       the change contradicts what is stored                       (409)
     ├── Invalid        a field of the change is unusable (unknown parent ...)      (422)
+    │   └── UnknownPortfolio  a request names a portfolio the registered tree lacks (422)
     └── Unavailable    the database cannot be reached or read                      (503)
 """
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "Invalid", "NotFound", "StoreError", "Unavailable"]
+__all__ = ["Conflict", "Invalid", "NotFound", "StoreError", "Unavailable", "UnknownPortfolio"]
 
 
 class StoreError(Exception):
@@ -45,3 +46,29 @@ class Invalid(StoreError):
 
 class Unavailable(StoreError):
     """The database cannot be reached or read."""
+
+
+class UnknownPortfolio(Invalid):
+    """A request names a portfolio id that the registered tree does not hold.
+
+    With a tree registered, an unknown id would silently drop the policies scoped to the
+    portfolio and its ancestors (a typo turning a breach into "compliant"), so it is refused.
+
+    Parameters
+    ----------
+    field
+        Where the id was given, e.g. ``decision.portfolio_id``.
+    portfolio_id
+        The id as given.
+    closest
+        Registered ids that look like it, best first (may be empty).
+    """
+
+    def __init__(self, field: str, portfolio_id: str, closest: list[str]) -> None:
+        hint = f"; did you mean {', '.join(repr(c) for c in closest)}?" if closest else ""
+        super().__init__(
+            field,
+            f"no registered portfolio {portfolio_id!r} (the portfolio tree holds others){hint}",
+        )
+        self.portfolio_id = portfolio_id
+        self.closest = closest

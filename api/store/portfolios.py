@@ -95,6 +95,12 @@ class PortfolioStore:
         with self.engine.connect() as conn:
             return self._children(conn, portfolio_id)
 
+    def ids(self) -> builtins.list[str]:
+        """Every registered portfolio id, sorted (empty when no tree is registered)."""
+        with self.engine.connect() as conn:
+            query = sa.select(portfolios.c.portfolio_id).order_by(portfolios.c.portfolio_id)
+            return [str(row.portfolio_id) for row in conn.execute(query)]
+
     def lineage(self, portfolio_id: str) -> builtins.list[PortfolioNode]:
         """`portfolio_id` and its ancestors, nearest first; empty when not registered."""
         with self.engine.connect() as conn:

@@ -281,6 +281,21 @@ def test_no_policies_at_all_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture
     _assert_bad_input(status, out, err, file, "no policies", "--policies")
 
 
+def test_policies_none_of_which_apply_exit_2_unless_approved_explicitly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = {**CAP, "scope": {"portfolios": ["another-fund"]}}
+    policies = _policy_file(tmp_path / "p.yaml", [elsewhere])
+    file = _write(tmp_path / "r.json", _body(BREACHING))
+    status, out, err = _run(capsys, "validate", file, "--policies", policies)
+    _assert_bad_input(status, out, err, "decision.portfolio_id", "no enabled strict or advisory")
+    status, out, err = _run(
+        capsys, "validate", file, "--policies", policies, "--approve-when-no-policy-applies"
+    )
+    assert status == 0, err
+    assert PolicyValidationResponse.model_validate_json(out).policies_checked == []
+
+
 @pytest.mark.parametrize(
     ("name", "text", "needle"),
     [

@@ -184,9 +184,11 @@ def test_a_decision_in_a_child_portfolio_breaching_a_firm_policy(client: TestCli
     adjusted = body["adjusted_decision"]
     assert adjusted["is_compliant"]
     assert abs(adjusted["trades"][0]["quantity"] - 50) < 1e-6  # fractional lots
-    # A portfolio outside the tree keeps scope by id / "*" only: the firm cap does not bind.
-    outside = client.post("/api/v1/validate", json=_decision("loose", 70, "dec-loose")).json()
-    assert outside["policies_checked"] == [] and outside["is_compliant"]
+    # A portfolio the registered tree lacks is refused: its policies would silently drop.
+    outside = client.post("/api/v1/validate", json=_decision("loose", 70, "dec-loose"))
+    assert outside.status_code == 422, outside.text
+    assert outside.json()["error"] == "unknown_portfolio"
+    assert outside.json()["detail"][0]["field"] == "decision.portfolio_id"
 
 
 def test_an_override_relaxes_an_overridable_fund_policy_for_one_portfolio(
@@ -261,6 +263,7 @@ def test_a_regulatory_policy_can_never_be_overridden(client: TestClient) -> None
 def test_an_override_of_a_missing_policy_fails_closed_naming_it(client: TestClient) -> None:
     _tree(client)
     _create(client, _cap("pf-1-cap", 0.3, ["pf-1"], overrides="not-yet"))
+    _create(client, _cap("pf-2-cap", 0.9, ["pf-2"]))
     for r in (
         client.get("/api/v1/portfolios/pf-1/policies"),
         client.get("/api/v1/policies", params={"portfolio_id": "pf-1"}),

@@ -183,8 +183,14 @@ def test_without_keys_every_caller_is_admin_named_local(database_url: str) -> No
 
 @pytest.fixture
 def small_bodies(database_url: str) -> Iterator[TestClient]:
+    # No policy is stored: the opt-in lets the served request be answered (the subject here
+    # is the body, not the policies).
     settings = Settings(
-        database_url=database_url, events="none", api_keys=KEYS, max_body_bytes=2048
+        database_url=database_url,
+        events="none",
+        api_keys=KEYS,
+        max_body_bytes=2048,
+        approve_when_no_policy_applies=True,
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client
