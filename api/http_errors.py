@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 
 from api.errors import field_messages
 from api.routes.policies import PatchInvalid
-from api.store import Conflict, Invalid, NotFound, Unavailable
+from api.store import Conflict, Invalid, NotFound, PreconditionFailed, Unavailable
 from engine import InputError
 
 __all__ = ["install_error_handlers"]
@@ -78,6 +78,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Conflict)
     async def conflict(_r: Request, exc: Conflict) -> JSONResponse:
         return _error(409, "conflict", str(exc))
+
+    @app.exception_handler(PreconditionFailed)
+    async def precondition_failed(_r: Request, exc: PreconditionFailed) -> JSONResponse:
+        # The current ETag, so the caller can re-read and retry.
+        detail = [{"field": "If-Match", "message": f'the stored version is "{exc.current}"'}]
+        return _error(
+            412, "precondition_failed", str(exc), detail, headers={"ETag": f'"{exc.current}"'}
+        )
 
     @app.exception_handler(Unavailable)
     async def unavailable(_r: Request, exc: Unavailable) -> JSONResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from models import PolicyDefinition
 
@@ -13,6 +13,7 @@ __all__ = [
     "ERROR_RESPONSES",
     "ErrorDetail",
     "ErrorResponse",
+    "PolicyPatch",
     "PolicyPublic",
     "PolicyVersionPublic",
     "ViolationPage",
@@ -21,13 +22,57 @@ __all__ = [
 ]
 
 
-class PolicyPublic(BaseModel):
-    """A stored policy with its current version."""
+class PolicyPublic(PolicyDefinition):
+    """A stored policy: the `PolicyDefinition` itself, plus its current version.
 
-    policy: PolicyDefinition
-    version: int
+    The definition's fields stay at the top level (SPEC 3: the list answers
+    `PolicyDefinition`s), so a client may send it back as the body of a PUT once the three
+    added fields are dropped. `version` is also the response's `ETag` (`"3"`), which
+    `If-Match` names for a conditional change.
+    """
+
+    version: int = Field(description="Current version; the ETag is this number in quotes.")
     updated_at: datetime
     updated_by: str
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "policy_name": "sector-caps",
+                    "policy_type": "SECTOR_LIMIT",
+                    "enforcement_level": "strict",
+                    "enabled": True,
+                    "description": "No GICS sector above 25%",
+                    "scope": {"portfolios": ["*"]},
+                    "rules": {
+                        "constraints": [{"kind": "group_limit", "attribute": "sector", "max": 0.25}]
+                    },
+                    "version": 3,
+                    "updated_at": "2026-11-23T10:00:00Z",
+                    "updated_by": "compliance",
+                }
+            ]
+        }
+    )
+
+    @classmethod
+    def of(
+        cls, definition: PolicyDefinition, *, version: int, updated_at: datetime, updated_by: str
+    ) -> PolicyPublic:
+        """The public form of a stored definition (no second validation: it was valid)."""
+        fields = {name: getattr(definition, name) for name in type(definition).model_fields}
+        return cls.model_construct(
+            **fields, version=version, updated_at=updated_at, updated_by=updated_by
+        )
+
+
+class PolicyPatch(RootModel[dict[str, Any]]):
+    """A JSON merge patch (RFC 7396) of a `PolicyDefinition`: the fields to change.
+
+    A field set to null is removed (its default applies); nested objects merge; lists are
+    replaced whole. The patched definition is validated as a whole.
+    """
 
 
 class PolicyVersionPublic(BaseModel):

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from api.store.db import connect, migrate
-from api.store.errors import Conflict, Invalid, NotFound, StoreError, Unavailable
+from api.store.errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    StoreError,
+    Unavailable,
+)
 from api.store.outbox import OutboxEvent, OutboxStore
 from api.store.policies import PolicyStore, PolicyVersion, StoredPolicy
 from api.store.portfolios import PortfolioStore, StoredPortfolio
@@ -24,6 +31,7 @@ __all__ = [
     "PolicyStore",
     "PolicyVersion",
     "PortfolioStore",
+    "PreconditionFailed",
     "ReferenceDataStore",
     "ReferenceVersion",
     "Store",
