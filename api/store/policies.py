@@ -19,6 +19,7 @@ from api.store.portfolios import PortfolioStore
 from api.store.tables import policy_versions, portfolio_policies
 from engine.hierarchy import Lineage, resolve
 from models import PolicyDefinition
+from models.policy import STORED
 
 __all__ = ["PolicyStore", "PolicyVersion", "Revision", "StoredPolicy"]
 
@@ -55,7 +56,7 @@ def _dump(policy: PolicyDefinition) -> dict[str, Any]:
 
 def _stored(row: sa.Row[Any], parsed: PolicyDefinition | None = None) -> StoredPolicy:
     return StoredPolicy(
-        definition=parsed or PolicyDefinition.model_validate(row.definition),
+        definition=parsed or PolicyDefinition.model_validate(row.definition, context=STORED),
         version=row.version,
         updated_at=row.updated_at,
         updated_by=row.updated_by,
