@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from models import PolicyDefinition
+from models import PolicyDefinition, PolicyViolation
 
 __all__ = [
     "ERROR_RESPONSES",
@@ -98,7 +98,7 @@ class ViolationPublic(BaseModel):
     resolved_at: datetime | None
     resolved_by: str | None
     resolution_note: str | None
-    violation: dict[str, Any]
+    violation: PolicyViolation
 
 
 class ViolationPage(BaseModel):
