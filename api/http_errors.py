@@ -11,7 +11,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 
 from api.errors import field_messages
-from api.routes.policies import PatchInvalid
+from api.routes.policies import PatchInvalid, etag
 from api.store import Conflict, Invalid, NotFound, PreconditionFailed, Unavailable
 from engine import InputError
 
@@ -82,10 +82,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PreconditionFailed)
     async def precondition_failed(_r: Request, exc: PreconditionFailed) -> JSONResponse:
         # The current ETag, so the caller can re-read and retry.
-        detail = [{"field": "If-Match", "message": f'the stored version is "{exc.current}"'}]
-        return _error(
-            412, "precondition_failed", str(exc), detail, headers={"ETag": f'"{exc.current}"'}
-        )
+        current = etag(exc.current)
+        detail = [{"field": "If-Match", "message": f"the stored version is {current}"}]
+        return _error(412, "precondition_failed", str(exc), detail, headers={"ETag": current})
 
     @app.exception_handler(Unavailable)
     async def unavailable(_r: Request, exc: Unavailable) -> JSONResponse:

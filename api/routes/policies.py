@@ -9,6 +9,7 @@ PUT, PATCH and DELETE makes the change conditional on that version (412 otherwis
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
@@ -57,6 +58,10 @@ IfMatch = Annotated[
 PatchBody = Annotated[PolicyPatch, Depends(json_body(PolicyPatch))]
 
 
+_ETAG = re.compile(r'"([0-9]{1,18})"')
+"""A version's entity tag (ASCII digits only, few enough for any int column)."""
+
+
 def etag(version: int) -> str:
     """The strong entity tag of a policy version: the number in quotes."""
     return f'"{version}"'
@@ -71,12 +76,8 @@ def parse_if_match(header: str | None) -> frozenset[int] | None:
     """
     if header is None or header.strip() == "*":
         return None
-    versions = set()
-    for tag in header.split(","):
-        tag = tag.strip()
-        if len(tag) >= 3 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit():
-            versions.add(int(tag[1:-1]))
-    return frozenset(versions)
+    tags = (_ETAG.fullmatch(tag.strip()) for tag in header.split(","))
+    return frozenset(int(tag.group(1)) for tag in tags if tag is not None)
 
 
 def _public(stored: StoredPolicy, response: Response | None = None) -> PolicyPublic:

@@ -115,12 +115,14 @@ def test_if_match_makes_a_change_conditional(client: TestClient, method: str) ->
     assert client.post("/api/v1/policies", json=CAP).status_code == 201
     body = {"put": dict(CAP, description="replaced"), "patch": {"description": "patched"}}
 
-    def change(tag: str) -> Response:
+    def change(tag: str | bytes) -> Response:
         return client.request(
             method, f"/api/v1/policies/{NAME}", json=body.get(method), headers={"If-Match": tag}
         )
 
-    for stale in ('"2"', 'W/"1"', "1", '"x"', '"7", "0"'):
+    superscript_one = '"\u00b9"'.encode("latin-1")  # a digit to str.isdigit, not to int()
+    stale_tags = ['"2"', 'W/"1"', "1", '"x"', '"7", "0"', superscript_one, '"' + "1" * 5000 + '"']
+    for stale in stale_tags:
         r = change(stale)
         error = _error(r, 412, "precondition_failed")
         assert error["detail"] == [{"field": "If-Match", "message": 'the stored version is "1"'}]
