@@ -91,10 +91,14 @@ def test_concurrent_patches_of_distinct_fields_all_land(client: TestClient) -> N
     _assert_every_change_landed(client, [*fields, "enabled"], len(statuses))
 
 
-def _patch_in_process(database_url: str, field: str) -> list[int]:
-    """A worker process: an app of its own on the shared database, patching one field."""
+def _patch_in_process(database_url: str, field: str, start: Any) -> list[int]:
+    """A worker process: an app of its own on the shared database, patching one field.
+
+    `start` (a manager's barrier) releases the workers together once each app is up.
+    """
     app = create_app(Settings(database_url=database_url, events="none"))
     with TestClient(app, raise_server_exceptions=False) as client:
+        start.wait(timeout=300)
         return _disables(client) if field == "enabled" else _patches(client, field)
 
 
@@ -104,9 +108,10 @@ def test_concurrent_patches_from_several_processes_all_land(
     assert client.post("/api/v1/policies", json=CAP).status_code == 201  # schema migrated
     fields = ["description", "when", "enabled"]  # a few: each process starts an app
     context = multiprocessing.get_context("spawn")  # no fork of a threaded test process
-    with ProcessPoolExecutor(len(fields), mp_context=context) as pool:
-        batches = list(pool.map(_patch_in_process, [database_url] * len(fields), fields))
-    statuses = [s for batch in batches for s in batch]
+    with context.Manager() as manager, ProcessPoolExecutor(len(fields), mp_context=context) as pool:
+        start = manager.Barrier(len(fields))
+        jobs = [pool.submit(_patch_in_process, database_url, f, start) for f in fields]
+        statuses = [s for job in jobs for s in job.result(timeout=600)]
     assert statuses == [200] * len(statuses)
     _assert_every_change_landed(client, fields, len(statuses))
 
