@@ -60,7 +60,11 @@ class PolicyPublic(PolicyDefinition):
     def of(
         cls, definition: PolicyDefinition, *, version: int, updated_at: datetime, updated_by: str
     ) -> PolicyPublic:
-        """The public form of a stored definition (no second validation: it was valid)."""
+        """The public form of a stored definition, not validated again.
+
+        It was valid when stored; validating it again would also apply limits added since
+        (`models.policy.STORED`) and refuse to show an older policy.
+        """
         fields = {name: getattr(definition, name) for name in type(definition).model_fields}
         return cls.model_construct(
             **fields, version=version, updated_at=updated_at, updated_by=updated_by
