@@ -11,8 +11,15 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 
 from api.errors import field_messages
-from api.routes.policies import PatchInvalid
-from api.store import Conflict, Invalid, NotFound, Unavailable, UnknownPortfolio
+from api.routes.policies import PatchInvalid, etag
+from api.store import (
+    Conflict,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    Unavailable,
+    UnknownPortfolio,
+)
 from engine import InputError, NoApplicablePolicies, PolicyEvaluationError
 
 __all__ = ["install_error_handlers"]
@@ -95,6 +102,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Conflict)
     async def conflict(_r: Request, exc: Conflict) -> JSONResponse:
         return _error(409, "conflict", str(exc))
+
+    @app.exception_handler(PreconditionFailed)
+    async def precondition_failed(_r: Request, exc: PreconditionFailed) -> JSONResponse:
+        # The current ETag, so the caller can re-read and retry.
+        current = etag(exc.current)
+        detail = [{"field": "If-Match", "message": f"the stored version is {current}"}]
+        return _error(412, "precondition_failed", str(exc), detail, headers={"ETag": current})
 
     @app.exception_handler(Unavailable)
     async def unavailable(_r: Request, exc: Unavailable) -> JSONResponse:

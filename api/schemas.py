@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from models import PolicyDefinition
+from models import PolicyDefinition, PolicyViolation
 
 __all__ = [
     "ERROR_RESPONSES",
     "ErrorDetail",
     "ErrorResponse",
+    "PolicyPatch",
     "PolicyPublic",
     "PolicyVersionPublic",
     "ViolationPage",
@@ -21,13 +22,61 @@ __all__ = [
 ]
 
 
-class PolicyPublic(BaseModel):
-    """A stored policy with its current version."""
+class PolicyPublic(PolicyDefinition):
+    """A stored policy: the `PolicyDefinition` itself, plus its current version.
 
-    policy: PolicyDefinition
-    version: int
+    The definition's fields stay at the top level (SPEC 3: the list answers
+    `PolicyDefinition`s), so a client may send it back as the body of a PUT once the three
+    added fields are dropped. `version` is also the response's `ETag` (`"3"`), which
+    `If-Match` names for a conditional change.
+    """
+
+    version: int = Field(description="Current version; the ETag is this number in quotes.")
     updated_at: datetime
     updated_by: str
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "policy_name": "sector-caps",
+                    "policy_type": "SECTOR_LIMIT",
+                    "enforcement_level": "strict",
+                    "enabled": True,
+                    "description": "No GICS sector above 25%",
+                    "scope": {"portfolios": ["*"]},
+                    "rules": {
+                        "constraints": [{"kind": "group_limit", "attribute": "sector", "max": 0.25}]
+                    },
+                    "version": 3,
+                    "updated_at": "2026-11-23T10:00:00Z",
+                    "updated_by": "compliance",
+                }
+            ]
+        }
+    )
+
+    @classmethod
+    def of(
+        cls, definition: PolicyDefinition, *, version: int, updated_at: datetime, updated_by: str
+    ) -> PolicyPublic:
+        """The public form of a stored definition, not validated again.
+
+        It was valid when stored; validating it again would also apply limits added since
+        (`models.policy.STORED`) and refuse to show an older policy.
+        """
+        fields = {name: getattr(definition, name) for name in type(definition).model_fields}
+        return cls.model_construct(
+            **fields, version=version, updated_at=updated_at, updated_by=updated_by
+        )
+
+
+class PolicyPatch(RootModel[dict[str, Any]]):
+    """A JSON merge patch (RFC 7396) of a `PolicyDefinition`: the fields to change.
+
+    A field set to null is removed (its default applies); nested objects merge; lists are
+    replaced whole. The patched definition is validated as a whole.
+    """
 
 
 class PolicyVersionPublic(BaseModel):
@@ -53,7 +102,7 @@ class ViolationPublic(BaseModel):
     resolved_at: datetime | None
     resolved_by: str | None
     resolution_note: str | None
-    violation: dict[str, Any]
+    violation: PolicyViolation
 
 
 class ViolationPage(BaseModel):

@@ -9,7 +9,14 @@ from models.condition import ConditionSyntaxError, parse_condition
 from models.constraints import Constraint
 from models.enums import EnforcementLevel, PolicyType, ViolationSeverity
 
-__all__ = ["PolicyDefinition", "PolicyRules", "PolicyScope"]
+__all__ = ["DESCRIPTION_LIMIT", "STORED", "PolicyDefinition", "PolicyRules", "PolicyScope"]
+
+DESCRIPTION_LIMIT = 4000
+"""Most characters a policy's `description` may have."""
+
+STORED: dict[str, bool] = {"stored": True}
+"""Validation context for a definition read back from storage: limits added since it was
+stored (the description's) do not apply, so an older row stays readable and enforced."""
 
 
 class PolicyScope(StrictModel):
@@ -35,7 +42,11 @@ class PolicyDefinition(StrictModel):
     policy_type: PolicyType
     enforcement_level: EnforcementLevel = EnforcementLevel.STRICT
     enabled: bool = True
-    description: str = ""
+    description: str = Field(
+        default="",
+        description=f"Free text, at most {DESCRIPTION_LIMIT} characters.",
+        json_schema_extra={"maxLength": DESCRIPTION_LIMIT},
+    )
     scope: PolicyScope = Field(default_factory=PolicyScope)
     severity: ViolationSeverity | None = Field(
         default=None, description="Fixed severity for every breach; null derives it (SPEC 5)."
@@ -58,6 +69,16 @@ class PolicyDefinition(StrictModel):
         description="Name of an overridable policy scoped at a strict ancestor that this "
         "policy replaces for the portfolios it is scoped to (and their subtrees).",
     )
+
+    @field_validator("description")
+    @classmethod
+    def _description_fits(cls, description: str, info: ValidationInfo) -> str:
+        # Checked here rather than by max_length so that STORED can waive it.
+        if len(description) > DESCRIPTION_LIMIT and not (info.context or {}).get("stored"):
+            raise ValueError(
+                f"at most {DESCRIPTION_LIMIT} characters (this one has {len(description)})"
+            )
+        return description
 
     @field_validator("overridable")
     @classmethod

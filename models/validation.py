@@ -32,6 +32,7 @@ __all__ = [
     "PolicyContext",
     "PolicyValidationRequest",
     "PolicyValidationResponse",
+    "PolicyViolation",
     "RuleEncoding",
     "Sensitivity",
     "SolverAttempt",
@@ -111,8 +112,8 @@ class SuggestedAdjustment(StrictModel):
     original_quantity: float
 
 
-class Violation(StrictModel):
-    """One breached (policy, constraint, subject) row."""
+class PolicyViolation(StrictModel):
+    """One breached (policy, constraint, subject) row (`Violation` is the same class)."""
 
     policy_name: str
     policy_type: PolicyType
@@ -126,6 +127,10 @@ class Violation(StrictModel):
     pre_trade: float
     description: str
     suggested_adjustment: SuggestedAdjustment | None = None
+
+
+Violation = PolicyViolation
+"""The name the engine uses; the wire schema is named `PolicyViolation` (SPEC 3)."""
 
 
 class BindingConstraint(StrictModel):
@@ -247,7 +252,7 @@ class PolicyValidationResponse(StrictModel):
     decision_id: str
     is_compliant: bool
     compliance_score: float = Field(ge=0, le=1)
-    violations: list[Violation]
+    violations: list[PolicyViolation]
     recommendations: list[str]
     policies_checked: list[str]
     adjusted_decision: AdjustedDecision | None = None

@@ -5,6 +5,7 @@
     StoreError
     ├── NotFound       the named policy / validation / violation does not exist   (404)
     ├── Conflict       the change contradicts what is stored                       (409)
+    ├── PreconditionFailed  the stored version is not the one the caller named     (412)
     ├── Invalid        a field of the change is unusable (unknown parent ...)      (422)
     │   └── UnknownPortfolio  a request names a portfolio the registered tree lacks (422)
     └── Unavailable    the database cannot be reached or read                      (503)
@@ -12,7 +13,15 @@
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "Invalid", "NotFound", "StoreError", "Unavailable", "UnknownPortfolio"]
+__all__ = [
+    "Conflict",
+    "Invalid",
+    "NotFound",
+    "PreconditionFailed",
+    "StoreError",
+    "Unavailable",
+    "UnknownPortfolio",
+]
 
 
 class StoreError(Exception):
@@ -25,6 +34,22 @@ class NotFound(StoreError):
 
 class Conflict(StoreError):
     """The change contradicts what is stored (duplicate name, reused decision id ...)."""
+
+
+class PreconditionFailed(StoreError):
+    """The caller's `If-Match` names a version other than the stored one: nothing changed.
+
+    Parameters
+    ----------
+    message
+        What was expected and what is stored.
+    current
+        The stored version, so the caller can re-read and retry.
+    """
+
+    def __init__(self, message: str, current: int) -> None:
+        super().__init__(message)
+        self.current = current
 
 
 class Invalid(StoreError):

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from api.store.diff import json_diff
-from api.store.errors import Conflict, NotFound
+from api.store.errors import Conflict, NotFound, PreconditionFailed
 from api.store.overrides import check_overrides
 from api.store.portfolios import PortfolioStore
 from api.store.tables import policy_versions, portfolio_policies
 from engine.hierarchy import Lineage, resolve
 from models import PolicyDefinition
+from models.policy import STORED
 
-__all__ = ["PolicyStore", "PolicyVersion", "StoredPolicy"]
+__all__ = ["PolicyStore", "PolicyVersion", "Revision", "StoredPolicy"]
+
+Revision = Callable[[PolicyDefinition], PolicyDefinition]
+"""A change of a policy: the current definition in, the next one out (or an exception)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ def _dump(policy: PolicyDefinition) -> dict[str, Any]:
 
 def _stored(row: sa.Row[Any], parsed: PolicyDefinition | None = None) -> StoredPolicy:
     return StoredPolicy(
-        definition=parsed or PolicyDefinition.model_validate(row.definition),
+        definition=parsed or PolicyDefinition.model_validate(row.definition, context=STORED),
         version=row.version,
         updated_at=row.updated_at,
         updated_by=row.updated_by,
@@ -125,39 +131,120 @@ class PolicyStore:
             raise NotFound(f"no policy named {name!r}")
         return _stored(row)
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A transaction that reads, decides and writes under the write lock.
+
+        A read-merge-write in separate transactions loses a concurrent change, so every
+        write reads the current row in the transaction that writes it. PostgreSQL locks
+        that row (`SELECT ... FOR UPDATE` in `_current`). SQLite has one lock per database
+        and pysqlite starts a transaction only at the first write, so the read would run
+        outside it and, in WAL mode, the later upgrade to a writer fails at once with
+        "database is locked" when another writer came in between (the busy timeout never
+        applies to that upgrade); `BEGIN IMMEDIATE` takes the write lock first, waiting
+        for it up to the busy timeout.
+        """
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
     def create(self, policy: PolicyDefinition, *, actor: str) -> StoredPolicy:
         """Store a new policy (version 1); Conflict if the name is taken."""
-        with self.engine.begin() as conn:
-            if self._current(conn, policy.policy_name) is not None:
-                raise Conflict(f"a policy named {policy.policy_name!r} already exists")
-            return self._write(conn, policy, None, change="create", actor=actor)
+        taken = Conflict(f"a policy named {policy.policy_name!r} already exists")
+        try:
+            with self._transaction() as conn:
+                if self._current(conn, policy.policy_name) is not None:
+                    raise taken
+                return self._write(conn, policy, None, change="create", actor=actor)
+        except IntegrityError:
+            # PostgreSQL cannot lock a row that does not exist yet: of two concurrent creates
+            # of one name, the second fails on the unique key once the first commits.
+            if not self._exists(policy.policy_name):
+                raise
+            raise taken from None
 
-    def replace(
-        self, name: str, policy: PolicyDefinition, *, actor: str, change: str = "replace"
+    def revise(
+        self,
+        name: str,
+        revision: Revision,
+        *,
+        actor: str,
+        change: str,
+        expected: Collection[int] | None = None,
     ) -> StoredPolicy:
-        """Replace policy `name` with `policy` (a new version)."""
-        if policy.policy_name != name:
-            raise Conflict(
-                f"policy_name {policy.policy_name!r} in the body differs from {name!r} in the path"
-            )
-        with self.engine.begin() as conn:
+        """Write `revision(current definition)` as the next version of policy `name`.
+
+        The current definition is read, revised and written in one transaction that holds
+        the row's write lock, so a concurrent change is never lost: it is either seen by
+        `revision` or made after this one. `expected` (the versions an `If-Match` names)
+        refuses the change with PreconditionFailed when the stored version is another.
+        `revision` may raise to refuse the change; nothing is written then.
+        """
+        with self._transaction() as conn:
             current = self._current(conn, name)
             if current is None:
                 raise NotFound(f"no policy named {name!r}")
+            if expected is not None and current.version not in expected:
+                raise PreconditionFailed(
+                    f"policy {name!r} is at version {current.version} (ETag "
+                    f'"{current.version}"); If-Match names another: re-read it and retry',
+                    current.version,
+                )
+            policy = revision(self._parse(current).definition)
+            if policy.policy_name != name:
+                raise Conflict(
+                    f"policy_name {policy.policy_name!r} in the body differs from {name!r} in "
+                    "the path"
+                )
             return self._write(conn, policy, current, change=change, actor=actor)
+
+    def replace(
+        self,
+        name: str,
+        policy: PolicyDefinition,
+        *,
+        actor: str,
+        change: str = "replace",
+        expected: Collection[int] | None = None,
+    ) -> StoredPolicy:
+        """Replace policy `name` with `policy` (a new version); see `revise`."""
+        return self.revise(name, lambda _: policy, actor=actor, change=change, expected=expected)
 
     def upsert(self, policy: PolicyDefinition, *, actor: str) -> tuple[str, StoredPolicy]:
         """Create or replace; unchanged definitions are left alone.
 
         Returns ("created" | "replaced" | "unchanged", the stored policy).
         """
-        with self.engine.begin() as conn:
+        try:
+            return self._upsert(policy, actor=actor)
+        except IntegrityError:
+            # A concurrent create of the name won (see `create`); now that the row exists,
+            # the second try replaces it under its lock.
+            if not self._exists(policy.policy_name):
+                raise
+            return self._upsert(policy, actor=actor)
+
+    def _upsert(self, policy: PolicyDefinition, *, actor: str) -> tuple[str, StoredPolicy]:
+        with self._transaction() as conn:
             current = self._current(conn, policy.policy_name)
             if current is None:
                 return "created", self._write(conn, policy, None, change="create", actor=actor)
             if current.definition == _dump(policy):
                 return "unchanged", _stored(current)
             return "replaced", self._write(conn, policy, current, change="replace", actor=actor)
+
+    def _exists(self, name: str) -> bool:
+        with self.engine.connect() as conn:
+            query = sa.select(portfolio_policies.c.policy_name).where(
+                portfolio_policies.c.policy_name == name
+            )
+            return conn.execute(query).first() is not None
 
     def versions(self, name: str) -> Sequence[PolicyVersion]:
         """Every version of policy `name`, oldest first; NotFound if it never existed."""

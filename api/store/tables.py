@@ -122,6 +122,7 @@ policy_violations = sa.Table(
     sa.Column("limit_value", sa.Float, nullable=False),
     sa.Column("pre_trade", sa.Float, nullable=False),
     sa.Column("description", sa.Text, nullable=False),
+    sa.Column("suggested_adjustment", JSON),  # null: none suggested, or stored before 0004
     sa.Column("created_at", Timestamp(), nullable=False, index=True),
     sa.Column("resolved", sa.Boolean, nullable=False, index=True),
     sa.Column("resolved_at", Timestamp()),

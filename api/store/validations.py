@@ -78,6 +78,7 @@ def _violation(row: sa.Row[Any]) -> StoredViolation:
         "limit": row.limit_value,
         "pre_trade": row.pre_trade,
         "description": row.description,
+        "suggested_adjustment": row.suggested_adjustment,
     }
     return StoredViolation(
         row.id,
@@ -216,6 +217,7 @@ class ValidationStore:
             "limit_value": v["limit"],
             "pre_trade": v["pre_trade"],
             "description": v["description"],
+            "suggested_adjustment": v.get("suggested_adjustment"),
             "created_at": now,
             "resolved": False,
         }

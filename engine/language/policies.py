@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from engine.errors import InputError
 from engine.language.curvature import analyze
 from engine.language.expression import ExpressionError
+from engine.language.finite import check_finite
 from models import Expression, PolicyDefinition
 
 __all__ = ["ExpressionInputError", "check_policies", "check_policy"]
@@ -23,7 +24,12 @@ class ExpressionInputError(InputError):
 
 
 def check_policy(policy: PolicyDefinition, *, prefix: str = "") -> None:
-    """Raise `ExpressionInputError` naming `<prefix>rules.constraints[j].expr` if one is bad."""
+    """Raise an `InputError` naming the field if the policy cannot be compiled.
+
+    `ExpressionInputError` names `<prefix>rules.constraints[j].expr` when an expression is
+    malformed or not convex; `NonFiniteError` names the field whose number is, or folds to,
+    an infinity or NaN (`engine.language.finite`).
+    """
     for j, spec in enumerate(policy.rules.constraints):
         if isinstance(spec, Expression):
             try:
@@ -32,6 +38,7 @@ def check_policy(policy: PolicyDefinition, *, prefix: str = "") -> None:
                 raise ExpressionInputError(
                     f"{prefix}rules.constraints[{j}].expr", exc.message
                 ) from None
+    check_finite(policy, prefix=prefix)
 
 
 def check_policies(policies: Sequence[PolicyDefinition], *, prefix: str = "policies") -> None:

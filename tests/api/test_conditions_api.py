@@ -56,9 +56,9 @@ def _create(client: TestClient, *policies: dict[str, Any]) -> None:
 
 def test_stored_conditional_and_contextual_policies_round_trip(client: TestClient) -> None:
     _create(client, DEFENSIVE_CAP, STRESS_SECTORS)
-    stored = client.get("/api/v1/policies/single-name-cap").json()["policy"]
+    stored = client.get("/api/v1/policies/single-name-cap").json()
     assert stored["rules"]["constraints"][0]["max"]["values"]["DEFENSIVE"] == 0.06
-    assert client.get("/api/v1/policies/stress-sector-cap").json()["policy"]["when"] == (
+    assert client.get("/api/v1/policies/stress-sector-cap").json()["when"] == (
         "risk_mode == 'DEFENSIVE' or vix > 30"
     )
 

@@ -167,7 +167,7 @@ def test_effective_set_says_where_each_policy_comes_from(client: TestClient) -> 
     ]
     assert sibling["overridden"] == []
     listed = client.get("/api/v1/policies", params={"portfolio_id": "pf-1"}).json()
-    assert [p["policy"]["policy_name"] for p in listed] == ["firm-cap", "house", "pf-1-cap"]
+    assert [p["policy_name"] for p in listed] == ["firm-cap", "house", "pf-1-cap"]
     _error(client.get("/api/v1/portfolios/ghost/policies"), 404)
 
 

@@ -111,7 +111,7 @@ def test_reader_cannot_validate_nor_change_policies(secured: TestClient) -> None
     _assert_json_error(
         secured.delete("/api/v1/policies/cash-floor", headers=READER), 403, "forbidden"
     )
-    assert secured.get("/api/v1/policies/cash-floor", headers=READER).json()["policy"]["enabled"]
+    assert secured.get("/api/v1/policies/cash-floor", headers=READER).json()["enabled"]
     with services_of(secured).store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(validations)).scalar() == 0
 

@@ -106,8 +106,13 @@ def _assert_error(r: Response, status: int, error: str | None = None) -> dict[st
 def _policy(client: TestClient, name: str) -> dict[str, Any]:
     r = client.get(f"/api/v1/policies/{name}")
     assert r.status_code == 200
-    policy: dict[str, Any] = r.json()["policy"]
-    return policy
+    return _definition(r.json())
+
+
+def _definition(stored: dict[str, Any]) -> dict[str, Any]:
+    """A policy answer less the fields the store adds: the definition itself."""
+    added = {"version", "updated_at", "updated_by"}
+    return {k: v for k, v in stored.items() if k not in added}
 
 
 def _fields(body: dict[str, Any]) -> list[str]:
@@ -343,11 +348,11 @@ def test_policy_crud_and_versions_with_actor_and_diff(
     created = r.json()
     assert created["version"] == 1
     assert created["updated_by"] == "alice"
-    assert created["policy"]["rules"]["constraints"][0]["max"] == 0.10
+    assert created["rules"]["constraints"][0]["max"] == 0.10
 
     got = client.get("/api/v1/policies/single-name-cap")
     assert got.status_code == 200
-    assert got.json()["policy"] == created["policy"]
+    assert _definition(got.json()) == _definition(created)
     assert got.json()["version"] == 1
 
     _assert_error(client.post("/api/v1/policies", json=cap), 409, "conflict")
@@ -365,8 +370,8 @@ def test_policy_crud_and_versions_with_actor_and_diff(
     )
     assert r.status_code == 200, r.text
     assert r.json()["version"] == 3
-    assert r.json()["policy"]["enforcement_level"] == "advisory"
-    assert r.json()["policy"]["rules"]["constraints"][0]["max"] == 0.12
+    assert r.json()["enforcement_level"] == "advisory"
+    assert r.json()["rules"]["constraints"][0]["max"] == 0.12
 
     renamed = dict(wider, policy_name="other-name")
     _assert_error(client.put("/api/v1/policies/single-name-cap", json=renamed), 409, "conflict")
@@ -379,7 +384,7 @@ def test_policy_crud_and_versions_with_actor_and_diff(
     assert [v["change"] for v in versions] == ["create", "replace", "patch"]
     assert [v["actor"] for v in versions] == ["alice", "bob", "carol"]
     assert versions[0]["diff"] == [
-        {"path": "(root)", "old": None, "new": created["policy"]},
+        {"path": "(root)", "old": None, "new": _definition(created)},
     ]
     assert versions[1]["diff"] == [{"path": "rules.constraints[0].max", "old": 0.1, "new": 0.12}]
     assert versions[2]["diff"] == [
@@ -425,12 +430,12 @@ def test_delete_disables_and_keeps_history(
     _create_policies(client, core)
     r = client.delete("/api/v1/policies/single-name-cap", headers={"X-Actor": "dave"})
     assert r.status_code == 200, r.text
-    assert r.json()["policy"]["enabled"] is False
+    assert r.json()["enabled"] is False
     assert r.json()["version"] == 2
 
     got = client.get("/api/v1/policies/single-name-cap")
     assert got.status_code == 200  # still stored
-    assert got.json()["policy"]["enabled"] is False
+    assert got.json()["enabled"] is False
     versions = client.get("/api/v1/policies/single-name-cap/versions").json()
     assert [(v["version"], v["change"], v["actor"]) for v in versions] == [
         (1, "create", "alice"),
@@ -448,7 +453,7 @@ def test_delete_disables_and_keeps_history(
     r = client.patch("/api/v1/policies/single-name-cap", json={"enabled": True})
     assert r.status_code == 200
     assert r.json()["version"] == 3
-    assert r.json()["policy"]["enabled"] is True
+    assert r.json()["enabled"] is True
 
 
 def test_list_filters(
@@ -466,7 +471,7 @@ def test_list_filters(
     def names(**params: str) -> list[str]:
         r = client.get("/api/v1/policies", params=params)
         assert r.status_code == 200, r.text
-        return [p["policy"]["policy_name"] for p in r.json()]
+        return [p["policy_name"] for p in r.json()]
 
     everything = sorted([p["policy_name"] for p in core] + ["emea-only"])
     assert names() == everything
