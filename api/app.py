@@ -13,7 +13,7 @@ from api.heap import Heap, SettleAfterResponse
 from api.http_errors import install_error_handlers
 from api.json_body import document_bodies
 from api.metrics import Metrics
-from api.middleware import BodyLimit, RequestMetrics
+from api.middleware import BodyLimit, RequestMetrics, UnexpectedErrors
 from api.routes import (
     capacity,
     constraints,
@@ -100,7 +100,10 @@ def create_app(
     install_error_handlers(app)
     document_bodies(app)
     # Added last is outermost: the heap settles after the response, the body limit refuses
-    # before anything else reads the body, and the metrics see every routed request.
+    # before anything else reads the body, the metrics see every routed request (500s
+    # included), and an unexpected error is answered innermost, before Starlette's own
+    # outermost handler would re-raise it and make the server drop the connection.
+    app.add_middleware(UnexpectedErrors)
     app.add_middleware(RequestMetrics, metrics=lambda: _metrics_of(app))
     app.add_middleware(
         BodyLimit,
