@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.errors import describe_validation_error
+from api.logsafe import printable
 from api.policy_files import PolicyFileError, load_policies
 from api.policy_tests import run_policy_tests
 from api.portfolio_files import PortfolioFileError, load_portfolios
@@ -90,7 +91,7 @@ def _validate(args: argparse.Namespace) -> int:
         print(response.model_dump_json(indent=2 if args.pretty else None), flush=True)
         log.info(
             "%s: %s, %d violation(s), %.2f ms",
-            path,
+            printable(path),
             "compliant" if response.is_compliant else "NOT compliant",
             len(response.violations),
             response.timings_ms.get("total", 0.0),
