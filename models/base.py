@@ -7,9 +7,11 @@ policy is a validation error naming the field path instead of a silently ignored
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 __all__ = [
     "MAX_JSON_INT",
@@ -46,22 +48,69 @@ JsonInt = Annotated[StrictInt, Field(ge=-MAX_JSON_INT, le=MAX_JSON_INT)]
 """An integer every JSON consumer reads back exactly (see `MAX_JSON_INT`)."""
 
 
-def check_json_values(value: Any, path: str) -> None:
-    """Raise ValueError naming `path` for a non-finite float or an out-of-range integer.
+Loc = tuple[str | int, ...]
+"""Where an entry is in free-form JSON: its keys and indices from the field down."""
 
-    Walks free-form JSON (objects and arrays) whose leaves pydantic does not type;
-    `path` is the field's name, extended with `.key` and `[index]` on the way down.
-    """
+
+def _problems(value: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:
+    """(location, message) of every number in free-form JSON that is not representable."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{path} must be a finite number")
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_JSON_INT:
-        raise ValueError(
-            f"{path} is an integer beyond ±(2**53 - 1), which JSON consumers cannot "
-            "represent exactly; send it as a string"
+        yield loc, "Input should be a finite number"
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_JSON_INT:
+        yield (
+            loc,
+            (
+                "Input should be an integer within ±(2**53 - 1), which every JSON consumer "
+                "reads exactly; send a larger one as a string"
+            ),
         )
-    if isinstance(value, dict):
+    elif isinstance(value, dict):
         for key, item in value.items():
-            check_json_values(item, f"{path}.{key}")
+            yield from _problems(item, (*loc, str(key)))
     elif isinstance(value, list):
         for k, item in enumerate(value):
-            check_json_values(item, f"{path}[{k}]")
+            yield from _problems(item, (*loc, k))
+
+
+def check_json_values(value: Any, title: str) -> None:
+    """Refuse non-finite floats and out-of-range integers anywhere in free-form JSON.
+
+    For a field validator of a free-form field (a request's `context`): pydantic places the
+    errors under the field, so a 422 names the very entry (`context.limits[2]`).
+
+    Parameters
+    ----------
+    value
+        The field's value: objects, arrays, strings, numbers, booleans and nulls.
+    title
+        The model's name, for the error's title.
+
+    Raises
+    ------
+    ValidationError
+        One error per offending number, located below the field.
+    """
+    errors = [
+        InitErrorDetails(
+            type=PydanticCustomError("json_number", "{message}", {"message": message}),
+            loc=loc,
+            input=_short(_item_at(value, loc)),
+        )
+        for loc, message in _problems(value, ())
+    ]
+    if errors:
+        raise ValidationError.from_exception_data(title, errors)
+
+
+def _item_at(value: Any, loc: Loc) -> Any:
+    """The entry of `value` at `loc` (keys and indices, as `_problems` yields them)."""
+    for part in loc:
+        value = value[part]
+    return value
+
+
+def _short(value: Any) -> Any:
+    """A number as an error's input: a 400-digit integer is not echoed whole."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_JSON_INT:
+        return f"an integer of {value.bit_length()} bits"  # str() refuses > 4300 digits
+    return value

@@ -82,7 +82,7 @@ class CapacityRequest(StrictModel):
     @field_validator("context")
     @classmethod
     def _json_context(cls, context: dict[str, Any]) -> dict[str, Any]:
-        check_json_values(context, "context")
+        check_json_values(context, "CapacityRequest")
         return context
 
     @field_validator("decision")

@@ -96,7 +96,7 @@ class ConstraintSetRequest(StrictModel):
     @field_validator("context")
     @classmethod
     def _finite_context(cls, context: dict[str, Any]) -> dict[str, Any]:
-        check_json_values(context, "context")
+        check_json_values(context, "ConstraintSetRequest")
         return context
 
     @model_validator(mode="after")

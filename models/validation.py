@@ -86,7 +86,7 @@ class PolicyValidationRequest(StrictModel):
     @field_validator("context")
     @classmethod
     def _finite_context(cls, context: dict[str, Any]) -> dict[str, Any]:
-        check_json_values(context, "context")
+        check_json_values(context, "PolicyValidationRequest")
         return context
 
 
