@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.docs_pages import install_docs
 from api.events import OutboxRelay, Publisher, publisher_for
 from api.heap import Heap, SettleAfterResponse
 from api.http_errors import install_error_handlers
@@ -95,6 +96,8 @@ def create_app(
         summary="Pre-trade compliance: check trading decisions against portfolio policies "
         "and return the closest compliant decision.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs from packaged assets, not from a CDN
+        redoc_url=None,
     )
 
     install_error_handlers(app)
@@ -114,4 +117,5 @@ def create_app(
     routers = (validate, capacity, constraints, policies, portfolios, reference_data, reviews)
     for module in (*routers, health):
         app.include_router(module.router)
+    install_docs(app)
     return app
