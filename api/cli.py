@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import SettingsError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -179,7 +180,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         raise _BadSettings(f"{where}: not valid JSON") from None
 
 
-def _setting_problem(error: Any, overrides: dict[str, Any]) -> str:
+def _setting_problem(error: ErrorDetails, overrides: dict[str, Any]) -> str:
     """`PES_PORT: Input should be a valid integer`, or `--port: ...` for an option.
 
     The value itself is never repeated: it may be an API key.
