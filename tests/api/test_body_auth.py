@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
 from api.app import create_app
 from api.examples import CAPACITY_EXAMPLE, VALIDATE_EXAMPLE
@@ -135,3 +136,32 @@ def test_every_body_route_documents_its_schema_and_examples(keyed: TestClient) -
         assert content["examples"], path
         name = content["schema"]["$ref"].rsplit("/", 1)[-1]
         assert name in schemas, (path, name)
+
+
+def test_an_unauthenticated_body_is_never_read(tmp_path: Path) -> None:
+    """The app asks the server for no body message before refusing the caller."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'pes.db'}",
+        events="none",
+        api_keys={"a": "admin", "r": "reader"},
+    )
+    app = create_app(settings)
+    reads: list[str] = []
+
+    async def counting(scope: Scope, receive: Receive, send: Send) -> None:
+        async def counted() -> Message:
+            message = await receive()
+            if scope["type"] == "http":
+                reads.append(scope["path"])
+            return message
+
+        await app(scope, counted, send)
+
+    big = b'{"name": "' + b"x" * 1_000_000 + b'"}'
+    with TestClient(counting, raise_server_exceptions=False) as client:
+        for method, path, *_ in ROUTES:
+            r = client.request(
+                method, path, content=big, headers={"content-type": "application/json"}
+            )
+            assert r.status_code == 401, (path, r.text)
+    assert reads == []
