@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.docs_pages import install_docs
 from api.events import OutboxRelay, Publisher, publisher_for
 from api.heap import Heap, SettleAfterResponse
 from api.http_errors import install_error_handlers
 from api.json_body import document_bodies
 from api.metrics import Metrics
-from api.middleware import BodyLimit, RequestMetrics
+from api.middleware import BodyLimit, RequestMetrics, UnexpectedErrors
 from api.routes import (
     capacity,
     constraints,
@@ -95,12 +96,17 @@ def create_app(
         summary="Pre-trade compliance: check trading decisions against portfolio policies "
         "and return the closest compliant decision.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs from packaged assets, not from a CDN
+        redoc_url=None,
     )
 
     install_error_handlers(app)
     document_bodies(app)
     # Added last is outermost: the heap settles after the response, the body limit refuses
-    # before anything else reads the body, and the metrics see every routed request.
+    # before anything else reads the body, the metrics see every routed request (500s
+    # included), and an unexpected error is answered innermost, before Starlette's own
+    # outermost handler would re-raise it and make the server drop the connection.
+    app.add_middleware(UnexpectedErrors)
     app.add_middleware(RequestMetrics, metrics=lambda: _metrics_of(app))
     app.add_middleware(
         BodyLimit,
@@ -111,4 +117,5 @@ def create_app(
     routers = (validate, capacity, constraints, policies, portfolios, reference_data, reviews)
     for module in (*routers, health):
         app.include_router(module.router)
+    install_docs(app)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,9 +13,12 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+from pydantic_settings import SettingsError
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.errors import describe_validation_error
+from api.logsafe import printable
 from api.policy_files import PolicyFileError, load_policies
 from api.policy_tests import run_policy_tests
 from api.portfolio_files import PortfolioFileError, load_portfolios
@@ -30,6 +34,11 @@ from models import PolicyDefinition, PolicyValidationRequest, PolicyValidationRe
 __all__ = ["main"]
 
 EXIT_COMPLIANT, EXIT_NOT_COMPLIANT, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_STDOUT_CLOSED = 141
+"""The reader of standard output went away (`pes validate ... | head`): 128 + SIGPIPE, what
+the shell reports for a program that signal ended, and distinct from every verdict."""
+STDIN = Path("-")
+"""The FILE that names standard input."""
 log = logging.getLogger("pes")
 
 
@@ -37,22 +46,35 @@ class _BadInput(Exception):
     """Input that makes the command exit with status 2."""
 
 
+def _label(path: Path) -> str:
+    """How messages name a FILE argument."""
+    return "<stdin>" if path == STDIN else str(path)
+
+
+def _read_text(path: Path) -> str:
+    """The text of `path`, or of standard input for ``-``."""
+    if path == STDIN:
+        return sys.stdin.buffer.read().decode("utf-8")
+    return path.read_text(encoding="utf-8")
+
+
 def _read_request(path: Path) -> PolicyValidationRequest:
+    name = _label(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
     except OSError as exc:
-        raise _BadInput(f"{path}: cannot read: {exc.strerror}") from exc
+        raise _BadInput(f"{name}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise _BadInput(f"{path}: cannot read: not UTF-8 text ({exc.reason})") from exc
+        raise _BadInput(f"{name}: cannot read: not UTF-8 text ({exc.reason})") from exc
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _BadInput(f"{path}: not valid JSON: {exc}") from exc
+        raise _BadInput(f"{name}: not valid JSON: {exc}") from exc
     try:
         return PolicyValidationRequest.model_validate(data)
     except ValidationError as exc:
         lines = describe_validation_error(exc).splitlines()
-        raise _BadInput("\n".join(f"{path}: {line}" for line in lines)) from exc
+        raise _BadInput("\n".join(f"{name}: {line}" for line in lines)) from exc
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -71,29 +93,30 @@ def _validate(args: argparse.Namespace) -> int:
     engine = PolicyEngine()
     status = EXIT_COMPLIANT
     for path in args.files:
+        name = _label(path)
         try:
             request = _read_request(path)
             if request.policies is None and args.policies is None:
                 raise _BadInput(
-                    f"{path}: no policies: pass --policies PATH or put 'policies' in the request"
+                    f"{name}: no policies: pass --policies PATH or put 'policies' in the request"
                 )
             # --policies plays the stored set: nothing applying is refused, as the service
             # does; a request's own inline policies are its author's choice.
             require = request.policies is None and not args.approve_when_no_policy_applies
             response = _validate_one(engine, request, stored, references, require=require)
         except SQLAlchemyError as exc:
-            print(f"pes validate: {path}: cannot read reference data: {exc}", file=sys.stderr)
+            print(f"pes validate: {name}: cannot read reference data: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except _BadInput as exc:
             print(f"pes validate: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except InputError as exc:
-            print(f"pes validate: {path}: {exc.field}: {exc.message}", file=sys.stderr)
+            print(f"pes validate: {name}: {exc.field}: {exc.message}", file=sys.stderr)
             return EXIT_BAD_INPUT
         print(response.model_dump_json(indent=2 if args.pretty else None), flush=True)
         log.info(
             "%s: %s, %d violation(s), %.2f ms",
-            path,
+            printable(name),
             "compliant" if response.is_compliant else "NOT compliant",
             len(response.violations),
             response.timings_ms.get("total", 0.0),
@@ -131,7 +154,18 @@ def _validate_one(
     return response.model_copy(update={"reference_data": resolution.used})
 
 
+class _BadSettings(Exception):
+    """A setting (a `PES_*` variable or an option) has a value the service cannot use."""
+
+
 def _settings(args: argparse.Namespace) -> Settings:
+    """The settings from `PES_*` variables with the command's options on top.
+
+    Raises
+    ------
+    _BadSettings
+        One line naming each bad variable (or option) and what is wrong with it.
+    """
     overrides = {
         key: value
         for key, value in {
@@ -143,15 +177,36 @@ def _settings(args: argparse.Namespace) -> Settings:
         }.items()
         if value is not None
     }
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = [_setting_problem(error, overrides) for error in exc.errors()]
+        raise _BadSettings("; ".join(problems)) from None
+    except SettingsError as exc:  # a dict or list variable that is not JSON
+        field = next((f for f in Settings.model_fields if f'"{f}"' in str(exc)), None)
+        where = f"PES_{field.upper()}" if field else "a PES_* variable"
+        raise _BadSettings(f"{where}: not valid JSON") from None
+
+
+def _setting_problem(error: ErrorDetails, overrides: dict[str, Any]) -> str:
+    """`PES_PORT: Input should be a valid integer`, or `--port: ...` for an option.
+
+    The value itself is never repeated: it may be an API key.
+    """
+    field = str(error["loc"][0]) if error["loc"] else ""
+    if field in overrides:
+        where = "--" + field.replace("_", "-")
+    else:
+        where = f"PES_{field.upper()}" if field else "settings"
+    return f"{where}: {error['msg']}"
 
 
 def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)  # a bad PES_* value is reported before the slow imports
     import uvicorn
 
     from api.app import create_app
 
-    settings = _settings(args)
     problem = settings.bind_problem()
     if problem is not None:
         print(f"pes serve: {problem}", file=sys.stderr)
@@ -317,11 +372,14 @@ def _parser() -> argparse.ArgumentParser:
         "validate",
         help="validate trading decisions given as JSON files",
         description="Validate each FILE (a PolicyValidationRequest in JSON) and print one "
-        "PolicyValidationResponse JSON per file, in order. Exit status: 0 all compliant, "
-        "1 some not compliant, 2 invalid input (message on stderr; files after the bad one "
-        "are not validated).",
+        "PolicyValidationResponse JSON per file, in order; FILE - reads standard input. "
+        "Exit status: 0 all compliant, 1 some not compliant, 2 invalid input (message on "
+        "stderr; files after the bad one are not validated), 141 standard output was closed "
+        "early (as by `| head`; nothing more is printed).",
     )
-    validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    validate.add_argument(
+        "files", nargs="+", type=Path, metavar="FILE", help="a request file, or - for stdin"
+    )
     validate.add_argument(
         "--policies",
         type=Path,
@@ -493,10 +551,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     handler = args.handler
     try:
-        return int(handler(args))
+        status = int(handler(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at exit as an ignored exception
+        return status
     except _Unavailable as exc:
         print(f"pes {args.command}: {exc}", file=sys.stderr)
         return 1
+    except _BadSettings as exc:
+        print(f"pes {args.command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _stdout_closed() -> int:
+    """The reader of standard output left: stop quietly (the Python docs' recipe).
+
+    Output still buffered would fail again when the interpreter flushes it at exit, so
+    standard output is pointed at the null device first.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_STDOUT_CLOSED
 
 
 if __name__ == "__main__":

@@ -2,21 +2,25 @@
 
 Starlette's `BaseHTTPMiddleware` (what `@app.middleware("http")` installs) runs the rest of
 the app in a task group and streams the response back through memory channels: about a
-millisecond a request for each such layer on this service's requests. These two do the
-same work by wrapping `receive` and `send` only.
+millisecond a request for each such layer on this service's requests. These do the same
+work by wrapping `receive` and `send` only.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.logsafe import printable
 from api.metrics import Metrics
 
-__all__ = ["BodyLimit", "RequestMetrics"]
+__all__ = ["BodyLimit", "RequestMetrics", "UnexpectedErrors"]
+
+log = logging.getLogger("pes.http")
 
 REFERENCE_UPLOADS = ("/api/v1/universes/", "/api/v1/risk-models/")
 """Paths whose PUT bodies (registered reference data) get the larger body limit."""
@@ -48,6 +52,12 @@ class BodyLimit:
     PUTs of registered reference data (a 2,000-name universe or factor model is megabytes)
     get their own, larger limit. A chunked body is read here up to the limit and handed on
     whole; one over the limit is refused without reading the rest.
+
+    This runs before authentication (a route's first dependency), so a chunked body is
+    buffered, up to the limit, even for a caller who is then refused: accepted, because the
+    cost is bounded by the limit (5 MB; 50 MB for reference uploads) and parsing, the larger
+    cost, happens only after the caller is known. A body with a Content-Length is not read
+    here at all.
     """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, reference_bytes: int) -> None:
@@ -131,3 +141,49 @@ class RequestMetrics:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
             metrics.requests.labels(scope["method"], route, str(status)).inc()
+
+
+class UnexpectedErrors:
+    """A JSON 500 for an unexpected exception, with the connection left open.
+
+    Starlette's outermost `ServerErrorMiddleware` answers an exception with a 500 and then
+    raises it again, for the server to see; uvicorn then closes the connection, so every
+    request a client had pipelined or was about to send on it fails with a reset. Added
+    inside it, this layer logs the exception once (with its traceback) and answers the JSON
+    500 itself, raising nothing: the server sees a finished response and keeps the
+    connection. An exception after the response has started cannot be answered any more;
+    it goes on to the server, which ends that response by closing the connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request; turn an exception before the response into a JSON 500."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching)
+        except Exception:
+            if started:
+                raise
+            log.exception(
+                "unexpected error in %s %s", scope["method"], printable(scope.get("path", ""))
+            )
+            await JSONResponse(
+                {
+                    "error": "internal_error",
+                    "message": "unexpected error; it has been logged",
+                    "detail": [],
+                },
+                status_code=500,
+            )(scope, receive, send)

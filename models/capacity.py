@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from models.base import StrictModel, Symbol
+from models.base import StrictModel, Symbol, check_json_values
 from models.enums import PolicyType
 from models.policy import PolicyDefinition
 from models.portfolio import PortfolioState, same_portfolio_id
@@ -78,6 +78,12 @@ class CapacityRequest(StrictModel):
     @classmethod
     def _same_portfolio(cls, portfolio_id: str | None, info: ValidationInfo) -> str | None:
         return same_portfolio_id(portfolio_id, info)
+
+    @field_validator("context")
+    @classmethod
+    def _json_context(cls, context: dict[str, Any]) -> dict[str, Any]:
+        check_json_values(context, "CapacityRequest")
+        return context
 
     @field_validator("decision")
     @classmethod

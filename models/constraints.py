@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic import Field, StrictFloat, StrictStr, model_validator
 
-from models.base import StrictModel, Symbol
+from models.base import JsonInt, StrictModel, Symbol
 from models.contextual import (
     ContextualConfidence,
     ContextualFraction,
@@ -77,7 +77,7 @@ Confidence = Annotated[
     _Confidence | ContextualConfidence, by_form(_Confidence, ContextualConfidence)
 ]
 """A confidence level in [0.5, 1), or one per context value."""
-Where = dict[str, list[StrictStr | StrictFloat | StrictInt]]
+Where = dict[str, list[StrictStr | StrictFloat | JsonInt]]
 
 
 def _check_order(low: Any, high: Any) -> None:
@@ -391,7 +391,7 @@ class IlliquidLimit(ConstraintBase):
 
     kind: Literal["illiquid_limit"] = "illiquid_limit"
     attribute: str = Field(default="liquidity", min_length=1)
-    value: StrictStr | StrictFloat | StrictInt = "illiquid"
+    value: StrictStr | StrictFloat | JsonInt = "illiquid"
     max: NonNegativeFloat = 0.15
 
 

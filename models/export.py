@@ -13,11 +13,10 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from models.base import StrictModel, Symbol
+from models.base import StrictModel, Symbol, check_json_values
 from models.enums import EnforcementLevel, PolicyType
 from models.policy import PolicyDefinition
 from models.portfolio import PortfolioState, same_portfolio_id
-from models.validation import PolicyValidationRequest
 
 __all__ = [
     "Auxiliary",
@@ -97,7 +96,8 @@ class ConstraintSetRequest(StrictModel):
     @field_validator("context")
     @classmethod
     def _finite_context(cls, context: dict[str, Any]) -> dict[str, Any]:
-        return PolicyValidationRequest._finite_context(context)
+        check_json_values(context, "ConstraintSetRequest")
+        return context
 
     @model_validator(mode="after")
     def _unique_universe(self) -> ConstraintSetRequest:

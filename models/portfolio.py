@@ -9,13 +9,12 @@ from pydantic import (
     Field,
     StrictBool,
     StrictFloat,
-    StrictInt,
     StrictStr,
     ValidationInfo,
     model_validator,
 )
 
-from models.base import NonNegativeFloat, PositiveFloat, StrictModel, Symbol
+from models.base import JsonInt, NonNegativeFloat, PositiveFloat, StrictModel, Symbol
 
 __all__ = [
     "AttributeValue",
@@ -31,7 +30,7 @@ __all__ = [
     "same_portfolio_id",
 ]
 
-AttributeValue = StrictFloat | StrictInt | StrictStr | StrictBool
+AttributeValue = StrictFloat | JsonInt | StrictStr | StrictBool
 """Value of a free-form instrument attribute (numbers for exposures, strings for groups)."""
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]

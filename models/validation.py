@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from models.base import PositiveFloat, StrictModel, Symbol
+from models.base import PositiveFloat, StrictModel, Symbol, check_json_values
 from models.enums import (
     AdjustmentMethod,
     BreachKind,
@@ -88,18 +87,7 @@ class PolicyValidationRequest(StrictModel):
     @field_validator("context")
     @classmethod
     def _finite_context(cls, context: dict[str, Any]) -> dict[str, Any]:
-        def finite(value: Any, path: str) -> None:
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{path} must be a finite number")
-            if isinstance(value, dict):
-                for key, item in value.items():
-                    finite(item, f"{path}.{key}")
-            elif isinstance(value, list):
-                for k, item in enumerate(value):
-                    finite(item, f"{path}[{k}]")
-
-        for key, value in context.items():
-            finite(value, key)
+        check_json_values(context, "PolicyValidationRequest")
         return context
 
 

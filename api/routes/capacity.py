@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Depends
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from api.deps import ServicesDep, Validator
 from api.examples import CAPACITY_DECISION_EXAMPLE, CAPACITY_EXAMPLE
+from api.json_body import documented_body, json_body
 from api.schemas import ERROR_RESPONSES
 from api.store import Unavailable
 from models import PolicyDefinition
@@ -24,22 +25,21 @@ router = APIRouter(prefix="/api/v1", tags=["capacity"], responses=ERROR_RESPONSE
     "/capacity",
     response_model=CapacityResponse,
     summary="Largest additional buy and sale per symbol before a strict policy binds",
+    openapi_extra=documented_body(
+        CapacityRequest,
+        {
+            "portfolio": {"summary": "From the current portfolio", "value": CAPACITY_EXAMPLE},
+            "decision": {
+                "summary": "Beyond a proposed decision",
+                "value": CAPACITY_DECISION_EXAMPLE,
+            },
+        },
+    ),
 )
 def capacity(
-    request: Annotated[
-        CapacityRequest,
-        Body(
-            openapi_examples={
-                "portfolio": {"summary": "From the current portfolio", "value": CAPACITY_EXAMPLE},
-                "decision": {
-                    "summary": "Beyond a proposed decision",
-                    "value": CAPACITY_DECISION_EXAMPLE,
-                },
-            }
-        ),
-    ],
     services: ServicesDep,
-    _caller: Validator,
+    _caller: Validator,  # before the body: an unauthorized caller is refused unread
+    request: Annotated[CapacityRequest, Depends(json_body(CapacityRequest))],
 ) -> CapacityResponse:
     """Size the room left under the strict policies, per symbol and direction.
 

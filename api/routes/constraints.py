@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Depends
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from api.deps import Reader, ServicesDep
+from api.json_body import documented_body, json_body
 from api.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Unavailable
 from models import PolicyDefinition
@@ -44,21 +45,20 @@ CONSTRAINTS_EXAMPLE: dict[str, Any] = {
             "description": "policies cannot be loaded: no constraint set is exported",
         }
     },
+    openapi_extra=documented_body(
+        ConstraintSetRequest,
+        {
+            "portfolio": {
+                "summary": "Held names plus one the optimizer may buy",
+                "value": CONSTRAINTS_EXAMPLE,
+            }
+        },
+    ),
 )
 def constraints(
-    request: Annotated[
-        ConstraintSetRequest,
-        Body(
-            openapi_examples={
-                "portfolio": {
-                    "summary": "Held names plus one the optimizer may buy",
-                    "value": CONSTRAINTS_EXAMPLE,
-                }
-            }
-        ),
-    ],
     services: ServicesDep,
-    _caller: Reader,
+    _caller: Reader,  # before the body: an unauthorized caller is refused unread
+    request: Annotated[ConstraintSetRequest, Depends(json_body(ConstraintSetRequest))],
 ) -> ConstraintSet:
     """The effective policies (or the request's inline set) as solver-neutral constraints.
 

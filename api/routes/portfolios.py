@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Response, status
+from fastapi import APIRouter, Depends, Path, Response, status
 
 from api.deps import Admin, Reader, ServicesDep
 from api.hierarchy_schemas import (
@@ -14,6 +14,7 @@ from api.hierarchy_schemas import (
     PortfolioPoliciesPublic,
     PortfolioPublic,
 )
+from api.json_body import documented_body, json_body
 from api.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Invalid, NotFound, StoredPortfolio
 from engine.hierarchy import Lineage, resolve
@@ -98,13 +99,14 @@ def get_portfolio(
         201: {"description": "created"},
         409: {"model": ErrorResponse, "description": "the parent would make a cycle"},
     },
+    openapi_extra=documented_body(PortfolioNode, PORTFOLIO_EXAMPLES),
 )
 def put_portfolio(
     portfolio_id: PortfolioId,
-    node: Annotated[PortfolioNode, Body(openapi_examples=PORTFOLIO_EXAMPLES)],
     response: Response,
     services: ServicesDep,
-    caller: Admin,
+    caller: Admin,  # before the body: an unauthorized caller is refused unread
+    node: Annotated[PortfolioNode, Depends(json_body(PortfolioNode))],
 ) -> PortfolioPublic:
     """Create the node (201) or replace it (200); the parent must already exist.
 

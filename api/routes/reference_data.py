@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from api.deps import Admin, Reader, ServicesDep
+from api.json_body import documented_body, json_body
 from api.reference_schemas import (
     RISK_MODEL_EXAMPLES,
     UNIVERSE_EXAMPLES,
@@ -74,13 +75,14 @@ def list_universes(services: ServicesDep, _caller: Reader) -> list[ReferenceVers
     response_model=UniversePublic,
     summary="Register a universe (a new version when it changes)",
     responses=PUT_RESPONSES,
+    openapi_extra=documented_body(Universe, UNIVERSE_EXAMPLES),
 )
 def put_universe(
     universe_id: RefId,
-    universe: Annotated[Universe, Body(openapi_examples=UNIVERSE_EXAMPLES)],
     response: Response,
     services: ServicesDep,
-    caller: Admin,
+    caller: Admin,  # before the body: an unauthorized caller is refused unread
+    universe: Annotated[Universe, Depends(json_body(Universe))],
 ) -> UniversePublic:
     """Store the universe as version 1 (201) or a new version (200).
 
@@ -137,13 +139,14 @@ def list_risk_models(services: ServicesDep, _caller: Reader) -> list[ReferenceVe
     response_model=RiskModelPublic,
     summary="Register a risk model (a new version when it changes)",
     responses=PUT_RESPONSES,
+    openapi_extra=documented_body(RiskModelDefinition, RISK_MODEL_EXAMPLES),
 )
 def put_risk_model(
     risk_model_id: RefId,
-    definition: Annotated[RiskModelDefinition, Body(openapi_examples=RISK_MODEL_EXAMPLES)],
     response: Response,
     services: ServicesDep,
-    caller: Admin,
+    caller: Admin,  # before the body: an unauthorized caller is refused unread
+    definition: Annotated[RiskModelDefinition, Depends(json_body(RiskModelDefinition))],
 ) -> RiskModelPublic:
     """Store the risk model as version 1 (201) or a new version (200).
 

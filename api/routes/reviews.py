@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from api.deps import Admin, Reader, ServicesDep
+from api.json_body import documented_body, json_body
 from api.schemas import ERROR_RESPONSES, ViolationPage, ViolationPublic, ViolationResolution
 from api.store import StoredViolation, ViolationFilter
 from models import PolicyValidationResponse, ViolationSeverity
@@ -61,24 +62,25 @@ def list_violations(
     return ViolationPage(total=total, limit=limit, offset=offset, items=[_public(v) for v in items])
 
 
+RESOLUTION_EXAMPLES: dict[str, Any] = {
+    "resolve": {
+        "summary": "Resolve with a note",
+        "value": {"resolved": True, "note": "Approved by the CIO"},
+    }
+}
+
+
 @router.patch(
-    "/violations/{violation_id}", response_model=ViolationPublic, summary="Resolve a violation"
+    "/violations/{violation_id}",
+    response_model=ViolationPublic,
+    summary="Resolve a violation",
+    openapi_extra=documented_body(ViolationResolution, RESOLUTION_EXAMPLES),
 )
 def resolve_violation(
     violation_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    body: Annotated[
-        ViolationResolution,
-        Body(
-            openapi_examples={
-                "resolve": {
-                    "summary": "Resolve with a note",
-                    "value": {"resolved": True, "note": "Approved by the CIO"},
-                }
-            }
-        ),
-    ],
     services: ServicesDep,
-    caller: Admin,
+    caller: Admin,  # before the body: an unauthorized caller is refused unread
+    body: Annotated[ViolationResolution, Depends(json_body(ViolationResolution))],
 ) -> ViolationPublic:
     """Mark a violation resolved (or reopen it), with a note; the actor is recorded."""
     return _public(

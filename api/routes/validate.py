@@ -15,6 +15,7 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 from api.deps import ServicesDep, Validator
 from api.examples import VALIDATE_EXAMPLE
 from api.json_body import documented_body, json_body
+from api.logsafe import printable
 from api.reference_schemas import REFERENCE_VALIDATE_EXAMPLE
 from api.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Unavailable
@@ -159,7 +160,7 @@ def validate(
         services.relay.nudge()
     log.info(
         "decision %s: %s (%d violations, %.2f ms)",
-        request.decision.decision_id,
+        printable(request.decision.decision_id),
         outcome,
         len(response.violations),
         response.timings_ms.get("total", 0.0),

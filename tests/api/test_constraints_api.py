@@ -155,7 +155,7 @@ def test_a_non_finite_context_value_is_422(client: TestClient) -> None:
     raw = body.replace('"x": 1.0', '"x": NaN')
     r = client.post(URL, content=raw, headers={"Content-Type": "application/json"})
     assert r.status_code == 422, r.text
-    assert r.json()["detail"][0]["field"] == "context"
+    assert r.json()["detail"][0]["field"] == "context.x"
 
 
 def test_a_child_portfolio_exports_what_it_inherits(client: TestClient) -> None:
