@@ -55,5 +55,8 @@ def capacity(
             raise
         except (SQLAlchemyError, ValidationError) as exc:  # fail closed: no answer
             raise Unavailable(f"policies cannot be loaded: {exc.__class__.__name__}") from exc
-    lineage = services.lineage(request.target_portfolio)
+    # As for validate: with stored policies, an id the registered tree lacks is refused.
+    registered = request.policies is None
+    field = "portfolio_id" if request.portfolio_id else "portfolio_state.portfolio_id"
+    lineage = services.lineage(request.target_portfolio, field=field, registered=registered)
     return services.capacity(request, stored, lineage)

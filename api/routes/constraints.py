@@ -77,5 +77,8 @@ def constraints(
         except (SQLAlchemyError, ValidationError) as exc:  # fail closed: no partial set
             raise Unavailable(f"policies cannot be loaded: {exc.__class__.__name__}") from exc
     portfolio_id = request.portfolio_id or request.portfolio_state.portfolio_id
-    lineage = services.lineage(portfolio_id)
+    # As for validate: with stored policies, an id the registered tree lacks is refused (an
+    # optimizer would otherwise get a set without the portfolio's own policies).
+    field = "portfolio_id" if request.portfolio_id else "portfolio_state.portfolio_id"
+    lineage = services.lineage(portfolio_id, field=field, registered=request.policies is None)
     return services.export(request, stored, lineage)

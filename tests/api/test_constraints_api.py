@@ -202,8 +202,9 @@ def test_a_child_portfolio_exports_what_it_inherits(client: TestClient) -> None:
     caps = {r.limit for r in child.linear.rows if r.violation_type == "weight_bounds.max"}
     assert caps == {0.3}
     assert export("equity").policies == ["firm-gross", "fund-cap"]
-    # Outside the tree nothing is inherited.
-    assert export("elsewhere").policies == []
+    # An id the registered tree lacks is refused, not exported without its policies.
+    r = client.post(URL, json={"portfolio_state": {**_state(), "portfolio_id": "elsewhere"}})
+    assert r.status_code == 422 and r.json()["error"] == "unknown_portfolio", r.text
 
 
 def test_regulatory_and_expression_rows_survive_the_wire(client: TestClient) -> None:

@@ -166,3 +166,23 @@ def test_a_policy_that_overflows_on_the_request_fails_closed(client: TestClient)
     # Other portfolios' requests without the bad data still validate.
     r = client.post("/api/v1/validate", json=_breaching_request("dec-ok"))
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("route", ["/api/v1/capacity", "/api/v1/constraints"])
+def test_capacity_and_export_refuse_an_unknown_portfolio_too(
+    client: TestClient, route: str
+) -> None:
+    _register_tree(client)
+    assert client.post("/api/v1/policies", json=_cap("cap", 0.10)).status_code == 201
+    request = _for_portfolio(_breaching_request(), "ucits-global-equlty")
+    body = {"portfolio_state": request["portfolio_state"]}
+    if route.endswith("capacity"):
+        body["decision"] = request["decision"]
+    r = client.post(route, json=body)
+    refused = _refused(r, "unknown_portfolio", "portfolio_state.portfolio_id")
+    assert "'ucits-global-equity'" in refused["message"]
+    body["portfolio_state"]["portfolio_id"] = "ucits-global-equity"
+    if "decision" in body:
+        body["decision"]["portfolio_id"] = "ucits-global-equity"
+    r = client.post(route, json=body)
+    assert r.status_code == 200, r.text
