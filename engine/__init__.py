@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from engine.deadline import Deadline
 from engine.errors import (
+    DeadlineExceeded,
     EngineError,
     InputError,
     MissingDataError,
     PolicyResolutionError,
+    RequestCancelled,
     SolverError,
     UnknownSymbolError,
 )
@@ -16,11 +19,14 @@ from engine.service import CacheStats, PolicyEngine
 __all__ = [
     "REGISTRY",
     "CacheStats",
+    "Deadline",
+    "DeadlineExceeded",
     "EngineError",
     "InputError",
     "MissingDataError",
     "PolicyEngine",
     "PolicyResolutionError",
+    "RequestCancelled",
     "SolverError",
     "UnknownSymbolError",
 ]

@@ -23,6 +23,7 @@ import numpy as np
 from engine.blocks import AbsSumBlock, AffineBlock
 from engine.layout import Layout
 from models.typing import FloatArray
+from solvers.base import MIN_TIME_LIMIT_S
 
 __all__ = ["NODE_LIMIT", "TIME_LIMIT_S", "integer_rounding"]
 
@@ -43,12 +44,15 @@ def integer_rounding(
     t: FloatArray,
     *,
     shrink_only: bool,
+    time_limit: float = TIME_LIMIT_S,
 ) -> FloatArray | None:
     """Lot-rounded trades near the continuous trades `t` satisfying the linear rows.
 
     `layout` and `strict` name the solver's row sets and `bounds` their bounds (as in the
-    adjustment problem). Trades in fractional instruments (lot 0), trades kept as proposed
-    and close-outs are left as they are. Returns None when there is nothing to round, no
+    adjustment problem); `time_limit` caps the search's wall clock (the adjuster passes
+    the request's time left when that is shorter than `TIME_LIMIT_S`). Trades in
+    fractional instruments (lot 0), trades kept as proposed and close-outs are left as they
+    are. Returns None when there is nothing to round, no
     row to hold, or no integer point within one lot of `t` (or none found in time).
     """
     snap = layout.snap
@@ -94,7 +98,7 @@ def integer_rounding(
         problem.solve(
             solver=cp.HIGHS,
             verbose=False,
-            time_limit=TIME_LIMIT_S,
+            time_limit=max(time_limit, MIN_TIME_LIMIT_S),
             mip_max_nodes=NODE_LIMIT,
             mip_feasibility_tolerance=1e-10,
             primal_feasibility_tolerance=1e-10,

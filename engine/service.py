@@ -9,6 +9,8 @@ from engine.adjust import Adjuster, AttemptResult
 from engine.capacity import CapacityAnalyzer
 from engine.check import check
 from engine.conflicts import find_conflicts
+from engine.deadline import NO_DEADLINE, Deadline
+from engine.errors import DeadlineExceeded
 from engine.hierarchy import Lineage, with_default_benchmark
 from engine.language import check_policies
 from engine.layout import Layout, LayoutCache
@@ -109,6 +111,7 @@ class PolicyEngine:
         policies: Sequence[PolicyDefinition] = (),
         *,
         lineage: Sequence[PortfolioNode] = (),
+        deadline: Deadline = NO_DEADLINE,
     ) -> PolicyValidationResponse:
         """Check `request.decision` against the effective policies (and adjust it).
 
@@ -120,8 +123,15 @@ class PolicyEngine:
         nearest first (empty: not registered); it adds inherited policies, applies
         overrides and supplies a default benchmark when the request has none. Raises
         `engine.errors.InputError` for input that cannot be evaluated.
+
+        `deadline` (engine.deadline) is checked before every stage and bounds every solve.
+        Raises `DeadlineExceeded` when it passes before the check has a verdict, and
+        `RequestCancelled` when the request is abandoned at any point; when it passes during
+        the adjustment, the answer is the check's (not compliant) with no adjusted decision
+        and `adjustment_error` saying the adjustment timed out.
         """
         timer = StageTimer()
+        deadline.check("resolve")
         with timer.stage("resolve"):
             if request.policies is not None:  # stored policies were checked when stored
                 check_policies(request.policies, prefix="policies")
@@ -129,17 +139,20 @@ class PolicyEngine:
             resolution = resolve_policies(request, policies, chain)
             effective = resolution.policies
             request = with_default_benchmark(request, chain)
+        deadline.check("weights")
         with timer.stage("weights"):
             snap = snapshot_of(request)
+        deadline.check("compile")
         with timer.stage("compile"):
             layout = self.layouts.get(effective, request, snap)
+        deadline.check("check")
         with timer.stage("check"):
             result = check(layout, snap.w_hat, cure_passive=request.cure_passive)
         outcome: AttemptResult | None = None
         infeasible: Infeasibility | None = None
         if not result.is_compliant and request.mode == ValidationMode.ADJUST:
             with timer.stage("adjust"):
-                outcome, infeasible = self._adjust(layout, request)
+                outcome, infeasible = self._adjust_in_time(layout, request, deadline)
         adjustment = outcome.adjustment if outcome is not None else None
         adjusted = None
         if adjustment is not None:
@@ -191,8 +204,25 @@ class PolicyEngine:
             timings_ms=timer.finish(),
         )
 
+    def _adjust_in_time(
+        self, layout: Layout, request: PolicyValidationRequest, deadline: Deadline
+    ) -> tuple[AttemptResult, Infeasibility | None]:
+        """`_adjust`, or a failed adjustment that says it timed out (the verdict stands)."""
+        try:
+            return self._adjust(layout, request, deadline)
+        except DeadlineExceeded as exc:
+            # Fail closed: the check already found the decision not compliant; only the
+            # search for a compliant version is cut short.
+            message = (
+                f"the adjustment timed out after {exc.elapsed:.3g} s (request deadline "
+                f"{exc.limit:g} s, reached before {exc.stage})"
+            )
+            if self.adjuster.cancelling_complies(layout, cure_passive=request.cure_passive):
+                message += "; cancelling every trade would comply"
+            return AttemptResult("failed", message=message), None
+
     def _adjust(
-        self, layout: Layout, request: PolicyValidationRequest
+        self, layout: Layout, request: PolicyValidationRequest, deadline: Deadline
     ) -> tuple[AttemptResult, Infeasibility | None]:
         methods = (
             [AdjustmentMethod.SCALE_BACK, AdjustmentMethod.PROJECT]
@@ -201,7 +231,9 @@ class PolicyEngine:
         )
         outcomes: list[AttemptResult] = []
         for method in methods:
-            outcome = self.adjuster.attempt(layout, method, cure_passive=request.cure_passive)
+            outcome = self.adjuster.attempt(
+                layout, method, cure_passive=request.cure_passive, deadline=deadline
+            )
             if outcome.status == "adjusted":
                 return outcome, None
             outcomes.append(outcome)
@@ -225,6 +257,7 @@ class PolicyEngine:
             cure_passive=request.cure_passive,
             cache=self.cache,
             chain=self.chain,
+            deadline=deadline,
         )
         if last == AdjustmentMethod.SCALE_BACK:
             message = (

@@ -1,0 +1,143 @@
+"""The request deadline and cancellation (engine.deadline): checked between stages, handed
+to every solver, and never turning a late answer into "compliant"."""
+
+from __future__ import annotations
+
+import threading
+
+import cvxpy as cp
+import pytest
+
+from engine import Deadline, DeadlineExceeded, PolicyEngine, RequestCancelled
+from models import PolicyValidationRequest
+from solvers import ClarabelAdapter, SolveOutcome, SolverAdapter, SolverChain, SolveStatus
+from tests.builders import policy, request
+from tests.engine.test_kinds import BASE
+
+CAP = policy("cap", {"kind": "weight_bounds", "max": 0.25})
+LIMIT_S = 5.0
+
+
+class FakeClock:
+    """Monotonic seconds that move only when a test moves them."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Slow(SolverAdapter):
+    """A solver that uses up `seconds` of the fake clock (and may cancel) without solving."""
+
+    name = "SLOW"
+    package = "cvxpy"
+    supports_socp = True
+
+    def __init__(
+        self, clock: FakeClock, seconds: float, cancel: threading.Event | None = None
+    ) -> None:
+        self.clock, self.seconds, self.cancel = clock, seconds, cancel
+        self.calls: list[dict[str, object]] = []
+
+    def solve(self, problem: cp.Problem, **options: object) -> SolveOutcome:
+        self.calls.append(options)
+        self.clock.now += self.seconds
+        if self.cancel is not None:
+            self.cancel.set()
+        return SolveOutcome(self.name, SolveStatus.ERROR, self.seconds, message="too slow")
+
+
+class Recording(ClarabelAdapter):
+    def __init__(self) -> None:
+        self.calls: list[dict[str, object]] = []
+
+    def solve(self, problem: cp.Problem, **options: object) -> SolveOutcome:
+        self.calls.append(options)
+        return super().solve(problem, **options)  # type: ignore[arg-type]
+
+
+def _engine(*adapters: SolverAdapter) -> PolicyEngine:
+    engine = PolicyEngine(chain=SolverChain(qp=list(adapters), socp=list(adapters)))
+    # The separable solver would answer before the chain; these tests are about the chain.
+    engine.adjuster.separable = False
+    return engine
+
+
+def _breach() -> PolicyValidationRequest:
+    """A decision that breaches the 25% cap and needs adjusting."""
+    return request(BASE, [("AAA", "BUY", 100)], cash=30_000, policies=[CAP])
+
+
+def test_deadline_passing_during_adjustment_is_not_compliant_with_the_reason() -> None:
+    clock = FakeClock()
+    slow, after = Slow(clock, seconds=2 * LIMIT_S), Recording()
+    engine = _engine(slow, after)
+    response = engine.validate(_breach(), deadline=Deadline(LIMIT_S, clock=clock))
+    assert not response.is_compliant
+    assert response.adjusted_decision is None
+    error = response.adjustment_error
+    assert error is not None and "timed out after 10 s" in error and "deadline 5 s" in error
+    assert "cancelling every trade would comply" in error
+    assert any("timed out" in r for r in response.recommendations)
+    # The first solver got the whole budget; none started after it was spent.
+    assert slow.calls[0]["time_limit"] == pytest.approx(LIMIT_S)
+    assert after.calls == []
+
+
+def test_every_solver_gets_the_time_left_as_its_limit() -> None:
+    clock = FakeClock()
+    slow, after = Slow(clock, seconds=1.5), Recording()
+    engine = _engine(slow, after)
+    response = engine.validate(_breach(), deadline=Deadline(LIMIT_S, clock=clock))
+    adjusted = response.adjusted_decision
+    assert adjusted is not None and adjusted.is_compliant and adjusted.solver == "CLARABEL"
+    assert after.calls[0]["time_limit"] == pytest.approx(LIMIT_S - 1.5)
+
+
+def test_a_deadline_passed_before_the_check_is_an_error_not_an_answer() -> None:
+    clock = FakeClock()
+    deadline = Deadline(LIMIT_S, clock=clock)
+    clock.now += LIMIT_S  # e.g. the request waited for the engine that long
+    with pytest.raises(DeadlineExceeded) as raised:
+        PolicyEngine().validate(_breach(), deadline=deadline)
+    assert raised.value.stage == "resolve" and raised.value.limit == LIMIT_S
+    with pytest.raises(DeadlineExceeded):
+        PolicyEngine().validate(_breach(), deadline=Deadline(0.0))
+
+
+def test_a_passed_check_stays_compliant_without_adjusting() -> None:
+    compliant = request(BASE, [("DDD", "BUY", 10)], cash=30_000, policies=[CAP])
+    clock = FakeClock()
+    engine = _engine(Slow(clock, seconds=2 * LIMIT_S))
+    response = engine.validate(compliant, deadline=Deadline(LIMIT_S, clock=clock))
+    assert response.is_compliant and response.adjustment_error is None
+
+
+def test_a_cancelled_request_stops_its_work() -> None:
+    cancel = threading.Event()
+    clock = FakeClock()
+    slow, after = Slow(clock, seconds=0.1, cancel=cancel), Recording()
+    engine = _engine(slow, after)
+    with pytest.raises(RequestCancelled):
+        engine.validate(_breach(), deadline=Deadline(LIMIT_S, cancel=cancel, clock=clock))
+    assert len(slow.calls) == 1 and after.calls == []  # nothing ran after the cancel
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(RequestCancelled):
+        PolicyEngine().validate(_breach(), deadline=Deadline(None, cancel=cancel))
+
+
+def test_deadline_arithmetic() -> None:
+    clock = FakeClock()
+    deadline = Deadline(2.0, clock=clock)
+    assert deadline.remaining() == 2.0 and not deadline.expired()
+    clock.now += 0.5
+    assert deadline.elapsed() == 0.5 and deadline.time_left() == 1.5
+    clock.now += 2.0
+    assert deadline.remaining() == 0.0 and deadline.expired()
+    unbounded = Deadline(None, clock=clock)
+    clock.now += 1e9
+    assert not unbounded.expired() and unbounded.remaining() == float("inf")
+    unbounded.check("anything")  # never raises
