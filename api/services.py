@@ -15,7 +15,7 @@ from api.metrics import Metrics
 from api.references import ReferenceCache, StoreReferences
 from api.settings import Settings
 from api.store import Store, Unavailable
-from engine import PolicyEngine
+from engine import Deadline, PolicyEngine
 from engine.export import export_constraints
 from engine.references import Resolution, resolve_references
 from models import (
@@ -90,16 +90,22 @@ class Services:
         request: PolicyValidationRequest,
         policies: Sequence[PolicyDefinition],
         lineage: Sequence[PortfolioNode] = (),
+        *,
+        deadline: Deadline | None = None,
     ) -> PolicyValidationResponse:
         """Run the engine under its lock; `lineage` is the portfolio's chain of ancestors.
 
         Registered reference data is resolved first (outside the lock); the response says
         which versions were used, and errors inside a universe's instruments name them there.
+        `deadline` bounds the request, the wait for the lock included (default: the
+        settings' `request_deadline_s` from now).
         """
+        if deadline is None:
+            deadline = Deadline(self.settings.request_deadline_s)
         resolution = self.resolve(request.portfolio_state)
         plain = request.model_copy(update={"portfolio_state": resolution.state})
         with resolution.located(), self.engine_lock:
-            response = self.engine.validate(plain, policies, lineage=lineage)
+            response = self.engine.validate(plain, policies, lineage=lineage, deadline=deadline)
         if resolution.used is None:
             return response
         return response.model_copy(update={"reference_data": resolution.used})
