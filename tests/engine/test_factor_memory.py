@@ -9,7 +9,9 @@ import scipy.sparse as sp
 
 from engine import PolicyEngine
 from engine.blocks import digest
-from tests.engine.factor_case import factor_request
+from engine.export import export_constraints
+from models.export import ConstraintSetRequest
+from tests.engine.factor_case import FACTORS, factor_request
 
 N = 2000
 DENSE_BYTES = N * N * 8
@@ -48,3 +50,21 @@ def test_digest_of_a_sparse_matrix_never_densifies() -> None:
     assert digest(sp.csc_matrix(eye)) == key
     assert digest(sp.eye(n + 1, format="csr")) != key
     assert digest(sp.csr_matrix(np.diag([1.0, 2.0]))) != digest(sp.csr_matrix(np.diag([2.0, 1.0])))
+
+
+def test_exported_risk_cones_stay_sparse() -> None:
+    validation = factor_request(N)
+    request = ConstraintSetRequest(
+        portfolio_state=validation.portfolio_state, policies=validation.policies
+    )
+    tracemalloc.start()
+    try:
+        exported = export_constraints(request, [])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(exported.cones) == 2
+    # Each cone: F'P (FACTORS x n) and diag(d) P (n entries), not a dense n x n block.
+    for cone in exported.cones:
+        assert len(cone.matrix.val) <= (FACTORS + 1) * N
+    assert peak < DENSE_BYTES, f"peak {peak / 1e6:.0f} MB"
