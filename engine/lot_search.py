@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import cvxpy as cp
 import numpy as np
+import scipy.sparse as sp
 
 from engine.blocks import AbsSumBlock, AffineBlock
 from engine.layout import Layout
@@ -74,8 +75,9 @@ def integer_rounding(
     # Post-trade weights are affine in the lot counts: w = w_fixed + S count.
     scale = lots[free] * snap.prices[free] / snap.nav
     w_fixed = snap.weights_from_trades(fixed)
-    select = np.zeros((snap.n, len(free)))
-    select[free, np.arange(len(free))] = scale
+    # Sparse: a projection may trade every name, and a dense n x (traded) matrix would be
+    # the n^2 term a request's memory must not have.
+    select = sp.csr_matrix((scale, (free, np.arange(len(free)))), shape=(snap.n, len(free)))
     w = w_fixed + select @ count
 
     constraints: list[cp.Constraint] = []
