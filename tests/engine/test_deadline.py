@@ -4,15 +4,21 @@ to every solver, and never turning a late answer into "compliant"."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import cvxpy as cp
+import numpy as np
 import pytest
 
+import engine.adjust as adjust_module
 from engine import Deadline, DeadlineExceeded, PolicyEngine, RequestCancelled
-from models import PolicyValidationRequest
+from engine.lot_search import TIME_LIMIT_S
+from models import AdjustmentMethod, PolicyValidationRequest
 from solvers import ClarabelAdapter, SolveOutcome, SolverAdapter, SolverChain, SolveStatus
 from tests.builders import policy, request
 from tests.engine.test_kinds import BASE
+from tests.engine.test_lot_search import POLICIES as LOT_POLICIES
+from tests.engine.test_lot_search import _request as lot_request
 
 CAP = policy("cap", {"kind": "weight_bounds", "max": 0.25})
 LIMIT_S = 5.0
@@ -141,3 +147,54 @@ def test_deadline_arithmetic() -> None:
     clock.now += 1e9
     assert not unbounded.expired() and unbounded.remaining() == float("inf")
     unbounded.check("anything")  # never raises
+
+
+def test_the_integer_lot_search_is_capped_by_the_time_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    limits: list[float] = []
+    search = adjust_module.integer_rounding
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        limits.append(kwargs["time_limit"])
+        return search(*args, **kwargs)
+
+    def nearest(_snap: Any, t: Any, **_: Any) -> Any:
+        return np.round(t)
+
+    # Rounding each trade to its nearest share fails here, so the integer search runs.
+    monkeypatch.setattr(adjust_module, "sequential_rounding", nearest)
+    monkeypatch.setattr(adjust_module, "repair", nearest)
+    monkeypatch.setattr(adjust_module, "integer_rounding", spy)
+    request = lot_request(15e6)
+    clock = FakeClock()
+    response = PolicyEngine().validate(
+        request, LOT_POLICIES, deadline=Deadline(TIME_LIMIT_S / 2, clock=clock)
+    )
+    assert response.adjusted_decision is not None
+    assert limits == [TIME_LIMIT_S / 2]
+    PolicyEngine().validate(request, LOT_POLICIES)  # no deadline: the search's own limit
+    assert limits[-1] == TIME_LIMIT_S
+
+
+def test_a_deadline_passing_before_the_conflict_search_ends_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    floor = policy("floor", {"kind": "weight_bounds", "min": 0.3, "symbols": ["AAA"]})
+    conflicting = request(
+        BASE, [("AAA", "BUY", 100)], cash=30_000, policies=[CAP, floor], cure_passive=True
+    )
+    clock = FakeClock()
+    attempt = adjust_module.Adjuster.attempt
+
+    def slow_attempt(self: Any, *args: Any, **kwargs: Any) -> Any:
+        outcome = attempt(self, *args, **kwargs)
+        if args[1] == AdjustmentMethod.PROJECT:
+            clock.now += LIMIT_S  # neither method found a solution, and they took all the time
+        return outcome
+
+    unbounded = PolicyEngine().validate(conflicting)
+    assert unbounded.infeasible is not None  # the case is a conflict
+    monkeypatch.setattr(adjust_module.Adjuster, "attempt", slow_attempt)
+    response = PolicyEngine().validate(conflicting, deadline=Deadline(LIMIT_S, clock=clock))
+    assert not response.is_compliant and response.infeasible is None
+    error = response.adjustment_error
+    assert error is not None and "timed out" in error and "conflict search" in error
