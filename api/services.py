@@ -116,11 +116,15 @@ class Services:
         policies: Sequence[PolicyDefinition],
         lineage: Sequence[PortfolioNode] = (),
     ) -> CapacityResponse:
-        """Run the engine's capacity analysis under its lock (reference data resolved first)."""
+        """Run the engine's capacity analysis under its lock (reference data resolved first).
+
+        Bounded by the settings' `request_deadline_s` from now (late: 503).
+        """
+        deadline = Deadline(self.settings.request_deadline_s)
         resolution = self.resolve(request.portfolio_state)
         plain = request.model_copy(update={"portfolio_state": resolution.state})
         with resolution.located(), self.engine_lock:
-            return self.engine.capacity(plain, policies, lineage=lineage)
+            return self.engine.capacity(plain, policies, lineage=lineage, deadline=deadline)
 
     def export(
         self,

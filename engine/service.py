@@ -95,15 +95,17 @@ class PolicyEngine:
         policies: Sequence[PolicyDefinition] = (),
         *,
         lineage: Sequence[PortfolioNode] = (),
+        deadline: Deadline = NO_DEADLINE,
     ) -> CapacityResponse:
         """How much more of each requested symbol can be bought or sold (engine.capacity).
 
         `policies` are the stored policies; a request carrying inline `policies` uses those
         instead. `lineage` is as for `validate`: the same effective set (inheritance,
         overrides, default benchmark) bounds the answer. Raises `engine.errors.InputError`
-        for input that cannot be evaluated.
+        for input that cannot be evaluated, and `DeadlineExceeded` when `deadline` passes
+        before every symbol is sized.
         """
-        return self.capacity_analyzer.run(request, policies, lineage=lineage)
+        return self.capacity_analyzer.run(request, policies, lineage=lineage, deadline=deadline)
 
     def validate(
         self,

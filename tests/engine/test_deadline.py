@@ -14,6 +14,7 @@ import engine.adjust as adjust_module
 from engine import Deadline, DeadlineExceeded, PolicyEngine, RequestCancelled
 from engine.lot_search import TIME_LIMIT_S
 from models import AdjustmentMethod, PolicyValidationRequest
+from models.capacity import CapacityRequest
 from solvers import ClarabelAdapter, SolveOutcome, SolverAdapter, SolverChain, SolveStatus
 from tests.builders import policy, request
 from tests.engine.test_kinds import BASE
@@ -198,3 +199,17 @@ def test_a_deadline_passing_before_the_conflict_search_ends_it(
     assert not response.is_compliant and response.infeasible is None
     error = response.adjustment_error
     assert error is not None and "timed out" in error and "conflict search" in error
+
+
+def test_capacity_is_refused_not_partial_when_the_deadline_passes() -> None:
+    state = request(BASE, [], cash=30_000).portfolio_state
+    capacity = CapacityRequest(portfolio_state=state, policies=_breach().policies)
+    clock = FakeClock()
+    slow = Slow(clock, seconds=2 * LIMIT_S)
+    engine = _engine(slow, Recording())
+    with pytest.raises(DeadlineExceeded) as raised:
+        engine.capacity(capacity, deadline=Deadline(LIMIT_S, clock=clock))
+    assert raised.value.stage.startswith("sizing ")
+    assert slow.calls[0]["time_limit"] == pytest.approx(LIMIT_S)
+    answered = PolicyEngine().capacity(capacity, deadline=Deadline(LIMIT_S, clock=FakeClock()))
+    assert len(answered.symbols) == len(BASE)
