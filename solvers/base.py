@@ -8,6 +8,7 @@ solution is a failure of that solver, and the chain moves on.
 from __future__ import annotations
 
 import importlib.util
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 MIN_TIME_LIMIT_S = 1e-3
-"""The smallest time limit handed to a solver: OSQP reads 0 as "no limit"."""
+"""The smallest time limit handed to a solver (OSQP refuses 0)."""
 
 MIN_UNTIMED_S = 0.5
 """A solver that cannot be given a time limit (ECOS) starts only with this much time left:
@@ -69,6 +70,10 @@ class SolverAdapter:
     settings: ClassVar[dict[str, Any]] = {}
     time_limit_option: ClassVar[str | None] = "time_limit"
     """The solver's wall-clock limit setting, in seconds (None: the solver has none)."""
+    no_time_limit: ClassVar[float] = math.inf
+    """The limit's value meaning "none". Always passed when there is no deadline: cvxpy
+    keeps a warm-started solver's settings between solves, so a limit set for one request
+    would otherwise stay for the next."""
     STATUS_MAP: ClassVar[dict[str, SolveStatus]] = {
         cp.OPTIMAL: SolveStatus.OPTIMAL,
         cp.OPTIMAL_INACCURATE: SolveStatus.INACCURATE,
@@ -141,12 +146,14 @@ class SolverAdapter:
     def options(self, time_limit: float | None) -> dict[str, Any] | None:
         """The settings of one solve within `time_limit` seconds (None: do not start).
 
-        The limit is never below `MIN_TIME_LIMIT_S`: some solvers read 0 as "no limit".
+        No `time_limit` means the solver's own "no limit" value, set explicitly; a limit is
+        never below `MIN_TIME_LIMIT_S` (some solvers read 0 as "no limit", others refuse it).
         """
-        if time_limit is None:
-            return dict(self.settings)
         if self.time_limit_option is None:
-            return dict(self.settings) if time_limit >= MIN_UNTIMED_S else None
+            start = time_limit is None or time_limit >= MIN_UNTIMED_S
+            return dict(self.settings) if start else None
+        if time_limit is None or math.isinf(time_limit):
+            return {**self.settings, self.time_limit_option: self.no_time_limit}
         return {**self.settings, self.time_limit_option: max(time_limit, MIN_TIME_LIMIT_S)}
 
     def doubt(self, problem: cp.Problem) -> str | None:

@@ -176,9 +176,11 @@ class _Recording(ClarabelAdapter):
 def test_each_timed_solver_gets_the_time_left_as_its_limit(
     adapter: SolverAdapter, option: str
 ) -> None:
-    assert adapter.options(None) == adapter.settings
+    # No deadline is the solver's explicit "no limit", never an absent setting.
+    assert adapter.options(None) == {**adapter.settings, option: adapter.no_time_limit}
+    assert adapter.options(float("inf")) == adapter.options(None)
     assert adapter.options(2.5) == {**adapter.settings, option: 2.5}
-    # OSQP reads a zero limit as "no limit": never hand one down.
+    # OSQP refuses a zero limit: never hand one down.
     assert adapter.options(0.0) == {**adapter.settings, option: MIN_TIME_LIMIT_S}
     problem, _ = _qp()
     assert adapter.solve(problem, time_limit=5.0).status is SolveStatus.OPTIMAL
@@ -226,3 +228,21 @@ def test_large_cone_problems_skip_the_parametrized_compile() -> None:
     qp, _ = _qp()
     SolverChain(qp=[recording], socp=[recording]).solve(qp, needs_socp=False)
     assert recording.calls[0]["ignore_dpp"] is False
+
+
+def test_a_time_limit_does_not_outlive_its_solve() -> None:
+    # cvxpy keeps a warm-started solver's settings between solves of one problem: a tight
+    # limit for one request must not stay for the next one, which has none.
+    rng = np.random.default_rng(42)
+    n = 3000
+    x = cp.Variable(n)
+    loadings = rng.random((n, 20))
+    problem = cp.Problem(
+        cp.Minimize(cp.sum_squares(x - rng.random(n))),
+        [cp.norm(loadings.T @ x, 2) <= 0.1, cp.sum(x) == 1],
+    )
+    clarabel = ClarabelAdapter()
+    # Setting up a 3000-variable cone problem alone takes longer than the smallest limit.
+    late = clarabel.solve(problem, time_limit=0.0, ignore_dpp=True)
+    assert late.status is SolveStatus.INACCURATE and late.message == cp.USER_LIMIT
+    assert clarabel.solve(problem, ignore_dpp=True).status is SolveStatus.OPTIMAL
