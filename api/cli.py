@@ -113,6 +113,14 @@ def _validate(args: argparse.Namespace) -> int:
         except InputError as exc:
             print(f"pes validate: {name}: {exc.field}: {exc.message}", file=sys.stderr)
             return EXIT_BAD_INPUT
+        except MemoryError:
+            # A request too large for this machine: say so, never a traceback.
+            print(
+                f"pes validate: {path}: out of memory (a smaller universe or fewer policies "
+                "may fit); the decision is NOT validated",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
         print(response.model_dump_json(indent=2 if args.pretty else None), flush=True)
         log.info(
             "%s: %s, %d violation(s), %.2f ms",

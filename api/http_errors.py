@@ -20,11 +20,20 @@ from api.store import (
     Unavailable,
     UnknownPortfolio,
 )
-from engine import InputError, NoApplicablePolicies, PolicyEvaluationError
+from engine import (
+    DeadlineExceeded,
+    InputError,
+    NoApplicablePolicies,
+    PolicyEvaluationError,
+    RequestCancelled,
+)
 
-__all__ = ["install_error_handlers"]
+__all__ = ["CLIENT_CLOSED_REQUEST", "install_error_handlers"]
 
 log = logging.getLogger("pes.http")
+
+CLIENT_CLOSED_REQUEST = 499
+"""The status of a request its client abandoned (nginx's convention); nobody reads it."""
 
 
 def _error(
@@ -113,6 +122,25 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Unavailable)
     async def unavailable(_r: Request, exc: Unavailable) -> JSONResponse:
         return _error(503, "unavailable", f"{exc}; the decision is NOT validated")
+
+    @app.exception_handler(DeadlineExceeded)
+    async def deadline_exceeded(_r: Request, exc: DeadlineExceeded) -> JSONResponse:
+        return _error(503, "deadline_exceeded", f"{exc}; the decision is NOT validated")
+
+    @app.exception_handler(RequestCancelled)
+    async def abandoned(_r: Request, exc: RequestCancelled) -> JSONResponse:
+        return _error(CLIENT_CLOSED_REQUEST, "client_closed_request", str(exc))
+
+    @app.exception_handler(MemoryError)
+    async def out_of_memory(_r: Request, _exc: MemoryError) -> JSONResponse:
+        # A request too large for the memory left: refuse it, keep serving the others.
+        log.warning("a request ran out of memory")
+        return _error(
+            503,
+            "out_of_memory",
+            "the request needs more memory than the service can give it now (a smaller "
+            "universe or fewer policies may fit); the decision is NOT validated",
+        )
 
     @app.exception_handler(DataError)
     async def rejected_value(_r: Request, exc: DataError) -> JSONResponse:

@@ -16,7 +16,7 @@ from api.metrics import Metrics
 from api.references import ReferenceCache, StoreReferences
 from api.settings import Settings
 from api.store import Store, Unavailable, UnknownPortfolio
-from engine import PolicyEngine
+from engine import Deadline, PolicyEngine
 from engine.export import export_constraints
 from engine.references import Resolution, resolve_references
 from models import (
@@ -107,19 +107,27 @@ class Services:
         lineage: Sequence[PortfolioNode] = (),
         *,
         require_applicable: bool = False,
+        deadline: Deadline | None = None,
     ) -> PolicyValidationResponse:
         """Run the engine under its lock; `lineage` is the portfolio's chain of ancestors.
 
         Registered reference data is resolved first (outside the lock); the response says
         which versions were used, and errors inside a universe's instruments name them there.
         `require_applicable` refuses a request on which no strict or advisory policy applies
-        (`engine.errors.NoApplicablePolicies`).
+        (`engine.errors.NoApplicablePolicies`). `deadline` bounds the request, the wait for
+        the lock included (default: the settings' `request_deadline_s` from now).
         """
+        if deadline is None:
+            deadline = Deadline(self.settings.request_deadline_s)
         resolution = self.resolve(request.portfolio_state)
         plain = request.model_copy(update={"portfolio_state": resolution.state})
         with resolution.located(), self.engine_lock:
             response = self.engine.validate(
-                plain, policies, lineage=lineage, require_applicable=require_applicable
+                plain,
+                policies,
+                lineage=lineage,
+                require_applicable=require_applicable,
+                deadline=deadline,
             )
         if resolution.used is None:
             return response
@@ -131,11 +139,15 @@ class Services:
         policies: Sequence[PolicyDefinition],
         lineage: Sequence[PortfolioNode] = (),
     ) -> CapacityResponse:
-        """Run the engine's capacity analysis under its lock (reference data resolved first)."""
+        """Run the engine's capacity analysis under its lock (reference data resolved first).
+
+        Bounded by the settings' `request_deadline_s` from now (late: 503).
+        """
+        deadline = Deadline(self.settings.request_deadline_s)
         resolution = self.resolve(request.portfolio_state)
         plain = request.model_copy(update={"portfolio_state": resolution.state})
         with resolution.located(), self.engine_lock:
-            return self.engine.capacity(plain, policies, lineage=lineage)
+            return self.engine.capacity(plain, policies, lineage=lineage, deadline=deadline)
 
     def export(
         self,

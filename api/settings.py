@@ -68,6 +68,13 @@ class Settings(BaseSettings):
         default=16, ge=1, description="Parsed universe / risk-model versions kept in memory."
     )
     engine_cache_size: int = Field(default=64, ge=1)
+    request_deadline_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a validation may take, waiting for the engine included. Late "
+        "before the check has a verdict: 503 deadline_exceeded; late while adjusting: not "
+        "compliant, with adjustment_error saying the adjustment timed out.",
+    )
     gc_freeze: bool = Field(
         default=True,
         description="Freeze long-lived objects out of the garbage collector's full "

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from engine.deadline import Deadline
 from engine.errors import (
+    DeadlineExceeded,
     EngineError,
     InputError,
     MissingDataError,
     NoApplicablePolicies,
     PolicyEvaluationError,
     PolicyResolutionError,
+    RequestCancelled,
     SolverError,
     UnknownSymbolError,
 )
@@ -18,6 +21,8 @@ from engine.service import CacheStats, PolicyEngine
 __all__ = [
     "REGISTRY",
     "CacheStats",
+    "Deadline",
+    "DeadlineExceeded",
     "EngineError",
     "InputError",
     "MissingDataError",
@@ -25,6 +30,7 @@ __all__ = [
     "PolicyEvaluationError",
     "PolicyEngine",
     "PolicyResolutionError",
+    "RequestCancelled",
     "SolverError",
     "UnknownSymbolError",
 ]

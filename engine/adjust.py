@@ -28,8 +28,9 @@ from engine.bounds import (
     worst_case,
 )
 from engine.check import TOLERANCE, check
+from engine.deadline import NO_DEADLINE, Deadline
 from engine.layout import Layout
-from engine.lot_search import integer_rounding
+from engine.lot_search import TIME_LIMIT_S, integer_rounding
 from engine.lots import lot_candidates, repair, sequential_rounding, snapped
 from engine.polish import POLISH_ROUNDS, linearized
 from engine.problems import OBJECTIVE_SCALE, CompiledProblem, ProblemCache, fixed_rows_infeasible
@@ -88,7 +89,12 @@ class Adjuster:
         self.polish_chain = SolverChain(qp=exact, socp=chain.socp)
 
     def attempt(
-        self, layout: Layout, method: AdjustmentMethod, *, cure_passive: bool
+        self,
+        layout: Layout,
+        method: AdjustmentMethod,
+        *,
+        cure_passive: bool,
+        deadline: Deadline = NO_DEADLINE,
     ) -> AttemptResult:
         """Solve one method (`scale_back` or `project`) and return a verified adjustment.
 
@@ -96,6 +102,10 @@ class Adjuster:
         by their convex restrictions; the bounds, margins and solver checks refer to its
         rows, and so do the binding rows' indices), while every rounded candidate is checked
         against the exact rows of `layout`.
+
+        Every solver gets the time left until `deadline` as its limit, and each round, each
+        polishing round and the integer search check it first: `DeadlineExceeded` (or
+        `RequestCancelled`) ends the attempt.
         """
         exact, layout = layout, layout.for_solver()
         space: Literal["scale_back", "project"] = (
@@ -115,11 +125,16 @@ class Adjuster:
         rounds: list[tuple[str, list[FloatArray]]] = [("exact", base)]
         targeted = 0
         while rounds:
+            deadline.check("the adjustment's next solve")
             label, bounds = rounds.pop(0)
             # The rows' Parameters wait for the chain: the separable solver reads the layout.
             compiled.fill(layout, strict, bounds, rows=False)
-            result = fixed_rows_infeasible(compiled) or self._solve(layout, strict, base, compiled)
+            result = fixed_rows_infeasible(compiled) or self._solve(
+                layout, strict, base, compiled, deadline
+            )
             attempts += result.attempts
+            # A chain cut short by the deadline has no answer: say so, not "solvers failed".
+            deadline.check("the adjustment's rounding")
             if result.status is SolveStatus.INFEASIBLE:
                 if label == "exact":
                     return AttemptResult("infeasible", attempts=attempts)
@@ -128,7 +143,7 @@ class Adjuster:
                 continue
             solved, solver = compiled, result.solver
             if not result.optimal and compiled.needs_socp and compiled.variable.value is not None:
-                polished = self._polish(layout, compiled, strict, bounds, base, attempts)
+                polished = self._polish(layout, compiled, strict, bounds, base, attempts, deadline)
                 solved, solver = polished if polished is not None else (compiled, None)
             if solver is None or not (result.optimal or solved is not compiled):
                 # A solution rejected for breaking a limit by more than the tolerance may
@@ -143,7 +158,14 @@ class Adjuster:
                     "passed the exact check"
                 )
             found, excess = self._round(
-                exact, layout, solved, method, solver, attempts, cure_passive=cure_passive
+                exact,
+                layout,
+                solved,
+                method,
+                solver,
+                attempts,
+                cure_passive=cure_passive,
+                deadline=deadline,
             )
             if found is not None:
                 found.notes = notes
@@ -172,7 +194,12 @@ class Adjuster:
         )
 
     def _solve(
-        self, layout: Layout, strict: list[int], base: list[FloatArray], compiled: CompiledProblem
+        self,
+        layout: Layout,
+        strict: list[int],
+        base: list[FloatArray],
+        compiled: CompiledProblem,
+        deadline: Deadline,
     ) -> ChainResult:
         """The separable solver's verified answer where it has one, else the chain's."""
         verify = partial(self._verify, layout, strict, base, compiled)
@@ -185,7 +212,12 @@ class Adjuster:
                 SEPARABLE, SolveStatus.INACCURATE, tried.seconds, tried.iterations, reason
             )
         compiled.fill_rows(layout, strict)
-        result = self.chain.solve(compiled.problem, needs_socp=compiled.needs_socp, verify=verify)
+        result = self.chain.solve(
+            compiled.problem,
+            needs_socp=compiled.needs_socp,
+            verify=verify,
+            time_left=deadline.time_left,
+        )
         if tried is not None:
             result.attempts.insert(0, tried)
         return result
@@ -234,11 +266,13 @@ class Adjuster:
         bounds: list[FloatArray],
         base: list[FloatArray],
         attempts: list[SolveOutcome],
+        deadline: Deadline,
     ) -> tuple[CompiledProblem, str] | None:
         """Solve on the cones' tangent planes from the approximate point (engine.polish)."""
         start = attempts[-1].solver if attempts else "solver"
         w = layout.snap.w0 + compiled.delta(layout.snap.n)
         for _ in range(POLISH_ROUNDS):
+            deadline.check("polishing")
             planes = linearized(layout, w)
             polished = self.cache.get_problem(compiled.space, planes, strict)
             polished.fill(planes, strict, bounds)
@@ -246,6 +280,7 @@ class Adjuster:
                 polished.problem,
                 needs_socp=False,
                 verify=partial(self._verify, layout, strict, base, polished),
+                time_left=deadline.time_left,
             )
             attempts += [
                 SolveOutcome(
@@ -281,6 +316,7 @@ class Adjuster:
         attempts: list[SolveOutcome],
         *,
         cure_passive: bool,
+        deadline: Deadline,
     ) -> tuple[Adjustment | None, list[FloatArray]]:
         """The closest compliant lot-rounded version of the continuous solution, if any.
 
@@ -338,8 +374,14 @@ class Adjuster:
             if best is None:
                 consider(repair(snap, rounded, shrink_only=shrink_only, violation=violation))
             if best is None:
+                deadline.check("the integer lot search")
                 found = integer_rounding(
-                    layout, strict, bounds, t_continuous, shrink_only=shrink_only
+                    layout,
+                    strict,
+                    bounds,
+                    t_continuous,
+                    shrink_only=shrink_only,
+                    time_limit=min(TIME_LIMIT_S, deadline.remaining()),
                 )
                 if found is not None:
                     consider(found)

@@ -40,11 +40,24 @@ Params = dict[str, cp.Parameter]
 
 
 def digest(*arrays: Any) -> str:
-    """A short content hash of arrays and scalars, for structure keys."""
+    """A short content hash of arrays and scalars, for structure keys.
+
+    A sparse matrix is hashed through its canonical CSR arrays, never densified: the
+    selection matrices of per-name rows are n x n, and a dense copy of one is the n^2 term
+    that memory must not have. (A sparse matrix and a dense array of the same values hash
+    differently: at worst a cache miss.)
+    """
     h = hashlib.blake2b(digest_size=12)
     for a in arrays:
         if sp.issparse(a):
-            a = a.toarray()
+            csr = sp.csr_matrix(a, copy=True)
+            csr.sum_duplicates()  # also sorts the indices: one form per matrix
+            csr.eliminate_zeros()
+            h.update(f"csr{csr.shape}".encode())
+            for part in (csr.indptr, csr.indices):
+                h.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
+            h.update(np.ascontiguousarray(csr.data, dtype=float).tobytes())
+            continue
         arr = np.ascontiguousarray(np.asarray(a, dtype=float))
         h.update(str(arr.shape).encode())
         h.update(arr.tobytes())

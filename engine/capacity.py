@@ -26,6 +26,7 @@ import numpy as np
 from engine.bounds import solve_bounds
 from engine.capacity_lp import CapacityProblemCache
 from engine.check import CheckResult, check
+from engine.deadline import NO_DEADLINE, Deadline
 from engine.errors import UnknownSymbolError
 from engine.hierarchy import Lineage, with_default_benchmark
 from engine.language import check_policies
@@ -116,12 +117,16 @@ class CapacityAnalyzer:
         policies: Sequence[PolicyDefinition] = (),
         *,
         lineage: Sequence[PortfolioNode] = (),
+        deadline: Deadline = NO_DEADLINE,
     ) -> CapacityResponse:
         """Capacity of every requested symbol (default: every symbol held or traded).
 
-        Raises `engine.errors.InputError` naming the field for input that cannot be used.
+        Raises `engine.errors.InputError` naming the field for input that cannot be used,
+        and `DeadlineExceeded` (`RequestCancelled`) when `deadline` passes (is cancelled)
+        before every symbol is sized: a partial answer would be mistaken for a whole one.
         """
         timer = StageTimer()
+        deadline.check("resolve")
         probe = _probe(request)
         with timer.stage("resolve"):
             if request.policies is not None:  # stored policies were checked when stored
@@ -144,7 +149,7 @@ class CapacityAnalyzer:
                 compliant = _verdict(layout, snap.w_hat, strict).is_compliant
             base_compliant = base_compliant and compliant
             with timer.stage("capacity"):
-                out += self._size(layout, strict, group[0], compliant=compliant)
+                out += self._size(layout, strict, group[0], compliant=compliant, deadline=deadline)
         order = {s: k for k, s in enumerate(symbols)}
         out.sort(key=lambda c: order[c.symbol])
         return CapacityResponse(
@@ -158,7 +163,13 @@ class CapacityAnalyzer:
         )
 
     def _size(
-        self, layout: Layout, strict: list[int], symbols: Sequence[str], *, compliant: bool
+        self,
+        layout: Layout,
+        strict: list[int],
+        symbols: Sequence[str],
+        *,
+        compliant: bool,
+        deadline: Deadline,
     ) -> list[SymbolCapacity]:
         snap = layout.snap
         problem = None
@@ -172,6 +183,7 @@ class CapacityAnalyzer:
             problem.fill(convex, rows, [solve_bounds(convex, k, cure_passive=False) for k in rows])
         out = []
         for symbol in symbols:
+            deadline.check(f"sizing {symbol}")
             i = snap.index[symbol]
             limits = []
             for direction in (_BUY, _SELL):
@@ -182,7 +194,11 @@ class CapacityAnalyzer:
                 if problem is not None:
                     cap = MAX_WEIGHT - direction.sign * float(snap.w_hat[i])
                     estimate = problem.largest_step(
-                        self.chain, symbol=i, sign=direction.sign, cap=cap
+                        self.chain,
+                        symbol=i,
+                        sign=direction.sign,
+                        cap=cap,
+                        time_left=deadline.time_left,
                     )
                 limits.append(_exact(layout, strict, i, direction, estimate))
             out.append(

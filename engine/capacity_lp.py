@@ -29,6 +29,7 @@ from engine.layout import Layout
 from engine.lru import LruCache
 from models.typing import FloatArray
 from solvers import SolverChain
+from solvers.chain import TimeLeft
 
 __all__ = ["CapacityProblem", "CapacityProblemCache"]
 
@@ -57,14 +58,23 @@ class CapacityProblem:
         self.base.value = snap.w_hat - snap.w0
 
     def largest_step(
-        self, chain: SolverChain, *, symbol: int, sign: int, cap: float
+        self,
+        chain: SolverChain,
+        *,
+        symbol: int,
+        sign: int,
+        cap: float,
+        time_left: TimeLeft | None = None,
     ) -> tuple[float, str] | None:
-        """The solver's largest weight step along `sign` x symbol, or None if it failed."""
+        """The solver's largest weight step along `sign` x symbol, or None if it failed.
+
+        `time_left` bounds every solver of the chain (the request's deadline).
+        """
         direction = np.zeros(self.direction.shape)
         direction[symbol] = float(sign)
         self.direction.value = direction
         self.cap.value = max(cap, 0.0)
-        result = chain.solve(self.problem, needs_socp=self.needs_socp)
+        result = chain.solve(self.problem, needs_socp=self.needs_socp, time_left=time_left)
         if not result.optimal or self.step.value is None or result.solver is None:
             return None
         return float(np.clip(float(self.step.value), 0.0, max(cap, 0.0))), result.solver

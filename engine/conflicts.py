@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 from engine.bounds import solve_bounds
+from engine.deadline import NO_DEADLINE, Deadline
 from engine.layout import Layout
 from engine.problems import ProblemCache, fixed_rows_infeasible
 from solvers import SolverChain, SolveStatus
@@ -36,11 +37,17 @@ def find_conflicts(
     cure_passive: bool,
     cache: ProblemCache,
     chain: SolverChain,
+    deadline: Deadline = NO_DEADLINE,
 ) -> list[str]:
-    """An irreducible set of strict policies that cannot hold together in `space`."""
+    """An irreducible set of strict policies that cannot hold together in `space`.
+
+    Raises `DeadlineExceeded` (or `RequestCancelled`) when `deadline` passes between
+    solves: a set found in part would not be irreducible.
+    """
     strict = layout.strict()
 
     def feasible(names: set[str]) -> bool:
+        deadline.check("the conflict search")
         indices = [k for k in strict if _policy_of(layout, k) in names]
         if not indices:
             return True
@@ -49,14 +56,16 @@ def find_conflicts(
             layout, indices, [solve_bounds(layout, k, cure_passive=cure_passive) for k in indices]
         )
         result = fixed_rows_infeasible(compiled) or chain.solve(
-            compiled.problem, needs_socp=compiled.needs_socp
+            compiled.problem, needs_socp=compiled.needs_socp, time_left=deadline.time_left
         )
         # An undecided solve counts as feasible, which keeps the policy in the set.
         return result.status is not SolveStatus.INFEASIBLE
 
     candidates = {_policy_of(layout, k) for k in strict}
     support = (
-        _elastic_support(layout, strict, cure_passive=cure_passive, cache=cache, chain=chain)
+        _elastic_support(
+            layout, strict, cure_passive=cure_passive, cache=cache, chain=chain, deadline=deadline
+        )
         if space == "project"
         else set()
     )
@@ -77,13 +86,17 @@ def _elastic_support(
     cure_passive: bool,
     cache: ProblemCache,
     chain: SolverChain,
+    deadline: Deadline,
 ) -> set[str]:
     """Policies whose rows need slack, or price it, in the elastic problem."""
+    deadline.check("the conflict search")
     compiled = cache.get_problem("elastic", layout, strict)
     compiled.fill(
         layout, strict, [solve_bounds(layout, k, cure_passive=cure_passive) for k in strict]
     )
-    result = chain.solve(compiled.problem, needs_socp=compiled.needs_socp)
+    result = chain.solve(
+        compiled.problem, needs_socp=compiled.needs_socp, time_left=deadline.time_left
+    )
     if not result.optimal:
         return set()
     support = set()

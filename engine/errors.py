@@ -14,7 +14,10 @@
     │   │                        policy applies to the portfolio (only when asked to refuse)
     │   └── PolicyEvaluationError  a policy's rows cannot be evaluated on this request (a
     │                            non-finite value, an arithmetic failure): fail closed
-    └── SolverError              every solver in the chain failed (fail closed)
+    ├── SolverError              every solver in the chain failed (fail closed)
+    ├── DeadlineExceeded         the request's deadline passed before the check had a
+    │                            verdict (HTTP 503; during adjustment it is a result)
+    └── RequestCancelled         the caller abandoned the request; its work stopped
 
 Non-compliance is never an exception: it is a result. Each error carries `field`, the path
 of the offending input (``portfolio_state.positions[3].symbol``), so the edges can name it.
@@ -23,12 +26,14 @@ of the offending input (``portfolio_state.positions[3].symbol``), so the edges c
 from __future__ import annotations
 
 __all__ = [
+    "DeadlineExceeded",
     "EngineError",
     "InputError",
     "MissingDataError",
     "NoApplicablePolicies",
     "PolicyEvaluationError",
     "PolicyResolutionError",
+    "RequestCancelled",
     "SolverError",
     "UnknownSymbolError",
 ]
@@ -91,3 +96,33 @@ class PolicyEvaluationError(InputError):
     def __init__(self, policy_name: str, field: str, message: str) -> None:
         super().__init__(f"policy {policy_name!r} {field}", message)
         self.policy_name = policy_name
+
+
+class DeadlineExceeded(EngineError):
+    """The request's deadline passed before `stage`.
+
+    Parameters
+    ----------
+    stage
+        The pipeline stage that was about to run.
+    elapsed
+        Seconds the request had taken.
+    limit
+        The request's deadline, in seconds.
+    """
+
+    def __init__(self, stage: str, elapsed: float, limit: float) -> None:
+        super().__init__(
+            f"the request's deadline of {limit:g} s passed after {elapsed:.3g} s, before {stage}"
+        )
+        self.stage = stage
+        self.elapsed = elapsed
+        self.limit = limit
+
+
+class RequestCancelled(EngineError):
+    """The caller abandoned the request (e.g. the HTTP client disconnected) before `stage`."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(f"the request was abandoned by its caller before {stage}")
+        self.stage = stage

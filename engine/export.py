@@ -260,14 +260,17 @@ def _absolute(
 
 def _cone(rows: RowCollector, block: NormBlock, bound: FloatArray) -> SecondOrderCone:
     P = sp.csr_matrix(block.P)
-    parts = [np.asarray(P.T @ block.F).T]  # F' P: k x n
+    parts = [sp.csr_matrix(np.asarray(P.T @ block.F).T)]  # F' P: k x n
     offsets = [block.F.T @ block.c]
     if block.d is not None:
-        parts.append(np.asarray(P.multiply(block.d[:, None]).toarray()))
+        # diag(d) P stays sparse: a dense copy would be the |U| x n matrix the factor form
+        # exists to avoid.
+        parts.append(sp.csr_matrix(P.multiply(block.d[:, None])))
         offsets.append(block.d * block.c)
-    matrix = np.vstack(parts)
+    matrix = sp.vstack(parts, format="csr")
+    matrix.sum_duplicates()  # sorted, row-major entries, as from the dense form before
     return SecondOrderCone(
-        matrix=sparse_of(sp.csr_matrix(matrix), columns=rows.n),
+        matrix=sparse_of(matrix, columns=rows.n),
         offset=np.concatenate(offsets).tolist(),
         bound=float(bound[0]) / block.scale,
         scale=float(block.scale),

@@ -19,10 +19,12 @@ from collections.abc import Sequence
 
 import cvxpy as cp
 import numpy as np
+import scipy.sparse as sp
 
 from engine.blocks import AbsSumBlock, AffineBlock
 from engine.layout import Layout
 from models.typing import FloatArray
+from solvers.base import MIN_TIME_LIMIT_S
 
 __all__ = ["NODE_LIMIT", "TIME_LIMIT_S", "integer_rounding"]
 
@@ -43,12 +45,15 @@ def integer_rounding(
     t: FloatArray,
     *,
     shrink_only: bool,
+    time_limit: float = TIME_LIMIT_S,
 ) -> FloatArray | None:
     """Lot-rounded trades near the continuous trades `t` satisfying the linear rows.
 
     `layout` and `strict` name the solver's row sets and `bounds` their bounds (as in the
-    adjustment problem). Trades in fractional instruments (lot 0), trades kept as proposed
-    and close-outs are left as they are. Returns None when there is nothing to round, no
+    adjustment problem); `time_limit` caps the search's wall clock (the adjuster passes
+    the request's time left when that is shorter than `TIME_LIMIT_S`). Trades in
+    fractional instruments (lot 0), trades kept as proposed and close-outs are left as they
+    are. Returns None when there is nothing to round, no
     row to hold, or no integer point within one lot of `t` (or none found in time).
     """
     snap = layout.snap
@@ -70,8 +75,9 @@ def integer_rounding(
     # Post-trade weights are affine in the lot counts: w = w_fixed + S count.
     scale = lots[free] * snap.prices[free] / snap.nav
     w_fixed = snap.weights_from_trades(fixed)
-    select = np.zeros((snap.n, len(free)))
-    select[free, np.arange(len(free))] = scale
+    # Sparse: a projection may trade every name, and a dense n x (traded) matrix would be
+    # the n^2 term a request's memory must not have.
+    select = sp.csr_matrix((scale, (free, np.arange(len(free)))), shape=(snap.n, len(free)))
     w = w_fixed + select @ count
 
     constraints: list[cp.Constraint] = []
@@ -94,7 +100,7 @@ def integer_rounding(
         problem.solve(
             solver=cp.HIGHS,
             verbose=False,
-            time_limit=TIME_LIMIT_S,
+            time_limit=max(time_limit, MIN_TIME_LIMIT_S),
             mip_max_nodes=NODE_LIMIT,
             mip_feasibility_tolerance=1e-10,
             primal_feasibility_tolerance=1e-10,

@@ -9,7 +9,8 @@ from engine.adjust import Adjuster, AttemptResult
 from engine.capacity import CapacityAnalyzer
 from engine.check import check
 from engine.conflicts import find_conflicts
-from engine.errors import NoApplicablePolicies
+from engine.deadline import NO_DEADLINE, Deadline
+from engine.errors import DeadlineExceeded, NoApplicablePolicies
 from engine.hierarchy import Lineage, with_default_benchmark
 from engine.language import check_policies
 from engine.layout import Layout, LayoutCache
@@ -95,15 +96,17 @@ class PolicyEngine:
         policies: Sequence[PolicyDefinition] = (),
         *,
         lineage: Sequence[PortfolioNode] = (),
+        deadline: Deadline = NO_DEADLINE,
     ) -> CapacityResponse:
         """How much more of each requested symbol can be bought or sold (engine.capacity).
 
         `policies` are the stored policies; a request carrying inline `policies` uses those
         instead. `lineage` is as for `validate`: the same effective set (inheritance,
         overrides, default benchmark) bounds the answer. Raises `engine.errors.InputError`
-        for input that cannot be evaluated.
+        for input that cannot be evaluated, and `DeadlineExceeded` when `deadline` passes
+        before every symbol is sized.
         """
-        return self.capacity_analyzer.run(request, policies, lineage=lineage)
+        return self.capacity_analyzer.run(request, policies, lineage=lineage, deadline=deadline)
 
     def validate(
         self,
@@ -112,6 +115,7 @@ class PolicyEngine:
         *,
         lineage: Sequence[PortfolioNode] = (),
         require_applicable: bool = False,
+        deadline: Deadline = NO_DEADLINE,
     ) -> PolicyValidationResponse:
         """Check `request.decision` against the effective policies (and adjust it).
 
@@ -127,8 +131,15 @@ class PolicyEngine:
         With `require_applicable`, a request whose effective set holds no strict or advisory
         policy raises `NoApplicablePolicies` instead of being approved with nothing checked
         (the service asks for this for stored policies; an inline set is the caller's own).
+
+        `deadline` (engine.deadline) is checked before every stage and bounds every solve.
+        Raises `DeadlineExceeded` when it passes before the check has a verdict, and
+        `RequestCancelled` when the request is abandoned at any point; when it passes during
+        the adjustment, the answer is the check's (not compliant) with no adjusted decision
+        and `adjustment_error` saying the adjustment timed out.
         """
         timer = StageTimer()
+        deadline.check("resolve")
         with timer.stage("resolve"):
             if request.policies is not None:  # stored policies were checked when stored
                 check_policies(request.policies, prefix="policies")
@@ -138,17 +149,20 @@ class PolicyEngine:
             if require_applicable:
                 _require_applicable(effective, request, stored=len(policies))
             request = with_default_benchmark(request, chain)
+        deadline.check("weights")
         with timer.stage("weights"):
             snap = snapshot_of(request)
+        deadline.check("compile")
         with timer.stage("compile"):
             layout = self.layouts.get(effective, request, snap)
+        deadline.check("check")
         with timer.stage("check"):
             result = check(layout, snap.w_hat, cure_passive=request.cure_passive)
         outcome: AttemptResult | None = None
         infeasible: Infeasibility | None = None
         if not result.is_compliant and request.mode == ValidationMode.ADJUST:
             with timer.stage("adjust"):
-                outcome, infeasible = self._adjust(layout, request)
+                outcome, infeasible = self._adjust_in_time(layout, request, deadline)
         adjustment = outcome.adjustment if outcome is not None else None
         adjusted = None
         if adjustment is not None:
@@ -200,8 +214,25 @@ class PolicyEngine:
             timings_ms=timer.finish(),
         )
 
+    def _adjust_in_time(
+        self, layout: Layout, request: PolicyValidationRequest, deadline: Deadline
+    ) -> tuple[AttemptResult, Infeasibility | None]:
+        """`_adjust`, or a failed adjustment that says it timed out (the verdict stands)."""
+        try:
+            return self._adjust(layout, request, deadline)
+        except DeadlineExceeded as exc:
+            # Fail closed: the check already found the decision not compliant; only the
+            # search for a compliant version is cut short.
+            message = (
+                f"the adjustment timed out after {exc.elapsed:.3g} s (request deadline "
+                f"{exc.limit:g} s, reached before {exc.stage})"
+            )
+            if self.adjuster.cancelling_complies(layout, cure_passive=request.cure_passive):
+                message += "; cancelling every trade would comply"
+            return AttemptResult("failed", message=message), None
+
     def _adjust(
-        self, layout: Layout, request: PolicyValidationRequest
+        self, layout: Layout, request: PolicyValidationRequest, deadline: Deadline
     ) -> tuple[AttemptResult, Infeasibility | None]:
         methods = (
             [AdjustmentMethod.SCALE_BACK, AdjustmentMethod.PROJECT]
@@ -210,7 +241,9 @@ class PolicyEngine:
         )
         outcomes: list[AttemptResult] = []
         for method in methods:
-            outcome = self.adjuster.attempt(layout, method, cure_passive=request.cure_passive)
+            outcome = self.adjuster.attempt(
+                layout, method, cure_passive=request.cure_passive, deadline=deadline
+            )
             if outcome.status == "adjusted":
                 return outcome, None
             outcomes.append(outcome)
@@ -234,6 +267,7 @@ class PolicyEngine:
             cure_passive=request.cure_passive,
             cache=self.cache,
             chain=self.chain,
+            deadline=deadline,
         )
         if last == AdjustmentMethod.SCALE_BACK:
             message = (

@@ -17,6 +17,8 @@ from pydantic import (
 from models.base import JsonInt, NonNegativeFloat, PositiveFloat, StrictModel, Symbol
 
 __all__ = [
+    "MAX_INSTRUMENTS",
+    "MAX_POSITIONS",
     "AttributeValue",
     "CovarianceMatrix",
     "DataReference",
@@ -217,6 +219,16 @@ class ScenarioSet(StrictModel):
         return self
 
 
+MAX_POSITIONS = 20_000
+"""Positions of one portfolio state. Every held name is a variable of the adjustment, so
+the bound keeps a request's work bounded (memory grows linearly in it; see README,
+"Performance"); larger books are validated in parts."""
+
+MAX_INSTRUMENTS = 20_000
+"""Instruments given inline in one portfolio state (a registered universe may hold more:
+only the held and traded names enter the problem)."""
+
+
 class PortfolioState(StrictModel):
     """The portfolio as the Portfolio State Service reports it.
 
@@ -227,8 +239,8 @@ class PortfolioState(StrictModel):
 
     portfolio_id: str = Field(min_length=1, max_length=200)
     cash: FiniteFloat
-    positions: list[Position] = Field(default_factory=list)
-    instruments: list[Instrument] = Field(default_factory=list)
+    positions: list[Position] = Field(default_factory=list, max_length=MAX_POSITIONS)
+    instruments: list[Instrument] = Field(default_factory=list, max_length=MAX_INSTRUMENTS)
     universe: DataReference | None = Field(
         default=None, description="A registered universe supplying the instruments."
     )

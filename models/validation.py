@@ -22,6 +22,8 @@ from models.portfolio import PortfolioState
 from models.reference import ReferenceDataUsed
 
 __all__ = [
+    "MAX_INLINE_POLICIES",
+    "MAX_TRADES",
     "AdjustedDecision",
     "BindingConstraint",
     "ContextChoice",
@@ -41,6 +43,14 @@ __all__ = [
 ]
 
 
+MAX_TRADES = 20_000
+"""Trades of one decision (several in one symbol net; no more names than a book holds)."""
+
+MAX_INLINE_POLICIES = 500
+"""Policies given inline (a what-if run) or named in `applicable_policies`: each compiles
+to rows of the problem, so the count bounds a request's work."""
+
+
 class Trade(StrictModel):
     """One proposed trade; several trades in one symbol net."""
 
@@ -54,7 +64,7 @@ class CoordinatedTradingDecision(StrictModel):
 
     decision_id: str = Field(min_length=1, max_length=200)
     portfolio_id: str = Field(min_length=1, max_length=200)
-    trades: list[Trade] = Field(default_factory=list)
+    trades: list[Trade] = Field(default_factory=list, max_length=MAX_TRADES)
     strategy: str | None = None
     created_at: datetime | None = None
 
@@ -64,9 +74,11 @@ class PolicyValidationRequest(StrictModel):
 
     decision: CoordinatedTradingDecision
     portfolio_state: PortfolioState
-    applicable_policies: list[str] | None = None
+    applicable_policies: list[str] | None = Field(default=None, max_length=MAX_INLINE_POLICIES)
     policies: list[PolicyDefinition] | None = Field(
-        default=None, description="Inline policy set, used instead of the stored policies."
+        default=None,
+        max_length=MAX_INLINE_POLICIES,
+        description="Inline policy set, used instead of the stored policies.",
     )
     context: dict[str, Any] = Field(default_factory=dict)
     mode: ValidationMode = ValidationMode.ADJUST
@@ -246,7 +258,9 @@ class PolicyValidationResponse(StrictModel):
     adjusted_decision: AdjustedDecision | None = None
     infeasible: Infeasibility | None = None
     adjustment_error: str | None = Field(
-        default=None, description="Why no adjustment could be computed (solver failure)."
+        default=None,
+        description="Why no adjustment could be computed: every solver failed, no lot-rounded "
+        "decision passed the check, or the adjustment timed out (the request's deadline).",
     )
     sensitivity: Sensitivity | None = Field(
         default=None,

@@ -14,10 +14,22 @@ from solvers.ecos import ECOSAdapter
 from solvers.highs import HiGHSAdapter
 from solvers.osqp import OSQPAdapter
 
-__all__ = ["ChainResult", "SolverChain", "default_chain"]
+__all__ = ["DPP_CELL_BUDGET", "ChainResult", "SolverChain", "TimeLeft", "default_chain"]
 
 Verifier = Callable[[], str | None]
 """Called after an OPTIMAL solve; returns why the solution is rejected, or None."""
+
+TimeLeft = Callable[[], float]
+"""Seconds left until the request's deadline (<= 0: passed, or the request was abandoned)."""
+
+DPP_CELL_BUDGET = 2_000_000
+"""Largest (variables + 1) x (parameters + 1) of a cone problem compiled in cvxpy's
+parametrized (DPP) form. For problems with second-order cones cvxpy reshapes its parameter
+tensor to that many columns and converts it to CSC, so memory and time grow as the product:
+at n = 1000 with a 20-factor volatility and tracking-error limit, 2.2 GB and 6.5 s for the
+first solve, against 6 MB and 0.2 s compiled with the values as constants, while a DPP
+re-solve saves only ~0.05 s (docs/performance-notes.md, "Memory"). Above the budget the
+problem is compiled afresh at every solve."""
 
 
 @dataclass
@@ -47,7 +59,12 @@ class SolverChain:
         self.socp = list(socp)
 
     def solve(
-        self, problem: cp.Problem, *, needs_socp: bool, verify: Verifier | None = None
+        self,
+        problem: cp.Problem,
+        *,
+        needs_socp: bool,
+        verify: Verifier | None = None,
+        time_left: TimeLeft | None = None,
     ) -> ChainResult:
         """Solve with the first solver that gives an accepted answer.
 
@@ -55,12 +72,22 @@ class SolverChain:
         its solver called inaccurate (cvxpy's optimal_inaccurate) but that passes `verify`
         is used, flagged `inexact`: interior-point solvers stop short of their tolerance on
         feasible sets without an interior, yet the point can be exactly feasible.
+
+        With `time_left`, every solver gets the time left as its time limit, and no solver
+        starts once it has run out (the result is then an error, with the attempts so far).
         """
         chain = self.socp if needs_socp else self.qp
         attempts: list[SolveOutcome] = []
         rescue: tuple[str, _Saved] | None = None
+        ignore_dpp = needs_socp and dpp_cells(problem) > DPP_CELL_BUDGET
         for adapter in chain:
-            outcome = adapter.solve(problem)
+            limit = None if time_left is None else time_left()
+            if limit is not None and limit <= 0:
+                attempts.append(
+                    SolveOutcome(adapter.name, SolveStatus.ERROR, 0.0, message="deadline passed")
+                )
+                break
+            outcome = adapter.solve(problem, time_limit=limit, ignore_dpp=ignore_dpp)
             if outcome.status is SolveStatus.OPTIMAL and verify is not None:
                 reason = verify()
                 if reason is not None:
@@ -92,6 +119,13 @@ class SolverChain:
         if attempts and all(a.status is SolveStatus.INFEASIBLE for a in attempts):
             return ChainResult(SolveStatus.INFEASIBLE, attempts[-1].solver, attempts)
         return ChainResult(SolveStatus.ERROR, None, attempts)
+
+
+def dpp_cells(problem: cp.Problem) -> int:
+    """(variables + 1) x (parameters + 1): the width of cvxpy's parameter tensor reshape."""
+    variables = sum(int(v.size) for v in problem.variables())
+    parameters = sum(int(p.size) for p in problem.parameters())
+    return (variables + 1) * (parameters + 1)
 
 
 @dataclass

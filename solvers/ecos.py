@@ -16,6 +16,7 @@ class ECOSAdapter(CvxpyAdapter):
     package = "ecos"
     supports_socp = True
     certifies_infeasibility = True
+    time_limit_option = None  # ECOS has no wall-clock limit; the chain skips it when late
     settings: ClassVar[dict[str, Any]] = {
         "abstol": 1e-8,
         "reltol": 1e-8,

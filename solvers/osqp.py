@@ -21,6 +21,7 @@ class OSQPAdapter(CvxpyAdapter):
     package = "osqp"
     supports_socp = False
     certifies_infeasibility = False
+    no_time_limit = 1e10  # OSQP's default; it refuses infinity and 0
     settings: ClassVar[dict[str, Any]] = {
         "eps_abs": 1e-9,
         "eps_rel": 1e-9,

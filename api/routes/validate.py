@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
+from api.abandon import run_abandonable
 from api.deps import ServicesDep, Validator
 from api.examples import VALIDATE_EXAMPLE
 from api.json_body import documented_body, json_body
@@ -19,6 +22,7 @@ from api.logsafe import printable
 from api.reference_schemas import REFERENCE_VALIDATE_EXAMPLE
 from api.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Unavailable
+from engine import Deadline
 from models import (
     PolicyDefinition,
     PolicyValidationRequest,
@@ -83,7 +87,8 @@ def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
         },
         503: {
             "model": ErrorResponse,
-            "description": "policies cannot be loaded: the decision is NOT validated",
+            "description": "policies cannot be loaded, the request's deadline passed before "
+            "the check, or memory ran out: the decision is NOT validated",
         },
     },
     openapi_extra=documented_body(
@@ -97,7 +102,8 @@ def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
         },
     ),
 )
-def validate(
+async def validate(
+    connection: Request,
     services: ServicesDep,
     caller: Validator,  # before the body: an unauthorized caller is refused unread
     request: Annotated[PolicyValidationRequest, Depends(json_body(PolicyValidationRequest))],
@@ -112,7 +118,26 @@ def validate(
     default benchmark). A state may name a registered universe and risk model and give
     `prices` by symbol (docs/reference-data.md); `reference_data` says which versions were
     used, and an unknown id or version is a 422 naming the field.
+
+    A validation has `PES_REQUEST_DEADLINE_S` seconds (5 by default): late before the
+    check has a verdict is a 503 `deadline_exceeded`; late while adjusting leaves the
+    answer not compliant, with `adjustment_error` saying the adjustment timed out. A
+    client that disconnects abandons its request: the engine stops and nothing is stored.
     """
+    # The work runs in a worker thread while the connection is watched (api.abandon).
+    cancel = threading.Event()
+    deadline = Deadline(services.settings.request_deadline_s, cancel=cancel)
+    work = partial(_validate, services, caller, request, deadline)
+    return await run_abandonable(connection, cancel, work)
+
+
+def _validate(
+    services: ServicesDep,
+    caller: Validator,
+    request: PolicyValidationRequest,
+    deadline: Deadline,
+) -> Any:
+    """The route's blocking work (see `validate`), bounded by `deadline`."""
     digest = request_hash(request)
     dry_run = request.policies is not None
     stored: list[PolicyDefinition] = []
@@ -137,7 +162,11 @@ def validate(
         raise
     approve_empty = services.settings.approve_when_no_policy_applies
     response = services.validate(
-        request, stored, lineage, require_applicable=not dry_run and not approve_empty
+        request,
+        stored,
+        lineage,
+        require_applicable=not dry_run and not approve_empty,
+        deadline=deadline,
     )
     adjust_ms = response.timings_ms.get("adjust")
     if adjust_ms is not None:

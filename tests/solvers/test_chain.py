@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import cvxpy as cp
+import numpy as np
 import pytest
 
 from solvers import (
@@ -16,6 +17,8 @@ from solvers import (
     SolveStatus,
     default_chain,
 )
+from solvers.base import MIN_TIME_LIMIT_S, MIN_UNTIMED_S
+from solvers.chain import DPP_CELL_BUDGET, dpp_cells
 
 
 def _qp(infeasible: bool = False) -> tuple[cp.Problem, cp.Variable]:
@@ -37,7 +40,7 @@ class _Scripted(SolverAdapter):
         self.status = status
         self.calls = 0
 
-    def solve(self, problem: cp.Problem, *, warm_start: bool = True) -> SolveOutcome:
+    def solve(self, problem: cp.Problem, **_options: object) -> SolveOutcome:
         self.calls += 1
         return SolveOutcome(self.name, self.status, 0.0, message="scripted")
 
@@ -148,3 +151,98 @@ def test_the_highs_banner_never_reaches_standard_output() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == "done\n"  # and no banner
+
+
+class _Recording(ClarabelAdapter):
+    """Clarabel that records the options of every solve."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, object]] = []
+
+    def solve(self, problem: cp.Problem, **options: object) -> SolveOutcome:
+        self.calls.append(options)
+        return super().solve(problem, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("adapter", "option"),
+    [
+        (ClarabelAdapter(), "time_limit"),
+        (HiGHSAdapter(), "time_limit"),
+        (OSQPAdapter(), "time_limit"),
+    ],
+    ids=lambda a: getattr(a, "name", str(a)),
+)
+def test_each_timed_solver_gets_the_time_left_as_its_limit(
+    adapter: SolverAdapter, option: str
+) -> None:
+    # No deadline is the solver's explicit "no limit", never an absent setting.
+    assert adapter.options(None) == {**adapter.settings, option: adapter.no_time_limit}
+    assert adapter.options(float("inf")) == adapter.options(None)
+    assert adapter.options(2.5) == {**adapter.settings, option: 2.5}
+    # OSQP refuses a zero limit: never hand one down.
+    assert adapter.options(0.0) == {**adapter.settings, option: MIN_TIME_LIMIT_S}
+    problem, _ = _qp()
+    assert adapter.solve(problem, time_limit=5.0).status is SolveStatus.OPTIMAL
+
+
+def test_a_solver_without_a_time_limit_is_not_started_when_time_is_short() -> None:
+    ecos = ECOSAdapter()
+    assert ecos.options(None) == ecos.settings
+    assert ecos.options(MIN_UNTIMED_S) == ecos.settings
+    assert ecos.options(MIN_UNTIMED_S / 2) is None
+    problem, x = _qp()
+    outcome = ecos.solve(problem, time_limit=MIN_UNTIMED_S / 2)
+    assert outcome.status is SolveStatus.ERROR and "no time limit" in outcome.message
+    assert x.value is None
+
+
+def test_chain_hands_the_time_left_to_every_solver_and_stops_when_it_is_gone() -> None:
+    first, second = _Scripted(SolveStatus.ERROR), _Recording()
+    chain = SolverChain(qp=[first, second], socp=[ClarabelAdapter()])
+    problem, _ = _qp()
+    left = iter([3.0, 2.0])
+    result = chain.solve(problem, needs_socp=False, time_left=lambda: next(left))
+    assert result.optimal and second.calls[0]["time_limit"] == 2.0
+    late = _Recording()
+    chain = SolverChain(qp=[late], socp=[ClarabelAdapter()])
+    result = chain.solve(problem, needs_socp=False, time_left=lambda: 0.0)
+    assert not result.optimal and late.calls == []
+    assert result.attempts[0].message == "deadline passed"
+
+
+def test_large_cone_problems_skip_the_parametrized_compile() -> None:
+    small_x = cp.Variable(2)
+    small = cp.Problem(cp.Minimize(cp.norm(small_x - [1, 2], 2)), [small_x <= 0])
+    n = 3000
+    x, F = cp.Variable(n), cp.Parameter((n, 5), value=np.ones((n, 5)))
+    large = cp.Problem(cp.Minimize(cp.sum_squares(x - 1.0)), [cp.norm(F.T @ x, 2) <= 1.0])
+    assert dpp_cells(small) <= DPP_CELL_BUDGET < dpp_cells(large)
+    for problem, ignored in ((small, False), (large, True)):
+        recording = _Recording()
+        chain = SolverChain(qp=[recording], socp=[recording])
+        assert chain.solve(problem, needs_socp=True).optimal
+        assert recording.calls[0]["ignore_dpp"] is ignored
+    # A QP never reaches cvxpy's cone restructuring: it keeps the parametrized form.
+    recording = _Recording()
+    qp, _ = _qp()
+    SolverChain(qp=[recording], socp=[recording]).solve(qp, needs_socp=False)
+    assert recording.calls[0]["ignore_dpp"] is False
+
+
+def test_a_time_limit_does_not_outlive_its_solve() -> None:
+    # cvxpy keeps a warm-started solver's settings between solves of one problem: a tight
+    # limit for one request must not stay for the next one, which has none.
+    rng = np.random.default_rng(42)
+    n = 3000
+    x = cp.Variable(n)
+    loadings = rng.random((n, 20))
+    problem = cp.Problem(
+        cp.Minimize(cp.sum_squares(x - rng.random(n))),
+        [cp.norm(loadings.T @ x, 2) <= 0.1, cp.sum(x) == 1],
+    )
+    clarabel = ClarabelAdapter()
+    # Setting up a 3000-variable cone problem alone takes longer than the smallest limit.
+    late = clarabel.solve(problem, time_limit=0.0, ignore_dpp=True)
+    assert late.status is SolveStatus.INACCURATE and late.message == cp.USER_LIMIT
+    assert clarabel.solve(problem, ignore_dpp=True).status is SolveStatus.OPTIMAL
