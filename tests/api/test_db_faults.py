@@ -1,0 +1,141 @@
+"""A PostgreSQL that stops answering: every request ends, within bounds, failing closed.
+
+The service reaches the real PostgreSQL through `tests.netfaults.FaultyProxy`, which is
+switched mid-test into a black hole (connections accepted, no data moves either way): no
+error, no reset, only silence. Bounds here are the settings' (connect 2 s, statement 1 s,
+pool 1 s, /readyz 2 s), so a request should fail within about connect + statement + the
+client's grace; a request thread that is still waiting after `HANG_S` fails the test.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import make_url
+
+from api.app import create_app
+from api.settings import Settings
+from tests.api.conftest import TestClient, core_policies, example_request
+from tests.netfaults import FaultyProxy
+
+HANG_S = 20.0
+"""A request still unanswered after this is hanging (bounds below add up to about 6 s)."""
+BOUNDS: dict[str, Any] = {
+    "db_connect_timeout_s": 2,
+    "db_statement_timeout_s": 1,
+    "db_pool_timeout_s": 1,
+    "readyz_timeout_s": 2,
+}
+
+
+@pytest.fixture
+def proxy(database_url: str) -> Iterator[FaultyProxy]:
+    url = make_url(database_url)
+    with FaultyProxy(url.host or "127.0.0.1", url.port or 5432) as faulty:
+        yield faulty
+
+
+def _through(database_url: str, proxy: FaultyProxy) -> str:
+    url = make_url(database_url).set(host="127.0.0.1", port=proxy.port)
+    return url.render_as_string(hide_password=False)
+
+
+def _timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
+    """`call()` in a thread: its response and duration; fails the test if it hangs."""
+    result: list[httpx.Response] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        except BaseException as exc:
+            errors.append(exc)
+
+    start = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(HANG_S)
+    elapsed = time.monotonic() - start
+    if thread.is_alive():
+        pytest.fail(f"request still waiting after {HANG_S:.0f} s: the database wait is unbounded")
+    if errors:
+        raise errors[0]
+    return result[0], elapsed
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_database_black_hole_turns_into_prompt_503s_and_recovers(
+    database_url: str, proxy: FaultyProxy
+) -> None:
+    settings = Settings(database_url=_through(database_url, proxy), events="none", **BOUNDS)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        try:
+            for body in core_policies():
+                assert client.post("/api/v1/policies", json=body).status_code == 201
+            assert client.get("/readyz").status_code == 200
+
+            proxy.black_hole()
+            # Requests that wait on the database occupy worker threads meanwhile.
+            waiting = [
+                threading.Thread(target=client.get, args=("/api/v1/policies",), daemon=True)
+                for _ in range(4)
+            ]
+            for thread in waiting:
+                thread.start()
+
+            health, took = _timed(lambda: client.get("/healthz"))
+            assert health.status_code == 200 and took < 1.0, took
+
+            ready, took = _timed(lambda: client.get("/readyz"))
+            assert ready.status_code == 503, ready.text
+            assert ready.json()["status"] == "not ready"
+            assert took < BOUNDS["readyz_timeout_s"] + 1.5, took
+
+            listed, took = _timed(lambda: client.get("/api/v1/policies"))
+            assert listed.status_code == 503, listed.text
+            assert listed.json()["error"] == "unavailable"
+            assert took < 10, took
+
+            answer, took = _timed(
+                lambda: client.post("/api/v1/validate", json=example_request("aapl-overweight"))
+            )
+            assert answer.status_code == 503, answer.text
+            assert "is_compliant" not in answer.json()
+            assert took < 10, took
+            for thread in waiting:
+                thread.join(HANG_S)
+                assert not thread.is_alive(), "a request still waits on the black hole"
+
+            # The network heals: new connections replace the dead ones.
+            proxy.forward()
+            deadline = time.monotonic() + HANG_S
+            while client.get("/api/v1/policies").status_code != 200:
+                assert time.monotonic() < deadline, "the service did not recover"
+                time.sleep(0.2)
+            assert client.get("/readyz").status_code == 200
+        finally:
+            # Before the client's exit, which waits for every request: frees any connection
+            # still waiting, so the test always ends.
+            proxy.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_start_up_on_a_black_hole_fails_within_the_connect_timeout(
+    database_url: str, proxy: FaultyProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy.black_hole()
+    settings = Settings(database_url=_through(database_url, proxy), events="none", **BOUNDS)
+    caplog.set_level(logging.ERROR, logger="pes.app")
+    start = time.monotonic()
+    with pytest.raises(Exception, match=r"timeout|expired"):
+        with TestClient(create_app(settings)):
+            pass
+    assert time.monotonic() - start < BOUNDS["db_connect_timeout_s"] + 5
+    [record] = [r for r in caplog.records if r.name == "pes.app"]
+    assert record.getMessage().startswith("cannot open the store at postgresql+psycopg://")
