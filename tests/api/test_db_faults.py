@@ -17,11 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import make_url
 
 from api.app import create_app
 from api.settings import Settings
-from tests.api.conftest import TestClient, core_policies, example_request
+from tests.api.conftest import TestClient, core_policies, example_request, services_of
 from tests.netfaults import FaultyProxy
 
 HANG_S = 20.0
@@ -139,3 +140,45 @@ def test_start_up_on_a_black_hole_fails_within_the_connect_timeout(
     assert time.monotonic() - start < BOUNDS["db_connect_timeout_s"] + 5
     [record] = [r for r in caplog.records if r.name == "pes.app"]
     assert record.getMessage().startswith("cannot open the store at postgresql+psycopg://")
+
+
+def _raise(error: Exception) -> Callable[..., Any]:
+    def fail(*_args: Any, **_kwargs: Any) -> Any:
+        raise error
+
+    return fail
+
+
+ORIG = Exception("server said no")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (sa_exc.TimeoutError("QueuePool limit of size 5 overflow 5 reached"), 503, "unavailable"),
+        (sa_exc.OperationalError("SELECT", {}, ORIG), 503, "unavailable"),
+        (sa_exc.InterfaceError("SELECT", {}, ORIG), 503, "unavailable"),
+        (sa_exc.InternalError("SELECT", {}, ORIG), 503, "unavailable"),
+        (sa_exc.DBAPIError("SELECT", {}, ORIG), 503, "unavailable"),
+        (sa_exc.DataError("SELECT", {}, ORIG), 422, "invalid_input"),
+        (sa_exc.IntegrityError("INSERT", {}, ORIG), 500, "internal_error"),
+    ],
+)
+def test_every_database_failure_is_a_503_json(
+    client: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    status: int,
+    code: str,
+) -> None:
+    """A database that fails (pool exhausted, connection lost, driver error) is 503; a value
+    it refuses is the request's fault (422); a broken constraint is a bug (500)."""
+    monkeypatch.setattr(services_of(client).store.policies, "list", _raise(error))
+    r = client.get("/api/v1/policies")
+    assert r.status_code == status, r.text
+    assert r.json()["error"] == code
+    if status == 503:  # and a validation fails closed, never "compliant"
+        answer = client.post("/api/v1/validate", json=example_request("aapl-overweight"))
+        assert answer.status_code == 503, answer.text
+        assert "is_compliant" not in answer.json()
