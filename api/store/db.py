@@ -90,7 +90,9 @@ class _BoundedConnection(psycopg.Connection[Any]):
 
     def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
         """Psycopg's wait, bounded by `io_timeout_s` unless the caller gave a timeout."""
-        bound = timeout if timeout is not None else self.io_timeout_s
+        bound = self.io_timeout_s
+        if timeout is not None or bound is None:  # psycopg's own bounded waits: untouched
+            return super().wait(gen, interval, timeout=timeout)
         try:
             return super().wait(gen, interval, timeout=bound)
         except psycopg.errors._WaitTimeout as exc:

@@ -18,11 +18,13 @@ from typing import Any
 import anyio.to_thread
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import make_url
 
 from api.app import create_app
 from api.settings import Settings
+from api.store import DatabaseTimeouts, connect
 from tests.api.conftest import TestClient, core_policies, example_request, services_of
 from tests.netfaults import FaultyProxy
 
@@ -202,3 +204,21 @@ def test_every_database_failure_is_a_503_json(
         answer = client.post("/api/v1/validate", json=example_request("aapl-overweight"))
         assert answer.status_code == 503, answer.text
         assert "is_compliant" not in answer.json()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_the_statement_timeout_keeps_pgoptions_and_cancels_a_slow_statement(
+    database_url: str,
+) -> None:
+    engine = connect(database_url, DatabaseTimeouts(statement_s=1))
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SHOW statement_timeout")).scalar_one() == "1s"
+            schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+            assert schema.startswith("pes_test_"), "PGOPTIONS' search_path was lost"
+            start = time.monotonic()
+            with pytest.raises(sa_exc.OperationalError, match="statement timeout"):
+                conn.execute(sa.text("SELECT pg_sleep(30)"))
+            assert time.monotonic() - start < 5
+    finally:
+        engine.dispose()
