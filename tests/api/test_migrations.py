@@ -27,7 +27,7 @@ OPEN = (
     "import sys\n"
     "from api.store import Store\n"
     "store = Store.open(sys.argv[1])\n"
-    "print(getattr(store, 'created', 'x'))\n"
+    "print('created' if store.created else 'found')\n"
 )
 
 
