@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.docs_pages import install_docs
 from api.events import OutboxRelay, Publisher, publisher_for
@@ -27,7 +29,7 @@ from api.routes import (
 )
 from api.services import Services
 from api.settings import Settings
-from api.store import Store
+from api.store import DatabaseTimeouts, Store
 from engine import PolicyEngine
 
 __all__ = ["create_app"]
@@ -50,6 +52,29 @@ def _metrics_of(app: FastAPI) -> Metrics | None:
     return None if services is None else services.metrics
 
 
+def _open_store(settings: Settings) -> Store:
+    """Open (and migrate) the store; say which, whether it was just created, what it holds."""
+    timeouts = DatabaseTimeouts(
+        connect_s=settings.db_connect_timeout_s,
+        statement_s=settings.db_statement_timeout_s,
+        pool_s=settings.db_pool_timeout_s,
+    )
+    try:
+        store = Store.open(settings.database_url, timeouts=timeouts)
+    except SQLAlchemyError as exc:
+        shown = make_url(settings.database_url).render_as_string(hide_password=True)
+        log.error("cannot open the store at %s: %s", shown, str(exc).splitlines()[0])
+        raise
+    url = store.engine.url.render_as_string(hide_password=True)
+    try:
+        held = f"{len(store.policies.list())} policies"
+    except SQLAlchemyError as exc:  # opened and migrated; a count is not worth failing for
+        held = f"policies not counted ({exc.__class__.__name__})"
+    state = "created (empty schema, migrated)" if store.created else "existing"
+    log.info("store %s: %s, %s", url, state, held)
+    return store
+
+
 def create_app(
     settings: Settings | None = None, *, publisher: Publisher | None = None, relay: bool = True
 ) -> FastAPI:
@@ -62,7 +87,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store.open(settings.database_url)
+        store = _open_store(settings)
         engine = PolicyEngine(cache_size=settings.engine_cache_size)
         metrics = Metrics(engine, lambda: store.outbox.counts()[0])
         services = Services(settings, store, engine, metrics)

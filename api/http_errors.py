@@ -7,7 +7,8 @@ import logging
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from api.errors import field_messages
@@ -149,9 +150,18 @@ def install_error_handlers(app: FastAPI) -> None:
         reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
         return _error(422, "invalid_input", f"a value cannot be stored: {reason}")
 
-    @app.exception_handler(OperationalError)
-    async def database_down(_r: Request, exc: OperationalError) -> JSONResponse:
+    @app.exception_handler(DBAPIError)
+    async def database_down(request: Request, exc: DBAPIError) -> JSONResponse:
+        # Operational, interface and internal errors: the database is down, unreachable,
+        # silent past its timeouts or broken; nothing was decided, so 503 (fail closed).
+        if isinstance(exc, IntegrityError):  # a constraint the code should have checked
+            return await unexpected(request, exc)
         log.error("database error: %s", exc.__class__.__name__)
+        return _error(503, "unavailable", "the database cannot be reached")
+
+    @app.exception_handler(PoolTimeout)
+    async def database_busy(_r: Request, exc: PoolTimeout) -> JSONResponse:
+        log.error("database error: no free connection (%s)", exc.__class__.__name__)
         return _error(503, "unavailable", "the database cannot be reached")
 
     @app.exception_handler(HTTPException)

@@ -53,6 +53,21 @@ class Settings(BaseSettings):
     pulsar_topic: str = "persistent://public/default/pes-policy-validation-completed"
     relay_interval_s: float = Field(default=0.5, gt=0, description="Outbox poll period.")
     relay_batch: int = Field(default=100, ge=1)
+    db_connect_timeout_s: float = Field(
+        default=5.0, gt=0, description="Longest wait for a new PostgreSQL connection (min. 2 s)."
+    )
+    db_statement_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="PostgreSQL cancels a statement after this; the service gives up on an "
+        "answer 2 s later (a network that moves no data) and answers 503.",
+    )
+    db_pool_timeout_s: float = Field(
+        default=5.0, gt=0, description="Longest wait for a free connection from the pool."
+    )
+    readyz_timeout_s: float = Field(
+        default=5.0, gt=0, description="GET /readyz answers 503 when its checks take longer."
+    )
     api_keys: dict[str, Role] = Field(
         default_factory=dict,
         description='API key -> role, e.g. PES_API_KEYS=\'{"k1": "admin", "k2": "reader"}\'.',

@@ -1,10 +1,22 @@
 """The outbox relay: publishes committed events in order, at least once, surviving restarts.
 
-Events are written to the outbox in the same transaction as their validation. The relay
-reads pending events oldest first, publishes each and marks it published; an event whose
-publish fails stays pending and is retried next round (later events wait, preserving
-order). A crash between publish and mark re-sends the event after restart: delivery is at
-least once, and `event_id` lets the broker (JetStream) or consumers drop the duplicate.
+Events are written to the outbox in the same transaction as their validation. Each round
+the relay claims the outbox (`OutboxStore.claim`: one round at a time across every worker
+process sharing the database; a worker that finds it claimed skips the round), reads
+pending events oldest first, publishes each and marks it published; an event whose publish
+fails stays pending and is retried next round (later events wait, preserving order).
+
+Guarantees, with any number of workers:
+
+- **Order**: one round at a time publishes, oldest first, and stops at the first failure.
+- **At least once**: a crash (or a lost database) between publish and mark re-sends the
+  event after restart; on PostgreSQL the round's marks commit together at its end, so a
+  failed commit re-sends the whole round. `event_id` lets the broker (JetStream's
+  duplicate window) or consumers drop the duplicate.
+- **Once per worker count**: two workers never publish the same pending event in
+  overlapping rounds; the claim, not the broker's de-duplication, ensures it.
+
+An outage (broker or database) is logged when it starts and when it ends, not every round.
 """
 
 from __future__ import annotations
@@ -40,33 +52,73 @@ class OutboxRelay:
         self.published = 0
         self.failures = 0
         self.connected = False
+        self.broker_ok = True
+        self.rounds_ok = True
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._stopping = False
 
+    @property
+    def healthy(self) -> bool:
+        """Connected to the broker, which accepted the last event sent."""
+        return self.connected and self.broker_ok
+
+    def _broker_down(self, what: str) -> None:
+        if self.broker_ok:
+            log.warning("%s; events wait in the outbox until %s is back", what, self.publisher.name)
+        else:
+            log.debug("%s", what)
+        self.broker_ok = False
+
+    def _broker_up(self) -> None:
+        if not self.broker_ok:
+            log.info("%s accepts events again", self.publisher.name)
+        self.broker_ok = True
+
+    def _round_failed(self) -> None:
+        if self.rounds_ok:
+            # Once per outage, with its traceback; the rounds go on, quietly, until one works.
+            log.exception("outbox relay round failed (database unreachable?); retrying")
+        else:
+            log.debug("outbox relay round failed again", exc_info=True)
+        self.rounds_ok = False
+
+    def _round_succeeded(self) -> None:
+        if not self.rounds_ok:
+            log.info("outbox relay rounds succeed again")
+        self.rounds_ok = True
+
     async def relay_once(self) -> int:
-        """Publish what is pending now; returns how many events were published."""
-        events = await asyncio.to_thread(self.outbox.pending, self.batch)
+        """Publish what is pending now; returns how many events were published.
+
+        Returns 0 without publishing when another worker's round holds the outbox.
+        """
+        claim = await asyncio.to_thread(self.outbox.claim, self.batch)
+        if claim is None:
+            return 0
         done: list[int] = []
         try:
-            for event in events:
+            for event in claim.events:
                 try:
                     await self.publisher.publish(event.event_id, event.payload)
                 except PublishError as exc:
                     self.failures += 1
                     self.connected = not isinstance(exc, ConnectionLost)
-                    log.warning(
-                        "event %s not published (attempt %d): %s",
-                        event.event_id,
-                        event.attempts + 1,
-                        exc,
+                    self._broker_down(
+                        f"event {event.event_id} not published (attempt {event.attempts + 1}): "
+                        f"{exc}"
                     )
-                    await asyncio.to_thread(self.outbox.mark_failed, event.id, str(exc))
+                    await asyncio.to_thread(claim.mark_failed, event.id, str(exc))
                     break
                 done.append(event.id)
+                self._broker_up()
         finally:
-            await asyncio.to_thread(self.outbox.mark_published, done)
+            try:
+                await asyncio.to_thread(claim.mark_published, done)
+            finally:
+                # Also when cancelled: the thread runs to its end and lets the claim go.
+                await asyncio.to_thread(claim.release)
         self.published += len(done)
         return len(done)
 
@@ -79,10 +131,14 @@ class OutboxRelay:
         try:
             await self.publisher.start()
         except PublishError as exc:
-            log.warning("%s; events wait in the outbox, retrying", exc)
+            self._broker_down(f"{exc}")
             return False
         self.connected = True
-        log.info("relaying events to %s", self.publisher.name)
+        if self.broker_ok:
+            log.info("relaying events to %s", self.publisher.name)
+        else:
+            log.info("connected to %s again; relaying events", self.publisher.name)
+        self.broker_ok = True
         return True
 
     async def run(self) -> None:
@@ -97,7 +153,9 @@ class OutboxRelay:
                 try:
                     sent = await self.relay_once()
                 except Exception:  # the database may be briefly unreachable: keep going
-                    log.exception("outbox relay round failed")
+                    self._round_failed()
+                else:
+                    self._round_succeeded()
             else:
                 backoff = min(backoff * 2, 30.0)
             if sent < self.batch and not self._stopping:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
-from api.store.db import connect, migrate
+from api.store.db import DatabaseTimeouts, connect, migrate
 from api.store.errors import (
     Conflict,
     Invalid,
@@ -25,6 +25,7 @@ from models import RiskModelDefinition, Universe
 
 __all__ = [
     "Conflict",
+    "DatabaseTimeouts",
     "Invalid",
     "NotFound",
     "OutboxEvent",
@@ -52,7 +53,7 @@ __all__ = [
 
 @dataclass
 class Store:
-    """All stores over one database."""
+    """All stores over one database; `created` is True when opening it created the schema."""
 
     engine: Engine
     policies: PolicyStore
@@ -61,13 +62,23 @@ class Store:
     portfolios: PortfolioStore
     universes: ReferenceDataStore[Universe]
     risk_models: ReferenceDataStore[RiskModelDefinition]
+    created: bool = False
 
     @classmethod
-    def open(cls, url: str, *, migrate_schema: bool = True) -> Store:
-        """Connect to `url` and (by default) apply pending migrations."""
-        engine = connect(url)
-        if migrate_schema:
-            migrate(engine)
+    def open(
+        cls,
+        url: str,
+        *,
+        migrate_schema: bool = True,
+        timeouts: DatabaseTimeouts | None = None,
+    ) -> Store:
+        """Connect to `url` and (by default) apply pending migrations.
+
+        Several processes may open the same empty database at once: migrations are
+        serialized, one process creates the schema and the others find it ready.
+        """
+        engine = connect(url, timeouts)
+        created = migrate(engine) if migrate_schema else False
         return cls(
             engine,
             PolicyStore(engine),
@@ -76,4 +87,5 @@ class Store:
             PortfolioStore(engine),
             ReferenceDataStore(engine, "universe", Universe),
             ReferenceDataStore(engine, "risk_model", RiskModelDefinition),
+            created,
         )

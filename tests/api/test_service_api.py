@@ -125,13 +125,16 @@ def _fields(body: dict[str, Any]) -> list[str]:
 def test_healthz_and_readyz(client: TestClient, core: list[dict[str, Any]]) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
+    assert r.status_code == 503  # no policy yet: every validation would be refused
+    assert r.json()["checks"]["database"] == "ok"
+    assert r.json()["checks"]["policies"].startswith("no enabled strict or advisory policy")
+    _create_policies(client, core)
+    r = client.get("/readyz")
     assert r.status_code == 200
     assert r.json() == {
         "status": "ready",
-        "checks": {"database": "ok", "policies": "ok (0 loaded)"},
+        "checks": {"database": "ok", "policies": f"ok ({len(core)} loaded)", "events": "none"},
     }
-    _create_policies(client, core)
-    assert client.get("/readyz").json()["checks"]["policies"] == f"ok ({len(core)} loaded)"
 
 
 def test_readyz_and_validate_503_when_the_database_is_gone(
