@@ -1,0 +1,162 @@
+"""The measured figures of docs/performance.md, generated from the committed results.
+
+    python -m benchmarks.tables            # rewrite the generated block of docs/performance.md
+    python -m benchmarks.tables --check    # exit 1 if the block is not what would be written
+
+Figures are never typed into the documentation by hand: they live in `benchmarks/results/`
+(`latest.json`, written by `python -m benchmarks`, and `reference-data.json`, written by
+`python -m benchmarks.reference_http`), and this module renders them as Markdown between
+the two marker comments of docs/performance.md. `tests/benchmarks/test_tables.py` fails
+when the block differs from what this module produces, so the page cannot drift from the
+results. After a new benchmark run, run this module and commit the results with the page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.reference_http import table as reference_data_table
+from benchmarks.report import markdown
+
+__all__ = ["BEGIN", "END", "DOC", "RESULTS", "render", "replace_block", "main"]
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+DOC = REPO / "docs" / "performance.md"
+BEGIN = "<!-- generated: benchmarks.tables begin -->"
+END = "<!-- generated: benchmarks.tables end -->"
+
+REFERENCE_PATHS = ("naive_cvxpy", "osqp_direct", "osqp_direct_tight")
+
+
+def _run_line(results: dict[str, Any]) -> str:
+    machine = results["machine"]
+    versions = machine.get("versions", {})
+    libs = ", ".join(
+        f"{name} {versions[name]}"
+        for name in ("cvxpy", "osqp", "clarabel", "highspy")
+        if versions.get(name)
+    )
+    minutes = round(float(results.get("wall_s", 0.0)) / 60)
+    return (
+        f"Run: `{str(results.get('command') or 'python -m benchmarks').strip()}` on "
+        f"{str(machine['date'])[:10]}, {machine['cpu']}, {machine['cores']} cores, "
+        f"{machine['memory_gib']} GiB, Python {machine['python']}, {libs}; engine at commit "
+        f"`{machine['git']}`; {minutes} minutes "
+        f"(`benchmarks/results/latest.json`: every number, the samples per cell, solver "
+        f"attempts and cache counters)."
+    )
+
+
+def _fmt_violation(x: float) -> str:
+    return "0" if x == 0 else f"{x:.1e}"
+
+
+def _reference_table(results: dict[str, Any]) -> list[str]:
+    """How each reference path's solves ended, per n (their times are only as good as this)."""
+    paths: dict[str, Any] = results["paths"]
+    sizes: list[int] = results["config"]["sizes"]
+    present = [p for p in REFERENCE_PATHS if p in paths]
+    if not present:
+        return []
+    lines = [
+        "",
+        "Reference paths: solver statuses (count) and the largest limit violation of their "
+        "answers:",
+        "",
+        "| path | " + " | ".join(f"n={n}" for n in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
+    for path in present:
+        cells = []
+        for n in sizes:
+            cell = paths[path]["results"].get(str(n))
+            if cell is None:
+                cells.append("—")
+                continue
+            statuses = ", ".join(f"{k} ({v})" for k, v in sorted(cell["statuses"].items()))
+            cells.append(f"{statuses}; {_fmt_violation(float(cell['max_violation']))}")
+        lines.append(f"| `{path}` | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _outcomes_line(results: dict[str, Any]) -> list[str]:
+    """Whether every adjusted decision of the run was re-checked compliant."""
+    adjusted = compliant = 0
+    for data in results["paths"].values():
+        for cell in data["results"].values():
+            outcomes = cell.get("outcomes", {})
+            adjusted += int(outcomes.get("adjusted", 0))
+            compliant += int(outcomes.get("adjusted_compliant", 0))
+    if not adjusted:
+        return []
+    return [
+        "",
+        f"Adjusted decisions re-checked compliant: {compliant} of {adjusted} "
+        "(`outcomes` in `latest.json`).",
+    ]
+
+
+def _reference_data_table(summary: dict[str, Any]) -> list[str]:
+    return [
+        "",
+        f"Registered reference data over HTTP (`python -m benchmarks.reference_http`), "
+        f"n={summary['n']}, {summary['requests']} requests per form, check only; "
+        f"{summary['date']}, {summary['machine']}, commit `{summary['git']}` "
+        f"(`benchmarks/results/reference-data.json`):",
+        "",
+        reference_data_table(summary),
+    ]
+
+
+def render(results_dir: Path = RESULTS) -> str:
+    """The generated block's content (without the markers) from the results in a folder."""
+    results = json.loads((results_dir / "latest.json").read_text(encoding="utf-8"))
+    lines = [_run_line(results), "", markdown(results)]
+    lines += _outcomes_line(results)
+    lines += _reference_table(results)
+    reference = results_dir / "reference-data.json"
+    if reference.exists():
+        lines += _reference_data_table(json.loads(reference.read_text(encoding="utf-8")))
+    return "\n".join(lines).strip("\n") + "\n"
+
+
+def replace_block(text: str, content: str) -> str:
+    """`text` with what lies between the markers replaced by `content`."""
+    start = text.find(BEGIN)
+    end = text.find(END)
+    if start < 0 or end < 0 or end < start or text.count(BEGIN) != 1 or text.count(END) != 1:
+        raise ValueError(f"expected one {BEGIN!r} followed by one {END!r}")
+    return text[: start + len(BEGIN)] + "\n" + content + text[end:]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.tables", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument("--doc", type=Path, default=DOC, help="the page to update")
+    args = parser.parse_args(argv)
+    text = args.doc.read_text(encoding="utf-8")
+    new = replace_block(text, render(args.results))
+    if args.check:
+        if new != text:
+            print(
+                f"{args.doc}: generated tables are stale: run python -m benchmarks.tables",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    if new != text:
+        args.doc.write_text(new, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
