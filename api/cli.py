@@ -28,7 +28,7 @@ from api.settings import EventsBackend, Settings
 from api.store import Conflict, Invalid, NotFound, Store
 from api.store.diff import json_diff
 from engine import InputError, PolicyEngine
-from engine.references import ReferenceSource, resolve_references
+from engine.resolve.references import ReferenceSource, resolve_references
 from models import PolicyDefinition, PolicyValidationRequest, PolicyValidationResponse
 
 __all__ = ["main"]

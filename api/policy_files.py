@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from api.errors import describe_validation_error
 from engine import InputError
-from engine.language import check_policy
+from engine.compile.language import check_policy
 from models import PolicyDefinition
 
 __all__ = ["PolicyFileError", "load_policies", "read_documents", "supported_files"]

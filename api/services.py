@@ -17,8 +17,8 @@ from api.references import ReferenceCache, StoreReferences
 from api.settings import Settings
 from api.store import Store, Unavailable, UnknownPortfolio
 from engine import Deadline, PolicyEngine
-from engine.export import export_constraints
-from engine.references import Resolution, resolve_references
+from engine.export.constraints import export_constraints
+from engine.resolve.references import Resolution, resolve_references
 from models import (
     PolicyDefinition,
     PolicyValidationRequest,

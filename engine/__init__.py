@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from engine.compile.kinds import REGISTRY
 from engine.deadline import Deadline
+from engine.engine import CacheStats, PolicyEngine
 from engine.errors import (
     DeadlineExceeded,
     EngineError,
@@ -15,8 +17,6 @@ from engine.errors import (
     SolverError,
     UnknownSymbolError,
 )
-from engine.kinds import REGISTRY
-from engine.service import CacheStats, PolicyEngine
 
 __all__ = [
     "REGISTRY",

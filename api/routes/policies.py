@@ -28,7 +28,7 @@ from api.schemas import (
 from api.store import StoredPolicy
 from api.store.diff import merge_patch
 from api.store.policies import Revision
-from engine.language import check_policy
+from engine.compile.language import check_policy
 from models import PolicyDefinition, PolicyType
 
 __all__ = ["PatchInvalid", "etag", "parse_if_match", "router"]

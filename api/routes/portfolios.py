@@ -17,7 +17,7 @@ from api.hierarchy_schemas import (
 from api.json_body import documented_body, json_body
 from api.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Invalid, NotFound, StoredPortfolio
-from engine.hierarchy import Lineage, resolve
+from engine.resolve.hierarchy import Lineage, resolve
 from models import PortfolioNode
 
 __all__ = ["router"]

@@ -1,0 +1,8 @@
+"""Stage 4, check: every compiled row before and after the trade, numerically.
+
+Owns the checker (`checker`: breaches, active or passive, tolerance), severity and the
+compliance score (`scoring`), the human-readable violation report (`report`) and the
+sensitivity of each binding row (`sensitivity`). Exposes nothing here: import from the
+modules. May import the earlier stages (resolve, weights, compile); never `engine.adjust`,
+`engine.capacity` or `engine.export`.
+"""
