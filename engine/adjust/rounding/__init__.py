@@ -2,5 +2,5 @@
 
 Owns lot rounding (`lots`), integer search over lots (`search`) and the incremental violation
 tracker (`tracker`) with its parts (`tracked_linear`, `tracked_parts`, `tracked_single_row`).
-Exposes nothing here. May import the earlier stages and `engine.adjust.bounds`.
+Exposes nothing here. May import the earlier stages (weights, compile, check).
 """
