@@ -17,12 +17,12 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import SettingsError
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.cli.policy_tests import run_policy_tests
+from api.cli.references import add_reference_commands
 from api.errors import describe_validation_error
+from api.files.policy_files import PolicyFileError, load_policies
+from api.files.portfolio_files import PortfolioFileError, load_portfolios
 from api.logsafe import printable
-from api.policy_files import PolicyFileError, load_policies
-from api.policy_tests import run_policy_tests
-from api.portfolio_files import PortfolioFileError, load_portfolios
-from api.reference_cli import add_reference_commands
 from api.references import NoReferences, ReferenceCache, StoreReferences
 from api.settings import EventsBackend, Settings
 from api.store import Conflict, Invalid, NotFound, Store
@@ -213,7 +213,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)  # a bad PES_* value is reported before the slow imports
     import uvicorn
 
-    from api.app import create_app
+    from api.http.app import create_app
 
     problem = settings.bind_problem()
     if problem is not None:
@@ -582,7 +582,3 @@ def _stdout_closed() -> int:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     return EXIT_STDOUT_CLOSED
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from api.reference_files import ReferenceFileError, load_reference_data
+from api.files.reference_files import ReferenceFileError, load_reference_data
 from api.store import Conflict, ReferenceDataStore, Store
 from models import RiskModelDefinition, Universe
 

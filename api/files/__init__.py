@@ -2,6 +2,6 @@
 
 Owns reading and validating those files into models, with errors naming the file and the
 field. Exposes nothing here: import from `policy_files`, `portfolio_files` or
-`reference_files`. Shared by `api.http` and `api.cli`; may import `models`, `engine`,
-`api.errors` and `api.settings`, never `api.http` or `api.cli`.
+`reference_files`. Shared by `api.http` and `api.cli`; may import `models`, `engine` and
+`api.errors`, never `api.http` or `api.cli`.
 """

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from api.errors import describe_validation_error
-from api.policy_files import PolicyFileError, read_documents, supported_files
+from api.files.policy_files import PolicyFileError, read_documents, supported_files
 from models import PortfolioNode
 
 __all__ = ["PortfolioFileError", "load_portfolios", "parents_first"]

@@ -8,7 +8,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from api.errors import describe_validation_error
-from api.policy_files import PolicyFileError, read_documents, supported_files
+from api.files.policy_files import PolicyFileError, read_documents, supported_files
 from models import RiskModelDefinition, Universe
 
 __all__ = ["ReferenceFileError", "load_reference_data"]

@@ -10,14 +10,14 @@ from fastapi import FastAPI
 from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.docs_pages import install_docs
 from api.events import OutboxRelay, Publisher, publisher_for
-from api.heap import Heap, SettleAfterResponse
-from api.http_errors import install_error_handlers
-from api.json_body import document_bodies
-from api.metrics import Metrics
-from api.middleware import BodyLimit, RequestMetrics, UnexpectedErrors
-from api.routes import (
+from api.http.docs_pages import install_docs
+from api.http.errors import install_error_handlers
+from api.http.heap import Heap, SettleAfterResponse
+from api.http.json_body import document_bodies
+from api.http.metrics import Metrics
+from api.http.middleware import BodyLimit, RequestMetrics, UnexpectedErrors
+from api.http.routes import (
     capacity,
     constraints,
     health,
@@ -27,7 +27,7 @@ from api.routes import (
     reviews,
     validate,
 )
-from api.services import Services
+from api.http.services import Services
 from api.settings import Settings
 from api.store import DatabaseTimeouts, Store
 from engine import PolicyEngine

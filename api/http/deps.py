@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from api.security import Caller, authenticate, authorize
-from api.services import Services
+from api.http.security import Caller, authenticate, authorize
+from api.http.services import Services
 from api.settings import Role
 
 __all__ = ["Admin", "Reader", "ServicesDep", "Validator"]

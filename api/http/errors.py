@@ -12,7 +12,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from api.errors import field_messages
-from api.routes.policies import PatchInvalid, etag
+from api.http.routes.policies import PatchInvalid, etag
 from api.store import (
     Conflict,
     Invalid,

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.http.metrics import Metrics
 from api.logsafe import printable
-from api.metrics import Metrics
 
 __all__ = ["BodyLimit", "RequestMetrics", "UnexpectedErrors"]
 

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from api.events import OutboxRelay
-from api.heap import Heap
-from api.metrics import Metrics
+from api.http.heap import Heap
+from api.http.metrics import Metrics
 from api.references import ReferenceCache, StoreReferences
 from api.settings import Settings
 from api.store import Store, Unavailable, UnknownPortfolio

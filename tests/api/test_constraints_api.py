@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from api.routes.constraints import CONSTRAINTS_EXAMPLE
+from api.http.routes.constraints import CONSTRAINTS_EXAMPLE
 from engine.export.constraints import policy_revision
 from engine.export.forms import cvxpy_constraints, trades_for
 from models import PolicyDefinition

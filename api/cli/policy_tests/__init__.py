@@ -15,16 +15,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from api.policy_tests.loading import (
+from api.cli.policy_tests.loading import (
     TEST_FILE_SUFFIXES,
     PolicyTestFileError,
     Suite,
     discover,
     load_suite,
 )
-from api.policy_tests.report import format_outcome, format_summary
-from api.policy_tests.runner import CaseOutcome, RunSummary, run_suites
-from api.policy_tests.schema import PolicyTestFile
+from api.cli.policy_tests.report import format_outcome, format_summary
+from api.cli.policy_tests.runner import CaseOutcome, RunSummary, run_suites
+from api.cli.policy_tests.schema import PolicyTestFile
 from engine import PolicyEngine
 
 __all__ = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from api.policy_tests.schema import (
+from api.cli.policy_tests.schema import (
     AdjustedExpectation,
     AdjustmentStatus,
     BreachRow,

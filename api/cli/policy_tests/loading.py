@@ -15,9 +15,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from api.cli.policy_tests.schema import Expectation, PolicyTestFile
 from api.errors import field_messages
-from api.policy_files import PolicyFileError, load_policies
-from api.policy_tests.schema import Expectation, PolicyTestFile
+from api.files.policy_files import PolicyFileError, load_policies
 from models import PolicyDefinition
 
 __all__ = [

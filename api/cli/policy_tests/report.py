@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.policy_tests.runner import CaseOutcome, RunSummary
+from api.cli.policy_tests.runner import CaseOutcome, RunSummary
 
 __all__ = ["format_outcome", "format_summary"]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from api.cli.policy_tests.expectations import adjustment_status, check_rejection, check_response
+from api.cli.policy_tests.loading import LoadedCase, Suite
+from api.cli.policy_tests.schema import AdjustmentStatus
 from api.errors import field_messages
-from api.policy_tests.expectations import adjustment_status, check_rejection, check_response
-from api.policy_tests.loading import LoadedCase, Suite
-from api.policy_tests.schema import AdjustmentStatus
 from engine import InputError, PolicyEngine
 from engine.errors import EngineError
 from models import PolicyValidationRequest, PolicyValidationResponse

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
-from api.deps import ServicesDep, Validator
-from api.examples import CAPACITY_DECISION_EXAMPLE, CAPACITY_EXAMPLE
-from api.json_body import documented_body, json_body
-from api.schemas import ERROR_RESPONSES
+from api.http.deps import ServicesDep, Validator
+from api.http.examples import CAPACITY_DECISION_EXAMPLE, CAPACITY_EXAMPLE
+from api.http.json_body import documented_body, json_body
+from api.http.schemas import ERROR_RESPONSES
 from api.store import Unavailable
 from models import PolicyDefinition
 from models.capacity import CapacityRequest, CapacityResponse

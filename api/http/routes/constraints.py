@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
-from api.deps import Reader, ServicesDep
-from api.json_body import documented_body, json_body
-from api.schemas import ERROR_RESPONSES, ErrorResponse
+from api.http.deps import Reader, ServicesDep
+from api.http.json_body import documented_body, json_body
+from api.http.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Unavailable
 from models import PolicyDefinition
 from models.export import ConstraintSet, ConstraintSetRequest

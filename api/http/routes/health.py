@@ -14,8 +14,8 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import ServicesDep
-from api.services import Services
+from api.http.deps import ServicesDep
+from api.http.services import Services
 from models.enums import EnforcementLevel
 
 __all__ = ["router"]

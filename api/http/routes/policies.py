@@ -1,7 +1,7 @@
 """Policies: list, create, replace, patch, disable and their audited versions.
 
 Every route authenticates before it reads the body: the bodies are read by dependencies
-declared after the caller (`api.json_body`), with pydantic's strict JSON parser, so an
+declared after the caller (`api.http.json_body`), with pydantic's strict JSON parser, so an
 unauthorized caller is refused unread and a string JSON cannot carry (a lone surrogate) is
 a 422, never stored. Each answer carries the policy's version as its `ETag`; `If-Match` on
 PUT, PATCH and DELETE makes the change conditional on that version (412 otherwise).
@@ -15,10 +15,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import ValidationError
 
-from api.deps import Admin, Reader, ServicesDep
-from api.examples import POLICY_EXAMPLE
-from api.json_body import documented_body, json_body
-from api.schemas import (
+from api.http.deps import Admin, Reader, ServicesDep
+from api.http.examples import POLICY_EXAMPLE
+from api.http.json_body import documented_body, json_body
+from api.http.schemas import (
     ERROR_RESPONSES,
     ErrorResponse,
     PolicyPatch,

@@ -6,16 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response, status
 
-from api.deps import Admin, Reader, ServicesDep
-from api.hierarchy_schemas import (
+from api.http.deps import Admin, Reader, ServicesDep
+from api.http.hierarchy_schemas import (
     PORTFOLIO_EXAMPLES,
     EffectivePolicyPublic,
     OverriddenPolicyPublic,
     PortfolioPoliciesPublic,
     PortfolioPublic,
 )
-from api.json_body import documented_body, json_body
-from api.schemas import ERROR_RESPONSES, ErrorResponse
+from api.http.json_body import documented_body, json_body
+from api.http.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Invalid, NotFound, StoredPortfolio
 from engine.resolve.hierarchy import Lineage, resolve
 from models import PortfolioNode

@@ -6,16 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from api.deps import Admin, Reader, ServicesDep
-from api.json_body import documented_body, json_body
-from api.reference_schemas import (
+from api.http.deps import Admin, Reader, ServicesDep
+from api.http.json_body import documented_body, json_body
+from api.http.reference_schemas import (
     RISK_MODEL_EXAMPLES,
     UNIVERSE_EXAMPLES,
     ReferenceVersionPublic,
     RiskModelPublic,
     UniversePublic,
 )
-from api.schemas import ERROR_RESPONSES, ErrorResponse
+from api.http.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Invalid, ReferenceDataStore, StoredReference
 from models import RiskModelDefinition, Universe
 

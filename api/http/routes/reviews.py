@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from api.deps import Admin, Reader, ServicesDep
-from api.json_body import documented_body, json_body
-from api.schemas import ERROR_RESPONSES, ViolationPage, ViolationPublic, ViolationResolution
+from api.http.deps import Admin, Reader, ServicesDep
+from api.http.json_body import documented_body, json_body
+from api.http.schemas import ERROR_RESPONSES, ViolationPage, ViolationPublic, ViolationResolution
 from api.store import StoredViolation, ViolationFilter
 from models import PolicyValidationResponse, ViolationSeverity
 

@@ -14,13 +14,13 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
-from api.abandon import run_abandonable
-from api.deps import ServicesDep, Validator
-from api.examples import VALIDATE_EXAMPLE
-from api.json_body import documented_body, json_body
+from api.http.abandon import run_abandonable
+from api.http.deps import ServicesDep, Validator
+from api.http.examples import VALIDATE_EXAMPLE
+from api.http.json_body import documented_body, json_body
+from api.http.reference_schemas import REFERENCE_VALIDATE_EXAMPLE
+from api.http.schemas import ERROR_RESPONSES, ErrorResponse
 from api.logsafe import printable
-from api.reference_schemas import REFERENCE_VALIDATE_EXAMPLE
-from api.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Unavailable
 from engine import Deadline
 from models import (
@@ -124,7 +124,7 @@ async def validate(
     answer not compliant, with `adjustment_error` saying the adjustment timed out. A
     client that disconnects abandons its request: the engine stops and nothing is stored.
     """
-    # The work runs in a worker thread while the connection is watched (api.abandon).
+    # The work runs in a worker thread while the connection is watched (api.http.abandon).
     cancel = threading.Event()
     deadline = Deadline(services.settings.request_deadline_s, cancel=cancel)
     work = partial(_validate, services, caller, request, deadline)
