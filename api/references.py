@@ -15,7 +15,7 @@ from collections import OrderedDict
 from typing import Any
 
 from api.store import NotFound, ReferenceDataStore, Store
-from engine.references import ReferenceNotFound, RiskModelData, UniverseData
+from engine.resolve.references import ReferenceNotFound, RiskModelData, UniverseData
 from models import DataReference, RiskModelDefinition, Universe
 
 __all__ = ["NoReferences", "ReferenceCache", "StoreReferences"]

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 SCALE = 1e4
-"""The engine's objective scale (engine.problems.OBJECTIVE_SCALE): same QP, same tolerances."""
+"""The engine's objective scale (engine.adjust.problems.OBJECTIVE_SCALE): same QP and tolerances."""
 
 CVXPY_OSQP_SETTINGS: dict[str, Any] = {
     "eps_abs": 1e-5,

@@ -1,6 +1,6 @@
 """End-to-end HTTP run: the real service under uvicorn, one keep-alive client on loopback.
 
-The server is `api.app:create_app` under uvicorn in a subprocess, on a free port of
+The server is `api.http.app:create_app` under uvicorn in a subprocess, on a free port of
 127.0.0.1, with a SQLite database in a temporary directory and events off. The policies
 are stored through the API; then one client (httpx, keep-alive) POSTs check-only
 (`mode: validate`) requests one after another, each with a unique `decision_id`. Every
@@ -54,7 +54,7 @@ def _start(database: Path, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]
         sys.executable,
         "-m",
         "uvicorn",
-        "api.app:create_app",
+        "api.http.app:create_app",
         "--factory",
         "--host",
         "127.0.0.1",
@@ -181,6 +181,8 @@ def run_http(
             "misses": _metric(metrics, "pes_compile_cache_misses"),
         },
         "git": commit,
-        "server": "uvicorn api.app:create_app --factory, 1 worker, SQLite (temp dir), events none",
+        "server": (
+            "uvicorn api.http.app:create_app --factory, 1 worker, SQLite (temp dir), events none"
+        ),
         "client": "httpx.Client, keep-alive, one request at a time, loopback",
     }

@@ -172,7 +172,9 @@ def run(n: int, requests: int, warmup: int = 5) -> dict[str, Any]:
             }
             for name in FORMS
         },
-        "server": "uvicorn api.app:create_app --factory, 1 worker, SQLite (temp dir), events none",
+        "server": (
+            "uvicorn api.http.app:create_app --factory, 1 worker, SQLite (temp dir), events none"
+        ),
         "client": "httpx.Client, keep-alive, one request at a time, forms round-robin, loopback",
     }
 

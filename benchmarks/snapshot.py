@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from api.policy_files import load_policies
+from api.files.policy_files import load_policies
 from benchmarks.cases import build_case
 from benchmarks.policies import PolicySet
 from engine import PolicyEngine

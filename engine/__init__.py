@@ -1,8 +1,17 @@
-"""The domain core: portfolio arithmetic, policy compiler, checker and adjuster."""
+"""The domain core: portfolio arithmetic, policy compiler, checker and adjuster.
+
+Subpackages follow the stages of a request: `resolve` -> `weights` -> `compile` -> `check`
+-> `adjust`, with `capacity` and `export` beside `adjust`; a stage imports those before it
+(and `check.report` the adjuster's result type, to describe an adjustment).
+`engine.engine.PolicyEngine` runs them; errors, deadlines, stage timing and the LRU cache
+are shared at the top. Exposes the engine, its errors and the kind registry.
+"""
 
 from __future__ import annotations
 
+from engine.compile.kinds import REGISTRY
 from engine.deadline import Deadline
+from engine.engine import CacheStats, PolicyEngine
 from engine.errors import (
     DeadlineExceeded,
     EngineError,
@@ -15,8 +24,6 @@ from engine.errors import (
     SolverError,
     UnknownSymbolError,
 )
-from engine.kinds import REGISTRY
-from engine.service import CacheStats, PolicyEngine
 
 __all__ = [
     "REGISTRY",

@@ -9,7 +9,7 @@ Any numeric limit of a constraint may be written as a plain number or per contex
 `by` names a context key (dotted names reach into nested objects, as in conditions);
 `values` maps the key's value to the number; `default` covers values not listed (and a
 missing key). Before a policy is compiled the engine replaces every such value by the number
-the request's context chooses (`engine.contextual`). The range of the field (non-negative,
+the request's context chooses (`engine.resolve.contextual`). The range of the field (non-negative,
 a fraction, ...) applies to every number in `values` and to `default`.
 """
 

@@ -17,7 +17,7 @@ from api.store.errors import Conflict, NotFound, PreconditionFailed
 from api.store.overrides import check_overrides
 from api.store.portfolios import PortfolioStore
 from api.store.tables import policy_versions, portfolio_policies
-from engine.hierarchy import Lineage, resolve
+from engine.resolve.hierarchy import Lineage, resolve
 from models import PolicyDefinition
 from models.policy import STORED
 
@@ -98,7 +98,7 @@ class PolicyStore:
         """Stored policies by name, optionally filtered.
 
         `portfolio_id` keeps that portfolio's effective set: inherited policies and
-        overrides applied (`engine.hierarchy`).
+        overrides applied (`engine.resolve.hierarchy`).
         """
         query = sa.select(portfolio_policies).order_by(portfolio_policies.c.policy_name)
         if policy_type is not None and portfolio_id is None:

@@ -24,8 +24,8 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.pool import NullPool
 
-from api.app import create_app
-from api.services import Services
+from api.http.app import create_app
+from api.http.services import Services
 from api.settings import Settings
 from tests.services import postgres_url
 

@@ -1,4 +1,4 @@
-"""Every route with a body authenticates first, then parses the body strictly (api.json_body).
+"""Every route with a body authenticates first, then parses the body strictly (api.http.json_body).
 
 A FastAPI `Body` parameter is read and parsed before the route's dependencies run, so an
 unauthenticated caller could make the service parse megabytes, and broken JSON without a key
@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from api.app import create_app
-from api.examples import CAPACITY_EXAMPLE, POLICY_EXAMPLE, VALIDATE_EXAMPLE
-from api.hierarchy_schemas import PORTFOLIO_EXAMPLES
-from api.reference_schemas import RISK_MODEL_EXAMPLES, UNIVERSE_EXAMPLES
-from api.routes.constraints import CONSTRAINTS_EXAMPLE
+from api.http.app import create_app
+from api.http.examples import CAPACITY_EXAMPLE, POLICY_EXAMPLE, VALIDATE_EXAMPLE
+from api.http.hierarchy_schemas import PORTFOLIO_EXAMPLES
+from api.http.reference_schemas import RISK_MODEL_EXAMPLES, UNIVERSE_EXAMPLES
+from api.http.routes.constraints import CONSTRAINTS_EXAMPLE
 from api.settings import Settings
 from tests.api.conftest import TestClient
 

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-import engine.problems
+import engine.adjust.problems
 from api.cli import main
-from engine.layout import Layout
-from engine.problems import CompiledProblem, Space
+from engine.adjust.problems import CompiledProblem, Space
+from engine.compile.layout import Layout
 from models import PolicyValidationResponse
 from tests.builders import instrument, policy, request
 
@@ -665,13 +665,13 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
 def _count_builds(monkeypatch: pytest.MonkeyPatch) -> list[Space]:
     """Record every compiled-problem build (cache miss) the engine makes."""
     builds: list[Space] = []
-    original = engine.problems._build
+    original = engine.adjust.problems._build
 
     def counting(space: Space, layout: Layout, indices: Any) -> CompiledProblem:
         builds.append(space)
         return original(space, layout, indices)
 
-    monkeypatch.setattr(engine.problems, "_build", counting)
+    monkeypatch.setattr(engine.adjust.problems, "_build", counting)
     return builds
 
 

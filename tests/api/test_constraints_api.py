@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from api.routes.constraints import CONSTRAINTS_EXAMPLE
-from engine.export import policy_revision
-from engine.export_forms import cvxpy_constraints, trades_for
+from api.http.routes.constraints import CONSTRAINTS_EXAMPLE
+from engine.export.constraints import policy_revision
+from engine.export.forms import cvxpy_constraints, trades_for
 from models import PolicyDefinition
 from models.export import ConstraintSet
 from tests.api.conftest import example_request

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from api.reference_schemas import RISK_MODEL_EXAMPLES, UNIVERSE_EXAMPLES
+from api.http.reference_schemas import RISK_MODEL_EXAMPLES, UNIVERSE_EXAMPLES
 from models.export import ConstraintSet
 from tests.api.conftest import TestClient
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import make_url
 
-from api.app import create_app
+from api.http.app import create_app
 from api.settings import Settings
 from api.store import DatabaseTimeouts, connect
 from tests.api.conftest import TestClient, core_policies, example_request, services_of

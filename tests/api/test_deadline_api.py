@@ -1,4 +1,4 @@
-"""The request deadline and abandoned requests over HTTP (api.abandon, api.http_errors)."""
+"""The request deadline and abandoned requests over HTTP (api.http.abandon, api.http.errors)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import anyio
 import cvxpy as cp
 import pytest
 
-from api.abandon import run_abandonable
-from api.app import create_app
 from api.cli import main
+from api.http.abandon import run_abandonable
+from api.http.app import create_app
 from api.settings import Settings
 from engine import PolicyEngine
 from models.portfolio import MAX_INSTRUMENTS, MAX_POSITIONS

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from api.app import create_app
+from api.http.app import create_app
 from api.settings import Settings
 from tests.api.conftest import TestClient
 

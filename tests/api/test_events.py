@@ -37,7 +37,6 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from api.app import create_app
 from api.events import (
     LogPublisher,
     NatsPublisher,
@@ -46,6 +45,7 @@ from api.events import (
     PulsarPublisher,
     publisher_for,
 )
+from api.http.app import create_app
 from api.settings import Settings
 from api.store import Store
 from api.store.tables import event_outbox

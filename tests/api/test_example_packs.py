@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.policy_files import load_policies
+from api.files.policy_files import load_policies
 from engine import PolicyEngine
 from models import PolicyValidationRequest
 

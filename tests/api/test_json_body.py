@@ -1,4 +1,4 @@
-"""Bodies read by `api.json_body`: the same answers and errors as FastAPI's own parsing."""
+"""Bodies read by `api.http.json_body`: the same answers and errors as FastAPI's own parsing."""
 
 from __future__ import annotations
 

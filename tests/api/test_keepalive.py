@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from api.app import create_app
-from api.services import Services
+from api.http.app import create_app
+from api.http.services import Services
 from api.settings import Settings
 from tests.api.conftest import example_request
 

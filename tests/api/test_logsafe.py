@@ -11,8 +11,8 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from api.cli import main
+from api.http.middleware import UnexpectedErrors
 from api.logsafe import printable
-from api.middleware import UnexpectedErrors
 from models import PolicyDefinition
 from tests.api.conftest import CORE_POLICIES, TestClient, example_request, services_of
 

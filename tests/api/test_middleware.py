@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from api.metrics import Metrics
-from api.middleware import BodyLimit, RequestMetrics
+from api.http.metrics import Metrics
+from api.http.middleware import BodyLimit, RequestMetrics
 from engine import PolicyEngine
 from tests.api.conftest import TestClient
 

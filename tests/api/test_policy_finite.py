@@ -11,9 +11,9 @@ import yaml
 from fastapi.testclient import TestClient
 
 from api.cli import main
-from engine.language import NonFiniteError, check_finite, check_policy
-from engine.language.expression import parse
-from engine.language.finite import scale
+from engine.compile.language import NonFiniteError, check_finite, check_policy
+from engine.compile.language.expression import parse
+from engine.compile.language.finite import scale
 from models import PolicyDefinition
 
 NAME = "custom-cap"

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from api.app import create_app
+from api.http.app import create_app
 from api.settings import Settings
 from models import PolicyDefinition
 

@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from api.cli import main
-from api.policy_tests.expectations import match_rows
-from api.policy_tests.loading import merge_requests
-from api.policy_tests.schema import BreachRow
+from api.cli.policy_tests.expectations import match_rows
+from api.cli.policy_tests.loading import merge_requests
+from api.cli.policy_tests.schema import BreachRow
 from models import Violation
 from tests.builders import policy, request
 

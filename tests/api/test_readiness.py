@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import make_url
 
-from api.app import create_app
+from api.http.app import create_app
 from api.settings import Settings
 from tests.api.conftest import TestClient, core_policies, example_request
 from tests.api.test_relay_outages import FlakyPublisher

@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from api.app import create_app
+from api.http.app import create_app
 from api.settings import Settings
 from api.store import Store, connect
 from api.store.db import alembic_config

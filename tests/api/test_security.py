@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from api.app import create_app
 from api.cli import main
+from api.http.app import create_app
 from api.settings import Role, Settings
 from api.store.tables import validations
 from tests.api.conftest import core_policies, example_request, services_of

@@ -26,8 +26,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 import api.store.validations
-from api.app import create_app
-from api.routes.validate import legacy_request_hash, request_hash
+from api.http.app import create_app
+from api.http.routes.validate import legacy_request_hash, request_hash
 from api.settings import Settings
 from api.store import Store
 from api.store.tables import event_outbox, policy_violations, portfolio_policies, validations
@@ -884,7 +884,7 @@ HUGE_QUANTITY = textwrap.dedent(
     """
     import json, sys
     from fastapi.testclient import TestClient
-    from api.app import create_app
+    from api.http.app import create_app
     from api.settings import Settings
     from tests.api.conftest import core_policies, example_request
 

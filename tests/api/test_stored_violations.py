@@ -12,7 +12,7 @@ from alembic import command
 from fastapi.testclient import TestClient
 from sqlalchemy.pool import NullPool
 
-from api.app import create_app
+from api.http.app import create_app
 from api.settings import Settings
 from api.store.db import alembic_config
 from api.store.tables import policy_violations, validations

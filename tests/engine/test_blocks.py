@@ -6,10 +6,10 @@ import cvxpy as cp
 import numpy as np
 import pytest
 
-from engine.blocks import cvar_of_losses
-from engine.layout import build_layout
-from engine.portfolio import snapshot_of
-from engine.resolve import effective_policies
+from engine.compile.blocks import cvar_of_losses
+from engine.compile.layout import build_layout
+from engine.resolve.resolve import effective_policies
+from engine.weights.portfolio import snapshot_of
 from tests.builders import policy, request
 from tests.engine.test_kinds import ALL_CASES, BASE, BENCH, RISK, SCENARIOS
 
@@ -76,7 +76,7 @@ def test_cvar_matches_rockafellar_uryasev_minimum() -> None:
 
 @pytest.mark.parametrize("space", ["scale_back", "project", "elastic"])
 def test_every_kind_compiles_to_a_dpp_problem(space: str) -> None:
-    from engine.problems import ProblemCache
+    from engine.adjust.problems import ProblemCache
 
     layout = _solver_layout()
     compiled = ProblemCache().get_problem(space, layout, list(range(len(layout.rowsets))))  # type: ignore[arg-type]

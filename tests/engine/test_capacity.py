@@ -1,4 +1,4 @@
-"""Capacity (engine.capacity): exact to the lot, checked against validate itself.
+"""Capacity (engine.capacity.analyzer): exact to the lot, checked against validate itself.
 
 The property every answer must have: adding the reported quantity to the base decision is
 compliant by `PolicyEngine.validate`, adding one lot more is not, and the strict rows that
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from engine import InputError, PolicyEngine
-from engine.capacity import FRACTIONAL_STEP, largest_feasible
+from engine.capacity.analyzer import FRACTIONAL_STEP, largest_feasible
 from models import BreachKind, EnforcementLevel, PolicyValidationRequest
 from models.capacity import CapacityLimit, CapacityRequest, CapacityResponse, CapacityStatus
 from solvers import ClarabelAdapter, SolverChain

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from engine.blocks import AffineBlock, RowProduct
-from engine.check import TOLERANCE, check
-from engine.layout import Layout, build_layout
-from engine.portfolio import snapshot_of
-from engine.resolve import effective_policies
-from engine.rows import RowSet
+from engine.check.checker import TOLERANCE, check
+from engine.compile.blocks import AffineBlock, RowProduct
+from engine.compile.layout import Layout, build_layout
+from engine.compile.rows import RowSet
+from engine.resolve.resolve import effective_policies
+from engine.weights.portfolio import snapshot_of
 from models import PolicyDefinition, PolicyValidationRequest
 from models.typing import FloatArray
 from tests.strategies import random_case

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from engine import PolicyEngine, PolicyResolutionError
-from engine.conditions import policy_applies
+from engine.resolve.conditions import policy_applies
 from models import PolicyDefinition
 from models.condition import (
     ConditionSyntaxError,

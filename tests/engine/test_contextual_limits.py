@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from engine import PolicyEngine, PolicyResolutionError
-from engine.contextual import resolve_limits
+from engine.resolve.contextual import resolve_limits
 from models import Bounds, PolicyDefinition, PolicyValidationResponse
 from models import constraints as constraint_models
 from models.contextual import ContextualValue, concrete

@@ -10,9 +10,9 @@ import cvxpy as cp
 import numpy as np
 import pytest
 
-import engine.adjust as adjust_module
+import engine.adjust.adjuster as adjust_module
 from engine import Deadline, DeadlineExceeded, PolicyEngine, RequestCancelled
-from engine.lot_search import TIME_LIMIT_S
+from engine.adjust.rounding.search import TIME_LIMIT_S
 from models import AdjustmentMethod, PolicyValidationRequest
 from models.capacity import CapacityRequest
 from solvers import ClarabelAdapter, SolveOutcome, SolverAdapter, SolverChain, SolveStatus

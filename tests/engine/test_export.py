@@ -8,15 +8,15 @@ import cvxpy as cp
 import numpy as np
 import pytest
 
-import engine.export
+import engine.export.constraints
 from engine import PolicyEngine
-from engine.bounds import shifted, solve_bounds
+from engine.adjust.bounds import shifted, solve_bounds
+from engine.compile.layout import build_layout
 from engine.errors import MissingDataError, UnknownSymbolError
-from engine.export import export_constraints, policy_revision
-from engine.export_forms import cvxpy_constraints, max_violation, snap_fixed, trades_for
-from engine.layout import build_layout
-from engine.portfolio import snapshot_of
-from engine.resolve import effective_policies
+from engine.export.constraints import export_constraints, policy_revision
+from engine.export.forms import cvxpy_constraints, max_violation, snap_fixed, trades_for
+from engine.resolve.resolve import effective_policies
+from engine.weights.portfolio import snapshot_of
 from models import PolicyDefinition, PolicyValidationRequest
 from models.export import ConstraintSet, ConstraintSetRequest
 from tests.builders import instrument, policy
@@ -71,7 +71,7 @@ def _objective(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray
 def _engine_projection(body: dict[str, Any], target: np.ndarray) -> np.ndarray:
     """The projection of `target` onto the set, built from the engine's own cvxpy blocks."""
     request = ConstraintSetRequest.model_validate(body)
-    validation = engine.export._validation_request(request)
+    validation = engine.export.constraints._validation_request(request)
     policies = [
         p for p in effective_policies(validation, []) if p.enforcement_level.value == "strict"
     ]
@@ -137,7 +137,7 @@ def test_blocks_form_measures_the_engine_rows(kind: str) -> None:
     body = _export_request(case, policies, form="blocks", margin=0.0)
     constraints = _export(body)
     request = ConstraintSetRequest.model_validate(body)
-    validation = engine.export._validation_request(request)
+    validation = engine.export.constraints._validation_request(request)
     snap = snapshot_of(validation, include=request.universe)
     layout = build_layout(effective_policies(validation, []), validation, snap)
     rng = np.random.default_rng(seed)
@@ -323,14 +323,14 @@ def test_revision_depends_on_content_not_order() -> None:
 
 
 def test_restricted_rule_encoding_is_exported(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = engine.export.build_layout
+    real = engine.export.constraints.build_layout
 
     def with_encoding(*args: Any) -> Any:
         layout = real(*args)
         layout.rowsets[0].encoding = "restriction: every issuer below 5%"
         return layout
 
-    monkeypatch.setattr(engine.export, "build_layout", with_encoding)
+    monkeypatch.setattr(engine.export.constraints, "build_layout", with_encoding)
     constraints = _export(_request([policy("cap", {"kind": "weight_bounds", "max": 0.5})]))
     assert {(r.exact, r.encoding) for r in constraints.linear.rows} == {
         (False, "restriction: every issuer below 5%")

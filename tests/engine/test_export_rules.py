@@ -14,15 +14,15 @@ import cvxpy as cp
 import numpy as np
 import pytest
 
-import engine.export
+import engine.export.constraints
 from engine import PolicyEngine
-from engine.bounds import shifted, solve_bounds
+from engine.adjust.bounds import shifted, solve_bounds
+from engine.compile.layout import build_layout
 from engine.errors import InputError, PolicyResolutionError
-from engine.export import export_constraints
-from engine.export_forms import cvxpy_constraints, max_violation, trades_for
-from engine.layout import build_layout
-from engine.portfolio import snapshot_of
-from engine.resolve import effective_policies
+from engine.export.constraints import export_constraints
+from engine.export.forms import cvxpy_constraints, max_violation, trades_for
+from engine.resolve.resolve import effective_policies
+from engine.weights.portfolio import snapshot_of
 from models import PolicyValidationRequest, PolicyValidationResponse, PortfolioNode
 from models.export import ConstraintSet, ConstraintSetRequest
 from tests.builders import instrument, policy
@@ -221,7 +221,7 @@ def _solver_projection(body: dict[str, Any], target: np.ndarray) -> np.ndarray:
     exact aggregate), with the export's bounds.
     """
     request = ConstraintSetRequest.model_validate(body)
-    validation = engine.export._validation_request(request)
+    validation = engine.export.constraints._validation_request(request)
     policies = effective_policies(validation, [])
     snap = snapshot_of(validation, include=request.universe)
     layout = build_layout(policies, validation, snap).for_solver()
@@ -283,7 +283,7 @@ def test_named_piecewise_blocks_measure_the_engine_rows(name: str) -> None:
         {"positive_part_sum"} if name == "ucits" else {"capped_sum"}
     )
     request = ConstraintSetRequest.model_validate(body)
-    validation = engine.export._validation_request(request)
+    validation = engine.export.constraints._validation_request(request)
     snap = snapshot_of(validation)
     layout = build_layout(effective_policies(validation, []), validation, snap).for_solver()
     rng = np.random.default_rng(6)
@@ -321,7 +321,7 @@ def test_expression_conic_form_is_exact() -> None:
     roles = {r.role for r in constraints.linear.rows}
     assert roles == {"conic"}
     request = ConstraintSetRequest.model_validate(body)
-    validation = engine.export._validation_request(request)
+    validation = engine.export.constraints._validation_request(request)
     snap = snapshot_of(validation)
     layout = build_layout(effective_policies(validation, []), validation, snap)
     rng = np.random.default_rng(9)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from engine import InputError, PolicyEngine
-from engine.context import CompileContext
-from engine.kinds import REGISTRY
-from engine.language import ExpressionError, analyze
-from engine.language.block import ExpressionBlock
-from engine.layout import build_layout
-from engine.portfolio import snapshot_of
+from engine.compile.context import CompileContext
+from engine.compile.kinds import REGISTRY
+from engine.compile.language import ExpressionError, analyze
+from engine.compile.language.block import ExpressionBlock
+from engine.compile.layout import build_layout
+from engine.weights.portfolio import snapshot_of
 from models import PolicyDefinition, PolicyValidationRequest
 from tests.builders import instrument, policy, request
 
@@ -425,7 +425,7 @@ def test_compile_fails_closed_when_cvxpy_disagrees(
     """Were the syntactic checker ever wrong, cvxpy's own DCP check refuses the policy."""
     import dataclasses
 
-    import engine.kinds.expression as kind_module
+    import engine.compile.kinds.expression as kind_module
 
     def lenient(source: str) -> Any:  # pretends a convex body may be bounded from below
         return dataclasses.replace(analyze("sum(abs(w)) <= 1"), lower=0.5)

@@ -8,8 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from engine import PolicyEngine
-from engine.blocks import digest
-from engine.export import export_constraints
+from engine.compile.blocks import digest
+from engine.export.constraints import export_constraints
 from models.export import ConstraintSetRequest
 from tests.engine.factor_case import FACTORS, factor_request
 

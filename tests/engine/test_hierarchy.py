@@ -1,4 +1,4 @@
-"""Policy resolution down the firm → fund → portfolio tree (engine.hierarchy).
+"""Policy resolution down the firm → fund → portfolio tree (engine.resolve.hierarchy).
 
 Tree: firm ─┬─ fund-a ─┬─ pf-1
             │          └─ pf-2
@@ -14,7 +14,7 @@ import pytest
 
 from engine import PolicyEngine, PolicyResolutionError
 from engine.errors import MissingDataError
-from engine.hierarchy import FIRM_WIDE, Lineage, resolve, with_default_benchmark
+from engine.resolve.hierarchy import FIRM_WIDE, Lineage, resolve, with_default_benchmark
 from models import PolicyDefinition, PortfolioNode
 from tests.builders import policy, request
 

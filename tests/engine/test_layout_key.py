@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from engine import PolicyEngine, layout
-from engine.layout import layout_key
-from engine.portfolio import snapshot_of
-from engine.resolve import effective_policies
+from engine import PolicyEngine
+from engine.compile import layout
+from engine.compile.layout import layout_key
+from engine.resolve.resolve import effective_policies
+from engine.weights.portfolio import snapshot_of
 from models import PolicyDefinition, PolicyValidationRequest
 from tests.builders import instrument, policy, request
 

@@ -1,4 +1,4 @@
-"""Whole-lot rounding by integer search (engine.lot_search) on the S&P 500 universe.
+"""Whole-lot rounding by integer search (engine.adjust.rounding.search) on the S&P 500 universe.
 
 A $1bn fund holds the index (market-cap weights, 98% invested) under a name cap, an issuer
 cap, GICS sector caps and a cash band; Information Technology is already above its cap (a
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine.adjust as adjust_module
+import engine.adjust.adjuster as adjust_module
 from benchmarks.universe import DATA_FILE
 from engine import PolicyEngine
 from models import PolicyDefinition, PolicyValidationRequest

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.errors import InputError, UnknownSymbolError
-from engine.portfolio import snapshot_of
+from engine.weights.portfolio import snapshot_of
 from models import PolicyValidationRequest
 from tests.builders import instrument, request
 

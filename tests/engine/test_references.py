@@ -1,4 +1,4 @@
-"""Merging registered reference data into a request (engine.references), without a store."""
+"""Merging registered reference data into a request (engine.resolve.references), without a store."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from engine import InputError, PolicyEngine
-from engine.references import (
+from engine.resolve.references import (
     ReferenceNotFound,
     RiskModelData,
     UniverseData,

@@ -17,9 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import PolicyEngine
-from engine.check import TOLERANCE
-from engine.kinds.regulatory import allowed_above
-from engine.piecewise import THRESHOLD_TOLERANCE, AboveThresholdSumBlock, PositivePartSumBlock
+from engine.check.checker import TOLERANCE
+from engine.compile.kinds.regulatory import allowed_above
+from engine.compile.piecewise import (
+    THRESHOLD_TOLERANCE,
+    AboveThresholdSumBlock,
+    PositivePartSumBlock,
+)
 from models import PolicyValidationRequest, PolicyValidationResponse
 from tests.builders import instrument, policy
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import report
-from engine.adjust import Adjustment
-from engine.check import RowCheck, check
-from engine.layout import Layout, build_layout
-from engine.portfolio import Snapshot, snapshot_of
-from engine.report import _culprit
-from engine.resolve import effective_policies
+from engine.adjust.adjuster import Adjustment
+from engine.check import report
+from engine.check.checker import RowCheck, check
+from engine.check.report import _culprit
+from engine.compile.layout import Layout, build_layout
+from engine.resolve.resolve import effective_policies
+from engine.weights.portfolio import Snapshot, snapshot_of
 from models import AdjustmentMethod, PolicyDefinition, PolicyValidationRequest
 from tests.strategies import random_case
 

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from benchmarks.cases import build_case
 from engine import PolicyEngine
-from engine.adjust import SEPARABLE
-from engine.blocks import AbsSumBlock, AffineBlock, Block, NormBlock
-from engine.separable_qp import solve_separable
+from engine.adjust.adjuster import SEPARABLE
+from engine.adjust.separable.qp import solve_separable
+from engine.compile.blocks import AbsSumBlock, AffineBlock, Block, NormBlock
 from models.typing import FloatArray
 from solvers import ClarabelAdapter, HiGHSAdapter
 from tests.builders import request

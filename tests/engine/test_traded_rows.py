@@ -17,14 +17,14 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, assume, given, settings
 
 from engine import PolicyEngine
-from engine.adjust import Adjuster
-from engine.bounds import solve_bounds
-from engine.conflicts import find_conflicts
-from engine.layout import Layout, build_layout
-from engine.portfolio import snapshot_of
-from engine.problems import OBJECTIVE_SCALE, ProblemCache
-from engine.resolve import effective_policies
-from engine.traded_rows import AllRows
+from engine.adjust.adjuster import Adjuster
+from engine.adjust.bounds import solve_bounds
+from engine.adjust.conflicts import find_conflicts
+from engine.adjust.problems import OBJECTIVE_SCALE, ProblemCache
+from engine.adjust.traded_rows import AllRows
+from engine.compile.layout import Layout, build_layout
+from engine.resolve.resolve import effective_policies
+from engine.weights.portfolio import snapshot_of
 from models import AdjustmentMethod, PolicyDefinition, PolicyValidationRequest
 from models.typing import FloatArray
 from solvers import HiGHSAdapter, SolverChain, SolveStatus, default_chain

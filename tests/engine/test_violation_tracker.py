@@ -20,25 +20,11 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 
 from benchmarks.cases import PolicySet, build_case
-from engine.blocks import (
-    AbsSumBlock,
-    AffineBlock,
-    Block,
-    CVaRBlock,
-    NormBlock,
-    SumLargestAbsBlock,
-)
-from engine.bounds import solve_bounds, total_violation
-from engine.language.block import ExpressionBlock
-from engine.layout import Layout, build_layout
-from engine.lots import repair, sequential_rounding
-from engine.piecewise import AboveThresholdSumBlock, CappedSumBlock, PositivePartSumBlock
-from engine.portfolio import Snapshot, snapshot_of
-from engine.resolve import effective_policies
-from engine.rows import RowSet, Sense
-from engine.tracked_linear import LinearRows
-from engine.tracked_parts import WholeBlock
-from engine.tracked_single_row import (
+from engine.adjust.bounds import solve_bounds, total_violation
+from engine.adjust.rounding.lots import repair, sequential_rounding
+from engine.adjust.rounding.tracked_linear import LinearRows
+from engine.adjust.rounding.tracked_parts import WholeBlock
+from engine.adjust.rounding.tracked_single_row import (
     AboveThresholdRow,
     CappedSumRow,
     CVaRRow,
@@ -46,12 +32,26 @@ from engine.tracked_single_row import (
     NormRow,
     PositivePartRow,
 )
-from engine.violation_tracker import (
+from engine.adjust.rounding.tracker import (
     RESYNC_EVERY,
     TradeViolation,
     ViolationTracker,
     tracked_parts,
 )
+from engine.compile.blocks import (
+    AbsSumBlock,
+    AffineBlock,
+    Block,
+    CVaRBlock,
+    NormBlock,
+    SumLargestAbsBlock,
+)
+from engine.compile.language.block import ExpressionBlock
+from engine.compile.layout import Layout, build_layout
+from engine.compile.piecewise import AboveThresholdSumBlock, CappedSumBlock, PositivePartSumBlock
+from engine.compile.rows import RowSet, Sense
+from engine.resolve.resolve import effective_policies
+from engine.weights.portfolio import Snapshot, snapshot_of
 from models import PolicyDefinition, PolicyValidationRequest
 from models.typing import FloatArray
 from tests.engine.test_blocks import _layout as all_kinds_layout

@@ -1,0 +1,82 @@
+"""The `pes` command line: one module per subcommand, each registering its parser.
+
+Owns the entry point (`main`, the `pes` script and `python -m api.cli`) and the parser
+assembly; each subcommand module (`validate`, `serve`, `policies`, `test`, `portfolios`,
+`references` for `pes universes` and `pes risk-models`, `bench`) exposes `add_parser` and
+its handler, and `common` holds what they share (exit statuses, settings, the store).
+`policy_tests` is the runner of `pes test`. Exposes `main` only. May import `models`,
+`engine` and the shared edges (`api.settings`, `api.store`, `api.files`, `api.errors`,
+`api.references`, `api.logsafe`); `api.http` only inside `pes serve`, when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from api.cli import bench, policies, portfolios, serve, test, validate
+from api.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_STDOUT_CLOSED,
+    BadSettings,
+    Unavailable,
+    database_option,
+    open_store,
+)
+from api.cli.references import add_reference_commands
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pes", description="Policy Enforcement Service: pre-trade compliance checks."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    validate.add_parser(commands)
+    serve.add_parser(commands)
+    policies.add_parser(commands)
+    test.add_parser(commands)
+    portfolios.add_parser(commands)
+    add_reference_commands(commands, open_store=open_store, database_option=database_option)
+    bench.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handler = args.handler
+    try:
+        status = int(handler(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at exit as an ignored exception
+        return status
+    except Unavailable as exc:
+        print(f"pes {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except BadSettings as exc:
+        print(f"pes {args.command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _stdout_closed() -> int:
+    """The reader of standard output left: stop quietly (the Python docs' recipe).
+
+    Output still buffered would fail again when the interpreter flushes it at exit, so
+    standard output is pointed at the null device first.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_STDOUT_CLOSED

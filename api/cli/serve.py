@@ -1,0 +1,57 @@
+"""`pes serve`: run the HTTP service."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from api.cli.common import EXIT_BAD_INPUT, database_option, settings
+from api.settings import EventsBackend
+
+__all__ = ["add_parser"]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = settings(args)  # a bad PES_* value is reported before the slow imports
+    import uvicorn
+
+    from api.http.app import create_app
+
+    problem = config.bind_problem()
+    if problem is not None:
+        print(f"pes serve: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    logging.getLogger().setLevel(config.log_level)
+    uvicorn.run(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        log_level=config.log_level.lower(),
+        access_log=False,
+    )
+    return 0
+
+
+def add_parser(commands: Any) -> None:
+    """Register `pes serve`."""
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP service",
+        description="Run the HTTP API (FastAPI on uvicorn). Settings also come from PES_* "
+        "environment variables (PES_DATABASE_URL, PES_API_KEYS, PES_EVENTS, PES_NATS_URL ...). "
+        "Migrations are applied at start-up.",
+    )
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    database_option(serve)
+    serve.add_argument(
+        "--events",
+        choices=[e.value for e in EventsBackend],
+        help="where validation events go (default log)",
+    )
+    serve.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback host without API keys"
+    )
+    serve.set_defaults(handler=_serve)

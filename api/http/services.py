@@ -1,0 +1,165 @@
+"""What the routes share: settings, store, engine, relay and metrics."""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+from sqlalchemy.exc import DataError, SQLAlchemyError
+
+from api.events import OutboxRelay
+from api.http.heap import Heap
+from api.http.metrics import Metrics
+from api.references import ReferenceCache, StoreReferences
+from api.settings import Settings
+from api.store import Store, Unavailable, UnknownPortfolio
+from engine import Deadline, PolicyEngine
+from engine.export.constraints import export_constraints
+from engine.resolve.references import Resolution, resolve_references
+from models import (
+    PolicyDefinition,
+    PolicyValidationRequest,
+    PolicyValidationResponse,
+    PortfolioNode,
+    PortfolioState,
+)
+from models.capacity import CapacityRequest, CapacityResponse
+from models.export import ConstraintSet, ConstraintSetRequest
+
+__all__ = ["Services"]
+
+
+@dataclass
+class Services:
+    """The service's long-lived parts, created at start-up."""
+
+    settings: Settings
+    store: Store
+    engine: PolicyEngine
+    metrics: Metrics
+    relay: OutboxRelay | None = None
+    references: StoreReferences | None = None
+    # Compiled problems hold parameter values between fill and solve, so one request at a
+    # time uses the engine; scale out with more worker processes.
+    engine_lock: threading.Lock = field(default_factory=threading.Lock)
+    heap: Heap = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.references is None:
+            cache = ReferenceCache(self.settings.reference_cache_size)
+            self.references = StoreReferences(self.store, cache)
+        self.heap = Heap(self.cache_misses, enabled=self.settings.gc_freeze)
+
+    def cache_misses(self) -> int:
+        """Misses of every cache that keeps objects for the process's life, summed."""
+        stats = self.engine.cache_stats()
+        assert self.references is not None
+        return stats.misses + stats.layout_misses + self.references.cache.misses
+
+    def resolve(self, state: PortfolioState) -> Resolution:
+        """`state` with its registered universe / risk model and price overrides merged in.
+
+        Unknown ids or versions raise `InputError` naming the field (422).
+        """
+        assert self.references is not None
+        try:
+            return resolve_references(state, self.references)
+        except DataError:
+            raise  # the database refused a value of the request: 422, not an outage
+        except (SQLAlchemyError, ValidationError) as exc:  # fail closed, never "compliant"
+            reason = exc.__class__.__name__
+            raise Unavailable(f"reference data cannot be loaded: {reason}") from exc
+
+    def lineage(
+        self,
+        portfolio_id: str,
+        *,
+        field: str = "decision.portfolio_id",
+        registered: bool = False,
+    ) -> list[PortfolioNode]:
+        """The portfolio's chain of ancestors, nearest first; a database failure is 503.
+
+        Empty for a portfolio that is not registered. With `registered`, an id the tree does
+        not hold is refused (`UnknownPortfolio`, naming `field`, with the closest registered
+        ids) whenever a tree is registered at all: with stored policies, an unknown id would
+        silently drop the policies scoped to that portfolio and its ancestors.
+        """
+        try:
+            chain = self.store.portfolios.lineage(portfolio_id)
+            known = self.store.portfolios.ids() if registered and not chain else []
+        except DataError:
+            raise  # the database refused a value of the request: 422, not an outage
+        except (SQLAlchemyError, ValidationError) as exc:  # fail closed, never "compliant"
+            reason = exc.__class__.__name__
+            raise Unavailable(f"the portfolio hierarchy cannot be loaded: {reason}") from exc
+        if known:
+            closest = difflib.get_close_matches(portfolio_id, known, n=3, cutoff=0.6)
+            raise UnknownPortfolio(field, portfolio_id, closest)
+        return chain
+
+    def validate(
+        self,
+        request: PolicyValidationRequest,
+        policies: Sequence[PolicyDefinition],
+        lineage: Sequence[PortfolioNode] = (),
+        *,
+        require_applicable: bool = False,
+        deadline: Deadline | None = None,
+    ) -> PolicyValidationResponse:
+        """Run the engine under its lock; `lineage` is the portfolio's chain of ancestors.
+
+        Registered reference data is resolved first (outside the lock); the response says
+        which versions were used, and errors inside a universe's instruments name them there.
+        `require_applicable` refuses a request on which no strict or advisory policy applies
+        (`engine.errors.NoApplicablePolicies`). `deadline` bounds the request, the wait for
+        the lock included (default: the settings' `request_deadline_s` from now).
+        """
+        if deadline is None:
+            deadline = Deadline(self.settings.request_deadline_s)
+        resolution = self.resolve(request.portfolio_state)
+        plain = request.model_copy(update={"portfolio_state": resolution.state})
+        with resolution.located(), self.engine_lock:
+            response = self.engine.validate(
+                plain,
+                policies,
+                lineage=lineage,
+                require_applicable=require_applicable,
+                deadline=deadline,
+            )
+        if resolution.used is None:
+            return response
+        return response.model_copy(update={"reference_data": resolution.used})
+
+    def capacity(
+        self,
+        request: CapacityRequest,
+        policies: Sequence[PolicyDefinition],
+        lineage: Sequence[PortfolioNode] = (),
+    ) -> CapacityResponse:
+        """Run the engine's capacity analysis under its lock (reference data resolved first).
+
+        Bounded by the settings' `request_deadline_s` from now (late: 503).
+        """
+        deadline = Deadline(self.settings.request_deadline_s)
+        resolution = self.resolve(request.portfolio_state)
+        plain = request.model_copy(update={"portfolio_state": resolution.state})
+        with resolution.located(), self.engine_lock:
+            return self.engine.capacity(plain, policies, lineage=lineage, deadline=deadline)
+
+    def export(
+        self,
+        request: ConstraintSetRequest,
+        policies: Sequence[PolicyDefinition],
+        lineage: Sequence[PortfolioNode] = (),
+    ) -> ConstraintSet:
+        """The constraint set for an optimizer (reference data resolved first).
+
+        The export compiles a layout of its own, so it does not take the engine's lock.
+        """
+        resolution = self.resolve(request.portfolio_state)
+        plain = request.model_copy(update={"portfolio_state": resolution.state})
+        with resolution.located():
+            return export_constraints(plain, policies, lineage=lineage)

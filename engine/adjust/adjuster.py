@@ -1,0 +1,432 @@
+"""The adjuster (SPEC section 6): the closest compliant decision, rounded and re-checked.
+
+Per method the path is: fill the cached problem with this request's parameters and row
+bounds, solve through the fallback chain (a solution that breaks a row bound by more than
+the tolerance is rejected), round the trades to lots, re-check every candidate with the
+checker and keep the closest compliant one. When rounding breaks a row, the problem is
+solved again with every bound tightened by the most that rounding can move that row
+(`Block.sensitivity`) plus `SOLVER_MARGIN`, which makes any rounding of the new solution
+safe and absorbs solver error.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Literal
+
+import numpy as np
+
+from engine.adjust.bounds import (
+    SOLVER_MARGIN,
+    excess,
+    max_violation,
+    shifted,
+    solve_bounds,
+    total_violation,
+    worst_case,
+)
+from engine.adjust.polish import POLISH_ROUNDS, linearized
+from engine.adjust.problems import (
+    OBJECTIVE_SCALE,
+    CompiledProblem,
+    ProblemCache,
+    fixed_rows_infeasible,
+)
+from engine.adjust.rounding.lots import lot_candidates, repair, sequential_rounding, snapped
+from engine.adjust.rounding.search import TIME_LIMIT_S, integer_rounding
+from engine.adjust.rounding.tracker import TradeViolation, ViolationTracker
+from engine.adjust.separable.qp import solve_separable
+from engine.check.checker import TOLERANCE, check
+from engine.compile.layout import Layout
+from engine.deadline import NO_DEADLINE, Deadline
+from models import AdjustmentMethod
+from models.typing import FloatArray
+from solvers import ChainResult, SolveOutcome, SolverChain, SolveStatus
+
+__all__ = ["SEPARABLE", "Adjuster", "Adjustment", "AttemptResult"]
+
+SEPARABLE = "SEPARABLE"
+"""The solver name of answers from `engine.adjust.separable.qp` (tried before the chain)."""
+
+_BINDING_DUAL = 1e-10
+_BINDING_GAP = 1e-7
+TARGETED_ROUNDS = 4
+
+
+@dataclass
+class Adjustment:
+    """A compliant, lot-rounded replacement decision."""
+
+    method: AdjustmentMethod
+    t: FloatArray
+    w: FloatArray
+    distance: float
+    solver: str
+    attempts: list[SolveOutcome]
+    binding: list[tuple[int, int, float]]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AttemptResult:
+    """How one method ended: an adjustment, infeasibility, or a failure to solve."""
+
+    status: Literal["adjusted", "infeasible", "failed"]
+    adjustment: Adjustment | None = None
+    attempts: list[SolveOutcome] = field(default_factory=list)
+    message: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+class Adjuster:
+    """Solves the adjustment problems through a solver chain and a compile cache."""
+
+    def __init__(self, chain: SolverChain, cache: ProblemCache, *, separable: bool = True) -> None:
+        self.chain = chain
+        self.cache = cache
+        # Try `engine.adjust.separable.qp` before the chain (off: the chain alone, for comparison).
+        self.separable = separable
+        # Polishing wants one active-set-exact QP solver: HiGHS if the chain has it. (One
+        # solver, so that each round's point is that solver's answer.)
+        exact = sorted(chain.qp, key=lambda a: a.name != "HIGHS")[:1]
+        self.polish_chain = SolverChain(qp=exact, socp=chain.socp)
+
+    def attempt(
+        self,
+        layout: Layout,
+        method: AdjustmentMethod,
+        *,
+        cure_passive: bool,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> AttemptResult:
+        """Solve one method (`scale_back` or `project`) and return a verified adjustment.
+
+        The problem is built from `layout.for_solver()` (rules that are not convex replaced
+        by their convex restrictions; the bounds, margins and solver checks refer to its
+        rows, and so do the binding rows' indices), while every rounded candidate is checked
+        against the exact rows of `layout`.
+
+        Every solver gets the time left until `deadline` as its limit, and each round, each
+        polishing round and the integer search check it first: `DeadlineExceeded` (or
+        `RequestCancelled`) ends the attempt.
+        """
+        exact, layout = layout, layout.for_solver()
+        space: Literal["scale_back", "project"] = (
+            "scale_back" if method == AdjustmentMethod.SCALE_BACK else "project"
+        )
+        strict = layout.strict()
+        compiled = self.cache.get_problem(space, layout, strict)
+        base = [solve_bounds(layout, k, cure_passive=cure_passive) for k in strict]
+        attempts: list[SolveOutcome] = []
+        notes: list[str] = []
+        solved_once = False
+        # Bounds to solve with: the exact ones first. When rounding to lots breaks rows, the
+        # rows it broke are tightened by a growing multiple of what rounding broke them by
+        # (a few times), and last by the most rounding could ever move each row (which makes
+        # any rounding safe, if that is still feasible).
+        margins = [np.zeros(len(b)) for b in base]
+        rounds: list[tuple[str, list[FloatArray]]] = [("exact", base)]
+        targeted = 0
+        while rounds:
+            deadline.check("the adjustment's next solve")
+            label, bounds = rounds.pop(0)
+            # The rows' Parameters wait for the chain: the separable solver reads the layout.
+            compiled.fill(layout, strict, bounds, rows=False)
+            result = fixed_rows_infeasible(compiled) or self._solve(
+                layout, strict, base, compiled, deadline
+            )
+            attempts += result.attempts
+            # A chain cut short by the deadline has no answer: say so, not "solvers failed".
+            deadline.check("the adjustment's rounding")
+            if result.status is SolveStatus.INFEASIBLE:
+                if label == "exact":
+                    return AttemptResult("infeasible", attempts=attempts)
+                if label == "targeted":
+                    rounds.append(("worst case", worst_case(layout, strict, base)))
+                continue
+            solved, solver = compiled, result.solver
+            if not result.optimal and compiled.needs_socp and compiled.variable.value is not None:
+                polished = self._polish(layout, compiled, strict, bounds, base, attempts, deadline)
+                solved, solver = polished if polished is not None else (compiled, None)
+            if solver is None or not (result.optimal or solved is not compiled):
+                # A solution rejected for breaking a limit by more than the tolerance may
+                # pass once the limits leave room for solver error: try a tightened round.
+                if label == "exact":
+                    rounds.append(("worst case", worst_case(layout, strict, base)))
+                continue
+            solved_once = True
+            if result.inexact:
+                notes.append(
+                    f"{solver} called its solution inaccurate; it was used because it "
+                    "passed the exact check"
+                )
+            found, excess = self._round(
+                exact,
+                layout,
+                solved,
+                method,
+                solver,
+                attempts,
+                cure_passive=cure_passive,
+                deadline=deadline,
+            )
+            if found is not None:
+                found.notes = notes
+                return AttemptResult("adjusted", found, attempts)
+            notes.append(f"rounding to lots broke a limit after the {label} solve")
+            if label in ("exact", "targeted") and targeted < TARGETED_ROUNDS and excess:
+                growth = 4.0**targeted
+                targeted += 1
+                margins = [
+                    m + np.where(e > 0, growth * (2 * e + SOLVER_MARGIN), 0.0)
+                    for m, e in zip(margins, excess, strict=True)
+                ]
+                rounds.append(("targeted", shifted(layout, strict, base, margins)))
+            elif label != "worst case":
+                rounds.append(("worst case", worst_case(layout, strict, base)))
+        if not solved_once:
+            reasons = "; ".join(f"{a.solver}: {a.status.value} ({a.message})" for a in attempts)
+            return AttemptResult(
+                "failed", attempts=attempts, message=f"every solver failed: {reasons}"
+            )
+        return AttemptResult(
+            "failed",
+            attempts=attempts,
+            notes=notes,
+            message="no lot-rounded decision near the optimum passes the check",
+        )
+
+    def _solve(
+        self,
+        layout: Layout,
+        strict: list[int],
+        base: list[FloatArray],
+        compiled: CompiledProblem,
+        deadline: Deadline,
+    ) -> ChainResult:
+        """The separable solver's verified answer where it has one, else the chain's."""
+        verify = partial(self._verify, layout, strict, base, compiled)
+        tried = self._separable(layout, strict, compiled)
+        if tried is not None:
+            reason = verify()
+            if reason is None:
+                return ChainResult(SolveStatus.OPTIMAL, SEPARABLE, [tried])
+            tried = SolveOutcome(
+                SEPARABLE, SolveStatus.INACCURATE, tried.seconds, tried.iterations, reason
+            )
+        compiled.fill_rows(layout, strict)
+        result = self.chain.solve(
+            compiled.problem,
+            needs_socp=compiled.needs_socp,
+            verify=verify,
+            time_left=deadline.time_left,
+        )
+        if tried is not None:
+            result.attempts.insert(0, tried)
+        return result
+
+    def _separable(
+        self, layout: Layout, strict: list[int], compiled: CompiledProblem
+    ) -> SolveOutcome | None:
+        """Solve with `engine.adjust.separable.qp` into the compiled problem's variable and duals.
+
+        None (nothing written) when the problem is not of its kind or it found no
+        certified optimum; the chain then solves.
+        """
+        if not self.separable or compiled.needs_socp or compiled.target is None:
+            return None
+        started = time.perf_counter()
+        d = np.asarray(compiled.target.value, dtype=float)
+        if compiled.space == "scale_back":
+            assert compiled.lower is not None and compiled.upper is not None
+            lower = np.asarray(compiled.lower.value, dtype=float)
+            upper = np.asarray(compiled.upper.value, dtype=float)
+            columns: tuple[int, ...] | None = compiled.traded
+        else:
+            lower, upper, columns = np.full(len(d), -np.inf), np.full(len(d), np.inf), None
+        memo = compiled.separable_memo
+        bounds = compiled.filled_bounds
+        solution = solve_separable(layout, strict, bounds, d, lower, upper, columns, memo)
+        if solution is None:
+            return None
+        compiled.variable.value = solution.z
+        # The cvxpy objective is OBJECTIVE_SCALE * ||z - d||^2, twice the separable solver's
+        # 1/2 ||z - d||^2 times OBJECTIVE_SCALE: its duals are scaled alike.
+        for row, view, duals in zip(
+            compiled.row_constraints, compiled.views, solution.duals, strict=True
+        ):
+            if row is not None:
+                kept = duals if view.kept is None else duals[view.kept]
+                row.save_dual_value(2.0 * OBJECTIVE_SCALE * kept)
+        seconds = time.perf_counter() - started
+        return SolveOutcome(SEPARABLE, SolveStatus.OPTIMAL, seconds, solution.iterations)
+
+    def _polish(
+        self,
+        layout: Layout,
+        compiled: CompiledProblem,
+        strict: list[int],
+        bounds: list[FloatArray],
+        base: list[FloatArray],
+        attempts: list[SolveOutcome],
+        deadline: Deadline,
+    ) -> tuple[CompiledProblem, str] | None:
+        """Solve on the cones' tangent planes from the approximate point (engine.adjust.polish)."""
+        start = attempts[-1].solver if attempts else "solver"
+        w = layout.snap.w0 + compiled.delta(layout.snap.n)
+        for _ in range(POLISH_ROUNDS):
+            deadline.check("polishing")
+            planes = linearized(layout, w)
+            polished = self.cache.get_problem(compiled.space, planes, strict)
+            polished.fill(planes, strict, bounds)
+            result = self.polish_chain.solve(
+                polished.problem,
+                needs_socp=False,
+                verify=partial(self._verify, layout, strict, base, polished),
+                time_left=deadline.time_left,
+            )
+            attempts += [
+                SolveOutcome(
+                    f"{a.solver} (cones linearized)", a.status, a.seconds, a.iterations, a.message
+                )
+                for a in result.attempts
+            ]
+            if result.optimal:
+                return polished, f"{result.solver} (cones linearized at the {start} point)"
+            if polished.variable.value is None:
+                return None
+            w = layout.snap.w0 + polished.delta(layout.snap.n)
+        return None
+
+    def _verify(
+        self, layout: Layout, strict: list[int], bounds: list[FloatArray], compiled: CompiledProblem
+    ) -> str | None:
+        if compiled.variable.value is None:
+            return "solver returned no solution"
+        w = layout.snap.w0 + compiled.delta(layout.snap.n)
+        worst = max_violation(layout, strict, bounds, w)
+        if worst > TOLERANCE:
+            return f"solution breaks a limit by {worst:.3g} (tolerance {TOLERANCE:g}); rejected"
+        return None
+
+    def _round(
+        self,
+        exact: Layout,
+        layout: Layout,
+        compiled: CompiledProblem,
+        method: AdjustmentMethod,
+        solver: str,
+        attempts: list[SolveOutcome],
+        *,
+        cure_passive: bool,
+        deadline: Deadline,
+    ) -> tuple[Adjustment | None, list[FloatArray]]:
+        """The closest compliant lot-rounded version of the continuous solution, if any.
+
+        Candidates are checked against the exact rows (`exact`); `layout` is the solver's.
+        Without one, also returns each solver row's excess over its bound at the least
+        violating rounding tried, for a targeted re-solve.
+        """
+        strict, exact_strict = layout.strict(), exact.strict()
+        snap = layout.snap
+        t_continuous = snap.trades_from_weights(snap.w0 + compiled.delta(snap.n))
+        shrink_only = compiled.space == "scale_back"
+        bounds = [solve_bounds(layout, k, cure_passive=cure_passive) for k in strict]
+        best: Adjustment | None = None
+        least: tuple[float, FloatArray] | None = None
+
+        def consider(t: FloatArray) -> None:
+            nonlocal best, least
+            w = snap.weights_from_trades(t)
+            if not check(exact, w, cure_passive=cure_passive, indices=exact_strict).is_compliant:
+                total = total_violation(layout, strict, bounds, w)
+                if least is None or total < least[0]:
+                    least = (total, w)
+                return
+            distance = float(np.sum((w - snap.w_hat) ** 2))
+            if best is None or distance < best.distance:
+                binding = self._binding(compiled, strict, layout)
+                best = Adjustment(method, t, w, distance, solver, list(attempts), binding)
+
+        for t in lot_candidates(snap, t_continuous, shrink_only=shrink_only):
+            consider(t)
+        if best is None and (snap.lots > 0).any():
+            starts = [snapped(snap, t_continuous)]
+            if not np.array_equal(starts[0], t_continuous):
+                starts.append(t_continuous)
+            tracker = ViolationTracker(layout, strict, bounds, snap.weights_from_trades(starts[0]))
+            violation = TradeViolation(snap, tracker)
+            # Snapping cancels trades under SNAP_WEIGHT; many of them (a projection that funds
+            # a purchase by selling a little of every name) add up to a breach no rounding of
+            # the rest can cure. Round from the start that breaches less (snapped on a tie),
+            # and from the other one if that fails.
+            starts.sort(key=lambda start: violation_of(start, violation))
+            rounded: FloatArray | None = None
+            for start in starts:
+                candidate = sequential_rounding(
+                    snap, start, shrink_only=shrink_only, violation=violation
+                )
+                consider(candidate)
+                if rounded is None or violation_of(candidate, violation) < violation_of(
+                    rounded, violation
+                ):
+                    rounded = candidate
+                if best is not None:
+                    break
+            assert rounded is not None
+            if best is None:
+                consider(repair(snap, rounded, shrink_only=shrink_only, violation=violation))
+            if best is None:
+                deadline.check("the integer lot search")
+                found = integer_rounding(
+                    layout,
+                    strict,
+                    bounds,
+                    t_continuous,
+                    shrink_only=shrink_only,
+                    time_limit=min(TIME_LIMIT_S, deadline.remaining()),
+                )
+                if found is not None:
+                    consider(found)
+        if best is not None or least is None:
+            return best, []
+        return None, excess(layout, strict, bounds, least[1])
+
+    @staticmethod
+    def _binding(
+        compiled: CompiledProblem, strict: list[int], layout: Layout
+    ) -> list[tuple[int, int, float]]:
+        """Rows whose constraint is tight at the continuous optimum, with their dual values."""
+        snap = layout.snap
+        w = snap.w0 + compiled.delta(snap.n)
+        # Rows no variable of this problem can move (an untraded name in scale_back) are
+        # constants: solvers give them arbitrary duals, and they bind nothing.
+        movable = np.zeros(snap.n)
+        movable[list(compiled.traded) if compiled.space == "scale_back" else slice(None)] = 1.0
+        out = []
+        for position, (k, bound) in enumerate(zip(strict, compiled.filled_bounds, strict=True)):
+            block = layout.rowsets[k].block
+            # Rows left out of the problem (constant) come back with a zero dual.
+            row_duals = compiled.row_duals(position, block.rows)
+            if row_duals is None:
+                continue
+            duals = row_duals / OBJECTIVE_SCALE
+            gaps = np.abs(block.values(w) - bound)
+            moves = block.sensitivity(movable) > 0
+            for r in np.flatnonzero((duals > _BINDING_DUAL) & (gaps <= _BINDING_GAP) & moves):
+                out.append((k, int(r), float(duals[r])))
+        return out
+
+    @staticmethod
+    def cancelling_complies(layout: Layout, *, cure_passive: bool) -> bool:
+        """True when cancelling every trade would be compliant (always, unless curing)."""
+        w = layout.snap.w0
+        return check(layout, w, cure_passive=cure_passive, indices=layout.strict()).is_compliant
+
+
+def violation_of(t: FloatArray, violation: TradeViolation) -> float:
+    """The total violation of trades `t` (resets `violation` to them)."""
+    violation.reset(t)
+    return violation.total

@@ -1,0 +1,185 @@
+"""The total violation of bounded row sets, kept current as single weights move.
+
+Rounding trades to lots (engine.adjust.rounding.lots) scores one trade's options at a time
+against every bounded row. Re-evaluating every block for each option costs a full pass over
+all rows per option; here each row set becomes a part (engine.adjust.rounding.tracked_parts)
+that updates only the rows a moved weight reaches, and each weight knows which parts it
+reaches at all.
+
+The numbers are those of `engine.adjust.bounds.total_violation` (per row the excess beyond the
+bound less half the check's tolerance, clipped at zero), up to rounding: sums are updated
+by differences, not re-added, and `RESYNC_EVERY` commits recompute everything from
+scratch so that the differences never drift far. The total is exactly 0.0 whenever no row
+has a positive penalty, as from scratch, so feasible options tie exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from engine.adjust.rounding.tracked_linear import LinearRows
+from engine.adjust.rounding.tracked_parts import TrackedPart, WholeBlock
+from engine.adjust.rounding.tracked_single_row import (
+    AboveThresholdRow,
+    CappedSumRow,
+    CVaRRow,
+    LargestRow,
+    NormRow,
+    PositivePartRow,
+)
+from engine.compile.blocks import (
+    AbsSumBlock,
+    AffineBlock,
+    Block,
+    CVaRBlock,
+    NormBlock,
+    SumLargestAbsBlock,
+)
+from engine.compile.layout import Layout
+from engine.compile.piecewise import AboveThresholdSumBlock, CappedSumBlock, PositivePartSumBlock
+from engine.weights.portfolio import Snapshot
+from models.typing import FloatArray
+
+__all__ = ["RESYNC_EVERY", "TradeViolation", "ViolationTracker", "tracked_parts"]
+
+RESYNC_EVERY = 128
+"""Commits between two recomputations from scratch (each costs about one full evaluation)."""
+
+_LINEAR: frozenset[type[Block]] = frozenset({AffineBlock, AbsSumBlock})
+_SINGLE_ROW: dict[type[Block], Callable[[Any, str, FloatArray], TrackedPart]] = {
+    NormBlock: NormRow,
+    SumLargestAbsBlock: LargestRow,
+    CVaRBlock: CVaRRow,
+    CappedSumBlock: CappedSumRow,
+    PositivePartSumBlock: PositivePartRow,
+    AboveThresholdSumBlock: AboveThresholdRow,
+}
+"""Blocks with an incremental form, by exact type: a subclass may compute its values its
+own way, so it gets `WholeBlock`, as does any type not named here."""
+
+
+def tracked_parts(
+    layout: Layout, indices: Sequence[int], bounds: Sequence[FloatArray]
+) -> list[TrackedPart]:
+    """The parts of row sets `indices` with their `bounds`: every linear row set in one."""
+    linear = []
+    parts: list[TrackedPart] = []
+    for k, bound in zip(indices, bounds, strict=True):
+        rowset = layout.rowsets[k]
+        kind = type(rowset.block)
+        if kind in _LINEAR:
+            linear.append((rowset.block, rowset.sense, bound))
+        else:
+            parts.append(_SINGLE_ROW.get(kind, WholeBlock)(rowset.block, rowset.sense, bound))
+    if linear:
+        parts.insert(0, LinearRows(linear, layout.snap.n))
+    return parts
+
+
+class ViolationTracker:
+    """`total_violation(layout, indices, bounds, w)` as single weights of `w` move."""
+
+    def __init__(
+        self, layout: Layout, indices: Sequence[int], bounds: Sequence[FloatArray], w: FloatArray
+    ) -> None:
+        n = layout.snap.n
+        self.parts = tracked_parts(layout, indices, bounds)
+        # Per weight, the parts it moves; weights moving the same parts share one tuple.
+        self._parts_of: list[tuple[TrackedPart, ...]] = [()] * n
+        if self.parts:
+            reach = np.array([part.columns(n) for part in self.parts], dtype=bool)
+            patterns, which = np.unique(reach.T, axis=0, return_inverse=True)
+            shared = [
+                tuple(p for p, on in zip(self.parts, row, strict=True) if on) for row in patterns
+            ]
+            self._parts_of = [shared[c] for c in which.ravel().tolist()]
+        self._w: list[float] = []
+        self.total = 0.0
+        self.positive = 0
+        self._commits = 0
+        self.reset(w)
+
+    @property
+    def weights(self) -> FloatArray:
+        """The current weights."""
+        return np.array(self._w)
+
+    def reset(self, w: FloatArray) -> None:
+        """Start over at the weights `w`, everything computed from scratch."""
+        self._w = np.asarray(w, dtype=float).tolist()
+        at = np.array(self._w)
+        for part in self.parts:
+            part.reset(at)
+        self._commits = 0
+        self._sum()
+
+    def _sum(self) -> None:
+        self.positive = sum(part.positive for part in self.parts)
+        self.total = sum(part.penalty for part in self.parts) if self.positive else 0.0
+
+    def trial(self, i: int, value: float) -> float:
+        """The total violation if weight `i` were `value` (nothing changes)."""
+        old = self._w[i]
+        if value == old:
+            return self.total
+        penalty = 0.0
+        positive = 0
+        for part in self._parts_of[i]:
+            p, c = part.trial(i, old, value)
+            penalty += p
+            positive += c
+        if self.positive + positive == 0:
+            return 0.0
+        return max(self.total + penalty, 0.0)
+
+    def commit(self, i: int, value: float) -> None:
+        """Set weight `i` to `value`."""
+        old = self._w[i]
+        if value == old:
+            return
+        self._w[i] = value
+        self._commits += 1
+        if self._commits >= RESYNC_EVERY:
+            self.reset(np.array(self._w))
+            return
+        for part in self._parts_of[i]:
+            part.commit(i, old, value)
+        self._sum()
+
+
+class TradeViolation:
+    """A `ViolationTracker` driven by trades in shares, as `engine.adjust.rounding.lots` rounds.
+
+    Trade `t_i` sets weight `w_i = (q_i + t_i) p_i / NAV` and no other (cash is not a
+    weight), computed as `Snapshot.weights_from_trades` computes it.
+    """
+
+    def __init__(self, snap: Snapshot, tracker: ViolationTracker) -> None:
+        self.snap = snap
+        self.tracker = tracker
+        self._q: list[float] = snap.q.tolist()
+        self._prices: list[float] = snap.prices.tolist()
+        self._nav = float(snap.nav)
+
+    @property
+    def total(self) -> float:
+        """The total violation of the current trades."""
+        return self.tracker.total
+
+    def reset(self, t: FloatArray) -> None:
+        """Start over at the trades `t`."""
+        self.tracker.reset(self.snap.weights_from_trades(t))
+
+    def _weight(self, i: int, trade: float) -> float:
+        return (self._q[i] + trade) * self._prices[i] / self._nav
+
+    def trial(self, i: int, trade: float) -> float:
+        """The total violation if trade `i` were `trade`."""
+        return self.tracker.trial(i, self._weight(i, trade))
+
+    def commit(self, i: int, trade: float) -> None:
+        """Set trade `i` to `trade`."""
+        self.tracker.commit(i, self._weight(i, trade))

@@ -1,0 +1,246 @@
+"""Compile stage, numeric half: policies + request -> row sets with provenance."""
+
+from __future__ import annotations
+
+import io
+import operator
+import pickle
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import TypeAdapter
+
+from engine.compile.context import CompileContext
+from engine.compile.kinds import REGISTRY
+from engine.compile.rows import Provenance, RowSet
+from engine.compile.rowstack import RowStack
+from engine.errors import PolicyEvaluationError
+from engine.weights.portfolio import Snapshot
+from models import Instrument, PolicyDefinition, PolicyValidationRequest, PortfolioState
+from models.typing import FloatArray
+
+__all__ = ["Layout", "LayoutCache", "build_layout", "layout_key", "row_values"]
+
+
+@dataclass
+class Layout:
+    """Every row of every applicable policy for one request, with pre-trade values."""
+
+    snap: Snapshot
+    rowsets: list[RowSet]
+    policies: list[PolicyDefinition]
+    pre_values: list[FloatArray] = field(default_factory=list)
+
+    _structures: dict[tuple[int, ...], tuple[Any, ...]] = field(default_factory=dict, repr=False)
+    _solver: Layout | None = field(default=None, repr=False)
+    _stacks: dict[tuple[int, ...], RowStack] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.pre_values = row_values(self.rowsets, self.snap.w0)
+
+    def rebind(self, snap: Snapshot) -> None:
+        """Serve a new request with the same structure: new weights, prices and NAV."""
+        for rowset in self.rowsets:
+            if rowset.refresh is not None:
+                rowset.refresh(snap)
+        self.snap = snap
+        self.pre_values = row_values(self.rowsets, snap.w0)
+
+    def for_solver(self) -> Layout:
+        """The layout the adjustment problems are built from.
+
+        Every row set with a `restriction` (a rule that is not convex) is replaced by its
+        restriction's convex rows, which imply it; the layout itself when there is none.
+        Points feasible for the solver's layout are therefore compliant with this one, and
+        the adjuster re-checks its answers against this one all the same.
+        """
+        if not any(rs.restriction for rs in self.rowsets):
+            return self
+        if self._solver is None:
+            rowsets = [part for rs in self.rowsets for part in (rs.restriction or [rs])]
+            self._solver = Layout(snap=self.snap, rowsets=rowsets, policies=self.policies)
+        elif self._solver.snap is not self.snap:
+            # `rebind` refreshed the restriction rows through their owners' `refresh`.
+            self._solver.snap = self.snap
+            self._solver.pre_values = row_values(self._solver.rowsets, self.snap.w0)
+        return self._solver
+
+    def strict(self) -> list[int]:
+        """Indices of the row sets of strict policies (the ones that constrain adjustment)."""
+        return [k for k, rs in enumerate(self.rowsets) if _provenance(rs).strict]
+
+    def row_stack(self, indices: Iterable[int]) -> RowStack:
+        """The checker's view of the chosen row sets (see `engine.compile.rowstack.RowStack`)."""
+        key = tuple(indices)
+        stack = self._stacks.get(key)
+        if stack is None:
+            stack = self._stacks[key] = RowStack.of(self.rowsets, key)
+        return stack
+
+    def structure(self, indices: Sequence[int]) -> tuple[Any, ...]:
+        """Structure key of the chosen row sets (see `Block.structure`); `rebind` keeps it."""
+        key = tuple(indices)
+        if key not in self._structures:
+            self._structures[key] = tuple(
+                (self.rowsets[k].block.structure(), self.rowsets[k].sense) for k in indices
+            )
+        return self._structures[key]
+
+
+def row_values(rowsets: Sequence[RowSet], w: FloatArray) -> list[FloatArray]:
+    """Every row set's values at weights `w`.
+
+    Floating-point faults (overflow, 0/0) give inf or NaN here instead of a warning or an
+    exception that depends on the process's warning filters: the checker then refuses the
+    row, naming its policy (`engine.check.checker`), whatever the filters say.
+    """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return [rs.block.values(w) for rs in rowsets]
+
+
+def _provenance(rowset: RowSet) -> Provenance:
+    assert rowset.provenance is not None
+    return rowset.provenance
+
+
+def build_layout(
+    policies: Sequence[PolicyDefinition], request: PolicyValidationRequest, snap: Snapshot
+) -> Layout:
+    """Compile every constraint of `policies` against the request's universe."""
+    ctx = CompileContext(snap=snap, request=request)
+    rowsets: list[RowSet] = []
+    for policy in policies:
+        ctx.policy_name = policy.policy_name
+        for j, spec in enumerate(policy.rules.constraints):
+            ctx.constraint_path = f"rules.constraints[{j}] ({spec.kind})"
+            try:
+                compiled = REGISTRY[spec.kind].compile(spec, ctx)
+            except ArithmeticError as exc:  # overflow, division by zero: fail closed, named
+                raise PolicyEvaluationError(
+                    policy.policy_name, ctx.constraint_path, f"cannot be evaluated: {exc}"
+                ) from exc
+            for rowset in compiled:
+                rowset.provenance = Provenance(policy=policy, constraint_index=j, kind=spec.kind)
+                for part in rowset.restriction:
+                    part.provenance = rowset.provenance
+                rowsets.append(rowset)
+    return Layout(snap=snap, rowsets=rowsets, policies=list(policies))
+
+
+_PER_REQUEST_FIELDS = frozenset({"price", "lot_size"})
+"""Instrument fields a cached layout re-reads on every request (see `Layout.rebind`)."""
+
+_STATIC_FIELDS = tuple(f for f in Instrument.model_fields if f not in _PER_REQUEST_FIELDS)
+_static_fields_of = operator.itemgetter(*_STATIC_FIELDS)
+"""Applied to an instrument's `__dict__` (where pydantic keeps the field values): a dict
+look-up is twice as fast as attribute access on a model, and this runs 500 times a request."""
+
+_STATE_EXCLUDED = frozenset({"positions", "cash", "as_of", "instruments", "benchmark"})
+"""Portfolio state fields keyed by other means (instruments, benchmark) or not at all
+(positions, cash, as_of: weights and NAV, re-read by `rebind`)."""
+
+
+def _reference_data_key(state: PortfolioState) -> tuple[Any, ...]:
+    """Content key of the state's reference data: every instrument field but price and lot.
+
+    The instruments are pickled rather than serialized through pydantic: a request brings
+    new instrument objects every time (new prices), so the key is built per request, and
+    pickling plain tuples is several times faster than JSON of 500 models. Pickle keeps
+    types apart (True, 1 and 1.0 give different bytes, and a group named "1" differs from
+    one named "1.0"), so equal bytes mean equal content.
+    """
+    try:
+        instruments = [_static_fields_of(instrument.__dict__) for instrument in state.instruments]
+        benchmark = None if state.benchmark is None else list(state.benchmark.items())
+        reference = _pickled((instruments, benchmark))
+    except (KeyError, pickle.PicklingError, TypeError, AttributeError):
+        # A model built without validation (a field unset) or an exotic attribute value:
+        # the slow, always-correct form.
+        static: dict[str, Any] = {"instruments": {"__all__": set(_STATIC_FIELDS)}}
+        static["benchmark"] = True
+        reference = state.model_dump_json(include=static).encode()
+    rest = state.model_dump_json(exclude=set(_STATE_EXCLUDED)) if _has_rest(state) else ""
+    return (reference, rest)
+
+
+def _pickled(obj: object) -> bytes:
+    """Pickle without the memo, so the bytes depend on content alone.
+
+    With the memo, a string object seen twice is written once and referenced after, so
+    the same content parsed twice (shared or separate string objects) could give different
+    bytes: a spurious cache miss. Fast mode writes every object in full (nothing here is
+    recursive, which fast mode cannot handle).
+    """
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True
+    pickler.dump(obj)
+    return buffer.getvalue()
+
+
+def _has_rest(state: PortfolioState) -> bool:
+    """True when a state field outside `_STATE_EXCLUDED` other than the id may be set."""
+    return any(
+        getattr(state, name) is not None
+        for name in PortfolioState.model_fields
+        if name not in _STATE_EXCLUDED and name != "portfolio_id"
+    )
+
+
+_POLICY_LIST = TypeAdapter(list[PolicyDefinition])
+
+
+def layout_key(
+    policies: Sequence[PolicyDefinition], request: PolicyValidationRequest, snap: Snapshot
+) -> tuple[Any, ...]:
+    """Everything a layout is built from except weights, prices and NAV (see `rebind`).
+
+    Policies are keyed by their JSON, all in one call (≈ 3 us a policy): they are mutable
+    models, so a key by identity would trust every caller never to change one in place.
+    """
+    state = request.portfolio_state
+    return (
+        _POLICY_LIST.dump_json(list(policies)),
+        snap.symbols,
+        state.portfolio_id,
+        _reference_data_key(state),
+    )
+
+
+class LayoutCache:
+    """Layouts by `layout_key`, least recently used first out; a hit is rebound."""
+
+    def __init__(self, max_entries: int = 32) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[Any, ...], Layout] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(
+        self,
+        policies: Sequence[PolicyDefinition],
+        request: PolicyValidationRequest,
+        snap: Snapshot,
+    ) -> Layout:
+        """The layout of this request, built on a miss, rebound to `snap` on a hit."""
+        key = layout_key(policies, request, snap)
+        layout = self._entries.get(key)
+        if layout is not None:
+            self.hits += 1
+            self._entries.move_to_end(key)
+            layout.rebind(snap)
+            return layout
+        self.misses += 1
+        layout = build_layout(policies, request, snap)
+        self._entries[key] = layout
+        if len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return layout

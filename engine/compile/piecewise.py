@@ -1,0 +1,184 @@
+"""Piecewise-linear row blocks of the regulatory rules.
+
+- `CappedSumBlock`: an affine part plus a sum of capped group weights (concave; a `>=` row
+  on it is convex: the 1940 Act diversified basket).
+- `PositivePartSumBlock`: a sum of positive parts of group weights (convex; a `<=` row on it
+  is convex: the restriction that encodes the UCITS 40% aggregate).
+- `AboveThresholdSumBlock`: the total weight of the groups above a threshold (neither
+  convex nor continuous: the exact UCITS 40% rule). It has exact numeric values for the
+  checker and no cvxpy form; its row set carries a convex `restriction` instead.
+
+Group weights are `y = G w` with a 0/1 membership matrix `G` (one row per group).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from engine.compile.blocks import Block, Params, digest
+from models.typing import FloatArray
+
+__all__ = [
+    "THRESHOLD_TOLERANCE",
+    "AboveThresholdSumBlock",
+    "CappedSumBlock",
+    "PositivePartSumBlock",
+]
+
+THRESHOLD_TOLERANCE = 1e-9
+"""A group counts as above a threshold when it exceeds it by more than this: the checker's
+tolerance (`engine.check.checker.TOLERANCE`), so that a group the solver holds at the threshold up
+to solver error is not counted (a test holds the two equal)."""
+
+
+def _group_weights(G: sp.spmatrix | FloatArray, w: FloatArray) -> FloatArray:
+    return np.asarray(G @ w, dtype=float).ravel()
+
+
+def _group_steps(G: sp.spmatrix | FloatArray, eps: FloatArray) -> FloatArray:
+    return np.asarray(abs(G) @ eps, dtype=float).ravel()
+
+
+@dataclass
+class CappedSumBlock(Block):
+    r"""One row: an affine part plus the group weights, each capped.
+
+    .. math:: v(w) = a^T w + k + \sum_g \min\big((G w)_g, \mathrm{cap}_g\big)
+
+    Concave in w (a sum of minima of affine functions), so `v(w) >= limit` is convex. The
+    caps are Parameters (they may depend on prices and NAV).
+    """
+
+    a: FloatArray
+    k: float
+    G: sp.spmatrix
+    cap: FloatArray
+
+    @property
+    def rows(self) -> int:
+        return 1
+
+    def values(self, w: FloatArray) -> FloatArray:
+        capped = np.minimum(_group_weights(self.G, w), self.cap)
+        return np.array([float(self.a @ w) + self.k + float(capped.sum())])
+
+    def structure(self) -> tuple[Any, ...]:
+        return ("capped_sum", digest(self.a), digest(self.G), self.G.shape)
+
+    def declare(self) -> Params:
+        groups = self.G.shape[0]
+        return {
+            "offset": cp.Parameter(name="offset"),
+            "y0": cp.Parameter(groups, name="y0"),
+            "cap": cp.Parameter(groups, name="cap"),
+        }
+
+    def fill(self, params: Params, w0: FloatArray) -> None:
+        params["offset"].value = float(self.a @ w0) + self.k
+        params["y0"].value = _group_weights(self.G, w0)
+        params["cap"].value = np.asarray(self.cap, dtype=float)
+
+    def expression(self, delta: cp.Expression, params: Params) -> cp.Expression:
+        total = self.a @ delta + params["offset"]
+        if self.G.shape[0] > 0:
+            groups = sp.csr_matrix(self.G) @ delta + params["y0"]
+            total = total + cp.sum(cp.minimum(groups, params["cap"]))
+        return cp.reshape(total, (1,), order="C")
+
+    def sensitivity(self, eps: FloatArray) -> FloatArray:
+        # min(., cap) is 1-Lipschitz.
+        return np.array([float(np.abs(self.a) @ eps) + float(_group_steps(self.G, eps).sum())])
+
+
+@dataclass
+class PositivePartSumBlock(Block):
+    r"""One row: the sum of the positive parts of shifted group weights.
+
+    .. math:: v(w) = \sum_g \max\big((G w)_g + c_g, 0\big)
+
+    Convex in w. The shifts `c` vary per request (Parameters).
+    """
+
+    G: sp.spmatrix
+    c: FloatArray
+
+    @property
+    def rows(self) -> int:
+        return 1
+
+    def values(self, w: FloatArray) -> FloatArray:
+        return np.array([float(np.maximum(_group_weights(self.G, w) + self.c, 0.0).sum())])
+
+    def structure(self) -> tuple[Any, ...]:
+        return ("positive_part_sum", digest(self.G), self.G.shape)
+
+    def declare(self) -> Params:
+        return {"offset": cp.Parameter(self.G.shape[0], name="offset")}
+
+    def fill(self, params: Params, w0: FloatArray) -> None:
+        params["offset"].value = _group_weights(self.G, w0) + self.c
+
+    def expression(self, delta: cp.Expression, params: Params) -> cp.Expression:
+        if self.G.shape[0] == 0:
+            return cp.reshape(cp.Constant(0.0), (1,), order="C")
+        groups = sp.csr_matrix(self.G) @ delta + params["offset"]
+        return cp.reshape(cp.sum(cp.pos(groups)), (1,), order="C")
+
+    def sensitivity(self, eps: FloatArray) -> FloatArray:
+        return np.array([float(_group_steps(self.G, eps).sum())])
+
+
+@dataclass
+class AboveThresholdSumBlock(Block):
+    r"""One row: the total weight of the groups whose weight exceeds a threshold.
+
+    .. math:: v(w) = \sum_g (G w)_g \; [\, (G w)_g > \theta + \epsilon \,]
+
+    with :math:`\epsilon` = `THRESHOLD_TOLERANCE`. Not convex (not even continuous), so this
+    block has no cvxpy form: the checker evaluates it exactly and the adjuster solves with the
+    row set's `restriction`.
+    """
+
+    G: sp.spmatrix
+    threshold: float
+
+    @property
+    def rows(self) -> int:
+        return 1
+
+    def above(self, w: FloatArray) -> FloatArray:
+        """0/1 per group: above the threshold at `w`."""
+        y = _group_weights(self.G, w)
+        return np.asarray(y > self.threshold + THRESHOLD_TOLERANCE, dtype=float)
+
+    def values(self, w: FloatArray) -> FloatArray:
+        y = _group_weights(self.G, w)
+        return np.array([float(y[y > self.threshold + THRESHOLD_TOLERANCE].sum())])
+
+    def structure(self) -> tuple[Any, ...]:
+        return ("above_threshold", digest(self.G), self.G.shape, self.threshold)
+
+    def declare(self) -> Params:
+        return {}
+
+    def fill(self, params: Params, w0: FloatArray) -> None:
+        return None
+
+    def expression(self, delta: cp.Expression, params: Params) -> cp.Expression:
+        raise TypeError(
+            "the total weight above a threshold is not convex and has no cvxpy form; solve "
+            "with the row set's restriction (Layout.for_solver)"
+        )
+
+    def sensitivity(self, eps: FloatArray) -> FloatArray:
+        # A group that stays on one side moves by at most its step s_g; one that crosses
+        # the threshold jumps between 0 and a weight within s_g of it.
+        steps = _group_steps(self.G, eps)
+        moving = steps > 0
+        jumps = self.threshold + THRESHOLD_TOLERANCE
+        return np.array([float(steps[moving].sum() + np.count_nonzero(moving) * abs(jumps))])

@@ -1,0 +1,309 @@
+"""The engine's front door: validate (and adjust) one decision against a policy set."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from engine.adjust.adjuster import Adjuster, AttemptResult
+from engine.adjust.conflicts import find_conflicts
+from engine.adjust.problems import ProblemCache
+from engine.capacity.analyzer import CapacityAnalyzer
+from engine.check.checker import check
+from engine.check.report import (
+    binding_constraints,
+    recommendations,
+    rule_encodings,
+    trades_of,
+    violations_of,
+)
+from engine.check.scoring import compliance_score
+from engine.check.sensitivity import sensitivity_of
+from engine.compile.language import check_policies
+from engine.compile.layout import Layout, LayoutCache
+from engine.deadline import NO_DEADLINE, Deadline
+from engine.errors import DeadlineExceeded, NoApplicablePolicies
+from engine.resolve.hierarchy import Lineage, with_default_benchmark
+from engine.resolve.resolve import resolve_policies
+from engine.timing import StageTimer
+from engine.weights.portfolio import snapshot_of
+from models import (
+    AdjustedDecision,
+    AdjustmentMethod,
+    EnforcementLevel,
+    Infeasibility,
+    PolicyDefinition,
+    PolicyValidationRequest,
+    PolicyValidationResponse,
+    PortfolioNode,
+    SolverAttempt,
+    ValidationMode,
+)
+from models.capacity import CapacityRequest, CapacityResponse
+from solvers import SolverChain, default_chain
+
+__all__ = ["CacheStats", "PolicyEngine"]
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Compiled-problem cache counters."""
+
+    entries: int
+    hits: int
+    misses: int
+    layout_hits: int = 0
+    layout_misses: int = 0
+
+
+class PolicyEngine:
+    """Checks decisions against policies and finds the closest compliant decision.
+
+    One engine serves many requests: row layouts and compiled adjustment problems are cached
+    by structure, so a request whose policy set and universe were seen before only sets new
+    values. An engine is not thread-safe (its caches hold one request's values at a time):
+    use one per thread, or a lock, as the HTTP service does.
+
+    Parameters
+    ----------
+    chain
+        The solver fallback chain (default: OSQP, Clarabel, ECOS for QPs; Clarabel, ECOS
+        for cones). Tests pass failing solvers here.
+    cache_size
+        How many compiled problems to keep.
+    """
+
+    def __init__(self, *, chain: SolverChain | None = None, cache_size: int = 64) -> None:
+        self.chain = chain or default_chain()
+        self.cache = ProblemCache(cache_size)
+        self.layouts = LayoutCache(cache_size)
+        self.adjuster = Adjuster(self.chain, self.cache)
+        self.capacity_analyzer = CapacityAnalyzer(self.chain, self.layouts)
+
+    def cache_stats(self) -> CacheStats:
+        """Entries, hits and misses of the compiled-problem cache."""
+        return CacheStats(
+            len(self.cache),
+            self.cache.hits,
+            self.cache.misses,
+            self.layouts.hits,
+            self.layouts.misses,
+        )
+
+    def capacity(
+        self,
+        request: CapacityRequest,
+        policies: Sequence[PolicyDefinition] = (),
+        *,
+        lineage: Sequence[PortfolioNode] = (),
+        deadline: Deadline = NO_DEADLINE,
+    ) -> CapacityResponse:
+        """How much more of each requested symbol can be bought or sold (engine.capacity.analyzer).
+
+        `policies` are the stored policies; a request carrying inline `policies` uses those
+        instead. `lineage` is as for `validate`: the same effective set (inheritance,
+        overrides, default benchmark) bounds the answer. Raises `engine.errors.InputError`
+        for input that cannot be evaluated, and `DeadlineExceeded` when `deadline` passes
+        before every symbol is sized.
+        """
+        return self.capacity_analyzer.run(request, policies, lineage=lineage, deadline=deadline)
+
+    def validate(
+        self,
+        request: PolicyValidationRequest,
+        policies: Sequence[PolicyDefinition] = (),
+        *,
+        lineage: Sequence[PortfolioNode] = (),
+        require_applicable: bool = False,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> PolicyValidationResponse:
+        """Check `request.decision` against the effective policies (and adjust it).
+
+        If the decision does not comply and `mode` is adjust, the response carries the closest
+        compliant decision.
+
+        `policies` are the stored policies; a request carrying inline `policies` uses those
+        instead. `lineage` is the decision's portfolio and its ancestors in the hierarchy,
+        nearest first (empty: not registered); it adds inherited policies, applies
+        overrides and supplies a default benchmark when the request has none. Raises
+        `engine.errors.InputError` for input that cannot be evaluated.
+
+        With `require_applicable`, a request whose effective set holds no strict or advisory
+        policy raises `NoApplicablePolicies` instead of being approved with nothing checked
+        (the service asks for this for stored policies; an inline set is the caller's own).
+
+        `deadline` (engine.deadline) is checked before every stage and bounds every solve.
+        Raises `DeadlineExceeded` when it passes before the check has a verdict, and
+        `RequestCancelled` when the request is abandoned at any point; when it passes during
+        the adjustment, the answer is the check's (not compliant) with no adjusted decision
+        and `adjustment_error` saying the adjustment timed out.
+        """
+        timer = StageTimer()
+        deadline.check("resolve")
+        with timer.stage("resolve"):
+            if request.policies is not None:  # stored policies were checked when stored
+                check_policies(request.policies, prefix="policies")
+            chain = Lineage.of(request.decision.portfolio_id, lineage)
+            resolution = resolve_policies(request, policies, chain)
+            effective = resolution.policies
+            if require_applicable:
+                _require_applicable(effective, request, stored=len(policies))
+            request = with_default_benchmark(request, chain)
+        deadline.check("weights")
+        with timer.stage("weights"):
+            snap = snapshot_of(request)
+        deadline.check("compile")
+        with timer.stage("compile"):
+            layout = self.layouts.get(effective, request, snap)
+        deadline.check("check")
+        with timer.stage("check"):
+            result = check(layout, snap.w_hat, cure_passive=request.cure_passive)
+        outcome: AttemptResult | None = None
+        infeasible: Infeasibility | None = None
+        if not result.is_compliant and request.mode == ValidationMode.ADJUST:
+            with timer.stage("adjust"):
+                outcome, infeasible = self._adjust_in_time(layout, request, deadline)
+        adjustment = outcome.adjustment if outcome is not None else None
+        adjusted = None
+        if adjustment is not None:
+            with timer.stage("verify"):
+                verdict = check(layout, adjustment.w, cure_passive=request.cure_passive)
+            adjusted = AdjustedDecision(
+                method=adjustment.method,
+                trades=trades_of(snap, adjustment.t),
+                is_compliant=verdict.is_compliant,
+                distance=adjustment.distance,
+                solver=adjustment.solver,
+                binding=binding_constraints(layout.for_solver(), adjustment),
+                solver_attempts=[
+                    SolverAttempt(
+                        solver=a.solver,
+                        status=a.status.value,
+                        seconds=round(a.seconds, 6),
+                        message=a.message,
+                    )
+                    for a in adjustment.attempts
+                ],
+                notes=adjustment.notes,
+                encodings=rule_encodings(layout),
+            )
+        with timer.stage("report"):
+            cure = request.cure_passive
+            violations = violations_of(result, snap, adjustment, cure_passive=cure)
+            advice = recommendations(violations, snap, adjustment, cure_passive=cure)
+            if infeasible is not None:
+                advice.append(infeasible.message)
+            failed = outcome is not None and outcome.status == "failed"
+            error = outcome.message if failed and outcome is not None else None
+            if error:
+                advice.append(f"Adjustment failed: {error}")
+            score = compliance_score(violations)
+            sensitivity = sensitivity_of(result)
+        return PolicyValidationResponse(
+            decision_id=request.decision.decision_id,
+            is_compliant=result.is_compliant,
+            compliance_score=score,
+            violations=violations,
+            recommendations=advice,
+            policies_checked=[p.policy_name for p in effective],
+            adjusted_decision=adjusted,
+            infeasible=infeasible,
+            adjustment_error=error,
+            sensitivity=sensitivity,
+            context_resolution=resolution.context,
+            timings_ms=timer.finish(),
+        )
+
+    def _adjust_in_time(
+        self, layout: Layout, request: PolicyValidationRequest, deadline: Deadline
+    ) -> tuple[AttemptResult, Infeasibility | None]:
+        """`_adjust`, or a failed adjustment that says it timed out (the verdict stands)."""
+        try:
+            return self._adjust(layout, request, deadline)
+        except DeadlineExceeded as exc:
+            # Fail closed: the check already found the decision not compliant; only the
+            # search for a compliant version is cut short.
+            message = (
+                f"the adjustment timed out after {exc.elapsed:.3g} s (request deadline "
+                f"{exc.limit:g} s, reached before {exc.stage})"
+            )
+            if self.adjuster.cancelling_complies(layout, cure_passive=request.cure_passive):
+                message += "; cancelling every trade would comply"
+            return AttemptResult("failed", message=message), None
+
+    def _adjust(
+        self, layout: Layout, request: PolicyValidationRequest, deadline: Deadline
+    ) -> tuple[AttemptResult, Infeasibility | None]:
+        methods = (
+            [AdjustmentMethod.SCALE_BACK, AdjustmentMethod.PROJECT]
+            if request.adjustment == AdjustmentMethod.AUTO
+            else [request.adjustment]
+        )
+        outcomes: list[AttemptResult] = []
+        for method in methods:
+            outcome = self.adjuster.attempt(
+                layout, method, cure_passive=request.cure_passive, deadline=deadline
+            )
+            if outcome.status == "adjusted":
+                return outcome, None
+            outcomes.append(outcome)
+        failed = [o for o in outcomes if o.status == "failed"]
+        if failed:
+            # No method produced a verified optimum (solvers, or lots, defeated it). Fail
+            # closed: no adjusted decision, and say why.
+            message = "; ".join(
+                f"{m.value}: {o.message or o.status}"
+                for m, o in zip(methods, outcomes, strict=True)
+            )
+            if self.adjuster.cancelling_complies(layout, cure_passive=request.cure_passive):
+                message += "; cancelling every trade would comply"
+            attempts = [a for o in outcomes for a in o.attempts]
+            return AttemptResult("failed", attempts=attempts, message=message), None
+        outcome = outcomes[-1]
+        last = methods[-1]
+        conflicting = find_conflicts(
+            layout.for_solver(),
+            space="scale_back" if last == AdjustmentMethod.SCALE_BACK else "project",
+            cure_passive=request.cure_passive,
+            cache=self.cache,
+            chain=self.chain,
+            deadline=deadline,
+        )
+        if last == AdjustmentMethod.SCALE_BACK:
+            message = (
+                f"No scaling back of the proposed trades satisfies {', '.join(conflicting)} "
+                "together; adjustment 'project' may trade other held symbols"
+            )
+        else:
+            message = (
+                f"Policies {', '.join(conflicting)} conflict: no portfolio over the held "
+                "and traded symbols satisfies them together; relax one of them"
+            )
+        restricted = sorted({e.policy_name for e in rule_encodings(layout)})
+        if restricted:
+            # A restriction is a subset of its rule: its infeasibility proves no conflict.
+            message += (
+                f" (found with convex restrictions of {', '.join(restricted)}, which are "
+                "stricter than the rules themselves)"
+            )
+        return outcome, Infeasibility(conflicting_policies=conflicting, message=message)
+
+
+_CHECKING_LEVELS = frozenset({EnforcementLevel.STRICT, EnforcementLevel.ADVISORY})
+"""Levels whose breaches a response reports as such; monitor-only policies approve anyway."""
+
+
+def _require_applicable(
+    effective: Sequence[PolicyDefinition], request: PolicyValidationRequest, *, stored: int
+) -> None:
+    """Refuse a request on which no strict or advisory policy would be checked."""
+    if any(p.enforcement_level in _CHECKING_LEVELS for p in effective):
+        return
+    portfolio = request.decision.portfolio_id
+    monitors = f", {len(effective)} monitor-only" if effective else ""
+    raise NoApplicablePolicies(
+        "decision.portfolio_id",
+        f"no enabled strict or advisory policy applies to portfolio {portfolio!r} "
+        f"({stored} policies considered{monitors}): nothing would be checked, so the decision "
+        "is not approved; scope a policy to this portfolio (or one of its ancestors)",
+    )

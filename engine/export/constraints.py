@@ -1,0 +1,313 @@
+"""The constraint-set export: a policy set compiled to solver-neutral rows over weights `w`.
+
+The export is built from the same row sets the checker and the adjuster use
+(`engine.compile.layout.build_layout`), with the adjuster's bounds
+(`engine.adjust.bounds.solve_bounds`: rows breached before trading may not get worse unless
+`cure_passive`), tightened by the requested margin the way the adjuster's tightened rounds
+are (`engine.adjust.bounds.shifted`: never past the pre-trade value, so not trading stays
+feasible). An optimizer that stays inside the exported set (to within the margin) proposes a
+decision the service accepts.
+
+Per block type (`engine.compile.blocks`), over `x = [w, aux]`:
+
+- ``AffineBlock``: one linear row per row, `A w` within `bound - c`.
+- ``AbsSumBlock`` without a group matrix (no-holding, no-trade, trade limits): each term
+  `|a_j w + c_j| <= bound_j` is the two-sided row `-bound_j <= a_j w + c_j <= bound_j`; a
+  single weight pinned this way (to 0, or to w0 by no-trade) is also listed in `fixed`.
+- ``AbsSumBlock`` with a group matrix (gross exposure, turnover, gross group limits): an
+  auxiliary `t_j >= |a_j w + c_j|` per term (two rows), and `G t <= bound - k` (linearized),
+  or a named ``abs_sum`` block.
+- ``SumLargestAbsBlock``: `k s + sum(u) <= bound`, `u_i >= |w_i| - s`, `u >= 0` (linearized),
+  or a named ``sum_largest_abs`` block.
+- ``CVaRBlock``: `zeta + sum(z) / ((1 - beta) S) <= bound`, `z_s >= -r_s w - zeta`, `z >= 0`
+  (Rockafellar-Uryasev, linearized), or a named ``cvar`` block.
+- ``NormBlock``: a second-order cone `||M w + m||_2 <= bound / scale`.
+- ``CappedSumBlock``, ``PositivePartSumBlock`` (regulatory rules): linearized over
+  auxiliaries, or named ``capped_sum`` / ``positive_part_sum`` blocks
+  (`engine.export.piecewise`).
+- ``ExpressionBlock`` (custom expressions): cvxpy's conic canonical form, in both forms:
+  linear rows over new auxiliaries plus second-order `conic` rows (`engine.export.conic`).
+
+A rule that is not convex (the UCITS 40% aggregate) is exported as the convex restriction
+the adjuster solves with (`Layout.for_solver`), its rows flagged `exact: false` with the
+restriction's encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from engine.adjust.bounds import shifted, solve_bounds
+from engine.check.checker import TOLERANCE
+from engine.compile.blocks import AbsSumBlock, AffineBlock, CVaRBlock, NormBlock, SumLargestAbsBlock
+from engine.compile.language import check_policies
+from engine.compile.language.block import ExpressionBlock
+from engine.compile.layout import Layout, build_layout
+from engine.compile.piecewise import CappedSumBlock, PositivePartSumBlock
+from engine.compile.rows import RowSet
+from engine.export.blocks import linearize_block, named_block
+from engine.export.conic import canonical_rows
+from engine.export.piecewise import linearize_piecewise, named_piecewise
+from engine.export.rows import RowCollector, sparse_of
+from engine.resolve.hierarchy import Lineage, with_default_benchmark
+from engine.resolve.resolve import effective_policies
+from engine.weights.portfolio import snapshot_of
+from models import (
+    CoordinatedTradingDecision,
+    EnforcementLevel,
+    PolicyDefinition,
+    PolicyValidationRequest,
+    PortfolioNode,
+    ValidationMode,
+)
+from models.export import (
+    ConicRows,
+    ConstraintSet,
+    ConstraintSetRequest,
+    LinearConstraints,
+    NamedBlock,
+    SecondOrderCone,
+    Variables,
+)
+from models.typing import FloatArray
+
+__all__ = ["export_constraints", "policy_revision"]
+
+
+def policy_revision(policies: Sequence[PolicyDefinition]) -> str:
+    """sha256 of the policies' canonical JSON (sorted by name, sorted keys)."""
+    dumped = [p.model_dump(mode="json") for p in sorted(policies, key=lambda p: p.policy_name)]
+    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _validation_request(request: ConstraintSetRequest) -> PolicyValidationRequest:
+    """The request as the compiler reads it: the same portfolio, no trades."""
+    portfolio_id = request.portfolio_id or request.portfolio_state.portfolio_id
+    return PolicyValidationRequest(
+        decision=CoordinatedTradingDecision(
+            decision_id="constraint-export", portfolio_id=portfolio_id
+        ),
+        portfolio_state=request.portfolio_state,
+        applicable_policies=request.applicable_policies,
+        policies=request.policies,
+        context=dict(request.context),
+        mode=ValidationMode.VALIDATE,
+        cure_passive=request.options.cure_passive,
+    )
+
+
+def export_constraints(
+    request: ConstraintSetRequest,
+    stored: Sequence[PolicyDefinition] = (),
+    *,
+    lineage: Sequence[PortfolioNode] = (),
+) -> ConstraintSet:
+    """Compile the effective policies of `request` into the solver-neutral form.
+
+    `stored` are the stored policies (the request's inline `policies` replace them).
+    `lineage` is the portfolio and its ancestors in the hierarchy, nearest first (empty: not
+    registered), exactly as for `PolicyEngine.validate`: the export holds the same
+    effective set (inherited policies, overrides, the request's context, the default
+    benchmark). Raises `engine.errors.InputError` (naming the field) for input that
+    cannot be compiled.
+    """
+    options = request.options
+    validation = _validation_request(request)
+    if request.policies is not None:  # stored policies were checked when stored
+        check_policies(request.policies, prefix="policies")
+    levels = [EnforcementLevel.STRICT]
+    if options.include_advisory:
+        levels.append(EnforcementLevel.ADVISORY)
+    chain = Lineage.of(validation.decision.portfolio_id, lineage)
+    effective = effective_policies(validation, stored, chain)
+    validation = with_default_benchmark(validation, chain)
+    chosen = [p for p in effective if p.enforcement_level in levels]
+    snap = snapshot_of(validation, include=request.universe)
+    exact = build_layout(chosen, validation, snap)
+    # The adjuster's convex rows: a rule that is not convex enters as its restriction,
+    # whose every point satisfies the rule; the restriction's rows carry its encoding.
+    layout = exact.for_solver()
+    encodings = {id(part): owner.encoding for owner in exact.rowsets for part in owner.restriction}
+
+    rows = RowCollector(snap.n)
+    cones: list[SecondOrderCone] = []
+    conic: list[ConicRows] = []
+    blocks: list[NamedBlock] = []
+    linearize = options.form == "linearized"
+    for k, rowset in enumerate(layout.rowsets):
+        base = solve_bounds(layout, k, cure_passive=options.cure_passive)
+        bound = shifted(layout, [k], [base], [np.full(len(base), options.margin)])[0]
+        # Moved by the whole margin (shifted stops at the pre-trade value short of it).
+        full = (options.margin > 0) & (np.abs(bound - base) >= (1 - 1e-6) * options.margin)
+        encoding = encodings.get(id(rowset), rowset.encoding)
+        rows.start(layout, k, tightened=full, encoding=encoding)
+        block = rowset.block
+        if isinstance(block, AffineBlock):
+            _affine(rows, block, rowset, bound)
+        elif isinstance(block, AbsSumBlock) and block.G is None:
+            _absolute(rows, block, bound, snap.symbols)
+        elif isinstance(block, NormBlock):
+            _require_upper(rowset)
+            cones.append(_cone(rows, block, bound))
+        elif isinstance(block, ExpressionBlock):
+            field = _constraint_field(rowset)
+            conic += canonical_rows(rows, rowset, snap.w0, bound, field=field)
+        elif isinstance(block, CappedSumBlock | PositivePartSumBlock):
+            if linearize:
+                linearize_piecewise(rows, block, rowset, bound, snap.symbols)
+            else:
+                blocks.append(named_piecewise(rows, block, bound))
+        elif isinstance(block, AbsSumBlock | SumLargestAbsBlock | CVaRBlock):
+            _require_upper(rowset)
+            if linearize:
+                linearize_block(rows, block, bound, snap.symbols)
+            else:
+                blocks.append(named_block(rows, block, bound))
+        else:
+            raise TypeError(f"{rowset.violation_type}: no export for {type(block).__name__}")
+    count = snap.n + len(rows.auxiliary)
+    notes = _notes(request, layout, [p.policy_name for p in effective if p not in chosen])
+    notes += _restriction_notes(layout, encodings)
+    return ConstraintSet(
+        policy_revision=policy_revision(chosen),
+        portfolio_id=validation.decision.portfolio_id,
+        policies=[p.policy_name for p in chosen],
+        enforcement_levels=levels,
+        form=options.form,
+        margin=options.margin,
+        cure_passive=options.cure_passive,
+        nav=snap.nav,
+        variables=Variables(
+            symbols=list(snap.symbols),
+            w0=snap.w0.tolist(),
+            prices=snap.prices.tolist(),
+            auxiliary=rows.auxiliary,
+            count=count,
+        ),
+        fixed=rows.fixed_weights(snap.symbols),
+        linear=LinearConstraints(
+            matrix=rows.matrix(), lower=rows.lower, upper=rows.upper, rows=rows.infos
+        ),
+        cones=cones,
+        conic=[_widened(c, count) for c in conic],
+        blocks=blocks,
+        notes=notes,
+    )
+
+
+def _constraint_field(rowset: RowSet) -> str:
+    """The field path of a row set's constraint, for error messages."""
+    assert rowset.provenance is not None
+    provenance = rowset.provenance
+    return f"policies[{provenance.policy_name}].rules.constraints[{provenance.constraint_index}]"
+
+
+def _widened(cone: ConicRows, count: int) -> ConicRows:
+    """`cone` with its matrix as wide as the final `x` (auxiliaries came after it)."""
+    matrix = cone.matrix.model_copy(update={"shape": (cone.matrix.shape[0], count)})
+    return cone.model_copy(update={"matrix": matrix})
+
+
+def _restriction_notes(layout: Layout, encodings: dict[int, str | None]) -> list[str]:
+    """One note per rule exported as its convex restriction."""
+    seen: dict[str, str] = {}
+    for rowset in layout.rowsets:
+        encoding = encodings.get(id(rowset))
+        if encoding is not None and rowset.provenance is not None:
+            seen.setdefault(rowset.provenance.policy_name, encoding)
+    return [
+        f"{name}: not convex; exported as a convex restriction (rows exact: false), {text}. "
+        "A portfolio inside it satisfies the rule; one outside may satisfy it too."
+        for name, text in sorted(seen.items())
+    ]
+
+
+def _require_upper(rowset: RowSet) -> None:
+    if rowset.sense != "le":  # models reject these (not convex); an engine bug otherwise
+        raise ValueError(f"{rowset.violation_type}: a lower bound on a convex function")
+
+
+def _affine(rows: RowCollector, block: AffineBlock, rowset: RowSet, bound: FloatArray) -> None:
+    A = sp.csr_matrix(block.A)
+    for r in range(block.rows):
+        entries = {int(j): float(v) for j, v in zip(A[r].indices, A[r].data, strict=True)}
+        rhs = float(bound[r] - block.c[r])
+        if rowset.sense == "le":
+            rows.add(r, entries, None, rhs)
+        else:
+            rows.add(r, entries, rhs, None)
+
+
+def _absolute(
+    rows: RowCollector, block: AbsSumBlock, bound: FloatArray, symbols: tuple[str, ...]
+) -> None:
+    """Terms `|a_j w + c_j| + k_j <= bound_j`, each a two-sided linear row."""
+    A = sp.csr_matrix(block.A)
+    k = np.zeros(block.rows) if block.k is None else block.k
+    for j in range(block.rows):
+        entries = {int(i): float(v) for i, v in zip(A[j].indices, A[j].data, strict=True)}
+        room = float(bound[j] - k[j])
+        rows.add(j, entries, -room - float(block.c[j]), room - float(block.c[j]))
+        if room == 0.0 and len(entries) == 1:
+            ((i, a),) = entries.items()
+            rows.fix(i, -float(block.c[j]) / a)
+
+
+def _cone(rows: RowCollector, block: NormBlock, bound: FloatArray) -> SecondOrderCone:
+    P = sp.csr_matrix(block.P)
+    parts = [sp.csr_matrix(np.asarray(P.T @ block.F).T)]  # F' P: k x n
+    offsets = [block.F.T @ block.c]
+    if block.d is not None:
+        # diag(d) P stays sparse: a dense copy would be the |U| x n matrix the factor form
+        # exists to avoid.
+        parts.append(sp.csr_matrix(P.multiply(block.d[:, None])))
+        offsets.append(block.d * block.c)
+    matrix = sp.vstack(parts, format="csr")
+    matrix.sum_duplicates()  # sorted, row-major entries, as from the dense form before
+    return SecondOrderCone(
+        matrix=sparse_of(matrix, columns=rows.n),
+        offset=np.concatenate(offsets).tolist(),
+        bound=float(bound[0]) / block.scale,
+        scale=float(block.scale),
+        info=rows.info(0, "limit"),
+    )
+
+
+def _notes(request: ConstraintSetRequest, layout: Layout, left_out: list[str]) -> list[str]:
+    snap = layout.snap
+    notes = [
+        "Weights of instruments outside variables.symbols (not held, not in universe) are 0 "
+        "and may not be traded by a decision built on this set."
+    ]
+    outside = sorted(s for s in snap.benchmark if s not in snap.index)
+    if outside:
+        notes.append(
+            f"Benchmark names outside the variables enter as constants (weight 0): "
+            f"{', '.join(outside)}."
+        )
+    if left_out:
+        notes.append(f"Not exported (enforcement level): {', '.join(left_out)}.")
+    if (snap.lots > 0).any():
+        notes.append(
+            "Weights are continuous; rounding the trades to lot sizes can move a row past its "
+            "bound: validate the rounded decision (mode adjust returns a compliant one)."
+        )
+    passive = [
+        rs.provenance.policy_name
+        for k, rs in enumerate(layout.rowsets)
+        if rs.provenance is not None and (rs.excess(layout.pre_values[k]) > TOLERANCE).any()
+    ]
+    if passive:
+        rule = (
+            "held to their limits (cure_passive)"
+            if request.options.cure_passive
+            else "bounded by their pre-trade values"
+        )
+        notes.append(f"Rows breached before trading are {rule}: {', '.join(sorted(set(passive)))}.")
+    return notes

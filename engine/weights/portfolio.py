@@ -1,0 +1,176 @@
+"""Portfolio arithmetic (SPEC section 2): the universe V, NAV, pre- and post-trade weights."""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from itertools import repeat
+
+import numpy as np
+
+from engine.errors import InputError, UnknownSymbolError
+from engine.resolve.references import require_resolved
+from models import Instrument, PolicyValidationRequest
+from models.typing import FloatArray
+
+__all__ = ["Snapshot", "snapshot_of"]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the engine needs about the portfolio, as arrays over V (sorted symbols).
+
+    `t` is the signed net traded quantity per symbol; weights are fractions of NAV.
+    """
+
+    symbols: tuple[str, ...]
+    index: dict[str, int]
+    nav: float
+    cash: float
+    prices: FloatArray
+    q: FloatArray
+    t: FloatArray
+    lots: FloatArray
+    w0: FloatArray
+    w_hat: FloatArray
+    instruments: dict[str, Instrument]
+    benchmark: dict[str, float]
+
+    @property
+    def n(self) -> int:
+        """Number of symbols in V."""
+        return len(self.symbols)
+
+    @property
+    def traded(self) -> tuple[int, ...]:
+        """Indices of symbols whose net trade is non-zero."""
+        return tuple(int(i) for i in np.flatnonzero(self.t))
+
+    def weights_from_trades(self, t: FloatArray) -> FloatArray:
+        """Post-trade weights for a signed net trade vector `t` (shares, over V)."""
+        return (self.q + t) * self.prices / self.nav
+
+    def trades_from_weights(self, w: FloatArray) -> FloatArray:
+        """Signed net trades (shares) that take the portfolio from w0 to `w`."""
+        return (w - self.w0) * self.nav / self.prices
+
+
+_price = operator.attrgetter("price")
+_lot_size = operator.attrgetter("lot_size")
+
+MAX_WEIGHT = 1e4
+"""Largest |weight| accepted (10,000 x NAV in one name): beyond it the numbers are not a
+portfolio but a typo, and solvers lose all precision on them."""
+
+
+def _plausible(symbols: tuple[str, ...], w: FloatArray, field: str, what: str) -> None:
+    worst = int(np.argmax(np.abs(w))) if len(w) else 0
+    if len(w) and not abs(w[worst]) <= MAX_WEIGHT:
+        raise InputError(
+            field,
+            f"{symbols[worst]} {what} is {w[worst]:.3g} x NAV (limit {MAX_WEIGHT:g} x NAV); "
+            "check quantities, prices and cash",
+        )
+
+
+def snapshot_of(
+    request: PolicyValidationRequest, *, include: Sequence[str] = (), field: str = "universe"
+) -> Snapshot:
+    """Compute V, NAV and the weights of SPEC section 2, or raise naming the bad field.
+
+    `include` adds symbols to V besides the held and traded ones (the names a capacity
+    question or the constraint export's tradable universe adds); each must have an
+    instrument, errors name them as `{field}[k]`.
+    """
+    state = request.portfolio_state
+    require_resolved(state)
+    # Every request passes through here with hundreds of names: the dictionaries are built
+    # by comprehension, and the per-item checks run only when a cheap test finds a problem
+    # (`_first_bad_reference` then names the first bad field, as a plain loop would).
+    instruments = {instrument.symbol: instrument for instrument in state.instruments}
+    held = {position.symbol: position.quantity for position in state.positions}
+    traded_symbols = {trade.symbol for trade in request.decision.trades}
+    if (
+        len(instruments) != len(state.instruments)
+        or len(held) != len(state.positions)
+        or not instruments.keys() >= held.keys()
+        or not instruments.keys() >= traded_symbols
+        or not instruments.keys() >= set(include)
+    ):
+        raise _first_bad_reference(request, include, field)
+
+    traded: dict[str, float] = {}
+    for trade in request.decision.trades:
+        traded[trade.symbol] = traded.get(trade.symbol, 0.0) + trade.side.sign * trade.quantity
+
+    if 0.0 in held.values():  # a C-level scan; positions at zero are rare
+        held_or_traded = {s for s, qty in held.items() if qty != 0} | traded.keys()
+    else:
+        held_or_traded = held.keys() | traded.keys()
+    symbols = tuple(sorted(held_or_traded | set(include)))
+    n = len(symbols)
+    index = dict(zip(symbols, range(n), strict=True))
+    chosen = list(map(instruments.__getitem__, symbols))
+    # map() with C-level getters: a third of the cost of the equivalent comprehensions.
+    prices = np.fromiter(map(_price, chosen), dtype=float, count=n)
+    q = np.fromiter(map(held.get, symbols, repeat(0.0, n)), dtype=float, count=n)
+    t = np.zeros(n)
+    for symbol, quantity in traded.items():
+        t[index[symbol]] = quantity
+    nav = state.cash + float(q @ prices)
+    if not math.isfinite(nav) or nav <= 0:
+        raise InputError(
+            "portfolio_state", f"NAV = cash + sum of position values = {nav:.6g} must be > 0"
+        )
+    w0, w_hat = q * prices / nav, (q + t) * prices / nav
+    _plausible(symbols, w0, "portfolio_state.positions", "position")
+    _plausible(symbols, w_hat, "decision.trades", "post-trade position")
+    benchmark = dict(state.benchmark or {})
+    return Snapshot(
+        symbols=symbols,
+        index=index,
+        nav=nav,
+        cash=state.cash,
+        prices=prices,
+        q=q,
+        t=t,
+        lots=np.fromiter(map(_lot_size, chosen), dtype=float, count=n),
+        w0=w0,
+        w_hat=w_hat,
+        instruments=instruments,
+        benchmark=benchmark,
+    )
+
+
+def _first_bad_reference(
+    request: PolicyValidationRequest, include: Collection[str], field: str
+) -> InputError:
+    """The error for the first duplicate or dangling symbol, in the request's order."""
+    state = request.portfolio_state
+    seen: set[str] = set()
+    for k, instrument in enumerate(state.instruments):
+        if instrument.symbol in seen:
+            return InputError(
+                f"portfolio_state.instruments[{k}].symbol",
+                f"{instrument.symbol} is listed twice",
+            )
+        seen.add(instrument.symbol)
+    held: set[str] = set()
+    for k, position in enumerate(state.positions):
+        path = f"portfolio_state.positions[{k}]"
+        if position.symbol in held:
+            return InputError(f"{path}.symbol", f"{position.symbol} has two positions")
+        if position.symbol not in seen:
+            return UnknownSymbolError(
+                f"{path}.symbol", f"no instrument (with a price) for {position.symbol}"
+            )
+        held.add(position.symbol)
+    for k, trade in enumerate(request.decision.trades):
+        if trade.symbol not in seen:
+            return UnknownSymbolError(
+                f"decision.trades[{k}].symbol", f"no instrument (with a price) for {trade.symbol}"
+            )
+    k, missing = next((k, symbol) for k, symbol in enumerate(include) if symbol not in seen)
+    return UnknownSymbolError(f"{field}[{k}]", f"no instrument (with a price) for {missing}")
