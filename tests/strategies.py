@@ -781,11 +781,14 @@ def cases(**options: Any) -> st.SearchStrategy[tuple[dict, list[dict]]]:
 
 
 def grid(low: float, high: float, steps: int = 1000) -> st.SearchStrategy[float]:
-    """Numbers on a grid of `steps` intervals over [low, high]; they shrink toward `low`.
+    """Multiples of ``(high - low) / steps`` in [low, high]; they shrink toward 0 (or the
+    end nearer to it).
 
     A grid (not any float) keeps examples readable and makes values tie often.
     """
-    return st.integers(0, steps).map(lambda k: low + (high - low) * k / steps)
+    step = (high - low) / steps
+    first = math.ceil(low / step - 1e-9)
+    return st.integers(first, first + steps).map(lambda k: k * step)
 
 
 def _vector(draw: st.DrawFn, n: int, element: st.SearchStrategy[float]) -> np.ndarray:
