@@ -9,12 +9,20 @@ some cases carry a pair of strict policies that conflict once passive breaches m
 cured (e.g. a net-exposure min above the max that a cash min forces).
 
 The hypothesis strategy :func:`cases` draws a seed and calls :func:`random_case`, so a
-failure reproduces from the seed hypothesis prints.
+failure reproduces from the seed hypothesis prints (but does not shrink).
+
+The structural strategies below draw the parts of a problem themselves (names, rows,
+bounds, targets, moves), so that hypothesis shrinks a failure to a small example: fewer
+names, fewer rows, round numbers. :func:`separable_problems` draws problems for the
+separable QP solver, :func:`synthetic_rows` row sets for the violation tracker and
+:func:`moves` one-weight moves to walk it through. They return plain data (numbers,
+lists, NumPy arrays) and never import the engine; the tests build the engine's objects.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,9 +33,15 @@ from tests.reference import spec
 __all__ = [
     "KINDS",
     "RISK_KINDS",
+    "Move",
+    "SeparableProblem",
+    "SyntheticRows",
     "cases",
+    "moves",
     "random_case",
     "seeds",
+    "separable_problems",
+    "synthetic_rows",
     "validate_case",
 ]
 
@@ -764,6 +778,173 @@ def cases(**options: Any) -> st.SearchStrategy[tuple[dict, list[dict]]]:
     The case is a function of one drawn seed, so hypothesis reports a reproducible seed.
     """
     return seeds().map(lambda seed: random_case(np.random.default_rng(seed), **options))
+
+
+def grid(low: float, high: float, steps: int = 1000) -> st.SearchStrategy[float]:
+    """Multiples of ``(high - low) / steps`` in [low, high]; they shrink toward 0 (or the
+    end nearer to it).
+
+    A grid (not any float) keeps examples readable and makes values tie often.
+    """
+    step = (high - low) / steps
+    first = math.ceil(low / step - 1e-9)
+    return st.integers(first, first + steps).map(lambda k: k * step)
+
+
+def _vector(draw: st.DrawFn, n: int, element: st.SearchStrategy[float]) -> np.ndarray:
+    return np.array(draw(st.lists(element, min_size=n, max_size=n)), dtype=float)
+
+
+@dataclass
+class SeparableProblem:
+    """A problem of the separable QP solver's kind, as plain numbers.
+
+    Rows over post-trade weights ``w = w0 + z`` (project) or ``w0`` moved on `columns`
+    only, inside ``[min(d, 0), max(d, 0)]`` (scale_back); the bounds are given as slacks
+    from the pre-trade values, so not trading is always feasible:
+
+    - ``w_i <= w0_i + cap_slack_i`` and ``w_i >= w0_i - floor_slack_i``;
+    - group sums (``groups[i]`` is name i's group) at most their pre-trade value plus
+      `group_slack`;
+    - ``net @ w + 0.1 >= net @ w0 + 0.1 - net_slack``;
+    - ``|w_i - w0_i| <= trade_limit_i``;
+    - turnover ``sum |w_i - w0_i| <= turnover * sum |d|`` when `turnover` is not None;
+    - per-group gross ``sum_{i in g} |w_i| + k_g <= pre-trade + gross_slack_g`` (two
+      groups, ``k = (0.01, 0)``) when `gross` is not None.
+    """
+
+    w0: np.ndarray
+    d: np.ndarray
+    cap_slack: np.ndarray
+    floor_slack: np.ndarray
+    groups: list[int]
+    group_slack: np.ndarray
+    net: np.ndarray
+    net_slack: float
+    trade_limit: np.ndarray
+    turnover: float | None
+    gross: list[int] | None
+    gross_slack: np.ndarray
+    columns: list[int] | None
+
+
+@st.composite
+def separable_problems(draw: st.DrawFn, max_names: int = 13) -> SeparableProblem:
+    """Problems of the separable QP solver's kind (see :class:`SeparableProblem`)."""
+    n = draw(st.integers(1, max_names))
+    slack = st.one_of(st.just(0.0), grid(0.0, 0.05))
+    count = draw(st.integers(1, 3))
+    gross = draw(st.none() | st.lists(st.integers(0, 1), min_size=n, max_size=n))
+    scale_back = draw(st.booleans())
+    columns = (
+        sorted(draw(st.sets(st.integers(0, n - 1), min_size=1, max_size=n))) if scale_back else None
+    )
+    return SeparableProblem(
+        w0=_vector(draw, n, grid(-0.05, 0.2)),
+        d=_vector(draw, n, st.one_of(st.just(0.0), grid(-0.25, 0.25))),
+        cap_slack=_vector(draw, n, slack),
+        floor_slack=_vector(draw, n, slack),
+        groups=draw(st.lists(st.integers(0, count - 1), min_size=n, max_size=n)),
+        group_slack=_vector(draw, count, slack),
+        net=_vector(draw, n, st.sampled_from([1.0, -1.0, 0.5])),
+        net_slack=draw(grid(0.0, 0.02)),
+        trade_limit=_vector(draw, n, grid(0.0, 0.1)),
+        turnover=draw(st.none() | grid(0.0, 1.0)),
+        gross=gross,
+        gross_slack=_vector(draw, 2, slack),
+        columns=columns,
+    )
+
+
+@dataclass
+class SyntheticRows:
+    """Row sets the policy kinds do not build, as plain arrays over `n` weights.
+
+    An absolute-sum block ``G |A w + c| + k`` (`G` None: one row per term; `k` None: no
+    constant), an affine block ``A_affine w + c_affine``, a top-`top_k` largest-magnitude
+    sum, the sense of each (``"le"``/``"ge"``), the weights to start from, and per row of
+    each block an offset of its bound from its value there (0: the row is exactly at its
+    bound; most offsets put rows in breach or with room).
+    """
+
+    A: np.ndarray
+    c: np.ndarray
+    G: np.ndarray | None
+    k: np.ndarray | None
+    A_affine: np.ndarray
+    c_affine: np.ndarray
+    top_k: int
+    senses: list[str]
+    w: np.ndarray
+    offsets: list[np.ndarray]
+
+
+def _sparse_matrix(draw: st.DrawFn, rows: int, columns: int) -> np.ndarray:
+    """About half the entries zero; the rest on a grid in [-2, 2]."""
+    entry = st.one_of(st.just(0.0), grid(-2.0, 2.0, 40))
+    return np.array(
+        [draw(st.lists(entry, min_size=columns, max_size=columns)) for _ in range(rows)],
+        dtype=float,
+    ).reshape(rows, columns)
+
+
+@st.composite
+def synthetic_rows(draw: st.DrawFn, n: int) -> SyntheticRows:
+    """Synthetic row sets over `n` weights (see :class:`SyntheticRows`)."""
+    terms, rows = draw(st.integers(1, 6)), draw(st.integers(1, 3))
+    grouped = draw(st.booleans())
+    G = _sparse_matrix(draw, rows, terms) if grouped else None
+    k = (
+        _vector(draw, rows if grouped else terms, grid(-0.05, 0.05, 20))
+        if draw(st.booleans())
+        else None
+    )
+    A = _sparse_matrix(draw, terms, n)
+    c = _vector(draw, terms, grid(-0.05, 0.05, 20))
+    A_affine = _sparse_matrix(draw, rows, n)
+    c_affine = _vector(draw, rows, grid(-0.05, 0.05, 20))
+    top_k = draw(st.integers(1, n + 1))
+    # Weights on a coarse grid, so that magnitudes tie.
+    w = _vector(draw, n, grid(-0.3, 0.3, draw(st.sampled_from([6, 600]))))
+    offset = st.one_of(st.just(0.0), grid(-0.02, 0.02, 40))
+    offsets = [_vector(draw, size, offset) for size in (rows if grouped else terms, rows, 1)]
+    senses = draw(st.lists(st.sampled_from(["le", "ge"]), min_size=3, max_size=3))
+    return SyntheticRows(A, c, G, k, A_affine, c_affine, top_k, senses, w, offsets)
+
+
+@dataclass(frozen=True)
+class Move:
+    """One weight moved: to another weight's value (`to` = "copy" or "negated", of weight
+    `other`), to zero, or by `step`; and whether the tracker commits it or only tries it."""
+
+    i: int
+    to: str
+    other: int
+    step: float
+    commit: bool
+
+    def value(self, w: np.ndarray) -> float:
+        """The moved weight's new value, given the current weights `w`."""
+        if self.to == "copy":
+            return float(w[self.other])
+        if self.to == "negated":
+            return -float(w[self.other])
+        if self.to == "zero":
+            return 0.0
+        return float(w[self.i] + self.step)
+
+
+def moves(n: int, max_size: int = 40) -> st.SearchStrategy[list[Move]]:
+    """Lists of one-weight moves over `n` weights; they shrink to fewer, simpler moves."""
+    move = st.builds(
+        Move,
+        i=st.integers(0, n - 1),
+        to=st.sampled_from(["zero", "copy", "negated", "step"]),
+        other=st.integers(0, n - 1),
+        step=grid(-0.1, 0.1, 200),
+        commit=st.booleans(),
+    )
+    return st.lists(move, min_size=1, max_size=max_size)
 
 
 if __name__ == "__main__":  # self-test: python -m tests.strategies

@@ -78,6 +78,9 @@ class AttemptResult:
     attempts: list[SolveOutcome] = field(default_factory=list)
     message: str = ""
     notes: list[str] = field(default_factory=list)
+    continuous_distance: float | None = None
+    """The objective of SPEC section 6 at the continuous optimum (the exact bounds' solve,
+    before rounding to lots); None when no solver answered that solve."""
 
 
 class Adjuster:
@@ -122,6 +125,7 @@ class Adjuster:
         attempts: list[SolveOutcome] = []
         notes: list[str] = []
         solved_once = False
+        continuous: float | None = None
         # Bounds to solve with: the exact ones first. When rounding to lots breaks rows, the
         # rows it broke are tightened by a growing multiple of what rounding broke them by
         # (a few times), and last by the most rounding could ever move each row (which makes
@@ -157,6 +161,9 @@ class Adjuster:
                     rounds.append(("worst case", worst_case(layout, strict, base)))
                 continue
             solved_once = True
+            if label == "exact":
+                w = layout.snap.w0 + solved.delta(layout.snap.n)
+                continuous = float(np.sum((w - layout.snap.w_hat) ** 2))
             if result.inexact:
                 notes.append(
                     f"{solver} called its solution inaccurate; it was used because it "
@@ -174,7 +181,7 @@ class Adjuster:
             )
             if found is not None:
                 found.notes = notes
-                return AttemptResult("adjusted", found, attempts)
+                return AttemptResult("adjusted", found, attempts, continuous_distance=continuous)
             notes.append(f"rounding to lots broke a limit after the {label} solve")
             if label in ("exact", "targeted") and targeted < TARGETED_ROUNDS and excess:
                 growth = 4.0**targeted
@@ -196,6 +203,7 @@ class Adjuster:
             attempts=attempts,
             notes=notes,
             message="no lot-rounded decision near the optimum passes the check",
+            continuous_distance=continuous,
         )
 
     def _solve(

@@ -3,15 +3,24 @@
 Random cases (tests/strategies.py): 5-30 names, long-only and long/short, 2-6 policies of
 every kind, with and without cure_passive, some with conflicting policies. For each:
 verdict and the breached (policy, constraint, subject, active/passive) rows equal the
-reference's; an adjusted decision is compliant by the reference checker at 1e-9, keeps
-scale_back's promises and, with fractional lots, has a distance within 0.1% of the optimum
-the reference finds with a second solver (Clarabel, direct model, high accuracy); reported
-conflicts are real.
+reference's; an adjusted decision is compliant by the reference checker at 1e-9 and keeps
+scale_back's promises; reported conflicts are real.
+
+Optimality is compared on every case that the engine solved, notes or not. The engine's
+continuous optimum (`AttemptResult.continuous_distance`, before rounding to lots) equals
+the optimum the reference finds with a second solver (Clarabel, direct model, high
+accuracy) to 1e-6 relative (see `_noise` for tiny distances). With fractional lots the
+returned distance equals it too; with whole lots the returned distance is never below it
+and its root is within one lot per name of the optimum's root (`_lot_step`).
+
+Cases the engine is known not to meet are not skipped: each is counted against its budget
+in `LIMITS` (tests/known_limits.py), and the module fails past a budget.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -19,12 +28,63 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from engine import InputError, PolicyEngine
-from models import PolicyDefinition, PolicyValidationRequest, PolicyValidationResponse
+from engine.adjust import AttemptResult
+from models import (
+    AdjustmentMethod,
+    PolicyDefinition,
+    PolicyValidationRequest,
+    PolicyValidationResponse,
+)
+from tests.known_limits import KnownLimits, Limit, counting
 from tests.reference import spec
 from tests.strategies import cases, random_case
 
 ENGINE = PolicyEngine(cache_size=256)
-REL, ABS = 1e-3, 1e-9  # distance within 0.1% of the optimum (plus solver noise)
+REL = 1e-6  # the engine's and the reference's optimal distances agree to this, relative
+INACCURATE_REL = 1e-3  # the same, where every solver called its answer inaccurate
+LOT_STEPS = 1.0  # a whole-lot answer's distance from the optimum, in lots (see _lot_step)
+ROW_TOLERANCE = 1e-9  # SPEC section 5: either optimum may break a row by this much
+ATTEMPTS: dict[str, AttemptResult] = {}
+"""What the engine's adjuster returned for each method it tried on the current case."""
+
+
+def _recorded(attempt: Callable[..., AttemptResult]) -> Callable[..., AttemptResult]:
+    def recording(layout: Any, method: AdjustmentMethod, **options: Any) -> AttemptResult:
+        outcome = attempt(layout, method, **options)
+        ATTEMPTS[method.value] = outcome
+        return outcome
+
+    return recording
+
+
+ENGINE.adjuster.attempt = _recorded(ENGINE.adjuster.attempt)  # type: ignore[method-assign]
+
+LIMITS = {
+    "whole lots, cure_passive: no rounding found": Limit(
+        budget=3,
+        reason="with whole lots and passive breaches to cure, the feasible region can be "
+        "thinner than a lot (or a knife edge no solver meets within 1e-9); the engine "
+        "searches near the continuous optimum, not every lattice point, and then says so "
+        "(adjustment_error) rather than answer",
+    ),
+    "inaccurate solve": Limit(
+        budget=3,
+        reason="no solver of the chain certified an optimum (cvar and risk rows on 30 "
+        "names); the engine used an answer that passes the exact check and says so in "
+        "notes; its distance is then compared at 1e-3, not 1e-6",
+    ),
+    "no continuous optimum": Limit(
+        budget=2,
+        reason="every solver's answer to the exact bounds broke a limit by more than the "
+        "tolerance; the adjustment then comes from a tightened solve",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def known_limits() -> Iterator[KnownLimits]:
+    """The module's count of known limits, checked against `LIMITS` at its end."""
+    yield from counting(LIMITS)
 
 
 def _run(request: dict[str, Any], policies: list[dict[str, Any]]) -> PolicyValidationResponse:
@@ -60,7 +120,58 @@ def _fractional(request: dict[str, Any]) -> bool:
     return all(i.get("lot_size", 1) == 0 for i in request["portfolio_state"]["instruments"])
 
 
-def check_case(request: dict[str, Any], policies: list[dict[str, Any]]) -> None:
+def _lot_step(request: dict[str, Any]) -> float:
+    """The Euclidean length of one lot of every instrument in V, in weight units."""
+    symbols, _, _, nav = spec.weights(request)
+    instruments = request["portfolio_state"]["instruments"]
+    lots = {i["symbol"]: float(i.get("lot_size", 1)) for i in instruments}
+    prices = {i["symbol"]: i["price"] for i in request["portfolio_state"]["instruments"]}
+    return float(np.sqrt(sum((lots[s] * prices[s] / nav) ** 2 for s in symbols)))
+
+
+def _noise(request: dict[str, Any], optimum: float) -> float:
+    """How far a distance moves when the weights move by `ROW_TOLERANCE` each.
+
+    Both solvers stop within the row tolerance of the feasible set, not on it: moving the
+    weights by `dw` moves the distance by about `2 ||w - w_hat|| ||dw||`, and `||dw||` is
+    of the order of `sqrt(n) ROW_TOLERANCE`. That bounds the absolute error of the tiny
+    distances whose relative error 1e-6 cannot be met.
+    """
+    n = len(spec.weights(request)[0])
+    return 2.0 * np.sqrt(optimum * n) * ROW_TOLERANCE + 1e-15
+
+
+def _optimum(request: dict[str, Any], policies: list[dict[str, Any]], method: str) -> float:
+    optimum = spec.optimum(request, policies, method)
+    assert optimum is not None, f"the engine solved {method}; the reference finds it infeasible"
+    return optimum
+
+
+def _compare_continuous(
+    request: dict[str, Any],
+    policies: list[dict[str, Any]],
+    method: str,
+    known_limits: KnownLimits,
+) -> float:
+    """The engine's continuous optimum of `method` against the reference's; the optimum."""
+    outcome = ATTEMPTS[method]
+    optimum = _optimum(request, policies, method)
+    if outcome.continuous_distance is None:
+        known_limits.accept("no continuous optimum")
+        return optimum
+    continuous, noise = outcome.continuous_distance, _noise(request, optimum)
+    if continuous != pytest.approx(optimum, rel=REL, abs=noise):
+        notes = outcome.notes + (outcome.adjustment.notes if outcome.adjustment else [])
+        assert any("inaccurate" in note for note in notes), (continuous, optimum)
+        known_limits.accept("inaccurate solve")
+        assert continuous == pytest.approx(optimum, rel=INACCURATE_REL, abs=noise)
+    return optimum
+
+
+def check_case(
+    request: dict[str, Any], policies: list[dict[str, Any]], known_limits: KnownLimits
+) -> None:
+    ATTEMPTS.clear()
     try:
         response = _run(request, policies)
     except InputError:
@@ -82,12 +193,13 @@ def check_case(request: dict[str, Any], policies: list[dict[str, Any]]) -> None:
         return
     cure = bool(request.get("cure_passive", False))
     if response.adjustment_error is not None:
-        # Known limit: with whole lots and passive breaches to cure, the feasible region can
-        # be thinner than a lot (or a knife edge that no solver meets within 1e-9); the
-        # engine searches near the continuous optimum, not every lattice point, and must
-        # then say so rather than answer.
         assert cure and not _fractional(request), response.adjustment_error
         assert response.adjusted_decision is None
+        for method, outcome in ATTEMPTS.items():
+            assert outcome.status != "adjusted"
+            if outcome.status == "failed":
+                _compare_continuous(request, policies, method, known_limits)
+        known_limits.accept("whole lots, cure_passive: no rounding found")
         return
     if response.infeasible is not None:
         assert response.adjusted_decision is None
@@ -102,7 +214,8 @@ def check_case(request: dict[str, Any], policies: list[dict[str, Any]]) -> None:
     assert spec.verdict(request, policies, w_post=w).is_compliant
     proposed = _signed(request["decision"]["trades"])
     got = _signed(adjusted.trades)
-    if adjusted.method.value == "scale_back":
+    method = adjusted.method.value
+    if method == "scale_back":
         for symbol, quantity in got.items():
             assert symbol in proposed
             assert quantity * proposed[symbol] > 0, "scale_back flipped a trade"
@@ -110,10 +223,24 @@ def check_case(request: dict[str, Any], policies: list[dict[str, Any]]) -> None:
     else:
         held = {p["symbol"] for p in request["portfolio_state"]["positions"] if p["quantity"]}
         assert set(got) <= set(proposed) | held, "project traded a new symbol"
-    if _fractional(request) and not adjusted.notes:
-        optimum = spec.optimum(request, policies, adjusted.method.value)
-        assert optimum is not None
-        assert adjusted.distance == pytest.approx(optimum, rel=REL, abs=ABS)
+        if request.get("adjustment", "auto") == "auto":
+            assert ATTEMPTS["scale_back"].status == "infeasible"
+            assert spec.optimum(request, policies, "scale_back") is None
+    optimum = _compare_continuous(request, policies, method, known_limits)
+    # The rounded answer is feasible for the continuous problem: never below its optimum.
+    noise = _noise(request, optimum)
+    assert adjusted.distance >= optimum * (1 - REL) - noise
+    if _fractional(request):
+        assert adjusted.distance == pytest.approx(optimum, rel=REL, abs=noise)
+    else:
+        # Rounding each name's trade to a neighbouring lot moves w by at most one lot per
+        # name (`_lot_step`); by the triangle inequality the root distance then grows by at
+        # most that much. Re-solves with tightened bounds and the integer search may move
+        # farther, but the random cases have stayed within 0.4 of it.
+        gap = np.sqrt(adjusted.distance) - np.sqrt(optimum)
+        # (`noise` in the distance is noise / (2 sqrt(optimum)) in its root.)
+        root_noise = noise / (2.0 * np.sqrt(optimum)) if optimum > 0 else np.sqrt(noise)
+        assert gap <= LOT_STEPS * _lot_step(request) + root_noise
 
 
 def _check_conflict(
@@ -130,34 +257,36 @@ def _check_conflict(
 
 
 @pytest.mark.parametrize("seed", range(120))
-def test_random_cases_match_the_reference(seed: int) -> None:
+def test_random_cases_match_the_reference(seed: int, known_limits: KnownLimits) -> None:
     request, policies = random_case(np.random.default_rng(seed))
-    check_case(request, policies)
+    check_case(request, policies, known_limits)
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_cure_passive_conflicts_match_the_reference(seed: int) -> None:
+def test_cure_passive_conflicts_match_the_reference(seed: int, known_limits: KnownLimits) -> None:
     request, policies = random_case(
         np.random.default_rng(10_000 + seed), cure_passive=True, conflict=True, strict_only=True
     )
-    check_case(request, policies)
+    check_case(request, policies, known_limits)
 
 
 @pytest.mark.parametrize("seed", range(30))
-def test_lot_rounded_adjustments_stay_compliant(seed: int) -> None:
+def test_lot_rounded_adjustments_stay_compliant(seed: int, known_limits: KnownLimits) -> None:
     request, policies = random_case(
         np.random.default_rng(20_000 + seed), lot_mode="mixed" if seed % 2 else "one"
     )
-    check_case(request, policies)
+    check_case(request, policies, known_limits)
 
 
 @pytest.mark.parametrize("method", ["scale_back", "project"])
 @pytest.mark.parametrize("seed", range(15))
-def test_explicit_methods_match_the_reference(seed: int, method: str) -> None:
+def test_explicit_methods_match_the_reference(
+    seed: int, method: str, known_limits: KnownLimits
+) -> None:
     request, policies = random_case(
         np.random.default_rng(30_000 + seed), adjustment=method, lot_mode="fractional"
     )
-    check_case(request, policies)
+    check_case(request, policies, known_limits)
 
 
 # Cases a 15,000-case sweep found failing, fixed since: degenerate feasible sets (weight bands
@@ -186,16 +315,16 @@ SWEEP_REGRESSIONS = [
 @pytest.mark.parametrize(
     ("seed", "options"), SWEEP_REGRESSIONS, ids=[str(s) for s, _ in SWEEP_REGRESSIONS]
 )
-def test_sweep_regressions(seed: int, options: dict[str, Any]) -> None:
-    check_case(*random_case(np.random.default_rng(seed), **options))
+def test_sweep_regressions(seed: int, options: dict[str, Any], known_limits: KnownLimits) -> None:
+    check_case(*random_case(np.random.default_rng(seed), **options), known_limits)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases())
 def test_hypothesis_cases_match_the_reference(
-    case: tuple[dict[str, Any], list[dict[str, Any]]],
+    case: tuple[dict[str, Any], list[dict[str, Any]]], known_limits: KnownLimits
 ) -> None:
-    check_case(*case)
+    check_case(*case, known_limits)
 
 
 def _tightened(policies: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -251,9 +380,6 @@ def test_tightening_a_limit_never_decreases_the_distance(seed: int, method: str)
         lot_mode="fractional",
         strict_only=True,
     )
-    try:
-        loose = _distance(request, policies)
-        tight = _distance(request, _tightened(policies))
-    except InputError:
-        pytest.skip("case needs data the tightened policies reject")  # not expected
+    loose = _distance(request, policies)
+    tight = _distance(request, _tightened(policies))
     assert tight >= loose * (1 - 1e-6) - 1e-10

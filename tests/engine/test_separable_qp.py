@@ -1,6 +1,7 @@
 """The separable QP solver: the chain's optimum on random supported layouts, None otherwise.
 
-Random layouts mix every supported row: one-name caps, group sums bounded above and below,
+Drawn layouts (`tests.strategies.separable_problems`, which shrink to few names and rows)
+mix every supported row: one-name caps, group sums bounded above and below,
 per-name absolute limits, turnover and per-group gross sums (two kinks on a name). Each is
 solved three ways: the separable solver, and cvxpy with Clarabel and HiGHS on a problem
 written here independently of the engine's compile. Its multipliers are checked by strong
@@ -18,7 +19,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from benchmarks.cases import build_case
 from engine import PolicyEngine
@@ -30,7 +30,7 @@ from solvers import ClarabelAdapter, HiGHSAdapter
 from tests.builders import request
 from tests.engine.test_adjust import CAP
 from tests.engine.test_kinds import BASE
-from tests.strategies import seeds
+from tests.strategies import SeparableProblem, separable_problems
 
 SETTINGS = {"CLARABEL": ClarabelAdapter.settings, "HIGHS": HiGHSAdapter.settings}
 """The engine's own settings for its solvers."""
@@ -65,21 +65,14 @@ class _Case:
     columns: list[int] | None
 
 
-def _groups(rng: np.random.Generator, n: int, count: int) -> FloatArray:
-    member = rng.integers(0, count, n)
+def _membership(groups: list[int], count: int) -> FloatArray:
+    member = np.array(groups)
     return np.array([(member == g).astype(float) for g in range(count)])
 
 
-def _bound_above(rng: np.random.Generator, pre: FloatArray) -> FloatArray:
-    """A bound the pre-trade value keeps (so not trading stays feasible), often close."""
-    return pre + rng.choice([0.0, 0.01, 0.05], len(pre)) * rng.random(len(pre))
-
-
-def _random_case(seed: int, *, scale_back: bool) -> _Case:
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(3, 14))
-    w0 = rng.uniform(-0.05, 0.2, n)
-    d = np.where(rng.random(n) < 0.3, 0.0, rng.normal(0, 0.08, n))
+def _case(problem: SeparableProblem) -> _Case:
+    """The solver's input for a drawn problem (see `tests.strategies.SeparableProblem`)."""
+    w0, d, n = problem.w0, problem.d, len(problem.w0)
     rowsets: list[_Rows] = []
     bounds: list[FloatArray] = []
 
@@ -88,29 +81,28 @@ def _random_case(seed: int, *, scale_back: bool) -> _Case:
         bounds.append(bound)
 
     caps = AffineBlock(np.eye(n), np.zeros(n))
-    add(caps, "le", _bound_above(rng, caps.values(w0)))
+    add(caps, "le", caps.values(w0) + problem.cap_slack)
     floors = AffineBlock(sp.identity(n, format="csr"), np.zeros(n))
-    add(floors, "ge", floors.values(w0) - rng.uniform(0, 0.05, n))
-    groups = AffineBlock(_groups(rng, n, int(rng.integers(1, 4))), np.zeros(1))
+    add(floors, "ge", floors.values(w0) - problem.floor_slack)
+    groups = AffineBlock(_membership(problem.groups, len(problem.group_slack)), np.zeros(1))
     groups.c = np.zeros(groups.rows)
-    add(groups, "le", _bound_above(rng, groups.values(w0)))
-    net = AffineBlock(rng.choice([-1.0, 1.0, 0.5], (1, n)), np.array([0.1]))
-    add(net, "ge", net.values(w0) - rng.uniform(0, 0.02, 1))
-    add(AbsSumBlock(np.eye(n), -w0), "le", rng.uniform(0, 0.1, n))  # per-name trade limits
-    if rng.random() < 0.8:
+    add(groups, "le", groups.values(w0) + problem.group_slack)
+    net = AffineBlock(problem.net.reshape(1, n), np.array([0.1]))
+    add(net, "ge", net.values(w0) - problem.net_slack)
+    add(AbsSumBlock(np.eye(n), -w0), "le", problem.trade_limit)  # per-name trade limits
+    if problem.turnover is not None:
         turnover = AbsSumBlock(sp.identity(n, format="csr"), -w0, np.ones((1, n)))
-        add(turnover, "le", rng.uniform(0, 1.0, 1) * np.abs(d).sum())
-    if rng.random() < 0.6:
-        gross = AbsSumBlock(np.eye(n), np.zeros(n), _groups(rng, n, 2), np.array([0.01, 0.0]))
-        add(gross, "le", _bound_above(rng, gross.values(w0)))
-    if scale_back:
-        columns = sorted(rng.choice(n, int(rng.integers(1, n + 1)), replace=False).tolist())
-        d = d[columns]
+        add(turnover, "le", np.array([problem.turnover * np.abs(d).sum()]))
+    if problem.gross is not None:
+        G = _membership(problem.gross, 2)
+        gross = AbsSumBlock(np.eye(n), np.zeros(n), G, np.array([0.01, 0.0]))
+        add(gross, "le", gross.values(w0) + problem.gross_slack)
+    if problem.columns is not None:
+        d = d[problem.columns]
         lower, upper = np.minimum(d, 0.0), np.maximum(d, 0.0)
     else:
-        columns = None
         lower, upper = np.full(n, -np.inf), np.full(n, np.inf)
-    return _Case(_Layout(_Snap(w0), rowsets), bounds, d, lower, upper, columns)
+    return _Case(_Layout(_Snap(w0), rowsets), bounds, d, lower, upper, problem.columns)
 
 
 def _row_expression(rows: _Rows, w: Any) -> Any:
@@ -194,11 +186,11 @@ def _solve(case: _Case) -> Any:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=seeds(), scale_back=st.booleans())
+@given(problem=separable_problems())
 def test_the_optimum_of_clarabel_and_highs_with_dual_multipliers(
-    seed: int, scale_back: bool
+    problem: SeparableProblem,
 ) -> None:
-    case = _random_case(seed, scale_back=scale_back)
+    case = _case(problem)
     solution = _solve(case)
     assert solution is not None  # not trading is always feasible
     z = solution.z
@@ -251,9 +243,11 @@ def test_rows_outside_its_kind_are_left_to_the_chain() -> None:
     assert _solve(_Case(layout, [np.zeros(n)], d, -free, free, None)) is None
 
 
-@pytest.mark.parametrize("seed", range(10))
-def test_an_infeasible_problem_gets_no_answer(seed: int) -> None:
-    case = _random_case(seed, scale_back=False)
+@settings(max_examples=10, deadline=None)
+@given(problem=separable_problems())
+def test_an_infeasible_problem_gets_no_answer(problem: SeparableProblem) -> None:
+    problem.columns = None  # the whole space: any weight may move
+    case = _case(problem)
     n = len(case.layout.snap.w0)
     # Every weight at most 0.01 below its pre-trade value, yet their sum 0.1 above.
     caps = AffineBlock(np.eye(n), np.zeros(n))

@@ -8,6 +8,7 @@ binding rows are reported by their row set's own index; a dropped row beyond its
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import cvxpy as cp
@@ -30,6 +31,7 @@ from models.typing import FloatArray
 from solvers import HiGHSAdapter, SolverChain, SolveStatus, default_chain
 from tests.builders import policy, request
 from tests.engine.test_blocks import _solver_layout
+from tests.known_limits import KnownLimits, Limit, counting
 from tests.strategies import random_case, seeds
 
 CHAIN = default_chain()
@@ -100,11 +102,29 @@ def _full_scale_back(layout: Layout, strict: list[int], bounds: list[FloatArray]
     return problem, u
 
 
+LIMITS = {
+    "no exact optimum": Limit(
+        budget=10,  # of 100 examples; 2-7 seen in random runs
+        reason="the exact chain (HiGHS for QPs, the cone solvers for cones) certified no "
+        "optimum of one of the two forms; there is then no pair of exact optima to compare "
+        "(the engine's own chain falls back to other solvers, tested elsewhere)",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def known_limits() -> Iterator[KnownLimits]:
+    """The module's count of known limits, checked against `LIMITS` at its end."""
+    yield from counting(LIMITS)
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=seeds())
-def test_restricted_problem_has_the_full_problems_optimum(seed: int) -> None:
+def test_restricted_problem_has_the_full_problems_optimum(
+    seed: int, known_limits: KnownLimits
+) -> None:
     layout = _random_layout(seed, cure_passive=False, conflict=False)
-    assume(layout.snap.traded)
+    assume(layout.snap.traded)  # a case without trades has no scale_back problem
     strict = layout.strict()
     bounds = [solve_bounds(layout, k, cure_passive=False) for k in strict]
     compiled = ProblemCache().get_problem("scale_back", layout, strict)
@@ -112,7 +132,9 @@ def test_restricted_problem_has_the_full_problems_optimum(seed: int) -> None:
     restricted = EXACT.solve(compiled.problem, needs_socp=compiled.needs_socp)
     full, u = _full_scale_back(layout, strict, bounds)
     reference = EXACT.solve(full, needs_socp=compiled.needs_socp)
-    assume(restricted.optimal and reference.optimal)
+    if not (restricted.optimal and reference.optimal):
+        known_limits.accept("no exact optimum")
+        return
     n = layout.snap.n
     full_delta = np.zeros(n)
     full_delta[list(layout.snap.traded)] = u.value

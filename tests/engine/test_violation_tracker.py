@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from benchmarks.cases import PolicySet, build_case
 from engine.adjust.bounds import solve_bounds, total_violation
@@ -55,7 +56,7 @@ from engine.weights.portfolio import Snapshot, snapshot_of
 from models import PolicyDefinition, PolicyValidationRequest
 from models.typing import FloatArray
 from tests.engine.test_blocks import _layout as all_kinds_layout
-from tests.strategies import random_case, seeds
+from tests.strategies import Move, grid, moves, random_case, seeds, synthetic_rows
 
 EXACT = 1e-12
 
@@ -89,17 +90,19 @@ def _bounds_near(
     return out
 
 
-def _move(w: FloatArray, rng: np.random.Generator) -> tuple[int, float]:
-    """A weight and its new value: random, another weight's value (+ or -), or zero."""
-    i = int(rng.integers(len(w)))
-    kind = rng.integers(4)
-    if kind == 0:
-        return i, float(w[int(rng.integers(len(w)))])
-    if kind == 1:
-        return i, -float(w[int(rng.integers(len(w)))])
-    if kind == 2:
-        return i, 0.0
-    return i, float(w[i] + rng.normal(0.0, 0.05))
+def _random_moves(rng: np.random.Generator, n: int, count: int) -> list[Move]:
+    """Seeded moves, for the tests that are not drawn by hypothesis."""
+    kinds = ["copy", "negated", "zero", "step"]
+    return [
+        Move(
+            i=int(rng.integers(n)),
+            to=kinds[int(rng.integers(4))],
+            other=int(rng.integers(n)),
+            step=float(rng.normal(0.0, 0.05)),
+            commit=bool(rng.random() < 0.5),
+        )
+        for _ in range(count)
+    ]
 
 
 def _walk(
@@ -107,27 +110,47 @@ def _walk(
     indices: Sequence[int],
     bounds: list[FloatArray],
     w: FloatArray,
-    rng: np.random.Generator,
-    moves: int,
+    walk: Sequence[Move],
 ) -> None:
-    """Trials and commits of random moves, each against the total from scratch."""
+    """Trials and commits of `walk`'s moves, each against the total from scratch."""
     tracker = ViolationTracker(layout, indices, bounds, w)
     w = np.array(w, dtype=float)
     assert tracker.total == pytest.approx(total_violation(layout, indices, bounds, w), abs=EXACT)
-    for _ in range(moves):
-        i, value = _move(w, rng)
+    for move in walk:
+        i, value = move.i, move.value(w)
         moved = w.copy()
         moved[i] = value
         expected = total_violation(layout, indices, bounds, moved)
         trial = tracker.trial(i, value)
         assert trial == pytest.approx(expected, abs=EXACT)
         assert (trial == 0.0) == (expected == 0.0)
-        if rng.random() < 0.5:
+        if move.commit:
             tracker.commit(i, value)
             w = moved
             assert tracker.total == pytest.approx(expected, abs=EXACT)
             assert (tracker.total == 0.0) == (expected == 0.0)  # feasible options tie exactly
     np.testing.assert_array_equal(tracker.weights, w)
+
+
+def _offsets_near(
+    layout: Layout, indices: Sequence[int], w: FloatArray, data: st.DataObject
+) -> list[FloatArray]:
+    """Bounds drawn near the rows' values at `w`: every other row of a set on its bound,
+    the rest moved by one drawn offset (in breach, or with room)."""
+    out = []
+    for k in indices:
+        values = layout.rowsets[k].block.values(w)
+        offset = data.draw(st.one_of(st.just(0.0), grid(-0.02, 0.02, 40)))
+        first = data.draw(st.integers(0, 1))
+        moved = (np.arange(len(values)) + first) % 2 == 0
+        out.append(values + np.where(moved, offset, 0.0))
+    return out
+
+
+def _drawn_weights(n: int, data: st.DataObject, scale: float) -> FloatArray:
+    """Offsets from the pre-trade weights, drawn (they shrink to zero)."""
+    step = st.one_of(st.just(0.0), grid(-scale, scale, 100))
+    return np.array(data.draw(st.lists(step, min_size=n, max_size=n)), dtype=float)
 
 
 def test_every_block_kind_gets_its_part() -> None:
@@ -163,51 +186,44 @@ def test_a_block_type_without_an_incremental_form_is_evaluated_whole() -> None:
     [part] = tracked_parts(layout, [0], [layout.rowsets[0].limits])
     assert type(part) is WholeBlock
     w = layout.snap.w0 + rng.normal(0.0, 0.05, n)
-    _walk(layout, [0], _bounds_near(layout, [0], w, rng), w, rng, moves=30)
-
-
-def _sparse(rng: np.random.Generator, shape: tuple[int, int]) -> FloatArray:
-    """A random matrix with about half its entries zero."""
-    return np.asarray(rng.normal(size=shape) * rng.integers(0, 2, size=shape), dtype=float)
+    _walk(layout, [0], _bounds_near(layout, [0], w, rng), w, _random_moves(rng, n, 30))
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=seeds())
-def test_synthetic_blocks_match_the_total_from_scratch(seed: int) -> None:
+@given(data=st.data())
+def test_synthetic_blocks_match_the_total_from_scratch(data: st.DataObject) -> None:
     """Shapes the policy kinds do not build: a weight in several terms of one row, any k."""
-    rng = np.random.default_rng(seed)
     n = _all_kinds()[0].snap.n
-    terms, rows = int(rng.integers(1, 7)), int(rng.integers(1, 4))
-    grouped = rng.random() < 0.8
+    drawn = data.draw(synthetic_rows(n), label="rows")
     blocks: list[Block] = [
         AbsSumBlock(
-            A=sp.csr_matrix(_sparse(rng, (terms, n))),
-            c=rng.normal(0.0, 0.05, terms),
-            G=sp.csr_matrix(_sparse(rng, (rows, terms))) if grouped else None,
-            k=rng.normal(0.0, 0.05, rows if grouped else terms) if rng.random() < 0.5 else None,
+            A=sp.csr_matrix(drawn.A),
+            c=drawn.c,
+            G=None if drawn.G is None else sp.csr_matrix(drawn.G),
+            k=drawn.k,
         ),
-        AffineBlock(A=_sparse(rng, (rows, n)), c=rng.normal(0.0, 0.05, rows), structural=False),
-        SumLargestAbsBlock(n=n, top_k=int(rng.integers(1, n + 2))),
+        AffineBlock(A=drawn.A_affine, c=drawn.c_affine, structural=False),
+        SumLargestAbsBlock(n=n, top_k=drawn.top_k),
     ]
-    for block in blocks:
-        layout = _alone(block, "le" if rng.random() < 0.5 else "ge")
-        # Weights on a coarse grid half the time, so that magnitudes tie.
-        w = rng.normal(0.0, 0.1, n)
-        if rng.random() < 0.5:
-            w = np.round(w, 1)
-        _walk(layout, [0], _bounds_near(layout, [0], w, rng), w, rng, moves=40)
+    for block, sense, offsets in zip(blocks, drawn.senses, drawn.offsets, strict=True):
+        layout = _alone(block, "ge" if sense == "ge" else "le")
+        bounds = [block.values(drawn.w) + offsets]
+        _walk(layout, [0], bounds, drawn.w, data.draw(moves(n), label="moves"))
 
 
-@settings(max_examples=15, deadline=None)
-@given(seed=seeds())
-def test_each_block_kind_matches_the_total_from_scratch(seed: int) -> None:
-    rng = np.random.default_rng(seed)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_each_block_kind_matches_the_total_from_scratch(data: st.DataObject) -> None:
     for layout in _all_kinds():
-        w = layout.snap.w0 + rng.normal(0.0, 0.05, layout.snap.n)
+        n = layout.snap.n
+        w = layout.snap.w0 + _drawn_weights(n, data, 0.1)
+        # One short walk for every row set alone (a walk per row set would draw too much).
+        walk = data.draw(moves(n, 8), label="moves per row set")
         for k in range(len(layout.rowsets)):
-            _walk(layout, [k], _bounds_near(layout, [k], w, rng), w, rng, moves=8)
+            _walk(layout, [k], _offsets_near(layout, [k], w, data), w, walk)
         every = list(range(len(layout.rowsets)))
-        _walk(layout, every, _bounds_near(layout, every, w, rng), w, rng, moves=30)
+        walk = data.draw(moves(n, 30), label="moves")
+        _walk(layout, every, _offsets_near(layout, every, w, data), w, walk)
 
 
 def _random_layout(seed: int, **options: object) -> Layout:
@@ -219,14 +235,16 @@ def _random_layout(seed: int, **options: object) -> Layout:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=seeds())
-def test_random_cases_match_the_total_from_scratch(seed: int) -> None:
+@given(seed=seeds(), data=st.data())
+def test_random_cases_match_the_total_from_scratch(seed: int, data: st.DataObject) -> None:
+    # The case is drawn from a seed (tests/strategies.random_case); the point and the walk
+    # on it are drawn structurally, so a failure shrinks to few, simple moves.
     layout = _random_layout(seed)
-    rng = np.random.default_rng(seed)
     strict = layout.strict()
     bounds = [solve_bounds(layout, k, cure_passive=False) for k in strict]
-    w = layout.snap.w0 + rng.normal(0.0, 0.02, layout.snap.n)
-    _walk(layout, strict, bounds, w, rng, moves=40)
+    n = layout.snap.n
+    w = layout.snap.w0 + _drawn_weights(n, data, 0.04)
+    _walk(layout, strict, bounds, w, data.draw(moves(n), label="moves"))
 
 
 def test_recomputing_from_scratch_keeps_the_totals() -> None:
@@ -234,7 +252,8 @@ def test_recomputing_from_scratch_keeps_the_totals() -> None:
     rng = np.random.default_rng(11)
     every = list(range(len(solver.rowsets)))
     w = solver.snap.w0 + rng.normal(0.0, 0.05, solver.snap.n)
-    _walk(solver, every, _bounds_near(solver, every, w, rng), w, rng, moves=4 * RESYNC_EVERY)
+    walk = _random_moves(rng, solver.snap.n, 4 * RESYNC_EVERY)
+    _walk(solver, every, _bounds_near(solver, every, w, rng), w, walk)
 
 
 class FromScratch:
