@@ -221,8 +221,8 @@ class ScenarioSet(StrictModel):
 
 MAX_POSITIONS = 20_000
 """Positions of one portfolio state. Every held name is a variable of the adjustment, so
-the bound keeps a request's work bounded (memory grows linearly in it; see README,
-"Performance"); larger books are validated in parts."""
+the bound keeps a request's work bounded (memory grows linearly in it; see docs/performance.md,
+"Bounds"); larger books are validated in parts."""
 
 MAX_INSTRUMENTS = 20_000
 """Instruments given inline in one portfolio state (a registered universe may hold more:

@@ -1,12 +1,16 @@
 """Every relative link in README.md and docs/*.md points to a file that exists, and every
 anchor of a link to a Markdown page (the page itself included) to one of its headings.
 
-Links inside code (fenced blocks, `inline code`) are not links and are not checked; neither
-are paths merely quoted in backticks, such as module paths.
+Links inside code (fenced blocks, `inline code`) are not links and are not checked as links;
+but the project's own file paths (`engine/compile/kinds/exposures.py`) and Python modules
+(`engine.export.forms.max_violation`, `from engine.export.constraints import ...`) named
+anywhere in a page must exist, so a module move cannot leave the docs pointing nowhere.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 from pathlib import Path
 
@@ -95,3 +99,37 @@ def test_slugs_follow_github() -> None:
     assert slug('Memory: risk models stay in factor form (issue "Fail closed")') == (
         "memory-risk-models-stay-in-factor-form-issue-fail-closed"
     )
+
+
+PACKAGES = ("models", "engine", "solvers", "api", "benchmarks", "tests")
+_FILE = re.compile(rf"(?<![\w/.-])((?:{'|'.join(PACKAGES)})/[\w/]+\.(?:py|ipynb))")
+_MODULE = re.compile(rf"(?<![\w/.-])((?:{'|'.join(PACKAGES[:4])})(?:\.[a-z_][a-z0-9_]*)+)")
+CODE_PAGES = [*PAGES, REPO / "notebooks" / "README.md"]
+
+
+def missing_code_paths(page: Path) -> list[str]:
+    """File paths and dotted module paths of the project named in `page` that do not exist."""
+    text = page.read_text(encoding="utf-8")
+    problems = [f"{f}: no such file" for f in _FILE.findall(text) if not (REPO / f).exists()]
+    for dotted in set(_MODULE.findall(text)):
+        head = dotted.split(".")
+        # `engine.x.y`: the longest importable prefix must be at least the package's module.
+        if len(head) >= 2 and importlib.util.find_spec(head[0]) is not None:
+            module = ".".join(head[:2])
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except ModuleNotFoundError:
+                found = False
+            if not found and not _attribute_of_package(head[0], head[1]):
+                problems.append(f"{dotted}: no module {module}")
+    return sorted(problems)
+
+
+def _attribute_of_package(package: str, name: str) -> bool:
+    """True when `name` is a public name of `package` (`engine.PolicyEngine`)."""
+    return name in getattr(importlib.import_module(package), "__all__", ())
+
+
+@pytest.mark.parametrize("page", CODE_PAGES, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_the_code_a_page_names_exists(page: Path) -> None:
+    assert missing_code_paths(page) == []

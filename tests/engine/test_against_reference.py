@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from engine import InputError, PolicyEngine
-from engine.adjust import AttemptResult
+from engine.adjust.adjuster import AttemptResult
 from models import (
     AdjustmentMethod,
     PolicyDefinition,
