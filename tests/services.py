@@ -2,18 +2,32 @@
 
 `PES_TEST_POSTGRES_URL` (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test) and
 `PES_TEST_NATS_URL` (e.g. nats://127.0.0.1:4222); `.ci/run` sets both. A test that needs an
-unset or unreachable service is skipped with the reason (shown by `pytest -rs`).
+unset or unreachable service is skipped with the reason (shown by `pytest -rs`) -- except
+under CI (`CI=true` in the environment), where it fails with the reason: a CI run must not
+turn green by skipping its integration tests.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from typing import NoReturn
 from urllib.parse import urlparse
 
 import pytest
 
-__all__ = ["nats_url", "postgres_url"]
+__all__ = ["nats_url", "postgres_url", "strict"]
+
+
+def strict() -> bool:
+    """Whether a missing service fails the test rather than skipping it (`CI=true`)."""
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if strict():
+        pytest.fail(f"{reason} (CI=true: a missing service fails the test)", pytrace=False)
+    pytest.skip(reason)
 
 
 def _reachable(url: str, default_port: int) -> str | None:
@@ -29,18 +43,18 @@ def _reachable(url: str, default_port: int) -> str | None:
 def _service_url(variable: str, default_port: int, name: str) -> str:
     url = os.environ.get(variable)
     if not url:
-        pytest.skip(f"{name} tests need {variable} (set by .ci/run)")
+        _unavailable(f"{name} tests need {variable} (set by .ci/run)")
     problem = _reachable(url, default_port)
     if problem:
-        pytest.skip(f"{name} at {variable}: {problem}")
+        _unavailable(f"{name} at {variable}: {problem}")
     return url
 
 
 def postgres_url() -> str:
-    """The PostgreSQL URL for tests, or skip."""
+    """The PostgreSQL URL for tests; skips (fails under CI) when unset or unreachable."""
     return _service_url("PES_TEST_POSTGRES_URL", 5432, "PostgreSQL")
 
 
 def nats_url() -> str:
-    """The NATS URL for tests, or skip."""
+    """The NATS URL for tests; skips (fails under CI) when unset or unreachable."""
     return _service_url("PES_TEST_NATS_URL", 4222, "NATS")
