@@ -1,10 +1,11 @@
 """The domain core: portfolio arithmetic, policy compiler, checker and adjuster.
 
 Subpackages follow the stages of a request: `resolve` -> `weights` -> `compile` -> `check`
--> `adjust`, with `capacity` and `export` beside `adjust`; a stage imports those before it
-(and `check.report` the adjuster's result type, to describe an adjustment).
-`engine.engine.PolicyEngine` runs them; errors, deadlines, stage timing and the LRU cache
-are shared at the top. Exposes the engine, its errors and the kind registry.
+-> `adjust` -> `report` (violations and advice from the check and the adjustment), with
+`capacity` and `export` built on `adjust`; a stage imports only those before it
+(`lint-imports` checks it). `engine.engine.PolicyEngine` runs them; errors, deadlines,
+stage timing and the LRU cache are shared at the top. Exposes the engine, its errors and
+the kind registry.
 """
 
 from __future__ import annotations

@@ -10,19 +10,19 @@ from engine.adjust.conflicts import find_conflicts
 from engine.adjust.problems import ProblemCache
 from engine.capacity.analyzer import CapacityAnalyzer
 from engine.check.checker import check
-from engine.check.report import (
-    binding_constraints,
-    recommendations,
-    rule_encodings,
-    trades_of,
-    violations_of,
-)
 from engine.check.scoring import compliance_score
 from engine.check.sensitivity import sensitivity_of
 from engine.compile.language import check_policies
 from engine.compile.layout import Layout, LayoutCache
 from engine.deadline import NO_DEADLINE, Deadline
 from engine.errors import DeadlineExceeded, NoApplicablePolicies
+from engine.report import (
+    binding_constraints,
+    recommendations,
+    rule_encodings,
+    trades_of,
+    violations_of,
+)
 from engine.resolve.hierarchy import Lineage, with_default_benchmark
 from engine.resolve.resolve import resolve_policies
 from engine.timing import StageTimer

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine import report
 from engine.adjust.adjuster import Adjustment
-from engine.check import report
 from engine.check.checker import RowCheck, check
-from engine.check.report import _culprit
 from engine.compile.layout import Layout, build_layout
+from engine.report import _culprit
 from engine.resolve.resolve import effective_policies
 from engine.weights.portfolio import Snapshot, snapshot_of
 from models import AdjustmentMethod, PolicyDefinition, PolicyValidationRequest
