@@ -1,1 +1,8 @@
-"""HTTP routes, one module per resource."""
+"""HTTP routes, one module per resource.
+
+Each module owns one `APIRouter`: validate, capacity, constraints, policies, portfolios,
+reference data, reviews (violations and stored validations) and health. A route
+authenticates first (its caller dependency), reads its body through `api.http.json_body`,
+and leaves errors to `api.http.errors`. May import `api.http`'s dependencies and schemas,
+the shared store, `engine` and `models`.
+"""

@@ -1,4 +1,12 @@
-"""Constraint kinds, one small class each, registered by name (SPEC section 4)."""
+"""Constraint kinds, one small class each, registered by name (SPEC section 4).
+
+Owns the `Kind` base class, the registry (`REGISTRY`, kind name -> instance) and every
+kind: positions (`positions`), groups, exposures, cash, turnover and concentration
+(`exposures`), risk (`risk`), regulatory rules (`regulatory`) and custom expressions
+(`expression`); each class carries its math in its docstring and compiles a spec into row
+sets. Exposes the registry and the base class. May import `engine.compile` (context, rows,
+blocks, language), `engine.weights`, `engine.errors` and `models`.
+"""
 
 from __future__ import annotations
 
