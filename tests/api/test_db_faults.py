@@ -159,7 +159,8 @@ def test_start_up_on_a_black_hole_fails_within_the_connect_timeout(
     with pytest.raises(Exception, match=r"timeout|expired"):
         with TestClient(create_app(settings)):
             pass
-    assert time.monotonic() - start < BOUNDS["db_connect_timeout_s"] + 5
+    # Bounded at all is the subject (without the timeout it hangs); the margin absorbs load.
+    assert time.monotonic() - start < BOUNDS["db_connect_timeout_s"] + 15
     [record] = [r for r in caplog.records if r.name == "pes.app"]
     assert record.getMessage().startswith("cannot open the store at postgresql+psycopg://")
 
@@ -219,6 +220,6 @@ def test_the_statement_timeout_keeps_pgoptions_and_cancels_a_slow_statement(
             start = time.monotonic()
             with pytest.raises(sa_exc.OperationalError, match="statement timeout"):
                 conn.execute(sa.text("SELECT pg_sleep(30)"))
-            assert time.monotonic() - start < 5
+            assert time.monotonic() - start < 15  # far below the 30 s sleep; margin for load
     finally:
         engine.dispose()
