@@ -5,24 +5,34 @@ nothing either), so any stage may import it.
 
 Hierarchy
 ---------
-From the loosest to the tightest, by what each one may decide::
+By what each one may decide (the brief form: verdict 1e-9 > solver tolerances 1e-8 .. 1e-10
+> certificate 1e-12 > comparison noise 1e-13 > float noise 1e-14)::
 
     verdict        TOLERANCE 1e-9 (absolute, weight / vol units)
     │              the only number a compliance answer depends on; THRESHOLD_TOLERANCE
-    │              and HALF_TOLERANCE are derived from it
-    ├─ tightening  SOLVER_MARGIN 1e-7 (absolute) ≫ solver tolerances: the adjuster asks
-    │              the solvers for bounds tightened by it, so a solver that stops within its
-    │              own tolerance of a tightened bound is still inside the true limit
+    │              (equal) and HALF_TOLERANCE (half) are derived from it
+    ├─ tightening  SOLVER_MARGIN 1e-7 (absolute): numerically larger than TOLERANCE, but it
+    │              decides no verdict: the adjuster hands the solvers bounds tightened by it
+    │              (with BINDING_GAP, BINDING_DUAL, CONFLICT_SUPPORT reading their answers),
+    │              so an answer within a solver's own tolerance of a tightened bound is still
+    │              inside the true limit, and solver tolerance never leaks into a verdict
     ├─ solvers     INTERIOR_POINT_TOLERANCE 1e-8, OSQP_TOLERANCE 1e-9, MIP_FEASIBILITY
-    │              1e-10 (solver-defined): never compared with a verdict; every answer is
-    │              re-checked by `engine.check.checker` at TOLERANCE, so solver error can
-    │              only cost a retry or a rejection, never a wrong verdict
+    │              1e-10 (solver-defined): every answer is re-checked by
+    │              `engine.check.checker` at TOLERANCE, so solver error can only cost a
+    │              retry or a rejection, never a wrong verdict
     ├─ certificate CERTIFICATE_FEASIBILITY 1e-12 (relative to max(1, |bound|)): the
-    │              separable QP's own certificate, three orders inside TOLERANCE
+    │              separable QP's own certificate, three orders inside TOLERANCE;
+    │              PSD_TOLERANCE, SYMMETRY_ATOL/RTOL accept input covariances
     ├─ comparison  SCREEN_MARGIN 1e-9, SCORE_NOISE 1e-13 (absolute, score units): when two
-    │              candidate moves count as equally good
+    │              candidate moves count as equally good; SNAP_WEIGHT, FRACTIONAL_SHARE_STEP
+    │              are search resolutions, MARGIN_MOVED_FRACTION reads an exported bound
     └─ float noise FLOAT_NOISE 1e-14 (relative) and the integer snaps (LOT_UNITS_SNAP,
                    CVAR_TAIL_SNAP): rounding error only, far below anything above
+
+Outside the engine (they may not import it): the export margin's default
+`models.export.DEFAULT_MARGIN` (1e-7, equal to SOLVER_MARGIN) and the policy-test runner's
+`api.cli.policy_tests.schema.DEFAULT_VALUE_TOLERANCE` (1e-4, comparing expected values
+written to four decimals, not a compliance tolerance).
 
 Reading rules: a relative tolerance says what it is relative to; an absolute one says its
 units. Weights are fractions of the portfolio's value (order one), so an absolute tolerance
@@ -38,13 +48,16 @@ Findings (documented, not changed: no behaviour change in the move here)
 - `LOT_UNITS_SNAP` is absolute in lots: beyond ~1e7 lots a double cannot resolve 1e-9, so
   the snap silently stops acting; relative to max(1, |units|) would keep its meaning.
 - `CVAR_TAIL_SNAP` is absolute in scenarios: the rounding error of `(1 - beta) * S` grows
-  with S (~S * 2.2e-16), which passes 1e-12 near ten thousand scenarios; relative to S
+  with S (~S * 2.2e-16), which passes 1e-12 from about 4,500 scenarios on; relative to S
   would be right.
 - `BINDING_DUAL` is absolute on duals unscaled by `OBJECTIVE_SCALE`; it would be more
   naturally relative to the objective's scale.
-- `SOLVER_MARGIN` and `BINDING_GAP` are equal (1e-7) on purpose-looking but undocumented
-  grounds: a row tightened by the margin sits within the gap of its true bound. They are
-  kept as two names because they bound different things.
+- `SOLVER_MARGIN` and `BINDING_GAP` are equal (1e-7), but nothing ties them: a row the
+  adjuster tightened by the margin sits within the gap of its true bound. They stay two
+  names because they bound different things (room left for solvers; reading which rows bind).
+- `SCREEN_MARGIN` (1e-9) and `SCORE_NOISE` (1e-13) both separate "equally good" scores,
+  absolutely, four orders apart; scores are sums of excesses, so for large violations
+  both would be better relative to the score.
 """
 
 from __future__ import annotations
@@ -96,7 +109,7 @@ HALF_TOLERANCE = TOLERANCE / 2
 excess (absolute, units of the row). Half, so that a row the search counts as clean is
 clean at `TOLERANCE` with room to spare for the incremental tracker's rounding."""
 
-THRESHOLD_TOLERANCE = 1e-9
+THRESHOLD_TOLERANCE = TOLERANCE
 """A group counts as above a threshold when it exceeds it by more than this (absolute,
 weight units): equal to `TOLERANCE`, so that a group the solver holds at the threshold up
 to solver error is not counted (a test holds the two equal)."""
