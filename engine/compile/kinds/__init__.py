@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.compile.kinds import exposures, expression, positions, regulatory, risk
+from engine.compile.kinds import aggregates, expression, positions, regulatory, risk
 from engine.compile.kinds.base import REGISTRY, Kind
 
-__all__ = ["REGISTRY", "Kind", "exposures", "expression", "positions", "regulatory", "risk"]
+__all__ = ["REGISTRY", "Kind", "aggregates", "expression", "positions", "regulatory", "risk"]
