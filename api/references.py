@@ -11,10 +11,10 @@ also keeps the engine's layout cache key (built from the instruments) the same.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from typing import Any
 
 from api.store import NotFound, ReferenceDataStore, Store
+from engine.lru import LruCache
 from engine.resolve.references import ReferenceNotFound, RiskModelData, UniverseData
 from models import DataReference, RiskModelDefinition, Universe
 
@@ -25,35 +25,36 @@ class ReferenceCache:
     """Parsed versions by (kind, id, version), least recently used out first; thread-safe."""
 
     def __init__(self, max_entries: int = 16) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
+        self._lru: LruCache[Any] = LruCache(max_entries)
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+
+    @property
+    def max_entries(self) -> int:
+        """The most versions kept."""
+        return self._lru.max_entries
+
+    @property
+    def hits(self) -> int:
+        """Lookups answered from the cache."""
+        return self._lru.hits
+
+    @property
+    def misses(self) -> int:
+        """Lookups that found nothing."""
+        return self._lru.misses
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._lru)
 
     def get(self, key: tuple[str, str, int]) -> Any | None:
         """The cached value of `key`, or None (counted as a miss)."""
         with self._lock:
-            value = self._entries.get(key)
-            if value is None:
-                self.misses += 1
-                return None
-            self.hits += 1
-            self._entries.move_to_end(key)
-            return value
+            return self._lru.lookup(key)
 
     def put(self, key: tuple[str, str, int], value: Any) -> None:
         """Keep `value` under `key`, dropping the least recently used entry when full."""
         with self._lock:
-            self._entries[key] = value
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            self._lru.put(key, value)
 
 
 class StoreReferences:

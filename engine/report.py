@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from engine import tolerances
 from engine.adjust.adjuster import Adjustment
 from engine.check.checker import CheckResult, RowCheck
 from engine.check.scoring import severity
@@ -76,7 +77,7 @@ SCREEN_FROM = 32
 the estimate (~10 us a trade against ~0.1 ms; `scale_back` changes at most the proposal's
 trades, `project` may change every held name)."""
 
-SCREEN_MARGIN = 1e-9
+SCREEN_MARGIN = tolerances.SCREEN_MARGIN
 """Changes whose estimated improvement is within this of the best estimate are evaluated
 exactly. An estimate differs from the exact value by rounding only (~1e-15 here)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from solvers.base import CvxpyAdapter
+from solvers.tolerances import INTERIOR_POINT_TOLERANCE
 
 __all__ = ["ClarabelAdapter"]
 
@@ -21,8 +22,8 @@ class ClarabelAdapter(CvxpyAdapter):
     supports_socp = True
     certifies_infeasibility = True
     settings: ClassVar[dict[str, Any]] = {
-        "tol_gap_abs": 1e-8,
-        "tol_gap_rel": 1e-8,
-        "tol_feas": 1e-8,
+        "tol_gap_abs": INTERIOR_POINT_TOLERANCE,
+        "tol_gap_rel": INTERIOR_POINT_TOLERANCE,
+        "tol_feas": INTERIOR_POINT_TOLERANCE,
         "max_iter": 200,
     }

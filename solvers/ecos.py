@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from solvers.base import CvxpyAdapter
+from solvers.tolerances import INTERIOR_POINT_TOLERANCE
 
 __all__ = ["ECOSAdapter"]
 
@@ -18,8 +19,8 @@ class ECOSAdapter(CvxpyAdapter):
     certifies_infeasibility = True
     time_limit_option = None  # ECOS has no wall-clock limit; the chain skips it when late
     settings: ClassVar[dict[str, Any]] = {
-        "abstol": 1e-8,
-        "reltol": 1e-8,
-        "feastol": 1e-8,
+        "abstol": INTERIOR_POINT_TOLERANCE,
+        "reltol": INTERIOR_POINT_TOLERANCE,
+        "feastol": INTERIOR_POINT_TOLERANCE,
         "max_iters": 200,
     }

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import cvxpy as cp
 
 from solvers.base import CvxpyAdapter
+from solvers.tolerances import HIGHS_MAX_OBJECTIVE_ERROR
 
 __all__ = ["HiGHSAdapter", "silence_banner"]
 
@@ -51,7 +52,7 @@ class HiGHSAdapter(CvxpyAdapter):
     supports_socp = False
     certifies_infeasibility = True
     settings: ClassVar[dict[str, Any]] = {}
-    max_objective_error: ClassVar[float] = 1e-6
+    max_objective_error: ClassVar[float] = HIGHS_MAX_OBJECTIVE_ERROR
 
     def doubt(self, problem: cp.Problem) -> str | None:
         """HiGHS's QP solver can report optimal with a large primal-dual objective error."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from solvers.base import CvxpyAdapter
+from solvers.tolerances import OSQP_TOLERANCE
 
 __all__ = ["OSQPAdapter"]
 
@@ -23,8 +24,8 @@ class OSQPAdapter(CvxpyAdapter):
     certifies_infeasibility = False
     no_time_limit = 1e10  # OSQP's default; it refuses infinity and 0
     settings: ClassVar[dict[str, Any]] = {
-        "eps_abs": 1e-9,
-        "eps_rel": 1e-9,
+        "eps_abs": OSQP_TOLERANCE,
+        "eps_rel": OSQP_TOLERANCE,
         "polishing": True,
         "max_iter": 20000,
     }

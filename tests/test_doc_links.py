@@ -2,7 +2,7 @@
 anchor of a link to a Markdown page (the page itself included) to one of its headings.
 
 Links inside code (fenced blocks, `inline code`) are not links and are not checked as links;
-but the project's own file paths (`engine/compile/kinds/exposures.py`) and Python modules
+but the project's own file paths (`engine/compile/kinds/aggregates.py`) and Python modules
 (`engine.export.forms.max_violation`, `from engine.export.constraints import ...`) named
 anywhere in a page must exist, so a module move cannot leave the docs pointing nowhere.
 """

@@ -5,7 +5,7 @@ assembly; each subcommand module (`validate`, `serve`, `policies`, `test`, `port
 `references` for `pes universes` and `pes risk-models`, `bench`) exposes `add_parser` and
 its handler, and `common` holds what they share (exit statuses, settings, the store).
 `policy_tests` is the runner of `pes test`. Exposes `main` only. May import `models`,
-`engine` and the shared edges (`api.settings`, `api.store`, `api.files`, `api.errors`,
+`engine` and the shared edges (`api.settings`, `api.store`, `api.files`, `api.field_messages`,
 `api.references`, `api.logsafe`); `api.http` only inside `pes serve`, when it runs.
 """
 

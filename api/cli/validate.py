@@ -19,7 +19,7 @@ from api.cli.common import (
     Unavailable,
     open_store,
 )
-from api.errors import describe_validation_error
+from api.field_messages import describe_validation_error
 from api.files.policy_files import PolicyFileError, load_policies
 from api.logsafe import printable
 from api.references import NoReferences, ReferenceCache, StoreReferences

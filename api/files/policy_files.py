@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from api.errors import describe_validation_error
+from api.field_messages import describe_validation_error
 from engine import InputError
 from engine.compile.language import check_policy
 from models import PolicyDefinition

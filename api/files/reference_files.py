@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
-from api.errors import describe_validation_error
+from api.field_messages import describe_validation_error
 from api.files.policy_files import PolicyFileError, read_documents, supported_files
 from models import RiskModelDefinition, Universe
 

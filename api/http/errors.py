@@ -1,4 +1,27 @@
-"""The one place errors become HTTP responses: always JSON, never a traceback."""
+"""The one place errors become HTTP responses: always JSON, never a traceback.
+
+The exception trees are drawn where they are defined (`engine.errors`, `api.store.errors`);
+this is their mapping to statuses (the most specific handler wins)::
+
+    422  RequestValidationError          invalid_request     (the body fails the models)
+         engine InputError                invalid_input
+         ├── NoApplicablePolicies         no_applicable_policies
+         └── PolicyEvaluationError        policy_not_evaluable
+         store Invalid                    invalid_input
+         └── UnknownPortfolio             unknown_portfolio
+         PatchInvalid (routes.policies)   invalid_policy
+         sqlalchemy DataError             invalid_input       (a value the database refused)
+    404  store NotFound                   not_found
+    409  store Conflict                   conflict
+    412  store PreconditionFailed         precondition_failed (with the current ETag)
+    499  engine RequestCancelled          client_closed_request
+    503  store Unavailable                unavailable
+         engine DeadlineExceeded          deadline_exceeded
+         MemoryError                      out_of_memory
+         DBAPIError, pool TimeoutError    unavailable         (IntegrityError: 500)
+    4xx  starlette HTTPException          its own status (unauthorized, forbidden, ...)
+    500  anything else (engine SolverError included)  internal_error, logged
+"""
 
 from __future__ import annotations
 
@@ -11,7 +34,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
-from api.errors import field_messages
+from api.field_messages import field_messages
 from api.http.routes.policies import PatchInvalid, etag
 from api.store import (
     Conflict,

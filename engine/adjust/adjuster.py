@@ -38,9 +38,10 @@ from engine.adjust.rounding.lots import lot_candidates, repair, sequential_round
 from engine.adjust.rounding.search import TIME_LIMIT_S, integer_rounding
 from engine.adjust.rounding.tracker import TradeViolation, ViolationTracker
 from engine.adjust.separable.qp import solve_separable
-from engine.check.checker import TOLERANCE, check
+from engine.check.checker import check
 from engine.compile.layout import Layout
 from engine.deadline import NO_DEADLINE, Deadline
+from engine.tolerances import BINDING_DUAL, BINDING_GAP, TOLERANCE
 from models import AdjustmentMethod
 from models.typing import FloatArray
 from solvers import ChainResult, SolveOutcome, SolverChain, SolveStatus
@@ -50,8 +51,6 @@ __all__ = ["SEPARABLE", "Adjuster", "Adjustment", "AttemptResult"]
 SEPARABLE = "SEPARABLE"
 """The solver name of answers from `engine.adjust.separable.qp` (tried before the chain)."""
 
-_BINDING_DUAL = 1e-10
-_BINDING_GAP = 1e-7
 TARGETED_ROUNDS = 4
 
 
@@ -423,7 +422,7 @@ class Adjuster:
             duals = row_duals / OBJECTIVE_SCALE
             gaps = np.abs(block.values(w) - bound)
             moves = block.sensitivity(movable) > 0
-            for r in np.flatnonzero((duals > _BINDING_DUAL) & (gaps <= _BINDING_GAP) & moves):
+            for r in np.flatnonzero((duals > BINDING_DUAL) & (gaps <= BINDING_GAP) & moves):
                 out.append((k, int(r), float(duals[r])))
         return out
 

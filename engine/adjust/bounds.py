@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from engine.adjust.rounding.lots import rounding_steps
-from engine.check.checker import TOLERANCE
 from engine.compile.layout import Layout
+from engine.tolerances import SOLVER_MARGIN, TOLERANCE
 from models.typing import FloatArray
 
 __all__ = [
@@ -20,9 +20,6 @@ __all__ = [
     "total_violation",
     "worst_case",
 ]
-
-SOLVER_MARGIN = 1e-7
-"""Extra room tightened rounds leave for solver error (weight or vol units)."""
 
 Bounds = list[FloatArray]
 

@@ -17,11 +17,10 @@ from engine.adjust.bounds import solve_bounds
 from engine.adjust.problems import ProblemCache, fixed_rows_infeasible
 from engine.compile.layout import Layout
 from engine.deadline import NO_DEADLINE, Deadline
+from engine.tolerances import CONFLICT_SUPPORT
 from solvers import SolverChain, SolveStatus
 
 __all__ = ["find_conflicts"]
-
-_SUPPORT = 1e-9
 
 
 def _policy_of(layout: Layout, k: int) -> str:
@@ -104,6 +103,6 @@ def _elastic_support(
         assert row is not None  # the elastic problem keeps every row
         used = np.atleast_1d(np.asarray(slack.value if slack.value is not None else 0.0))
         priced = np.atleast_1d(np.asarray(row.dual_value if row.dual_value is not None else 0.0))
-        if (used > _SUPPORT).any() or (priced > _SUPPORT).any():
+        if (used > CONFLICT_SUPPORT).any() or (priced > CONFLICT_SUPPORT).any():
             support.add(_policy_of(layout, k))
     return support

@@ -27,10 +27,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from engine.adjust.traded_rows import AllRows, RowView, row_view
-from engine.check.checker import TOLERANCE
 from engine.compile.blocks import Params
 from engine.compile.layout import Layout
 from engine.lru import LruCache
+from engine.tolerances import TOLERANCE
 from models.typing import FloatArray
 from solvers import ChainResult, SolveOutcome, SolveStatus
 

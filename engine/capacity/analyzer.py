@@ -33,6 +33,7 @@ from engine.errors import UnknownSymbolError
 from engine.resolve.hierarchy import Lineage, with_default_benchmark
 from engine.resolve.resolve import effective_policies
 from engine.timing import StageTimer
+from engine.tolerances import FRACTIONAL_SHARE_STEP, LOT_UNITS_SNAP
 from engine.weights.portfolio import MAX_WEIGHT, snapshot_of
 from models import (
     CoordinatedTradingDecision,
@@ -53,7 +54,7 @@ from solvers import SolverChain
 
 __all__ = ["FRACTIONAL_STEP", "MAX_LOTS", "CapacityAnalyzer", "largest_feasible"]
 
-FRACTIONAL_STEP = 1e-6
+FRACTIONAL_STEP = FRACTIONAL_SHARE_STEP
 """Resolution, in shares, of the answer for an instrument traded in fractions (lot 0)."""
 
 MAX_LOTS = 2**52
@@ -291,7 +292,7 @@ def _exact(
     def feasible(k: int) -> bool:
         return verdict(k).is_compliant
 
-    guess = 0 if estimate is None else int(np.floor(estimate[0] / lot_weight + 1e-9))
+    guess = 0 if estimate is None else int(np.floor(estimate[0] / lot_weight + LOT_UNITS_SNAP))
     k = largest_feasible(feasible, guess, cap)
     solver = None if estimate is None else estimate[1]
     noun = "buy" if direction.sign > 0 else "sale"

@@ -12,12 +12,10 @@ from engine.compile.layout import Layout, row_values
 from engine.compile.rows import RowSet
 from engine.compile.rowstack import RowStack
 from engine.errors import PolicyEvaluationError
+from engine.tolerances import TOLERANCE
 from models.typing import BoolArray, FloatArray
 
 __all__ = ["TOLERANCE", "CheckResult", "RowCheck", "check"]
-
-TOLERANCE = 1e-9
-"""A row is breached when its excess exceeds this (weight units; vol units for risk rows)."""
 
 
 @dataclass

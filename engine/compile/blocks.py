@@ -22,6 +22,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from engine.tolerances import CVAR_TAIL_SNAP
 from models.typing import FloatArray
 
 __all__ = [
@@ -393,7 +394,7 @@ def cvar_of_losses(losses: FloatArray, beta: float) -> float:
     s = len(losses)
     tail = (1.0 - beta) * s
     ordered = np.sort(losses)[::-1]
-    whole = int(np.floor(tail + 1e-12))
+    whole = int(np.floor(tail + CVAR_TAIL_SNAP))
     total = float(ordered[:whole].sum())
     if whole < s:
         total += (tail - whole) * float(ordered[whole])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import operator
 import pickle
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from engine.compile.kinds import REGISTRY
 from engine.compile.rows import Provenance, RowSet
 from engine.compile.rowstack import RowStack
 from engine.errors import PolicyEvaluationError
+from engine.lru import LruCache
 from engine.weights.portfolio import Snapshot
 from models import Instrument, PolicyDefinition, PolicyValidationRequest, PortfolioState
 from models.typing import FloatArray
@@ -214,15 +214,25 @@ class LayoutCache:
     """Layouts by `layout_key`, least recently used first out; a hit is rebound."""
 
     def __init__(self, max_entries: int = 32) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[Any, ...], Layout] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
+        self._lru: LruCache[Layout] = LruCache(max_entries)
+
+    @property
+    def max_entries(self) -> int:
+        """The most layouts kept."""
+        return self._lru.max_entries
+
+    @property
+    def hits(self) -> int:
+        """Requests answered from the cache."""
+        return self._lru.hits
+
+    @property
+    def misses(self) -> int:
+        """Requests that built their layout."""
+        return self._lru.misses
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._lru)
 
     def get(
         self,
@@ -232,12 +242,13 @@ class LayoutCache:
     ) -> Layout:
         """The layout of this request, built on a miss, rebound to `snap` on a hit."""
         key = layout_key(policies, request, snap)
-        layout = self._entries.get(key)
+        layout = self._lru.lookup(key)
         if layout is not None:
-            self.hits += 1
-            self._entries.move_to_end(key)
             layout.rebind(snap)
             return layout
+        layout = build_layout(policies, request, snap)
+        self._lru.put(key, layout)
+        return layout
         self.misses += 1
         layout = build_layout(policies, request, snap)
         self._entries[key] = layout

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from engine.compile.blocks import Block, Params, digest
+from engine.tolerances import THRESHOLD_TOLERANCE
 from models.typing import FloatArray
 
 __all__ = [
@@ -29,11 +30,6 @@ __all__ = [
     "CappedSumBlock",
     "PositivePartSumBlock",
 ]
-
-THRESHOLD_TOLERANCE = 1e-9
-"""A group counts as above a threshold when it exceeds it by more than this: the checker's
-tolerance (`engine.check.checker.TOLERANCE`), so that a group the solver holds at the threshold up
-to solver error is not counted (a test holds the two equal)."""
 
 
 def _group_weights(G: sp.spmatrix | FloatArray, w: FloatArray) -> FloatArray:

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import MissingDataError
+from engine.tolerances import PSD_TOLERANCE, SYMMETRY_ATOL, SYMMETRY_RTOL
 from models import RiskModel
 from models.typing import FloatArray
 
 __all__ = ["RiskFactors", "psd_sqrt", "risk_factors"]
-
-_PSD_TOLERANCE = 1e-10
 
 
 @dataclass(frozen=True)
@@ -30,11 +29,11 @@ class RiskFactors:
 
 def psd_sqrt(matrix: FloatArray, *, field: str, needed_by: str = "") -> FloatArray:
     """A square root C with C C' = matrix, for a symmetric positive semidefinite matrix."""
-    if not np.allclose(matrix, matrix.T, atol=1e-12, rtol=1e-9):
+    if not np.allclose(matrix, matrix.T, atol=SYMMETRY_ATOL, rtol=SYMMETRY_RTOL):
         raise MissingDataError(field, f"the matrix must be symmetric{_for(needed_by)}")
     eigenvalues, vectors = np.linalg.eigh(matrix)
     scale = max(1.0, float(np.abs(eigenvalues).max(initial=0.0)))
-    if eigenvalues.min(initial=0.0) < -_PSD_TOLERANCE * scale:
+    if eigenvalues.min(initial=0.0) < -PSD_TOLERANCE * scale:
         raise MissingDataError(
             field,
             f"the matrix is not positive semidefinite (eigenvalue {eigenvalues.min():.3g})"

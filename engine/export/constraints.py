@@ -43,7 +43,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from engine.adjust.bounds import shifted, solve_bounds
-from engine.check.checker import TOLERANCE
 from engine.compile.blocks import AbsSumBlock, AffineBlock, CVaRBlock, NormBlock, SumLargestAbsBlock
 from engine.compile.language import check_policies
 from engine.compile.language.block import ExpressionBlock
@@ -56,6 +55,7 @@ from engine.export.piecewise import linearize_piecewise, named_piecewise
 from engine.export.rows import RowCollector, sparse_of
 from engine.resolve.hierarchy import Lineage, with_default_benchmark
 from engine.resolve.resolve import effective_policies
+from engine.tolerances import MARGIN_MOVED_FRACTION, TOLERANCE
 from engine.weights.portfolio import snapshot_of
 from models import (
     CoordinatedTradingDecision,
@@ -144,7 +144,9 @@ def export_constraints(
         base = solve_bounds(layout, k, cure_passive=options.cure_passive)
         bound = shifted(layout, [k], [base], [np.full(len(base), options.margin)])[0]
         # Moved by the whole margin (shifted stops at the pre-trade value short of it).
-        full = (options.margin > 0) & (np.abs(bound - base) >= (1 - 1e-6) * options.margin)
+        full = (options.margin > 0) & (
+            np.abs(bound - base) >= (1 - MARGIN_MOVED_FRACTION) * options.margin
+        )
         encoding = encodings.get(id(rowset), rowset.encoding)
         rows.start(layout, k, tightened=full, encoding=encoding)
         block = rowset.block

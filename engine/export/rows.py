@@ -7,9 +7,9 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from engine.check.checker import TOLERANCE
 from engine.compile.layout import Layout
 from engine.compile.rows import Provenance, RowSet
+from engine.tolerances import TOLERANCE
 from models.export import Auxiliary, FixedWeight, RowInfo, SparseMatrix
 from models.typing import BoolArray
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from api.errors import describe_validation_error, field_messages
+from api.field_messages import describe_validation_error, field_messages
 from models import PolicyDefinition, PolicyValidationRequest
 from models.base import MAX_JSON_INT
 from models.capacity import CapacityRequest

@@ -1,6 +1,6 @@
 """The wire models are strict, and their errors name the field path of the offending input.
 
-Paths are rendered with `api.errors.field_messages`, the same function the CLI (and the HTTP
+Paths are rendered with `api.field_messages.field_messages`, the same function the CLI (and the HTTP
 edge) uses, so a test here pins what a caller actually reads. Discriminated constraint unions
 keep the kind as a path element: ``rules.constraints[0].weight_bounds.max``.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from api.errors import describe_validation_error, field_messages
+from api.field_messages import describe_validation_error, field_messages
 from engine import PolicyEngine
 from models import (
     Constraint,

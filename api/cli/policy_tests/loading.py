@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from api.cli.policy_tests.schema import Expectation, PolicyTestFile
-from api.errors import field_messages
+from api.field_messages import field_messages
 from api.files.policy_files import PolicyFileError, load_policies
 from models import PolicyDefinition
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from api.cli.policy_tests.expectations import adjustment_status, check_rejection, check_response
 from api.cli.policy_tests.loading import LoadedCase, Suite
 from api.cli.policy_tests.schema import AdjustmentStatus
-from api.errors import field_messages
+from api.field_messages import field_messages
 from engine import InputError, PolicyEngine
 from engine.errors import EngineError
 from models import PolicyValidationRequest, PolicyValidationResponse

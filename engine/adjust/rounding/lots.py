@@ -7,6 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
+from engine import tolerances
+from engine.tolerances import LOT_UNITS_SNAP
 from engine.weights.portfolio import Snapshot
 from models.typing import FloatArray
 
@@ -21,7 +23,7 @@ __all__ = [
     "snapped",
 ]
 
-SNAP_WEIGHT = 1e-5
+SNAP_WEIGHT = tolerances.SNAP_WEIGHT
 """Trades within this weight of the proposal (or of no trade) are also tried snapped to it.
 
 Interior-point solvers stop a little inside a bound that is degenerate at the optimum (an
@@ -30,7 +32,7 @@ exact value, and the checker decides whether the snapped candidate is kept.
 """
 
 
-SCORE_EPS = 1e-13
+SCORE_EPS = tolerances.SCORE_NOISE
 """Violation scores closer than this are treated as equal when choosing between moves.
 
 The incremental tracker and a from-scratch evaluation differ in the last bits (~1e-16
@@ -83,7 +85,7 @@ def _to_lots(snap: Snapshot, t: FloatArray, *, shrink_only: bool) -> list[FloatA
     safe_lots = np.where(fractional, 1.0, lots)
     units = t / safe_lots
     nearest = np.round(units) * safe_lots
-    toward_zero = np.sign(units) * np.floor(np.abs(units) + 1e-9) * safe_lots
+    toward_zero = np.sign(units) * np.floor(np.abs(units) + LOT_UNITS_SNAP) * safe_lots
     if shrink_only:
         grows = (np.abs(nearest) > np.abs(snap.t)) | (nearest * snap.t < 0)
         nearest = np.where(grows, toward_zero, nearest)
@@ -149,7 +151,10 @@ def sequential_rounding(
         if lot <= 0 or current == proposed[i] or current == -held[i]:
             continue
         units = current / lot
-        options = {float(math.floor(units + 1e-9)) * lot, float(math.ceil(units - 1e-9)) * lot}
+        options = {
+            float(math.floor(units + LOT_UNITS_SNAP)) * lot,
+            float(math.ceil(units - LOT_UNITS_SNAP)) * lot,
+        }
         if shrink_only:
             options = {o for o in options if abs(o) <= abs(proposed[i]) and o * proposed[i] >= 0}
             options = options or {0.0}

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 from engine.compile.blocks import AbsSumBlock, AffineBlock
 from engine.compile.layout import Layout
+from engine.tolerances import LOT_UNITS_SNAP, MIP_FEASIBILITY
 from models.typing import FloatArray
 from solvers.base import MIN_TIME_LIMIT_S
 
@@ -62,7 +63,7 @@ def integer_rounding(
     if len(free) == 0:
         return None
     units = t[free] / lots[free]
-    low, high = np.floor(units + 1e-9) - 1, np.ceil(units - 1e-9) + 1
+    low, high = np.floor(units + LOT_UNITS_SNAP) - 1, np.ceil(units - LOT_UNITS_SNAP) + 1
     if shrink_only:
         proposal = snap.t[free] / lots[free]
         low = np.maximum(low, np.minimum(proposal, 0))
@@ -102,8 +103,8 @@ def integer_rounding(
             verbose=False,
             time_limit=max(time_limit, MIN_TIME_LIMIT_S),
             mip_max_nodes=NODE_LIMIT,
-            mip_feasibility_tolerance=1e-10,
-            primal_feasibility_tolerance=1e-10,
+            mip_feasibility_tolerance=MIP_FEASIBILITY,
+            primal_feasibility_tolerance=MIP_FEASIBILITY,
         )
     except cp.error.SolverError:
         return None

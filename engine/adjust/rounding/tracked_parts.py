@@ -20,7 +20,7 @@ from typing import TypeVar
 import numpy as np
 import scipy.sparse as sp
 
-from engine.check.checker import TOLERANCE
+from engine import tolerances
 from engine.compile.blocks import Block
 from models.typing import BoolArray, FloatArray, IntArray
 
@@ -37,7 +37,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-HALF_TOLERANCE = TOLERANCE / 2
+HALF_TOLERANCE = tolerances.HALF_TOLERANCE
 """The slack `total_violation` grants each row before it counts its excess."""
 
 Change = tuple[float, int]

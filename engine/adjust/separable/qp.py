@@ -40,6 +40,7 @@ from engine.adjust.separable.rows import (
 )
 from engine.compile.blocks import AbsSumBlock, AffineBlock
 from engine.compile.layout import Layout
+from engine.tolerances import FLOAT_NOISE
 from models.typing import FloatArray
 
 __all__ = ["SeparableSolution", "solve_separable"]
@@ -206,7 +207,7 @@ def _newton(dual: _Dual) -> tuple[FloatArray, FloatArray, int] | None:
         # changes instead of an unbounded one, and the regularization vanishes at the optimum
         # (quadratic convergence once the pieces are found).
         residual = float(np.abs(gradient[keep]).max())
-        H[np.diag_indices_from(H)] += residual / size + 1e-14 * max(1.0, float(np.trace(H)))
+        H[np.diag_indices_from(H)] += residual / size + FLOAT_NOISE * max(1.0, float(np.trace(H)))
         try:
             step = np.zeros(m)
             step[keep] = np.linalg.solve(H, gradient[keep])
@@ -247,7 +248,7 @@ def _box_duals(
     if len(dual.names):
         weights = np.abs(dual.slopes) * (dual.GT @ mu)
         inner = dual.slopes * z[dual.names] + dual.offsets
-        at = np.abs(inner) <= 1e-14 * np.maximum(1.0, np.abs(dual.offsets))
+        at = np.abs(inner) <= FLOAT_NOISE * np.maximum(1.0, np.abs(dual.offsets))
         np.add.at(pull, dual.names, np.where(at, 0.0, weights * np.sign(inner)))
         np.add.at(give, dual.names, np.where(at, weights, 0.0))
     for side, ends, direction in (("hi", box.hi, 1.0), ("lo", box.lo, -1.0)):

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from engine.compile.blocks import AbsSumBlock, AffineBlock
+from engine.tolerances import CERTIFICATE_FEASIBILITY
 from models.typing import FloatArray
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
     "memoized",
 ]
 
-FEASIBILITY = 1e-12
+FEASIBILITY = CERTIFICATE_FEASIBILITY
 """Certified row accuracy, relative to max(1, |bound|)."""
 
 IntArray = np.ndarray[Any, np.dtype[np.intp]]

@@ -1,6 +1,7 @@
-"""Portfolio- and group-level kinds.
+"""Portfolio- and group-level kinds: limits on aggregates of the weights.
 
-Groups, gross and net exposure, cash, attribute exposure, concentration and turnover.
+Groups, gross and net exposure, cash, attribute exposure, concentration and turnover (the
+per-position kinds are in `positions`, the risk kinds in `risk`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Turning validation and engine errors into one-line messages naming the field."""
+"""Turning validation and engine errors into one-line messages naming the field.
+
+Formatting only, no exception tree: the errors themselves live in `engine.errors` (the
+engine), `api.store.errors` (the store) and the edges' own modules, and `api.http.errors`
+is the one place any of them becomes an HTTP status.
+"""
 
 from __future__ import annotations
 
