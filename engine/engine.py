@@ -318,4 +318,3 @@ class PolicyEngine:
                 "stricter than the rules themselves)"
             )
         return outcome, Infeasibility(conflicting_policies=conflicting, message=message)
-
