@@ -11,14 +11,54 @@ also keeps the engine's layout cache key (built from the instruments) the same.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, TypeVar
 
 from api.store import NotFound, ReferenceDataStore, Store
 from engine.lru import LruCache
-from engine.resolve.references import ReferenceNotFound, RiskModelData, UniverseData
-from models import DataReference, RiskModelDefinition, Universe
+from engine.resolve.references import (
+    ReferenceNotFound,
+    ReferenceSource,
+    Resolution,
+    RiskModelData,
+    UniverseData,
+    resolve_references,
+)
+from models import (
+    DataReference,
+    PolicyValidationRequest,
+    PolicyValidationResponse,
+    RiskModelDefinition,
+    Universe,
+)
+from models.capacity import CapacityRequest
+from models.export import ConstraintSetRequest
 
-__all__ = ["NoReferences", "ReferenceCache", "StoreReferences"]
+__all__ = ["NoReferences", "ReferenceCache", "StoreReferences", "reported", "resolved"]
+
+_Request = TypeVar("_Request", PolicyValidationRequest, CapacityRequest, ConstraintSetRequest)
+
+
+def resolved(request: _Request, source: ReferenceSource) -> tuple[_Request, Resolution]:
+    """`request` with the reference data it names merged in, and the resolution.
+
+    The one way every edge (the service's validate, capacity and export; `pes validate`)
+    turns a request into the plain form the engine evaluates
+    (`engine.resolve.references.resolve_references`). Run the engine inside the
+    resolution's `located()`, so that an error about a universe's instrument points there;
+    `reported` adds the versions used to a validation response. Unknown ids or versions
+    raise `InputError` naming the field; the source's own failures propagate.
+    """
+    resolution = resolve_references(request.portfolio_state, source)
+    return request.model_copy(update={"portfolio_state": resolution.state}), resolution
+
+
+def reported(
+    response: PolicyValidationResponse, resolution: Resolution
+) -> PolicyValidationResponse:
+    """`response` saying which reference data versions it used (itself when none)."""
+    if resolution.used is None:
+        return response
+    return response.model_copy(update={"reference_data": resolution.used})
 
 
 class ReferenceCache:

@@ -12,10 +12,11 @@ from engine.capacity.analyzer import CapacityAnalyzer
 from engine.check.checker import check
 from engine.check.scoring import compliance_score
 from engine.check.sensitivity import sensitivity_of
-from engine.compile.language import check_policies
 from engine.compile.layout import Layout, LayoutCache
+from engine.compile.prepared import Prepared, prepare
 from engine.deadline import NO_DEADLINE, Deadline
-from engine.errors import DeadlineExceeded, NoApplicablePolicies
+from engine.errors import DeadlineExceeded
+from engine.export.constraints import export_constraints
 from engine.report import (
     binding_constraints,
     recommendations,
@@ -23,14 +24,9 @@ from engine.report import (
     trades_of,
     violations_of,
 )
-from engine.resolve.hierarchy import Lineage, with_default_benchmark
-from engine.resolve.resolve import resolve_policies
-from engine.timing import StageTimer
-from engine.weights.portfolio import snapshot_of
 from models import (
     AdjustedDecision,
     AdjustmentMethod,
-    EnforcementLevel,
     Infeasibility,
     PolicyDefinition,
     PolicyValidationRequest,
@@ -40,6 +36,7 @@ from models import (
     ValidationMode,
 )
 from models.capacity import CapacityRequest, CapacityResponse
+from models.export import ConstraintSet, ConstraintSetRequest
 from solvers import SolverChain, default_chain
 
 __all__ = ["CacheStats", "PolicyEngine"]
@@ -90,6 +87,44 @@ class PolicyEngine:
             self.layouts.misses,
         )
 
+    def prepare(
+        self,
+        request: PolicyValidationRequest,
+        policies: Sequence[PolicyDefinition] = (),
+        *,
+        lineage: Sequence[PortfolioNode] = (),
+        require_applicable: bool = False,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> Prepared:
+        """Run the front stages once: resolve, weights and compile (engine.compile.prepared).
+
+        The `Prepared` holds the effective policies, how the context shaped them, the
+        request with its default benchmark, the snapshot, the layout (from this engine's
+        layout cache) and the stage timer; `validate` evaluates it, and `capacity` and
+        `export` build theirs the same way. Arguments and errors are as for `validate`.
+        """
+        return prepare(
+            self.layouts,
+            request,
+            policies,
+            lineage=lineage,
+            require_applicable=require_applicable,
+            deadline=deadline,
+        )
+
+    def export(
+        self,
+        request: ConstraintSetRequest,
+        policies: Sequence[PolicyDefinition] = (),
+        *,
+        lineage: Sequence[PortfolioNode] = (),
+    ) -> ConstraintSet:
+        """The constraint set of `request` for an optimizer (engine.export.constraints).
+
+        As `export_constraints`, with the layout from this engine's layout cache.
+        """
+        return export_constraints(request, policies, lineage=lineage, layouts=self.layouts)
+
     def capacity(
         self,
         request: CapacityRequest,
@@ -138,23 +173,19 @@ class PolicyEngine:
         the adjustment, the answer is the check's (not compliant) with no adjusted decision
         and `adjustment_error` saying the adjustment timed out.
         """
-        timer = StageTimer()
-        deadline.check("resolve")
-        with timer.stage("resolve"):
-            if request.policies is not None:  # stored policies were checked when stored
-                check_policies(request.policies, prefix="policies")
-            chain = Lineage.of(request.decision.portfolio_id, lineage)
-            resolution = resolve_policies(request, policies, chain)
-            effective = resolution.policies
-            if require_applicable:
-                _require_applicable(effective, request, stored=len(policies))
-            request = with_default_benchmark(request, chain)
-        deadline.check("weights")
-        with timer.stage("weights"):
-            snap = snapshot_of(request)
-        deadline.check("compile")
-        with timer.stage("compile"):
-            layout = self.layouts.get(effective, request, snap)
+        prepared = self.prepare(
+            request,
+            policies,
+            lineage=lineage,
+            require_applicable=require_applicable,
+            deadline=deadline,
+        )
+        request, snap, layout, timer = (
+            prepared.request,
+            prepared.snapshot,
+            prepared.layout,
+            prepared.timer,
+        )
         deadline.check("check")
         with timer.stage("check"):
             result = check(layout, snap.w_hat, cure_passive=request.cure_passive)
@@ -205,12 +236,12 @@ class PolicyEngine:
             compliance_score=score,
             violations=violations,
             recommendations=advice,
-            policies_checked=[p.policy_name for p in effective],
+            policies_checked=[p.policy_name for p in prepared.policies],
             adjusted_decision=adjusted,
             infeasible=infeasible,
             adjustment_error=error,
             sensitivity=sensitivity,
-            context_resolution=resolution.context,
+            context_resolution=prepared.context,
             timings_ms=timer.finish(),
         )
 
@@ -287,23 +318,3 @@ class PolicyEngine:
                 "stricter than the rules themselves)"
             )
         return outcome, Infeasibility(conflicting_policies=conflicting, message=message)
-
-
-_CHECKING_LEVELS = frozenset({EnforcementLevel.STRICT, EnforcementLevel.ADVISORY})
-"""Levels whose breaches a response reports as such; monitor-only policies approve anyway."""
-
-
-def _require_applicable(
-    effective: Sequence[PolicyDefinition], request: PolicyValidationRequest, *, stored: int
-) -> None:
-    """Refuse a request on which no strict or advisory policy would be checked."""
-    if any(p.enforcement_level in _CHECKING_LEVELS for p in effective):
-        return
-    portfolio = request.decision.portfolio_id
-    monitors = f", {len(effective)} monitor-only" if effective else ""
-    raise NoApplicablePolicies(
-        "decision.portfolio_id",
-        f"no enabled strict or advisory policy applies to portfolio {portfolio!r} "
-        f"({stored} policies considered{monitors}): nothing would be checked, so the decision "
-        "is not approved; scope a policy to this portfolio (or one of its ancestors)",
-    )

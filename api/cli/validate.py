@@ -22,9 +22,9 @@ from api.cli.common import (
 from api.field_messages import describe_validation_error
 from api.files.policy_files import PolicyFileError, load_policies
 from api.logsafe import printable
-from api.references import NoReferences, ReferenceCache, StoreReferences
+from api.references import NoReferences, ReferenceCache, StoreReferences, reported, resolved
 from engine import InputError, PolicyEngine
-from engine.resolve.references import ReferenceSource, resolve_references
+from engine.resolve.references import ReferenceSource
 from models import PolicyDefinition, PolicyValidationRequest, PolicyValidationResponse
 
 __all__ = ["add_parser"]
@@ -145,13 +145,10 @@ def _validate_one(
 
     `require` refuses a request on which no strict or advisory policy applies.
     """
-    resolution = resolve_references(request.portfolio_state, references)
-    plain = request.model_copy(update={"portfolio_state": resolution.state})
+    plain, resolution = resolved(request, references)
     with resolution.located():
         response = engine.validate(plain, policies, require_applicable=require)
-    if resolution.used is None:
-        return response
-    return response.model_copy(update={"reference_data": resolution.used})
+    return reported(response, resolution)
 
 
 def add_parser(commands: Any) -> None:

@@ -6,6 +6,7 @@ import difflib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
@@ -13,23 +14,23 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 from api.events import OutboxRelay
 from api.http.heap import Heap
 from api.http.metrics import Metrics
-from api.references import ReferenceCache, StoreReferences
+from api.references import ReferenceCache, StoreReferences, reported, resolved
 from api.settings import Settings
 from api.store import Store, Unavailable, UnknownPortfolio
 from engine import Deadline, PolicyEngine
-from engine.export.constraints import export_constraints
-from engine.resolve.references import Resolution, resolve_references
+from engine.resolve.references import Resolution
 from models import (
     PolicyDefinition,
     PolicyValidationRequest,
     PolicyValidationResponse,
     PortfolioNode,
-    PortfolioState,
 )
 from models.capacity import CapacityRequest, CapacityResponse
 from models.export import ConstraintSet, ConstraintSetRequest
 
 __all__ = ["Services"]
+
+_Request = TypeVar("_Request", PolicyValidationRequest, CapacityRequest, ConstraintSetRequest)
 
 
 @dataclass
@@ -59,14 +60,15 @@ class Services:
         assert self.references is not None
         return stats.misses + stats.layout_misses + self.references.cache.misses
 
-    def resolve(self, state: PortfolioState) -> Resolution:
-        """`state` with its registered universe / risk model and price overrides merged in.
+    def resolved(self, request: _Request) -> tuple[_Request, Resolution]:
+        """`request` with its registered universe / risk model and price overrides merged in.
 
-        Unknown ids or versions raise `InputError` naming the field (422).
+        With the resolution (`api.references.resolved`); unknown ids or versions raise
+        `InputError` naming the field (422), a database failure `Unavailable` (503).
         """
         assert self.references is not None
         try:
-            return resolve_references(state, self.references)
+            return resolved(request, self.references)
         except DataError:
             raise  # the database refused a value of the request: 422, not an outage
         except (SQLAlchemyError, ValidationError) as exc:  # fail closed, never "compliant"
@@ -119,8 +121,7 @@ class Services:
         """
         if deadline is None:
             deadline = Deadline(self.settings.request_deadline_s)
-        resolution = self.resolve(request.portfolio_state)
-        plain = request.model_copy(update={"portfolio_state": resolution.state})
+        plain, resolution = self.resolved(request)
         with resolution.located(), self.engine_lock:
             response = self.engine.validate(
                 plain,
@@ -129,9 +130,7 @@ class Services:
                 require_applicable=require_applicable,
                 deadline=deadline,
             )
-        if resolution.used is None:
-            return response
-        return response.model_copy(update={"reference_data": resolution.used})
+        return reported(response, resolution)
 
     def capacity(
         self,
@@ -144,8 +143,7 @@ class Services:
         Bounded by the settings' `request_deadline_s` from now (late: 503).
         """
         deadline = Deadline(self.settings.request_deadline_s)
-        resolution = self.resolve(request.portfolio_state)
-        plain = request.model_copy(update={"portfolio_state": resolution.state})
+        plain, resolution = self.resolved(request)
         with resolution.located(), self.engine_lock:
             return self.engine.capacity(plain, policies, lineage=lineage, deadline=deadline)
 
@@ -155,11 +153,11 @@ class Services:
         policies: Sequence[PolicyDefinition],
         lineage: Sequence[PortfolioNode] = (),
     ) -> ConstraintSet:
-        """The constraint set for an optimizer (reference data resolved first).
+        """The constraint set for an optimizer, under the engine's lock (reference data first).
 
-        The export compiles a layout of its own, so it does not take the engine's lock.
+        The export compiles through the engine's layout cache, which holds one request's
+        values at a time: hence the lock, as for validate and capacity.
         """
-        resolution = self.resolve(request.portfolio_state)
-        plain = request.model_copy(update={"portfolio_state": resolution.state})
-        with resolution.located():
-            return export_constraints(plain, policies, lineage=lineage)
+        plain, resolution = self.resolved(request)
+        with resolution.located(), self.engine_lock:
+            return self.engine.export(plain, policies, lineage=lineage)

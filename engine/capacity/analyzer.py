@@ -26,15 +26,12 @@ import numpy as np
 from engine.adjust.bounds import solve_bounds
 from engine.capacity.lp import CapacityProblemCache
 from engine.check.checker import CheckResult, check
-from engine.compile.language import check_policies
 from engine.compile.layout import Layout, LayoutCache
+from engine.compile.prepared import prepare
 from engine.deadline import NO_DEADLINE, Deadline
 from engine.errors import UnknownSymbolError
-from engine.resolve.hierarchy import Lineage, with_default_benchmark
-from engine.resolve.resolve import effective_policies
-from engine.timing import StageTimer
 from engine.tolerances import FRACTIONAL_SHARE_STEP, LOT_UNITS_SNAP
-from engine.weights.portfolio import MAX_WEIGHT, snapshot_of
+from engine.weights.portfolio import MAX_WEIGHT
 from models import (
     CoordinatedTradingDecision,
     PolicyDefinition,
@@ -126,28 +123,24 @@ class CapacityAnalyzer:
         and `DeadlineExceeded` (`RequestCancelled`) when `deadline` passes (is cancelled)
         before every symbol is sized: a partial answer would be mistaken for a whole one.
         """
-        timer = StageTimer()
-        deadline.check("resolve")
-        probe = _probe(request)
-        with timer.stage("resolve"):
-            if request.policies is not None:  # stored policies were checked when stored
-                check_policies(request.policies, prefix="policies")
-            chain = Lineage.of(probe.decision.portfolio_id, lineage)
-            effective = effective_policies(probe, policies, chain)
-            probe = with_default_benchmark(probe, chain)
+        prepared = prepare(
+            self.layouts,
+            _probe(request),
+            policies,
+            lineage=lineage,
+            deadline=deadline,
+            compile=False,
+        )
+        timer, base_snap = prepared.timer, prepared.snapshot
         with timer.stage("weights"):
-            base_snap = snapshot_of(probe)
-            symbols = _symbols(request, probe, base_snap.symbols)
+            symbols = _symbols(request, prepared.request, base_snap.symbols)
         out: list[SymbolCapacity] = []
         base_compliant = True
         for group in _universes(symbols, base_snap.symbols):
-            with timer.stage("weights"):
-                snap = snapshot_of(probe, include=group[1])
-            with timer.stage("compile"):
-                layout = self.layouts.get(effective, probe, snap)
+            layout = prepared.layout_with(group[1]) if group[1] else prepared.layout
             strict = layout.strict()
             with timer.stage("check"):
-                compliant = _verdict(layout, snap.w_hat, strict).is_compliant
+                compliant = _verdict(layout, layout.snap.w_hat, strict).is_compliant
             base_compliant = base_compliant and compliant
             with timer.stage("capacity"):
                 out += self._size(layout, strict, group[0], compliant=compliant, deadline=deadline)
@@ -159,7 +152,7 @@ class CapacityAnalyzer:
             base_compliant=base_compliant,
             nav=base_snap.nav,
             symbols=out,
-            policies_checked=[p.policy_name for p in effective],
+            policies_checked=[p.policy_name for p in prepared.policies],
             timings_ms=timer.finish(),
         )
 

@@ -44,19 +44,16 @@ import scipy.sparse as sp
 
 from engine.adjust.bounds import shifted, solve_bounds
 from engine.compile.blocks import AbsSumBlock, AffineBlock, CVaRBlock, NormBlock, SumLargestAbsBlock
-from engine.compile.language import check_policies
 from engine.compile.language.block import ExpressionBlock
-from engine.compile.layout import Layout, build_layout
+from engine.compile.layout import Layout, LayoutCache
 from engine.compile.piecewise import CappedSumBlock, PositivePartSumBlock
+from engine.compile.prepared import prepare
 from engine.compile.rows import RowSet
 from engine.export.blocks import linearize_block, named_block
 from engine.export.conic import canonical_rows
 from engine.export.piecewise import linearize_piecewise, named_piecewise
 from engine.export.rows import RowCollector, sparse_of
-from engine.resolve.hierarchy import Lineage, with_default_benchmark
-from engine.resolve.resolve import effective_policies
 from engine.tolerances import MARGIN_MOVED_FRACTION, TOLERANCE
-from engine.weights.portfolio import snapshot_of
 from models import (
     CoordinatedTradingDecision,
     EnforcementLevel,
@@ -107,6 +104,7 @@ def export_constraints(
     stored: Sequence[PolicyDefinition] = (),
     *,
     lineage: Sequence[PortfolioNode] = (),
+    layouts: LayoutCache | None = None,
 ) -> ConstraintSet:
     """Compile the effective policies of `request` into the solver-neutral form.
 
@@ -114,22 +112,25 @@ def export_constraints(
     `lineage` is the portfolio and its ancestors in the hierarchy, nearest first (empty: not
     registered), exactly as for `PolicyEngine.validate`: the export holds the same
     effective set (inherited policies, overrides, the request's context, the default
-    benchmark). Raises `engine.errors.InputError` (naming the field) for input that
-    cannot be compiled.
+    benchmark), prepared by the same front stages (`engine.compile.prepared.prepare`).
+    `layouts` is the layout cache to compile through (the engine's; default: none kept).
+    Raises `engine.errors.InputError` (naming the field) for input that cannot be
+    compiled.
     """
     options = request.options
-    validation = _validation_request(request)
-    if request.policies is not None:  # stored policies were checked when stored
-        check_policies(request.policies, prefix="policies")
     levels = [EnforcementLevel.STRICT]
     if options.include_advisory:
         levels.append(EnforcementLevel.ADVISORY)
-    chain = Lineage.of(validation.decision.portfolio_id, lineage)
-    effective = effective_policies(validation, stored, chain)
-    validation = with_default_benchmark(validation, chain)
-    chosen = [p for p in effective if p.enforcement_level in levels]
-    snap = snapshot_of(validation, include=request.universe)
-    exact = build_layout(chosen, validation, snap)
+    prepared = prepare(
+        LayoutCache(1) if layouts is None else layouts,
+        _validation_request(request),
+        stored,
+        lineage=lineage,
+        include=request.universe,
+        levels=levels,
+    )
+    validation, snap, exact = prepared.request, prepared.snapshot, prepared.layout
+    effective, chosen = prepared.policies, prepared.compiled
     # The adjuster's convex rows: a rule that is not convex enters as its restriction,
     # whose every point satisfies the rule; the restriction's rows carry its encoding.
     layout = exact.for_solver()

@@ -8,6 +8,7 @@ import cvxpy as cp
 import numpy as np
 import pytest
 
+import engine.compile.layout
 import engine.export.constraints
 from engine import PolicyEngine
 from engine.adjust.bounds import shifted, solve_bounds
@@ -323,14 +324,14 @@ def test_revision_depends_on_content_not_order() -> None:
 
 
 def test_restricted_rule_encoding_is_exported(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = engine.export.constraints.build_layout
+    real = engine.compile.layout.build_layout  # the export compiles through the layout cache
 
     def with_encoding(*args: Any) -> Any:
         layout = real(*args)
         layout.rowsets[0].encoding = "restriction: every issuer below 5%"
         return layout
 
-    monkeypatch.setattr(engine.export.constraints, "build_layout", with_encoding)
+    monkeypatch.setattr(engine.compile.layout, "build_layout", with_encoding)
     constraints = _export(_request([policy("cap", {"kind": "weight_bounds", "max": 0.5})]))
     assert {(r.exact, r.encoding) for r in constraints.linear.rows} == {
         (False, "restriction: every issuer below 5%")
