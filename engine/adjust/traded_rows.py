@@ -6,8 +6,9 @@ the solver, and cvxpy's parameter stuffing, the size of the whole universe (a we
 per name, an absolute-value auxiliary per turnover term) for a problem of ~20 variables.
 
 A `RowView` says which of a block's rows enter the problem (`kept`, original row indices)
-and builds them over `u`. Affine and absolute-sum blocks are restricted; every other block
-kind keeps all its rows through `picks @ u`, so new kinds work unchanged. A view depends on
+and builds them over `u`. A block chooses its view (`Block.restricted`): affine and
+absolute-sum blocks are restricted; every other block kind opts out and keeps all its rows
+through `picks @ u`, so new kinds work unchanged. A view depends on
 the block's structure and the traded set only (both in the compile cache key); `fill` takes
 the request's block of that structure.
 
@@ -197,11 +198,23 @@ class AbsSumRows(RowView):
         return summed + params["k"]
 
 
+class _Views:
+    """The scale_back views by block kind (`engine.compile.representations.RestrictedForms`)."""
+
+    def __init__(self, traded: tuple[int, ...], picks: sp.spmatrix) -> None:
+        self.columns = list(traded)
+        self.picks = picks
+
+    def affine(self, block: AffineBlock) -> RowView:
+        return AffineRows(block, self.columns)
+
+    def abs_sum(self, block: AbsSumBlock) -> RowView:
+        return AbsSumRows(block, self.columns)
+
+    def unsupported(self, block: Block) -> RowView:
+        return AllRows(block, self.picks)
+
+
 def row_view(block: Block, traded: tuple[int, ...], picks: sp.spmatrix) -> RowView:
     """The scale_back view of a block: restricted where its kind allows it."""
-    columns = list(traded)
-    if isinstance(block, AffineBlock):
-        return AffineRows(block, columns)
-    if isinstance(block, AbsSumBlock):
-        return AbsSumRows(block, columns)
-    return AllRows(block, picks)
+    return block.restricted(_Views(traded, picks))

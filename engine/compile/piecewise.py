@@ -14,14 +14,18 @@ Group weights are `y = G w` with a 0/1 membership matrix `G` (one row per group)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from engine.compile.blocks import Block, Params, digest
+from engine.compile.blocks import Block, Form, Params, digest
+from engine.compile.representations import Representation
 from models.typing import FloatArray
+
+if TYPE_CHECKING:
+    from engine.compile.representations import ExportForms, TrackerForms
 
 __all__ = [
     "THRESHOLD_TOLERANCE",
@@ -59,6 +63,10 @@ class CappedSumBlock(Block):
     G: sp.spmatrix
     cap: FloatArray
 
+    representations: ClassVar[frozenset[Representation]] = frozenset(
+        {Representation.TRACKER, Representation.EXPORT}
+    )
+
     @property
     def rows(self) -> int:
         return 1
@@ -94,6 +102,14 @@ class CappedSumBlock(Block):
         # min(., cap) is 1-Lipschitz.
         return np.array([float(np.abs(self.a) @ eps) + float(_group_steps(self.G, eps).sum())])
 
+    def tracker(self, forms: TrackerForms[Form]) -> Form:
+        return (
+            forms.capped_sum(self) if self._values_are(CappedSumBlock) else forms.unsupported(self)
+        )
+
+    def export(self, forms: ExportForms[Form]) -> Form:
+        return forms.capped_sum(self)
+
 
 @dataclass
 class PositivePartSumBlock(Block):
@@ -106,6 +122,10 @@ class PositivePartSumBlock(Block):
 
     G: sp.spmatrix
     c: FloatArray
+
+    representations: ClassVar[frozenset[Representation]] = frozenset(
+        {Representation.TRACKER, Representation.EXPORT}
+    )
 
     @property
     def rows(self) -> int:
@@ -132,6 +152,16 @@ class PositivePartSumBlock(Block):
     def sensitivity(self, eps: FloatArray) -> FloatArray:
         return np.array([float(_group_steps(self.G, eps).sum())])
 
+    def tracker(self, forms: TrackerForms[Form]) -> Form:
+        return (
+            forms.positive_part_sum(self)
+            if self._values_are(PositivePartSumBlock)
+            else forms.unsupported(self)
+        )
+
+    def export(self, forms: ExportForms[Form]) -> Form:
+        return forms.positive_part_sum(self)
+
 
 @dataclass
 class AboveThresholdSumBlock(Block):
@@ -146,6 +176,8 @@ class AboveThresholdSumBlock(Block):
 
     G: sp.spmatrix
     threshold: float
+
+    representations: ClassVar[frozenset[Representation]] = frozenset({Representation.TRACKER})
 
     @property
     def rows(self) -> int:
@@ -182,3 +214,10 @@ class AboveThresholdSumBlock(Block):
         moving = steps > 0
         jumps = self.threshold + THRESHOLD_TOLERANCE
         return np.array([float(steps[moving].sum() + np.count_nonzero(moving) * abs(jumps))])
+
+    def tracker(self, forms: TrackerForms[Form]) -> Form:
+        return (
+            forms.above_threshold(self)
+            if self._values_are(AboveThresholdSumBlock)
+            else forms.unsupported(self)
+        )
