@@ -102,7 +102,7 @@ def _contenders(
     ):
         return changed
     moves = adjustment.w[changed] - snap.w_hat[changed]
-    shift = _row_shift(rowset.block, r, snap.w_hat, changed, moves)
+    shift = rowset.block.row_shift(_Shifts(r, snap.w_hat, changed, moves))
     if shift is None:
         return changed
     # A change that moves the row's value by `shift` improves the excess by -shift ("le")
@@ -114,15 +114,23 @@ def _contenders(
     return changed[estimate >= top - SCREEN_MARGIN]
 
 
-def _row_shift(
-    block: Block, r: int, w: FloatArray, changed: IntArray, moves: FloatArray
-) -> FloatArray | None:
-    """Estimated change of row r's value when `w[changed[k]]` moves by `moves[k]`, each alone."""
-    if isinstance(block, AffineBlock):
-        return _matrix_row(block.A, r)[changed] * moves
-    if isinstance(block, AbsSumBlock):
+class _Shifts:
+    """Each block kind's row shift (`engine.compile.representations.RowShiftForms`).
+
+    The estimated change of row `r`'s value when `w[changed[k]]` moves by `moves[k]`, each
+    alone; None for a kind without an estimate.
+    """
+
+    def __init__(self, r: int, w: FloatArray, changed: IntArray, moves: FloatArray) -> None:
+        self.r, self.w, self.changed, self.moves = r, w, changed, moves
+
+    def affine(self, block: AffineBlock) -> FloatArray | None:
+        return _matrix_row(block.A, self.r)[self.changed] * self.moves
+
+    def abs_sum(self, block: AbsSumBlock) -> FloatArray | None:
+        r, changed, moves = self.r, self.changed, self.moves
         A = sp.csc_matrix(block.A)
-        u = np.asarray(A @ w).ravel() + block.c
+        u = np.asarray(A @ self.w).ravel() + block.c
         weight = np.ones(A.shape[0]) if block.G is None else _matrix_row(block.G, r)
         picked = A[:, changed].tocoo()  # entry (j, k): term j moves by A[j, i_k] * moves[k]
         j, k = picked.row, picked.col
@@ -131,7 +139,9 @@ def _row_shift(
             after = np.where(j == r, after, 0.0)
         shift = np.bincount(k, weights=weight[j] * after, minlength=len(changed))
         return np.asarray(shift, dtype=float)
-    return None
+
+    def unsupported(self, block: Block) -> FloatArray | None:
+        return None
 
 
 def _matrix_row(matrix: FloatArray | sp.spmatrix, r: int) -> FloatArray:

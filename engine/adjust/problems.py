@@ -66,7 +66,7 @@ class CompiledProblem:
     block_params: list[Params]
     bounds: list[cp.Parameter | None]
     row_constraints: list[cp.Constraint | None]
-    views: list[RowView]
+    views: list[RowView[Any]]
     slacks: list[cp.Variable] = field(default_factory=list)
     traded: tuple[int, ...] = ()
     needs_socp: bool = False
@@ -172,7 +172,7 @@ def _build(space: Space, layout: Layout, indices: Sequence[int]) -> CompiledProb
     block_params: list[Params] = []
     bounds: list[cp.Parameter | None] = []
     rows: list[cp.Constraint | None] = []
-    views: list[RowView] = []
+    views: list[RowView[Any]] = []
     slacks: list[cp.Variable] = []
     for k in indices:
         rowset = layout.rowsets[k]

@@ -6,8 +6,9 @@ the solver, and cvxpy's parameter stuffing, the size of the whole universe (a we
 per name, an absolute-value auxiliary per turnover term) for a problem of ~20 variables.
 
 A `RowView` says which of a block's rows enter the problem (`kept`, original row indices)
-and builds them over `u`. Affine and absolute-sum blocks are restricted; every other block
-kind keeps all its rows through `picks @ u`, so new kinds work unchanged. A view depends on
+and builds them over `u`. A block chooses its view (`Block.restricted`): affine and
+absolute-sum blocks are restricted; every other block kind opts out and keeps all its rows
+through `picks @ u`, so new kinds work unchanged. A view depends on
 the block's structure and the traded set only (both in the compile cache key); `fill` takes
 the request's block of that structure.
 
@@ -19,7 +20,7 @@ reports the largest excess of a dropped row (`CompiledProblem.fixed_excess`) for
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import cvxpy as cp
 import numpy as np
@@ -31,10 +32,15 @@ from models.typing import FloatArray
 __all__ = ["AllRows", "RowView", "row_view"]
 
 IntArray = np.ndarray[Any, np.dtype[np.intp]]
+B = TypeVar("B", bound=Block)
 
 
-class RowView(ABC):
-    """A block's rows in an adjustment problem, over that problem's variable."""
+class RowView(ABC, Generic[B]):
+    """A block's rows in an adjustment problem, over that problem's variable.
+
+    A view is built from one block and filled with each request's block of that structure,
+    so of the same kind `B`.
+    """
 
     kept: IntArray | None
     """The block's rows present in the problem, ascending; None when all of them are."""
@@ -48,19 +54,19 @@ class RowView(ABC):
         """Number of rows in the problem (0: the row set adds no constraint)."""
 
     @abstractmethod
-    def declare(self, block: Block) -> Params:
+    def declare(self, block: B) -> Params:
         """The Parameters of the kept rows."""
 
     @abstractmethod
-    def fill(self, block: Block, params: Params, w0: FloatArray) -> None:
+    def fill(self, block: B, params: Params, w0: FloatArray) -> None:
         """Give the Parameters the request's values (`block` has the view's structure)."""
 
     @abstractmethod
-    def expression(self, block: Block, variable: cp.Variable, params: Params) -> cp.Expression:
+    def expression(self, block: B, variable: cp.Variable, params: Params) -> cp.Expression:
         """The kept rows in cvxpy."""
 
 
-class AllRows(RowView):
+class AllRows(RowView[Block]):
     """Every row, through the block's own cvxpy form of `delta = picks @ variable`."""
 
     def __init__(self, block: Block, picks: sp.spmatrix | None) -> None:
@@ -99,7 +105,7 @@ def _complement(kept: IntArray, n: int) -> IntArray:
     return np.flatnonzero(mask).astype(np.intp)
 
 
-class AffineRows(RowView):
+class AffineRows(RowView[AffineBlock]):
     """Rows `A w + c` restricted to the traded columns: `A[kept][:, T] u + (A w0 + c)[kept]`.
 
     A non-structural `A` (a Parameter, its values vary between requests of one structure)
@@ -123,14 +129,13 @@ class AffineRows(RowView):
     def size(self) -> int:
         return self._rows if self.kept is None else len(self.kept)
 
-    def declare(self, block: Block) -> Params:
+    def declare(self, block: AffineBlock) -> Params:
         params: Params = {"offset": cp.Parameter(self.size, name="offset")}
         if not self._structural:
             params["A"] = cp.Parameter((self.size, len(self._traded)), name="A")
         return params
 
-    def fill(self, block: Block, params: Params, w0: FloatArray) -> None:
-        assert isinstance(block, AffineBlock)
+    def fill(self, block: AffineBlock, params: Params, w0: FloatArray) -> None:
         values = block.values(w0)
         params["offset"].value = values if self.kept is None else values[self.kept]
         if "A" in params:
@@ -141,12 +146,14 @@ class AffineRows(RowView):
                 else np.asarray(A, dtype=float)[:, self._traded]
             )
 
-    def expression(self, block: Block, variable: cp.Variable, params: Params) -> cp.Expression:
+    def expression(
+        self, block: AffineBlock, variable: cp.Variable, params: Params
+    ) -> cp.Expression:
         A: Any = params["A"] if "A" in params else self._matrix
         return A @ variable + params["offset"]
 
 
-class AbsSumRows(RowView):
+class AbsSumRows(RowView[AbsSumBlock]):
     """Rows `G |A w + c| + k` restricted to the terms that touch a traded column.
 
     A term with no traded column is constant, `|(A w0 + c)_j|`; through `G` it joins the
@@ -176,14 +183,14 @@ class AbsSumRows(RowView):
         assert self.kept is not None
         return len(self.kept)
 
-    def declare(self, block: Block) -> Params:
+    def declare(self, block: AbsSumBlock) -> Params:
         return {
             "offset": cp.Parameter(len(self._terms), name="offset"),
             "k": cp.Parameter(self.size, name="k"),
         }
 
-    def fill(self, block: Block, params: Params, w0: FloatArray) -> None:
-        assert isinstance(block, AbsSumBlock) and self.kept is not None
+    def fill(self, block: AbsSumBlock, params: Params, w0: FloatArray) -> None:
+        assert self.kept is not None
         terms = np.asarray(block.A @ w0).ravel() + block.c
         params["offset"].value = terms[self._terms]
         k = np.zeros(self.size) if block.k is None else block.k[self.kept]
@@ -191,17 +198,31 @@ class AbsSumRows(RowView):
             k = k + self._fixed_sum @ np.abs(terms[self._fixed_terms])
         params["k"].value = k
 
-    def expression(self, block: Block, variable: cp.Variable, params: Params) -> cp.Expression:
+    def expression(
+        self, block: AbsSumBlock, variable: cp.Variable, params: Params
+    ) -> cp.Expression:
         terms = cp.abs(self._matrix @ variable + params["offset"])
         summed = terms if self._sum is None else self._sum @ terms
         return summed + params["k"]
 
 
-def row_view(block: Block, traded: tuple[int, ...], picks: sp.spmatrix) -> RowView:
+class _Views:
+    """The scale_back views by block kind (`engine.compile.representations.RestrictedForms`)."""
+
+    def __init__(self, traded: tuple[int, ...], picks: sp.spmatrix) -> None:
+        self.columns = list(traded)
+        self.picks = picks
+
+    def affine(self, block: AffineBlock) -> RowView[Any]:
+        return AffineRows(block, self.columns)
+
+    def abs_sum(self, block: AbsSumBlock) -> RowView[Any]:
+        return AbsSumRows(block, self.columns)
+
+    def unsupported(self, block: Block) -> RowView[Any]:
+        return AllRows(block, self.picks)
+
+
+def row_view(block: Block, traded: tuple[int, ...], picks: sp.spmatrix) -> RowView[Any]:
     """The scale_back view of a block: restricted where its kind allows it."""
-    columns = list(traded)
-    if isinstance(block, AffineBlock):
-        return AffineRows(block, columns)
-    if isinstance(block, AbsSumBlock):
-        return AbsSumRows(block, columns)
-    return AllRows(block, picks)
+    return block.restricted(_Views(traded, picks))

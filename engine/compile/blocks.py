@@ -16,14 +16,25 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from engine.compile.representations import Representation
 from engine.tolerances import CVAR_TAIL_SNAP
 from models.typing import FloatArray
+
+if TYPE_CHECKING:
+    from engine.compile.representations import (
+        ExportForms,
+        IntegerForms,
+        RestrictedForms,
+        RowShiftForms,
+        SeparableForms,
+        TrackerForms,
+    )
 
 __all__ = [
     "AbsSumBlock",
@@ -38,6 +49,8 @@ __all__ = [
 ]
 
 Params = dict[str, cp.Parameter]
+Form = TypeVar("Form")
+"""What a stage builds from a block (a view, a fold, a tracker part, rows...)."""
 
 
 def digest(*arrays: Any) -> str:
@@ -106,7 +119,16 @@ def _times(owner: object, matrix: FloatArray | sp.spmatrix, w: FloatArray) -> Fl
 
 @dataclass
 class Block(ABC):
-    """Rows `value(w) <= limit` (sense "le") or `value(w) >= limit` (sense "ge")."""
+    """Rows `value(w) <= limit` (sense "le") or `value(w) >= limit` (sense "ge").
+
+    Besides `values` and `expression`, a block owns the forms later stages read it in
+    (`engine.compile.representations`): each method below hands the block to the stage's
+    builder for its kind, or to `unsupported` (the stage's explicit opt-out). A kind
+    overrides the methods of the forms it has and lists them in `representations`.
+    """
+
+    representations: ClassVar[frozenset[Representation]] = frozenset()
+    """The forms this kind implements; every other one answers `forms.unsupported`."""
 
     @property
     @abstractmethod
@@ -149,6 +171,34 @@ class Block(ABC):
         """Gradient of a single-row cone block at `w` (the tangent plane used to polish)."""
         raise NotImplementedError(f"{type(self).__name__} has no gradient")
 
+    def restricted(self, forms: RestrictedForms[Form]) -> Form:
+        """The scale_back view of the rows over the traded names."""
+        return forms.unsupported(self)
+
+    def separable(self, forms: SeparableForms[Form]) -> Form:
+        """The fold of the rows into the separable QP."""
+        return forms.unsupported(self)
+
+    def tracker(self, forms: TrackerForms[Form]) -> Form:
+        """The part of the lot-rounding violation tracker that follows the rows."""
+        return forms.unsupported(self)
+
+    def integer(self, forms: IntegerForms[Form]) -> Form:
+        """The rows over lot counts in the integer search."""
+        return forms.unsupported(self)
+
+    def export(self, forms: ExportForms[Form]) -> Form:
+        """The solver-neutral export of the rows."""
+        return forms.unsupported(self)
+
+    def row_shift(self, forms: RowShiftForms[Form]) -> Form:
+        """The estimated shift of a row when single weights move (the report's screen)."""
+        return forms.unsupported(self)
+
+    def _values_are(self, owner: type[Block]) -> bool:
+        """True when this block's values are `owner`'s own (no subclass computes its own)."""
+        return type(self).values is owner.values
+
 
 def _matrix_param(matrix: FloatArray | sp.spmatrix, *, structural: bool, name: str) -> Any:
     """A constant when the matrix is structural, else a Parameter of its shape."""
@@ -176,6 +226,8 @@ class AffineBlock(Block):
     A: FloatArray | sp.spmatrix
     c: FloatArray
     structural: bool = True
+
+    representations: ClassVar[frozenset[Representation]] = frozenset(Representation)
 
     @property
     def rows(self) -> int:
@@ -206,6 +258,25 @@ class AffineBlock(Block):
     def sensitivity(self, eps: FloatArray) -> FloatArray:
         return np.asarray(abs(self.A) @ eps).ravel()
 
+    def restricted(self, forms: RestrictedForms[Form]) -> Form:
+        return forms.affine(self)
+
+    def separable(self, forms: SeparableForms[Form]) -> Form:
+        return forms.affine(self)
+
+    def tracker(self, forms: TrackerForms[Form]) -> Form:
+        # The tracker follows `A w + c` itself: a subclass with values of its own opts out.
+        return forms.affine(self) if self._values_are(AffineBlock) else forms.unsupported(self)
+
+    def integer(self, forms: IntegerForms[Form]) -> Form:
+        return forms.affine(self)
+
+    def export(self, forms: ExportForms[Form]) -> Form:
+        return forms.affine(self)
+
+    def row_shift(self, forms: RowShiftForms[Form]) -> Form:
+        return forms.affine(self)
+
 
 @dataclass
 class AbsSumBlock(Block):
@@ -222,6 +293,8 @@ class AbsSumBlock(Block):
     c: FloatArray
     G: FloatArray | sp.spmatrix | None = None
     k: FloatArray | None = None
+
+    representations: ClassVar[frozenset[Representation]] = frozenset(Representation)
 
     @property
     def rows(self) -> int:
@@ -262,6 +335,25 @@ class AbsSumBlock(Block):
         per_term = np.asarray(abs(self.A) @ eps).ravel()
         return per_term if self.G is None else np.asarray(abs(self.G) @ per_term).ravel()
 
+    def restricted(self, forms: RestrictedForms[Form]) -> Form:
+        return forms.abs_sum(self)
+
+    def separable(self, forms: SeparableForms[Form]) -> Form:
+        return forms.abs_sum(self)
+
+    def tracker(self, forms: TrackerForms[Form]) -> Form:
+        # As for AffineBlock: the tracker follows the terms itself.
+        return forms.abs_sum(self) if self._values_are(AbsSumBlock) else forms.unsupported(self)
+
+    def integer(self, forms: IntegerForms[Form]) -> Form:
+        return forms.abs_sum(self)
+
+    def export(self, forms: ExportForms[Form]) -> Form:
+        return forms.abs_sum(self)
+
+    def row_shift(self, forms: RowShiftForms[Form]) -> Form:
+        return forms.abs_sum(self)
+
 
 @dataclass
 class SumLargestAbsBlock(Block):
@@ -272,6 +364,10 @@ class SumLargestAbsBlock(Block):
 
     n: int
     top_k: int
+
+    representations: ClassVar[frozenset[Representation]] = frozenset(
+        {Representation.TRACKER, Representation.EXPORT}
+    )
 
     @property
     def rows(self) -> int:
@@ -300,6 +396,16 @@ class SumLargestAbsBlock(Block):
         k = min(self.top_k, len(eps))
         return np.array([float(np.sort(eps)[::-1][:k].sum())])
 
+    def tracker(self, forms: TrackerForms[Form]) -> Form:
+        return (
+            forms.sum_largest_abs(self)
+            if self._values_are(SumLargestAbsBlock)
+            else forms.unsupported(self)
+        )
+
+    def export(self, forms: ExportForms[Form]) -> Form:
+        return forms.sum_largest_abs(self)
+
 
 @dataclass
 class NormBlock(Block):
@@ -317,6 +423,10 @@ class NormBlock(Block):
     F: FloatArray
     d: FloatArray | None
     scale: float = 1.0
+
+    representations: ClassVar[frozenset[Representation]] = frozenset(
+        {Representation.TRACKER, Representation.EXPORT}
+    )
 
     @property
     def rows(self) -> int:
@@ -384,6 +494,12 @@ class NormBlock(Block):
             columns = columns + np.asarray(P.multiply(P).T @ self.d**2).ravel()
         return np.array([self.scale * float(np.sqrt(np.clip(columns, 0, None)) @ eps)])
 
+    def tracker(self, forms: TrackerForms[Form]) -> Form:
+        return forms.norm(self) if self._values_are(NormBlock) else forms.unsupported(self)
+
+    def export(self, forms: ExportForms[Form]) -> Form:
+        return forms.norm(self)
+
 
 def cvar_of_losses(losses: FloatArray, beta: float) -> float:
     r"""CVaR at level `beta` of equally likely `losses` (Rockafellar-Uryasev, exact).
@@ -413,6 +529,10 @@ class CVaRBlock(Block):
 
     R: FloatArray
     beta: float
+
+    representations: ClassVar[frozenset[Representation]] = frozenset(
+        {Representation.TRACKER, Representation.EXPORT}
+    )
 
     @property
     def rows(self) -> int:
@@ -444,3 +564,9 @@ class CVaRBlock(Block):
     def sensitivity(self, eps: FloatArray) -> FloatArray:
         # CVaR is 1-Lipschitz in the sup-norm of the loss vector.
         return np.array([float(np.max(np.abs(self.R) @ eps))])
+
+    def tracker(self, forms: TrackerForms[Form]) -> Form:
+        return forms.cvar(self) if self._values_are(CVaRBlock) else forms.unsupported(self)
+
+    def export(self, forms: ExportForms[Form]) -> Form:
+        return forms.cvar(self)

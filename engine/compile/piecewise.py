@@ -14,15 +14,19 @@ Group weights are `y = G w` with a 0/1 membership matrix `G` (one row per group)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from engine.compile.blocks import Block, Params, digest
+from engine.compile.blocks import Block, Form, Params, digest
+from engine.compile.representations import Representation
 from engine.tolerances import THRESHOLD_TOLERANCE
 from models.typing import FloatArray
+
+if TYPE_CHECKING:
+    from engine.compile.representations import ExportForms, TrackerForms
 
 __all__ = [
     "THRESHOLD_TOLERANCE",
@@ -54,6 +58,10 @@ class CappedSumBlock(Block):
     k: float
     G: sp.spmatrix
     cap: FloatArray
+
+    representations: ClassVar[frozenset[Representation]] = frozenset(
+        {Representation.TRACKER, Representation.EXPORT}
+    )
 
     @property
     def rows(self) -> int:
@@ -90,6 +98,14 @@ class CappedSumBlock(Block):
         # min(., cap) is 1-Lipschitz.
         return np.array([float(np.abs(self.a) @ eps) + float(_group_steps(self.G, eps).sum())])
 
+    def tracker(self, forms: TrackerForms[Form]) -> Form:
+        return (
+            forms.capped_sum(self) if self._values_are(CappedSumBlock) else forms.unsupported(self)
+        )
+
+    def export(self, forms: ExportForms[Form]) -> Form:
+        return forms.capped_sum(self)
+
 
 @dataclass
 class PositivePartSumBlock(Block):
@@ -102,6 +118,10 @@ class PositivePartSumBlock(Block):
 
     G: sp.spmatrix
     c: FloatArray
+
+    representations: ClassVar[frozenset[Representation]] = frozenset(
+        {Representation.TRACKER, Representation.EXPORT}
+    )
 
     @property
     def rows(self) -> int:
@@ -128,6 +148,16 @@ class PositivePartSumBlock(Block):
     def sensitivity(self, eps: FloatArray) -> FloatArray:
         return np.array([float(_group_steps(self.G, eps).sum())])
 
+    def tracker(self, forms: TrackerForms[Form]) -> Form:
+        return (
+            forms.positive_part_sum(self)
+            if self._values_are(PositivePartSumBlock)
+            else forms.unsupported(self)
+        )
+
+    def export(self, forms: ExportForms[Form]) -> Form:
+        return forms.positive_part_sum(self)
+
 
 @dataclass
 class AboveThresholdSumBlock(Block):
@@ -142,6 +172,8 @@ class AboveThresholdSumBlock(Block):
 
     G: sp.spmatrix
     threshold: float
+
+    representations: ClassVar[frozenset[Representation]] = frozenset({Representation.TRACKER})
 
     @property
     def rows(self) -> int:
@@ -178,3 +210,10 @@ class AboveThresholdSumBlock(Block):
         moving = steps > 0
         jumps = self.threshold + THRESHOLD_TOLERANCE
         return np.array([float(steps[moving].sum() + np.count_nonzero(moving) * abs(jumps))])
+
+    def tracker(self, forms: TrackerForms[Form]) -> Form:
+        return (
+            forms.above_threshold(self)
+            if self._values_are(AboveThresholdSumBlock)
+            else forms.unsupported(self)
+        )

@@ -8,7 +8,8 @@ are (`engine.adjust.bounds.shifted`: never past the pre-trade value, so not trad
 feasible). An optimizer that stays inside the exported set (to within the margin) proposes a
 decision the service accepts.
 
-Per block type (`engine.compile.blocks`), over `x = [w, aux]`:
+Per block type (`engine.compile.blocks`), over `x = [w, aux]`, as each block chooses by
+`Block.export` (a block without an export, which a solver layout never holds, is an error):
 
 - ``AffineBlock``: one linear row per row, `A w` within `bound - c`.
 - ``AbsSumBlock`` without a group matrix (no-holding, no-trade, trade limits): each term
@@ -43,15 +44,34 @@ import numpy as np
 import scipy.sparse as sp
 
 from engine.adjust.bounds import shifted, solve_bounds
-from engine.compile.blocks import AbsSumBlock, AffineBlock, CVaRBlock, NormBlock, SumLargestAbsBlock
+from engine.compile.blocks import (
+    AbsSumBlock,
+    AffineBlock,
+    Block,
+    CVaRBlock,
+    NormBlock,
+    SumLargestAbsBlock,
+)
 from engine.compile.language.block import ExpressionBlock
 from engine.compile.layout import Layout, LayoutCache
 from engine.compile.piecewise import CappedSumBlock, PositivePartSumBlock
 from engine.compile.prepared import prepare
 from engine.compile.rows import RowSet
-from engine.export.blocks import linearize_block, named_block
+from engine.export.blocks import (
+    linearize_abs_sum,
+    linearize_cvar,
+    linearize_sum_largest_abs,
+    named_abs_sum,
+    named_cvar,
+    named_sum_largest_abs,
+)
 from engine.export.conic import canonical_rows
-from engine.export.piecewise import linearize_piecewise, named_piecewise
+from engine.export.piecewise import (
+    linearize_capped_sum,
+    linearize_positive_part_sum,
+    named_capped_sum,
+    named_positive_part_sum,
+)
 from engine.export.rows import RowCollector, sparse_of
 from engine.tolerances import MARGIN_MOVED_FRACTION, TOLERANCE
 from models import (
@@ -137,10 +157,7 @@ def export_constraints(
     encodings = {id(part): owner.encoding for owner in exact.rowsets for part in owner.restriction}
 
     rows = RowCollector(snap.n)
-    cones: list[SecondOrderCone] = []
-    conic: list[ConicRows] = []
-    blocks: list[NamedBlock] = []
-    linearize = options.form == "linearized"
+    writer = _Writer(rows, snap.symbols, snap.w0, linearize=options.form == "linearized")
     for k, rowset in enumerate(layout.rowsets):
         base = solve_bounds(layout, k, cure_passive=options.cure_passive)
         bound = shifted(layout, [k], [base], [np.full(len(base), options.margin)])[0]
@@ -150,30 +167,9 @@ def export_constraints(
         )
         encoding = encodings.get(id(rowset), rowset.encoding)
         rows.start(layout, k, tightened=full, encoding=encoding)
-        block = rowset.block
-        if isinstance(block, AffineBlock):
-            _affine(rows, block, rowset, bound)
-        elif isinstance(block, AbsSumBlock) and block.G is None:
-            _absolute(rows, block, bound, snap.symbols)
-        elif isinstance(block, NormBlock):
-            _require_upper(rowset)
-            cones.append(_cone(rows, block, bound))
-        elif isinstance(block, ExpressionBlock):
-            field = _constraint_field(rowset)
-            conic += canonical_rows(rows, rowset, snap.w0, bound, field=field)
-        elif isinstance(block, CappedSumBlock | PositivePartSumBlock):
-            if linearize:
-                linearize_piecewise(rows, block, rowset, bound, snap.symbols)
-            else:
-                blocks.append(named_piecewise(rows, block, bound))
-        elif isinstance(block, AbsSumBlock | SumLargestAbsBlock | CVaRBlock):
-            _require_upper(rowset)
-            if linearize:
-                linearize_block(rows, block, bound, snap.symbols)
-            else:
-                blocks.append(named_block(rows, block, bound))
-        else:
-            raise TypeError(f"{rowset.violation_type}: no export for {type(block).__name__}")
+        writer.rowset, writer.bound = rowset, bound
+        rowset.block.export(writer)
+    cones, conic, blocks = writer.cones, writer.conic, writer.blocks
     count = snap.n + len(rows.auxiliary)
     notes = _notes(request, layout, [p.policy_name for p in effective if p not in chosen])
     notes += _restriction_notes(layout, encodings)
@@ -202,6 +198,80 @@ def export_constraints(
         blocks=blocks,
         notes=notes,
     )
+
+
+class _Writer:
+    """Each block kind's export (`engine.compile.representations.ExportForms`).
+
+    Writes the current row set (`rowset`, held to `bound`) into the collector, or appends
+    a cone, conic rows or a named block; a kind without an export is an error.
+    """
+
+    def __init__(
+        self, rows: RowCollector, symbols: tuple[str, ...], w0: FloatArray, *, linearize: bool
+    ) -> None:
+        self.rows, self.symbols, self.w0, self.linearize = rows, symbols, w0, linearize
+        self.cones: list[SecondOrderCone] = []
+        self.conic: list[ConicRows] = []
+        self.blocks: list[NamedBlock] = []
+        self.rowset: RowSet | None = None
+        self.bound = np.zeros(0)
+
+    @property
+    def _rowset(self) -> RowSet:
+        assert self.rowset is not None
+        return self.rowset
+
+    def affine(self, block: AffineBlock) -> None:
+        _affine(self.rows, block, self._rowset, self.bound)
+
+    def abs_sum(self, block: AbsSumBlock) -> None:
+        if block.G is None:
+            _absolute(self.rows, block, self.bound, self.symbols)
+            return
+        _require_upper(self._rowset)
+        if self.linearize:
+            linearize_abs_sum(self.rows, block, self.bound, self.symbols)
+        else:
+            self.blocks.append(named_abs_sum(self.rows, block, self.bound))
+
+    def sum_largest_abs(self, block: SumLargestAbsBlock) -> None:
+        _require_upper(self._rowset)
+        if self.linearize:
+            linearize_sum_largest_abs(self.rows, block, self.bound, self.symbols)
+        else:
+            self.blocks.append(named_sum_largest_abs(self.rows, block, self.bound))
+
+    def cvar(self, block: CVaRBlock) -> None:
+        _require_upper(self._rowset)
+        if self.linearize:
+            linearize_cvar(self.rows, block, self.bound)
+        else:
+            self.blocks.append(named_cvar(self.rows, block, self.bound))
+
+    def norm(self, block: NormBlock) -> None:
+        _require_upper(self._rowset)
+        self.cones.append(_cone(self.rows, block, self.bound))
+
+    def capped_sum(self, block: CappedSumBlock) -> None:
+        if self.linearize:
+            linearize_capped_sum(self.rows, block, self._rowset, self.bound, self.symbols)
+        else:
+            self.blocks.append(named_capped_sum(self.rows, block, self.bound))
+
+    def positive_part_sum(self, block: PositivePartSumBlock) -> None:
+        if self.linearize:
+            linearize_positive_part_sum(self.rows, block, self._rowset, self.bound, self.symbols)
+        else:
+            self.blocks.append(named_positive_part_sum(self.rows, block, self.bound))
+
+    def expression(self, block: ExpressionBlock) -> None:
+        rowset = self._rowset
+        field = _constraint_field(rowset)
+        self.conic += canonical_rows(self.rows, rowset, self.w0, self.bound, field=field)
+
+    def unsupported(self, block: Block) -> None:
+        raise TypeError(f"{self._rowset.violation_type}: no export for {type(block).__name__}")
 
 
 def _constraint_field(rowset: RowSet) -> str:

@@ -25,7 +25,12 @@ from engine.export.rows import RowCollector, sparse_of
 from models.export import NamedBlock
 from models.typing import FloatArray
 
-__all__ = ["linearize_piecewise", "named_piecewise"]
+__all__ = [
+    "linearize_capped_sum",
+    "linearize_positive_part_sum",
+    "named_capped_sum",
+    "named_positive_part_sum",
+]
 
 
 def _group_rows(G: sp.spmatrix) -> list[dict[int, float]]:
@@ -42,62 +47,68 @@ def _label(entries: dict[int, float], symbols: tuple[str, ...]) -> str:
     return "+".join(symbols[i] for i in sorted(entries))
 
 
-def linearize_piecewise(
+def linearize_capped_sum(
     rows: RowCollector,
-    block: CappedSumBlock | PositivePartSumBlock,
+    block: CappedSumBlock,
     rowset: RowSet,
     bound: FloatArray,
     symbols: tuple[str, ...],
 ) -> None:
-    """Append the block's linear rows and auxiliaries (see the module docstring).
+    """`u_g <= (G w)_g`, `u_g <= cap_g` and `a w + sum_g u_g >= bound - k`.
 
     An auxiliary is named after its group's member symbols (`u[AAA+AAB]`).
     """
-    members = _group_rows(block.G)
-    if isinstance(block, CappedSumBlock):
-        if rowset.sense != "ge":  # models never build one (not convex); an engine bug
-            raise ValueError(f"{rowset.violation_type}: an upper bound on a concave function")
-        u = []
-        for g, entries in enumerate(members):
-            cap = float(block.cap[g])
-            u.append(
-                rows.auxiliary_variable(f"u[{_label(entries, symbols)}]", lower=None, upper=cap)
-            )
-            # u_g <= (G w)_g, as (G w)_g - u_g >= 0
-            rows.add_auxiliary({**entries, u[g]: -1.0}, 0.0)
-        a = {int(i): float(v) for i, v in enumerate(block.a) if v != 0.0}
-        rows.add(0, {**a, **dict.fromkeys(u, 1.0)}, float(bound[0] - block.k), None)
-        return
+    if rowset.sense != "ge":  # models never build one (not convex); an engine bug
+        raise ValueError(f"{rowset.violation_type}: an upper bound on a concave function")
+    u = []
+    for g, entries in enumerate(_group_rows(block.G)):
+        cap = float(block.cap[g])
+        u.append(rows.auxiliary_variable(f"u[{_label(entries, symbols)}]", lower=None, upper=cap))
+        # u_g <= (G w)_g, as (G w)_g - u_g >= 0
+        rows.add_auxiliary({**entries, u[g]: -1.0}, 0.0)
+    a = {int(i): float(v) for i, v in enumerate(block.a) if v != 0.0}
+    rows.add(0, {**a, **dict.fromkeys(u, 1.0)}, float(bound[0] - block.k), None)
+
+
+def linearize_positive_part_sum(
+    rows: RowCollector,
+    block: PositivePartSumBlock,
+    rowset: RowSet,
+    bound: FloatArray,
+    symbols: tuple[str, ...],
+) -> None:
+    """`p_g >= (G w)_g + c_g`, `p_g >= 0` and `sum_g p_g <= bound` (`p[AAA+AAB]`)."""
     if rowset.sense != "le":
         raise ValueError(f"{rowset.violation_type}: a lower bound on a convex function")
     p = []
-    for g, entries in enumerate(members):
+    for g, entries in enumerate(_group_rows(block.G)):
         p.append(rows.auxiliary_variable(f"p[{_label(entries, symbols)}]", lower=0.0))
         # p_g >= (G w)_g + c_g, as p_g - (G w)_g >= c_g
         rows.add_auxiliary({p[g]: 1.0, **{i: -v for i, v in entries.items()}}, float(block.c[g]))
     rows.add(0, dict.fromkeys(p, 1.0), None, float(bound[0]))
 
 
-def named_piecewise(
-    rows: RowCollector, block: CappedSumBlock | PositivePartSumBlock, bound: FloatArray
+def named_capped_sum(rows: RowCollector, block: CappedSumBlock, bound: FloatArray) -> NamedBlock:
+    """The ``capped_sum`` named block with its data (form `blocks`)."""
+    return NamedBlock(
+        type="capped_sum",
+        lower=bound.tolist(),
+        rows=[rows.info(0, "limit")],
+        a=np.asarray(block.a, dtype=float).tolist(),
+        k=[float(block.k)],
+        G=sparse_of(sp.csr_matrix(block.G), columns=rows.n),
+        cap=np.asarray(block.cap, dtype=float).tolist(),
+    )
+
+
+def named_positive_part_sum(
+    rows: RowCollector, block: PositivePartSumBlock, bound: FloatArray
 ) -> NamedBlock:
-    """The block as a named block with its data (form `blocks`)."""
-    infos = [rows.info(0, "limit")]
-    G = sparse_of(sp.csr_matrix(block.G), columns=rows.n)
-    if isinstance(block, CappedSumBlock):
-        return NamedBlock(
-            type="capped_sum",
-            lower=bound.tolist(),
-            rows=infos,
-            a=np.asarray(block.a, dtype=float).tolist(),
-            k=[float(block.k)],
-            G=G,
-            cap=np.asarray(block.cap, dtype=float).tolist(),
-        )
+    """The ``positive_part_sum`` named block with its data (form `blocks`)."""
     return NamedBlock(
         type="positive_part_sum",
         upper=bound.tolist(),
-        rows=infos,
-        G=G,
+        rows=[rows.info(0, "limit")],
+        G=sparse_of(sp.csr_matrix(block.G), columns=rows.n),
         c=np.asarray(block.c, dtype=float).tolist(),
     )

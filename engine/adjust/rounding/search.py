@@ -9,8 +9,8 @@ take a lot count within one lot of the continuous optimum, the rows the solver c
 linearly must hold, and the objective keeps the rounded weights close to the proposal.
 
 The answer is only a candidate: the adjuster checks it against the exact rows, as every
-other rounding. Rows this program cannot express (risk cones, top-k, CVaR, custom
-expressions) are left to that check.
+other rounding. Rows this program cannot express (every block that opts out of
+`Block.integer`: risk cones, top-k, CVaR, custom expressions) are left to that check.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from engine.compile.blocks import AbsSumBlock, AffineBlock
+from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
 from engine.compile.layout import Layout
 from engine.tolerances import LOT_UNITS_SNAP, MIP_FEASIBILITY
 from models.typing import FloatArray
@@ -82,8 +82,11 @@ def integer_rounding(
     w = w_fixed + select @ count
 
     constraints: list[cp.Constraint] = []
+    forms = _LinearRows(w)
     for k, bound in zip(strict, bounds, strict=True):
-        row = _linear_row(layout, k, w, bound)
+        rowset = layout.rowsets[k]
+        forms.upper, forms.bound = rowset.sense == "le", bound
+        row = rowset.block.integer(forms)
         if row is not None:
             constraints += row
     if not constraints:
@@ -115,19 +118,29 @@ def integer_rounding(
     return out
 
 
-def _linear_row(
-    layout: Layout, k: int, w: cp.Expression, bound: FloatArray
-) -> list[cp.Constraint] | None:
-    """Row set `k` over the weights `w`, where it is linear (or a convex sum of |.|)."""
-    rowset = layout.rowsets[k]
-    block = rowset.block
-    upper = rowset.sense == "le"
-    if isinstance(block, AffineBlock):
-        value = block.A @ w + block.c
-        return [value <= bound] if upper else [value >= bound]
-    if isinstance(block, AbsSumBlock) and upper:
-        terms = cp.abs(block.A @ w + block.c)
+class _LinearRows:
+    """Each block kind's rows over the lot counts (`engine.compile.representations.IntegerForms`).
+
+    Holds the post-trade weights `w` (affine in the counts) and the current row set's sense
+    and bound; a kind the program cannot express answers None.
+    """
+
+    def __init__(self, w: cp.Expression) -> None:
+        self.w = w
+        self.upper = True
+        self.bound = np.zeros(0)
+
+    def affine(self, block: AffineBlock) -> list[cp.Constraint] | None:
+        value = block.A @ self.w + block.c
+        return [value <= self.bound] if self.upper else [value >= self.bound]
+
+    def abs_sum(self, block: AbsSumBlock) -> list[cp.Constraint] | None:
+        if not self.upper:  # not convex
+            return None
+        terms = cp.abs(block.A @ self.w + block.c)
         summed = terms if block.G is None else block.G @ terms
         k_terms = np.zeros(block.rows) if block.k is None else block.k
-        return [summed + k_terms <= bound]
-    return None
+        return [summed + k_terms <= self.bound]
+
+    def unsupported(self, block: Block) -> list[cp.Constraint] | None:
+        return None

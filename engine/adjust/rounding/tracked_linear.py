@@ -13,6 +13,7 @@ Each row keeps its signed excess less half the tolerance, `s (v - bound) - TOLER
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,51 +29,117 @@ from engine.adjust.rounding.tracked_parts import (
 from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
 from models.typing import BoolArray, FloatArray, IntArray
 
-__all__ = ["LinearRows"]
+__all__ = ["AbsSumMember", "AffineMember", "LinearMember", "LinearRows"]
 
-Member = tuple[Block, str, FloatArray]
-"""A block, its sense and its bounds."""
+Entries = tuple[IntArray, IntArray, FloatArray]
+"""Row (or term), column and value of a matrix's nonzero entries."""
 
 Step = tuple[int, float, float, int, bool]
 """One pair of a column's walk: term, its coefficient, G entry, row, last pair of the row."""
 
 
-class LinearRows(TrackedPart):
-    """Every row of the given affine and absolute-sum blocks, laid end to end."""
+class LinearMember(ABC):
+    """One row set of `LinearRows`: its block, sense and bounds, and how its rows move."""
 
-    def __init__(self, members: Sequence[Member], n: int) -> None:
+    block: Block
+
+    def __init__(self, sense: str, bound: FloatArray) -> None:
+        self.sense = sense
+        self.bound = bound
+
+    @abstractmethod
+    def add_entries(
+        self,
+        row: int,
+        term: int,
+        affine: list[Entries],
+        moves: list[Entries],
+        spread: list[Entries],
+    ) -> int:
+        """Append the entries of the rows from `row` on (and terms from `term` on).
+
+        `affine`: (row, column, signed coefficient); `moves`: (term, column, coefficient);
+        `spread`: (row, term, signed G entry). Returns the number of terms added.
+        """
+
+    def terms(self, w: FloatArray) -> FloatArray | None:
+        """The absolute terms at `w` (None: no terms)."""
+        return None
+
+
+class AffineMember(LinearMember):
+    """`v = A w + c`: weight `i` moves row `r` by `A[r, i]` per unit."""
+
+    def __init__(self, block: AffineBlock, sense: str, bound: FloatArray) -> None:
+        super().__init__(sense, bound)
+        self.block: AffineBlock = block
+
+    def add_entries(
+        self,
+        row: int,
+        term: int,
+        affine: list[Entries],
+        moves: list[Entries],
+        spread: list[Entries],
+    ) -> int:
+        """The rows' coefficients, signed by the sense."""
+        r, c, v = entries(self.block.A)
+        affine.append((r + row, c, sign_of(self.sense) * v))
+        return 0
+
+
+class AbsSumMember(LinearMember):
+    """`v = G |u| + k`, `u = A w + c`: weight `i` moves term `j` by `A[j, i]` per unit."""
+
+    def __init__(self, block: AbsSumBlock, sense: str, bound: FloatArray) -> None:
+        super().__init__(sense, bound)
+        self.block: AbsSumBlock = block
+
+    def add_entries(
+        self,
+        row: int,
+        term: int,
+        affine: list[Entries],
+        moves: list[Entries],
+        spread: list[Entries],
+    ) -> int:
+        """The terms' coefficients, and each row's (signed) G entries over its terms."""
+        block, sign = self.block, sign_of(self.sense)
+        j, c, v = entries(block.A)
+        moves.append((j + term, c, v))
+        terms = int(np.shape(block.A)[0])
+        if block.G is None:
+            held = np.arange(terms)
+            spread.append((held + row, held + term, np.full(terms, sign)))
+        else:
+            r, j, g = entries(block.G)
+            spread.append((r + row, j + term, sign * g))
+        return terms
+
+    def terms(self, w: FloatArray) -> FloatArray:
+        """`A w + c`."""
+        return np.asarray(self.block.A @ w, dtype=float).ravel() + self.block.c
+
+
+class LinearRows(TrackedPart):
+    """Every row of the given affine and absolute-sum row sets, laid end to end."""
+
+    def __init__(self, members: Sequence[LinearMember], n: int) -> None:
         self.members = list(members)
         self.n = n
         self.excess: list[float] = []
         self.terms: list[float] = []
-        affine: list[tuple[IntArray, IntArray, FloatArray]] = []
-        moves: list[tuple[IntArray, IntArray, FloatArray]] = []  # term, column, coefficient
-        spread: list[tuple[IntArray, IntArray, FloatArray]] = []  # row, term, signed G entry
+        affine: list[Entries] = []
+        moves: list[Entries] = []
+        spread: list[Entries] = []
         row, term = 0, 0
-        for block, sense, _ in self.members:
-            sign = sign_of(sense)
-            if isinstance(block, AffineBlock):
-                r, c, v = entries(block.A)
-                affine.append((r + row, c, sign * v))
-            else:
-                assert isinstance(block, AbsSumBlock)
-                j, c, v = entries(block.A)
-                moves.append((j + term, c, v))
-                terms = int(np.shape(block.A)[0])
-                if block.G is None:
-                    held = np.arange(terms)
-                    spread.append((held + row, held + term, np.full(terms, sign)))
-                else:
-                    r, j, g = entries(block.G)
-                    spread.append((r + row, j + term, sign * g))
-                term += terms
-            row += block.rows
+        for member in self.members:
+            term += member.add_entries(row, term, affine, moves, spread)
+            row += member.block.rows
         self.affine = self._affine_columns(affine)
         self.absolute, self.moves = self._absolute_columns(moves, spread, term)
 
-    def _affine_columns(
-        self, parts: list[tuple[IntArray, IntArray, FloatArray]]
-    ) -> list[list[tuple[int, float]]]:
+    def _affine_columns(self, parts: list[Entries]) -> list[list[tuple[int, float]]]:
         """Per column: (row, signed coefficient)."""
         rows, columns, values = _concatenated(parts)
         order = np.argsort(columns, kind="stable")
@@ -81,8 +148,8 @@ class LinearRows(TrackedPart):
 
     def _absolute_columns(
         self,
-        moves: list[tuple[IntArray, IntArray, FloatArray]],
-        spread: list[tuple[IntArray, IntArray, FloatArray]],
+        moves: list[Entries],
+        spread: list[Entries],
         n_terms: int,
     ) -> tuple[list[list[Step]], list[list[tuple[int, float]]]]:
         """Per column: the (term, coefficient, G entry, row, last) walk and the term moves.
@@ -129,11 +196,12 @@ class LinearRows(TrackedPart):
         """Every row's signed excess and every term, from the blocks' own arithmetic."""
         excess: list[FloatArray] = []
         terms: list[FloatArray] = []
-        for block, sense, bound in self.members:
-            values = block.values(w)
-            excess.append(sign_of(sense) * (values - bound) - HALF_TOLERANCE)
-            if isinstance(block, AbsSumBlock):
-                terms.append(np.asarray(block.A @ w, dtype=float).ravel() + block.c)
+        for member in self.members:
+            values = member.block.values(w)
+            excess.append(sign_of(member.sense) * (values - member.bound) - HALF_TOLERANCE)
+            moved = member.terms(w)
+            if moved is not None:
+                terms.append(moved)
         stacked = np.concatenate(excess) if excess else np.zeros(0)
         self.excess = stacked.tolist()
         self.terms = np.concatenate(terms).tolist() if terms else []
@@ -197,9 +265,7 @@ class LinearRows(TrackedPart):
         self._settle(self.penalty + penalty, self.positive + positive)
 
 
-def _concatenated(
-    parts: list[tuple[IntArray, IntArray, FloatArray]],
-) -> tuple[IntArray, IntArray, FloatArray]:
+def _concatenated(parts: list[Entries]) -> Entries:
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0)

@@ -15,12 +15,16 @@ has a positive penalty, as from scratch, so feasible options tie exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
-from engine.adjust.rounding.tracked_linear import LinearRows
+from engine.adjust.rounding.tracked_linear import (
+    AbsSumMember,
+    AffineMember,
+    LinearMember,
+    LinearRows,
+)
 from engine.adjust.rounding.tracked_parts import TrackedPart, WholeBlock
 from engine.adjust.rounding.tracked_single_row import (
     AboveThresholdRow,
@@ -48,34 +52,64 @@ __all__ = ["RESYNC_EVERY", "TradeViolation", "ViolationTracker", "tracked_parts"
 RESYNC_EVERY = 128
 """Commits between two recomputations from scratch (each costs about one full evaluation)."""
 
-_LINEAR: frozenset[type[Block]] = frozenset({AffineBlock, AbsSumBlock})
-_SINGLE_ROW: dict[type[Block], Callable[[Any, str, FloatArray], TrackedPart]] = {
-    NormBlock: NormRow,
-    SumLargestAbsBlock: LargestRow,
-    CVaRBlock: CVaRRow,
-    CappedSumBlock: CappedSumRow,
-    PositivePartSumBlock: PositivePartRow,
-    AboveThresholdSumBlock: AboveThresholdRow,
-}
-"""Blocks with an incremental form, by exact type: a subclass may compute its values its
-own way, so it gets `WholeBlock`, as does any type not named here."""
+
+class _Parts:
+    """The tracker's part of each block kind (`engine.compile.representations.TrackerForms`).
+
+    Affine and absolute-sum row sets are collected into `linear` (one `LinearRows` for all
+    of them) and answer None; every other kind answers its own part, `WholeBlock` when it
+    has no incremental form.
+    """
+
+    def __init__(self) -> None:
+        self.linear: list[LinearMember] = []
+        self.sense = "le"
+        self.bound = np.zeros(0)
+
+    def affine(self, block: AffineBlock) -> TrackedPart | None:
+        self.linear.append(AffineMember(block, self.sense, self.bound))
+        return None
+
+    def abs_sum(self, block: AbsSumBlock) -> TrackedPart | None:
+        self.linear.append(AbsSumMember(block, self.sense, self.bound))
+        return None
+
+    def sum_largest_abs(self, block: SumLargestAbsBlock) -> TrackedPart | None:
+        return LargestRow(block, self.sense, self.bound)
+
+    def norm(self, block: NormBlock) -> TrackedPart | None:
+        return NormRow(block, self.sense, self.bound)
+
+    def cvar(self, block: CVaRBlock) -> TrackedPart | None:
+        return CVaRRow(block, self.sense, self.bound)
+
+    def capped_sum(self, block: CappedSumBlock) -> TrackedPart | None:
+        return CappedSumRow(block, self.sense, self.bound)
+
+    def positive_part_sum(self, block: PositivePartSumBlock) -> TrackedPart | None:
+        return PositivePartRow(block, self.sense, self.bound)
+
+    def above_threshold(self, block: AboveThresholdSumBlock) -> TrackedPart | None:
+        return AboveThresholdRow(block, self.sense, self.bound)
+
+    def unsupported(self, block: Block) -> TrackedPart | None:
+        return WholeBlock(block, self.sense, self.bound)
 
 
 def tracked_parts(
     layout: Layout, indices: Sequence[int], bounds: Sequence[FloatArray]
 ) -> list[TrackedPart]:
     """The parts of row sets `indices` with their `bounds`: every linear row set in one."""
-    linear = []
+    forms = _Parts()
     parts: list[TrackedPart] = []
     for k, bound in zip(indices, bounds, strict=True):
         rowset = layout.rowsets[k]
-        kind = type(rowset.block)
-        if kind in _LINEAR:
-            linear.append((rowset.block, rowset.sense, bound))
-        else:
-            parts.append(_SINGLE_ROW.get(kind, WholeBlock)(rowset.block, rowset.sense, bound))
-    if linear:
-        parts.insert(0, LinearRows(linear, layout.snap.n))
+        forms.sense, forms.bound = rowset.sense, bound
+        part = rowset.block.tracker(forms)
+        if part is not None:
+            parts.append(part)
+    if forms.linear:
+        parts.insert(0, LinearRows(forms.linear, layout.snap.n))
     return parts
 
 

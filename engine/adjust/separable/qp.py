@@ -1,11 +1,28 @@
-"""An exact solver for adjustment QPs whose rows are affine or sums of one-name absolute terms.
+r"""An exact solver for adjustment QPs whose rows are affine or sums of one-name absolute terms.
 
 `project` and `scale_back` both minimize `1/2 ||z - d||^2` over a weight change `z` (all of
 V, or the traded names) subject to the strict rows. When every row is affine (`A w + c`) or
 sums absolute terms of one name each (`G |a_j w_i + c_j| + k`: turnover, gross, no-trade,
 trade limits), the Lagrangian separates by name: given multipliers `y >= 0` of the rows that
 couple names, each `z_i` minimizes a 1-D convex piecewise quadratic over an interval, which
-has a closed form. Rows of one name only are folded into that interval.
+has a closed form. Rows of one name only are folded into that interval:
+
+.. math::
+
+    \min_z \tfrac12 \|z - d\|^2 \quad \text{s.t.} \quad l \le z \le u, \quad
+    M z \le b_M, \quad G \, |a \circ z_\nu + e| \le b_G
+
+(term `j` is `a_j z_{nu_j} + e_j`, over the one name `nu_j`; `G >= 0`). With multipliers
+`lambda, mu >= 0` the Lagrangian is a sum over names, each minimized in closed form:
+
+.. math::
+
+    z_i(\lambda, \mu) = \arg\min_{l_i \le z_i \le u_i} \tfrac12
+    \big(z_i - d_i + (M^T \lambda)_i\big)^2
+    + \sum_{j : \nu_j = i} |a_j| \, (G^T \mu)_j \, |z_i + e_j / a_j|
+
+and the dual :math:`q(\lambda, \mu) = L(z(\lambda, \mu), \lambda, \mu)` is maximized
+over :math:`\lambda, \mu \ge 0`.
 
 The dual is a concave piecewise quadratic in the few coupling multipliers (sector and cash
 rows, turnover, gross). It is maximized by a projected semismooth Newton method (Hessian
@@ -13,9 +30,9 @@ rows, turnover, gross). It is maximized by a projected semismooth Newton method 
 pieces are found. The answer is certified before it is returned: every row within 1e-12 of
 its bound (relative), complementary slackness, `z` the exact minimizer of the Lagrangian.
 
-Anything else (another block kind, a term over several names, no convergence within the
-iteration cap, a row that looks infeasible) returns None: the solver chain then solves the
-problem, and only the chain says a problem is infeasible.
+Anything else (a block kind that opts out of `Block.separable`, a term over several names,
+no convergence within the iteration cap, a row that looks infeasible) returns None: the
+solver chain then solves the problem, and only the chain says a problem is infeasible.
 """
 
 from __future__ import annotations
@@ -31,6 +48,7 @@ from engine.adjust.separable.rows import (
     FEASIBILITY,
     Box,
     Coupling,
+    IntArray,
     Unsupported,
     abs_shape,
     affine_shape,
@@ -38,7 +56,7 @@ from engine.adjust.separable.rows import (
     fold_affine,
     memoized,
 )
-from engine.compile.blocks import AbsSumBlock, AffineBlock
+from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
 from engine.compile.layout import Layout
 from engine.tolerances import FLOAT_NOISE
 from models.typing import FloatArray
@@ -261,6 +279,48 @@ def _box_duals(
             np.maximum.at(duals[position], rows[held][mine], need[mine])
 
 
+class _Folds:
+    """One row set at a time folded into `box` and `coupling` (`Block.separable`).
+
+    Implements `engine.compile.representations.SeparableForms`: True once folded, False
+    for a block kind the solver does not take (the caller then returns None).
+    """
+
+    def __init__(
+        self,
+        memo: dict[Any, Any],
+        columns: IntArray | None,
+        w0: FloatArray,
+        box: Box,
+        coupling: Coupling,
+    ) -> None:
+        self.memo, self.columns, self.w0 = memo, columns, w0
+        self.box, self.coupling = box, coupling
+        self.position = 0
+        self.sense = "le"
+        self.bound = np.zeros(0)
+
+    def affine(self, block: AffineBlock) -> bool:
+        position, sense, cols = self.position, self.sense, self.columns
+        # A matrix that is not structural changes between requests: not memoized.
+        shape = (
+            memoized(self.memo, (position, "affine", sense), affine_shape, block, sense, cols)
+            if block.structural
+            else affine_shape(block, sense, cols)
+        )
+        fold_affine(position, shape, block, sense, self.bound, self.w0, self.box, self.coupling)
+        return True
+
+    def abs_sum(self, block: AbsSumBlock) -> bool:
+        key = (self.position, "abs", self.sense)
+        shape = memoized(self.memo, key, abs_shape, block, self.sense, self.columns)
+        fold_abs_sum(self.position, shape, block, self.bound, self.w0, self.box, self.coupling)
+        return True
+
+    def unsupported(self, block: Block) -> bool:
+        return False
+
+
 def solve_separable(
     layout: Layout,
     indices: Sequence[int],
@@ -284,23 +344,12 @@ def solve_separable(
     box = Box(np.asarray(lower, dtype=float), np.asarray(upper, dtype=float))
     coupling = Coupling()
     memo = {} if memo is None else memo
+    folds = _Folds(memo, cols, w0, box, coupling)
     try:
         for position, (k, bound) in enumerate(zip(indices, bounds, strict=True)):
             rowset = layout.rowsets[k]
-            block, sense = rowset.block, rowset.sense
-            if isinstance(block, AffineBlock):
-                # A matrix that is not structural changes between requests: not memoized.
-                shape = (
-                    memoized(memo, (position, "affine", sense), affine_shape, block, sense, cols)
-                    if block.structural
-                    else affine_shape(block, sense, cols)
-                )
-                fold_affine(position, shape, block, sense, bound, w0, box, coupling)
-            elif isinstance(block, AbsSumBlock):
-                key = (position, "abs", sense)
-                shape_of_terms = memoized(memo, key, abs_shape, block, sense, cols)
-                fold_abs_sum(position, shape_of_terms, block, bound, w0, box, coupling)
-            else:
+            folds.position, folds.sense, folds.bound = position, rowset.sense, bound
+            if not rowset.block.separable(folds):
                 return None
     except Unsupported:
         return None

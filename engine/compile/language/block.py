@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from engine.compile.blocks import Block, Params, digest
+from engine.compile.blocks import Block, Form, Params, digest
 from engine.compile.language.curvature import info
 from engine.compile.language.evaluate import (
     Bindings,
@@ -19,7 +19,11 @@ from engine.compile.language.evaluate import (
     selection,
 )
 from engine.compile.language.nodes import Arith, Call, Constraint, Index, Name, Negate, Node, String
+from engine.compile.representations import Representation
 from models.typing import FloatArray
+
+if TYPE_CHECKING:
+    from engine.compile.representations import ExportForms
 
 __all__ = ["ExpressionBlock"]
 
@@ -42,6 +46,9 @@ class ExpressionBlock(Block):
     bindings: Bindings
     w0: FloatArray
     _embed: sp.csr_matrix = field(init=False, repr=False)
+
+    representations: ClassVar[frozenset[Representation]] = frozenset({Representation.EXPORT})
+    """Only the export: every other stage evaluates the row whole (`values`, `expression`)."""
 
     def __post_init__(self) -> None:
         u, n = len(self.bindings.symbols), self.bindings.n_v
@@ -105,6 +112,10 @@ class ExpressionBlock(Block):
         spread = _Spread(self.bindings, self._vectors(np.zeros(self.bindings.n_v)))
         step = self._embed @ np.asarray(eps, dtype=float)
         return np.array([float(np.sum(spread.of(self.constraint.body, step)))])
+
+    def export(self, forms: ExportForms[Form]) -> Form:
+        """The conic canonical form of the row (cvxpy's)."""
+        return forms.expression(self)
 
 
 class _Spread:
