@@ -17,9 +17,9 @@ from models import AdjustmentMethod, PolicyValidationRequest
 from models.capacity import CapacityRequest
 from solvers import ClarabelAdapter, SolveOutcome, SolverAdapter, SolverChain, SolveStatus
 from tests.builders import policy, request
-from tests.engine.test_kinds import BASE
-from tests.engine.test_lot_search import POLICIES as LOT_POLICIES
-from tests.engine.test_lot_search import _request as lot_request
+from tests.engine.adjust.test_lot_search import POLICIES as LOT_POLICIES
+from tests.engine.adjust.test_lot_search import _request as lot_request
+from tests.engine.compile.test_kinds import BASE
 
 CAP = policy("cap", {"kind": "weight_bounds", "max": 0.25})
 LIMIT_S = 5.0

@@ -30,7 +30,7 @@ from models import AdjustmentMethod, PolicyDefinition, PolicyValidationRequest
 from models.typing import FloatArray
 from solvers import HiGHSAdapter, SolverChain, SolveStatus, default_chain
 from tests.builders import policy, request
-from tests.engine.test_blocks import _solver_layout
+from tests.engine.compile.test_blocks import _solver_layout
 from tests.known_limits import KnownLimits, Limit, counting
 from tests.strategies import random_case, seeds
 

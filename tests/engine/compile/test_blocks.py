@@ -11,7 +11,7 @@ from engine.compile.layout import build_layout
 from engine.resolve.resolve import effective_policies
 from engine.weights.portfolio import snapshot_of
 from tests.builders import policy, request
-from tests.engine.test_kinds import ALL_CASES, BASE, BENCH, RISK, SCENARIOS
+from tests.engine.compile.test_kinds import ALL_CASES, BASE, BENCH, RISK, SCENARIOS
 
 
 def _layout():

@@ -28,8 +28,8 @@ from engine.compile.blocks import AbsSumBlock, AffineBlock, Block, NormBlock
 from models.typing import FloatArray
 from solvers import ClarabelAdapter, HiGHSAdapter
 from tests.builders import request
-from tests.engine.test_adjust import CAP
-from tests.engine.test_kinds import BASE
+from tests.engine.adjust.test_adjust import CAP
+from tests.engine.compile.test_kinds import BASE
 from tests.strategies import SeparableProblem, separable_problems
 
 SETTINGS = {"CLARABEL": ClarabelAdapter.settings, "HIGHS": HiGHSAdapter.settings}

@@ -19,7 +19,7 @@ from models import BreachKind, EnforcementLevel, PolicyValidationRequest
 from models.capacity import CapacityLimit, CapacityRequest, CapacityResponse, CapacityStatus
 from solvers import ClarabelAdapter, SolverChain
 from tests.builders import instrument, policy, request
-from tests.engine.test_kinds import BASE, RISK
+from tests.engine.compile.test_kinds import BASE, RISK
 from tests.strategies import cases
 
 CAP = policy("cap", {"kind": "weight_bounds", "max": 0.25})

@@ -55,7 +55,7 @@ from engine.resolve.resolve import effective_policies
 from engine.weights.portfolio import Snapshot, snapshot_of
 from models import PolicyDefinition, PolicyValidationRequest
 from models.typing import FloatArray
-from tests.engine.test_blocks import _layout as all_kinds_layout
+from tests.engine.compile.test_blocks import _layout as all_kinds_layout
 from tests.strategies import Move, grid, moves, random_case, seeds, synthetic_rows
 
 EXACT = 1e-12

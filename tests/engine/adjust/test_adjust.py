@@ -11,7 +11,7 @@ from engine import PolicyEngine
 from models import PolicyValidationResponse
 from solvers import ClarabelAdapter, SolverChain
 from tests.builders import instrument, policy, request
-from tests.engine.test_kinds import BASE
+from tests.engine.compile.test_kinds import BASE
 
 CAP = policy("cap", {"kind": "weight_bounds", "max": 0.25})
 TECH = policy(

@@ -15,7 +15,7 @@ import pytest
 from engine import PolicyEngine
 from models import LimitRelaxation, PolicyValidationResponse
 from tests.builders import policy, request
-from tests.engine.test_kinds import BASE, RISK
+from tests.engine.compile.test_kinds import BASE, RISK
 
 # BASE at 100 a share with 30,000 cash: NAV 100,000; AAA 20%, BBB 10% (Tech 30%), CCC 30%
 # (Energy), DDD 10%; cash 30%.
