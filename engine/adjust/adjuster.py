@@ -5,7 +5,7 @@ bounds, solve through the fallback chain (a solution that breaks a row bound by 
 the tolerance is rejected), round the trades to lots, re-check every candidate with the
 checker and keep the closest compliant one. When rounding breaks a row, the problem is
 solved again with every bound tightened by the most that rounding can move that row
-(`Block.sensitivity`) plus `SOLVER_MARGIN`, which makes any rounding of the new solution
+(`Block.perturbation_bound`) plus `SOLVER_MARGIN`, which makes any rounding of the new solution
 safe and absorbs solver error.
 """
 
@@ -421,7 +421,7 @@ class Adjuster:
                 continue
             duals = row_duals / OBJECTIVE_SCALE
             gaps = np.abs(block.values(w) - bound)
-            moves = block.sensitivity(movable) > 0
+            moves = block.perturbation_bound(movable) > 0
             for r in np.flatnonzero((duals > BINDING_DUAL) & (gaps <= BINDING_GAP) & moves):
                 out.append((k, int(r), float(duals[r])))
         return out

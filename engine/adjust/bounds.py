@@ -57,7 +57,7 @@ def shifted(layout: Layout, indices: Sequence[int], bounds: Bounds, margins: Bou
 def worst_case(layout: Layout, indices: Sequence[int], bounds: Bounds) -> Bounds:
     """Bounds tightened by the most that rounding trades to lots can move each row."""
     eps = rounding_steps(layout.snap)
-    margins = [layout.rowsets[k].block.sensitivity(eps) + SOLVER_MARGIN for k in indices]
+    margins = [layout.rowsets[k].block.perturbation_bound(eps) + SOLVER_MARGIN for k in indices]
     return shifted(layout, indices, bounds, margins)
 
 

@@ -26,7 +26,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from engine.adjust.traded_rows import AllRows, RowView, row_view
+from engine.adjust.traded_rows import AllTraded, TradedView, row_view
 from engine.compile.blocks import Params
 from engine.compile.layout import Layout
 from engine.lru import LruCache
@@ -66,7 +66,7 @@ class CompiledProblem:
     block_params: list[Params]
     bounds: list[cp.Parameter | None]
     row_constraints: list[cp.Constraint | None]
-    views: list[RowView[Any]]
+    views: list[TradedView[Any]]
     slacks: list[cp.Variable] = field(default_factory=list)
     traded: tuple[int, ...] = ()
     needs_socp: bool = False
@@ -172,12 +172,14 @@ def _build(space: Space, layout: Layout, indices: Sequence[int]) -> CompiledProb
     block_params: list[Params] = []
     bounds: list[cp.Parameter | None] = []
     rows: list[cp.Constraint | None] = []
-    views: list[RowView[Any]] = []
+    views: list[TradedView[Any]] = []
     slacks: list[cp.Variable] = []
     for k in indices:
         rowset = layout.rowsets[k]
         view = (
-            AllRows(rowset.block, None) if picks is None else row_view(rowset.block, traded, picks)
+            AllTraded(rowset.block, None)
+            if picks is None
+            else row_view(rowset.block, traded, picks)
         )
         views.append(view)
         if view.kept is not None and not len(view.kept):  # no row moves with the traded names

@@ -5,7 +5,7 @@ with no coefficient on a traded name is a constant of the problem. Keeping such 
 the solver, and cvxpy's parameter stuffing, the size of the whole universe (a weight bound
 per name, an absolute-value auxiliary per turnover term) for a problem of ~20 variables.
 
-A `RowView` says which of a block's rows enter the problem (`kept`, original row indices)
+A `TradedView` says which of a block's rows enter the problem (`kept`, original row indices)
 and builds them over `u`. A block chooses its view (`Block.restricted`): affine and
 absolute-sum blocks are restricted; every other block kind opts out and keeps all its rows
 through `picks @ u`, so new kinds work unchanged. A view depends on
@@ -29,13 +29,13 @@ import scipy.sparse as sp
 from engine.compile.blocks import AbsSumBlock, AffineBlock, Block, Params
 from models.typing import FloatArray
 
-__all__ = ["AllRows", "RowView", "row_view"]
+__all__ = ["AllTraded", "TradedView", "row_view"]
 
 IntArray = np.ndarray[Any, np.dtype[np.intp]]
 B = TypeVar("B", bound=Block)
 
 
-class RowView(ABC, Generic[B]):
+class TradedView(ABC, Generic[B]):
     """A block's rows in an adjustment problem, over that problem's variable.
 
     A view is built from one block and filled with each request's block of that structure,
@@ -66,7 +66,7 @@ class RowView(ABC, Generic[B]):
         """The kept rows in cvxpy."""
 
 
-class AllRows(RowView[Block]):
+class AllTraded(TradedView[Block]):
     """Every row, through the block's own cvxpy form of `delta = picks @ variable`."""
 
     def __init__(self, block: Block, picks: sp.spmatrix | None) -> None:
@@ -105,7 +105,7 @@ def _complement(kept: IntArray, n: int) -> IntArray:
     return np.flatnonzero(mask).astype(np.intp)
 
 
-class AffineRows(RowView[AffineBlock]):
+class AffineTraded(TradedView[AffineBlock]):
     """Rows `A w + c` restricted to the traded columns: `A[kept][:, T] u + (A w0 + c)[kept]`.
 
     A non-structural `A` (a Parameter, its values vary between requests of one structure)
@@ -153,7 +153,7 @@ class AffineRows(RowView[AffineBlock]):
         return A @ variable + params["offset"]
 
 
-class AbsSumRows(RowView[AbsSumBlock]):
+class AbsSumTraded(TradedView[AbsSumBlock]):
     """Rows `G |A w + c| + k` restricted to the terms that touch a traded column.
 
     A term with no traded column is constant, `|(A w0 + c)_j|`; through `G` it joins the
@@ -213,16 +213,16 @@ class _Views:
         self.columns = list(traded)
         self.picks = picks
 
-    def affine(self, block: AffineBlock) -> RowView[Any]:
-        return AffineRows(block, self.columns)
+    def affine(self, block: AffineBlock) -> TradedView[Any]:
+        return AffineTraded(block, self.columns)
 
-    def abs_sum(self, block: AbsSumBlock) -> RowView[Any]:
-        return AbsSumRows(block, self.columns)
+    def abs_sum(self, block: AbsSumBlock) -> TradedView[Any]:
+        return AbsSumTraded(block, self.columns)
 
-    def unsupported(self, block: Block) -> RowView[Any]:
-        return AllRows(block, self.picks)
+    def unsupported(self, block: Block) -> TradedView[Any]:
+        return AllTraded(block, self.picks)
 
 
-def row_view(block: Block, traded: tuple[int, ...], picks: sp.spmatrix) -> RowView[Any]:
+def row_view(block: Block, traded: tuple[int, ...], picks: sp.spmatrix) -> TradedView[Any]:
     """The scale_back view of a block: restricted where its kind allows it."""
     return block.restricted(_Views(traded, picks))

@@ -8,9 +8,9 @@ from functools import cached_property
 
 import numpy as np
 
+from engine.compile.checkstack import CheckStack
 from engine.compile.layout import Layout, row_values
 from engine.compile.rows import RowSet
-from engine.compile.rowstack import RowStack
 from engine.errors import PolicyEvaluationError
 from engine.tolerances import TOLERANCE
 from models.typing import BoolArray, FloatArray
@@ -36,12 +36,12 @@ class RowCheck:
 class CheckResult:
     """Every chosen row checked at once, and the verdict.
 
-    The arrays run over the rows of the chosen row sets laid end to end (see `RowStack`);
+    The arrays run over the rows of the chosen row sets laid end to end (see `CheckStack`);
     `checks` offers the same numbers per row set, as views.
     """
 
     layout: Layout
-    stack: RowStack
+    stack: CheckStack
     pre: FloatArray
     post: FloatArray
     pre_excess: FloatArray
@@ -131,7 +131,7 @@ def check(
 
 
 def _excesses(
-    stack: RowStack, rowsets: list[RowSet], pre: FloatArray, post: FloatArray, limits: FloatArray
+    stack: CheckStack, rowsets: list[RowSet], pre: FloatArray, post: FloatArray, limits: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """Pre- and post-trade excess over the limit of every chosen row (positive: breached)."""
     if stack.plain:
@@ -145,7 +145,7 @@ def _excesses(
 
 
 def _require_evaluable(
-    stack: RowStack, rowsets: list[RowSet], arrays: tuple[FloatArray, ...]
+    stack: CheckStack, rowsets: list[RowSet], arrays: tuple[FloatArray, ...]
 ) -> None:
     """Refuse rows whose values or excesses are not numbers.
 

@@ -42,7 +42,7 @@ __all__ = [
     "Block",
     "CVaRBlock",
     "NormBlock",
-    "RowProduct",
+    "SparseMatVec",
     "SumLargestAbsBlock",
     "cvar_of_losses",
     "digest",
@@ -78,7 +78,7 @@ def digest(*arrays: Any) -> str:
     return h.hexdigest()
 
 
-class RowProduct:
+class SparseMatVec:
     """`A @ w` for a fixed matrix `A`, without scipy's per-call overhead.
 
     scipy spends ~10 us per sparse product dispatching, far more than the arithmetic of a
@@ -109,11 +109,11 @@ class RowProduct:
 
 
 def _times(owner: object, matrix: FloatArray | sp.spmatrix, w: FloatArray) -> FloatArray:
-    """`matrix @ w` through a `RowProduct` kept on `owner`, rebuilt if the matrix is swapped."""
-    products: dict[int, RowProduct] = owner.__dict__.setdefault("_row_products", {})
+    """`matrix @ w` through a `SparseMatVec` kept on `owner`, rebuilt if the matrix is swapped."""
+    products: dict[int, SparseMatVec] = owner.__dict__.setdefault("_row_products", {})
     product = products.get(id(matrix))
     if product is None or product.matrix is not matrix:
-        product = products[id(matrix)] = RowProduct(matrix)
+        product = products[id(matrix)] = SparseMatVec(matrix)
     return product(w)
 
 
@@ -156,7 +156,7 @@ class Block(ABC):
         """The rows in cvxpy, as a function of the weight change `delta = w - w0`."""
 
     @abstractmethod
-    def sensitivity(self, eps: FloatArray) -> FloatArray:
+    def perturbation_bound(self, eps: FloatArray) -> FloatArray:
         """Upper bound per row on `|value(w + e) - value(w)|` over all `|e_i| <= eps_i`.
 
         Used to tighten limits so that rounding trades to lots cannot break them.
@@ -255,7 +255,7 @@ class AffineBlock(Block):
         A = params["A"] if "A" in params else _matrix_param(self.A, structural=True, name="A")
         return A @ delta + params["offset"]
 
-    def sensitivity(self, eps: FloatArray) -> FloatArray:
+    def perturbation_bound(self, eps: FloatArray) -> FloatArray:
         return np.asarray(abs(self.A) @ eps).ravel()
 
     def restricted(self, forms: RestrictedForms[Form]) -> Form:
@@ -331,7 +331,7 @@ class AbsSumBlock(Block):
             return G @ terms + params["k"]
         return terms + params["k"]
 
-    def sensitivity(self, eps: FloatArray) -> FloatArray:
+    def perturbation_bound(self, eps: FloatArray) -> FloatArray:
         per_term = np.asarray(abs(self.A) @ eps).ravel()
         return per_term if self.G is None else np.asarray(abs(self.G) @ per_term).ravel()
 
@@ -392,7 +392,7 @@ class SumLargestAbsBlock(Block):
             return cp.reshape(cp.sum(magnitudes), (1,), order="C")
         return cp.reshape(cp.sum_largest(magnitudes, self.top_k), (1,), order="C")
 
-    def sensitivity(self, eps: FloatArray) -> FloatArray:
+    def perturbation_bound(self, eps: FloatArray) -> FloatArray:
         k = min(self.top_k, len(eps))
         return np.array([float(np.sort(eps)[::-1][:k].sum())])
 
@@ -486,7 +486,7 @@ class NormBlock(Block):
             return np.zeros(self.P.shape[1])
         return np.asarray(self.scale * (sp.csr_matrix(self.P).T @ sigma_y) / norm).ravel()
 
-    def sensitivity(self, eps: FloatArray) -> FloatArray:
+    def perturbation_bound(self, eps: FloatArray) -> FloatArray:
         # Triangle inequality: |s ||L'(y + P e)|| - s ||L'y||| <= s sum_i eps_i ||L' P e_i||.
         P = sp.csr_matrix(self.P)
         columns = np.sum(np.asarray(P.T @ self.F) ** 2, axis=1)  # ||F' P e_i||^2
@@ -561,7 +561,7 @@ class CVaRBlock(Block):
         tail = cp.sum(cp.pos(losses - zeta)) / ((1.0 - self.beta) * s)
         return cp.reshape(zeta + tail, (1,), order="C")
 
-    def sensitivity(self, eps: FloatArray) -> FloatArray:
+    def perturbation_bound(self, eps: FloatArray) -> FloatArray:
         # CVaR is 1-Lipschitz in the sup-norm of the loss vector.
         return np.array([float(np.max(np.abs(self.R) @ eps))])
 

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 from pydantic import TypeAdapter
 
+from engine.compile.checkstack import CheckStack
 from engine.compile.context import CompileContext
 from engine.compile.kinds import REGISTRY
 from engine.compile.rows import Provenance, RowSet
-from engine.compile.rowstack import RowStack
 from engine.errors import PolicyEvaluationError
 from engine.lru import LruCache
 from engine.weights.portfolio import Snapshot
@@ -36,7 +36,7 @@ class Layout:
 
     _structures: dict[tuple[int, ...], tuple[Any, ...]] = field(default_factory=dict, repr=False)
     _solver: Layout | None = field(default=None, repr=False)
-    _stacks: dict[tuple[int, ...], RowStack] = field(default_factory=dict, repr=False)
+    _stacks: dict[tuple[int, ...], CheckStack] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.pre_values = row_values(self.rowsets, self.snap.w0)
@@ -72,12 +72,12 @@ class Layout:
         """Indices of the row sets of strict policies (the ones that constrain adjustment)."""
         return [k for k, rs in enumerate(self.rowsets) if _provenance(rs).strict]
 
-    def row_stack(self, indices: Iterable[int]) -> RowStack:
-        """The checker's view of the chosen row sets (see `engine.compile.rowstack.RowStack`)."""
+    def row_stack(self, indices: Iterable[int]) -> CheckStack:
+        """The checker's view of the chosen row sets (see `checkstack.CheckStack`)."""
         key = tuple(indices)
         stack = self._stacks.get(key)
         if stack is None:
-            stack = self._stacks[key] = RowStack.of(self.rowsets, key)
+            stack = self._stacks[key] = CheckStack.of(self.rowsets, key)
         return stack
 
     def structure(self, indices: Sequence[int]) -> tuple[Any, ...]:

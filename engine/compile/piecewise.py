@@ -94,7 +94,7 @@ class CappedSumBlock(Block):
             total = total + cp.sum(cp.minimum(groups, params["cap"]))
         return cp.reshape(total, (1,), order="C")
 
-    def sensitivity(self, eps: FloatArray) -> FloatArray:
+    def perturbation_bound(self, eps: FloatArray) -> FloatArray:
         # min(., cap) is 1-Lipschitz.
         return np.array([float(np.abs(self.a) @ eps) + float(_group_steps(self.G, eps).sum())])
 
@@ -145,7 +145,7 @@ class PositivePartSumBlock(Block):
         groups = sp.csr_matrix(self.G) @ delta + params["offset"]
         return cp.reshape(cp.sum(cp.pos(groups)), (1,), order="C")
 
-    def sensitivity(self, eps: FloatArray) -> FloatArray:
+    def perturbation_bound(self, eps: FloatArray) -> FloatArray:
         return np.array([float(_group_steps(self.G, eps).sum())])
 
     def tracker(self, forms: TrackerForms[Form]) -> Form:
@@ -203,7 +203,7 @@ class AboveThresholdSumBlock(Block):
             "with the row set's restriction (Layout.for_solver)"
         )
 
-    def sensitivity(self, eps: FloatArray) -> FloatArray:
+    def perturbation_bound(self, eps: FloatArray) -> FloatArray:
         # A group that stays on one side moves by at most its step s_g; one that crosses
         # the threshold jumps between 0 and a weight within s_g of it.
         steps = _group_steps(self.G, eps)

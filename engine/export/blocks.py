@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from engine.compile.blocks import AbsSumBlock, CVaRBlock, SumLargestAbsBlock
-from engine.export.rows import RowCollector, sparse_of
+from engine.export.rows import ExportRowBuilder, sparse_of
 from models.export import NamedBlock
 from models.typing import FloatArray
 
@@ -32,7 +32,7 @@ __all__ = [
 
 
 def linearize_abs_sum(
-    rows: RowCollector, block: AbsSumBlock, bound: FloatArray, symbols: tuple[str, ...]
+    rows: ExportRowBuilder, block: AbsSumBlock, bound: FloatArray, symbols: tuple[str, ...]
 ) -> None:
     """`t_j >= |a_j w + c_j|` (two rows per term) and `G t <= bound - k`."""
     assert block.G is not None
@@ -54,7 +54,7 @@ def linearize_abs_sum(
 
 
 def linearize_sum_largest_abs(
-    rows: RowCollector, block: SumLargestAbsBlock, bound: FloatArray, symbols: tuple[str, ...]
+    rows: ExportRowBuilder, block: SumLargestAbsBlock, bound: FloatArray, symbols: tuple[str, ...]
 ) -> None:
     """`k s + sum(u) <= bound`, `u_i >= |w_i| - s`, `u >= 0`."""
     n = len(symbols)
@@ -67,7 +67,7 @@ def linearize_sum_largest_abs(
     rows.add(0, {s: float(top_k), **dict.fromkeys(u, 1.0)}, None, float(bound[0]))
 
 
-def linearize_cvar(rows: RowCollector, block: CVaRBlock, bound: FloatArray) -> None:
+def linearize_cvar(rows: ExportRowBuilder, block: CVaRBlock, bound: FloatArray) -> None:
     """`zeta + sum(z) / ((1 - beta) S) <= bound`, `z_s >= -r_s w - zeta`, `z >= 0`."""
     S = block.R.shape[0]
     zeta = rows.auxiliary_variable("zeta", lower=None)
@@ -79,7 +79,7 @@ def linearize_cvar(rows: RowCollector, block: CVaRBlock, bound: FloatArray) -> N
     rows.add(0, {zeta: 1.0, **dict.fromkeys(z, weight)}, None, float(bound[0]))
 
 
-def named_abs_sum(rows: RowCollector, block: AbsSumBlock, bound: FloatArray) -> NamedBlock:
+def named_abs_sum(rows: ExportRowBuilder, block: AbsSumBlock, bound: FloatArray) -> NamedBlock:
     """The ``abs_sum`` named block with its data (form `blocks`)."""
     assert block.G is not None
     k = np.zeros(block.rows) if block.k is None else block.k
@@ -95,7 +95,7 @@ def named_abs_sum(rows: RowCollector, block: AbsSumBlock, bound: FloatArray) -> 
 
 
 def named_sum_largest_abs(
-    rows: RowCollector, block: SumLargestAbsBlock, bound: FloatArray
+    rows: ExportRowBuilder, block: SumLargestAbsBlock, bound: FloatArray
 ) -> NamedBlock:
     """The ``sum_largest_abs`` named block."""
     return NamedBlock(
@@ -106,7 +106,7 @@ def named_sum_largest_abs(
     )
 
 
-def named_cvar(rows: RowCollector, block: CVaRBlock, bound: FloatArray) -> NamedBlock:
+def named_cvar(rows: ExportRowBuilder, block: CVaRBlock, bound: FloatArray) -> NamedBlock:
     """The ``cvar`` named block with its scenario returns."""
     return NamedBlock(
         type="cvar",

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from engine.compile.rows import RowSet
 from engine.errors import InputError
-from engine.export.rows import RowCollector, sparse_of
+from engine.export.rows import ExportRowBuilder, sparse_of
 from models.export import ConicRows
 from models.typing import FloatArray
 
@@ -48,7 +48,7 @@ def _stuffing_offsets(inverse_data: list[Any], width: int) -> dict[int, int]:
 
 
 def canonical_rows(
-    rows: RowCollector,
+    rows: ExportRowBuilder,
     rowset: RowSet,
     w0: FloatArray,
     bound: FloatArray,
@@ -89,7 +89,9 @@ def canonical_rows(
     return [_cone(rows, A[lo:hi], b[lo:hi], columns) for lo, hi in cones]
 
 
-def _columns(rows: RowCollector, offsets: dict[int, int], w: cp.Variable, width: int) -> list[int]:
+def _columns(
+    rows: ExportRowBuilder, offsets: dict[int, int], w: cp.Variable, width: int
+) -> list[int]:
     """Column in the export's `x` of each of cvxpy's stacked columns."""
     mapped = [-1] * width
     start = offsets.get(w.id)
@@ -113,7 +115,7 @@ def _entries(A: sp.csr_matrix, r: int, columns: list[int]) -> dict[int, float]:
     return out
 
 
-def _cone(rows: RowCollector, A: sp.csr_matrix, b: FloatArray, columns: list[int]) -> ConicRows:
+def _cone(rows: ExportRowBuilder, A: sp.csr_matrix, b: FloatArray, columns: list[int]) -> ConicRows:
     coo = sp.coo_matrix(A)
     # As wide as x is so far; the caller widens it once every auxiliary is known.
     width = rows.n + len(rows.auxiliary)

@@ -72,7 +72,7 @@ from engine.export.piecewise import (
     named_capped_sum,
     named_positive_part_sum,
 )
-from engine.export.rows import RowCollector, sparse_of
+from engine.export.rows import ExportRowBuilder, sparse_of
 from engine.tolerances import MARGIN_MOVED_FRACTION, TOLERANCE
 from models import (
     CoordinatedTradingDecision,
@@ -156,7 +156,7 @@ def export_constraints(
     layout = exact.for_solver()
     encodings = {id(part): owner.encoding for owner in exact.rowsets for part in owner.restriction}
 
-    rows = RowCollector(snap.n)
+    rows = ExportRowBuilder(snap.n)
     writer = _Writer(rows, snap.symbols, snap.w0, linearize=options.form == "linearized")
     for k, rowset in enumerate(layout.rowsets):
         base = solve_bounds(layout, k, cure_passive=options.cure_passive)
@@ -208,7 +208,7 @@ class _Writer:
     """
 
     def __init__(
-        self, rows: RowCollector, symbols: tuple[str, ...], w0: FloatArray, *, linearize: bool
+        self, rows: ExportRowBuilder, symbols: tuple[str, ...], w0: FloatArray, *, linearize: bool
     ) -> None:
         self.rows, self.symbols, self.w0, self.linearize = rows, symbols, w0, linearize
         self.cones: list[SecondOrderCone] = []
@@ -306,7 +306,7 @@ def _require_upper(rowset: RowSet) -> None:
         raise ValueError(f"{rowset.violation_type}: a lower bound on a convex function")
 
 
-def _affine(rows: RowCollector, block: AffineBlock, rowset: RowSet, bound: FloatArray) -> None:
+def _affine(rows: ExportRowBuilder, block: AffineBlock, rowset: RowSet, bound: FloatArray) -> None:
     A = sp.csr_matrix(block.A)
     for r in range(block.rows):
         entries = {int(j): float(v) for j, v in zip(A[r].indices, A[r].data, strict=True)}
@@ -318,7 +318,7 @@ def _affine(rows: RowCollector, block: AffineBlock, rowset: RowSet, bound: Float
 
 
 def _absolute(
-    rows: RowCollector, block: AbsSumBlock, bound: FloatArray, symbols: tuple[str, ...]
+    rows: ExportRowBuilder, block: AbsSumBlock, bound: FloatArray, symbols: tuple[str, ...]
 ) -> None:
     """Terms `|a_j w + c_j| + k_j <= bound_j`, each a two-sided linear row."""
     A = sp.csr_matrix(block.A)
@@ -332,7 +332,7 @@ def _absolute(
             rows.fix(i, -float(block.c[j]) / a)
 
 
-def _cone(rows: RowCollector, block: NormBlock, bound: FloatArray) -> SecondOrderCone:
+def _cone(rows: ExportRowBuilder, block: NormBlock, bound: FloatArray) -> SecondOrderCone:
     P = sp.csr_matrix(block.P)
     parts = [sp.csr_matrix(np.asarray(P.T @ block.F).T)]  # F' P: k x n
     offsets = [block.F.T @ block.c]

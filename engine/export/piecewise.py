@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from engine.compile.piecewise import CappedSumBlock, PositivePartSumBlock
 from engine.compile.rows import RowSet
-from engine.export.rows import RowCollector, sparse_of
+from engine.export.rows import ExportRowBuilder, sparse_of
 from models.export import NamedBlock
 from models.typing import FloatArray
 
@@ -48,7 +48,7 @@ def _label(entries: dict[int, float], symbols: tuple[str, ...]) -> str:
 
 
 def linearize_capped_sum(
-    rows: RowCollector,
+    rows: ExportRowBuilder,
     block: CappedSumBlock,
     rowset: RowSet,
     bound: FloatArray,
@@ -71,7 +71,7 @@ def linearize_capped_sum(
 
 
 def linearize_positive_part_sum(
-    rows: RowCollector,
+    rows: ExportRowBuilder,
     block: PositivePartSumBlock,
     rowset: RowSet,
     bound: FloatArray,
@@ -88,7 +88,9 @@ def linearize_positive_part_sum(
     rows.add(0, dict.fromkeys(p, 1.0), None, float(bound[0]))
 
 
-def named_capped_sum(rows: RowCollector, block: CappedSumBlock, bound: FloatArray) -> NamedBlock:
+def named_capped_sum(
+    rows: ExportRowBuilder, block: CappedSumBlock, bound: FloatArray
+) -> NamedBlock:
     """The ``capped_sum`` named block with its data (form `blocks`)."""
     return NamedBlock(
         type="capped_sum",
@@ -102,7 +104,7 @@ def named_capped_sum(rows: RowCollector, block: CappedSumBlock, bound: FloatArra
 
 
 def named_positive_part_sum(
-    rows: RowCollector, block: PositivePartSumBlock, bound: FloatArray
+    rows: ExportRowBuilder, block: PositivePartSumBlock, bound: FloatArray
 ) -> NamedBlock:
     """The ``positive_part_sum`` named block with its data (form `blocks`)."""
     return NamedBlock(

@@ -13,7 +13,7 @@ from engine.tolerances import TOLERANCE
 from models.export import Auxiliary, FixedWeight, RowInfo, SparseMatrix
 from models.typing import BoolArray
 
-__all__ = ["RowCollector", "sparse_of"]
+__all__ = ["ExportRowBuilder", "sparse_of"]
 
 
 def sparse_of(matrix: sp.spmatrix, *, columns: int) -> SparseMatrix:
@@ -28,7 +28,7 @@ def sparse_of(matrix: sp.spmatrix, *, columns: int) -> SparseMatrix:
     )
 
 
-class RowCollector:
+class ExportRowBuilder:
     """Linear rows `lower <= a x <= upper` over `x = [w (n), aux]`, one row set at a time.
 
     `start` names the row set the next rows come from; `add` appends one of its limit rows,

@@ -107,7 +107,7 @@ class ExpressionBlock(Block):
         dense = grad.toarray() if sp.issparse(grad) else np.asarray(grad)
         return np.asarray(dense, dtype=float).ravel()
 
-    def sensitivity(self, eps: FloatArray) -> FloatArray:
+    def perturbation_bound(self, eps: FloatArray) -> FloatArray:
         """Lipschitz bound of the row for moves of at most `eps` per weight."""
         spread = _Spread(self.bindings, self._vectors(np.zeros(self.bindings.n_v)))
         step = self._embed @ np.asarray(eps, dtype=float)

@@ -22,7 +22,7 @@ from engine.adjust.adjuster import Adjuster
 from engine.adjust.bounds import solve_bounds
 from engine.adjust.conflicts import find_conflicts
 from engine.adjust.problems import OBJECTIVE_SCALE, ProblemCache
-from engine.adjust.traded_rows import AllRows
+from engine.adjust.traded_rows import AllTraded
 from engine.compile.layout import Layout, build_layout
 from engine.resolve.resolve import effective_policies
 from engine.weights.portfolio import snapshot_of
@@ -76,7 +76,7 @@ def test_kept_rows_equal_the_blocks_rows_and_dropped_rows_are_constant(seed: int
             if row is None:
                 assert len(view.dropped) == block.rows
                 continue
-            restricted += not isinstance(view, AllRows) and view.kept is not None
+            restricted += not isinstance(view, AllTraded) and view.kept is not None
             expr = row.args[0] if layout.rowsets[k].sense == "le" else row.args[1]
             if expr.variables() != [compiled.variable]:  # CVaR: minimum over an auxiliary
                 continue

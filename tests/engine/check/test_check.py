@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from engine.check.checker import TOLERANCE, check
-from engine.compile.blocks import AffineBlock, RowProduct
+from engine.compile.blocks import AffineBlock, SparseMatVec
 from engine.compile.layout import Layout, build_layout
 from engine.compile.rows import RowSet
 from engine.resolve.resolve import effective_policies
@@ -97,9 +97,9 @@ def test_row_product_equals_scipy_bit_for_bit(seed: int) -> None:
     matrix = sp.vstack([drawn, sp.csr_matrix((1, cols))], format="csr")  # an empty last row
     w = rng.normal(size=cols)
     for m in (matrix, matrix.tocoo(), matrix.toarray()):
-        np.testing.assert_array_equal(RowProduct(m)(w), np.asarray(m @ w).ravel())
+        np.testing.assert_array_equal(SparseMatVec(m)(w), np.asarray(m @ w).ravel())
     many = rng.normal(size=(cols, 3))
-    np.testing.assert_array_equal(RowProduct(matrix)(many), matrix @ many)
+    np.testing.assert_array_equal(SparseMatVec(matrix)(many), matrix @ many)
 
 
 def test_row_product_sums_duplicates_in_stored_order() -> None:
@@ -109,5 +109,5 @@ def test_row_product_sums_duplicates_in_stored_order() -> None:
         shape=(3, 5),
     )
     w = np.array([1.0, 1.0, 0.0, 1.0, 0.0])
-    np.testing.assert_array_equal(RowProduct(matrix)(w), matrix @ w)
-    assert RowProduct(matrix)(w)[0] == 0.0  # 1e16 + 1 rounds to 1e16: order matters
+    np.testing.assert_array_equal(SparseMatVec(matrix)(w), matrix @ w)
+    assert SparseMatVec(matrix)(w)[0] == 0.0  # 1e16 + 1 rounds to 1e16: order matters

@@ -26,12 +26,12 @@ from engine.adjust.rounding.tracked_parts import WholeBlock
 from engine.adjust.rounding.tracker import _Parts
 from engine.adjust.separable.qp import _Folds
 from engine.adjust.separable.rows import Box, Coupling
-from engine.adjust.traded_rows import AllRows, _Views
+from engine.adjust.traded_rows import AllTraded, _Views
 from engine.compile import representations
 from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
 from engine.compile.representations import Representation
 from engine.export.constraints import _Writer
-from engine.export.rows import RowCollector
+from engine.export.rows import ExportRowBuilder
 from engine.report import _Shifts
 
 MODULES = (engine.compile.blocks, engine.compile.piecewise, engine.compile.language.block)
@@ -128,7 +128,14 @@ def test_every_block_type_has_its_math_in_its_docstring(cls: type[Block]) -> Non
 
 def test_values_and_expression_are_implemented_by_every_block_type() -> None:
     for cls in BLOCK_TYPES:
-        for method in ("values", "expression", "structure", "declare", "fill", "sensitivity"):
+        for method in (
+            "values",
+            "expression",
+            "structure",
+            "declare",
+            "fill",
+            "perturbation_bound",
+        ):
             assert getattr(cls, method) is not getattr(Block, method), (cls.__name__, method)
 
 
@@ -140,7 +147,7 @@ def _stage_builders() -> dict[Representation, Any]:
         Representation.SEPARABLE: _Folds({}, None, w, Box(w - 1, w + 1), Coupling()),
         Representation.TRACKER: _Parts(),
         Representation.INTEGER: _LinearRows(cp.Variable(3)),
-        Representation.EXPORT: _Writer(RowCollector(3), ("A", "B", "C"), w, linearize=True),
+        Representation.EXPORT: _Writer(ExportRowBuilder(3), ("A", "B", "C"), w, linearize=True),
         Representation.ROW_SHIFT: _Shifts(0, w, np.arange(2), np.ones(2)),
     }
 
@@ -160,7 +167,7 @@ def test_the_opt_outs_are_what_the_stages_expect() -> None:
     builders = _stage_builders()
     # scale_back keeps every row of a block it cannot restrict.
     for cls in _opting_out(Representation.RESTRICTED):
-        assert type(_bare(cls).restricted(builders[Representation.RESTRICTED])) is AllRows
+        assert type(_bare(cls).restricted(builders[Representation.RESTRICTED])) is AllTraded
     # The separable solver gives up (returns None) on a block it cannot fold.
     for cls in _opting_out(Representation.SEPARABLE):
         assert _bare(cls).separable(builders[Representation.SEPARABLE]) is False

@@ -53,13 +53,13 @@ def test_numeric_rows_equal_cvxpy_rows(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_sensitivity_bounds_every_perturbation(seed: int) -> None:
+def test_perturbation_bound_covers_every_perturbation(seed: int) -> None:
     layout = _layout()
     rng = np.random.default_rng(seed)
     eps = rng.uniform(0, 0.01, layout.snap.n)
     w = layout.snap.w0 + rng.normal(0, 0.05, layout.snap.n)
     for rowset in layout.rowsets + layout.for_solver().rowsets:
-        bound = rowset.block.sensitivity(eps)
+        bound = rowset.block.perturbation_bound(eps)
         for _ in range(20):
             e = eps * rng.choice([-1.0, 1.0], size=eps.shape) * rng.uniform(0, 1, eps.shape)
             moved = np.abs(rowset.block.values(w + e) - rowset.block.values(w))

@@ -216,14 +216,14 @@ def test_numpy_and_cvxpy_forms_agree(source: str) -> None:
 
 
 @pytest.mark.parametrize("source", FORMS)
-def test_sensitivity_bounds_every_small_move(source: str) -> None:
+def test_perturbation_bound_covers_every_small_move(source: str) -> None:
     rng = np.random.default_rng(11)
     req = _random_request(3)
     block = _block(source, req)
     n = block.bindings.n_v
     for _ in range(20):
         w, eps = rng.normal(0.0, 0.2, n), rng.uniform(0.0, 0.01, n)
-        bound = block.sensitivity(eps)[0]
+        bound = block.perturbation_bound(eps)[0]
         moved = w + eps * rng.choice([-1.0, 0.0, 1.0], n)
         assert abs(block.values(moved)[0] - block.values(w)[0]) <= bound + 1e-12
 

@@ -10,11 +10,11 @@ import numpy as np
 from engine.compile.rows import RowSet
 from models.typing import BoolArray, FloatArray, IntArray
 
-__all__ = ["RowStack"]
+__all__ = ["CheckStack"]
 
 
 @dataclass(frozen=True)
-class RowStack:
+class CheckStack:
     """What the checker needs to know about chosen row sets, laid end to end.
 
     Everything here depends only on the layout's structure (row counts, senses, policies),
@@ -34,7 +34,7 @@ class RowStack:
     know)."""
 
     @classmethod
-    def of(cls, rowsets: Sequence[RowSet], indices: Sequence[int]) -> RowStack:
+    def of(cls, rowsets: Sequence[RowSet], indices: Sequence[int]) -> CheckStack:
         """The stack of `rowsets[k]` for k in `indices`."""
         chosen = [rowsets[k] for k in indices]
         counts = [rs.rows for rs in chosen]
