@@ -21,14 +21,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from engine.compile.blocks import (
-        AbsSumBlock,
-        AffineBlock,
-        Block,
-        CVaRBlock,
-        NormBlock,
-        SumLargestAbsBlock,
-    )
+    from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
+    from engine.compile.conic_blocks import CVaRBlock, NormBlock, SumLargestAbsBlock
     from engine.compile.language.block import ExpressionBlock
     from engine.compile.piecewise import (
         AboveThresholdSumBlock,

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from engine.compile.blocks import AbsSumBlock, CVaRBlock, SumLargestAbsBlock
+from engine.compile.blocks import AbsSumBlock
+from engine.compile.conic_blocks import CVaRBlock, SumLargestAbsBlock
 from engine.export.rows import ExportRowBuilder, sparse_of
 from models.export import NamedBlock
 from models.typing import FloatArray

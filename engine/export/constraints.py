@@ -44,14 +44,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from engine.adjust.bounds import shifted, solve_bounds
-from engine.compile.blocks import (
-    AbsSumBlock,
-    AffineBlock,
-    Block,
-    CVaRBlock,
-    NormBlock,
-    SumLargestAbsBlock,
-)
+from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
+from engine.compile.conic_blocks import CVaRBlock, NormBlock, SumLargestAbsBlock
 from engine.compile.language.block import ExpressionBlock
 from engine.compile.layout import Layout, LayoutCache
 from engine.compile.piecewise import CappedSumBlock, PositivePartSumBlock

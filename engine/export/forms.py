@@ -10,7 +10,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from engine.compile.blocks import cvar_of_losses
+from engine.compile.conic_blocks import cvar_of_losses
 from models import Side, Trade
 from models.export import ConstraintSet, NamedBlock, SparseMatrix
 from models.typing import FloatArray

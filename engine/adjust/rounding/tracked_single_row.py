@@ -28,7 +28,8 @@ from engine.adjust.rounding.tracked_parts import (
     column_lists,
     sign_of,
 )
-from engine.compile.blocks import Block, CVaRBlock, NormBlock, SumLargestAbsBlock, cvar_of_losses
+from engine.compile.blocks import Block
+from engine.compile.conic_blocks import CVaRBlock, NormBlock, SumLargestAbsBlock, cvar_of_losses
 from engine.compile.piecewise import (
     THRESHOLD_TOLERANCE,
     AboveThresholdSumBlock,

@@ -34,14 +34,8 @@ from engine.adjust.rounding.tracked_single_row import (
     NormRow,
     PositivePartRow,
 )
-from engine.compile.blocks import (
-    AbsSumBlock,
-    AffineBlock,
-    Block,
-    CVaRBlock,
-    NormBlock,
-    SumLargestAbsBlock,
-)
+from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
+from engine.compile.conic_blocks import CVaRBlock, NormBlock, SumLargestAbsBlock
 from engine.compile.layout import Layout
 from engine.compile.piecewise import AboveThresholdSumBlock, CappedSumBlock, PositivePartSumBlock
 from engine.weights.portfolio import Snapshot

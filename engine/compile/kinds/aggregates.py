@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from engine.compile.blocks import AbsSumBlock, AffineBlock, SumLargestAbsBlock
+from engine.compile.blocks import AbsSumBlock, AffineBlock
+from engine.compile.conic_blocks import SumLargestAbsBlock
 from engine.compile.context import IGNORED, CompileContext
 from engine.compile.kinds.base import Kind, bound_of, register
 from engine.compile.kinds.format import fixed

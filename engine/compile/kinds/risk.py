@@ -6,7 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.stats import norm
 
-from engine.compile.blocks import AffineBlock, CVaRBlock, NormBlock
+from engine.compile.blocks import AffineBlock
+from engine.compile.conic_blocks import CVaRBlock, NormBlock
 from engine.compile.context import IGNORED, CompileContext
 from engine.compile.kinds.base import Kind, register
 from engine.compile.kinds.format import of_subject

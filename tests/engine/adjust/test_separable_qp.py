@@ -24,7 +24,8 @@ from benchmarks.cases import build_case
 from engine import PolicyEngine
 from engine.adjust.adjuster import SEPARABLE
 from engine.adjust.separable.qp import solve_separable
-from engine.compile.blocks import AbsSumBlock, AffineBlock, Block, NormBlock
+from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
+from engine.compile.conic_blocks import NormBlock
 from models.typing import FloatArray
 from solvers import ClarabelAdapter, HiGHSAdapter
 from tests.builders import request

@@ -39,14 +39,8 @@ from engine.adjust.rounding.tracker import (
     ViolationTracker,
     tracked_parts,
 )
-from engine.compile.blocks import (
-    AbsSumBlock,
-    AffineBlock,
-    Block,
-    CVaRBlock,
-    NormBlock,
-    SumLargestAbsBlock,
-)
+from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
+from engine.compile.conic_blocks import CVaRBlock, NormBlock, SumLargestAbsBlock
 from engine.compile.language.block import ExpressionBlock
 from engine.compile.layout import Layout, build_layout
 from engine.compile.piecewise import AboveThresholdSumBlock, CappedSumBlock, PositivePartSumBlock

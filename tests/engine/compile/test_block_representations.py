@@ -19,6 +19,7 @@ import pytest
 import scipy.sparse as sp
 
 import engine.compile.blocks
+import engine.compile.conic_blocks
 import engine.compile.language.block
 import engine.compile.piecewise
 from engine.adjust.rounding.search import _LinearRows
@@ -34,7 +35,12 @@ from engine.export.constraints import _Writer
 from engine.export.rows import ExportRowBuilder
 from engine.report import _Shifts
 
-MODULES = (engine.compile.blocks, engine.compile.piecewise, engine.compile.language.block)
+MODULES = (
+    engine.compile.blocks,
+    engine.compile.conic_blocks,
+    engine.compile.piecewise,
+    engine.compile.language.block,
+)
 
 PROTOCOLS: dict[Representation, type] = {
     Representation.RESTRICTED: representations.RestrictedForms,

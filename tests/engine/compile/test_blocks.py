@@ -6,7 +6,7 @@ import cvxpy as cp
 import numpy as np
 import pytest
 
-from engine.compile.blocks import cvar_of_losses
+from engine.compile.conic_blocks import cvar_of_losses
 from engine.compile.layout import build_layout
 from engine.resolve.resolve import effective_policies
 from engine.weights.portfolio import snapshot_of
