@@ -24,6 +24,7 @@ from engine.report import (
     trades_of,
     violations_of,
 )
+from engine.resolve.references import ReferenceKey
 from models import (
     AdjustedDecision,
     AdjustmentMethod,
@@ -95,6 +96,7 @@ class PolicyEngine:
         lineage: Sequence[PortfolioNode] = (),
         require_applicable: bool = False,
         deadline: Deadline = NO_DEADLINE,
+        reference: ReferenceKey | None = None,
     ) -> Prepared:
         """Run the front stages once: resolve, weights and compile (engine.compile.prepared).
 
@@ -110,6 +112,7 @@ class PolicyEngine:
             lineage=lineage,
             require_applicable=require_applicable,
             deadline=deadline,
+            reference=reference,
         )
 
     def export(
@@ -118,12 +121,15 @@ class PolicyEngine:
         policies: Sequence[PolicyDefinition] = (),
         *,
         lineage: Sequence[PortfolioNode] = (),
+        reference: ReferenceKey | None = None,
     ) -> ConstraintSet:
         """The constraint set of `request` for an optimizer (engine.export.constraints).
 
         As `export_constraints`, with the layout from this engine's layout cache.
         """
-        return export_constraints(request, policies, lineage=lineage, layouts=self.layouts)
+        return export_constraints(
+            request, policies, lineage=lineage, layouts=self.layouts, reference=reference
+        )
 
     def capacity(
         self,
@@ -132,6 +138,7 @@ class PolicyEngine:
         *,
         lineage: Sequence[PortfolioNode] = (),
         deadline: Deadline = NO_DEADLINE,
+        reference: ReferenceKey | None = None,
     ) -> CapacityResponse:
         """How much more of each requested symbol can be bought or sold (engine.capacity.analyzer).
 
@@ -141,7 +148,9 @@ class PolicyEngine:
         for input that cannot be evaluated, and `DeadlineExceeded` when `deadline` passes
         before every symbol is sized.
         """
-        return self.capacity_analyzer.run(request, policies, lineage=lineage, deadline=deadline)
+        return self.capacity_analyzer.run(
+            request, policies, lineage=lineage, deadline=deadline, reference=reference
+        )
 
     def validate(
         self,
@@ -151,6 +160,7 @@ class PolicyEngine:
         lineage: Sequence[PortfolioNode] = (),
         require_applicable: bool = False,
         deadline: Deadline = NO_DEADLINE,
+        reference: ReferenceKey | None = None,
     ) -> PolicyValidationResponse:
         """Check `request.decision` against the effective policies (and adjust it).
 
@@ -172,6 +182,11 @@ class PolicyEngine:
         `RequestCancelled` when the request is abandoned at any point; when it passes during
         the adjustment, the answer is the check's (not compliant) with no adjusted decision
         and `adjustment_error` saying the adjustment timed out.
+
+        `reference` (`engine.resolve.references.Resolution.key`) names the stored versions
+        the request's reference data was resolved from: the layout cache then keys by them
+        instead of by every instrument's content. Pass only the key of the resolution that
+        produced this request.
         """
         prepared = self.prepare(
             request,
@@ -179,6 +194,7 @@ class PolicyEngine:
             lineage=lineage,
             require_applicable=require_applicable,
             deadline=deadline,
+            reference=reference,
         )
         request, snap, layout, timer = (
             prepared.request,

@@ -147,7 +147,9 @@ def _validate_one(
     """
     plain, resolution = resolved(request, references)
     with resolution.located():
-        response = engine.validate(plain, policies, require_applicable=require)
+        response = engine.validate(
+            plain, policies, require_applicable=require, reference=resolution.key
+        )
     return reported(response, resolution)
 
 

@@ -129,6 +129,7 @@ class Services:
                 lineage=lineage,
                 require_applicable=require_applicable,
                 deadline=deadline,
+                reference=resolution.key,
             )
         return reported(response, resolution)
 
@@ -145,7 +146,9 @@ class Services:
         deadline = Deadline(self.settings.request_deadline_s)
         plain, resolution = self.resolved(request)
         with resolution.located(), self.engine_lock:
-            return self.engine.capacity(plain, policies, lineage=lineage, deadline=deadline)
+            return self.engine.capacity(
+                plain, policies, lineage=lineage, deadline=deadline, reference=resolution.key
+            )
 
     def export(
         self,
@@ -160,4 +163,4 @@ class Services:
         """
         plain, resolution = self.resolved(request)
         with resolution.located(), self.engine_lock:
-            return self.engine.export(plain, policies, lineage=lineage)
+            return self.engine.export(plain, policies, lineage=lineage, reference=resolution.key)

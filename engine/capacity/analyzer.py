@@ -30,6 +30,7 @@ from engine.compile.layout import Layout, LayoutCache
 from engine.compile.prepared import prepare
 from engine.deadline import NO_DEADLINE, Deadline
 from engine.errors import UnknownSymbolError
+from engine.resolve.references import ReferenceKey
 from engine.tolerances import FRACTIONAL_SHARE_STEP, LOT_UNITS_SNAP
 from engine.weights.portfolio import MAX_WEIGHT
 from models import (
@@ -116,6 +117,7 @@ class CapacityAnalyzer:
         *,
         lineage: Sequence[PortfolioNode] = (),
         deadline: Deadline = NO_DEADLINE,
+        reference: ReferenceKey | None = None,
     ) -> CapacityResponse:
         """Capacity of every requested symbol (default: every symbol held or traded).
 
@@ -130,6 +132,7 @@ class CapacityAnalyzer:
             lineage=lineage,
             deadline=deadline,
             compile=False,
+            reference=reference,
         )
         timer, base_snap = prepared.timer, prepared.snapshot
         with timer.stage("weights"):

@@ -18,6 +18,7 @@ from engine.compile.kinds import REGISTRY
 from engine.compile.rows import Provenance, RowSet
 from engine.errors import PolicyEvaluationError
 from engine.lru import LruCache
+from engine.resolve.references import ReferenceKey
 from engine.weights.portfolio import Snapshot
 from models import Instrument, PolicyDefinition, PolicyValidationRequest, PortfolioState
 from models.typing import FloatArray
@@ -143,8 +144,14 @@ _STATE_EXCLUDED = frozenset({"positions", "cash", "as_of", "instruments", "bench
 (positions, cash, as_of: weights and NAV, re-read by `rebind`)."""
 
 
-def _reference_data_key(state: PortfolioState) -> tuple[Any, ...]:
-    """Content key of the state's reference data: every instrument field but price and lot.
+def _reference_data_key(
+    state: PortfolioState, reference: ReferenceKey | None = None
+) -> tuple[Any, ...]:
+    """Key of the state's reference data: every instrument field but price and lot.
+
+    With a `reference` (the state came from registered, immutable versions) the stored
+    versions stand for what they supplied: the universe's instruments (all but the first
+    `reference.inline`) and the risk model. Everything else is keyed by content.
 
     The instruments are pickled rather than serialized through pydantic: a request brings
     new instrument objects every time (new prices), so the key is built per request, and
@@ -152,18 +159,28 @@ def _reference_data_key(state: PortfolioState) -> tuple[Any, ...]:
     types apart (True, 1 and 1.0 give different bytes, and a group named "1" differs from
     one named "1.0"), so equal bytes mean equal content.
     """
+    instruments = state.instruments
+    versions: tuple[Any, ...] = ()
+    if reference is not None and reference.universe is not None:
+        instruments = instruments[: reference.inline]
+        versions = ("universe", *reference.universe)
+    excluded = set(_STATE_EXCLUDED)
+    if reference is not None and reference.risk_model is not None:
+        excluded.add("risk_model")
+        versions = (*versions, "risk_model", *reference.risk_model)
     try:
-        instruments = [_static_fields_of(instrument.__dict__) for instrument in state.instruments]
+        static = [_static_fields_of(instrument.__dict__) for instrument in instruments]
         benchmark = None if state.benchmark is None else list(state.benchmark.items())
-        reference = _pickled((instruments, benchmark))
+        content = _pickled((static, benchmark))
     except (KeyError, pickle.PicklingError, TypeError, AttributeError):
         # A model built without validation (a field unset) or an exotic attribute value:
         # the slow, always-correct form.
-        static: dict[str, Any] = {"instruments": {"__all__": set(_STATIC_FIELDS)}}
-        static["benchmark"] = True
-        reference = state.model_dump_json(include=static).encode()
-    rest = state.model_dump_json(exclude=set(_STATE_EXCLUDED)) if _has_rest(state) else ""
-    return (reference, rest)
+        fields: dict[str, Any] = {"instruments": {"__all__": set(_STATIC_FIELDS)}}
+        fields["benchmark"] = True
+        dumped = state.model_copy(update={"instruments": list(instruments)})
+        content = dumped.model_dump_json(include=fields).encode()
+    rest = state.model_dump_json(exclude=excluded) if _has_rest(state, excluded) else ""
+    return (versions, content, rest)
 
 
 def _pickled(obj: object) -> bytes:
@@ -181,12 +198,12 @@ def _pickled(obj: object) -> bytes:
     return buffer.getvalue()
 
 
-def _has_rest(state: PortfolioState) -> bool:
-    """True when a state field outside `_STATE_EXCLUDED` other than the id may be set."""
+def _has_rest(state: PortfolioState, excluded: set[str]) -> bool:
+    """True when a state field outside `excluded` other than the id may be set."""
     return any(
         getattr(state, name) is not None
         for name in PortfolioState.model_fields
-        if name not in _STATE_EXCLUDED and name != "portfolio_id"
+        if name not in excluded and name != "portfolio_id"
     )
 
 
@@ -194,9 +211,15 @@ _POLICY_LIST = TypeAdapter(list[PolicyDefinition])
 
 
 def layout_key(
-    policies: Sequence[PolicyDefinition], request: PolicyValidationRequest, snap: Snapshot
+    policies: Sequence[PolicyDefinition],
+    request: PolicyValidationRequest,
+    snap: Snapshot,
+    reference: ReferenceKey | None = None,
 ) -> tuple[Any, ...]:
     """Everything a layout is built from except weights, prices and NAV (see `rebind`).
+
+    `reference`: the stored versions the request's reference data came from (see
+    `_reference_data_key`).
 
     Policies are keyed by their JSON, all in one call (≈ 3 us a policy): they are mutable
     models, so a key by identity would trust every caller never to change one in place.
@@ -206,7 +229,7 @@ def layout_key(
         _POLICY_LIST.dump_json(list(policies)),
         snap.symbols,
         state.portfolio_id,
-        _reference_data_key(state),
+        _reference_data_key(state, reference),
     )
 
 
@@ -239,19 +262,19 @@ class LayoutCache:
         policies: Sequence[PolicyDefinition],
         request: PolicyValidationRequest,
         snap: Snapshot,
+        reference: ReferenceKey | None = None,
     ) -> Layout:
-        """The layout of this request, built on a miss, rebound to `snap` on a hit."""
-        key = layout_key(policies, request, snap)
+        """The layout of this request, built on a miss, rebound to `snap` on a hit.
+
+        `reference` names the stored versions the request's reference data came from
+        (`engine.resolve.references.Resolution.key`); the caller vouches that the state's
+        instruments after the first `reference.inline` are those versions' own.
+        """
+        key = layout_key(policies, request, snap, reference)
         layout = self._lru.lookup(key)
         if layout is not None:
             layout.rebind(snap)
             return layout
         layout = build_layout(policies, request, snap)
         self._lru.put(key, layout)
-        return layout
-        self.misses += 1
-        layout = build_layout(policies, request, snap)
-        self._entries[key] = layout
-        if len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
         return layout

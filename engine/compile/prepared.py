@@ -17,6 +17,7 @@ from engine.compile.layout import Layout, LayoutCache
 from engine.deadline import NO_DEADLINE, Deadline
 from engine.errors import NoApplicablePolicies
 from engine.resolve.hierarchy import Lineage, with_default_benchmark
+from engine.resolve.references import ReferenceKey
 from engine.resolve.resolve import resolve_policies
 from engine.timing import StageTimer
 from engine.weights.portfolio import Snapshot, snapshot_of
@@ -51,6 +52,8 @@ class Prepared:
         The layout cache the layouts come from (the engine's).
     levels
         The enforcement levels compiled (None: every level).
+    reference
+        The stored versions the request's reference data came from, for the layout key.
     """
 
     request: PolicyValidationRequest
@@ -60,6 +63,7 @@ class Prepared:
     timer: StageTimer
     layouts: LayoutCache
     levels: frozenset[EnforcementLevel] | None = None
+    reference: ReferenceKey | None = None
     _layout: Layout | None = field(default=None, repr=False)
 
     @property
@@ -74,7 +78,9 @@ class Prepared:
         """The layout of `compiled` over `snapshot` (compiled on first use, in the timer)."""
         if self._layout is None:
             with self.timer.stage("compile"):
-                self._layout = self.layouts.get(self.compiled, self.request, self.snapshot)
+                self._layout = self.layouts.get(
+                    self.compiled, self.request, self.snapshot, self.reference
+                )
         return self._layout
 
     def layout_with(self, include: Sequence[str]) -> Layout:
@@ -82,7 +88,7 @@ class Prepared:
         with self.timer.stage("weights"):
             snap = snapshot_of(self.request, include=include)
         with self.timer.stage("compile"):
-            return self.layouts.get(self.compiled, self.request, snap)
+            return self.layouts.get(self.compiled, self.request, snap, self.reference)
 
 
 def prepare(
@@ -96,13 +102,16 @@ def prepare(
     include: Sequence[str] = (),
     levels: Collection[EnforcementLevel] | None = None,
     compile: bool = True,
+    reference: ReferenceKey | None = None,
 ) -> Prepared:
     """Resolve, snapshot and compile `request` (see `PolicyEngine.prepare`).
 
     `include` adds symbols to the universe (errors name them as `universe[k]`); `levels`
     keeps the compiled layout to those enforcement levels; `compile=False` leaves the
     layout to the first use of `Prepared.layout` (a caller that compiles other universes).
-    `deadline` is checked before every stage.
+    `deadline` is checked before every stage. `reference` names the stored versions the
+    request's reference data came from (`Resolution.key`), so that the layout cache keys
+    by them instead of by the instruments' content.
     """
     timer = StageTimer()
     deadline.check("resolve")
@@ -126,6 +135,7 @@ def prepare(
         timer=timer,
         layouts=layouts,
         levels=None if levels is None else frozenset(levels),
+        reference=reference,
     )
     if compile:
         deadline.check("compile")

@@ -67,6 +67,7 @@ from engine.export.piecewise import (
     named_positive_part_sum,
 )
 from engine.export.rows import ExportRowBuilder, sparse_of
+from engine.resolve.references import ReferenceKey
 from engine.tolerances import MARGIN_MOVED_FRACTION, TOLERANCE
 from models import (
     CoordinatedTradingDecision,
@@ -119,6 +120,7 @@ def export_constraints(
     *,
     lineage: Sequence[PortfolioNode] = (),
     layouts: LayoutCache | None = None,
+    reference: ReferenceKey | None = None,
 ) -> ConstraintSet:
     """Compile the effective policies of `request` into the solver-neutral form.
 
@@ -127,7 +129,8 @@ def export_constraints(
     registered), exactly as for `PolicyEngine.validate`: the export holds the same
     effective set (inherited policies, overrides, the request's context, the default
     benchmark), prepared by the same front stages (`engine.compile.prepared.prepare`).
-    `layouts` is the layout cache to compile through (the engine's; default: none kept).
+    `layouts` is the layout cache to compile through (the engine's; default: none kept);
+    `reference` is as for `engine.compile.prepared.prepare`.
     Raises `engine.errors.InputError` (naming the field) for input that cannot be
     compiled.
     """
@@ -142,6 +145,7 @@ def export_constraints(
         lineage=lineage,
         include=request.universe,
         levels=levels,
+        reference=reference,
     )
     validation, snap, exact = prepared.request, prepared.snapshot, prepared.layout
     effective, chosen = prepared.policies, prepared.compiled

@@ -27,6 +27,7 @@ from engine.errors import InputError
 from models import DataReference, Instrument, PortfolioState, ReferenceDataUsed, RiskModel
 
 __all__ = [
+    "ReferenceKey",
     "ReferenceNotFound",
     "ReferenceSource",
     "Resolution",
@@ -78,6 +79,23 @@ class ReferenceSource(Protocol):
 
 _T_co = TypeVar("_T_co", covariant=True)
 
+
+@dataclass(frozen=True)
+class ReferenceKey:
+    """The stored versions a resolved state's reference data came from: a cache key for it.
+
+    Stored versions are immutable, so `universe` (id, version) stands for the static fields
+    of every instrument the state took from it (all but the first `inline`, which the
+    request sent itself), and `risk_model` (id, version) for the whole risk model. The
+    layout cache keys by these instead of reading 500 instruments on every request; prices
+    and lots are re-read anyway (`Layout.rebind`).
+    """
+
+    universe: tuple[str, int] | None
+    risk_model: tuple[str, int] | None
+    inline: int
+
+
 _INSTRUMENT_PATH = re.compile(r"^portfolio_state\.instruments\[(\d+)\](.*)$", re.DOTALL)
 
 
@@ -93,6 +111,8 @@ class Resolution:
     used: ReferenceDataUsed | None = None
     inline: int = 0
     from_universe: tuple[int, ...] = field(default=())
+    key: ReferenceKey | None = None
+    """What the engine's layout cache may key the reference data by (None: by content)."""
 
     def field_path(self, path: str) -> str:
         """`path` of an engine error, pointing into the universe where it lies there."""
@@ -156,9 +176,11 @@ def resolve_references(state: PortfolioState, source: ReferenceSource) -> Resolu
     instruments = list(state.instruments)
     from_universe: tuple[int, ...] = ()
     universe_used = risk_used = None
+    universe_key = risk_key = None
     if state.universe is not None:
         data = _lookup(source.universe, state.universe, "portfolio_state.universe")
         universe_used = DataReference(id=data.id, version=data.version)
+        universe_key = (data.id, data.version)
         inline = {inst.symbol for inst in instruments}
         kept = [k for k, inst in enumerate(data.instruments) if inst.symbol not in inline]
         instruments.extend(data.instruments[k] for k in kept)
@@ -170,14 +192,18 @@ def resolve_references(state: PortfolioState, source: ReferenceSource) -> Resolu
         ref = DataReference(id=model.id, version=model.version)
         risk = _lookup(source.risk_model, ref, "portfolio_state.risk_model")
         risk_used = DataReference(id=risk.id, version=risk.version)
+        risk_key = (risk.id, risk.version)
         model = risk.model
     resolved = state.model_copy(
         update={"instruments": instruments, "universe": None, "prices": None, "risk_model": model}
     )
-    used = None
+    used = key = None
     if universe_used is not None or risk_used is not None:
         used = ReferenceDataUsed(universe=universe_used, risk_model=risk_used)
-    return Resolution(resolved, used, len(state.instruments), from_universe)
+        key = ReferenceKey(
+            universe=universe_key, risk_model=risk_key, inline=len(state.instruments)
+        )
+    return Resolution(resolved, used, len(state.instruments), from_universe, key)
 
 
 class _Getter(Protocol[_T_co]):

@@ -302,6 +302,23 @@ def test_referenced_data_is_parsed_once_and_hits_the_layout_cache(stored: TestCl
     assert stats.layout_misses == 1 and stats.layout_hits == 3
 
 
+def test_a_new_version_with_new_sectors_is_compiled_anew(stored: TestClient) -> None:
+    services = services_of(stored)
+    v1 = _ok(stored.post("/api/v1/validate", json=_by_reference(_inline("x"), "d-s1")))
+    assert "sectors" in {v["policy_name"] for v in v1["violations"]}
+    moved = _universe()
+    moved["instruments"][0] = instrument("AAA", sector="Utilities")
+    _ok(stored.put("/api/v1/universes/core", json=moved))
+    v2 = _ok(stored.post("/api/v1/validate", json=_by_reference(_inline("x"), "d-s2")))
+    assert v2["reference_data"]["universe"]["version"] == 2
+    # The layout is keyed by (universe, version): version 2 is compiled, not served stale.
+    assert "sectors" not in {v["policy_name"] for v in v2["violations"]}
+    pinned = _by_reference(_inline("x"), "d-s3", universe={"id": "core", "version": 1})
+    assert _verdict(_ok(stored.post("/api/v1/validate", json=pinned))) == _verdict(v1)
+    stats = services.engine.cache_stats()
+    assert (stats.layout_misses, stats.layout_hits) == (2, 1)
+
+
 # --- security, sizes, migration -----------------------------------------------------------
 
 

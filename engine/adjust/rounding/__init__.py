@@ -1,6 +1,6 @@
 """Rounding adjusted trades to whole lots, re-checked row by row.
 
 Owns lot rounding (`lots`), integer search over lots (`search`) and the incremental violation
-tracker (`tracker`) with its parts (`tracked_linear`, `tracked_parts`, `tracked_single_row`).
+tracker (`tracker`) with its parts (`tracked_linear`, `tracked_parts`, `tracked_scalar`).
 Exposes nothing here. May import the earlier stages (weights, compile, check).
 """

@@ -82,7 +82,7 @@ def integer_rounding(
     w = w_fixed + select @ count
 
     constraints: list[cp.Constraint] = []
-    forms = _LinearRows(w)
+    forms = _CountForms(w)
     for k, bound in zip(strict, bounds, strict=True):
         rowset = layout.rowsets[k]
         forms.upper, forms.bound = rowset.sense == "le", bound
@@ -118,7 +118,7 @@ def integer_rounding(
     return out
 
 
-class _LinearRows:
+class _CountForms:
     """Each block kind's rows over the lot counts (`engine.compile.representations.IntegerForms`).
 
     Holds the post-trade weights `w` (affine in the counts) and the current row set's sense

@@ -29,7 +29,7 @@ from engine.adjust.rounding.tracked_parts import (
 from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
 from models.typing import BoolArray, FloatArray, IntArray
 
-__all__ = ["AbsSumMember", "AffineMember", "LinearMember", "LinearRows"]
+__all__ = ["AbsSumMember", "AffineMember", "LinearMember", "LinearTracker"]
 
 Entries = tuple[IntArray, IntArray, FloatArray]
 """Row (or term), column and value of a matrix's nonzero entries."""
@@ -39,7 +39,7 @@ Step = tuple[int, float, float, int, bool]
 
 
 class LinearMember(ABC):
-    """One row set of `LinearRows`: its block, sense and bounds, and how its rows move."""
+    """One row set of `LinearTracker`: its block, sense and bounds, and how its rows move."""
 
     block: Block
 
@@ -121,7 +121,7 @@ class AbsSumMember(LinearMember):
         return np.asarray(self.block.A @ w, dtype=float).ravel() + self.block.c
 
 
-class LinearRows(TrackedPart):
+class LinearTracker(TrackedPart):
     """Every row of the given affine and absolute-sum row sets, laid end to end."""
 
     def __init__(self, members: Sequence[LinearMember], n: int) -> None:

@@ -8,7 +8,7 @@ whose rows the moved weight reaches (`columns`).
 
 `WholeBlock` serves any block: it re-evaluates the block's `values` in full for each move.
 The cheaper parts (engine.adjust.rounding.tracked_linear,
-engine.adjust.rounding.tracked_single_row) keep what lets them update in time proportional
+engine.adjust.rounding.tracked_scalar) keep what lets them update in time proportional
 to the entries one weight touches.
 """
 

@@ -23,16 +23,16 @@ from engine.adjust.rounding.tracked_linear import (
     AbsSumMember,
     AffineMember,
     LinearMember,
-    LinearRows,
+    LinearTracker,
 )
 from engine.adjust.rounding.tracked_parts import TrackedPart, WholeBlock
-from engine.adjust.rounding.tracked_single_row import (
-    AboveThresholdRow,
-    CappedSumRow,
-    CVaRRow,
-    LargestRow,
-    NormRow,
-    PositivePartRow,
+from engine.adjust.rounding.tracked_scalar import (
+    AboveThresholdTracker,
+    CappedSumTracker,
+    CVaRTracker,
+    LargestTracker,
+    NormTracker,
+    PositivePartTracker,
 )
 from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
 from engine.compile.conic_blocks import CVaRBlock, NormBlock, SumLargestAbsBlock
@@ -50,7 +50,7 @@ RESYNC_EVERY = 128
 class _Parts:
     """The tracker's part of each block kind (`engine.compile.representations.TrackerForms`).
 
-    Affine and absolute-sum row sets are collected into `linear` (one `LinearRows` for all
+    Affine and absolute-sum row sets are collected into `linear` (one `LinearTracker` for all
     of them) and answer None; every other kind answers its own part, `WholeBlock` when it
     has no incremental form.
     """
@@ -69,22 +69,22 @@ class _Parts:
         return None
 
     def sum_largest_abs(self, block: SumLargestAbsBlock) -> TrackedPart | None:
-        return LargestRow(block, self.sense, self.bound)
+        return LargestTracker(block, self.sense, self.bound)
 
     def norm(self, block: NormBlock) -> TrackedPart | None:
-        return NormRow(block, self.sense, self.bound)
+        return NormTracker(block, self.sense, self.bound)
 
     def cvar(self, block: CVaRBlock) -> TrackedPart | None:
-        return CVaRRow(block, self.sense, self.bound)
+        return CVaRTracker(block, self.sense, self.bound)
 
     def capped_sum(self, block: CappedSumBlock) -> TrackedPart | None:
-        return CappedSumRow(block, self.sense, self.bound)
+        return CappedSumTracker(block, self.sense, self.bound)
 
     def positive_part_sum(self, block: PositivePartSumBlock) -> TrackedPart | None:
-        return PositivePartRow(block, self.sense, self.bound)
+        return PositivePartTracker(block, self.sense, self.bound)
 
     def above_threshold(self, block: AboveThresholdSumBlock) -> TrackedPart | None:
-        return AboveThresholdRow(block, self.sense, self.bound)
+        return AboveThresholdTracker(block, self.sense, self.bound)
 
     def unsupported(self, block: Block) -> TrackedPart | None:
         return WholeBlock(block, self.sense, self.bound)
@@ -103,7 +103,7 @@ def tracked_parts(
         if part is not None:
             parts.append(part)
     if forms.linear:
-        parts.insert(0, LinearRows(forms.linear, layout.snap.n))
+        parts.insert(0, LinearTracker(forms.linear, layout.snap.n))
     return parts
 
 

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from engine.adjust.separable.rows import (
+from engine.adjust.separable.fold import (
     FEASIBILITY,
     Box,
     Coupling,

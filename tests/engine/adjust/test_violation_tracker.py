@@ -23,15 +23,15 @@ from hypothesis import strategies as st
 from benchmarks.cases import PolicySet, build_case
 from engine.adjust.bounds import solve_bounds, total_violation
 from engine.adjust.rounding.lots import repair, sequential_rounding
-from engine.adjust.rounding.tracked_linear import LinearRows
+from engine.adjust.rounding.tracked_linear import LinearTracker
 from engine.adjust.rounding.tracked_parts import WholeBlock
-from engine.adjust.rounding.tracked_single_row import (
-    AboveThresholdRow,
-    CappedSumRow,
-    CVaRRow,
-    LargestRow,
-    NormRow,
-    PositivePartRow,
+from engine.adjust.rounding.tracked_scalar import (
+    AboveThresholdTracker,
+    CappedSumTracker,
+    CVaRTracker,
+    LargestTracker,
+    NormTracker,
+    PositivePartTracker,
 )
 from engine.adjust.rounding.tracker import (
     RESYNC_EVERY,
@@ -55,14 +55,14 @@ from tests.strategies import Move, grid, moves, random_case, seeds, synthetic_ro
 EXACT = 1e-12
 
 EXPECTED_PART = {
-    AffineBlock: LinearRows,
-    AbsSumBlock: LinearRows,
-    NormBlock: NormRow,
-    SumLargestAbsBlock: LargestRow,
-    CVaRBlock: CVaRRow,
-    CappedSumBlock: CappedSumRow,
-    PositivePartSumBlock: PositivePartRow,
-    AboveThresholdSumBlock: AboveThresholdRow,
+    AffineBlock: LinearTracker,
+    AbsSumBlock: LinearTracker,
+    NormBlock: NormTracker,
+    SumLargestAbsBlock: LargestTracker,
+    CVaRBlock: CVaRTracker,
+    CappedSumBlock: CappedSumTracker,
+    PositivePartSumBlock: PositivePartTracker,
+    AboveThresholdSumBlock: AboveThresholdTracker,
     ExpressionBlock: WholeBlock,
 }
 

@@ -22,11 +22,11 @@ import engine.compile.blocks
 import engine.compile.conic_blocks
 import engine.compile.language.block
 import engine.compile.piecewise
-from engine.adjust.rounding.search import _LinearRows
+from engine.adjust.rounding.search import _CountForms
 from engine.adjust.rounding.tracked_parts import WholeBlock
 from engine.adjust.rounding.tracker import _Parts
+from engine.adjust.separable.fold import Box, Coupling
 from engine.adjust.separable.qp import _Folds
-from engine.adjust.separable.rows import Box, Coupling
 from engine.adjust.traded_rows import AllTraded, _Views
 from engine.compile import representations
 from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
@@ -152,7 +152,7 @@ def _stage_builders() -> dict[Representation, Any]:
         Representation.RESTRICTED: _Views((0, 1), sp.identity(3, format="csr")),
         Representation.SEPARABLE: _Folds({}, None, w, Box(w - 1, w + 1), Coupling()),
         Representation.TRACKER: _Parts(),
-        Representation.INTEGER: _LinearRows(cp.Variable(3)),
+        Representation.INTEGER: _CountForms(cp.Variable(3)),
         Representation.EXPORT: _Writer(ExportRowBuilder(3), ("A", "B", "C"), w, linearize=True),
         Representation.ROW_SHIFT: _Shifts(0, w, np.arange(2), np.ones(2)),
     }

@@ -14,6 +14,7 @@ import pytest
 from engine import PolicyEngine
 from engine.compile import layout
 from engine.compile.layout import layout_key
+from engine.resolve.references import ReferenceKey
 from engine.resolve.resolve import effective_policies
 from engine.weights.portfolio import snapshot_of
 from models import PolicyDefinition, PolicyValidationRequest
@@ -145,3 +146,50 @@ def test_the_json_fallback_keys_the_same_content(monkeypatch: pytest.MonkeyPatch
     assert _key(_request(instruments=instruments), policies) == _key(_request(), policies)
     changed = _key(_with_instrument(1, attributes={"beta": 1.0, "tag": 2}), policies)
     assert changed != _key(_request(), policies)
+
+
+def _registered_key(
+    req: PolicyValidationRequest, universe: tuple[str, int] | None, inline: int = 0
+) -> Any:
+    reference = ReferenceKey(universe=universe, risk_model=None, inline=inline)
+    effective = effective_policies(req, _policies(CAP))
+    return layout_key(effective, req, snapshot_of(req), reference)
+
+
+def test_a_registered_universe_is_keyed_by_its_version_not_its_content() -> None:
+    base = _request()
+    # Stored versions are immutable: the version stands for the universe's instruments, so
+    # their content is not read (a different sector under the same version keeps the key).
+    assert _registered_key(_with_instrument(1, sector="Energy"), ("core", 1)) == (
+        _registered_key(base, ("core", 1))
+    )
+    assert _registered_key(base, ("core", 2)) != _registered_key(base, ("core", 1))
+    assert _registered_key(base, ("other", 1)) != _registered_key(base, ("core", 1))
+    assert _registered_key(base, ("core", 1)) != _key(base, _policies(CAP))
+    # The first `inline` instruments were sent by the request itself: keyed by content.
+    moved = _with_instrument(0, sector="Energy")
+    assert _registered_key(moved, ("core", 1), inline=1) != _registered_key(
+        base, ("core", 1), inline=1
+    )
+    assert _registered_key(base, ("core", 1), inline=1) != _registered_key(base, ("core", 1))
+
+
+def test_a_registered_risk_model_is_keyed_by_its_version() -> None:
+    policies = effective_policies(_request(), _policies(CAP))
+
+    def keyed(req: PolicyValidationRequest, version: int) -> Any:
+        reference = ReferenceKey(universe=None, risk_model=("risk", version), inline=3)
+        return layout_key(policies, req, snapshot_of(req), reference)
+
+    def with_risk(variance: float) -> PolicyValidationRequest:
+        model = {
+            "factor_loadings": {"AAA": [1.0], "BBB": [0.5], "CCC": [0.2]},
+            "factor_covariance": [[0.04]],
+            "specific_variance": dict.fromkeys(("AAA", "BBB", "CCC"), variance),
+        }
+        return _request(risk_model=model)
+
+    assert keyed(with_risk(0.02), 1) == keyed(with_risk(0.03), 1)
+    assert keyed(with_risk(0.02), 1) != keyed(with_risk(0.02), 2)
+    # Without a reference the model's content is the key.
+    assert _key(with_risk(0.02), _policies(CAP)) != _key(with_risk(0.03), _policies(CAP))

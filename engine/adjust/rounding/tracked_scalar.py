@@ -1,13 +1,13 @@
 """Single-row blocks that follow a one-weight move without evaluating the whole block.
 
-- `NormRow` (`NormBlock`): keeps the factor exposures `F'y` and the specific sum
+- `NormTracker` (`NormBlock`): keeps the factor exposures `F'y` and the specific sum
   `sum (d y)^2`; a move of `w_i` adds row `i` of `P'F` to the exposures and changes the
   specific terms of the names `P e_i` reaches.
-- `LargestRow` (`SumLargestAbsBlock`): keeps the magnitudes sorted and the sum of the `k`
+- `LargestTracker` (`SumLargestAbsBlock`): keeps the magnitudes sorted and the sum of the `k`
   largest; replacing one magnitude needs the k-th and (k+1)-th largest only.
-- `CVaRRow` (`CVaRBlock`): keeps the scenario losses; a move adds one column of `-R` and
+- `CVaRTracker` (`CVaRBlock`): keeps the scenario losses; a move adds one column of `-R` and
   the CVaR is taken from the moved losses (a sort over scenarios, no product).
-- `GroupSumRow` (`CappedSumBlock`, `PositivePartSumBlock`, `AboveThresholdSumBlock`): keeps
+- `GroupSumTracker` (`CappedSumBlock`, `PositivePartSumBlock`, `AboveThresholdSumBlock`): keeps
   the group weights `G w + c`; a move changes the groups holding the name.
 
 Each keeps its row's value between moves, and takes it from the block itself on `reset`.
@@ -39,18 +39,18 @@ from engine.compile.piecewise import (
 from models.typing import BoolArray, FloatArray
 
 __all__ = [
-    "AboveThresholdRow",
-    "CVaRRow",
-    "CappedSumRow",
-    "GroupSumRow",
-    "LargestRow",
-    "NormRow",
-    "PositivePartRow",
-    "SingleRow",
+    "AboveThresholdTracker",
+    "CVaRTracker",
+    "CappedSumTracker",
+    "GroupSumTracker",
+    "LargestTracker",
+    "NormTracker",
+    "PositivePartTracker",
+    "ScalarTracker",
 ]
 
 
-class SingleRow(TrackedPart):
+class ScalarTracker(TrackedPart):
     """One row with its value kept; a subclass says how a move changes the value."""
 
     def __init__(self, block: Block, sense: str, bound: FloatArray) -> None:
@@ -94,7 +94,7 @@ class SingleRow(TrackedPart):
         self._settle(penalty, int(penalty > 0.0))
 
 
-class NormRow(SingleRow):
+class NormTracker(ScalarTracker):
     r"""`s sqrt(|F'y|^2 + |d y|^2)`, `y = P w + c`, with `F'y` and `|d y|^2` kept."""
 
     def __init__(self, block: NormBlock, sense: str, bound: FloatArray) -> None:
@@ -144,7 +144,7 @@ class NormRow(SingleRow):
         return self._value(self.exposures, self.specific)
 
 
-class LargestRow(SingleRow):
+class LargestTracker(ScalarTracker):
     """The sum of the `k` largest `|w_i|`, with the magnitudes kept in ascending order."""
 
     def __init__(self, block: SumLargestAbsBlock, sense: str, bound: FloatArray) -> None:
@@ -189,7 +189,7 @@ class LargestRow(SingleRow):
         return value
 
 
-class CVaRRow(SingleRow):
+class CVaRTracker(ScalarTracker):
     """Scenario CVaR with the losses `-R w` kept."""
 
     def __init__(self, block: CVaRBlock, sense: str, bound: FloatArray) -> None:
@@ -213,7 +213,7 @@ class CVaRRow(SingleRow):
         return cvar_of_losses(self.losses, self.beta)
 
 
-class GroupSumRow(SingleRow):
+class GroupSumTracker(ScalarTracker):
     """`a'w + k + sum_g f_g(y_g)` over group weights `y = G w + c`, the `y` kept."""
 
     def __init__(
@@ -261,7 +261,7 @@ class GroupSumRow(SingleRow):
         return value
 
 
-class CappedSumRow(GroupSumRow):
+class CappedSumTracker(GroupSumTracker):
     """`a'w + k + sum_g min(y_g, cap_g)` (`CappedSumBlock`)."""
 
     def __init__(self, block: CappedSumBlock, sense: str, bound: FloatArray) -> None:
@@ -273,7 +273,7 @@ class CappedSumRow(GroupSumRow):
         return min(y, self.cap[g])
 
 
-class PositivePartRow(GroupSumRow):
+class PositivePartTracker(GroupSumTracker):
     """`sum_g max(y_g, 0)` with `y = G w + c` (`PositivePartSumBlock`)."""
 
     def __init__(self, block: PositivePartSumBlock, sense: str, bound: FloatArray) -> None:
@@ -283,7 +283,7 @@ class PositivePartRow(GroupSumRow):
         return max(y, 0.0)
 
 
-class AboveThresholdRow(GroupSumRow):
+class AboveThresholdTracker(GroupSumTracker):
     """`sum_g y_g [y_g > threshold + tolerance]` (`AboveThresholdSumBlock`)."""
 
     def __init__(self, block: AboveThresholdSumBlock, sense: str, bound: FloatArray) -> None:

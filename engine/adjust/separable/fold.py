@@ -1,4 +1,4 @@
-"""The rows of an adjustment QP, sorted for the separable solver (engine.adjust.separable.qp).
+"""An adjustment QP's row sets folded for the separable solver (engine.adjust.separable.qp).
 
 Rows over one name become an interval of that name (`Box`); rows over several names are
 kept as coupling rows with a multiplier each (`Coupling`): affine ones as a sparse matrix,
