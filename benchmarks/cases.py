@@ -1,12 +1,16 @@
 """Deterministic benchmark cases: a portfolio over `n` names, 20 proposed trades, policies.
 
 One `Case` per universe size `n` fixes what production keeps fixed between requests: the
-names, the holdings, the traded symbols, the policy sets and the risk model. Each request
-`i` then varies what changes from one decision to the next: prices move a little (about
-0.2%) and every trade's size is scaled by a factor in [0.75, 1.25]. The structure (which
-symbols are held and traded, which policies apply) is the same for every request, so the
-engine's compile cache is exercised as in production: the first request compiles, later
-ones only set parameter values.
+names, the holdings, the policy sets and the risk model. Each request `i` then varies what
+changes from one decision to the next: prices move a little (about 0.2%) and every trade's
+size is scaled by a factor in [0.75, 1.25]. Which names are traded is `Traded`:
+
+- ``varying`` (as a coordination engine sends them): request `i` draws its own 20 names in
+  the same roles (the 3 over-cap buys among the 8 largest holdings, the 3 sector buys among
+  the heaviest sector's names, 8 small buys anywhere, 6 sells among the 60 largest
+  holdings), so consecutive requests trade different sets of names;
+- ``fixed``: every request trades the same 20 names (the case's `traded`), so every request
+  after the first reuses the compiled problem of the first.
 
 The holdings are market-cap weights, capped below the single-name and sector limits (so
 the portfolio starts compliant) and 97% invested. The 20 trades are: 3 buys of the largest
@@ -27,7 +31,7 @@ Policy sets (`POLICY_SETS`):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -43,8 +47,11 @@ __all__ = [
     "Case",
     "Limits",
     "PolicySet",
+    "Traded",
     "build_case",
 ]
+
+Traded = Literal["varying", "fixed"]
 
 NAV = 1_000_000_000.0
 INVESTED = 0.97
@@ -60,6 +67,7 @@ class Case:
     names: tuple[Name, ...]
     quantities: FloatArray
     cash: float
+    start_weights: FloatArray
     traded: list[int]
     trade_weights: FloatArray
     benchmark: dict[str, float]
@@ -79,9 +87,10 @@ class Case:
         mode: str,
         adjustment: str = "auto",
         decision_id: str | None = None,
+        traded: Traded = "fixed",
     ) -> dict[str, Any]:
         """Request `i` as JSON-ready data (the wire form; no inline policies)."""
-        prices, trades = self.variation(i)
+        prices, trades = self.variation(i, traded)
         instruments = [
             {
                 "symbol": nm.symbol,
@@ -137,21 +146,39 @@ class Case:
         }
 
     def request(
-        self, i: int, *, policy_set: PolicySet, mode: str, adjustment: str = "auto"
+        self,
+        i: int,
+        *,
+        policy_set: PolicySet,
+        mode: str,
+        adjustment: str = "auto",
+        traded: Traded = "fixed",
     ) -> PolicyValidationRequest:
         """Request `i` as a validated model (what the engine takes)."""
         return PolicyValidationRequest.model_validate(
-            self.body(i, policy_set=policy_set, mode=mode, adjustment=adjustment)
+            self.body(i, policy_set=policy_set, mode=mode, adjustment=adjustment, traded=traded)
         )
 
-    def variation(self, i: int) -> tuple[FloatArray, list[dict[str, Any]]]:
+    def trade_set(self, i: int, traded: Traded = "fixed") -> tuple[list[int], FloatArray]:
+        """The names request `i` trades and their proposed signed weight changes."""
+        if traded == "fixed":
+            return self.traded, self.trade_weights
+        rng = np.random.default_rng((SEED, self.n, i, 1))
+        sectors = [nm.sector for nm in self.names]
+        count = min(TRADES, self.n)
+        return _trades(rng, self.start_weights, sectors, count, self.limits, draw=True)
+
+    def variation(
+        self, i: int, traded: Traded = "fixed"
+    ) -> tuple[FloatArray, list[dict[str, Any]]]:
         """Request `i`'s prices and trades: small price moves, trade sizes scaled."""
         rng = np.random.default_rng((SEED, self.n, i))
         base = np.array([nm.price for nm in self.names])
         prices = np.round(base * (1.0 + rng.normal(0.0, 0.002, self.n)), 2)
-        scale = rng.uniform(0.75, 1.25, len(self.traded))
+        names, changes = self.trade_set(i, traded)
+        scale = rng.uniform(0.75, 1.25, len(names))
         trades = []
-        for k, dw, s in zip(self.traded, self.trade_weights, scale, strict=True):
+        for k, dw, s in zip(names, changes, scale, strict=True):
             shares = max(1.0, float(np.round(abs(dw) * s * NAV / prices[k])))
             if dw < 0:
                 shares = min(shares, float(self.quantities[k]))
@@ -164,9 +191,9 @@ class Case:
             )
         return prices, trades
 
-    def weights(self, i: int) -> tuple[FloatArray, FloatArray]:
+    def weights(self, i: int, traded: Traded = "fixed") -> tuple[FloatArray, FloatArray]:
         """Pre-trade and proposed weights of request `i` (over the case's names)."""
-        prices, trades = self.variation(i)
+        prices, trades = self.variation(i, traded)
         nav = self.cash + float(self.quantities @ prices)
         index = {nm.symbol: k for k, nm in enumerate(self.names)}
         q_hat = self.quantities.copy()
@@ -202,9 +229,19 @@ def _capped(caps: FloatArray, sectors: list[str], name_max: float, sector_max: f
 
 
 def _trades(
-    rng: np.random.Generator, w: FloatArray, sectors: list[str], count: int, limits: Limits
+    rng: np.random.Generator,
+    w: FloatArray,
+    sectors: list[str],
+    count: int,
+    limits: Limits,
+    *,
+    draw: bool = False,
 ) -> tuple[list[int], FloatArray]:
-    """Indices of the traded names and their proposed signed weight changes."""
+    """Indices of the traded names and their proposed signed weight changes.
+
+    `draw=False` takes the 3 largest holdings and the next 3 of the heaviest sector (the
+    fixed set); `draw=True` draws them among the 8 largest and the heaviest sector's names.
+    """
     n = len(w)
     order = [int(k) for k in np.argsort(-w, kind="stable")]
     chosen: list[int] = []
@@ -215,7 +252,8 @@ def _trades(
             chosen.append(k)
             changes.append(change)
 
-    for k in order[:3]:  # the largest holdings, pushed over the single-name cap
+    largest = _drawn(rng, order[:8], 3) if draw else order[:3]
+    for k in largest:  # large holdings, pushed over the single-name cap
         add(k, 1.25 * (limits.name_max - float(w[k])) + 0.004)
     totals = {s: float(w[[k for k in range(n) if sectors[k] == s]].sum()) for s in set(sectors)}
     heaviest = max(sorted(totals), key=lambda s: totals[s])
@@ -223,7 +261,8 @@ def _trades(
     so_far = totals[heaviest] + sum(c for k, c in pairs if sectors[k] == heaviest)
     each = max(0.005, (1.4 * (limits.sector_max - so_far) + 0.006) / 3)
     in_heaviest = [k for k in order if sectors[k] == heaviest and k not in chosen]
-    for k in in_heaviest[1:4]:  # more of the heaviest sector, over its cap
+    sector_buys = _drawn(rng, in_heaviest[1:], 3) if draw else in_heaviest[1:4]
+    for k in sector_buys:  # more of the heaviest sector, over its cap
         add(k, each)
     rest = [int(k) for k in rng.permutation(n) if int(k) not in chosen]
     for k in rest[:8]:
@@ -233,6 +272,14 @@ def _trades(
         # sells among the larger holdings, of at most half the holding
         add(k, -min(float(rng.uniform(0.002, 0.006)), 0.5 * float(w[k])))
     return chosen, np.array(changes)
+
+
+def _drawn(rng: np.random.Generator, items: list[int], k: int) -> list[int]:
+    """`k` of `items` drawn without replacement, in `items`' order."""
+    if len(items) <= k:
+        return list(items)
+    keep = sorted(int(j) for j in rng.choice(len(items), k, replace=False))
+    return [items[j] for j in keep]
 
 
 def _factor_model(
@@ -268,7 +315,8 @@ def build_case(n: int) -> Case:
     prices = np.array([nm.price for nm in names])
     quantities = np.maximum(np.round(w * NAV / prices), 1.0)
     cash = NAV - float(quantities @ prices)
-    traded, changes = _trades(rng, quantities * prices / NAV, sector_of, min(TRADES, n), limits)
+    start = quantities * prices / NAV
+    traded, changes = _trades(rng, start, sector_of, min(TRADES, n), limits)
     sectors = sorted(set(sector_of))
     loadings, factor_cov, specific = _factor_model(rng, names, sectors)
     bench = caps / caps.sum()
@@ -277,6 +325,7 @@ def build_case(n: int) -> Case:
         names=names,
         quantities=quantities,
         cash=cash,
+        start_weights=start,
         traded=traded,
         trade_weights=changes,
         benchmark={nm.symbol: round(float(b), 10) for nm, b in zip(names, bench, strict=True)},

@@ -1,13 +1,14 @@
 """Where one engine path spends its time: latency percentiles, stages, and a profile.
 
 ``python -m benchmarks.stages [--n 500] [--policy-set twenty] [--mode validate]
-[--adjustment auto] [--requests 200] [--vary-trades K] [--profile 25]``
+[--adjustment auto] [--requests 200] [--traded varying] [--vary-trades K] [--profile 25]``
 
 Times `PolicyEngine.validate` on the benchmark's cases exactly as `benchmarks.measure`
 does (requests built before the clock, a few untimed warm-up requests, `gc.collect()`
 before each timed one), then prints p50/p99/min, the median of every stage of
 `timings_ms`, and with `--profile K` the K functions with the most cumulative time under
 cProfile (a second pass: profiling slows every call, so its times are only proportions).
+With `--traded varying` each request draws its own 20 names (`benchmarks.cases`).
 With `--vary-trades K` each request keeps K of the case's 20 trades, drawn at random (seeded
 by the request), so consecutive decisions trade different sets of names, as in
 production, instead of the same ones. A tool for finding what to optimize;
@@ -40,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--policy-set", choices=list(POLICY_SETS), default="twenty")
     parser.add_argument("--mode", choices=["validate", "adjust"], default="validate")
     parser.add_argument("--adjustment", choices=["auto", "scale_back", "project"], default="auto")
+    parser.add_argument(
+        "--traded",
+        choices=["fixed", "varying"],
+        default="fixed",
+        help="the same 20 names in every request (fixed, default) or drawn per request",
+    )
     parser.add_argument("--requests", type=int, default=200, help="timed requests (200)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed requests first (5)")
     parser.add_argument(
@@ -88,7 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _request(case: Case, i: int, args: argparse.Namespace) -> PolicyValidationRequest:
-    body = case.body(i, policy_set=args.policy_set, mode=args.mode, adjustment=args.adjustment)
+    body = case.body(
+        i,
+        policy_set=args.policy_set,
+        mode=args.mode,
+        adjustment=args.adjustment,
+        traded=args.traded,
+    )
     if args.vary_trades:
         trades = body["decision"]["trades"]
         rng = np.random.default_rng((args.n, i))
