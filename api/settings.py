@@ -44,7 +44,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; PostgreSQL as postgresql+psycopg://user@host/db.",
     )
     host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
+    port: int = Field(default=8000, ge=0, le=65535)
     events: EventsBackend = EventsBackend.LOG
     nats_url: str = "nats://127.0.0.1:4222"
     nats_stream: str = "PES_EVENTS"

@@ -44,7 +44,9 @@ def add_parser(commands: Any) -> None:
         "Migrations are applied at start-up.",
     )
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument(
+        "--port", type=int, help="port (default 8000; 0: a free port, which the log names)"
+    )
     database_option(serve)
     serve.add_argument(
         "--events",

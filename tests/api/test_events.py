@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -539,29 +540,44 @@ def _log_tail(log: Path, lines: int = 25) -> str:
     return "\n".join(kept[-lines:])
 
 
+_LISTENING = re.compile(rb"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+
 @contextmanager
 def _server(
     db: Path, events: str, env: dict[str, str], log: Path, *, ready_s: float = WAIT_S
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`pes serve` as a process, healthy; killed on the way out if still alive."""
-    port = _free_port()
+    """`pes serve` as a process, healthy; killed on the way out if still alive.
+
+    The server binds a free port itself (`--port 0`) and the port is read from its log:
+    a port picked here and passed in could be taken by a parallel test in between, and the
+    health check would then reach that test's server.
+    """
     command = [
-        sys.executable, "-m", "api.cli", "serve", "--port", str(port),
+        sys.executable, "-m", "api.cli", "serve", "--port", "0",
         "--database-url", f"sqlite:///{db}", "--events", events,
     ]  # fmt: skip
+    offset = log.stat().st_size if log.exists() else 0
     with log.open("ab") as out:
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_s
+        base = None
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"pes serve exited with {proc.returncode}:\n{_log_tail(log)}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
+            if base is None:
+                with log.open("rb") as written:
+                    written.seek(offset)
+                    found = _LISTENING.search(written.read())
+                if found is not None:
+                    base = f"http://127.0.0.1:{int(found.group(1))}"
+            if base is not None:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
             if time.monotonic() > deadline:
                 pytest.fail(
                     f"pes serve --events {events} not healthy within {ready_s:.0f} s:\n"
