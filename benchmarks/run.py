@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.cases import build_case
+from benchmarks.markdown import markdown
 from benchmarks.measure import DEFAULT_PATHS, PATHS, Budget, ProjectQPs, measure, stderr_progress
-from benchmarks.report import evaluate_targets, machine_info, markdown, plot, ratios
+from benchmarks.report import evaluate_targets, machine_info, plot, ratios
 from benchmarks.universe import real_names
 
 __all__ = ["DEFAULT_SIZES", "main", "parser", "run"]
@@ -201,7 +202,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "paths": paths,
         "ratios": ratios(paths),
         "http": http,
-        "targets": evaluate_targets(paths, http),
+        "targets": evaluate_targets(paths),
         "wall_s": round(time.perf_counter() - started, 1),
     }
 
