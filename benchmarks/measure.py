@@ -39,6 +39,7 @@ __all__ = [
     "EnginePath",
     "PathResult",
     "ProjectQPs",
+    "RegisteredUniverse",
     "measure",
     "stderr_progress",
 ]
@@ -114,7 +115,7 @@ DEFAULT_PATHS = tuple(p for p in PATHS if p != "osqp_direct_tight")
 """What a run measures unless `--paths` says otherwise (`osqp_direct_tight` on request)."""
 
 
-class _Registered:
+class RegisteredUniverse:
     """An in-memory `ReferenceSource` holding the case's universe (request 0's instruments).
 
     `by_reference(body)` turns a request body into the form that names the universe
@@ -150,7 +151,7 @@ class _Registered:
 
 def _engine(case: Case, path: EnginePath, budget: Budget, progress: Progress) -> PathResult:
     engine = PolicyEngine()
-    source = _Registered(case) if path.by_reference else None
+    source = RegisteredUniverse(case) if path.by_reference else None
     policies = case.policies[path.policy_set]
     result = PathResult(path.name, case.n)
     counts: Counter[str] = Counter()

@@ -290,13 +290,14 @@ def plot(results: dict[str, Any], target: Path) -> bool:
     if http:
         ax.plot([http["n"]], [http["p50_ms"]], "s", color="black", label="http p50")
         ax.plot([http["n"]], [http["p99_ms"]], "x", color="black", label="http p99")
+    sizes = results["config"]["sizes"]
     for t in TARGETS:
-        xs, ys = list(t.p99_ms), list(t.p99_ms.values())
+        goals = [(n, ms) for n, ms in t.p99_ms.items() if n in sizes]
+        xs, ys = [n for n, _ in goals], [ms for _, ms in goals]
         ax.plot(xs, ys, "_", color="red", markersize=14, markeredgewidth=2)
     ax.plot([], [], "_", color="red", markersize=14, markeredgewidth=2, label="p99 targets")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    sizes = results["config"]["sizes"]
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.set_xlabel("n (symbols in the portfolio)")
