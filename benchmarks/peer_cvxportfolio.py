@@ -29,6 +29,7 @@ benchmark's own numpy code (`ProjectQP.max_violation`), not by cvxportfolio.
 
 from __future__ import annotations
 
+import importlib
 import time
 import warnings
 from collections.abc import Sequence
@@ -55,8 +56,7 @@ def cvxportfolio() -> ModuleType:
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="'d' is deprecated")
-        import cvxportfolio as cvx
-    return cvx
+        return importlib.import_module("cvxportfolio")
 
 
 class CvxportfolioPeer:
