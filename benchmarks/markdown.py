@@ -113,7 +113,7 @@ def _verdict(v: dict[str, Any]) -> str:
         return f"{ms(v['p99_ms'])} ms: met"
     return (
         f"{ms(v['p99_ms'])} ms: missed by {ms(v['missed_by_ms'])} ms "
-        f"({v['times_target']} times the target)"
+        f"({v['times_target']:.3g} times the target)"
     )
 
 
@@ -143,7 +143,7 @@ def _targets_table(paths: dict[str, Any]) -> list[str]:
                 missed = [n for n, c in per_n.items() if not c["met"]]
                 verdict = (
                     f"missed at n={', '.join(missed)} (worst {worst['p99_ratio']:.2g}, "
-                    f"{worst['times_target']} times the target)"
+                    f"{worst['times_target']:.3g} times the target)"
                 )
             lines.append(
                 f"| {t['target']} ≤ {t['ratio_at_most']:g} at every n (p99 ratio) | "
