@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from engine.adjust.separable.fold import Box, Coupling
 from models.typing import BoolArray, FloatArray
 
-__all__ = ["DENSE_ENTRIES", "Dual"]
+__all__ = ["DENSE_ENTRIES", "Dual", "curvature", "normal_matrix", "normal_work"]
 
 DENSE_ENTRIES = 20_000
 """Coupling matrices with at most this many entries (dense) are multiplied as dense arrays."""
@@ -183,6 +183,20 @@ class Dual:
     def objective(self, y: FloatArray, z: FloatArray, values: FloatArray) -> float:
         """The Lagrangian at `z`, `y` (the dual's value when `z = z(y)`)."""
         return float(0.5 * np.sum((z - self.d) ** 2) + y @ (values - self.b))
+
+
+def normal_work(coupling: Coupling, n: int) -> float:
+    """`sum_i r_i^2`, `r_i` the coupling rows over name `i`: the products forming `J J^T`.
+
+    Each name's column of `J` contributes the outer product of its `r_i` entries.
+    """
+    names = [m.indices for m in coupling.aff_matrices]
+    for G, terms in zip(coupling.abs_sums, coupling.term_names, strict=True):
+        names.append(terms[G.indices])
+    if not names:
+        return 0.0
+    per_name = np.bincount(np.concatenate(names).astype(np.intp), minlength=n).astype(float)
+    return float(per_name @ per_name)
 
 
 def curvature(J: Matrix) -> FloatArray:

@@ -54,21 +54,25 @@ from engine.adjust.separable.fold import FEASIBILITY
 from engine.tolerances import FLOAT_NOISE
 from models.typing import BoolArray, FloatArray
 
-__all__ = ["LINE_SEARCH_STEPS", "MAX_ITERATIONS", "maximize"]
+__all__ = [
+    "LINE_SEARCH_STEPS",
+    "MAX_ITERATIONS",
+    "Point",
+    "arc_search",
+    "epsilon_active",
+    "maximize",
+    "point_at",
+]
 
 MAX_ITERATIONS = 60
 LINE_SEARCH_STEPS = 60
 _ARMIJO = 1e-4
 _WEIGHT = 0.01
 """A typical weight change: the floor of the scale of the Newton regularization."""
-_DENSE_SOLVE = 0
-"""Normal matrices of at most this many free rows are factored dense (LAPACK), larger ones
-sparse (SuperLU): a gross limit per group couples each group's row with the few rows over
-every name only, so the sparse factor stays small."""
 
 
 @dataclass
-class _Point:
+class Point:
     """A dual point: the multipliers, `z(y)`, the moving names, the rows and the dual."""
 
     y: FloatArray
@@ -78,10 +82,11 @@ class _Point:
     q: float
 
 
-def _at(dual: Dual, y: FloatArray) -> _Point:
+def point_at(dual: Dual, y: FloatArray) -> Point:
+    """The dual point at the multipliers `y`."""
     z, moving, _ = dual.primal(y)
     values = dual.values(z)
-    return _Point(y, z, moving, values, dual.objective(y, z, values))
+    return Point(y, z, moving, values, dual.objective(y, z, values))
 
 
 def _residual(y: FloatArray, gradient: FloatArray) -> float:
@@ -90,12 +95,18 @@ def _residual(y: FloatArray, gradient: FloatArray) -> float:
 
 
 def _solve(H: Matrix, g: FloatArray, rho: float) -> FloatArray | None:
-    """`(H + rho I)^{-1} g`, or None when the factorization fails."""
+    """`(H + rho I)^{-1} g`, or None when the factorization fails.
+
+    A sparse `H` is factored by SuperLU, whatever its size: a gross limit per group couples
+    each group's row only with the few rows over every name, so the factor stays sparse.
+    LAPACK on it densified is far slower when the cores are busy: OpenBLAS's threads wait
+    spinning (measured on the shared 2-core machine: 0.36 s a solve for ~300 rows, where
+    SuperLU took ~5 ms; docs/performance-notes.md).
+    """
     try:
-        if isinstance(H, np.ndarray) or H.shape[0] <= _DENSE_SOLVE:
-            dense = H if isinstance(H, np.ndarray) else H.toarray()
-            dense[np.diag_indices_from(dense)] += rho
-            step = np.linalg.solve(dense, g)
+        if isinstance(H, np.ndarray):
+            H[np.diag_indices_from(H)] += rho
+            step = np.linalg.solve(H, g)
         else:
             H = (H + rho * sp.identity(H.shape[0], format="csc")).tocsc()
             with warnings.catch_warnings():
@@ -103,7 +114,17 @@ def _solve(H: Matrix, g: FloatArray, rho: float) -> FloatArray | None:
                 step = spla.splu(H, permc_spec="MMD_AT_PLUS_A").solve(g)
     except (np.linalg.LinAlgError, RuntimeError, Warning):
         return None
-    return step if np.isfinite(step).all() else None
+    found: FloatArray = np.asarray(step, dtype=np.float64)
+    return found if np.isfinite(found).all() else None
+
+
+def epsilon_active(y: FloatArray, gradient: FloatArray, h: FloatArray) -> BoolArray:
+    """The rows at or within ε of zero whose gradient pushes their multiplier down.
+
+    ε is the scaled projected-gradient residual `max_i |y_i - max(0, y_i + g_i / h_i)|`.
+    """
+    epsilon = float(np.abs(y - np.maximum(y + gradient / h, 0.0)).max(initial=0.0))
+    return np.asarray((y <= epsilon) & (gradient < 0), dtype=bool)
 
 
 def _direction(
@@ -126,9 +147,9 @@ def _direction(
     return direction
 
 
-def _search(
-    dual: Dual, at: _Point, gradient: FloatArray, direction: FloatArray, newton: BoolArray
-) -> _Point | None:
+def arc_search(
+    dual: Dual, at: Point, gradient: FloatArray, direction: FloatArray, newton: BoolArray
+) -> Point | None:
     """The first point along `max(0, y + t d)` that rises enough, or None (rejected).
 
     `newton` marks the rows whose predicted rise is `t g_i d_i` (the Newton step's free
@@ -143,7 +164,7 @@ def _search(
         rise = t * linear + float(gradient[other] @ (trial[other] - at.y[other]))
         if not rise > 0.0:
             return None  # not an ascent direction
-        point = _at(dual, trial)
+        point = point_at(dual, trial)
         # Near the optimum the rise is below the objective's rounding; there a full step
         # that keeps the objective (to rounding) is taken when it halves the residual of
         # the optimality conditions.
@@ -165,7 +186,7 @@ def maximize(dual: Dual) -> tuple[FloatArray, FloatArray, int] | None:
     Returns only a certified point: every row within `FEASIBILITY` (relative, plus the
     rounding of its sum) of its bound, and at it wherever its multiplier is positive.
     """
-    at = _at(dual, np.zeros(dual.rows))
+    at = point_at(dual, np.zeros(dual.rows))
     tolerance = FEASIBILITY * np.maximum(1.0, np.abs(dual.b))
     size = max(float(np.abs(dual.d).max(initial=0.0)), _WEIGHT)
     for iteration in range(1, MAX_ITERATIONS + 1):
@@ -178,13 +199,12 @@ def maximize(dual: Dual) -> tuple[FloatArray, FloatArray, int] | None:
         J = dual.jacobian(at.z, at.moving)
         scale = float(np.abs(gradient).max()) / size + FLOAT_NOISE
         h = curvature(J) + scale
-        epsilon = float(np.abs(at.y - np.maximum(at.y + gradient / h, 0.0)).max())
-        active = (at.y <= epsilon) & (gradient < 0)
+        active = epsilon_active(at.y, gradient, h)
         direction = _direction(J, gradient, active, h, size)
-        found = None if direction is None else _search(dual, at, gradient, direction, ~active)
+        found = None if direction is None else arc_search(dual, at, gradient, direction, ~active)
         if found is None:  # rejected: a scaled projected-gradient step, or no answer
             everywhere = np.zeros(dual.rows, dtype=bool)
-            found = _search(dual, at, gradient, gradient / h, everywhere)
+            found = arc_search(dual, at, gradient, gradient / h, everywhere)
             if found is None:
                 return None
         at = found

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.adjust.separable.dual import Dual
+from engine.adjust.separable.dual import Dual, normal_work
 from engine.adjust.separable.fold import (
     Box,
     Coupling,
@@ -64,7 +64,22 @@ from engine.compile.layout import Layout
 from engine.tolerances import FLOAT_NOISE
 from models.typing import FloatArray
 
-__all__ = ["SeparableSolution", "solve_separable"]
+__all__ = ["HANDOVER_WORK", "SeparableSolution", "solve_separable"]
+
+HANDOVER_WORK = 1e8
+"""Above this estimated work per Newton iteration the problem goes to the chain untried.
+
+The work is `sum_i r_i^2` (`dual.normal_work`, `r_i` the coupling rows over name `i`): the
+products that form the normal matrix `J D J^T` once per iteration, which dominate an
+iteration (with its sparse factorization) once many rows cover the same names: exposure,
+stress or cash rows over every name. A gross limit per group adds one row per name however
+many groups there are: at n = 2,000 with 150-400 groups the work is ~3e4. Measured on the
+shared 2-core machine with `python -m benchmarks.coupling --cases 1 --exposures K` (n =
+2,000, K exposure rows over every name; docs/performance-notes.md, "Separable solver at
+scale, 2026-12-03"), separable against chain: work 2.2e7 0.46 s / 6.9 s, 8.3e7 1.8 s /
+9.2 s, 1.8e8 11.6 s / 9.7 s. The limit sits below the crossing, where the separable
+solver is still several times faster.
+"""
 
 
 @dataclass
@@ -171,7 +186,7 @@ def solve_separable(
                 return None
     except Unsupported:
         return None
-    if not box.meet():
+    if not box.meet() or normal_work(coupling, len(d)) > HANDOVER_WORK:
         return None
     dual = Dual(np.asarray(d, dtype=float), box, coupling)
     solved = maximize(dual)
