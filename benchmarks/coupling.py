@@ -9,10 +9,14 @@ shape and times both solvers on the engine's own adjustment problem:
   short positions; strict policies: a gross limit per bucket, a single-name cap and floor, a
   sector cap (net), a cash floor and a turnover limit;
 - a decision of `--trades` trades that raise the gross of many buckets past their limit;
+- optionally more bucket attributes with a gross limit each (`--layers`: each name in that
+  many gross rows) and exposure limits on random loadings (`--exposures`: rows over every
+  name, each breached by the decision), which make the normal matrix denser;
 - the engine's exact-bounds problem of the chosen method (`project` by default) is built
   as the adjuster builds it (`PolicyEngine.prepare`, the compiled problem, `solve_bounds`);
   it is solved by `solve_separable` and by the engine's chain (Clarabel first), each
-  `--repeat` times.
+  `--repeat` times after one untimed solve (the first solve of a structure builds what
+  later requests reuse: the fold's memo, cvxpy's canonicalization).
 
 Reported: per case the coupling rows, the median time of each, whether the separable
 solver answered and the relative gap of its objective `1/2 ||z - d||^2` to the chain's;
@@ -48,7 +52,7 @@ from engine.tolerances import TOLERANCE
 from models import PolicyDefinition, PolicyValidationRequest
 from models.typing import FloatArray
 
-__all__ = ["CaseResult", "coupling_case", "main", "measure"]
+__all__ = ["CaseResult", "Shape", "coupling_case", "main", "measure"]
 
 SEED = 13
 NAV = 1_000_000_000.0
@@ -77,10 +81,25 @@ def _policy(name: str, *constraints: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Shape:
+    """What the cases draw: names, bucket counts, trades, bucket layers and exposures."""
+
+    n: int = 2000
+    groups: tuple[int, int] = (150, 400)
+    """The range of the number of buckets (per layer)."""
+    trades: int = 300
+    layers: int = 1
+    """Bucket attributes, each with its own gross limit: each name is in `layers` rows."""
+    exposures: int = 0
+    """Numeric attributes with an exposure limit each: coupling rows over every name."""
+
+
 def coupling_case(
-    seed: int, *, n: int = 2000, groups: tuple[int, int] = (150, 400), trades: int = 300
+    seed: int, shape: Shape = Shape()
 ) -> tuple[PolicyValidationRequest, list[PolicyDefinition], int]:
-    """Case `seed`: a request, its strict policies and its number of buckets."""
+    """Case `seed`: a request, its strict policies and its number of buckets (all layers)."""
+    n, groups, trades = shape.n, shape.groups, shape.trades
     rng = np.random.default_rng((SEED, seed, n))
     count = int(rng.integers(groups[0], groups[1] + 1))
     bucket = rng.integers(0, count, n)
@@ -102,11 +121,47 @@ def coupling_case(
     scale = rng.uniform(0.3, 1.5, len(picked)) * limit / 6
     cross = rng.random(len(picked)) < 0.15
     trade_list = []
+    w_hat = w0.copy()
     for i, s, flip in zip(picked, scale, cross, strict=True):
         side = "BUY" if (w0[i] > 0) != flip else "SELL"
         size = abs(w0[i]) + s if flip else s
         shares = max(1.0, float(np.round(size * NAV / prices[i])))
         trade_list.append({"symbol": f"S{i:05d}", "side": side, "quantity": shares})
+        w_hat[i] += (1.0 if side == "BUY" else -1.0) * shares * prices[i] / NAV
+    attributes: list[dict[str, Any]] = [{"bucket": f"B{int(b):03d}"} for b in bucket]
+    policies = [
+        _policy(
+            "bucket-gross",
+            {"kind": "group_limit", "attribute": "bucket", "measure": "gross", "max": limit},
+        )
+    ]
+    counts = [count]
+    for layer in range(1, shape.layers):
+        more, more_limit = _layer(rng, w0, groups)
+        counts.append(int(more.max()) + 1)
+        for i in range(n):
+            attributes[i][f"bucket{layer}"] = f"B{int(more[i]):03d}"
+        policies.append(
+            _policy(
+                f"bucket{layer}-gross",
+                {
+                    "kind": "group_limit",
+                    "attribute": f"bucket{layer}",
+                    "measure": "gross",
+                    "max": more_limit,
+                },
+            )
+        )
+    for r in range(shape.exposures):
+        # A loading per name; the limit halfway between the pre- and post-trade exposure.
+        x = np.round(rng.normal(0.0, 1.0, n), 4)
+        for i in range(n):
+            attributes[i][f"factor{r}"] = float(x[i])
+        pre, post = float(x @ w0), float(x @ w_hat)
+        bound = {"max": (pre + post) / 2} if post > pre else {"min": (pre + post) / 2}
+        policies.append(
+            _policy(f"factor{r}", {"kind": "exposure", "attribute": f"factor{r}", **bound})
+        )
     instruments = [
         {
             "symbol": f"S{i:05d}",
@@ -117,7 +172,7 @@ def coupling_case(
             "asset_class": "equity",
             "currency": "USD",
             "lot_size": 1,
-            "attributes": {"bucket": f"B{int(bucket[i]):03d}"},
+            "attributes": attributes[i],
         }
         for i in range(n)
     ]
@@ -140,11 +195,7 @@ def coupling_case(
         "mode": "adjust",
         "adjustment": "project",
     }
-    policies = [
-        _policy(
-            "bucket-gross",
-            {"kind": "group_limit", "attribute": "bucket", "measure": "gross", "max": limit},
-        ),
+    policies += [
         _policy("name-bounds", {"kind": "weight_bounds", "min": -cap, "max": cap}),
         _policy("sector-caps", {"kind": "group_limit", "attribute": "sector", "max": 0.2}),
         _policy("cash-floor", {"kind": "cash", "min": 0.01}),
@@ -153,8 +204,16 @@ def coupling_case(
     return (
         PolicyValidationRequest.model_validate(body),
         [PolicyDefinition.model_validate(p) for p in policies],
-        count,
+        sum(counts),
     )
+
+
+def _layer(rng: np.random.Generator, w0: FloatArray, groups: tuple[int, int]) -> tuple[Any, float]:
+    """Another bucket attribute: each name's bucket, and a gross limit some buckets breach."""
+    count = int(rng.integers(groups[0], groups[1] + 1))
+    bucket = rng.integers(0, count, len(w0))
+    gross = np.bincount(bucket, weights=np.abs(w0), minlength=count)
+    return bucket, float(np.quantile(gross[gross > 0], rng.uniform(0.6, 0.95)))
 
 
 @dataclass
@@ -164,6 +223,8 @@ class CaseResult:
     seed: int
     buckets: int
     coupling_rows: int
+    work: float
+    """`sum_i r_i^2`, `r_i` the coupling rows over name `i`: the normal matrix's products."""
     separable_s: list[float]
     chain_s: list[float]
     iterations: int | None
@@ -194,9 +255,14 @@ def _inputs(
     return d, np.full(len(d), -np.inf), np.full(len(d), np.inf), None
 
 
-def _coupling_rows(layout: Layout, strict: list[int]) -> int:
-    """Rows of the strict row sets over more than one name (every name moves in `project`)."""
-    rows = 0
+def _coupling_rows(layout: Layout, strict: list[int]) -> tuple[int, float]:
+    """Rows of the strict row sets over more than one name, and `sum_i r_i^2`.
+
+    `r_i` counts the coupling rows over name `i` (every name moves in `project`, and the
+    gross rows' terms are one per name), so the sum is the work of forming the separable
+    solver's normal matrix `J J^T`.
+    """
+    rows, per_name = 0, np.zeros(layout.snap.n)
     for k in strict:
         block = layout.rowsets[k].block
         if isinstance(block, AbsSumBlock) and block.G is not None:
@@ -206,8 +272,10 @@ def _coupling_rows(layout: Layout, strict: list[int]) -> int:
         else:
             continue
         matrix.eliminate_zeros()
-        rows += int((np.diff(matrix.indptr) > 1).sum())
-    return rows
+        several = np.diff(matrix.indptr) > 1
+        rows += int(several.sum())
+        per_name += np.bincount(matrix[several].indices, minlength=layout.snap.n)
+    return rows, float(per_name @ per_name)
 
 
 def measure(
@@ -228,13 +296,16 @@ def measure(
     compiled.fill(layout, strict, base, rows=False)
     d, lower, upper, columns = _inputs(compiled)
     separable_s, solution = [], None
-    for _ in range(repeat):
+    # The first solve of a structure builds what later requests reuse (the fold's memo, the
+    # chain's canonicalized problem); each solver gets one untimed solve first.
+    for _ in range(repeat + 1):
         started = time.perf_counter()
         solution = solve_separable(
             layout, strict, compiled.filled_bounds, d, lower, upper, columns,
             compiled.separable_memo,
         )  # fmt: skip
         separable_s.append(time.perf_counter() - started)
+    separable_s = separable_s[1:]
     compiled.fill_rows(layout, strict)
     chain_s, chain_z, solver = [], None, "none"
 
@@ -243,20 +314,21 @@ def measure(
         worst = max_violation(layout, strict, base, w)
         return None if worst <= TOLERANCE else f"breaks a limit by {worst:.3g}"
 
-    for _ in range(repeat):
+    for _ in range(repeat + 1):
         started = time.perf_counter()
         result = engine.chain.solve(compiled.problem, needs_socp=compiled.needs_socp, verify=verify)
         chain_s.append(time.perf_counter() - started)
         if result.optimal and result.solver is not None:
             chain_z, solver = np.asarray(compiled.variable.value, dtype=float), result.solver
+    chain_s = chain_s[1:]
     gap = None
     if solution is not None and chain_z is not None:
         ours = 0.5 * float(np.sum((solution.z - d) ** 2))
         theirs = 0.5 * float(np.sum((chain_z - d) ** 2))
         gap = (ours - theirs) / max(theirs, 1e-300)
     iterations = None if solution is None else solution.iterations
-    rows = _coupling_rows(layout, strict)
-    return CaseResult(seed, buckets, rows, separable_s, chain_s, iterations, solver, gap)
+    rows, work = _coupling_rows(layout, strict)
+    return CaseResult(seed, buckets, rows, work, separable_s, chain_s, iterations, solver, gap)
 
 
 def _engine_answers(
@@ -288,6 +360,14 @@ def _parser() -> argparse.ArgumentParser:
         help="range of the number of buckets (default 150 400)",
     )  # fmt: skip
     parser.add_argument("--trades", type=int, default=300, help="trades per decision")
+    parser.add_argument(
+        "--layers", type=int, default=1,
+        help="bucket attributes, each with a gross limit (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--exposures", type=int, default=0,
+        help="exposure limits on random loadings: rows over every name (default 0)",
+    )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3, help="solves per solver and case")
     parser.add_argument(
         "--adjustment", choices=("project", "scale_back"), default="project",
@@ -305,15 +385,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the cases and print a table and a summary (exit 1 on a missing answer)."""
     args = _parser().parse_args(argv)
     engine = PolicyEngine()
+    shape = Shape(args.n, tuple(args.groups), args.trades, args.layers, args.exposures)
     results: list[CaseResult] = []
     print(
-        f"{'seed':>4} {'buckets':>7} {'coupling':>8} {'separable':>10} {'iter':>4} "
+        f"{'seed':>4} {'buckets':>7} {'coupling':>8} {'work':>8} {'separable':>10} {'iter':>4} "
         f"{'chain':>9} {'solver':>9} {'gap':>10}"
     )
     for seed in range(args.seed, args.seed + args.cases):
-        request, policies, buckets = coupling_case(
-            seed, n=args.n, groups=tuple(args.groups), trades=args.trades
-        )
+        request, policies, buckets = coupling_case(seed, shape)
         result = measure(
             engine,
             request,
@@ -328,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append(result)
         gap = "-" if result.gap is None else f"{result.gap:+.2e}"
         print(
-            f"{seed:>4} {buckets:>7} {result.coupling_rows:>8} "
+            f"{seed:>4} {buckets:>7} {result.coupling_rows:>8} {result.work:>8.2g} "
             f"{np.median(result.separable_s) * 1e3:>8.1f}ms "
             f"{result.iterations if result.answered else 'none':>4} "
             f"{np.median(result.chain_s) * 1e3:>7.1f}ms {result.chain_solver:>9} {gap:>10}"
