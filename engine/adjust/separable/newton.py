@@ -2,8 +2,9 @@ r"""Maximizing the separable dual over `y >= 0`: projected Newton with an ε-act
 
 The dual `q` (engine.adjust.separable.dual) is concave and piecewise quadratic, with gradient
 `g` and generalized Hessian `-J D J^T`. At `y`, with `h_i` the `i`-th diagonal entry of
-`J D J^T` plus the regularization `rho` (below), the method of Bertsekas (1982, "Projected
-Newton methods for optimization problems with simple constraints") takes:
+`J D J^T` plus `max|g| / size` (the regularization below, from every row), the method of
+Bertsekas (1982, "Projected Newton methods for optimization problems with simple
+constraints") takes:
 
 .. math::
 
@@ -30,7 +31,9 @@ A step is taken only when it rises. Its predicted rise
 
 is positive unless `y` is optimal; a direction whose predicted rise is not positive (an
 ill-conditioned normal matrix, a singular one) is rejected, and so is a trial point whose
-dual does not rise by a fraction of it (Armijo, by backtracking). A rejected Newton step
+dual does not rise by a fraction of it (Armijo, by backtracking; only near the optimum,
+where the rise is below the dual's rounding, is a full step taken that keeps the dual to
+rounding and halves the residual of the optimality conditions). A rejected Newton step
 is replaced by a scaled projected-gradient step (`d = g / h` on every row, predicted rise
 `g^T (y(t) - y)`, positive unless `y` is optimal); when that does not rise either, there
 is no answer (None) and the solver chain solves the problem.
