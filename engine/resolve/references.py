@@ -229,5 +229,5 @@ def _priced(instruments: list[Instrument], prices: Mapping[str, float]) -> list[
                 f"no instrument {symbol} in the universe or the instruments",
             )
         if out[k].price != price:
-            out[k] = out[k].model_copy(update={"price": price})
+            out[k] = out[k].at_price(price)
     return out

@@ -18,6 +18,7 @@ from api.field_messages import describe_validation_error, field_messages
 from engine import PolicyEngine
 from models import (
     Constraint,
+    Instrument,
     PolicyDefinition,
     PolicyValidationRequest,
     PolicyValidationResponse,
@@ -775,3 +776,22 @@ def test_response_rejects_score_outside_unit_interval() -> None:
         "policies_checked": [],
     }
     assert _paths(PolicyValidationResponse, body) == {"compliance_score"}
+
+
+def test_at_price_is_model_copy_with_a_new_price() -> None:
+    """`Instrument.at_price` (the fast repricing of `prices`) equals `model_copy`."""
+    original = Instrument(
+        symbol="AAPL", price=190.0, sector="IT", adv=1e6, attributes={"beta": 1.2, "esg": "A"}
+    )
+    fast = original.at_price(191.5)
+    slow = original.model_copy(update={"price": 191.5})
+    assert type(fast) is Instrument
+    assert fast == slow
+    assert fast.model_fields_set == slow.model_fields_set
+    assert fast.model_dump_json() == slow.model_dump_json()
+    assert original.price == 190.0 and fast.attributes is original.attributes
+    fast.sector = "Energy"  # the copy is its own object
+    assert original.sector == "IT"
+    # The shortcut relies on these: an instrument has no extra fields, no private attributes.
+    assert Instrument.model_config.get("extra") == "forbid"
+    assert not Instrument.__private_attributes__
