@@ -16,7 +16,7 @@ CAP = policy("cap", {"kind": "weight_bounds", "max": 0.35})
 
 
 def _breaching(decision_id: str) -> PolicyValidationResponse:
-    positions = {"AAA": 200, "BBB": 100, "CCC": 300, "DDD": 100}
+    positions: dict[str, float] = {"AAA": 200, "BBB": 100, "CCC": 300, "DDD": 100}
     body = request(
         positions, [("AAA", "BUY", 200.0)], cash=30_000.0, policies=[CAP], mode="validate"
     ).model_dump(mode="json")
