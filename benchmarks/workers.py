@@ -1,8 +1,8 @@
 """Requests/s of one and of several uvicorn workers on PostgreSQL, under the same bounded load.
 
     python -m benchmarks.workers --database-url postgresql+psycopg://user@127.0.0.1:5432/db
-        [--workers 1,2] [--rounds 3] [--requests 600] [--concurrency 8] [--n 500]
-        [--output FILE]
+        [--workers 1,2] [--rounds 3] [--requests 600] [--concurrency 8]
+        [--connection keep-alive|close] [--n 500] [--output FILE]
 
 For each worker count, in alternating rounds (so that load from elsewhere on the machine
 hits every count alike), the service is started as `uvicorn api.http.app:create_app
@@ -11,14 +11,18 @@ PostgreSQL database (created, then dropped; `PGOPTIONS=-csearch_path=...`), even
 The case's policies, universe and factor model are registered through the API; every worker
 is warmed; then `--requests` check-only requests by reference (the registered universe and
 a `prices` map, `benchmarks.reference_http`'s `universe+prices` form, each with a unique
-`decision_id`, so every one is stored) are sent over `--concurrency` keep-alive connections,
-each connection sending its next request as soon as its answer is in.
+`decision_id`, so every one is stored) are sent `--concurrency` at a time, each connection
+sending its next request as soon as its answer is in. With keep-alive connections, which
+worker serves a connection is settled when it opens, so a few connections can load the
+workers unevenly (the CPU of each worker shows it); `--connection close` opens a
+connection per request, taken by whichever worker accepts it first, as behind a balancer.
 
 The load generator is deliberately cheap: the requests are encoded before the clock starts
 and sent as raw HTTP/1.1 over asyncio streams in this process (no HTTP client library).
 On a small machine it still competes with the workers for the cores, so the run reports
-what it cost: the CPU seconds of this process, of each worker process and of the machine
-(`/proc`; Linux), per request. Prints a Markdown table (requests/s, p50, p99 and max
+what it cost: the CPU seconds of this process, of each worker process, of the PostgreSQL
+backends serving the service (when the database runs on this machine) and of the whole
+machine (`/proc`; Linux), per request. Prints a Markdown table (requests/s, p50, p99 and max
 latency, CPU per request) and the ratio of each worker count's requests/s to the first's,
 and writes the numbers as JSON.
 """
@@ -34,6 +38,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -72,22 +77,6 @@ def workers_of(pid: int) -> list[int]:
     return sorted(found)
 
 
-def _backends(url: str, application: str) -> list[int]:
-    """Process ids of the PostgreSQL backends serving connections named `application`."""
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
-                {"name": application},
-            )
-            return [int(pid) for (pid,) in rows]
-    finally:
-        engine.dispose()
-
-
 def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process (all its threads); 0 once it is gone."""
     try:
@@ -109,29 +98,74 @@ def _generator_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class CpuClock:
-    """CPU seconds spent since it was made: each worker, the generator, PostgreSQL, the machine.
+class Backends:
+    """CPU seconds of the PostgreSQL backends serving connections named `application`.
 
-    PostgreSQL's figure sums the backends serving the service's connections (the database
-    server must run on this machine to be counted; its WAL writer and checkpointer are not).
+    The pool opens and closes connections under load, so the backends are looked up
+    (`pg_stat_activity`) and their CPU read (`/proc`) every `period_s` in a thread: a
+    backend there at the start counts from its value then, one that appears later from
+    zero, one that ends with its last reading. The database server must run on this machine;
+    its WAL writer and checkpointer are not counted.
     """
 
-    def __init__(self, workers: list[int], backends: list[int]) -> None:
+    def __init__(self, url: str, application: str, period_s: float = 0.2) -> None:
+        import sqlalchemy as sa
+
+        self._engine = sa.create_engine(url, pool_size=1)
+        self._query = sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :name")
+        self._application = application
+        self._period_s = period_s
+        self._start: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._sample(first=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self, *, first: bool = False) -> None:
+        with self._engine.connect() as conn:
+            pids = [int(p) for (p,) in conn.execute(self._query, {"name": self._application})]
+        for pid in pids:
+            cpu = _cpu_s(pid)
+            if cpu > 0:
+                self._start.setdefault(pid, cpu if first else 0.0)
+                self._last[pid] = max(cpu, self._last.get(pid, 0.0))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._period_s):
+            self._sample()
+
+    def read(self) -> float:
+        """Stop sampling; CPU seconds the backends spent since the start."""
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        self._engine.dispose()
+        return sum(self._last[pid] - self._start[pid] for pid in self._last)
+
+
+class CpuClock:
+    """CPU seconds spent since it was made: each worker, the generator, PostgreSQL, the machine."""
+
+    def __init__(self, workers: list[int], backends: Backends) -> None:
         self.workers = workers
-        self.postgres = backends
+        self.backends = backends
         self.start = self._now()
 
     def _now(self) -> dict[str, float]:
         now = {f"worker {k + 1}": _cpu_s(pid) for k, pid in enumerate(self.workers)}
         now["generator"] = _generator_s()
-        now["postgres"] = sum(_cpu_s(pid) for pid in self.postgres)
         now["machine"] = _machine_busy_s()
         return now
 
     def read(self) -> dict[str, float]:
         """CPU seconds of each part since the clock was made."""
         end = self._now()
-        return {name: end[name] - self.start[name] for name in end}
+        spent = {name: end[name] - self.start[name] for name in end}
+        spent["postgres"] = self.backends.read()
+        return {name: spent[name] for name in [*end, "postgres"] if name != "machine"} | {
+            "machine": spent["machine"]
+        }
 
 
 def _start(url: str, schema: str, workers: int, port: int, log: Any) -> subprocess.Popen[bytes]:
@@ -173,10 +207,12 @@ def _schema(url: str, name: str, *, create: bool) -> None:
         engine.dispose()
 
 
-def _encode(body: bytes, port: int) -> bytes:
+def _encode(body: bytes, port: int, *, close: bool) -> bytes:
     head = (
         f"POST /api/v1/validate HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n"
-        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        + ("connection: close\r\n" if close else "")
+        + "\r\n"
     )
     return head.encode() + body
 
@@ -196,21 +232,36 @@ async def _exchange(
     return status, await reader.readexactly(length)
 
 
-async def _load(port: int, requests: list[bytes], concurrency: int) -> list[float]:
-    """Send every request over `concurrency` connections; the latency of each, in ms."""
+async def _load(port: int, requests: list[bytes], concurrency: int, *, close: bool) -> list[float]:
+    """Send every request over `concurrency` connections; the latency of each, in ms.
+
+    With `close`, every request has a connection of its own (its connect is timed too).
+    """
     queue = list(reversed(requests))
     latencies: list[float] = []
 
+    async def send(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, t0: float
+    ) -> None:
+        status, content = await _exchange(reader, writer, request)
+        latencies.append(1000 * (time.perf_counter() - t0))
+        if status != 200:
+            raise RuntimeError(f"status {status}: {content[:300]!r}")
+
     async def connection() -> None:
+        if close:
+            while queue:
+                request, t0 = queue.pop(), time.perf_counter()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                try:
+                    await send(reader, writer, request, t0)
+                finally:
+                    writer.close()
+            return
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while queue:
-                request = queue.pop()
-                t0 = time.perf_counter()
-                status, content = await _exchange(reader, writer, request)
-                latencies.append(1000 * (time.perf_counter() - t0))
-                if status != 200:
-                    raise RuntimeError(f"status {status}: {content[:300]!r}")
+                await send(reader, writer, queue.pop(), time.perf_counter())
         finally:
             writer.close()
 
@@ -218,7 +269,9 @@ async def _load(port: int, requests: list[bytes], concurrency: int) -> list[floa
     return latencies
 
 
-def _round(url: str, workers: int, requests: int, concurrency: int, n: int) -> dict[str, Any]:
+def _round(
+    url: str, workers: int, requests: int, concurrency: int, n: int, *, close: bool
+) -> dict[str, Any]:
     """One server with `workers` workers under the load; its summary."""
     import httpx
 
@@ -229,7 +282,7 @@ def _round(url: str, workers: int, requests: int, concurrency: int, n: int) -> d
     warmup = 4 * concurrency
     port = _free_port()
     bodies = [
-        _encode(json.dumps(form(case, i, f"w{workers}-{token}-{i}")).encode(), port)
+        _encode(json.dumps(form(case, i, f"w{workers}-{token}-{i}")).encode(), port, close=close)
         for i in range(warmup + requests)
     ]
     _schema(url, schema, create=True)
@@ -245,10 +298,10 @@ def _round(url: str, workers: int, requests: int, concurrency: int, n: int) -> d
                     processes = [server.pid] if workers == 1 else workers_of(server.pid)
                     if len(processes) != workers:
                         raise RuntimeError(f"{len(processes)} worker processes, not {workers}")
-                    asyncio.run(_load(port, bodies[:warmup], concurrency))
-                    clock = CpuClock(processes, _backends(url, schema))
+                    asyncio.run(_load(port, bodies[:warmup], concurrency, close=close))
+                    clock = CpuClock(processes, Backends(url, schema))
                     started = time.perf_counter()
-                    latencies = asyncio.run(_load(port, bodies[warmup:], concurrency))
+                    latencies = asyncio.run(_load(port, bodies[warmup:], concurrency, close=close))
                     elapsed = time.perf_counter() - started
                     cpu = clock.read()
                 finally:
@@ -269,13 +322,20 @@ def _round(url: str, workers: int, requests: int, concurrency: int, n: int) -> d
 
 
 def run(
-    url: str, *, workers: list[int], rounds: int, requests: int, concurrency: int, n: int
+    url: str,
+    *,
+    workers: list[int],
+    rounds: int,
+    requests: int,
+    concurrency: int,
+    n: int,
+    close: bool = False,
 ) -> dict[str, Any]:
     """Alternate the worker counts for `rounds` rounds; every round's summary, and medians."""
     results = []
     for r in range(rounds):
         for k in workers:
-            result = _round(url, k, requests, concurrency, n)
+            result = _round(url, k, requests, concurrency, n, close=close)
             print(f"round {r + 1}, {k} worker(s): {_line(result)}", file=sys.stderr, flush=True)
             results.append(result)
     medians = {
@@ -290,8 +350,9 @@ def run(
         f"Python {platform.python_version()}",
         "server": "uvicorn api.http.app:create_app --factory --workers K, PostgreSQL "
         "(own schema), events none",
-        "client": f"raw HTTP/1.1 over asyncio streams, {concurrency} keep-alive connections, "
-        "loopback, this process",
+        "client": f"raw HTTP/1.1 over asyncio streams, {concurrency} concurrent "
+        + ("connections, a new one per request" if close else "keep-alive connections")
+        + ", loopback, this process",
         "requests_per_s_median": medians,
         "ratio_to_first": {k: round(v / medians[workers[0]], 3) for k, v in medians.items()},
         "rounds": results,
@@ -347,6 +408,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every count (3)")
     parser.add_argument("--requests", type=int, default=600, help="timed requests a round")
     parser.add_argument("--concurrency", type=int, default=8, help="connections (default 8)")
+    parser.add_argument(
+        "--connection",
+        choices=["keep-alive", "close"],
+        default="keep-alive",
+        help="keep-alive: each of the connections stays open (which worker serves it is "
+        "settled when it opens); close: a new connection per request, taken by whichever "
+        "worker accepts first (default keep-alive)",
+    )
     parser.add_argument("--n", type=int, default=500, help="universe size (default 500)")
     parser.add_argument("--output", type=Path, help="write the summary JSON here")
     args = parser.parse_args(argv)
@@ -359,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         requests=args.requests,
         concurrency=args.concurrency,
         n=args.n,
+        close=args.connection == "close",
     )
     print(table(summary))
     if args.output is not None:
