@@ -11,6 +11,7 @@ their bounds and offsets change.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -123,8 +124,10 @@ class _Structure:
         )
 
 
-_STRUCTURES: dict[tuple[tuple[int, str], ...], _Structure] = {}
+_STRUCTURES: dict[tuple[int, tuple[tuple[int, str], ...]], _Structure] = {}
 _KEEP = 32
+"""Structures kept (the oldest goes first); a kept one holds its blocks alive."""
+_LOCK = threading.Lock()
 
 
 def _matrices(block: Block) -> tuple[object, ...]:
@@ -136,13 +139,17 @@ def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
 
 
 def _structure(members: Sequence[LinearMember], n: int) -> _Structure:
-    key = tuple((id(m.block), m.sense) for m in members)
-    found = _STRUCTURES.get(key)
-    if found is None or not found.serves(members):
-        if len(_STRUCTURES) >= _KEEP:
+    key = (n, tuple((id(m.block), m.sense) for m in members))
+    with _LOCK:
+        found = _STRUCTURES.get(key)
+        if found is not None and found.serves(members):
+            return found
+    built = _Structure(members, n)
+    with _LOCK:
+        while len(_STRUCTURES) >= _KEEP:
             _STRUCTURES.pop(next(iter(_STRUCTURES)))
-        found = _STRUCTURES[key] = _Structure(members, n)
-    return found
+        _STRUCTURES[key] = built
+    return built
 
 
 class LinearRows:

@@ -111,6 +111,12 @@ def integer_rounding(
     moved = cp.multiply(scale, count) - (w_star[free] - forms.w_fixed[free])
     objective = gradient[free] @ moved + cp.sum(cp.multiply(2 * scale, cp.abs(moved)))
     problem = cp.Problem(cp.Minimize(objective), constraints)
+    try:
+        # Canonicalized here, inside the deadline (the solve reuses it): the solver's time
+        # limit bounds only the solver.
+        problem.get_problem_data(cp.HIGHS)
+    except cp.error.SolverError:
+        return None
     deadline.check("the integer lot search's solve")
     limit = min(time_limit, deadline.remaining())
     try:
