@@ -225,12 +225,12 @@ def _term_moves(
     change_high = np.abs(u + coefficient * d_high[k]) - np.abs(u)
     at, row, h = absolute.rows_of_term.gather(j)
     trade, low, high = k[at], h * change_low[at], h * change_high[at]
+    if len(k) < 2 or (k[1:] != k[:-1]).all():
+        return Moves(trade, row, low, high)  # one term a trade: one pair a (trade, row)
     # A trade moving several terms of one row: one pair, the changes summed.
     order = np.lexsort((row, trade))
     trade, row = trade[order], row[order]
     first = np.concatenate([[True], (trade[1:] != trade[:-1]) | (row[1:] != row[:-1])])
-    if first.all():
-        return Moves(trade, row, low[order], high[order])
     starts = np.flatnonzero(first)
     return Moves(
         trade[starts],

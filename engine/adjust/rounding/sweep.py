@@ -22,6 +22,7 @@ rounds through the general tracker.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,8 +115,8 @@ def _choose(options: _Options, moves: Moves, excess: FloatArray) -> BoolArray:
     up = _decided(own, options.nearer_high)
     if len(live):
         live = live[np.argsort(trade[live], kind="stable")]
-        walked = np.unique(trade[live])
-        steps = _Steps.of(moves, live, walked, excess)
+        steps = _Steps.of(trade[live], row[live], low[live], high[live], excess)
+        walked = steps.trades
         up[walked] = _walk(steps, own[walked].tolist(), options.nearer_high[walked].tolist())
     return up
 
@@ -129,34 +130,42 @@ def _decided(gap: FloatArray, nearer_high: BoolArray) -> BoolArray:
 class _Steps:
     """The shared rows each walked trade moves: two slots per trade, then the rest.
 
-    `rows` holds the shared rows' excess, plus a last entry at -inf: an empty slot points
-    there with no change, so that it never counts.
+    `trades` are the walked trades (positions in the order). `rows` holds every row's
+    excess, plus a last entry at -inf: an empty slot points there with no change, so that
+    it never counts.
     """
 
+    trades: IntArray
     rows: list[float]
     slots: list[tuple[list[int], list[float], list[float]]]
-    extra: list[list[tuple[int, float, float]]]
+    extra: Sequence[Sequence[tuple[int, float, float]]]
 
     @classmethod
-    def of(cls, moves: Moves, live: IntArray, walked: IntArray, excess: FloatArray) -> _Steps:
-        """`live` indexes `moves`, sorted by trade; `walked` the trades it holds, sorted."""
-        m = len(walked)
-        trade = np.searchsorted(walked, moves.trade[live])
-        low, high = moves.low[live], moves.high[live]
-        kept, compact = np.unique(moves.row[live], return_inverse=True)
-        compact = compact.ravel()
-        slot = np.arange(len(trade)) - np.searchsorted(trade, trade)
+    def of(
+        cls, trade: IntArray, row: IntArray, low: FloatArray, high: FloatArray, excess: FloatArray
+    ) -> _Steps:
+        """The moves (`trade`, `row`, `low`, `high`), sorted by trade."""
+        first = np.ones(len(trade), dtype=bool)
+        np.not_equal(trade[1:], trade[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        m, empty = len(starts), len(excess)
+        counts = np.diff(np.append(starts, len(trade)))
         slots = []
         for j in (0, 1):
-            at = slot == j
-            r = np.full(m, len(kept), dtype=np.int64)
+            has = counts > j
+            at = starts[has] + j
+            r = np.full(m, empty, dtype=np.int64)
             a, b = np.zeros(m), np.zeros(m)
-            r[trade[at]], a[trade[at]], b[trade[at]] = compact[at], low[at], high[at]
+            r[has], a[has], b[has] = row[at], low[at], high[at]
             slots.append((r.tolist(), a.tolist(), b.tolist()))
-        extra: list[list[tuple[int, float, float]]] = [[] for _ in range(m)]
-        for i in np.flatnonzero(slot > 1).tolist():
-            extra[int(trade[i])].append((int(compact[i]), float(low[i]), float(high[i])))
-        return cls([*excess[kept].tolist(), -np.inf], slots, extra)
+        extra: Sequence[Sequence[tuple[int, float, float]]] = [()] * m
+        if counts.max() > 2:
+            position = np.cumsum(first) - 1
+            more: list[list[tuple[int, float, float]]] = [[] for _ in range(m)]
+            for i in np.flatnonzero(np.arange(len(trade)) - starts[position] > 1).tolist():
+                more[int(position[i])].append((int(row[i]), float(low[i]), float(high[i])))
+            extra = more
+        return cls(trade[starts], [*excess.tolist(), -np.inf], slots, extra)
 
 
 def _walk(steps: _Steps, own: list[float], nearer_high: list[bool]) -> list[bool]:
