@@ -14,7 +14,9 @@ the order in which the trades are rounded:
 
 The loop keeps only the rows several trades move that may still break (the cash floor,
 turnover, a sector at its cap): a few numbers per trade. It makes the choices of
-`sequential_rounding` with the same scores (the same sums, up to their last bits), and
+`sequential_rounding`: that compares two totals after the move, which differ by the change
+on the rows the trade moves; here that difference is computed directly (the totals add
+the same rounding-level noise to both, ~1e-16 of the total, far below `SCORE_EPS`), and
 `tests/engine/adjust/test_sweep.py` holds the two together. A term that two trades move
 (an absolute value of a group's weight) is not served: `sweep` answers None and the caller
 rounds through the general tracker.
