@@ -34,9 +34,8 @@ from engine.adjust.problems import (
     ProblemCache,
     fixed_rows_infeasible,
 )
-from engine.adjust.rounding.lots import lot_candidates, repair, sequential_rounding, snapped
-from engine.adjust.rounding.search import TIME_LIMIT_S, integer_rounding
-from engine.adjust.rounding.tracker import TradeViolation, ViolationTracker
+from engine.adjust.rounding.lots import lot_candidates
+from engine.adjust.rounding.passes import rounding_passes
 from engine.adjust.separable.qp import solve_separable
 from engine.check.checker import check
 from engine.compile.layout import Layout
@@ -360,43 +359,13 @@ class Adjuster:
         for t in lot_candidates(snap, t_continuous, shrink_only=shrink_only):
             consider(t)
         if best is None and (snap.lots > 0).any():
-            starts = [snapped(snap, t_continuous)]
-            if not np.array_equal(starts[0], t_continuous):
-                starts.append(t_continuous)
-            tracker = ViolationTracker(layout, strict, bounds, snap.weights_from_trades(starts[0]))
-            violation = TradeViolation(snap, tracker)
-            # Snapping cancels trades under SNAP_WEIGHT; many of them (a projection that funds
-            # a purchase by selling a little of every name) add up to a breach no rounding of
-            # the rest can cure. Round from the start that breaches less (snapped on a tie),
-            # and from the other one if that fails.
-            starts.sort(key=lambda start: violation_of(start, violation))
-            rounded: FloatArray | None = None
-            for start in starts:
-                candidate = sequential_rounding(
-                    snap, start, shrink_only=shrink_only, violation=violation
-                )
-                consider(candidate)
-                if rounded is None or violation_of(candidate, violation) < violation_of(
-                    rounded, violation
-                ):
-                    rounded = candidate
+            # The fallbacks, computed one at a time: stop at the first that passes.
+            for t in rounding_passes(
+                layout, strict, bounds, t_continuous, shrink_only=shrink_only, deadline=deadline
+            ):
+                consider(t)
                 if best is not None:
                     break
-            assert rounded is not None
-            if best is None:
-                consider(repair(snap, rounded, shrink_only=shrink_only, violation=violation))
-            if best is None:
-                deadline.check("the integer lot search")
-                found = integer_rounding(
-                    layout,
-                    strict,
-                    bounds,
-                    t_continuous,
-                    shrink_only=shrink_only,
-                    time_limit=min(TIME_LIMIT_S, deadline.remaining()),
-                )
-                if found is not None:
-                    consider(found)
         if best is not None or least is None:
             return best, []
         return None, excess(layout, strict, bounds, least[1])
@@ -431,9 +400,3 @@ class Adjuster:
         """True when cancelling every trade would be compliant (always, unless curing)."""
         w = layout.snap.w0
         return check(layout, w, cure_passive=cure_passive, indices=layout.strict()).is_compliant
-
-
-def violation_of(t: FloatArray, violation: TradeViolation) -> float:
-    """The total violation of trades `t` (resets `violation` to them)."""
-    violation.reset(t)
-    return violation.total

@@ -152,7 +152,7 @@ def _stage_builders() -> dict[Representation, Any]:
         Representation.RESTRICTED: _Views((0, 1), sp.identity(3, format="csr")),
         Representation.SEPARABLE: _Folds({}, None, w, Box(w - 1, w + 1), Coupling()),
         Representation.TRACKER: _Parts(),
-        Representation.INTEGER: _CountForms(cp.Variable(3)),
+        Representation.INTEGER: _CountForms(w, np.arange(3), np.ones(3), cp.Variable(3)),
         Representation.EXPORT: _Writer(ExportRowBuilder(3), ("A", "B", "C"), w, linearize=True),
         Representation.ROW_SHIFT: _Shifts(0, w, np.arange(2), np.ones(2)),
     }
