@@ -351,7 +351,7 @@ def assemble(
     q = np.concatenate([-2.0 * scale * target, np.zeros(builder.aux)])
     b = np.concatenate(builder.rhs) if builder.rhs else np.zeros(0)
     data = ConicData(P=P, q=q, A=A, b=b, cones=_merged(builder.cones))
-    row_counts = [layout.rowsets[k].rows for k in indices]
+    row_counts = [layout.rowsets[k].block.rows for k in indices]
     return ConicAssembly(data, builder.m, row_counts, builder.parts)
 
 
