@@ -48,11 +48,16 @@ from tests.known_limits import KnownLimits, Limit, counting
 from tests.strategies import ConicProblem, SeparableProblem, conic_problems
 
 LIMITS = {
-    "no optimum": Limit(
-        budget=3,
-        reason="one of the two Clarabel solves (direct or through cvxpy) stopped short of "
-        "optimal; there is then no pair of optima to compare (the engine then falls back to "
-        "the chain, tested below)",
+    "direct solve not optimal": Limit(
+        budget=6,
+        reason="Clarabel stopped short of optimal on the assembled problem (degenerate draws: "
+        "zero exposures, rows held at their pre-trade value, without an interior); the "
+        "engine then falls back to the chain (tested below)",
+    ),
+    "reference not optimal": Limit(
+        budget=6,
+        reason="Clarabel through cvxpy stopped short of optimal on the reference problem "
+        "(the same degenerate draws); there is then no optimum to compare with",
     ),
 }
 
@@ -137,8 +142,11 @@ def test_the_direct_solve_has_the_cvxpy_chains_optimum(
     assert assembly is not None  # every row here has a conic form; not trading is feasible
     solved = DirectClarabel().solve(assembly.data)
     status, reference, reference_value = _reference(case)
-    if solved.outcome.status is not SolveStatus.OPTIMAL or status != cp.OPTIMAL:
-        known_limits.accept("no optimum")
+    if solved.outcome.status is not SolveStatus.OPTIMAL:
+        known_limits.accept("direct solve not optimal")
+        return
+    if status != cp.OPTIMAL:
+        known_limits.accept("reference not optimal")
         return
     assert solved.x is not None and solved.z is not None and reference is not None
     z = solved.x[: assembly.columns]
