@@ -10,7 +10,7 @@ import cvxpy as cp
 
 from solvers.base import SolveOutcome, SolverAdapter, SolveStatus
 from solvers.clarabel import ClarabelAdapter
-from solvers.direct import DirectClarabel
+from solvers.direct import DirectClarabel, DirectSolver
 from solvers.ecos import ECOSAdapter
 from solvers.highs import HiGHSAdapter
 from solvers.osqp import OSQPAdapter
@@ -61,7 +61,7 @@ class SolverChain:
         qp: Sequence[SolverAdapter],
         socp: Sequence[SolverAdapter],
         *,
-        direct: DirectClarabel | None = None,
+        direct: DirectSolver | None = None,
     ) -> None:
         if not qp or not socp:
             raise ValueError("a solver chain needs at least one QP and one SOCP solver")

@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,10 +29,22 @@ from models.typing import FloatArray
 from solvers.base import MIN_TIME_LIMIT_S, SolveOutcome, SolveStatus
 from solvers.tolerances import INTERIOR_POINT_TOLERANCE
 
-__all__ = ["CLARABEL_DIRECT", "ConeSpec", "ConicData", "DirectClarabel", "DirectSolution"]
+__all__ = [
+    "CLARABEL_DIRECT",
+    "OSQP_DIRECT",
+    "ConeSpec",
+    "ConicData",
+    "DirectClarabel",
+    "DirectOSQP",
+    "DirectSolution",
+    "DirectSolver",
+]
 
 CLARABEL_DIRECT = "CLARABEL (direct)"
 """The solver name of answers from Clarabel's own API (attempts and `solver` read it)."""
+
+OSQP_DIRECT = "OSQP (direct, warm-started)"
+"""The solver name of answers from OSQP's own API, warm-started from the previous answer."""
 
 ConeSpec = tuple[Literal["zero", "nonneg", "soc"], int]
 """One cone of the product, in row order: its kind and its dimension."""
@@ -68,6 +80,17 @@ class DirectSolution:
     outcome: SolveOutcome
     x: FloatArray | None = None
     z: FloatArray | None = None
+
+
+class DirectSolver(Protocol):
+    """A solver of assembled cone data (`DirectClarabel`, `DirectOSQP`)."""
+
+    name: ClassVar[str]
+
+    def solve(
+        self, data: ConicData, *, key: Hashable | None = None, time_limit: float | None = None
+    ) -> DirectSolution:
+        """Solve `data`; `key` names a structure whose solver may stay resident."""
 
 
 class DirectClarabel:
@@ -159,3 +182,103 @@ def _cone(clarabel: Any, kind: str, size: int) -> Any:
     if kind == "nonneg":
         return clarabel.NonnegativeConeT(size)
     return clarabel.SecondOrderConeT(size)
+
+
+class DirectOSQP:
+    """OSQP through its Python API: QPs only, warm-started from the previous answer, polished.
+
+    Each structure key keeps one resident solver; a problem with the same patterns updates
+    its vectors and matrix values in place and starts from the last answer of that key
+    (primal and dual). The settings are the `OSQPAdapter`'s (1e-9, polishing). A problem
+    with a second-order cone is not attempted (an error outcome: the chain solves it).
+    """
+
+    name: ClassVar[str] = OSQP_DIRECT
+    STATUS_MAP: ClassVar[dict[str, SolveStatus]] = {
+        "solved": SolveStatus.OPTIMAL,
+        "solved inaccurate": SolveStatus.INACCURATE,
+        "primal infeasible": SolveStatus.INFEASIBLE,
+        "primal infeasible inaccurate": SolveStatus.INACCURATE,
+        "dual infeasible": SolveStatus.UNBOUNDED,
+        "dual infeasible inaccurate": SolveStatus.INACCURATE,
+        "maximum iterations reached": SolveStatus.INACCURATE,
+        "run time limit reached": SolveStatus.INACCURATE,
+    }
+    MAX_RESIDENT = 16
+
+    def __init__(self) -> None:
+        self._resident: dict[Hashable, tuple[tuple[Any, ...], Any]] = {}
+
+    def solve(
+        self, data: ConicData, *, key: Hashable | None = None, time_limit: float | None = None
+    ) -> DirectSolution:
+        """Solve the QP `data` (zero and nonnegative cones only)."""
+        import osqp
+
+        from solvers.tolerances import OSQP_TOLERANCE
+
+        started = time.perf_counter()
+        if any(kind == "soc" for kind, _ in data.cones):
+            return DirectSolution(
+                SolveOutcome(self.name, SolveStatus.ERROR, 0.0, message="not a QP (a cone)")
+            )
+        # b - A z in K:  zero rows are A z = b, nonnegative rows A z <= b.
+        upper = data.b
+        lower = np.full(len(data.b), -np.inf)
+        row = 0
+        for kind, size in data.cones:
+            if kind == "zero":
+                lower[row : row + size] = data.b[row : row + size]
+            row += size
+        # OSQP refuses infinity and 0; 1e10 s is its own "no limit".
+        limit = (
+            1e10
+            if time_limit is None or math.isinf(time_limit)
+            else max(time_limit, MIN_TIME_LIMIT_S)
+        )
+        pattern = data.pattern()
+        found = self._resident.pop(key, None) if key is not None else None
+        try:
+            if found is not None and found[0] == pattern:
+                solver = found[1]
+                solver.update(q=data.q, l=lower, u=upper, Px=data.P.data, Ax=data.A.data)
+                solver.update_settings(time_limit=limit)
+            else:
+                solver = osqp.OSQP()
+                solver.setup(
+                    data.P,
+                    data.q,
+                    data.A,
+                    lower,
+                    upper,
+                    verbose=False,
+                    eps_abs=OSQP_TOLERANCE,
+                    eps_rel=OSQP_TOLERANCE,
+                    polishing=True,
+                    max_iter=20000,
+                    time_limit=limit,
+                )
+            result = solver.solve()
+        except Exception as exc:  # the solver failing is a status
+            text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            seconds = time.perf_counter() - started
+            return DirectSolution(SolveOutcome(self.name, SolveStatus.ERROR, seconds, message=text))
+        if key is not None:
+            self._resident[key] = (pattern, solver)
+            while len(self._resident) > self.MAX_RESIDENT:
+                self._resident.pop(next(iter(self._resident)))
+        seconds = time.perf_counter() - started
+        text = str(result.info.status)
+        status = self.STATUS_MAP.get(text, SolveStatus.ERROR)
+        outcome = SolveOutcome(self.name, status, seconds, int(result.info.iter), text)
+        if result.x is None or result.y is None:
+            return DirectSolution(outcome)
+        x = np.asarray(result.x, dtype=float)
+        # OSQP's y is the multiplier of l <= A x <= u (positive on the upper side), which is
+        # Clarabel's z for A x <= b.
+        y = np.asarray(result.y, dtype=float)
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            return DirectSolution(outcome)
+        if key is not None:
+            solver.warm_start(x=x, y=y)  # the next request of this structure starts here
+        return DirectSolution(outcome, x, y)
