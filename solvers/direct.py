@@ -258,7 +258,8 @@ class DirectOSQP:
                     max_iter=20000,
                     time_limit=limit,
                 )
-            result = solver.solve()
+            # A failed solve is a status here, not an exception.
+            result = solver.solve(raise_error=False)
         except Exception as exc:  # the solver failing is a status
             text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
             seconds = time.perf_counter() - started
