@@ -78,12 +78,17 @@ class ColumnCache:
         self.max_entries = max_entries
 
     def of(self, matrix: Any) -> sp.csc_matrix:
-        """`matrix` as CSC (sorted indices, no duplicates), kept for the same object."""
+        """`matrix` as CSC (sorted indices, no duplicates or zeros), kept for the same object.
+
+        Block matrices are replaced, never changed in place, when a layout is rebound (as
+        `engine.compile.blocks.SparseMatVec` assumes too).
+        """
         found = self._csc.get(id(matrix))
         if found is not None and found[0] is matrix:
             return found[1]
         csc = sp.csc_matrix(matrix, dtype=float, copy=True)
         csc.sum_duplicates()
+        csc.eliminate_zeros()  # a stored zero moves nothing
         self._csc[id(matrix)] = (matrix, csc)
         while len(self._csc) > self.max_entries:
             self._csc.pop(next(iter(self._csc)))
