@@ -32,11 +32,13 @@ from tests.reference import spec
 
 __all__ = [
     "KINDS",
+    "ConicProblem",
     "RISK_KINDS",
     "Move",
     "SeparableProblem",
     "SyntheticRows",
     "cases",
+    "conic_problems",
     "moves",
     "random_case",
     "seeds",
@@ -895,6 +897,50 @@ def many_coupling_problems(
         gross=draw(st.lists(st.integers(0, count - 1), min_size=n, max_size=n)),
         gross_slack=_vector(draw, count, slack),
         columns=columns,
+    )
+
+
+@dataclass
+class ConicProblem:
+    """A separable problem (:class:`SeparableProblem`) with risk norms added.
+
+    A factor model over the `n` names of V and `extra` benchmark-only names: exposures
+    `F` ((n + extra) x factors) and specific volatilities `specific`. When `risk` is set, a
+    volatility row ``||[F' P w ; specific o P w]||`` at most its pre-trade value plus
+    `vol_slack`, and a tracking-error row of ``P w - benchmark`` at most its pre-trade value
+    plus `te_slack` (`P` puts V first in the risk universe).
+    """
+
+    base: SeparableProblem
+    extra: int
+    F: np.ndarray
+    specific: np.ndarray
+    benchmark: np.ndarray
+    vol_slack: float
+    te_slack: float
+    risk: bool
+
+
+@st.composite
+def conic_problems(draw: st.DrawFn, max_names: int = 10) -> ConicProblem:
+    """Problems of the direct conic solve's kind (see :class:`ConicProblem`)."""
+    base = draw(separable_problems(max_names=max_names))
+    n, extra = len(base.w0), draw(st.integers(0, 2))
+    factors = draw(st.integers(1, 3))
+    universe = n + extra
+    F = np.array(
+        [_vector(draw, factors, grid(-0.3, 0.3, 12)) for _ in range(universe)], dtype=float
+    ).reshape(universe, factors)
+    slack = st.one_of(st.just(0.0), grid(0.0, 0.02, 8))
+    return ConicProblem(
+        base=base,
+        extra=extra,
+        F=F,
+        specific=_vector(draw, universe, grid(0.0, 0.4, 8)),
+        benchmark=_vector(draw, universe, grid(0.0, 0.2, 8)),
+        vol_slack=draw(slack),
+        te_slack=draw(slack),
+        risk=draw(st.booleans()),
     )
 
 
