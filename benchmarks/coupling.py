@@ -246,11 +246,11 @@ def _inputs(
 ) -> tuple[FloatArray, FloatArray, FloatArray, tuple[int, ...] | None]:
     """`d`, the box and the columns as `Adjuster` passes them to the separable solver."""
     assert compiled.target is not None
-    d = np.asarray(compiled.target.value, dtype=float)
+    d = np.asarray(compiled.target, dtype=float)
     if compiled.space == "scale_back":
         assert compiled.lower is not None and compiled.upper is not None
-        lower = np.asarray(compiled.lower.value, dtype=float)
-        upper = np.asarray(compiled.upper.value, dtype=float)
+        lower = np.asarray(compiled.lower, dtype=float)
+        upper = np.asarray(compiled.upper, dtype=float)
         return d, lower, upper, compiled.traded
     return d, np.full(len(d), -np.inf), np.full(len(d), np.inf), None
 
@@ -310,6 +310,9 @@ def measure(
     chain_s, chain_z, solver = [], None, "none"
 
     def verify() -> str | None:
+        compiled.load_cvxpy_solution()  # the chain answers through the cvxpy form
+        if compiled.solution is None:
+            return "no solution"
         w = layout.snap.w0 + compiled.delta(layout.snap.n)
         worst = max_violation(layout, strict, base, w)
         return None if worst <= TOLERANCE else f"breaks a limit by {worst:.3g}"
