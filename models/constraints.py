@@ -30,6 +30,7 @@ __all__ = [
     "Confidence",
     "Constraint",
     "ConstraintBase",
+    "CorrelationCluster",
     "Fraction",
     "Limit",
     "NonNegativeFloat",
@@ -49,6 +50,7 @@ __all__ = [
     "StressTest",
     "TrackingError",
     "TradeLimit",
+    "TradeRisk",
     "Turnover",
     "Ucits51040",
     "ValueAtRisk",
@@ -226,11 +228,17 @@ class TradeLimit(ConstraintBase):
 class _Selection(ConstraintBase):
     symbols: list[Symbol] | None = None
     where: Where | None = None
+    all_except: list[Symbol] | None = Field(
+        default=None,
+        description="Every symbol of the universe except these (the global policy's "
+        "`allowed_symbols` becomes `restricted` no_buy on `all_except`).",
+    )
 
     @model_validator(mode="after")
     def _one_selector(self) -> _Selection:
-        if (self.symbols is None) == (self.where is None):
-            raise ValueError("give exactly one of symbols or where")
+        given = [self.symbols is not None, self.where is not None, self.all_except is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of symbols, where or all_except")
         if self.where is not None and not self.where:
             raise ValueError("where must name at least one attribute")
         return self
@@ -410,6 +418,35 @@ class DerivativesVaR(ConstraintBase):
     max_ratio: NonNegativeFloat = 2.0
 
 
+class TradeRisk(ConstraintBase):
+    """Standalone risk of each trade: `vol_i * |w_i - w0_i| <= max`.
+
+    `vol_i` is the instrument's volatility under the request's risk model
+    (`sqrt(b_i' F b_i + d_i)`); without a risk model the trade's weight change alone is
+    limited (`vol_i = 1`), and each violation says which was used. `symbols` limits it to
+    those names (default: every name of the universe).
+    """
+
+    kind: Literal["trade_risk"] = "trade_risk"
+    max: NonNegativeFloat
+    symbols: list[Symbol] | None = None
+
+
+class CorrelationCluster(ConstraintBase):
+    """Clusters of names correlated above `threshold` weigh at most `max` gross each.
+
+    Clusters come from complete-linkage hierarchical clustering of the universe under the
+    risk model's correlations, cut at distance `1 - threshold`: every pair of names in a
+    cluster is correlated at least `threshold`. Clusters of fewer than `min_size` names are
+    not limited.
+    """
+
+    kind: Literal["correlation_cluster"] = "correlation_cluster"
+    threshold: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+    max: NonNegativeFloat
+    min_size: Annotated[int, Field(ge=2)] = 2
+
+
 Constraint = Annotated[
     WeightBounds
     | GroupLimit
@@ -432,7 +469,9 @@ Constraint = Annotated[
     | Diversified75510
     | NamesRule80
     | IlliquidLimit
-    | DerivativesVaR,
+    | DerivativesVaR
+    | TradeRisk
+    | CorrelationCluster,
     Field(discriminator="kind"),
 ]
 """Any constraint kind; pydantic picks the class from `kind` and names unknown kinds."""

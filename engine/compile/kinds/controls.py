@@ -1,0 +1,160 @@
+"""The runtime controls' kinds: standalone risk per trade and correlation clusters.
+
+Both are convex and compile to the row blocks every stage already handles (`AbsSumBlock`):
+the checker, the adjuster, lot rounding, capacity and the export need nothing new. The
+global policy's `max_risk_per_trade` becomes a `trade_risk` policy
+(`engine.resolve.global_policy`); `correlation_cluster` is a kind any policy may use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
+
+from engine.compile.blocks import AbsSumBlock
+from engine.compile.context import CompileContext
+from engine.compile.kinds.base import Kind, register
+from engine.compile.kinds.format import of_subject
+from engine.compile.rows import RowSet
+from engine.weights.portfolio import Snapshot
+from models import CorrelationCluster, TradeRisk
+from models.contextual import concrete
+from models.typing import FloatArray
+
+__all__ = ["CorrelationClusterKind", "TradeRiskKind", "correlation_clusters"]
+
+
+@register
+class TradeRiskKind(Kind):
+    r"""Standalone risk of each trade (always active, like trade limits).
+
+    .. math:: \sigma_i \, |w_i - w^0_i| \le \mathrm{max}, \qquad
+              \sigma_i = \sqrt{b_i^T F b_i + d_i} \text{ (1 without a risk model)}
+
+    A name whose volatility is 0 carries no standalone risk and gets no row.
+    """
+
+    name = "trade_risk"
+
+    def compile(self, spec: TradeRisk, ctx: CompileContext) -> list[RowSet]:
+        snap = ctx.snap
+        if spec.symbols is None:
+            idx = list(range(snap.n))
+        else:
+            listed = set(spec.symbols)
+            idx = [i for i, s in enumerate(snap.symbols) if s in listed]
+        with_model = ctx.request.portfolio_state.risk_model is not None
+        if with_model and idx:
+            factors = ctx.risk(snap.symbols)
+            variance = np.einsum("ij,ij->i", factors.F, factors.F)
+            if factors.d is not None:
+                variance = variance + factors.d**2
+            vol_all = np.sqrt(np.clip(variance, 0.0, None))
+        else:
+            vol_all = np.ones(snap.n)
+        idx = [i for i in idx if vol_all[i] > 0]
+        if not idx:
+            return []
+        vol = vol_all[idx]
+        block = AbsSumBlock(A=sp.diags(vol) @ ctx.selection(idx), c=-vol * snap.w0[idx])
+
+        def refresh(snap: Snapshot) -> None:
+            block.c = -vol * snap.w0[idx]
+
+        if with_model:
+            describe = _risk_describer(dict(zip((snap.symbols[i] for i in idx), vol, strict=True)))
+        else:
+            describe = of_subject("{subject} trade risk (weight change; no risk model given)")
+        return [
+            RowSet(
+                block,
+                "le",
+                np.full(len(idx), concrete(spec.max)),
+                [snap.symbols[i] for i in idx],
+                "trade_risk.max",
+                describe,
+                unit="risk",
+                always_active=True,
+                refresh=refresh,
+            )
+        ]
+
+
+def _risk_describer(vol: dict[str, float]) -> Callable[[str | None], str]:
+    def describe(subject: str | None) -> str:
+        sigma = vol.get(subject or "", 0.0)
+        return f"{subject} trade risk (weight change x volatility {sigma:.2%})"
+
+    return describe
+
+
+def correlation_clusters(
+    F: FloatArray, d: FloatArray | None, threshold: float, min_size: int
+) -> list[list[int]]:
+    """Clusters of indices whose every pair is correlated at least `threshold`.
+
+    Complete linkage on the distance `1 - correlation` (scipy, deterministic), cut at
+    `1 - threshold`; clusters of fewer than `min_size` names dropped, the rest ordered by
+    their smallest index. Names with zero variance are correlated with nothing.
+    """
+    cov = F @ F.T
+    if d is not None:
+        cov = cov + np.diag(d**2)
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    live = np.flatnonzero(sd > 0)
+    if len(live) < min_size or len(live) < 2:
+        return []
+    corr = cov[np.ix_(live, live)] / np.outer(sd[live], sd[live])
+    distance = np.clip(1.0 - corr, 0.0, 2.0)
+    np.fill_diagonal(distance, 0.0)
+    distance = 0.5 * (distance + distance.T)
+    tree = linkage(squareform(distance, checks=False), method="complete")
+    labels = fcluster(tree, t=1.0 - threshold, criterion="distance")
+    groups: dict[int, list[int]] = {}
+    for position, label in enumerate(labels):
+        groups.setdefault(int(label), []).append(int(live[position]))
+    clusters = [members for members in groups.values() if len(members) >= min_size]
+    return sorted(clusters, key=min)
+
+
+@register
+class CorrelationClusterKind(Kind):
+    r"""Gross weight of each cluster of correlated names (`correlation_clusters`).
+
+    .. math:: \sum_{i \in C_k} |w_i| \le \mathrm{max} \quad \text{for every cluster } C_k
+
+    The clusters are computed from the risk model over the universe when the policy is
+    compiled; each row's subject lists its members.
+    """
+
+    name = "correlation_cluster"
+
+    def compile(self, spec: CorrelationCluster, ctx: CompileContext) -> list[RowSet]:
+        snap = ctx.snap
+        factors = ctx.risk(snap.symbols)
+        clusters = correlation_clusters(factors.F, factors.d, spec.threshold, spec.min_size)
+        if not clusters:
+            return []
+        rows = np.concatenate([np.full(len(c), r) for r, c in enumerate(clusters)])
+        cols = np.concatenate([np.array(c) for c in clusters])
+        G = sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(clusters), snap.n))
+        block = AbsSumBlock(A=sp.identity(snap.n, format="csr"), c=np.zeros(snap.n), G=G)
+        subjects: list[str | None] = [
+            ", ".join(snap.symbols[i] for i in members) for members in clusters
+        ]
+        return [
+            RowSet(
+                block,
+                "le",
+                np.full(len(clusters), concrete(spec.max)),
+                subjects,
+                "correlation_cluster.max",
+                of_subject(
+                    f"gross weight of the cluster correlated above {spec.threshold:g} ({{subject}})"
+                ),
+            )
+        ]
