@@ -51,6 +51,7 @@ __all__ = [
     "TrackingError",
     "TradeLimit",
     "TradeRisk",
+    "TradingHalt",
     "Turnover",
     "Ucits51040",
     "ValueAtRisk",
@@ -432,6 +433,21 @@ class TradeRisk(ConstraintBase):
     symbols: list[Symbol] | None = None
 
 
+class TradingHalt(ConstraintBase):
+    """No trades: every name's weight stays where it is (`|w_i - w0_i| <= 0`).
+
+    The global policy's strategy and confidence gates compile to it when a decision fails
+    them (`violation_type` strategy_not_allowed / confidence_below_minimum); a policy may
+    use it to halt trading, e.g. with `when: risk_mode == "DEFENSIVE"`.
+    """
+
+    kind: Literal["trading_halt"] = "trading_halt"
+    reason: str = Field(default="trading halted", min_length=1, max_length=500)
+    violation_type: Literal["trading_halt", "strategy_not_allowed", "confidence_below_minimum"] = (
+        "trading_halt"
+    )
+
+
 class CorrelationCluster(ConstraintBase):
     """Clusters of names correlated above `threshold` weigh at most `max` gross each.
 
@@ -471,7 +487,8 @@ Constraint = Annotated[
     | IlliquidLimit
     | DerivativesVaR
     | TradeRisk
-    | CorrelationCluster,
+    | CorrelationCluster
+    | TradingHalt,
     Field(discriminator="kind"),
 ]
 """Any constraint kind; pydantic picks the class from `kind` and names unknown kinds."""

@@ -1,9 +1,9 @@
-"""The runtime controls' kinds: standalone risk per trade and correlation clusters.
+"""The runtime controls' kinds: trading halts, risk per trade and correlation clusters.
 
 Both are convex and compile to the row blocks every stage already handles (`AbsSumBlock`):
 the checker, the adjuster, lot rounding, capacity and the export need nothing new. The
-global policy's `max_risk_per_trade` becomes a `trade_risk` policy
-(`engine.resolve.global_policy`); `correlation_cluster` is a kind any policy may use.
+global policy's closed gates become `trading_halt` policies and its `max_risk_per_trade` a
+`trade_risk` policy (`engine.resolve.global_policy`); any policy may use all three.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from engine.compile.kinds.base import Kind, register
 from engine.compile.kinds.format import of_subject
 from engine.compile.rows import RowSet
 from engine.weights.portfolio import Snapshot
-from models import CorrelationCluster, TradeRisk
+from models import CorrelationCluster, TradeRisk, TradingHalt
 from models.contextual import concrete
 from models.typing import FloatArray
 
-__all__ = ["CorrelationClusterKind", "TradeRiskKind", "correlation_clusters"]
+__all__ = ["CorrelationClusterKind", "TradeRiskKind", "TradingHaltKind", "correlation_clusters"]
 
 
 @register
@@ -158,3 +158,41 @@ class CorrelationClusterKind(Kind):
                 ),
             )
         ]
+
+
+@register
+class TradingHaltKind(Kind):
+    r"""No trades (always active): the only compliant decision is to trade nothing.
+
+    .. math:: |w_i - w^0_i| \le 0 \quad \text{for every } i \in V
+    """
+
+    name = "trading_halt"
+
+    def compile(self, spec: TradingHalt, ctx: CompileContext) -> list[RowSet]:
+        snap = ctx.snap
+        block = AbsSumBlock(A=sp.identity(snap.n, format="csr"), c=-snap.w0.copy())
+
+        def refresh(snap: Snapshot) -> None:
+            block.c = -snap.w0.copy()
+
+        return [
+            RowSet(
+                block,
+                "le",
+                np.zeros(snap.n),
+                list(snap.symbols),
+                spec.violation_type,
+                of_subject(
+                    "{subject} weight change ("
+                    + spec.reason.replace("{", "{{").replace("}", "}}")
+                    + ")"
+                ),
+                always_active=True,
+                refresh=refresh,
+            )
+        ]
+
+
+def _halt_describer(reason: str) -> Callable[[str | None], str]:
+    return lambda subject: f"{subject} weight change ({reason})"

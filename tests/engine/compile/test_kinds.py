@@ -101,6 +101,13 @@ CASES: list[tuple[str, dict[str, Any], list[tuple[str, str, float]], Expected]] 
         [("AAA", "BUY", 100)],
         {("group_limit.max", "Tech", "active"), ("group_limit.max", "Health", "passive")},
     ),
+    ("trading_halt holds", {"kind": "trading_halt"}, [], set()),
+    (
+        "trading_halt breached",
+        {"kind": "trading_halt", "reason": "fund in liquidation"},
+        [("AAA", "BUY", 1)],
+        {("trading_halt", "AAA", "active")},
+    ),
     # AAA's volatility: sqrt(1.2^2 * 0.04 + 0.01) = 0.26; buying 40 moves its weight by 0.04,
     # a standalone risk of 0.0104.
     ("trade_risk holds", {"kind": "trade_risk", "max": 0.011}, [("AAA", "BUY", 40)], set()),
