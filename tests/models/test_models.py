@@ -512,15 +512,19 @@ def test_trade_limit_needs_a_limit() -> None:
         PolicyDefinition.model_validate(_policy({"kind": "trade_limit", limit: 0.1}))
 
 
+ONE_SELECTOR = "exactly one of symbols, where or all_except"
+
+
 @pytest.mark.parametrize("kind", ["restricted", "allowed_universe"])
 @pytest.mark.parametrize(
     ("selector", "needle"),
     [
-        ({}, "exactly one of symbols, where or all_except"),
-        ({"symbols": ["AAA"], "where": {"sector": ["Tech"]}}, "exactly one of symbols, where or all_except"),
+        ({}, ONE_SELECTOR),
+        ({"symbols": ["AAA"], "where": {"sector": ["Tech"]}}, ONE_SELECTOR),
+        ({"symbols": ["AAA"], "all_except": ["BBB"]}, ONE_SELECTOR),
         ({"where": {}}, "where must name at least one attribute"),
     ],
-    ids=["neither", "both", "empty-where"],
+    ids=["neither", "both", "symbols-and-all-except", "empty-where"],
 )
 def test_selection_needs_exactly_one_selector(
     kind: str, selector: dict[str, Any], needle: str
