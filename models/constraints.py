@@ -17,6 +17,7 @@ from models.contextual import (
     ContextualFraction,
     ContextualLimit,
     ContextualNonNegative,
+    ContextualValue,
     by_form,
     ordered_pairs,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "GrossExposure",
     "GroupLimit",
     "IlliquidLimit",
+    "MaxPositions",
     "MissingDefault",
     "NamesRule80",
     "NetExposure",
@@ -448,17 +450,42 @@ class TradingHalt(ConstraintBase):
     )
 
 
+class MaxPositions(ConstraintBase):
+    """At most `max` open (non-zero) positions after the decision; not convex.
+
+    Checked exactly. A decision that opens positions beyond `max` (beyond the pre-trade
+    count, when that is already above) is an active breach.
+    """
+
+    kind: Literal["max_positions"] = "max_positions"
+    max: NonNegativeFloat = Field(
+        description="A whole number >= 1 (or one per context value, each a whole number)."
+    )
+
+    @model_validator(mode="after")
+    def _whole(self) -> MaxPositions:
+        numbers = (
+            [*self.max.values.values(), self.max.default]
+            if isinstance(self.max, ContextualValue)
+            else [self.max]
+        )
+        for x in numbers:
+            if x is not None and (x < 1 or x != int(x)):
+                raise ValueError(f"max must be a whole number of positions >= 1, not {x:g}")
+        return self
+
+
 class CorrelationCluster(ConstraintBase):
-    """Clusters of names correlated above `threshold` weigh at most `max` gross each.
+    """Clusters of names correlated at least `min_correlation` weigh at most `max` gross each.
 
     Clusters come from complete-linkage hierarchical clustering of the universe under the
-    risk model's correlations, cut at distance `1 - threshold`: every pair of names in a
-    cluster is correlated at least `threshold`. Clusters of fewer than `min_size` names are
-    not limited.
+    risk model's correlations, cut at distance `1 - min_correlation`: every pair of names
+    in a cluster is correlated at least `min_correlation`. Clusters of fewer than
+    `min_size` names are not limited.
     """
 
     kind: Literal["correlation_cluster"] = "correlation_cluster"
-    threshold: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+    min_correlation: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
     max: NonNegativeFloat
     min_size: Annotated[int, Field(ge=2)] = 2
 
@@ -488,7 +515,8 @@ Constraint = Annotated[
     | DerivativesVaR
     | TradeRisk
     | CorrelationCluster
-    | TradingHalt,
+    | TradingHalt
+    | MaxPositions,
     Field(discriminator="kind"),
 ]
 """Any constraint kind; pydantic picks the class from `kind` and names unknown kinds."""

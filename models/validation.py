@@ -214,7 +214,7 @@ class LimitRelaxation(StrictModel):
     limit: float
     relaxed_limit: float
     relaxation: float
-    unit: Literal["weight", "risk", "loss"]
+    unit: Literal["weight", "risk", "loss", "count"]
     sufficient_alone: bool
 
 

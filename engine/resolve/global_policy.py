@@ -13,7 +13,8 @@ service) reach the engine as `GlobalControls`. Before the request's policies are
   `confidence_below_minimum`: every trade breaches it and the adjusted decision is no
   trades.
 - **limits**: `allowed_symbols` becomes a strict `restricted` no_buy policy on every
-  other symbol (selling stays allowed), `max_risk_per_trade` a strict `trade_risk` policy.
+  other symbol (selling stays allowed), `max_positions` a strict `max_positions` policy,
+  `max_risk_per_trade` a strict `trade_risk` policy.
 
 The synthesized policies are named `global-policy.<control>` (a prefix the service keeps
 for them) and are checked, adjusted, reported and stored like any other.
@@ -88,6 +89,15 @@ def control_policies(
                 PolicyType.INVESTMENT_MANDATE,
                 {"kind": "restricted", "mode": "no_buy", "all_except": policy.allowed_symbols},
                 "The global policy's allowed_symbols: no other symbol may be bought.",
+            )
+        )
+    if policy.max_positions is not None:
+        out.append(
+            _synthesized(
+                "max_positions",
+                PolicyType.POSITION_LIMIT,
+                {"kind": "max_positions", "max": policy.max_positions},
+                "The global policy's max_positions: open positions after the decision.",
             )
         )
     if policy.max_risk_per_trade is not None:

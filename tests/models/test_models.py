@@ -48,8 +48,9 @@ BENCHMARK = {"AAA": 0.3, "CCC": 0.3, "EEE": 0.4}
 # One valid example of every constraint kind.
 EVERY_KIND: list[dict[str, Any]] = [
     {"kind": "trade_risk", "max": 0.01, "symbols": ["AAA"]},
+    {"kind": "max_positions", "max": 5},
     {"kind": "trading_halt", "reason": "r", "violation_type": "strategy_not_allowed"},
-    {"kind": "correlation_cluster", "threshold": 0.8, "max": 0.3, "min_size": 3},
+    {"kind": "correlation_cluster", "min_correlation": 0.8, "max": 0.3, "min_size": 3},
     {"kind": "restricted", "mode": "no_buy", "all_except": ["AAA", "BBB"]},
     {
         "kind": "weight_bounds",

@@ -19,13 +19,22 @@ from engine.compile.blocks import AbsSumBlock
 from engine.compile.context import CompileContext
 from engine.compile.kinds.base import Kind, register
 from engine.compile.kinds.format import of_subject
+from engine.compile.piecewise import OpenCountBlock
 from engine.compile.rows import RowSet
-from engine.weights.portfolio import Snapshot
-from models import CorrelationCluster, TradeRisk, TradingHalt
+from engine.tolerances import OPEN_POSITION
+from engine.weights.portfolio import MAX_WEIGHT, Snapshot
+from models import CorrelationCluster, MaxPositions, TradeRisk, TradingHalt
 from models.contextual import concrete
-from models.typing import FloatArray
+from models.typing import BoolArray, FloatArray
 
-__all__ = ["CorrelationClusterKind", "TradeRiskKind", "TradingHaltKind", "correlation_clusters"]
+__all__ = [
+    "CorrelationClusterKind",
+    "MaxPositionsKind",
+    "TradeRiskKind",
+    "TradingHaltKind",
+    "correlation_clusters",
+    "positions_allowed",
+]
 
 
 @register
@@ -136,7 +145,7 @@ class CorrelationClusterKind(Kind):
     def compile(self, spec: CorrelationCluster, ctx: CompileContext) -> list[RowSet]:
         snap = ctx.snap
         factors = ctx.risk(snap.symbols)
-        clusters = correlation_clusters(factors.F, factors.d, spec.threshold, spec.min_size)
+        clusters = correlation_clusters(factors.F, factors.d, spec.min_correlation, spec.min_size)
         if not clusters:
             return []
         rows = np.concatenate([np.full(len(c), r) for r, c in enumerate(clusters)])
@@ -154,7 +163,8 @@ class CorrelationClusterKind(Kind):
                 subjects,
                 "correlation_cluster.max",
                 of_subject(
-                    f"gross weight of the cluster correlated above {spec.threshold:g} ({{subject}})"
+                    f"gross weight of the cluster correlated at least {spec.min_correlation:g} "
+                    "({subject})"
                 ),
             )
         ]
@@ -196,3 +206,80 @@ class TradingHaltKind(Kind):
 
 def _halt_describer(reason: str) -> Callable[[str | None], str]:
     return lambda subject: f"{subject} weight change ({reason})"
+
+
+def positions_allowed(w0: FloatArray, w_hat: FloatArray, limit: int) -> BoolArray:
+    """The names the `max_positions` restriction lets be open (a 0/1 mask).
+
+    The budget is `limit`, or the pre-trade count when that is larger (a passive breach
+    may stay). In: every name open before and after the proposal; then the proposal's new
+    positions, largest first, while the budget lasts; then the positions the proposal
+    closes, largest first, while it still lasts (a name left out must close completely).
+    """
+    pre = np.abs(w0) > OPEN_POSITION
+    proposed = np.abs(w_hat) > OPEN_POSITION
+    budget = max(limit, int(np.count_nonzero(pre)))
+    allowed = pre & proposed
+    room = budget - int(np.count_nonzero(allowed))
+    for candidates, size in ((~pre & proposed, np.abs(w_hat)), (pre & ~proposed, np.abs(w0))):
+        for i in np.argsort(-size, kind="stable"):
+            if room <= 0:
+                break
+            if candidates[i]:
+                allowed[i] = True
+                room -= 1
+    return allowed
+
+
+@register
+class MaxPositionsKind(Kind):
+    r"""At most N open positions (`OpenCountBlock`, checked exactly).
+
+    .. math:: \#\{\, i \in V : |w_i| > \epsilon \,\} \le N
+
+    Not convex: the adjuster solves with a restriction, a set S of names allowed open
+    (`positions_allowed`, per request, |S| at most N or the pre-trade count) and
+
+    .. math:: |w_i| \le 0 \quad (i \notin S)
+
+    Certificate: at a point satisfying it only names of S can be open, so the count is at
+    most |S|. The structure is fixed (one row per name, limit 0 or `MAX_WEIGHT`); the
+    limits are per-request values.
+    """
+
+    name = "max_positions"
+
+    def compile(self, spec: MaxPositions, ctx: CompileContext) -> list[RowSet]:
+        snap = ctx.snap
+        limit = int(concrete(spec.max))
+        count = RowSet.portfolio_cap(
+            OpenCountBlock(snap.n), float(limit), "max_positions.max", "open positions",
+            unit="count",
+        )  # fmt: skip
+        closed = RowSet(
+            AbsSumBlock(A=sp.identity(snap.n, format="csr"), c=np.zeros(snap.n)),
+            "le",
+            np.full(snap.n, MAX_WEIGHT),
+            list(snap.symbols),
+            "max_positions.restriction",
+            of_subject("{subject} weight (restriction: not among the positions allowed open)"),
+        )
+        count.restriction = [closed]
+        symbols = snap.symbols
+
+        def refresh(snap: Snapshot) -> None:
+            allowed = positions_allowed(snap.w0, snap.w_hat, limit)
+            closed.limits = np.where(allowed, MAX_WEIGHT, 0.0)
+            pre = np.abs(snap.w0) > OPEN_POSITION
+            opened = [symbols[i] for i in np.flatnonzero(allowed & ~pre)]
+            shut = [symbols[i] for i in np.flatnonzero(~allowed & pre)]
+            count.encoding = (
+                f"restriction: at most {int(np.count_nonzero(allowed))} positions open "
+                f"(limit {limit}, {int(np.count_nonzero(pre))} open before); new positions "
+                f"allowed: {', '.join(opened) or 'none'}; to close completely: "
+                f"{', '.join(shut) or 'none'}; no other name may open"
+            )
+
+        refresh(snap)
+        count.refresh = refresh
+        return [count]

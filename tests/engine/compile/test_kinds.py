@@ -101,6 +101,20 @@ CASES: list[tuple[str, dict[str, Any], list[tuple[str, str, float]], Expected]] 
         [("AAA", "BUY", 100)],
         {("group_limit.max", "Tech", "active"), ("group_limit.max", "Health", "passive")},
     ),
+    # Four positions before (AAA, BBB, CCC, DDD); EEE has an instrument but no position.
+    ("max_positions holds", {"kind": "max_positions", "max": 5}, [("EEE", "BUY", 10)], set()),
+    (
+        "max_positions active",
+        {"kind": "max_positions", "max": 4},
+        [("EEE", "BUY", 10)],
+        {("max_positions.max", None, "active")},
+    ),
+    (
+        "max_positions passive",
+        {"kind": "max_positions", "max": 3},
+        [("AAA", "BUY", 10)],
+        {("max_positions.max", None, "passive")},
+    ),
     ("trading_halt holds", {"kind": "trading_halt"}, [], set()),
     (
         "trading_halt breached",
@@ -122,19 +136,19 @@ CASES: list[tuple[str, dict[str, Any], list[tuple[str, str, float]], Expected]] 
     # (EEE is not correlated 0.8 with both); its gross weight is 30% before the trades.
     (
         "correlation_cluster holds",
-        {"kind": "correlation_cluster", "threshold": 0.8, "max": 0.35},
+        {"kind": "correlation_cluster", "min_correlation": 0.8, "max": 0.35},
         [("AAA", "BUY", 40)],
         set(),
     ),
     (
         "correlation_cluster active",
-        {"kind": "correlation_cluster", "threshold": 0.8, "max": 0.35},
+        {"kind": "correlation_cluster", "min_correlation": 0.8, "max": 0.35},
         [("AAA", "BUY", 100)],
         {("correlation_cluster.max", "AAA, BBB", "active")},
     ),
     (
         "correlation_cluster passive",
-        {"kind": "correlation_cluster", "threshold": 0.8, "max": 0.25},
+        {"kind": "correlation_cluster", "min_correlation": 0.8, "max": 0.25},
         [("CCC", "SELL", 20)],
         {("correlation_cluster.max", "AAA, BBB", "passive")},
     ),

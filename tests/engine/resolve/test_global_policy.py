@@ -158,3 +158,19 @@ def test_no_global_policy_changes_nothing() -> None:
     response = PolicyEngine().validate(req, [LOOSE])
     assert response.is_compliant and response.risk_mode is None
     assert response.global_policy_version is None
+
+
+def test_the_default_global_policy_checks_every_control() -> None:
+    controls = GlobalControls(GlobalPolicy(), 1)  # NORMAL, 1% per trade, 5 positions, 0.70
+    small = _request([("AAA", "BUY", 5)], confidence=0.8)  # 0.5% of NAV
+    assert _validate(small, controls).is_compliant
+    names = {
+        "global-policy.confidence",
+        "global-policy.max_positions",
+        "global-policy.max_risk_per_trade",
+    }
+    unsure = _validate(_request([("AAA", "BUY", 5)]), controls)
+    assert names <= set(unsure.policies_checked)
+    assert [v.violation_type for v in unsure.violations] == ["confidence_below_minimum"]
+    wide = _request([(s, "BUY", 5) for s in ("CCC", "DDD", "EEE", "FFF")], confidence=0.8)
+    assert [v.violation_type for v in _validate(wide, controls).violations] == ["max_positions.max"]
