@@ -20,6 +20,8 @@ from models.enums import RiskMode
 
 __all__ = [
     "ENVIRONMENT_DEFAULTS",
+    "ENVIRONMENT_FIELDS",
+    "NO_LIMIT",
     "AppliedRiskMode",
     "GlobalPolicy",
     "GlobalPolicyPatch",
@@ -117,19 +119,39 @@ ENVIRONMENT_DEFAULTS: dict[str, str] = {
 """The environment variables the platform's components share, with their defaults."""
 
 
+ENVIRONMENT_FIELDS: dict[str, str] = {
+    "QT_RISK_MODE": "risk_mode",
+    "QT_MAX_RISK_PER_TRADE": "max_risk_per_trade",
+    "QT_MAX_POSITIONS": "max_positions",
+    "QT_CONFIDENCE_THRESHOLD": "global_min_confidence",
+}
+"""The global policy's field each `QT_*` variable sets."""
+
+NO_LIMIT = "none"
+"""The value of a `QT_*` limit variable that means "no limit" (any case)."""
+
+
+def _limit(text: str) -> str | None:
+    value = text.strip()
+    return None if value.lower() == NO_LIMIT else value
+
+
 def defaults_from_environment(environ: Mapping[str, str] | None = None) -> GlobalPolicy:
     """The global policy of an empty store: `QT_*` variables over `ENVIRONMENT_DEFAULTS`.
 
-    Raises pydantic's `ValidationError` naming the field for a bad value.
+    A limit variable (`QT_MAX_RISK_PER_TRADE`, `QT_MAX_POSITIONS`,
+    `QT_CONFIDENCE_THRESHOLD`) set to `none` means no limit. Raises pydantic's
+    `ValidationError` naming the field for a bad value (`ENVIRONMENT_FIELDS` maps it back to
+    its variable).
     """
     env = os.environ if environ is None else environ
     value = {name: env.get(name, default) for name, default in ENVIRONMENT_DEFAULTS.items()}
     return GlobalPolicy.model_validate(
         {
             "risk_mode": value["QT_RISK_MODE"].strip().upper(),
-            "max_risk_per_trade": value["QT_MAX_RISK_PER_TRADE"],
-            "max_positions": value["QT_MAX_POSITIONS"],
-            "global_min_confidence": value["QT_CONFIDENCE_THRESHOLD"],
+            "max_risk_per_trade": _limit(value["QT_MAX_RISK_PER_TRADE"]),
+            "max_positions": _limit(value["QT_MAX_POSITIONS"]),
+            "global_min_confidence": _limit(value["QT_CONFIDENCE_THRESHOLD"]),
         },
         strict=False,
     )
