@@ -82,13 +82,13 @@ def _open_store(
     except SQLAlchemyError as exc:  # opened and migrated; a count is not worth failing for
         held = f"policies not counted ({exc.__class__.__name__})"
     state = "created (empty schema, migrated)" if store.created else "existing"
+    log.info("store %s: %s, %s", url, state, held)
     log.info(
-        "store %s: %s, %s, global policy version %d (%s)",
-        url,
-        state,
-        held,
+        "global policy version %d (%s, %s by %s)",
         current.version,
         current.policy.risk_mode.value,
+        current.change,
+        current.updated_by,
     )
     return store
 

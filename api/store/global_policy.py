@@ -2,8 +2,9 @@
 
 The current global policy is the highest version of `global_policy_versions`. A store
 without one gets version 1 (change `initial`) from `defaults` (the `QT_*` environment) the
-first time it is read or changed. A change writes its version and its
-`global_policy_changed` event (in the outbox) in one transaction.
+first time it is read or changed (no event: it is what the components' own `QT_*`
+variables already say). A change writes its version and its `global_policy_changed` event
+(in the outbox) in one transaction.
 
 Writers are serialized: each reads the current version and writes the next one holding the
 write lock (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: an advisory lock of the transaction,
@@ -17,7 +18,7 @@ with `PreconditionFailed` (412).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,8 +29,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from api.store.db import schema_key
-from api.store.diff import json_diff
-from api.store.errors import Conflict, NotFound, PreconditionFailed
+from api.store.diff import json_diff, merge_patch
+from api.store.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from api.store.tables import event_outbox
 from api.store.tables import global_policy_versions as table
 from models import GlobalPolicy, defaults_from_environment
@@ -40,6 +41,8 @@ __all__ = [
     "GlobalPolicyVersion",
     "Revision",
     "StoredGlobalPolicy",
+    "content_of",
+    "merged",
 ]
 
 EVENT_TYPE = "global_policy_changed"
@@ -85,6 +88,25 @@ class GlobalPolicyVersion:
 def content_of(policy: GlobalPolicy) -> dict[str, Any]:
     """The stored JSON of a global policy: every field but `last_updated` (the row's time)."""
     return policy.model_dump(mode="json", exclude={"last_updated"})
+
+
+SET_BY_STORE = "last_updated"
+
+
+def merged(current: GlobalPolicy, patch: Mapping[str, Any]) -> GlobalPolicy:
+    """`current` with a JSON merge patch applied, validated as a whole.
+
+    A top-level null sets the field to null (a limit: no limit; any other field is refused
+    by the model, naming it); below the top level RFC 7396 applies (maps merge key by key,
+    a null removes a key; lists are replaced). Raises `Invalid` for `last_updated` (the
+    store sets it) and pydantic's `ValidationError` naming every invalid field.
+    """
+    if SET_BY_STORE in patch:
+        raise Invalid(SET_BY_STORE, "set by the store when a version is written; leave it out")
+    content = content_of(current)
+    for key, value in patch.items():
+        content[key] = None if value is None else merge_patch(content.get(key), value)
+    return GlobalPolicy.model_validate(content)
 
 
 def _stored(row: sa.Row[Any]) -> StoredGlobalPolicy:
@@ -261,6 +283,8 @@ class GlobalPolicyStore:
         )
         policy = GlobalPolicy.model_validate({**content, "last_updated": now})
         stored = StoredGlobalPolicy(policy, version, change, actor)
+        if change == "initial":
+            return stored  # not a change: what every component's QT_* already say
         event = event_of(stored, previous, diff)
         conn.execute(
             event_outbox.insert().values(

@@ -33,9 +33,8 @@ from api.http.json_body import documented_body, json_body
 from api.http.routes.policies import IfMatch, etag, parse_if_match
 from api.http.schemas import ERROR_RESPONSES, ErrorResponse
 from api.http.services import Services
-from api.store import StoredGlobalPolicy
-from api.store.diff import merge_patch
-from api.store.global_policy import content_of
+from api.store import Invalid, StoredGlobalPolicy
+from api.store.global_policy import merged
 from models import GlobalPolicy, RiskMode
 
 __all__ = ["PREFIXES", "routers"]
@@ -47,7 +46,6 @@ _CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorResponse, "description": "changed concurrently; re-read and retry"},
     412: {"model": ErrorResponse, "description": "If-Match names another version"},
 }
-_SET_BY_STORE = "last_updated"
 
 PatchBody = Annotated[GlobalPolicyMergePatch, Depends(json_body(GlobalPolicyMergePatch))]
 
@@ -60,19 +58,14 @@ def _invalid(field: str, message: str) -> RequestValidationError:
 
 
 def patched(current: GlobalPolicy, patch: dict[str, Any]) -> GlobalPolicy:
-    """`current` with the merge patch applied, validated as a whole.
+    """`current` with the merge patch applied (`api.store.global_policy.merged`).
 
-    A top-level null sets the field to null (a limit: no limit; any other field: refused
-    by the model, naming it); below the top level, RFC 7396 applies (null removes a key).
-    Raises `RequestValidationError` naming every invalid field.
+    Raises `RequestValidationError` naming every invalid field (the service's 422).
     """
-    if _SET_BY_STORE in patch:
-        raise _invalid(_SET_BY_STORE, "set by the store when a version is written; leave it out")
-    merged = content_of(current)
-    for key, value in patch.items():
-        merged[key] = None if value is None else merge_patch(merged.get(key), value)
     try:
-        return GlobalPolicy.model_validate(merged)
+        return merged(current, patch)
+    except Invalid as exc:
+        raise _invalid(exc.field, exc.message) from None
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         raise RequestValidationError(
