@@ -81,6 +81,11 @@ def apply_patch(current: GlobalPolicy, patch: dict[str, Any]) -> GlobalPolicy:
         raise _BadPatch("\n".join(f"{f}: {m}" for f, m in field_messages(exc))) from exc
 
 
+def _show_current(args: argparse.Namespace) -> int:
+    _show(open_store(args).global_policy.current())
+    return 0
+
+
 def _set(args: argparse.Namespace) -> int:
     try:
         patch = _patch_of(args)
@@ -137,12 +142,12 @@ def add_parser(commands: Any) -> None:
         description="Print the current version as JSON: its fields, version and author.",
     )
     database_option(show)
-    show.set_defaults(handler=lambda args: _show(open_store(args).global_policy.current()) or 0)
+    show.set_defaults(handler=_show_current)
     setter = actions.add_parser(
         "set",
         help="change fields of the global policy (a new version)",
         description="Merge KEY=VALUE pairs (VALUE as JSON when it parses: "
-        'max_positions=10, max_positions=null, allowed_symbols=\'["AAPL"]\', else as text: '
+        "max_positions=10, max_positions=null, allowed_symbols='[\"AAPL\"]', else as text: "
         "risk_mode=DEFENSIVE) or --file F (a JSON/YAML object) into the current version, as "
         "PATCH /api/policy does, and store the result as a new version. Invalid fields: "
         "exit 2 naming each, nothing stored; a version other than --if-version: exit 1.",

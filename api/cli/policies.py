@@ -13,8 +13,8 @@ import yaml
 from api.cli.common import EXIT_BAD_INPUT, database_option, open_store, print_counts
 from api.files.policy_files import PolicyFileError, load_policies
 from api.store import Invalid, NotFound
-from api.store.policies import reserved
 from api.store.diff import json_diff
+from api.store.policies import reserved
 
 __all__ = ["add_parser"]
 

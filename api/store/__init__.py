@@ -2,7 +2,8 @@
 
 Owns the connection and its bounds, serialized migrations (`db`), the tables (`tables`),
 one store per resource (policies with their versions, portfolios, reference data,
-validations and violations, the event outbox, the global policy's versions) and the store's exception tree (`errors`).
+validations and violations, the event outbox, the global policy's versions) and the
+store's exception tree (`errors`).
 Exposes `Store` (every store over one engine) and the stores' public types. Shared by the
 HTTP service and the command line; may import `engine` (hierarchy resolution) and
 `models`, never `api.http` or `api.cli`.

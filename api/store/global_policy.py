@@ -212,7 +212,9 @@ class GlobalPolicyStore:
         self, *, actor: str, expected: Collection[int] | None = None
     ) -> tuple[bool, StoredGlobalPolicy]:
         """Back to `defaults` (the `QT_*` environment) as a new version (change `reset`)."""
-        return self.change(lambda _: self.defaults(), actor=actor, change="reset", expected=expected)
+        return self.change(
+            lambda _: self.defaults(), actor=actor, change="reset", expected=expected
+        )
 
     def versions(self, *, limit: int = 100, before: int | None = None) -> list[GlobalPolicyVersion]:
         """The history, newest first: up to `limit` versions below `before` (all if None)."""

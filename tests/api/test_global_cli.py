@@ -68,7 +68,13 @@ def test_set_from_a_file_and_conditionally(
     url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     status, got, _ = _run(
-        capsys, "global", "set", "--file", str(EXAMPLES / "global-policy.json"), "--database-url", url
+        capsys,
+        "global",
+        "set",
+        "--file",
+        str(EXAMPLES / "global-policy.json"),
+        "--database-url",
+        url,
     )
     assert status == 0 and got["version"] == 2 and got["require_confidence"] is False
     patch = tmp_path / "defensive.yaml"
@@ -76,7 +82,7 @@ def test_set_from_a_file_and_conditionally(
     status, _out, err = _run(
         capsys, "global", "set", "--file", str(patch), "--if-version", "1", "--database-url", url
     )
-    assert status == 1 and 'version 2' in err
+    assert status == 1 and "version 2" in err
     status, got, _ = _run(
         capsys, "global", "set", "--file", str(patch), "--if-version", "2", "--database-url", url
     )
@@ -124,7 +130,15 @@ def test_pes_validate_with_a_database_applies_its_global_policy(
     )
     assert status == 1 and stored["global_policy_version"] == 1
     assert "global-policy.confidence" in {v["policy_name"] for v in stored["violations"]}
-    _run(capsys, "global", "set", "--file", str(EXAMPLES / "global-policy.json"), "--database-url", url)
+    _run(
+        capsys,
+        "global",
+        "set",
+        "--file",
+        str(EXAMPLES / "global-policy.json"),
+        "--database-url",
+        url,
+    )
     status, permissive, _ = _run(
         capsys, "validate", request, "--policies", policies, "--database-url", url
     )

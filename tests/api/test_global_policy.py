@@ -45,7 +45,9 @@ def environment(**variables: str) -> Callable[[], GlobalPolicy]:
 @pytest.fixture
 def app_client(database_url: str) -> Iterator[TestClient]:
     """The app on an empty database whose environment sets no QT_* variable."""
-    app = create_app(Settings(database_url=database_url, events="none"), global_defaults=environment())
+    app = create_app(
+        Settings(database_url=database_url, events="none"), global_defaults=environment()
+    )
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 
@@ -131,7 +133,9 @@ def test_a_merge_patch_is_a_new_version_with_its_diff_and_event(app_client: Test
         "model_versions.a",
         "model_versions.c",
     }
-    assert history[0]["actor"] == "alice" and history[0]["global_policy"]["risk_mode"] == "DEFENSIVE"
+    assert (
+        history[0]["actor"] == "alice" and history[0]["global_policy"]["risk_mode"] == "DEFENSIVE"
+    )
     event = _events(app_client)[-1]
     assert event["event_type"] == "global_policy_changed"
     assert (event["version"], event["previous_version"], event["actor"]) == (3, 2, "alice")
@@ -150,8 +154,10 @@ def test_a_patch_that_changes_nothing_stores_nothing(app_client: TestClient) -> 
     ("patch", "fields"),
     [
         ({"max_positions": 0}, {"max_positions"}),
-        ({"max_risk_per_trade": 1.5, "global_min_confidence": -0.1}, {
-            "max_risk_per_trade", "global_min_confidence"}),  # fmt: skip
+        (
+            {"max_risk_per_trade": 1.5, "global_min_confidence": -0.1},
+            {"max_risk_per_trade", "global_min_confidence"},
+        ),
         ({"risk_mode": "PANIC"}, {"risk_mode"}),
         ({"risk_mode": None}, {"risk_mode"}),
         ({"allowed_symbols": "AAPL"}, {"allowed_symbols"}),
@@ -204,7 +210,11 @@ def test_reset_goes_back_to_the_environment_defaults(app_client: TestClient) -> 
 
 
 def test_read_endpoints_carry_the_version(app_client: TestClient) -> None:
-    patch = {"allowed_symbols": ["AAPL"], "model_versions": {"lstm": "7"}, "allowed_strategies": ["m"]}
+    patch = {
+        "allowed_symbols": ["AAPL"],
+        "model_versions": {"lstm": "7"},
+        "allowed_strategies": ["m"],
+    }
     _ok(app_client.patch("/api/policy", json=patch))
     for prefix in PREFIXES:
         symbols = _ok(app_client.get(f"{prefix}/allowed_symbols"))
@@ -309,7 +319,9 @@ def test_capacity_and_export_apply_its_limits(app_client: TestClient) -> None:
     _ok(app_client.patch("/api/policy", json={"allowed_symbols": ["AAPL"], "max_positions": None}))
     state = example_request("small-rebalance")["portfolio_state"]
     cap = {"kind": "weight_bounds", "max": 0.5}
-    inline = [{"policy_name": "cap", "policy_type": "POSITION_LIMIT", "rules": {"constraints": [cap]}}]
+    inline = [
+        {"policy_name": "cap", "policy_type": "POSITION_LIMIT", "rules": {"constraints": [cap]}}
+    ]
     got = _ok(app_client.post("/api/v1/capacity", json={
         "portfolio_state": state, "symbols": ["JNJ", "AAPL"], "policies": inline}))  # fmt: skip
     by_symbol = {c["symbol"]: c for c in got["symbols"]}
@@ -338,8 +350,10 @@ def test_a_database_failure_is_a_503_never_an_unchecked_answer(app_client: TestC
     )
     try:
         body = example_request("small-rebalance")
-        body["policies"] = [{"policy_name": "cap", "policy_type": "POSITION_LIMIT",
-                             "rules": {"constraints": [{"kind": "weight_bounds", "max": 0.5}]}}]  # fmt: skip
+        cap = {"kind": "weight_bounds", "max": 0.5}
+        body["policies"] = [
+            {"policy_name": "cap", "policy_type": "POSITION_LIMIT", "rules": {"constraints": [cap]}}
+        ]
         r = app_client.post("/api/v1/validate", json=body)
         assert _ok(r, 503)["error"] == "unavailable" and "global policy" in r.json()["message"]
     finally:
@@ -384,7 +398,9 @@ def test_a_0004_database_is_upgraded_and_gets_its_initial_version(database_url: 
         command.upgrade(config, "0004")
     with engine.connect() as conn:
         assert "global_policy_versions" not in sa.inspect(conn).get_table_names()
-    app = create_app(Settings(database_url=database_url, events="none"), global_defaults=environment())
+    app = create_app(
+        Settings(database_url=database_url, events="none"), global_defaults=environment()
+    )
     with TestClient(app) as client:
         assert _ok(client.get("/api/policy"))["version"] == 1
     with engine.begin() as connection:

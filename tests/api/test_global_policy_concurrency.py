@@ -67,7 +67,9 @@ def _model_versions(client: TestClient, name: str) -> list[int]:
     ]
 
 
-def _assert_all_landed(client: TestClient, fields: list[str], names: list[str], changes: int) -> None:
+def _assert_all_landed(
+    client: TestClient, fields: list[str], names: list[str], changes: int
+) -> None:
     got = client.get("/api/policy").json()
     for field in fields:
         assert got[field] == FIELD_VALUES[field][-1], (field, got)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
 import httpx
 import pytest
 
@@ -70,7 +71,9 @@ def _server(database_url: str, log: Path, **pes: str) -> Iterator[str]:
                 except httpx.TransportError:
                     pass
             if time.monotonic() > deadline:
-                pytest.fail(f"pes serve not healthy within {READY_S:.0f} s:\n{log.read_text()[-3000:]}")
+                pytest.fail(
+                    f"pes serve not healthy within {READY_S:.0f} s:\n{log.read_text()[-3000:]}"
+                )
             time.sleep(0.1)
         yield base
     finally:

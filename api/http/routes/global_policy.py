@@ -101,7 +101,7 @@ def _controls(policy: GlobalPolicy) -> list[str]:
     return [name for name, on in active.items() if on]
 
 
-def _router(prefix: str) -> APIRouter:  # noqa: C901 (one small route per endpoint)
+def _router(prefix: str) -> APIRouter:
     router = APIRouter(prefix=prefix, tags=["global policy"], responses=ERROR_RESPONSES)
 
     @router.get("/status", response_model=GlobalPolicyStatus, summary="Global policy status")
@@ -214,7 +214,9 @@ def _router(prefix: str) -> APIRouter:  # noqa: C901 (one small route per endpoi
     def model_versions(services: ServicesDep, _caller: Reader) -> ModelVersionsPublic:
         """Model name -> version, as the model-lifecycle service recorded them."""
         stored = _current(services)
-        return ModelVersionsPublic(model_versions=dict(stored.policy.model_versions), **stamp(stored))
+        return ModelVersionsPublic(
+            model_versions=dict(stored.policy.model_versions), **stamp(stored)
+        )
 
     @router.get(
         "/versions",
