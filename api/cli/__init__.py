@@ -28,6 +28,7 @@ from api.cli.common import (
     open_store,
 )
 from api.cli.references import add_reference_commands
+from api.store import Invalid
 
 __all__ = ["main"]
 
@@ -65,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Unavailable as exc:
         print(f"pes {args.command}: {exc}", file=sys.stderr)
         return 1
-    except BadSettings as exc:
+    except (BadSettings, Invalid) as exc:  # Invalid: a QT_* default of the global policy
         print(f"pes {args.command}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:

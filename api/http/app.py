@@ -30,7 +30,7 @@ from api.http.routes import (
 )
 from api.http.services import Services
 from api.settings import Settings
-from api.store import DatabaseTimeouts, Store
+from api.store import DatabaseTimeouts, Invalid, Store
 from engine import PolicyEngine
 from models import GlobalPolicy, defaults_from_environment
 
@@ -72,6 +72,9 @@ def _open_store(
             settings.database_url, timeouts=timeouts, global_defaults=global_defaults
         )
         current = store.global_policy.current()
+    except Invalid as exc:  # a QT_* variable the initial global policy cannot take
+        log.error("cannot store the initial global policy: %s", exc)
+        raise
     except SQLAlchemyError as exc:
         shown = make_url(settings.database_url).render_as_string(hide_password=True)
         log.error("cannot open the store at %s: %s", shown, str(exc).splitlines()[0])

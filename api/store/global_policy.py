@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -34,6 +35,7 @@ from api.store.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from api.store.tables import event_outbox
 from api.store.tables import global_policy_versions as table
 from models import GlobalPolicy, defaults_from_environment
+from models.global_policy import ENVIRONMENT_FIELDS
 
 __all__ = [
     "EVENT_TYPE",
@@ -228,6 +230,16 @@ class GlobalPolicyStore:
             for r in rows
         ]
 
+    def _defaults(self) -> GlobalPolicy:
+        """`defaults()`; a bad `QT_*` value is `Invalid` naming its variable."""
+        try:
+            return self.defaults()
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            field = str(error["loc"][0]) if error["loc"] else ""
+            names = {f: v for v, f in ENVIRONMENT_FIELDS.items()}
+            raise Invalid(names.get(field, field or "QT_*"), error["msg"]) from exc
+
     # --- rows -------------------------------------------------------------------------------
 
     @contextmanager
@@ -258,7 +270,7 @@ class GlobalPolicyStore:
         row = self._row(conn, None)
         if row is not None:
             return _stored(row)
-        content = content_of(self.defaults())
+        content = content_of(self._defaults())
         diff = json_diff(None, content)
         return self._write(conn, content, diff, None, "initial", INITIAL_ACTOR)
 

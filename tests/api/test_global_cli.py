@@ -178,3 +178,11 @@ def test_the_quick_start_answers_as_the_readme_says(
     for key in ("is_compliant", "compliance_score", "violations", "recommendations"):
         assert served[key] == offline[key], key
     assert served["adjusted_decision"]["trades"] == offline["adjusted_decision"]["trades"]
+
+
+def test_a_bad_qt_variable_exits_2_naming_it(
+    url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("QT_MAX_POSITIONS", "0")
+    status, _out, err = _run(capsys, "global", "show", "--database-url", url)
+    assert status == 2 and "QT_MAX_POSITIONS: " in err, err
