@@ -8,6 +8,7 @@ defaults clear those variables for themselves.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,15 @@ def test_a_bad_qt_variable_exits_2_naming_it(
     monkeypatch.setenv("QT_MAX_POSITIONS", "0")
     status, _out, err = _run(capsys, "global", "show", "--database-url", url)
     assert status == 2 and "QT_MAX_POSITIONS: " in err, err
+
+
+def test_the_documented_global_policy_test_file_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/policy-tests.md, "The global policy": its file, saved beside the shipped tests."""
+    doc = (EXAMPLES.parent / "docs" / "policy-tests.md").read_text(encoding="utf-8")
+    block = doc.split("### The global policy", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    path = tmp_path / "examples" / "tests" / "doc-global.tests.yaml"
+    path.write_text(block, encoding="utf-8")
+    assert main(["test", str(path)]) == 0, capsys.readouterr().out
