@@ -45,9 +45,9 @@ GLOBAL_PATCH_EXAMPLES: dict[str, Any] = {
         "summary": "Record a model version (maps merge; null removes a key)",
         "value": {"model_versions": {"momentum-lstm": "2026.12.1"}},
     },
-    "no_limit": {
-        "summary": "Lift the per-trade risk limit (null: no limit)",
-        "value": {"max_risk_per_trade": None},
+    "limits": {
+        "summary": "Widen the per-trade risk limit (a limit set to null: no limit)",
+        "value": {"max_risk_per_trade": 0.02, "allowed_symbols": ["AAPL", "MSFT", "JPM"]},
     },
 }
 
