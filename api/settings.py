@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes of `pes serve`, each with its own engine (one request at "
+        "a time each), sharing the database; several suit PostgreSQL best.",
+    )
     events: EventsBackend = EventsBackend.LOG
     nats_url: str = "nats://127.0.0.1:4222"
     nats_stream: str = "PES_EVENTS"

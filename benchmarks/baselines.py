@@ -17,6 +17,12 @@ instead ("no worse than pre-trade"), exactly as the engine does.
   request only `q`, `l` and `u` are updated and the solver is warm-started from the last
   solution. With the same settings as the naive run it is the floor; with the engine's
   settings (eps 1e-9, polishing) it shows what the engine's accuracy costs at the floor.
+- `ClarabelDirect` (the conic floor): the same split QP assembled once for Clarabel's own
+  API (`clarabel.DefaultSolver(P, q, A, b, cones, settings)`, every row in one nonnegative
+  cone `b - A z >= 0`, all of `b` finite so that presolve removes no row); per request only
+  `q` and `b` are replaced in place (`solver.update(q=..., b=...)`, which Clarabel allows
+  while `is_data_update_allowed()` holds) and the interior-point method runs from its own
+  start (Clarabel has no warm start), at Clarabel's default tolerances (1e-8).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import clarabel
 import cvxpy as cp
 import numpy as np
 import osqp
@@ -39,6 +46,7 @@ __all__ = [
     "CVXPY_OSQP_SETTINGS",
     "ENGINE_OSQP_SETTINGS",
     "SCALE",
+    "ClarabelDirect",
     "OSQPDirect",
     "ProjectQP",
     "Solution",
@@ -222,3 +230,53 @@ class OSQPDirect:
         z = np.asarray(result.x, dtype=float)
         x = z[: qp.n] - z[qp.n :] if np.all(np.isfinite(z)) else np.zeros(qp.n)
         return Solution(qp.w0 + x, str(result.info.status), int(result.info.iter), seconds)
+
+
+class ClarabelDirect:
+    """The split QP of `OSQPDirect` for Clarabel's own API; per request only q and b change.
+
+    Rows, all `A z <= b`: `-z <= 0`, name caps, sector caps, cash floor, turnover, so the
+    cone is one `NonnegativeConeT` of their number.
+    """
+
+    def __init__(self, qp: ProjectQP) -> None:
+        n = qp.n
+        eye = sp.identity(n, format="csc")
+        ones = sp.csc_matrix(np.ones((1, n)))
+        self.D = sp.hstack([eye, -eye], format="csc")
+        P = sp.triu(2.0 * SCALE * (self.D.T @ self.D), format="csc")
+        A = sp.vstack(
+            [-sp.identity(2 * n), self.D, qp.S @ self.D, ones @ self.D, sp.hstack([ones, ones])],
+            format="csc",
+        )
+        settings = clarabel.DefaultSettings()
+        settings.verbose = False
+        q, b = self._vectors(qp)
+        cones = [clarabel.NonnegativeConeT(A.shape[0])]
+        self.solver = clarabel.DefaultSolver(P, q, A, b, cones, settings)
+        if not self.solver.is_data_update_allowed():
+            raise RuntimeError("Clarabel does not allow data updates on this problem")
+
+    def _vectors(self, qp: ProjectQP) -> tuple[FloatArray, FloatArray]:
+        q = np.asarray(-2.0 * SCALE * (self.D.T @ (qp.w_hat - qp.w0)), dtype=float)
+        b = np.concatenate(
+            [
+                np.zeros(2 * qp.n),
+                qp.name_ub - qp.w0,
+                qp.sector_ub - qp.S @ qp.w0,
+                [1.0 - float(qp.w0.sum()) - qp.cash_lb],
+                [qp.turnover_ub],
+            ]
+        )
+        return q, b
+
+    def solve(self, qp: ProjectQP) -> Solution:
+        """Replace q and b in place for this request and solve."""
+        start = time.perf_counter()
+        q, b = self._vectors(qp)
+        self.solver.update(q=q, b=b)
+        result = self.solver.solve()
+        seconds = time.perf_counter() - start
+        z = np.asarray(result.x, dtype=float)
+        x = z[: qp.n] - z[qp.n :] if np.all(np.isfinite(z)) else np.zeros(qp.n)
+        return Solution(qp.w0 + x, str(result.status), int(result.iterations), seconds)

@@ -26,6 +26,11 @@ Policy sets (`POLICY_SETS`):
   sector bets, stress tests), strict, advisory and monitor: the check-only target's set.
 - ``cones``: the baseline plus a volatility and a tracking-error limit, with a factor risk
   model of one factor per GICS sector and specific risk.
+- ``cones20``: the same two limits with a wider factor model (`wide_factor_model`): one
+  factor per GICS sector plus 9 style factors (size, value, momentum, quality, low
+  volatility, growth, dividend yield, leverage, liquidity), 20 factors at n >= 200, and the
+  same specific risk. It is drawn from its own seed after everything else, so the other
+  sets' requests are unchanged by it.
 """
 
 from __future__ import annotations
@@ -43,12 +48,15 @@ from models.typing import FloatArray
 __all__ = [
     "BASE_LIMITS",
     "NAV",
+    "STYLE_FACTORS",
+    "FactorModel",
     "POLICY_SETS",
     "Case",
     "Limits",
     "PolicySet",
     "Traded",
     "build_case",
+    "wide_factor_model",
 ]
 
 Traded = Literal["varying", "fixed"]
@@ -57,6 +65,46 @@ NAV = 1_000_000_000.0
 INVESTED = 0.97
 TRADES = 20
 SEED = 42
+STYLE_FACTORS = (
+    "size",
+    "value",
+    "momentum",
+    "quality",
+    "low_volatility",
+    "growth",
+    "dividend_yield",
+    "leverage",
+    "liquidity",
+)
+"""The style factors of the 20-factor model, after one factor per GICS sector."""
+
+
+@dataclass(frozen=True)
+class FactorModel:
+    """A factor risk model `Sigma = X F X' + diag(d)` over the case's names."""
+
+    loadings: FloatArray
+    covariance: FloatArray
+    specific_variance: FloatArray
+
+    def risk(self, w: FloatArray, b: FloatArray | None = None) -> float:
+        """Volatility of `w`, or tracking error against `b`."""
+        y = w if b is None else w - b
+        f = self.loadings.T @ y
+        return float(np.sqrt(f @ self.covariance @ f + np.sum(self.specific_variance * y**2)))
+
+    def wire(self, names: tuple[Name, ...]) -> dict[str, Any]:
+        """The request's inline `risk_model` field."""
+        return {
+            "factor_loadings": {
+                nm.symbol: [float(x) for x in row]
+                for nm, row in zip(names, self.loadings, strict=True)
+            },
+            "factor_covariance": self.covariance.tolist(),
+            "specific_variance": {
+                nm.symbol: float(v) for nm, v in zip(names, self.specific_variance, strict=True)
+            },
+        }
 
 
 @dataclass
@@ -78,6 +126,14 @@ class Case:
     limits: Limits = BASE_LIMITS
     policies: dict[str, list[PolicyDefinition]] = field(default_factory=dict)
     cone_limits: tuple[float, float] = (0.0, 0.0)
+    wide_model: FactorModel | None = None
+    """The 20-factor model of policy set ``cones20``."""
+    wide_cone_limits: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def sector_model(self) -> FactorModel:
+        """The one-factor-per-sector model of policy set ``cones``."""
+        return FactorModel(self.loadings, self.factor_covariance, self.specific_variance)
 
     def body(
         self,
@@ -122,17 +178,10 @@ class Case:
         if policy_set != "base":
             state["benchmark"] = self.benchmark
         if policy_set == "cones":
-            state["risk_model"] = {
-                "factor_loadings": {
-                    nm.symbol: [float(x) for x in row]
-                    for nm, row in zip(self.names, self.loadings, strict=True)
-                },
-                "factor_covariance": self.factor_covariance.tolist(),
-                "specific_variance": {
-                    nm.symbol: float(v)
-                    for nm, v in zip(self.names, self.specific_variance, strict=True)
-                },
-            }
+            state["risk_model"] = self.sector_model.wire(self.names)
+        elif policy_set == "cones20":
+            assert self.wide_model is not None, "built by build_case"
+            state["risk_model"] = self.wide_model.wire(self.names)
         return {
             "decision": {
                 "decision_id": decision_id or f"bench-{self.n}-{policy_set}-{i}",
@@ -298,10 +347,32 @@ def _factor_model(
     return loadings, cov, specific
 
 
+def wide_factor_model(
+    names: tuple[Name, ...], sectors: list[str], specific: FloatArray
+) -> FactorModel:
+    """One factor per sector (loading = beta) plus `STYLE_FACTORS`, from its own seed.
+
+    Style exposures are standard-normal scores scaled by 0.3 (a name's loading on a style);
+    sector factors are correlated as in the sector model (0.5), style factors have
+    volatilities of 2-6% and weak correlations (0.1) with each other and none with sectors.
+    """
+    rng = np.random.default_rng((SEED, len(names), 20))
+    k, m = len(sectors), len(STYLE_FACTORS)
+    position = {s: j for j, s in enumerate(sectors)}
+    loadings = np.zeros((len(names), k + m))
+    for i, nm in enumerate(names):
+        loadings[i, position[nm.sector]] = round(nm.beta, 4)
+    loadings[:, k:] = np.round(0.3 * rng.standard_normal((len(names), m)), 4)
+    sector_vols = rng.uniform(0.15, 0.30, k)
+    style_vols = rng.uniform(0.02, 0.06, m)
+    cov = np.zeros((k + m, k + m))
+    cov[:k, :k] = np.outer(sector_vols, sector_vols) * (0.5 + 0.5 * np.eye(k))
+    cov[k:, k:] = np.outer(style_vols, style_vols) * (0.1 + 0.9 * np.eye(m))
+    return FactorModel(loadings, np.round(cov, 8), specific)
+
+
 def _risk(case: Case, w: FloatArray, b: FloatArray | None = None) -> float:
-    y = w if b is None else w - b
-    f = case.loadings.T @ y
-    return float(np.sqrt(f @ case.factor_covariance @ f + np.sum(case.specific_variance * y**2)))
+    return case.sector_model.risk(w, b)
 
 
 def build_case(n: int) -> Case:
@@ -340,7 +411,13 @@ def build_case(n: int) -> Case:
         _between(_risk(case, w0), _risk(case, w_hat)),
         _between(_risk(case, w0, b), _risk(case, w_hat, b)),
     )
-    case.policies = policy_sets(names, limits, case.cone_limits)
+    wide = wide_factor_model(names, sectors, specific)
+    case.wide_model = wide
+    case.wide_cone_limits = (
+        _between(wide.risk(w0), wide.risk(w_hat)),
+        _between(wide.risk(w0, b), wide.risk(w_hat, b)),
+    )
+    case.policies = policy_sets(names, limits, case.cone_limits, case.wide_cone_limits)
     return case
 
 

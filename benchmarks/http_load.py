@@ -25,9 +25,9 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from benchmarks.cases import Case
-from benchmarks.measure import Progress
 from benchmarks.policies import PolicySet
 from benchmarks.report import git_commit
+from benchmarks.timing import Progress
 
 if TYPE_CHECKING:
     import httpx

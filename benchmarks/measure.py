@@ -1,150 +1,157 @@
-"""Timing loops: warm-up, then warm repeats timed with `time.perf_counter`.
+"""The benchmark's paths: the engine's (this module) and the peers' (`benchmarks.peers`).
 
 Every path runs requests `0, 1, 2, ...` of the same case, so all paths see the same
 generated decisions. Requests are built (and validated by pydantic) before the clock
-starts: the engine paths time `PolicyEngine.validate` alone, the baselines their own build
-and solve. A path stops after `repeats` timed requests, or earlier once `time_limit`
-seconds have passed and at least `min_samples` were timed (slow paths at large n).
+starts: the engine paths time `PolicyEngine.validate` alone, or, for a request naming a
+registered universe, `resolve_references` (against an in-memory source holding the case's
+universe, as the service's reference cache would) plus `validate` with the resolution's
+key; the peers time their own build (naive cvxpy) or parameter update, and solve. The
+loop, the time limit and the summaries are in `benchmarks.timing`.
 """
 
 from __future__ import annotations
 
 import gc
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from benchmarks.baselines import (
-    CVXPY_OSQP_SETTINGS,
-    ENGINE_OSQP_SETTINGS,
-    OSQPDirect,
-    ProjectQP,
-    Solution,
-    naive_cvxpy,
-    project_qp,
-)
-from benchmarks.cases import Case
+from benchmarks.cases import Case, Traded
+from benchmarks.peers import PEER_PATHS, ProjectQPs, measure_peer
 from benchmarks.policies import PolicySet
+from benchmarks.timing import Budget, PathResult, Progress, loop, stderr_progress
 from engine import PolicyEngine
+from engine.resolve.references import (
+    ReferenceNotFound,
+    RiskModelData,
+    UniverseData,
+    resolve_references,
+)
+from models import DataReference, PolicyValidationRequest
 
-__all__ = ["ENGINE_PATHS", "PATHS", "Budget", "EnginePath", "PathResult", "measure"]
+__all__ = [
+    "DEFAULT_PATHS",
+    "ENGINE_PATHS",
+    "PATHS",
+    "PEER_PATHS",
+    "Budget",
+    "EnginePath",
+    "PathResult",
+    "ProjectQPs",
+    "RegisteredUniverse",
+    "measure",
+    "stderr_progress",
+]
 
 
 @dataclass(frozen=True)
 class EnginePath:
-    """An engine path: which policy set, mode and adjustment method."""
+    """An engine path: policy set, mode, adjustment method, which names are traded, and
+    whether the request names a registered universe (resolved in process) or is inline."""
 
     name: str
     policy_set: PolicySet
     mode: str
     adjustment: str
     description: str
+    traded: Traded = "varying"
+    by_reference: bool = False
 
 
-ENGINE_PATHS = (
-    EnginePath("engine_check", "twenty", "validate", "auto", "engine, check only, 20 policies"),
-    EnginePath(
-        "engine_check_base", "base", "validate", "auto", "engine, check only, 4 baseline policies"
-    ),
-    EnginePath(
-        "engine_scale_back", "base", "adjust", "scale_back", "engine, adjust scale_back, baseline"
-    ),
-    EnginePath("engine_project", "base", "adjust", "project", "engine, adjust project, baseline"),
-    EnginePath(
-        "engine_cones",
-        "cones",
-        "adjust",
-        "scale_back",
-        "engine, adjust scale_back, baseline + volatility + tracking error",
-    ),
-)
-BASELINE_PATHS = {
-    "naive_cvxpy": "naive cvxpy: build + solve per request, OSQP (cvxpy defaults)",
-    "osqp_direct": "floor: OSQP API direct, warm-started, q/l/u updates (cvxpy's settings)",
-    "osqp_direct_tight": "OSQP API direct at the engine's settings (eps 1e-9, polishing)",
-}
-PATHS: dict[str, str] = {p.name: p.description for p in ENGINE_PATHS} | BASELINE_PATHS
+def _engine_paths(traded: Traded, suffix: str) -> tuple[EnginePath, ...]:
+    names = "the same 20 names in every request" if traded == "fixed" else "20 names drawn anew"
+    cones = "baseline + volatility + tracking error (20-factor model)"
+    return (
+        EnginePath(
+            f"engine_check{suffix}",
+            "twenty",
+            "validate",
+            "auto",
+            f"engine, check only, 20 policies, universe by reference; {names}",
+            traded,
+            by_reference=True,
+        ),
+        EnginePath(
+            f"engine_scale_back{suffix}",
+            "base",
+            "adjust",
+            "scale_back",
+            f"engine, adjust scale_back, baseline; {names}",
+            traded,
+        ),
+        EnginePath(
+            f"engine_project{suffix}",
+            "base",
+            "adjust",
+            "project",
+            f"engine, adjust project, baseline; {names}",
+            traded,
+        ),
+        EnginePath(
+            f"engine_scale_back_cones{suffix}",
+            "cones20",
+            "adjust",
+            "scale_back",
+            f"engine, adjust scale_back, {cones}; {names}",
+            traded,
+        ),
+        EnginePath(
+            f"engine_project_cones{suffix}",
+            "cones20",
+            "adjust",
+            "project",
+            f"engine, adjust project, {cones}; {names}",
+            traded,
+        ),
+    )
 
 
-@dataclass(frozen=True)
-class Budget:
-    """How many requests a path gets."""
+ENGINE_PATHS = _engine_paths("varying", "") + _engine_paths("fixed", "_fixed")
+"""The main table's paths (20 names drawn anew per request), then the fixed-set ones."""
 
-    repeats: int
-    warmup: int = 3
-    time_limit: float = 30.0
-    min_samples: int = 5
+PATHS: dict[str, str] = {p.name: p.description for p in ENGINE_PATHS} | PEER_PATHS
+DEFAULT_PATHS = tuple(p for p in PATHS if p != "osqp_direct_tight")
+"""What a run measures unless `--paths` says otherwise (`osqp_direct_tight` on request)."""
 
 
-@dataclass
-class PathResult:
-    """Timings of one path at one size, and what the path did."""
+class RegisteredUniverse:
+    """An in-memory `ReferenceSource` holding the case's universe (request 0's instruments).
 
-    path: str
-    n: int
-    samples_ms: list[float] = field(default_factory=list)
-    stages_ms: dict[str, list[float]] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def summary(self) -> dict[str, Any]:
-        """p50/p99/max (ms), sample count, per-stage p50, and the path's extras."""
-        a = np.asarray(self.samples_ms)
-        out: dict[str, Any] = {
-            "count": len(a),
-            "p50_ms": _round(np.percentile(a, 50)),
-            "p99_ms": _round(np.percentile(a, 99)),
-            "max_ms": _round(a.max()),
-            "mean_ms": _round(a.mean()),
-        }
-        if self.stages_ms:
-            out["stages_p50_ms"] = {
-                k: _round(np.percentile(v, 50)) for k, v in self.stages_ms.items()
-            }
-            out["stages_p99_ms"] = {
-                k: _round(np.percentile(v, 99)) for k, v in self.stages_ms.items()
-            }
-        return out | self.extra
-
-
-def _round(x: Any) -> float:
-    return round(float(x), 4)
-
-
-Progress = Callable[[str, int, int], None]
-
-
-def _loop(
-    budget: Budget, run_one: Callable[[int, bool], float | None], label: str, progress: Progress
-) -> None:
-    """Warm-up requests, then timed ones until the repeats or the time limit run out.
-
-    The first request always runs untimed (it compiles); the other warm-up requests are
-    skipped once warming up has taken a quarter of the time limit (slow paths at large
-    n). Before each timed request the garbage of building it is collected, so that a
-    collection triggered by the harness's own allocations does not land in the timing.
+    `by_reference(body)` turns a request body into the form that names the universe
+    (`portfolio_state.universe`) and sends only the request's `prices`; the static fields
+    of every instrument are the same in every request of a case, so they are registered
+    once.
     """
-    started = time.perf_counter()
-    warmup = 0
-    while warmup < budget.warmup:
-        run_one(warmup, False)
-        warmup += 1
-        if time.perf_counter() - started > budget.time_limit / 4:
-            break
-    started = time.perf_counter()
-    for k in range(budget.repeats):
-        run_one(warmup + k, True)
-        progress(label, k + 1, budget.repeats)
-        if k + 1 >= budget.min_samples and time.perf_counter() - started > budget.time_limit:
-            break
+
+    def __init__(self, case: Case) -> None:
+        self.id = f"bench-{case.n}"
+        first = PolicyValidationRequest.model_validate(
+            case.body(0, policy_set="twenty", mode="validate")
+        )
+        self.data = UniverseData(self.id, 1, tuple(first.portfolio_state.instruments))
+
+    def universe(self, ref: DataReference) -> UniverseData:
+        if ref.id != self.id:
+            raise ReferenceNotFound("id", f"no universe {ref.id!r}")
+        if ref.version not in (None, self.data.version):
+            raise ReferenceNotFound("version", f"no version {ref.version} of {ref.id!r}")
+        return self.data
+
+    def risk_model(self, ref: DataReference) -> RiskModelData:
+        raise ReferenceNotFound("id", f"no risk model {ref.id!r} (none registered)")
+
+    def by_reference(self, body: dict[str, Any]) -> dict[str, Any]:
+        state = body["portfolio_state"]
+        instruments = state.pop("instruments")
+        state["universe"] = {"id": self.id}
+        state["prices"] = {inst["symbol"]: inst["price"] for inst in instruments}
+        return body
 
 
 def _engine(case: Case, path: EnginePath, budget: Budget, progress: Progress) -> PathResult:
     engine = PolicyEngine()
+    source = RegisteredUniverse(case) if path.by_reference else None
     policies = case.policies[path.policy_set]
     result = PathResult(path.name, case.n)
     counts: Counter[str] = Counter()
@@ -155,18 +162,33 @@ def _engine(case: Case, path: EnginePath, budget: Budget, progress: Progress) ->
 
     def run_one(i: int, timed: bool) -> float | None:
         nonlocal before
-        request = case.request(
-            i, policy_set=path.policy_set, mode=path.mode, adjustment=path.adjustment
+        body = case.body(
+            i,
+            policy_set=path.policy_set,
+            mode=path.mode,
+            adjustment=path.adjustment,
+            traded=path.traded,
         )
+        if source is not None:
+            body = source.by_reference(body)
+        request = PolicyValidationRequest.model_validate(body)
         if timed and not result.samples_ms:
             before = engine.cache_stats()  # cache counters from the first timed request on
         gc.collect()
         start = time.perf_counter()
-        response = engine.validate(request, policies)
+        if source is None:
+            response = engine.validate(request, policies)
+        else:
+            resolution = resolve_references(request.portfolio_state, source)
+            resolved = request.model_copy(update={"portfolio_state": resolution.state})
+            references = 1000 * (time.perf_counter() - start)
+            response = engine.validate(resolved, policies, reference=resolution.key)
         elapsed = 1000 * (time.perf_counter() - start)
         if not timed:
             return None
         result.samples_ms.append(elapsed)
+        if source is not None:
+            result.stages_ms.setdefault("references", []).append(references)
         for stage, ms in response.timings_ms.items():
             result.stages_ms.setdefault(stage, []).append(ms)
         counts["compliant" if response.is_compliant else "not_compliant"] += 1
@@ -186,7 +208,7 @@ def _engine(case: Case, path: EnginePath, budget: Budget, progress: Progress) ->
                 counts[f"proposals_breaching_{v.violation_type.split('.')[0]}"] += 1
         return elapsed
 
-    _loop(budget, run_one, f"n={case.n} {path.name}", progress)
+    loop(budget, run_one, f"n={case.n} {path.name}", progress)
     after = engine.cache_stats()
     result.extra = {
         "outcomes": dict(counts),
@@ -206,63 +228,13 @@ def _engine(case: Case, path: EnginePath, budget: Budget, progress: Progress) ->
     return result
 
 
-def _baseline(
-    case: Case,
-    name: str,
-    solve: Callable[[ProjectQP], Solution],
-    budget: Budget,
-    progress: Progress,
+def measure(
+    case: Case, path: str, budget: Budget, progress: Progress, qps: ProjectQPs | None = None
 ) -> PathResult:
-    result = PathResult(name, case.n)
-    statuses: Counter[str] = Counter()
-    iterations: list[int] = []
-    violations: list[float] = []
-    distances: list[float] = []
-
-    def run_one(i: int, timed: bool) -> float | None:
-        qp = _qp(case, i)
-        gc.collect()
-        solution = solve(qp)
-        if not timed:
-            return None
-        result.samples_ms.append(1000 * solution.seconds)
-        statuses[solution.status] += 1
-        iterations.append(solution.iterations)
-        violations.append(qp.max_violation(solution.w))
-        distances.append(qp.distance(solution.w))
-        return solution.seconds
-
-    _loop(budget, run_one, f"n={case.n} {name}", progress)
-    result.extra = {
-        "statuses": dict(statuses),
-        "iterations_p50": int(np.percentile(iterations, 50)),
-        "iterations_max": int(max(iterations)),
-        "max_violation": float(max(violations)),
-        "distance_p50": float(np.percentile(distances, 50)),
-    }
-    return result
-
-
-def _qp(case: Case, i: int) -> ProjectQP:
-    request = case.request(i, policy_set="base", mode="adjust", adjustment="project")
-    return project_qp(request, {nm.symbol: nm.sector for nm in case.names}, case.limits)
-
-
-def measure(case: Case, path: str, budget: Budget, progress: Progress) -> PathResult:
-    """Time `path` on `case`."""
+    """Time `path` on `case`; peers take their QPs from `qps` (shared between peers)."""
     for engine_path in ENGINE_PATHS:
         if engine_path.name == path:
             return _engine(case, engine_path, budget, progress)
-    if path == "naive_cvxpy":
-        return _baseline(case, path, naive_cvxpy, budget, progress)
-    if path in ("osqp_direct", "osqp_direct_tight"):
-        settings = CVXPY_OSQP_SETTINGS if path == "osqp_direct" else ENGINE_OSQP_SETTINGS
-        floor = OSQPDirect(_qp(case, 0), settings)  # assembled once, before any timing
-        return _baseline(case, path, floor.solve, budget, progress)
+    if path in PEER_PATHS:
+        return measure_peer(path, qps or ProjectQPs(case), budget, progress)
     raise ValueError(f"unknown path {path!r}; known: {', '.join(PATHS)}")
-
-
-def stderr_progress(label: str, done: int, total: int) -> None:
-    """A progress line on stderr, rewritten in place on a terminal."""
-    if sys.stderr.isatty():
-        print(f"\r[bench] {label}: {done}/{total}   ", end="", file=sys.stderr, flush=True)

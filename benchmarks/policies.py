@@ -1,4 +1,4 @@
-"""The benchmark's policy sets: baseline (4 policies), twenty (20) and cones (6)."""
+"""The benchmark's policy sets: baseline (4 policies), twenty (20), cones and cones20 (6 each)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from models import PolicyDefinition
 
 __all__ = ["BASE_LIMITS", "POLICY_SETS", "Limits", "PolicySet", "policy_sets"]
 
-PolicySet = Literal["base", "twenty", "cones"]
-POLICY_SETS: tuple[PolicySet, ...] = ("base", "twenty", "cones")
+PolicySet = Literal["base", "twenty", "cones", "cones20"]
+POLICY_SETS: tuple[PolicySet, ...] = ("base", "twenty", "cones", "cones20")
 
 
 @dataclass(frozen=True)
@@ -148,18 +148,30 @@ def _more(names: Sequence[Name]) -> list[dict[str, Any]]:
     ]
 
 
-def policy_sets(
-    names: Sequence[Name], limits: Limits, cone_limits: tuple[float, float]
-) -> dict[str, list[PolicyDefinition]]:
-    """The three policy sets of a case; `cone_limits` = (volatility max, tracking-error max)."""
+def _cones(cone_limits: tuple[float, float]) -> list[dict[str, Any]]:
     vol_max, te_max = cone_limits
-    cones = [
+    return [
         _policy("volatility-limit", "RISK_LIMIT", {"kind": "volatility", "max": vol_max}),
         _policy("tracking-error-limit", "RISK_LIMIT", {"kind": "tracking_error", "max": te_max}),
     ]
+
+
+def policy_sets(
+    names: Sequence[Name],
+    limits: Limits,
+    cone_limits: tuple[float, float],
+    wide_cone_limits: tuple[float, float] | None = None,
+) -> dict[str, list[PolicyDefinition]]:
+    """The policy sets of a case; cone limits are (volatility max, tracking-error max).
+
+    `cone_limits` go with the sector factor model (`cones`), `wide_cone_limits` with the
+    20-factor model (`cones20`, absent when None).
+    """
     raw: dict[str, list[dict[str, Any]]] = {
         "base": _base(limits),
         "twenty": _base(limits) + _more(names),
-        "cones": _base(limits) + cones,
+        "cones": _base(limits) + _cones(cone_limits),
     }
+    if wide_cone_limits is not None:
+        raw["cones20"] = _base(limits) + _cones(wide_cone_limits)
     return {k: [PolicyDefinition.model_validate(p) for p in v] for k, v in raw.items()}

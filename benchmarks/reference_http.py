@@ -1,6 +1,7 @@
 """HTTP check-only latency with the instruments (and risk model) inline or by reference.
 
-    python -m benchmarks.reference_http [--n 500] [--requests 500] [--output FILE]
+    python -m benchmarks.reference_http [--n 500] [--requests 500] [--forms A,B]
+        [--output FILE]
 
 One uvicorn server (as in `benchmarks.http_load`: SQLite in a temporary directory, events
 off, one worker) and one keep-alive httpx client on loopback. The universe of the case and
@@ -19,7 +20,10 @@ alike), each with a unique `decision_id` and `mode: validate`:
 `universe+prices` and `cones by reference` must give the same verdict and violations as
 their inline forms for the same i (checked on every request), and every
 validation is stored, as in production. Prints a Markdown table (body size, p50, p99, max
-latency, the engine's own `timings_ms.total` p50) and writes the numbers as JSON.
+latency, the engine's own `timings_ms.total` p50) and writes the numbers as JSON, with the
+server's CPU time per timed request (user + system, all forms together, read from `/proc`
+on Linux: another process's load disturbs it far less than the latency). `--forms` limits
+the run to some forms (answers are compared where both forms of a pair run).
 """
 
 from __future__ import annotations
@@ -112,15 +116,29 @@ def _verdict(answer: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def run(n: int, requests: int, warmup: int = 5) -> dict[str, Any]:
-    """Time every form on `requests` requests of the n-name case; returns the summary."""
+def _server_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of the server process, or None where /proc is not."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(n: int, requests: int, warmup: int = 5, forms: list[str] | None = None) -> dict[str, Any]:
+    """Time the forms (default: all) on `requests` requests of the n-name case; the summary."""
     import httpx
 
+    chosen = set(forms or FORMS)
+    selected = {name: form for name, form in FORMS.items() if name in chosen}
+    same = {a: b for a, b in SAME_ANSWER.items() if a in selected and b in selected}
     case = build_case(n)
     token = uuid.uuid4().hex[:8]
-    latencies: dict[str, list[float]] = {name: [] for name in FORMS}
-    engine_ms: dict[str, list[float]] = {name: [] for name in FORMS}
-    sizes: dict[str, list[int]] = {name: [] for name in FORMS}
+    latencies: dict[str, list[float]] = {name: [] for name in selected}
+    engine_ms: dict[str, list[float]] = {name: [] for name in selected}
+    sizes: dict[str, list[int]] = {name: [] for name in selected}
+    cpu: list[float | None] = []
     headers = {"Content-Type": "application/json"}
     with tempfile.TemporaryDirectory(prefix="pes-ref-") as tmp:
         log_path = Path(tmp) / "server.log"
@@ -132,8 +150,10 @@ def run(n: int, requests: int, warmup: int = 5) -> dict[str, Any]:
                     _wait_ready(client, server, log_path, timeout=60.0)
                     _register(client, case)
                     for i in range(warmup + requests):
+                        if i == warmup:
+                            cpu.append(_server_cpu_s(server.pid))
                         answers: dict[str, dict[str, Any]] = {}
-                        for name, form in FORMS.items():
+                        for name, form in selected.items():
                             body = json.dumps(form(case, i, f"ref-{token}-{name}-{i}")).encode()
                             t0 = time.perf_counter()
                             response = client.post(
@@ -150,9 +170,10 @@ def run(n: int, requests: int, warmup: int = 5) -> dict[str, Any]:
                                 latencies[name].append(elapsed)
                                 engine_ms[name].append(answers[name]["timings_ms"]["total"])
                                 sizes[name].append(len(body))
-                        for name, base in SAME_ANSWER.items():
+                        for name, base in same.items():
                             if _verdict(answers[name]) != _verdict(answers[base]):
                                 raise RuntimeError(f"request {i}: {name} answered differently")
+                    cpu.append(_server_cpu_s(server.pid))
             finally:
                 _stop(server)
     return {
@@ -170,8 +191,13 @@ def run(n: int, requests: int, warmup: int = 5) -> dict[str, Any]:
                 "max_ms": round(float(np.max(latencies[name])), 2),
                 "engine_total_p50_ms": round(float(np.percentile(engine_ms[name], 50)), 2),
             }
-            for name in FORMS
+            for name in selected
         },
+        "server_cpu_ms_per_request": (
+            None
+            if cpu[0] is None or cpu[1] is None
+            else round(1000 * (cpu[1] - cpu[0]) / (requests * len(selected)), 3)
+        ),
         "server": (
             "uvicorn api.http.app:create_app --factory, 1 worker, SQLite (temp dir), events none"
         ),
@@ -190,6 +216,9 @@ def table(summary: dict[str, Any]) -> str:
             f"| {name} | {row['request_bytes_p50'] / 1000:.1f} KB | {row['p50_ms']} | "
             f"{row['p99_ms']} | {row['max_ms']} | {row['engine_total_p50_ms']} |"
         )
+    if summary.get("server_cpu_ms_per_request") is not None:
+        lines.append("")
+        lines.append(f"Server CPU per request: {summary['server_cpu_ms_per_request']} ms")
     return "\n".join(lines)
 
 
@@ -200,9 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--n", type=int, default=500, help="universe size (default 500)")
     parser.add_argument("--requests", type=int, default=500, help="timed requests per form")
+    parser.add_argument("--forms", help=f"comma-separated forms (default all: {', '.join(FORMS)})")
     parser.add_argument("--output", type=Path, help="write the summary JSON here")
     args = parser.parse_args(argv)
-    summary = run(args.n, args.requests)
+    forms = None if args.forms is None else [f.strip() for f in args.forms.split(",")]
+    unknown = sorted(set(forms or ()) - set(FORMS))
+    if unknown:
+        parser.error(f"unknown forms: {', '.join(unknown)}")
+    summary = run(args.n, args.requests, forms=forms)
     print(table(summary))
     if args.output is not None:
         args.output.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

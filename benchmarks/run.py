@@ -1,9 +1,11 @@
-"""Run the benchmark: every path at every size, the HTTP load, then JSON, table and plot.
+"""Run the benchmark: every path at every size, the HTTP load, then JSON, tables and plot.
 
 ``python -m benchmarks [--sizes 50,200,500,1000,2000] [--repeats 200] [--quick] [--no-http]``
-(or ``pes bench ...``). Writes ``latest.json`` and ``latency.png`` to ``--output``
-(default ``benchmarks/results``) and prints the Markdown table on stdout; progress goes
-to stderr. Benchmarks are not tests: nothing here asserts a time.
+(or ``pes bench ...``). At each size, the engine's paths (20 traded names drawn anew per
+request, then the same 20 names in every request), then the peers on the same requests
+(`benchmarks.peers`). Writes ``latest.json`` and ``latency.png`` to ``--output`` (default
+``benchmarks/results``) and prints the Markdown tables on stdout; progress goes to stderr.
+Benchmarks are not tests: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -17,14 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.cases import build_case
-from benchmarks.measure import PATHS, Budget, measure, stderr_progress
-from benchmarks.report import evaluate_targets, machine_info, markdown, plot, ratios
+from benchmarks.markdown import markdown
+from benchmarks.measure import DEFAULT_PATHS, PATHS, Budget, ProjectQPs, measure, stderr_progress
+from benchmarks.report import evaluate_targets, machine_info, plot, ratios
 from benchmarks.universe import real_names
 
 __all__ = ["DEFAULT_SIZES", "main", "parser", "run"]
 
 DEFAULT_SIZES = (50, 200, 500, 1000, 2000)
 QUICK_SIZES = (50, 500)
+REPEATS = 200
+TIME_LIMIT = 20.0
+QUICK_REPEATS = 30
+QUICK_TIME_LIMIT = 5.0
 RESULTS = Path(__file__).with_name("results")
 
 
@@ -56,12 +63,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"--quick: {','.join(map(str, QUICK_SIZES))})",
     )
     parser.add_argument(
-        "--repeats", type=int, metavar="R", help="timed requests per path and size (default 200)"
+        "--repeats",
+        type=int,
+        metavar="R",
+        help=f"timed requests per path and size (default {REPEATS})",
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="fewer sizes, 30 repeats, 10 s per path, 100 HTTP requests",
+        help=f"sizes {','.join(map(str, QUICK_SIZES))}, {QUICK_REPEATS} repeats, "
+        f"{QUICK_TIME_LIMIT:g} s per path, 100 HTTP requests (a few minutes)",
     )
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP load run")
     parser.add_argument(
@@ -76,9 +87,11 @@ def parser() -> argparse.ArgumentParser:
     """The command line of `python -m benchmarks`."""
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Latency benchmark of the engine's check and adjust paths against naive "
-        "cvxpy and OSQP called directly, plus an HTTP load run. Writes latest.json and "
-        "latency.png and prints a Markdown table.",
+        description="Latency benchmark of the engine's check and adjust paths (traded names "
+        "drawn anew per request, and a fixed set) against peers on the same problem "
+        "(cvxportfolio with Clarabel and with its default solver, Clarabel and OSQP called "
+        "directly, naive cvxpy), plus an HTTP load run. Writes latest.json and latency.png "
+        "and prints the Markdown tables.",
     )
     add_arguments(p)
     p.add_argument("--warmup", type=int, default=3, help="untimed requests first (default 3)")
@@ -86,9 +99,15 @@ def parser() -> argparse.ArgumentParser:
         "--time-limit",
         type=float,
         metavar="S",
-        help="stop a path after S seconds once it has 5 samples (default 30; --quick 10)",
+        help=f"stop a path after S seconds once it has 5 samples (default {TIME_LIMIT:g}; "
+        f"--quick {QUICK_TIME_LIMIT:g})",
     )
-    p.add_argument("--paths", type=_paths, metavar="P,P,...", help="only these paths")
+    p.add_argument(
+        "--paths",
+        type=_paths,
+        metavar="P,P,...",
+        help=f"only these paths (default: all but osqp_direct_tight; known: {', '.join(PATHS)})",
+    )
     p.add_argument("--http-size", type=int, default=500, help="n of the HTTP run (default 500)")
     p.add_argument("--http-requests", type=int, help="HTTP requests (default 500; --quick 100)")
     p.add_argument(
@@ -110,16 +129,24 @@ def _case_info(n: int) -> dict[str, Any]:
         ),
         "policies": {k: len(v) for k, v in case.policies.items()},
         "cone_limits": {"volatility": case.cone_limits[0], "tracking_error": case.cone_limits[1]},
+        "cones20_limits": {
+            "volatility": case.wide_cone_limits[0],
+            "tracking_error": case.wide_cone_limits[1],
+        },
+        "factors": {
+            "cones": int(case.loadings.shape[1]),
+            "cones20": int(case.wide_model.loadings.shape[1]) if case.wide_model else 0,
+        },
     }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Measure and return the results document."""
     sizes = args.sizes or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
-    repeats = args.repeats or (30 if args.quick else 200)
-    time_limit = args.time_limit or (10.0 if args.quick else 30.0)
+    repeats = args.repeats or (QUICK_REPEATS if args.quick else REPEATS)
+    time_limit = args.time_limit or (QUICK_TIME_LIMIT if args.quick else TIME_LIMIT)
     budget = Budget(repeats=repeats, warmup=args.warmup, time_limit=time_limit)
-    selected = args.paths or list(PATHS)
+    selected = args.paths or list(DEFAULT_PATHS)
     machine = machine_info()  # before measuring: the commit whose code is imported now
     started = time.perf_counter()
     paths: dict[str, Any] = {p: {"description": PATHS[p], "results": {}} for p in selected}
@@ -127,9 +154,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for n in sizes:
         case = build_case(n)
         cases[str(n)] = _case_info(n)
+        qps = ProjectQPs(case)  # the peers' QPs, built once per size
         for path in selected:
             t0 = time.perf_counter()
-            result = measure(case, path, budget, stderr_progress)
+            result = measure(case, path, budget, stderr_progress, qps)
             summary = result.summary()
             paths[path]["results"][str(n)] = summary
             print(
@@ -157,7 +185,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             flush=True,
         )
     return {
-        "schema": 1,
+        "schema": 2,
         "command": "python -m benchmarks " + " ".join(args.argv),
         "machine": machine,
         "config": {
@@ -174,7 +202,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "paths": paths,
         "ratios": ratios(paths),
         "http": http,
-        "targets": evaluate_targets(paths, http),
+        "targets": evaluate_targets(paths),
         "wall_s": round(time.perf_counter() - started, 1),
     }
 

@@ -31,6 +31,7 @@ import numpy as np
 from benchmarks.cases import POLICY_SETS, Case, build_case
 from engine import PolicyEngine
 from models import PolicyDefinition, PolicyValidationRequest
+from solvers import DirectOSQP, SolverChain, default_chain
 
 __all__ = ["main"]
 
@@ -59,6 +60,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile", type=int, default=0, metavar="K", help="print the top K functions"
     )
+    parser.add_argument(
+        "--direct",
+        choices=["clarabel", "osqp", "none"],
+        default="clarabel",
+        help="the solver of the engine's directly assembled problems (default clarabel, the "
+        "engine's own; osqp: OSQP warm-started from the previous answer; none: the cvxpy "
+        "chain only)",
+    )
+    parser.add_argument(
+        "--no-separable",
+        action="store_true",
+        help="skip the separable QP solver (to compare another solver on its problems)",
+    )
     return parser
 
 
@@ -78,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     policies = case.policies[args.policy_set]
     total = args.warmup + args.requests
     requests = [_request(case, i, args) for i in range(total)]
-    engine = PolicyEngine()
+    engine = _engine(args)
     for request in requests[: args.warmup]:
         engine.validate(request, policies)
     timed = requests[args.warmup :]
@@ -92,6 +106,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile:
         print(_profile(engine, timed, policies, args.profile))
     return 0
+
+
+def _engine(args: argparse.Namespace) -> PolicyEngine:
+    """The engine with the direct solver and separable solver the options ask for."""
+    chain = default_chain()
+    direct = {"clarabel": chain.direct, "osqp": DirectOSQP(), "none": None}[args.direct]
+    engine = PolicyEngine(chain=SolverChain(qp=chain.qp, socp=chain.socp, direct=direct))
+    engine.adjuster.separable = not args.no_separable
+    return engine
 
 
 def _request(case: Case, i: int, args: argparse.Namespace) -> PolicyValidationRequest:

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.markdown import markdown
 from benchmarks.reference_http import table as reference_data_table
-from benchmarks.report import markdown
 
 __all__ = ["BEGIN", "END", "DOC", "RESULTS", "render", "replace_block", "main"]
 
@@ -31,15 +31,13 @@ DOC = REPO / "docs" / "performance.md"
 BEGIN = "<!-- generated: benchmarks.tables begin -->"
 END = "<!-- generated: benchmarks.tables end -->"
 
-REFERENCE_PATHS = ("naive_cvxpy", "osqp_direct", "osqp_direct_tight")
-
 
 def _run_line(results: dict[str, Any]) -> str:
     machine = results["machine"]
     versions = machine.get("versions", {})
     libs = ", ".join(
         f"{name} {versions[name]}"
-        for name in ("cvxpy", "osqp", "clarabel", "highspy")
+        for name in ("cvxpy", "osqp", "clarabel", "highspy", "cvxportfolio", "pandas")
         if versions.get(name)
     )
     minutes = round(float(results.get("wall_s", 0.0)) / 60)
@@ -51,55 +49,6 @@ def _run_line(results: dict[str, Any]) -> str:
         f"(`benchmarks/results/latest.json`: every number, the samples per cell, solver "
         f"attempts and cache counters)."
     )
-
-
-def _fmt_violation(x: float) -> str:
-    return "0" if x == 0 else f"{x:.1e}"
-
-
-def _reference_table(results: dict[str, Any]) -> list[str]:
-    """How each reference path's solves ended, per n (their times are only as good as this)."""
-    paths: dict[str, Any] = results["paths"]
-    sizes: list[int] = results["config"]["sizes"]
-    present = [p for p in REFERENCE_PATHS if p in paths]
-    if not present:
-        return []
-    lines = [
-        "",
-        "Reference paths: solver statuses (count) and the largest limit violation of their "
-        "answers:",
-        "",
-        "| path | " + " | ".join(f"n={n}" for n in sizes) + " |",
-        "|---|" + "---|" * len(sizes),
-    ]
-    for path in present:
-        cells = []
-        for n in sizes:
-            cell = paths[path]["results"].get(str(n))
-            if cell is None:
-                cells.append("—")
-                continue
-            statuses = ", ".join(f"{k} ({v})" for k, v in sorted(cell["statuses"].items()))
-            cells.append(f"{statuses}; {_fmt_violation(float(cell['max_violation']))}")
-        lines.append(f"| `{path}` | " + " | ".join(cells) + " |")
-    return lines
-
-
-def _outcomes_line(results: dict[str, Any]) -> list[str]:
-    """Whether every adjusted decision of the run was re-checked compliant."""
-    adjusted = compliant = 0
-    for data in results["paths"].values():
-        for cell in data["results"].values():
-            outcomes = cell.get("outcomes", {})
-            adjusted += int(outcomes.get("adjusted", 0))
-            compliant += int(outcomes.get("adjusted_compliant", 0))
-    if not adjusted:
-        return []
-    return [
-        "",
-        f"Adjusted decisions re-checked compliant: {compliant} of {adjusted} "
-        "(`outcomes` in `latest.json`).",
-    ]
 
 
 def _reference_data_table(summary: dict[str, Any]) -> list[str]:
@@ -118,8 +67,6 @@ def render(results_dir: Path = RESULTS) -> str:
     """The generated block's content (without the markers) from the results in a folder."""
     results = json.loads((results_dir / "latest.json").read_text(encoding="utf-8"))
     lines = [_run_line(results), "", markdown(results)]
-    lines += _outcomes_line(results)
-    lines += _reference_table(results)
     reference = results_dir / "reference-data.json"
     if reference.exists():
         lines += _reference_data_table(json.loads(reference.read_text(encoding="utf-8")))

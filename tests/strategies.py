@@ -32,14 +32,17 @@ from tests.reference import spec
 
 __all__ = [
     "KINDS",
+    "ConicProblem",
     "RISK_KINDS",
     "Move",
     "SeparableProblem",
     "SyntheticRows",
     "cases",
+    "conic_problems",
     "moves",
     "random_case",
     "seeds",
+    "many_coupling_problems",
     "separable_problems",
     "synthetic_rows",
     "validate_case",
@@ -809,8 +812,8 @@ class SeparableProblem:
     - ``net @ w + 0.1 >= net @ w0 + 0.1 - net_slack``;
     - ``|w_i - w0_i| <= trade_limit_i``;
     - turnover ``sum |w_i - w0_i| <= turnover * sum |d|`` when `turnover` is not None;
-    - per-group gross ``sum_{i in g} |w_i| + k_g <= pre-trade + gross_slack_g`` (two
-      groups, ``k = (0.01, 0)``) when `gross` is not None.
+    - per-group gross ``sum_{i in g} |w_i| + k_g <= pre-trade + gross_slack_g`` (one
+      group per entry of `gross_slack`, ``k = (0.01, 0, 0, ...)``) when `gross` is not None.
     """
 
     w0: np.ndarray
@@ -853,6 +856,91 @@ def separable_problems(draw: st.DrawFn, max_names: int = 13) -> SeparableProblem
         gross=gross,
         gross_slack=_vector(draw, 2, slack),
         columns=columns,
+    )
+
+
+@st.composite
+def many_coupling_problems(
+    draw: st.DrawFn, max_names: int = 40, max_groups: int = 16
+) -> SeparableProblem:
+    """Separable problems with many coupling rows (see :class:`SeparableProblem`).
+
+    Every name is in one of up to `max_groups` gross groups and one of up to `max_groups`
+    net groups (each group of several names a coupling row, as a gross `group_limit` over
+    an attribute with many values makes); the trades mostly add gross, and half the limits
+    sit at their pre-trade value, so that many multipliers leave zero and some come back
+    to it. Shrinks toward few names and few groups.
+    """
+    n = draw(st.integers(2, max_names))
+    count = draw(st.integers(1, max_groups))
+    net_count = draw(st.integers(1, max_groups))
+    slack = st.one_of(st.just(0.0), grid(0.0, 0.02))
+    scale_back = draw(st.booleans())
+    columns = (
+        sorted(draw(st.sets(st.integers(0, n - 1), min_size=1, max_size=n))) if scale_back else None
+    )
+    w0 = _vector(draw, n, grid(-0.05, 0.1))
+    # Mostly trades that add gross (away from zero), some toward zero or through it.
+    away = _vector(draw, n, st.sampled_from([1.0, 1.0, 1.0, -1.0]))
+    d = np.where(w0 < 0, -1.0, 1.0) * away * _vector(draw, n, grid(0.0, 0.1))
+    return SeparableProblem(
+        w0=w0,
+        d=d,
+        cap_slack=_vector(draw, n, st.one_of(st.just(1.0), slack)),
+        floor_slack=_vector(draw, n, st.one_of(st.just(1.0), slack)),
+        groups=draw(st.lists(st.integers(0, net_count - 1), min_size=n, max_size=n)),
+        group_slack=_vector(draw, net_count, slack),
+        net=_vector(draw, n, st.sampled_from([1.0, -1.0, 0.5])),
+        net_slack=draw(grid(0.0, 0.02)),
+        trade_limit=_vector(draw, n, st.one_of(st.just(1.0), grid(0.0, 0.1))),
+        turnover=draw(st.none() | grid(0.0, 1.0)),
+        gross=draw(st.lists(st.integers(0, count - 1), min_size=n, max_size=n)),
+        gross_slack=_vector(draw, count, slack),
+        columns=columns,
+    )
+
+
+@dataclass
+class ConicProblem:
+    """A separable problem (:class:`SeparableProblem`) with risk norms added.
+
+    A factor model over the `n` names of V and `extra` benchmark-only names: exposures
+    `F` ((n + extra) x factors) and specific volatilities `specific`. When `risk` is set, a
+    volatility row ``||[F' P w ; specific o P w]||`` at most its pre-trade value plus
+    `vol_slack`, and a tracking-error row of ``P w - benchmark`` at most its pre-trade value
+    plus `te_slack` (`P` puts V first in the risk universe).
+    """
+
+    base: SeparableProblem
+    extra: int
+    F: np.ndarray
+    specific: np.ndarray
+    benchmark: np.ndarray
+    vol_slack: float
+    te_slack: float
+    risk: bool
+
+
+@st.composite
+def conic_problems(draw: st.DrawFn, max_names: int = 10) -> ConicProblem:
+    """Problems of the direct conic solve's kind (see :class:`ConicProblem`)."""
+    base = draw(separable_problems(max_names=max_names))
+    n, extra = len(base.w0), draw(st.integers(0, 2))
+    factors = draw(st.integers(1, 3))
+    universe = n + extra
+    F = np.array(
+        [_vector(draw, factors, grid(-0.3, 0.3, 12)) for _ in range(universe)], dtype=float
+    ).reshape(universe, factors)
+    slack = st.one_of(st.just(0.0), grid(0.0, 0.02, 8))
+    return ConicProblem(
+        base=base,
+        extra=extra,
+        F=F,
+        specific=_vector(draw, universe, grid(0.0, 0.4, 8)),
+        benchmark=_vector(draw, universe, grid(0.0, 0.2, 8)),
+        vol_slack=draw(slack),
+        te_slack=draw(slack),
+        risk=draw(st.booleans()),
     )
 
 

@@ -51,6 +51,7 @@ def settings(args: argparse.Namespace) -> Settings:
             "database_url": getattr(args, "database_url", None),
             "host": getattr(args, "host", None),
             "port": getattr(args, "port", None),
+            "workers": getattr(args, "workers", None),
             "events": getattr(args, "events", None),
             "insecure": getattr(args, "insecure", None) or None,
         }.items()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any
 
@@ -24,14 +25,41 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"pes serve: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     logging.getLogger().setLevel(config.log_level)
+    if config.workers == 1:
+        uvicorn.run(
+            create_app(config),
+            host=config.host,
+            port=config.port,
+            log_level=config.log_level.lower(),
+            access_log=False,
+        )
+        return 0
+    # Each worker process builds its own app from the environment: the options given on
+    # the command line travel there as the PES_* variables they stand for.
+    os.environ.update(_as_environment(args))
     uvicorn.run(
-        create_app(config),
+        "api.http.app:create_app",
+        factory=True,
+        workers=config.workers,
         host=config.host,
         port=config.port,
         log_level=config.log_level.lower(),
         access_log=False,
     )
     return 0
+
+
+def _as_environment(args: argparse.Namespace) -> dict[str, str]:
+    """The options of `pes serve` that were given, as the PES_* variables they override."""
+    given = {
+        "PES_DATABASE_URL": args.database_url,
+        "PES_HOST": args.host,
+        "PES_PORT": args.port,
+        "PES_EVENTS": args.events,
+        "PES_INSECURE": "true" if args.insecure else None,
+        "PES_WORKERS": args.workers,
+    }
+    return {name: str(value) for name, value in given.items() if value is not None}
 
 
 def add_parser(commands: Any) -> None:
@@ -52,6 +80,12 @@ def add_parser(commands: Any) -> None:
         "--events",
         choices=[e.value for e in EventsBackend],
         help="where validation events go (default log)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default 1): each validates one request at a time; more "
+        "workers share the database (PostgreSQL for several), see docs/http-service.md",
     )
     serve.add_argument(
         "--insecure", action="store_true", help="allow a non-loopback host without API keys"

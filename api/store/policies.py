@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,27 +78,35 @@ def reserved(policy: PolicyDefinition) -> None:
 _PARSED_LIMIT = 4096
 """Policy names whose parsed definition `PolicyStore.list` keeps; past it, it starts again."""
 
+_LISTED = (
+    *(column for column in portfolio_policies.c if column.name != "definition"),
+    sa.cast(portfolio_policies.c.definition, sa.Text).label("definition_text"),
+)
+"""What a listing reads: the definition as its stored text, parsed only when it changed."""
+
 
 class PolicyStore:
     """Create, replace, disable and read policies; each change is an audited version."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # Every validation lists the stored policies; parsing their definitions through
-        # pydantic each time cost ~0.5 ms for 20. The last parse of each name is kept with
-        # the stored JSON it came from and reused only while that JSON is equal (a cheap
-        # comparison), so even a row edited outside this store is parsed afresh.
-        self._parsed: dict[str, tuple[Any, PolicyDefinition]] = {}
+        # Every validation lists the stored policies; decoding their JSON and parsing it
+        # through pydantic each time cost ~0.5 ms for 20. The last parse of each name is
+        # kept with the stored text it came from and reused only while that text is equal
+        # (a string comparison), so even a row edited outside this store is parsed afresh.
+        self._parsed: dict[str, tuple[str, PolicyDefinition]] = {}
 
-    def _parse(self, row: sa.Row[Any]) -> StoredPolicy:
+    def _listed(self, row: sa.Row[Any]) -> StoredPolicy:
+        text: str = row.definition_text
         memo = self._parsed.get(row.policy_name)
-        if memo is not None and memo[0] == row.definition:
-            return _stored(row, memo[1])
-        stored = _stored(row)
-        if len(self._parsed) >= _PARSED_LIMIT:
-            self._parsed.clear()
-        self._parsed[row.policy_name] = (row.definition, stored.definition)
-        return stored
+        if memo is not None and memo[0] == text:
+            parsed = memo[1]
+        else:
+            parsed = PolicyDefinition.model_validate(json.loads(text), context=STORED)
+            if len(self._parsed) >= _PARSED_LIMIT:
+                self._parsed.clear()
+            self._parsed[row.policy_name] = (text, parsed)
+        return _stored(row, parsed)
 
     def list(
         self,
@@ -111,13 +120,13 @@ class PolicyStore:
         `portfolio_id` keeps that portfolio's effective set: inherited policies and
         overrides applied (`engine.resolve.hierarchy`).
         """
-        query = sa.select(portfolio_policies).order_by(portfolio_policies.c.policy_name)
+        query = sa.select(*_LISTED).order_by(portfolio_policies.c.policy_name)
         if policy_type is not None and portfolio_id is None:
             query = query.where(portfolio_policies.c.policy_type == policy_type)
         if enabled is not None and portfolio_id is None:
             query = query.where(portfolio_policies.c.enabled == enabled)
         with self.engine.connect() as conn:
-            policies = [self._parse(row) for row in conn.execute(query)]
+            policies = [self._listed(row) for row in conn.execute(query)]
         if portfolio_id is None:
             return policies
         # Overrides relate policies of any type: resolve on the whole set, then filter.
@@ -207,7 +216,7 @@ class PolicyStore:
                     f'"{current.version}"); If-Match names another: re-read it and retry',
                     current.version,
                 )
-            policy = revision(self._parse(current).definition)
+            policy = revision(_stored(current).definition)
             if policy.policy_name != name:
                 raise Conflict(
                     f"policy_name {policy.policy_name!r} in the body differs from {name!r} in "

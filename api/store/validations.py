@@ -132,15 +132,15 @@ class ValidationStore:
 
         Returns (the stored response, True) — or, when the decision id was validated before
         with the same request, (that earlier response, False). A different request under a
-        used decision id is a Conflict.
+        used decision id is a Conflict. The response is dumped once: the stored answer, the
+        violation rows and the event are all read from that dump. The decision id's unique
+        key decides between two requests racing with one id: the second insert fails and
+        that request answers from the first one's row.
         """
         now = datetime.now(UTC)
         body = response.model_dump(mode="json")
         try:
             with self.engine.begin() as conn:
-                existing = self._find(conn, response.decision_id)
-                if existing is not None:
-                    return self._replay(existing, request_hash, response.decision_id), False
                 validation_id = conn.execute(
                     validations.insert()
                     .values(
@@ -155,18 +155,14 @@ class ValidationStore:
                     )
                     .returning(validations.c.id)
                 ).scalar_one()
-                if response.violations:
+                if body["violations"]:
                     conn.execute(
                         policy_violations.insert(),
                         [
                             self._violation_row(
-                                v.model_dump(mode="json"),
-                                validation_id,
-                                response.decision_id,
-                                portfolio_id,
-                                now,
+                                v, validation_id, response.decision_id, portfolio_id, now
                             )
-                            for v in response.violations
+                            for v in body["violations"]
                         ],
                     )
                 event = event_of(response, now=now)
@@ -180,7 +176,7 @@ class ValidationStore:
                     )
                 )
         except IntegrityError:
-            # A concurrent request stored the same decision id first.
+            # The decision id was stored first by another request (or a constraint broke).
             existing = self.find(response.decision_id)
             if existing is None:
                 raise

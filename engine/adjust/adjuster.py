@@ -27,6 +27,7 @@ from engine.adjust.bounds import (
     total_violation,
     worst_case,
 )
+from engine.adjust.conic import ColumnCache, assemble
 from engine.adjust.polish import POLISH_ROUNDS, linearized
 from engine.adjust.problems import (
     OBJECTIVE_SCALE,
@@ -34,9 +35,8 @@ from engine.adjust.problems import (
     ProblemCache,
     fixed_rows_infeasible,
 )
-from engine.adjust.rounding.lots import lot_candidates, repair, sequential_rounding, snapped
-from engine.adjust.rounding.search import TIME_LIMIT_S, integer_rounding
-from engine.adjust.rounding.tracker import TradeViolation, ViolationTracker
+from engine.adjust.rounding.lots import lot_candidates
+from engine.adjust.rounding.passes import rounding_passes
 from engine.adjust.separable.qp import solve_separable
 from engine.check.checker import check
 from engine.compile.layout import Layout
@@ -45,6 +45,7 @@ from engine.tolerances import BINDING_DUAL, BINDING_GAP, TOLERANCE
 from models import AdjustmentMethod
 from models.typing import FloatArray
 from solvers import ChainResult, SolveOutcome, SolverChain, SolveStatus
+from solvers.chain import Verifier
 
 __all__ = ["SEPARABLE", "Adjuster", "Adjustment", "AttemptResult"]
 
@@ -94,6 +95,8 @@ class Adjuster:
         # solver, so that each round's point is that solver's answer.)
         exact = sorted(chain.qp, key=lambda a: a.name != "HIGHS")[:1]
         self.polish_chain = SolverChain(qp=exact, socp=chain.socp)
+        # The direct solves' column-compressed block matrices, kept between requests.
+        self.columns = ColumnCache()
 
     def attempt(
         self,
@@ -150,7 +153,7 @@ class Adjuster:
                     rounds.append(("worst case", worst_case(layout, strict, base)))
                 continue
             solved, solver = compiled, result.solver
-            if not result.optimal and compiled.needs_socp and compiled.variable.value is not None:
+            if not result.optimal and compiled.needs_socp and compiled.solution is not None:
                 polished = self._polish(layout, compiled, strict, bounds, base, attempts, deadline)
                 solved, solver = polished if polished is not None else (compiled, None)
             if solver is None or not (result.optimal or solved is not compiled):
@@ -213,43 +216,53 @@ class Adjuster:
         compiled: CompiledProblem,
         deadline: Deadline,
     ) -> ChainResult:
-        """The separable solver's verified answer where it has one, else the chain's."""
+        """The first verified answer of: the separable solver, the direct conic solve, the chain.
+
+        The separable solver and the direct solve answer only when their solution passes
+        the exact check; otherwise (or when the problem is not of their kind) the next one
+        runs, and every attempt is listed.
+        """
         verify = partial(self._verify, layout, strict, base, compiled)
-        tried = self._separable(layout, strict, compiled)
-        if tried is not None:
-            reason = verify()
+        tried: list[SolveOutcome] = []
+        for fast in (self._separable, self._direct):
+            outcome = fast(layout, strict, compiled, deadline)
+            if outcome is None:
+                continue
+            reason = verify() if outcome.status is SolveStatus.OPTIMAL else outcome.message
             if reason is None:
-                return ChainResult(SolveStatus.OPTIMAL, SEPARABLE, [tried])
-            tried = SolveOutcome(
-                SEPARABLE, SolveStatus.INACCURATE, tried.seconds, tried.iterations, reason
+                return ChainResult(SolveStatus.OPTIMAL, outcome.solver, [*tried, outcome])
+            status = (
+                SolveStatus.INACCURATE if outcome.status is SolveStatus.OPTIMAL else outcome.status
+            )
+            tried.append(
+                SolveOutcome(outcome.solver, status, outcome.seconds, outcome.iterations, reason)
             )
         compiled.fill_rows(layout, strict)
         result = self.chain.solve(
             compiled.problem,
             needs_socp=compiled.needs_socp,
-            verify=verify,
+            verify=_loading(compiled, verify),
             time_left=deadline.time_left,
         )
-        if tried is not None:
-            result.attempts.insert(0, tried)
+        compiled.load_cvxpy_solution()
+        result.attempts[:0] = tried
         return result
 
     def _separable(
-        self, layout: Layout, strict: list[int], compiled: CompiledProblem
+        self, layout: Layout, strict: list[int], compiled: CompiledProblem, deadline: Deadline
     ) -> SolveOutcome | None:
-        """Solve with `engine.adjust.separable.qp` into the compiled problem's variable and duals.
+        """Solve with `engine.adjust.separable.qp` into the compiled problem's answer.
 
         None (nothing written) when the problem is not of its kind or it found no
-        certified optimum; the chain then solves.
+        certified optimum; the next solver then runs.
         """
         if not self.separable or compiled.needs_socp or compiled.target is None:
             return None
         started = time.perf_counter()
-        d = np.asarray(compiled.target.value, dtype=float)
+        d = compiled.target
         if compiled.space == "scale_back":
             assert compiled.lower is not None and compiled.upper is not None
-            lower = np.asarray(compiled.lower.value, dtype=float)
-            upper = np.asarray(compiled.upper.value, dtype=float)
+            lower, upper = compiled.lower, compiled.upper
             columns: tuple[int, ...] | None = compiled.traded
         else:
             lower, upper, columns = np.full(len(d), -np.inf), np.full(len(d), np.inf), None
@@ -258,17 +271,53 @@ class Adjuster:
         solution = solve_separable(layout, strict, bounds, d, lower, upper, columns, memo)
         if solution is None:
             return None
-        compiled.variable.value = solution.z
-        # The cvxpy objective is OBJECTIVE_SCALE * ||z - d||^2, twice the separable solver's
-        # 1/2 ||z - d||^2 times OBJECTIVE_SCALE: its duals are scaled alike.
-        for row, view, duals in zip(
-            compiled.row_constraints, compiled.views, solution.duals, strict=True
-        ):
-            if row is not None:
-                kept = duals if view.kept is None else duals[view.kept]
-                row.save_dual_value(2.0 * OBJECTIVE_SCALE * kept)
+        # The problem's objective is OBJECTIVE_SCALE * ||z - d||^2, twice the separable
+        # solver's 1/2 ||z - d||^2 times OBJECTIVE_SCALE: its duals are scaled alike.
+        compiled.set_solution(
+            solution.z, [2.0 * OBJECTIVE_SCALE * duals for duals in solution.duals]
+        )
         seconds = time.perf_counter() - started
         return SolveOutcome(SEPARABLE, SolveStatus.OPTIMAL, seconds, solution.iterations)
+
+    def _direct(
+        self, layout: Layout, strict: list[int], compiled: CompiledProblem, deadline: Deadline
+    ) -> SolveOutcome | None:
+        """Solve the problem assembled as cone data (`engine.adjust.conic`) with Clarabel's API.
+
+        None when the chain has no direct solver or a row set has no conic form; else the
+        solver's outcome, with its answer written into `compiled` when it has one.
+        """
+        direct = self.chain.direct
+        if direct is None or compiled.space == "elastic" or compiled.target is None:
+            return None
+        box = None
+        if compiled.space == "scale_back":
+            assert compiled.lower is not None and compiled.upper is not None
+            box = (compiled.lower, compiled.upper)
+        started = time.perf_counter()
+        assembly = assemble(
+            layout,
+            strict,
+            compiled.filled_bounds,
+            columns=list(compiled.traded) if compiled.space == "scale_back" else None,
+            target=compiled.target,
+            box=box,
+            scale=OBJECTIVE_SCALE,
+            cache=self.columns,
+        )
+        if assembly is None:
+            return None
+        # A project problem keeps its structure between requests: its solver stays resident.
+        key = ("project", layout.structure(strict)) if compiled.space == "project" else None
+        solved = direct.solve(assembly.data, key=key, time_limit=deadline.time_left())
+        outcome = solved.outcome
+        seconds = time.perf_counter() - started
+        outcome = SolveOutcome(
+            outcome.solver, outcome.status, seconds, outcome.iterations, outcome.message
+        )
+        if solved.x is not None and solved.z is not None:
+            compiled.set_solution(solved.x[: assembly.columns], assembly.duals(solved.z))
+        return outcome
 
     def _polish(
         self,
@@ -291,9 +340,10 @@ class Adjuster:
             result = self.polish_chain.solve(
                 polished.problem,
                 needs_socp=False,
-                verify=partial(self._verify, layout, strict, base, polished),
+                verify=_loading(polished, partial(self._verify, layout, strict, base, polished)),
                 time_left=deadline.time_left,
             )
+            polished.load_cvxpy_solution()
             attempts += [
                 SolveOutcome(
                     f"{a.solver} (cones linearized)", a.status, a.seconds, a.iterations, a.message
@@ -302,7 +352,7 @@ class Adjuster:
             ]
             if result.optimal:
                 return polished, f"{result.solver} (cones linearized at the {start} point)"
-            if polished.variable.value is None:
+            if polished.solution is None:
                 return None
             w = layout.snap.w0 + polished.delta(layout.snap.n)
         return None
@@ -310,7 +360,7 @@ class Adjuster:
     def _verify(
         self, layout: Layout, strict: list[int], bounds: list[FloatArray], compiled: CompiledProblem
     ) -> str | None:
-        if compiled.variable.value is None:
+        if compiled.solution is None:
             return "solver returned no solution"
         w = layout.snap.w0 + compiled.delta(layout.snap.n)
         worst = max_violation(layout, strict, bounds, w)
@@ -360,43 +410,13 @@ class Adjuster:
         for t in lot_candidates(snap, t_continuous, shrink_only=shrink_only):
             consider(t)
         if best is None and (snap.lots > 0).any():
-            starts = [snapped(snap, t_continuous)]
-            if not np.array_equal(starts[0], t_continuous):
-                starts.append(t_continuous)
-            tracker = ViolationTracker(layout, strict, bounds, snap.weights_from_trades(starts[0]))
-            violation = TradeViolation(snap, tracker)
-            # Snapping cancels trades under SNAP_WEIGHT; many of them (a projection that funds
-            # a purchase by selling a little of every name) add up to a breach no rounding of
-            # the rest can cure. Round from the start that breaches less (snapped on a tie),
-            # and from the other one if that fails.
-            starts.sort(key=lambda start: violation_of(start, violation))
-            rounded: FloatArray | None = None
-            for start in starts:
-                candidate = sequential_rounding(
-                    snap, start, shrink_only=shrink_only, violation=violation
-                )
-                consider(candidate)
-                if rounded is None or violation_of(candidate, violation) < violation_of(
-                    rounded, violation
-                ):
-                    rounded = candidate
+            # The fallbacks, computed one at a time: stop at the first that passes.
+            for t in rounding_passes(
+                layout, strict, bounds, t_continuous, shrink_only=shrink_only, deadline=deadline
+            ):
+                consider(t)
                 if best is not None:
                     break
-            assert rounded is not None
-            if best is None:
-                consider(repair(snap, rounded, shrink_only=shrink_only, violation=violation))
-            if best is None:
-                deadline.check("the integer lot search")
-                found = integer_rounding(
-                    layout,
-                    strict,
-                    bounds,
-                    t_continuous,
-                    shrink_only=shrink_only,
-                    time_limit=min(TIME_LIMIT_S, deadline.remaining()),
-                )
-                if found is not None:
-                    consider(found)
         if best is not None or least is None:
             return best, []
         return None, excess(layout, strict, bounds, least[1])
@@ -416,7 +436,7 @@ class Adjuster:
         for position, (k, bound) in enumerate(zip(strict, compiled.filled_bounds, strict=True)):
             block = layout.rowsets[k].block
             # Rows left out of the problem (constant) come back with a zero dual.
-            row_duals = compiled.row_duals(position, block.rows)
+            row_duals = compiled.row_duals(position)
             if row_duals is None:
                 continue
             duals = row_duals / OBJECTIVE_SCALE
@@ -433,7 +453,11 @@ class Adjuster:
         return check(layout, w, cure_passive=cure_passive, indices=layout.strict()).is_compliant
 
 
-def violation_of(t: FloatArray, violation: TradeViolation) -> float:
-    """The total violation of trades `t` (resets `violation` to them)."""
-    violation.reset(t)
-    return violation.total
+def _loading(compiled: CompiledProblem, verify: Verifier) -> Verifier:
+    """`verify`, run on the cvxpy form's answer (copied into `compiled` first)."""
+
+    def run() -> str | None:
+        compiled.load_cvxpy_solution()
+        return verify()
+
+    return run

@@ -50,14 +50,13 @@ solvers' absolute tolerances meaningful. Duals are divided by it again when repo
 
 
 @dataclass
-class CompiledProblem:
-    """A cvxpy problem and handles on its variables, parameters and row constraints.
+class CvxpyForm:
+    """The cvxpy problem of a structure, and handles on its variables, parameters and rows.
 
     `bounds` and `row_constraints` hold, per row set, the rows of `views[i].kept` (all rows
     outside scale_back), or None when the row set has no row in the problem.
     """
 
-    space: Space
     problem: cp.Problem
     variable: cp.Variable
     target: cp.Parameter | None
@@ -68,15 +67,72 @@ class CompiledProblem:
     row_constraints: list[cp.Constraint | None]
     views: list[TradedView[Any]]
     slacks: list[cp.Variable] = field(default_factory=list)
+
+
+@dataclass
+class CompiledProblem:
+    """One adjustment problem's structure, this request's numbers and its answer.
+
+    The cvxpy form (`form`) is built on first use only: the separable solver and the
+    direct conic solves (`engine.adjust.conic`) read the layout and the numbers here, so a
+    request they answer never compiles a cvxpy problem (scale_back's structure changes
+    with every traded set). The answer (`solution`, `duals`) is kept as arrays, whichever
+    solver gave it; `load_cvxpy_solution` copies the cvxpy form's.
+    """
+
+    space: Space
+    layout: Layout
+    indices: tuple[int, ...]
     traded: tuple[int, ...] = ()
     needs_socp: bool = False
+    target: FloatArray | None = None
+    """The proposed change over the problem's columns (None for the elastic problem)."""
+    lower: FloatArray | None = None
+    upper: FloatArray | None = None
     filled_bounds: list[FloatArray] = field(default_factory=list)
     """The full-length bounds of the last `fill`, per row set."""
     separable_memo: dict[Any, Any] = field(default_factory=dict)
     """What `engine.adjust.separable.qp` keeps of this structure between requests."""
     fixed_excess: float = 0.0
-    """The largest excess over its bound of a row left out of the problem at the last `fill`
+    """The largest excess over its bound of a row no traded name moves at the last `fill`
     (such a row keeps its pre-trade value whatever the solution; > 0 only when curing)."""
+    solution: FloatArray | None = None
+    """The answer over the problem's columns (None: no solver answered since `fill`)."""
+    duals: list[FloatArray | None] = field(default_factory=list)
+    """Per row set, the duals over all its rows (None: unknown)."""
+    _form: CvxpyForm | None = field(default=None, repr=False)
+
+    @property
+    def form(self) -> CvxpyForm:
+        """The cvxpy form, built from the last filled layout on first use."""
+        if self._form is None:
+            self._form = _cvxpy_form(self.space, self.layout, self.indices)
+        return self._form
+
+    @property
+    def problem(self) -> cp.Problem:
+        """The cvxpy problem (built on first use)."""
+        return self.form.problem
+
+    @property
+    def variable(self) -> cp.Variable:
+        """The cvxpy problem's variable (built on first use)."""
+        return self.form.variable
+
+    @property
+    def slacks(self) -> list[cp.Variable]:
+        """The elastic problem's slacks, per row set."""
+        return self.form.slacks
+
+    @property
+    def row_constraints(self) -> list[cp.Constraint | None]:
+        """The cvxpy row constraints, per row set (None: no row in the problem)."""
+        return self.form.row_constraints
+
+    @property
+    def views(self) -> list[TradedView[Any]]:
+        """The rows of each row set as the cvxpy problem holds them."""
+        return self.form.views
 
     def fill(
         self,
@@ -86,71 +142,122 @@ class CompiledProblem:
         *,
         rows: bool = True,
     ) -> None:
-        """Set every Parameter from the layout's row sets and the chosen row bounds.
+        """Take this request's numbers (bounds, target, box) and forget the last answer.
 
-        With `rows=False` the rows' Parameters are left for `fill_rows` (a solver that reads
-        the layout itself needs only the bounds and the target).
+        With `rows=True` the cvxpy form's Parameters are set too (`fill_rows`); a solver
+        that reads the layout itself needs only the bounds and the target.
         """
         snap = layout.snap
+        # A problem of the same structure may come from another layout (or other row sets
+        # of it): the cvxpy form, when built, is built from the last filled ones.
+        self.layout, self.indices = layout, tuple(indices)
         self.filled_bounds = [np.asarray(bound, dtype=float) for bound in bounds]
-        self.fixed_excess = 0.0
-        if rows:
-            self.fill_rows(layout, indices)
-        for k, bound, view in zip(indices, self.filled_bounds, self.views, strict=True):
-            rowset = layout.rowsets[k]
-            if len(view.dropped):
-                fixed = layout.pre_values[k][view.dropped] - bound[view.dropped]
-                worst = float((fixed if rowset.sense == "le" else -fixed).max())
-                self.fixed_excess = max(self.fixed_excess, worst)
+        self.solution = None
+        self.duals = [None] * len(self.filled_bounds)
         change = snap.w_hat - snap.w0
+        self.fixed_excess = 0.0
         if self.space == "scale_back":
             d = change[list(self.traded)]
-            assert self.target is not None and self.lower is not None and self.upper is not None
-            self.target.value = d
-            self.lower.value = np.minimum(d, 0.0)
-            self.upper.value = np.maximum(d, 0.0)
+            self.target, self.lower, self.upper = d, np.minimum(d, 0.0), np.maximum(d, 0.0)
+            self.fixed_excess = _fixed_excess(layout, indices, self.filled_bounds, self.traded)
         elif self.space == "project":
-            assert self.target is not None
-            self.target.value = change
+            self.target = change
+        if rows:
+            self.fill_rows(layout, indices)
 
     def fill_rows(self, layout: Layout, indices: Sequence[int]) -> None:
-        """Set the rows' Parameters and bounds (from the last `fill`'s bounds)."""
+        """Set the cvxpy form's Parameters (from the last `fill`'s numbers)."""
+        form = self.form
         w0 = layout.snap.w0
         for params, k, bound, bound_param, view in zip(
-            self.block_params, indices, self.filled_bounds, self.bounds, self.views, strict=True
+            form.block_params, indices, self.filled_bounds, form.bounds, form.views, strict=True
         ):
             if bound_param is not None:
                 view.fill(layout.rowsets[k].block, params, w0)
                 bound_param.value = bound if view.kept is None else bound[view.kept]
+        for param, value in (
+            (form.target, self.target),
+            (form.lower, self.lower),
+            (form.upper, self.upper),
+        ):
+            if param is not None:
+                param.value = value
 
-    def row_duals(self, position: int, rows: int) -> FloatArray | None:
-        """Duals of the `position`-th row set over all its `rows` (0 on rows left out)."""
-        row, kept = self.row_constraints[position], self.views[position].kept
-        if row is None:
-            return np.zeros(rows)
-        if row.dual_value is None:
-            return None
-        duals = np.atleast_1d(np.asarray(row.dual_value, dtype=float))
-        if kept is None:
-            return duals
-        out = np.zeros(rows)
-        out[kept] = duals
-        return out
+    def set_solution(self, solution: FloatArray, duals: Sequence[FloatArray | None]) -> None:
+        """Keep an answer given outside the cvxpy form (duals over all rows of each set)."""
+        self.solution = np.asarray(solution, dtype=float)
+        self.duals = list(duals)
+
+    def load_cvxpy_solution(self) -> None:
+        """Take the cvxpy form's answer (variable and row duals) as the answer."""
+        form = self.form
+        value = form.variable.value
+        self.solution = None if value is None else np.array(value, dtype=float)
+        self.duals = [
+            _expanded(row, view, self.layout.rowsets[k].rows)
+            for row, view, k in zip(form.row_constraints, form.views, self.indices, strict=True)
+        ]
+
+    def row_duals(self, position: int) -> FloatArray | None:
+        """Duals of the `position`-th row set over all its rows (0 on rows left out)."""
+        return self.duals[position] if position < len(self.duals) else None
 
     def delta(self, n: int) -> FloatArray:
         """The solution as a weight change over V."""
-        value = np.asarray(self.variable.value, dtype=float)
+        assert self.solution is not None
+        value = self.solution
         if self.space != "scale_back":
             return value
         assert self.lower is not None and self.upper is not None
         # Solver noise must not leave [0, d]: scale_back never grows or flips a trade.
-        value = np.clip(value, self.lower.value, self.upper.value)
+        value = np.clip(value, self.lower, self.upper)
         out = np.zeros(n)
         out[list(self.traded)] = value
         return out
 
 
-def _build(space: Space, layout: Layout, indices: Sequence[int]) -> CompiledProblem:
+def _expanded(row: cp.Constraint | None, view: TradedView[Any], rows: int) -> FloatArray | None:
+    """A cvxpy row constraint's duals over all the block's `rows` (0 on rows left out)."""
+    if row is None:
+        return np.zeros(rows)
+    if row.dual_value is None:
+        return None
+    duals = np.atleast_1d(np.asarray(row.dual_value, dtype=float))
+    if view.kept is None:
+        return duals
+    out = np.zeros(rows)
+    out[view.kept] = duals
+    return out
+
+
+def _fixed_excess(
+    layout: Layout, indices: Sequence[int], bounds: Sequence[FloatArray], traded: tuple[int, ...]
+) -> float:
+    """The largest excess over its bound of a row no traded name moves (0 if none).
+
+    Only rows beyond their bound before the trade are looked at (none unless passive
+    breaches are cured), and of those the ones their block cannot move
+    (`Block.perturbation_bound` zero over the traded names).
+    """
+    worst = 0.0
+    movable: FloatArray | None = None
+    for k, bound in zip(indices, bounds, strict=True):
+        rowset = layout.rowsets[k]
+        fixed = layout.pre_values[k] - bound
+        excess = fixed if rowset.sense == "le" else -fixed
+        if not (excess > 0).any():
+            continue
+        if movable is None:
+            movable = np.zeros(layout.snap.n)
+            movable[list(traded)] = 1.0
+        still = (rowset.block.perturbation_bound(movable) <= 0) & (excess > 0)
+        if still.any():
+            worst = max(worst, float(excess[still].max()))
+    return worst
+
+
+def _cvxpy_form(space: Space, layout: Layout, indices: Sequence[int]) -> CvxpyForm:
+    """The cvxpy problem of a structure (see the module's docstring)."""
     n = layout.snap.n
     traded = layout.snap.traded if space == "scale_back" else ()
     target = lower = upper = picks = None
@@ -204,21 +311,19 @@ def _build(space: Space, layout: Layout, indices: Sequence[int]) -> CompiledProb
     problem = cp.Problem(cp.Minimize(objective), constraints + [r for r in rows if r is not None])
     if not problem.is_dcp(dpp=True):
         raise RuntimeError(f"{space} problem is not DPP; a constraint kind is mis-specified")
-    needs_socp = any(layout.rowsets[k].block.needs_cone for k in indices)
+    return CvxpyForm(
+        problem, variable, target, lower, upper, block_params, bounds, rows, views, slacks
+    )
+
+
+def _build(space: Space, layout: Layout, indices: Sequence[int]) -> CompiledProblem:
+    """A problem of this structure (its cvxpy form waits for its first use)."""
     return CompiledProblem(
         space,
-        problem,
-        variable,
-        target,
-        lower,
-        upper,
-        block_params,
-        bounds,
-        rows,
-        views,
-        slacks,
-        traded,
-        needs_socp,
+        layout,
+        tuple(indices),
+        traded=layout.snap.traded if space == "scale_back" else (),
+        needs_socp=any(layout.rowsets[k].block.needs_cone for k in indices),
     )
 
 

@@ -27,6 +27,7 @@ from models.typing import FloatArray
 
 if TYPE_CHECKING:
     from engine.compile.representations import (
+        ConicForms,
         ExportForms,
         IntegerForms,
         RestrictedForms,
@@ -190,6 +191,10 @@ class Block(ABC):
         """The estimated shift of a row when single weights move (the report's screen)."""
         return forms.unsupported(self)
 
+    def conic(self, forms: ConicForms[Form]) -> Form:
+        """The rows as numeric cone data for the direct solves (no cvxpy)."""
+        return forms.unsupported(self)
+
     def _values_are(self, owner: type[Block]) -> bool:
         """True when this block's values are `owner`'s own (no subclass computes its own)."""
         return type(self).values is owner.values
@@ -272,6 +277,9 @@ class AffineBlock(Block):
     def row_shift(self, forms: RowShiftForms[Form]) -> Form:
         return forms.affine(self)
 
+    def conic(self, forms: ConicForms[Form]) -> Form:
+        return forms.affine(self)
+
 
 @dataclass
 class AbsSumBlock(Block):
@@ -347,4 +355,7 @@ class AbsSumBlock(Block):
         return forms.abs_sum(self)
 
     def row_shift(self, forms: RowShiftForms[Form]) -> Form:
+        return forms.abs_sum(self)
+
+    def conic(self, forms: ConicForms[Form]) -> Form:
         return forms.abs_sum(self)

@@ -22,7 +22,7 @@ from engine.tolerances import CVAR_TAIL_SNAP
 from models.typing import FloatArray
 
 if TYPE_CHECKING:
-    from engine.compile.representations import ExportForms, TrackerForms
+    from engine.compile.representations import ConicForms, ExportForms, TrackerForms
 
 __all__ = ["CVaRBlock", "NormBlock", "SumLargestAbsBlock", "cvar_of_losses"]
 
@@ -97,7 +97,7 @@ class NormBlock(Block):
     scale: float = 1.0
 
     representations: ClassVar[frozenset[Representation]] = frozenset(
-        {Representation.TRACKER, Representation.EXPORT}
+        {Representation.TRACKER, Representation.EXPORT, Representation.CONIC}
     )
 
     @property
@@ -170,6 +170,9 @@ class NormBlock(Block):
         return forms.norm(self) if self._values_are(NormBlock) else forms.unsupported(self)
 
     def export(self, forms: ExportForms[Form]) -> Form:
+        return forms.norm(self)
+
+    def conic(self, forms: ConicForms[Form]) -> Form:
         return forms.norm(self)
 
 

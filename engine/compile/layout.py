@@ -139,9 +139,9 @@ _static_fields_of = operator.itemgetter(*_STATIC_FIELDS)
 """Applied to an instrument's `__dict__` (where pydantic keeps the field values): a dict
 look-up is twice as fast as attribute access on a model, and this runs 500 times a request."""
 
-_STATE_EXCLUDED = frozenset({"positions", "cash", "as_of", "instruments", "benchmark"})
+_STATE_EXCLUDED = frozenset({"positions", "cash", "as_of", "instruments", "benchmark", "prices"})
 """Portfolio state fields keyed by other means (instruments, benchmark) or not at all
-(positions, cash, as_of: weights and NAV, re-read by `rebind`)."""
+(positions, cash, as_of, prices: weights, prices and NAV, re-read by `rebind`)."""
 
 
 def _reference_data_key(

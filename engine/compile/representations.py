@@ -3,8 +3,9 @@
 Every stage after compile reads a block in its own form: the scale_back problem its rows
 over the traded names (`restricted`), the exact separable QP a fold into intervals and
 coupling rows (`separable`), lot rounding an incremental tracker (`tracker`), the integer
-search linear rows over lot counts (`integer`), the export solver-neutral rows (`export`)
-and the report the shift of one row per trade change (`row_shift`).
+search linear rows over lot counts (`integer`), the export solver-neutral rows (`export`),
+the report the shift of one row per trade change (`row_shift`) and the direct conic
+solves numeric cone rows (`conic`).
 
 A block chooses its form by method: `block.restricted(forms)` calls `forms.affine(block)`,
 `forms.abs_sum(block)`, ... for the kinds that have the form, and `forms.unsupported(block)`
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "ConicForms",
     "ExportForms",
     "IntegerForms",
     "Representation",
@@ -58,6 +60,8 @@ class Representation(StrEnum):
     """Solver-neutral rows of the constraint export (`engine.export`)."""
     ROW_SHIFT = "row_shift"
     """Estimated shift of one row per trade change (`engine.report`)."""
+    CONIC = "conic"
+    """Numeric cone rows of the direct solves, without cvxpy (`engine.adjust.conic`)."""
 
 
 class RestrictedForms(Protocol[T]):
@@ -169,6 +173,22 @@ class RowShiftForms(Protocol[T]):
 
     def abs_sum(self, block: AbsSumBlock) -> T:
         """Moved absolute terms, summed through the group matrix."""
+
+    def unsupported(self, block: Block) -> T:
+        """Any other block."""
+
+
+class ConicForms(Protocol[T]):
+    """Rows of the direct conic problem; `unsupported`: the cvxpy chain solves instead."""
+
+    def affine(self, block: AffineBlock) -> T:
+        """Linear rows (nonnegative cone)."""
+
+    def abs_sum(self, block: AbsSumBlock) -> T:
+        """Absolute terms as pairs of linear rows, summed through auxiliaries."""
+
+    def norm(self, block: NormBlock) -> T:
+        """A second-order cone over the factor exposures and the moved specific terms."""
 
     def unsupported(self, block: Block) -> T:
         """Any other block."""

@@ -7,18 +7,20 @@ plain form the engine evaluates:
 
 - instruments = the inline `instruments`, then every universe instrument whose symbol is
   not among them (an inline instrument replaces the universe's entry as a whole);
-- `prices` then replace the price of any of those instruments (a symbol in neither is an
-  error naming `portfolio_state.prices.<symbol>`);
+- `prices` stay in the state, checked here to name only symbols of those instruments (a
+  symbol in neither is an error naming `portfolio_state.prices.<symbol>`): the engine
+  applies them when it reads prices (`engine.weights.portfolio.snapshot_of`), so that a
+  request repricing 2,000 names copies no instrument;
 - a referenced risk model is replaced by its registered data.
 
 The engine itself never looks anything up: `require_resolved` rejects a state that still
-names reference data.
+names registered data.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar
@@ -35,6 +37,7 @@ __all__ = [
     "UniverseData",
     "require_resolved",
     "resolve_references",
+    "unknown_prices",
 ]
 
 
@@ -45,6 +48,11 @@ class UniverseData:
     id: str
     version: int
     instruments: tuple[Instrument, ...]
+    symbols: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    """The instruments' symbols (derived; a set to check a request's `prices` against)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "symbols", frozenset(i.symbol for i in self.instruments))
 
 
 @dataclass(frozen=True)
@@ -143,35 +151,32 @@ class Resolution:
 
 
 def names_references(state: PortfolioState) -> bool:
-    """True when `state` names registered data or carries a `prices` map."""
+    """True when `state` names registered data (a universe or a risk model by id)."""
     model = state.risk_model
-    return (
-        state.universe is not None
-        or state.prices is not None
-        or (model is not None and model.id is not None)
-    )
+    return state.universe is not None or (model is not None and model.id is not None)
 
 
 def require_resolved(state: PortfolioState) -> None:
     """Refuse a state that still names registered data (the engine cannot look it up)."""
     if not names_references(state):
         return
-    if state.universe is not None:
-        where = "portfolio_state.universe"
-    elif state.prices is not None:
-        where = "portfolio_state.prices"
-    else:
-        where = "portfolio_state.risk_model.id"
+    where = (
+        "portfolio_state.universe"
+        if state.universe is not None
+        else ("portfolio_state.risk_model.id")
+    )
     raise InputError(
         where,
-        "registered reference data and price overrides are resolved before the engine runs: "
-        "send the request to the service, or run `pes validate --database-url URL`",
+        "registered reference data is resolved before the engine runs: send the request to "
+        "the service, or run `pes validate --database-url URL`",
     )
 
 
 def resolve_references(state: PortfolioState, source: ReferenceSource) -> Resolution:
     """The plain state of the module docstring, or InputError naming the field."""
     if not names_references(state):
+        if state.prices is not None:
+            unknown_prices(state.prices, state.instruments)
         return Resolution(state)
     instruments = list(state.instruments)
     from_universe: tuple[int, ...] = ()
@@ -182,11 +187,17 @@ def resolve_references(state: PortfolioState, source: ReferenceSource) -> Resolu
         universe_used = DataReference(id=data.id, version=data.version)
         universe_key = (data.id, data.version)
         inline = {inst.symbol for inst in instruments}
-        kept = [k for k, inst in enumerate(data.instruments) if inst.symbol not in inline]
-        instruments.extend(data.instruments[k] for k in kept)
-        from_universe = tuple(kept)
-    if state.prices is not None:
-        instruments = _priced(instruments, state.prices)
+        if inline & data.symbols:
+            kept = [k for k, inst in enumerate(data.instruments) if inst.symbol not in inline]
+            instruments.extend(data.instruments[k] for k in kept)
+            from_universe = tuple(kept)
+        else:  # the common case: nothing replaced, the stored tuple taken whole
+            instruments.extend(data.instruments)
+            from_universe = tuple(range(len(data.instruments)))
+        if state.prices is not None and not state.prices.keys() <= data.symbols | inline:
+            unknown_prices(state.prices, instruments)
+    elif state.prices is not None:
+        unknown_prices(state.prices, instruments)
     model = state.risk_model
     if model is not None and model.id is not None:
         ref = DataReference(id=model.id, version=model.version)
@@ -195,7 +206,7 @@ def resolve_references(state: PortfolioState, source: ReferenceSource) -> Resolu
         risk_key = (risk.id, risk.version)
         model = risk.model
     resolved = state.model_copy(
-        update={"instruments": instruments, "universe": None, "prices": None, "risk_model": model}
+        update={"instruments": instruments, "universe": None, "risk_model": model}
     )
     used = key = None
     if universe_used is not None or risk_used is not None:
@@ -217,17 +228,14 @@ def _lookup(get: _Getter[_T_co], ref: DataReference, path: str) -> _T_co:
         raise InputError(f"{path}.{exc.part}", exc.message) from exc
 
 
-def _priced(instruments: list[Instrument], prices: Mapping[str, float]) -> list[Instrument]:
-    """`instruments` with `prices` applied; copies only the instruments whose price moves."""
-    position = {inst.symbol: k for k, inst in enumerate(instruments)}
-    out = list(instruments)
-    for symbol, price in prices.items():
-        k = position.get(symbol)
-        if k is None:
+def unknown_prices(prices: Mapping[str, float], instruments: Sequence[Instrument]) -> None:
+    """Raise InputError naming the first price whose symbol none of `instruments` has."""
+    if len(prices) == 0:
+        return
+    known = {inst.symbol for inst in instruments}
+    for symbol in prices:
+        if symbol not in known:
             raise InputError(
                 f"portfolio_state.prices.{symbol}",
                 f"no instrument {symbol} in the universe or the instruments",
             )
-        if out[k].price != price:
-            out[k] = out[k].model_copy(update={"price": price})
-    return out

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.api.conftest import CORE_POLICIES, REPO, REQUESTS
@@ -45,6 +48,7 @@ def _pes(
     [
         ("PES_PORT", "abc", "valid integer"),
         ("PES_PORT", "-1", "greater than or equal to 0"),  # 0: a free port
+        ("PES_PORT", "70000", "less than or equal to 65535"),
         ("PES_API_KEYS", "notjson", "not valid JSON"),
         ("PES_API_KEYS", '{"s3cret-key": "boss"}', "'reader', 'validator' or 'admin'"),
         ("PES_EVENTS", "kafka", "'none', 'log', 'nats' or 'pulsar'"),
@@ -72,6 +76,69 @@ def test_a_bad_option_is_named_as_the_option(tmp_path: Path) -> None:
     assert (
         done.stderr.decode() == "pes serve: --port: Input should be less than or equal to 65535\n"
     )
+
+
+def test_workers_below_one_are_refused_naming_the_option(tmp_path: Path) -> None:
+    done = _pes("serve", "--workers", "0", cwd=tmp_path, env=_environment())
+    assert done.returncode == 2
+    assert (
+        done.stderr.decode() == "pes serve: --workers: Input should be greater than or equal to 1\n"
+    )
+
+
+def test_serve_with_two_workers_answers_from_two_processes(tmp_path: Path) -> None:
+    """`pes serve --workers 2`: the options reach both worker processes (their database)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    database = tmp_path / "two.db"
+    command = [sys.executable, "-m", "api.cli", "serve", "--workers", "2", "--port", str(port)]
+    command += ["--database-url", f"sqlite:///{database}", "--events", "none"]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as err:
+        server = subprocess.Popen(
+            command, cwd=tmp_path, env=_environment(), stdout=subprocess.DEVNULL, stderr=err
+        )
+    try:
+        deadline = time.monotonic() + LIMIT_S
+        workers: list[int] = []
+        while time.monotonic() < deadline and server.poll() is None:
+            workers = _spawned_children(server.pid)
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code
+            except httpx.TransportError:
+                ready = 0
+            if ready == 200 and len(workers) == 2:
+                break
+            time.sleep(0.2)
+        assert server.poll() is None, log.read_text(errors="replace")
+        assert len(workers) == 2
+        assert database.exists()  # --database-url reached the workers
+        answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/policies", timeout=10)
+        assert answer.status_code == 200 and answer.json() == []
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
+
+def _spawned_children(pid: int) -> list[int]:
+    """uvicorn's worker processes (spawned through multiprocessing) under `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+            if parent == pid and b"spawn_main" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def test_a_closed_pipe_ends_quietly_with_141(tmp_path: Path) -> None:

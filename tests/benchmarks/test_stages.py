@@ -31,7 +31,14 @@ def test_vary_trades_draws_different_sets_of_the_case_trades() -> None:
     from benchmarks.stages import _request
 
     case = build_case(20)
-    args = Namespace(n=20, policy_set="base", mode="adjust", adjustment="scale_back", vary_trades=5)
+    args = Namespace(
+        n=20,
+        policy_set="base",
+        mode="adjust",
+        adjustment="scale_back",
+        traded="fixed",
+        vary_trades=5,
+    )
     full = {t.symbol for t in case.request(0, policy_set="base", mode="adjust").decision.trades}
     drawn = [frozenset(t.symbol for t in _request(case, i, args).decision.trades) for i in range(6)]
     assert all(len(d) == 5 and d <= full for d in drawn)

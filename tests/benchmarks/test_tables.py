@@ -30,7 +30,8 @@ def test_check_mode_catches_a_changed_result(tmp_path: Path) -> None:
     assert tables.main(["--check", "--results", str(results), "--doc", str(doc)]) == 0
 
     latest = json.loads((results / "latest.json").read_text(encoding="utf-8"))
-    latest["paths"]["engine_check"]["results"]["500"]["p50_ms"] = 123.456
+    n = str(latest["config"]["sizes"][0])
+    latest["paths"]["engine_check"]["results"][n]["p50_ms"] = 123.456
     (results / "latest.json").write_text(json.dumps(latest), encoding="utf-8")
     assert tables.main(["--check", "--results", str(results), "--doc", str(doc)]) == 1
     assert tables.main(["--results", str(results), "--doc", str(doc)]) == 0

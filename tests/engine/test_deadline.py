@@ -7,10 +7,11 @@ import threading
 from typing import Any
 
 import cvxpy as cp
-import numpy as np
 import pytest
 
 import engine.adjust.adjuster as adjust_module
+import engine.adjust.rounding.passes as passes_module
+import engine.adjust.rounding.search as search_module
 from engine import Deadline, DeadlineExceeded, PolicyEngine, RequestCancelled
 from engine.adjust.rounding.search import TIME_LIMIT_S
 from models import AdjustmentMethod, PolicyValidationRequest
@@ -19,6 +20,7 @@ from solvers import ClarabelAdapter, SolveOutcome, SolverAdapter, SolverChain, S
 from tests.builders import policy, request
 from tests.engine.adjust.test_lot_search import POLICIES as LOT_POLICIES
 from tests.engine.adjust.test_lot_search import _request as lot_request
+from tests.engine.adjust.test_lot_search import round_to_nearest
 from tests.engine.compile.test_kinds import BASE
 
 CAP = policy("cap", {"kind": "weight_bounds", "max": 0.25})
@@ -150,21 +152,24 @@ def test_deadline_arithmetic() -> None:
     unbounded.check("anything")  # never raises
 
 
-def test_the_integer_lot_search_is_capped_by_the_time_left(monkeypatch: pytest.MonkeyPatch) -> None:
+def _integer_solves(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The time limits the integer lot search's solves are given (recorded as they run)."""
     limits: list[float] = []
-    search = adjust_module.integer_rounding
+    solve = cp.Problem.solve
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        limits.append(kwargs["time_limit"])
-        return search(*args, **kwargs)
+    def spy(self: cp.Problem, *args: Any, **kwargs: Any) -> Any:
+        if "mip_max_nodes" in kwargs:
+            limits.append(kwargs["time_limit"])
+        return solve(self, *args, **kwargs)
 
-    def nearest(_snap: Any, t: Any, **_: Any) -> Any:
-        return np.round(t)
+    monkeypatch.setattr(cp.Problem, "solve", spy)
+    return limits
 
+
+def test_the_integer_lot_search_is_capped_by_the_time_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = _integer_solves(monkeypatch)
     # Rounding each trade to its nearest share fails here, so the integer search runs.
-    monkeypatch.setattr(adjust_module, "sequential_rounding", nearest)
-    monkeypatch.setattr(adjust_module, "repair", nearest)
-    monkeypatch.setattr(adjust_module, "integer_rounding", spy)
+    round_to_nearest(monkeypatch)
     request = lot_request(15e6)
     clock = FakeClock()
     response = PolicyEngine().validate(
@@ -174,6 +179,37 @@ def test_the_integer_lot_search_is_capped_by_the_time_left(monkeypatch: pytest.M
     assert limits == [TIME_LIMIT_S / 2]
     PolicyEngine().validate(request, LOT_POLICIES)  # no deadline: the search's own limit
     assert limits[-1] == TIME_LIMIT_S
+
+
+@pytest.mark.parametrize("late", ["before", "during set-up"])
+def test_a_deadline_passing_before_the_integer_search_solves_stops_it(
+    monkeypatch: pytest.MonkeyPatch, late: str
+) -> None:
+    limits = _integer_solves(monkeypatch)
+    round_to_nearest(monkeypatch)
+    clock = FakeClock()
+    if late == "before":
+        search = passes_module.integer_rounding
+
+        def expire_first(*args: Any, **kwargs: Any) -> Any:
+            clock.now += 10.0
+            return search(*args, **kwargs)
+
+        monkeypatch.setattr(passes_module, "integer_rounding", expire_first)
+    else:
+        affine = search_module._CountForms.affine
+
+        def slow_rows(self: Any, block: Any) -> Any:
+            clock.now += 10.0
+            return affine(self, block)
+
+        monkeypatch.setattr(search_module._CountForms, "affine", slow_rows)
+    response = PolicyEngine().validate(
+        lot_request(15e6), LOT_POLICIES, deadline=Deadline(5.0, clock=clock)
+    )
+    assert limits == []  # the search never reached its solve
+    assert not response.is_compliant and response.adjusted_decision is None
+    assert response.adjustment_error is not None and "timed out" in response.adjustment_error
 
 
 def test_a_deadline_passing_before_the_conflict_search_ends_it(

@@ -41,7 +41,13 @@ from engine.compile.piecewise import AboveThresholdSumBlock, CappedSumBlock, Pos
 from engine.weights.portfolio import Snapshot
 from models.typing import FloatArray
 
-__all__ = ["RESYNC_EVERY", "TradeViolation", "ViolationTracker", "tracked_parts"]
+__all__ = [
+    "RESYNC_EVERY",
+    "TradeViolation",
+    "ViolationTracker",
+    "linear_members",
+    "tracked_parts",
+]
 
 RESYNC_EVERY = 128
 """Commits between two recomputations from scratch (each costs about one full evaluation)."""
@@ -105,6 +111,19 @@ def tracked_parts(
     if forms.linear:
         parts.insert(0, LinearTracker(forms.linear, layout.snap.n))
     return parts
+
+
+def linear_members(
+    layout: Layout, indices: Sequence[int], bounds: Sequence[FloatArray]
+) -> list[LinearMember] | None:
+    """Row sets `indices` as linear members; None when some row set is not linear."""
+    forms = _Parts()
+    for k, bound in zip(indices, bounds, strict=True):
+        rowset = layout.rowsets[k]
+        forms.sense, forms.bound = rowset.sense, bound
+        if rowset.block.tracker(forms) is not None:
+            return None
+    return forms.linear
 
 
 class ViolationTracker:

@@ -24,11 +24,14 @@ has a closed form. Rows of one name only are folded into that interval:
 and the dual :math:`q(\lambda, \mu) = L(z(\lambda, \mu), \lambda, \mu)` is maximized
 over :math:`\lambda, \mu \ge 0`.
 
-The dual is a concave piecewise quadratic in the few coupling multipliers (sector and cash
-rows, turnover, gross). It is maximized by a projected semismooth Newton method (Hessian
-`-J D J^T`, `D` the names strictly inside their piece), which ends exactly once the active
-pieces are found. The answer is certified before it is returned: every row within 1e-12 of
-its bound (relative), complementary slackness, `z` the exact minimizer of the Lagrangian.
+The dual is a concave piecewise quadratic in the coupling multipliers (sector and cash
+rows, turnover, a gross limit per group); `engine.adjust.separable.dual` evaluates it and its
+sparse generalized Jacobian. It is maximized by a projected semismooth Newton method with
+an ε-active set (`engine.adjust.separable.newton`: Hessian `-J D J^T`, `D` the names strictly
+inside their piece), which ends exactly once the active pieces are found, and takes a step
+only when the dual rises. The answer is certified before it is returned: every row within
+1e-12 of its bound (relative), complementary slackness, `z` the exact minimizer of the
+Lagrangian.
 
 Anything else (a block kind that opts out of `Block.separable`, a term over several names,
 no convergence within the iteration cap, a row that looks infeasible) returns None: the
@@ -42,10 +45,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
+from engine.adjust.separable.dual import Dual, normal_work
 from engine.adjust.separable.fold import (
-    FEASIBILITY,
     Box,
     Coupling,
     IntArray,
@@ -56,20 +58,28 @@ from engine.adjust.separable.fold import (
     fold_affine,
     memoized,
 )
+from engine.adjust.separable.newton import maximize
 from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
 from engine.compile.layout import Layout
 from engine.tolerances import FLOAT_NOISE
 from models.typing import FloatArray
 
-__all__ = ["SeparableSolution", "solve_separable"]
+__all__ = ["HANDOVER_WORK", "SeparableSolution", "solve_separable"]
 
-MAX_ITERATIONS = 60
-LINE_SEARCH_STEPS = 60
-_ARMIJO = 1e-4
-_WEIGHT = 0.01
-"""A typical weight change: the floor of the scale of the Newton regularization."""
-_DENSE_ENTRIES = 20_000
-"""Coupling matrices with at most this many entries (dense) are multiplied as dense arrays."""
+HANDOVER_WORK = 1e8
+"""Above this estimated work per Newton iteration the problem goes to the chain untried.
+
+The work is `sum_i r_i^2` (`dual.normal_work`, `r_i` the coupling rows over name `i`): the
+products that form the normal matrix `J D J^T` once per iteration, which dominate an
+iteration (with its sparse factorization) once many rows cover the same names: exposure,
+stress or cash rows over every name. A gross limit per group adds one row per name however
+many groups there are: at n = 2,000 with 150-400 groups the work is ~3e4. Measured on the
+shared 2-core machine with `python -m benchmarks.coupling --cases 1 --exposures K` (n =
+2,000, K exposure rows over every name; docs/performance-notes.md, "Separable solver at
+scale, 2026-12-03"), separable against chain: work 2.2e7 0.46 s / 6.9 s, 8.3e7 1.8 s /
+9.2 s, 1.8e8 11.6 s / 9.7 s. The limit sits below the crossing, where the separable
+solver is still several times faster.
+"""
 
 
 @dataclass
@@ -81,184 +91,7 @@ class SeparableSolution:
     iterations: int
 
 
-class _Dual:
-    """The separable Lagrangian: `z(y)`, row values and the generalized Jacobian."""
-
-    def __init__(self, d: FloatArray, box: Box, coupling: Coupling) -> None:
-        n = len(d)
-        self.d, self.lo, self.hi = d, box.lo, box.hi
-        self.M = (
-            sp.vstack(coupling.aff_matrices, format="csr")
-            if coupling.aff_matrices
-            else sp.csr_matrix((0, n))
-        )
-        self.G = (
-            sp.block_diag(coupling.abs_sums, format="csr")
-            if coupling.abs_sums
-            else sp.csr_matrix((0, 0))
-        )
-        self.b = np.concatenate([np.zeros(0), *coupling.aff_bounds, *coupling.abs_bounds]).astype(
-            float
-        )
-        self.m_aff = self.M.shape[0]
-        self.row_terms = np.concatenate([np.diff(self.M.indptr), np.diff(self.G.indptr)]) + 1.0
-        self.M_dense = self.M.toarray()
-        self.G_dense = self.G.toarray()
-        # The matrices are used a dozen times per Newton iteration. Small ones (scale_back's
-        # ~20 traded names) are kept dense: numpy multiplies them in about a microsecond,
-        # where scipy spends ~10 us per product dispatching.
-        small = (self.M_dense.size + self.G_dense.size) <= _DENSE_ENTRIES
-        M: Any = self.M_dense if small else self.M
-        G: Any = self.G_dense if small else self.G
-        self.M, self.G = M, G
-        self.MT, self.GT = (M.T.copy(), G.T.copy()) if small else (M.T.tocsr(), G.T.tocsr())
-        self.M_abs = abs(M)
-        self.names = np.concatenate([np.zeros(0, dtype=np.intp), *coupling.term_names])
-        self.slopes = np.concatenate([np.zeros(0), *coupling.term_slopes])
-        self.offsets = np.concatenate([np.zeros(0), *coupling.term_offsets])
-        terms = len(self.names)
-        name_of_term = sp.csr_matrix(
-            (np.ones(terms), (self.names, np.arange(terms))), shape=(n, terms)
-        )
-        dense_names = small and n * terms <= _DENSE_ENTRIES
-        self.name_of_term: Any = name_of_term.toarray() if dense_names else name_of_term
-        # Kinks per name, sorted, padded with weightless kinks (harmless in the formula).
-        self.kinks_per_name = np.bincount(self.names, minlength=n) if terms else np.zeros(n, int)
-        width = int(self.kinks_per_name.max(initial=0))
-        self.kink = np.zeros((n, width))
-        self.kink_term = np.full((n, width), terms, dtype=np.intp)  # `terms`: a zero weight
-        if terms:
-            order = np.argsort(self.names, kind="stable")
-            starts = np.concatenate([[0], np.cumsum(self.kinks_per_name)[:-1]])
-            slot = np.arange(terms) - starts[self.names[order]]
-            self.kink[self.names[order], slot] = -self.offsets[order] / self.slopes[order]
-            self.kink_term[self.names[order], slot] = order
-            # Sort each name's kinks; pad with its last kink (weightless, keeps the order).
-            real = self.kink_term < terms
-            sorter = np.argsort(np.where(real, self.kink, np.inf), axis=1, kind="stable")
-            self.kink = np.take_along_axis(self.kink, sorter, axis=1)
-            self.kink_term = np.take_along_axis(self.kink_term, sorter, axis=1)
-            real = self.kink_term < terms
-            last = np.where(real, self.kink, -np.inf).max(axis=1, initial=-np.inf)
-            last = np.where(np.isfinite(last), last, 0.0)
-            self.kink = np.where(real, self.kink, last[:, None])
-
-    @property
-    def rows(self) -> int:
-        return len(self.b)
-
-    def primal(self, y: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """`z(y)`, the names strictly inside their piece and box, and the per-term weights."""
-        lam, mu = y[: self.m_aff], y[self.m_aff :]
-        centre = self.d - self.MT @ lam
-        if not len(self.names):
-            z = np.clip(centre, self.lo, self.hi)
-            return z, (z > self.lo) & (z < self.hi), np.zeros(0)
-        weights = np.abs(self.slopes) * (self.GT @ mu)
-        s = np.append(weights, 0.0)[self.kink_term]
-        n = len(centre)
-        # Between kinks k and k+1 the minimizer would be centre + sum(s) - 2 sum_{j<=k} s_j;
-        # those candidates fall and the pieces rise, so the first piece whose candidate is
-        # not beyond its right end holds the minimizer, or its left kink does.
-        below = np.concatenate([np.zeros((n, 1)), np.cumsum(s, axis=1)], axis=1)
-        candidates = centre[:, None] + below[:, -1:] - 2.0 * below
-        right = np.concatenate([self.kink, np.full((n, 1), np.inf)], axis=1)
-        piece = (candidates > right).sum(axis=1)
-        rows = np.arange(n)
-        candidate = candidates[rows, piece]
-        left = np.concatenate([np.full((n, 1), -np.inf), self.kink], axis=1)[rows, piece]
-        on_kink = candidate < left
-        z = np.clip(np.where(on_kink, left, candidate), self.lo, self.hi)
-        return z, (z > self.lo) & (z < self.hi) & ~on_kink, weights
-
-    def values(self, z: FloatArray) -> FloatArray:
-        inner = self.slopes * z[self.names] + self.offsets
-        return np.concatenate([self.M @ z, self.G @ np.abs(inner)])
-
-    def rounding(self, z: FloatArray) -> FloatArray:
-        """How far rounding can take each row's computed value from its exact one."""
-        inner = np.abs(self.slopes * z[self.names]) + np.abs(self.offsets)
-        size = np.concatenate([self.M_abs @ np.abs(z), self.G @ inner])
-        return np.asarray(4.0 * np.finfo(float).eps * self.row_terms * size, dtype=float)
-
-    def jacobian(self, z: FloatArray) -> FloatArray:
-        """Each coupling row's derivative in each name at `z` (dense: the rows are few)."""
-        if not len(self.names):
-            return np.asarray(self.M_dense, dtype=float)
-        inner = self.slopes * z[self.names] + self.offsets
-        per_term = self.G_dense * (np.sign(inner) * self.slopes)[None, :]
-        per_name = np.asarray(self.name_of_term @ per_term.T, dtype=float).T
-        return np.vstack([self.M_dense, per_name])
-
-    def objective(self, y: FloatArray, z: FloatArray, values: FloatArray) -> float:
-        return float(0.5 * np.sum((z - self.d) ** 2) + y @ (values - self.b))
-
-
-def _residual(y: FloatArray, gradient: FloatArray) -> float:
-    """How far `y` is from maximizing the dual over y >= 0 (0 exactly there)."""
-    return float(np.abs(y - np.maximum(y + gradient, 0.0)).max(initial=0.0))
-
-
-def _newton(dual: _Dual) -> tuple[FloatArray, FloatArray, int] | None:
-    """Maximize the dual over y >= 0; the multipliers, `z` and the iterations, or None."""
-    m = dual.rows
-    y = np.zeros(m)
-    tolerance = FEASIBILITY * np.maximum(1.0, np.abs(dual.b))
-    z, moving, _ = dual.primal(y)
-    values = dual.values(z)
-    q = dual.objective(y, z, values)
-    size = max(float(np.abs(dual.d).max(initial=0.0)), _WEIGHT)
-    # The dual's value sums a term per name: it cannot be computed closer than this.
-    rounding = 4.0 * np.finfo(float).eps * (len(dual.d) + dual.rows)
-    for iteration in range(1, MAX_ITERATIONS + 1):
-        gradient = values - dual.b
-        # Rows summing thousands of names cannot be computed closer than their rounding.
-        allowed = tolerance + dual.rounding(z)
-        if (gradient <= allowed).all() and (gradient[y > 0] >= -allowed[y > 0]).all():
-            return y, z, iteration
-        fixed = (y <= 0) & (gradient < 0)
-        keep = np.flatnonzero(~fixed)
-        J = dual.jacobian(z)[keep][:, moving]
-        H = J @ J.T
-        # Regularized as in Levenberg-Marquardt, by a multiple of the residual: a row whose
-        # names are all held (a flat dual direction) gets a step of the size of the weight
-        # changes instead of an unbounded one, and the regularization vanishes at the optimum
-        # (quadratic convergence once the pieces are found).
-        residual = float(np.abs(gradient[keep]).max())
-        H[np.diag_indices_from(H)] += residual / size + FLOAT_NOISE * max(1.0, float(np.trace(H)))
-        try:
-            step = np.zeros(m)
-            step[keep] = np.linalg.solve(H, gradient[keep])
-        except np.linalg.LinAlgError:
-            return None
-        t = 1.0
-        for _ in range(LINE_SEARCH_STEPS):
-            trial = np.maximum(y + t * step, 0.0)
-            z_t, moving_t, _ = dual.primal(trial)
-            values_t = dual.values(z_t)
-            q_t = dual.objective(trial, z_t, values_t)
-            rise = float(gradient @ (trial - y))
-            # Near the optimum the rise is below the objective's rounding; there a full step
-            # that keeps the objective (to rounding) is taken when it halves the residual of
-            # the optimality conditions.
-            if q_t >= q + _ARMIJO * rise or (
-                t == 1.0
-                and q_t >= q - rounding * abs(q)
-                and _residual(trial, values_t - dual.b) <= 0.5 * _residual(y, gradient)
-            ):
-                break
-            # The maximizer of the parabola through q, its slope and q_t, kept in [t/10, t/2].
-            shortfall = 2.0 * (q + rise - q_t)
-            t *= min(0.5, max(0.1, rise / shortfall)) if shortfall > 0 else 0.5
-        else:
-            return None
-        y, z, moving, values, q = trial, z_t, moving_t, values_t, q_t
-    return None
-
-
-def _box_duals(
-    dual: _Dual, y: FloatArray, z: FloatArray, box: Box, duals: list[FloatArray]
-) -> None:
+def _box_duals(dual: Dual, y: FloatArray, z: FloatArray, box: Box, duals: list[FloatArray]) -> None:
     """Multipliers of the one-name rows that hold a name at an end of its interval."""
     lam, mu = y[: dual.m_aff], y[dual.m_aff :]
     pull = z - dual.d + dual.MT @ lam  # the Lagrangian's gradient, kinks at z aside
@@ -353,10 +186,10 @@ def solve_separable(
                 return None
     except Unsupported:
         return None
-    if not box.meet():
+    if not box.meet() or normal_work(coupling, len(d)) > HANDOVER_WORK:
         return None
-    dual = _Dual(np.asarray(d, dtype=float), box, coupling)
-    solved = _newton(dual)
+    dual = Dual(np.asarray(d, dtype=float), box, coupling)
+    solved = maximize(dual)
     if solved is None:
         return None
     y, z, iterations = solved

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine.adjust.adjuster as adjust_module
+import engine.adjust.rounding.passes as passes_module
 from benchmarks.universe import DATA_FILE
 from engine import PolicyEngine
 from models import PolicyDefinition, PolicyValidationRequest
@@ -120,18 +120,24 @@ def test_project_finds_a_whole_share_decision_where_nearest_rounding_fails(
 
     # With trade-by-trade rounding reduced to rounding each trade to its nearest share
     # (whole shares, every lot here is 1), the integer search alone finds a decision ...
-    def nearest(_snap: Any, t: Any, **_: Any) -> Any:
-        return np.round(t)
-
-    monkeypatch.setattr(adjust_module, "sequential_rounding", nearest)
-    monkeypatch.setattr(adjust_module, "repair", nearest)
+    round_to_nearest(monkeypatch)
     alone = PolicyEngine().validate(request, POLICIES)
     assert alone.adjusted_decision is not None and alone.adjusted_decision.is_compliant
     assert all(t.quantity == int(t.quantity) for t in alone.adjusted_decision.trades)
     # ... and without it, that request gets no adjusted decision.
-    monkeypatch.setattr(adjust_module, "integer_rounding", lambda *a, **k: None)
+    monkeypatch.setattr(passes_module, "integer_rounding", lambda *a, **k: None)
     without = PolicyEngine().validate(request, POLICIES)
     assert without.adjusted_decision is None and without.adjustment_error is not None
+
+
+def round_to_nearest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reduce sequential rounding and the repair to rounding each trade to its nearest share."""
+
+    def nearest(_self: Any, t: Any, **_: Any) -> Any:
+        return np.round(t)
+
+    monkeypatch.setattr(passes_module._Scores, "sequential", nearest)
+    monkeypatch.setattr(passes_module, "repair", lambda _snap, t, **_: np.round(t))
 
 
 def _request_positions(request: PolicyValidationRequest) -> dict[str, float]:

@@ -23,15 +23,19 @@ from hypothesis import HealthCheck, given, settings
 from benchmarks.cases import build_case
 from engine import PolicyEngine
 from engine.adjust.adjuster import SEPARABLE
+from engine.adjust.separable import newton, qp
+from engine.adjust.separable.dual import Dual
+from engine.adjust.separable.fold import Box, Coupling
+from engine.adjust.separable.newton import arc_search, epsilon_active, point_at
 from engine.adjust.separable.qp import solve_separable
 from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
 from engine.compile.conic_blocks import NormBlock
 from models.typing import FloatArray
-from solvers import ClarabelAdapter, HiGHSAdapter
+from solvers import CLARABEL_DIRECT, ClarabelAdapter, HiGHSAdapter
 from tests.builders import request
 from tests.engine.adjust.test_adjust import CAP
 from tests.engine.compile.test_kinds import BASE
-from tests.strategies import SeparableProblem, separable_problems
+from tests.strategies import SeparableProblem, many_coupling_problems, separable_problems
 
 SETTINGS = {"CLARABEL": ClarabelAdapter.settings, "HIGHS": HiGHSAdapter.settings}
 """The engine's own settings for its solvers."""
@@ -95,8 +99,10 @@ def _case(problem: SeparableProblem) -> _Case:
         turnover = AbsSumBlock(sp.identity(n, format="csr"), -w0, np.ones((1, n)))
         add(turnover, "le", np.array([problem.turnover * np.abs(d).sum()]))
     if problem.gross is not None:
-        G = _membership(problem.gross, 2)
-        gross = AbsSumBlock(np.eye(n), np.zeros(n), G, np.array([0.01, 0.0]))
+        G = _membership(problem.gross, len(problem.gross_slack))
+        k = np.zeros(len(problem.gross_slack))
+        k[0] = 0.01
+        gross = AbsSumBlock(np.eye(n), np.zeros(n), G, k)
         add(gross, "le", gross.values(w0) + problem.gross_slack)
     if problem.columns is not None:
         d = d[problem.columns]
@@ -186,11 +192,8 @@ def _solve(case: _Case) -> Any:
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(problem=separable_problems())
-def test_the_optimum_of_clarabel_and_highs_with_dual_multipliers(
-    problem: SeparableProblem,
-) -> None:
+def _assert_optimal(problem: SeparableProblem) -> None:
+    """The separable answer is feasible, as close as Clarabel's and HiGHS's, with exact duals."""
     case = _case(problem)
     solution = _solve(case)
     assert solution is not None  # not trading is always feasible
@@ -224,6 +227,22 @@ def test_the_optimum_of_clarabel_and_highs_with_dual_multipliers(
     assert all((y >= 0).all() for y in solution.duals)
     dual_value, accuracy = _lagrangian_minimum(case, solution.duals)
     assert dual_value == pytest.approx(distance, rel=accuracy, abs=1e-14)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=separable_problems())
+def test_the_optimum_of_clarabel_and_highs_with_dual_multipliers(
+    problem: SeparableProblem,
+) -> None:
+    _assert_optimal(problem)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=many_coupling_problems())
+def test_many_coupling_groups(problem: SeparableProblem) -> None:
+    # A gross limit per group over many groups: many coupling rows, multipliers that leave
+    # zero and come back to it (the rows at their pre-trade value).
+    _assert_optimal(problem)
 
 
 def test_rows_outside_its_kind_are_left_to_the_chain() -> None:
@@ -315,5 +334,78 @@ def test_an_answer_the_check_rejects_goes_to_the_chain() -> None:
     adjusted = engine.validate(body).adjusted_decision
     assert adjusted is not None and adjusted.is_compliant
     attempts = [(a.solver, a.status) for a in adjusted.solver_attempts]
-    assert attempts == [(SEPARABLE, "inaccurate"), ("CLARABEL", "optimal")]
-    assert adjusted.solver == "CLARABEL"
+    # The next solver is Clarabel on the problem assembled directly (no cvxpy).
+    assert attempts == [(SEPARABLE, "inaccurate"), (CLARABEL_DIRECT, "optimal")]
+    assert adjusted.solver == CLARABEL_DIRECT
+
+
+def _one_row_dual() -> Dual:
+    """`min 1/2 ||z - (1, 1)||^2` s.t. `z_0 + z_1 <= 0`: at y = 0 the row is 2 over its bound."""
+    free = np.full(2, np.inf)
+    coupling = Coupling(
+        aff_rows=[(0, np.array([0]))],
+        aff_matrices=[sp.csr_matrix(np.array([[1.0, 1.0]]))],
+        aff_bounds=[np.array([0.0])],
+    )
+    return Dual(np.array([1.0, 1.0]), Box(-free, free), coupling)
+
+
+def test_a_row_near_zero_that_the_gradient_pushes_down_is_active() -> None:
+    # Row 0's multiplier is barely positive and its gradient pushes it down: inside the
+    # margin (the scaled residual, 0.2 from row 1), it takes a gradient step to zero instead
+    # of a Newton step that ignores the bound. Row 1 rises; row 2 sits at zero, pushed down.
+    y = np.array([1e-9, 0.5, 0.0])
+    gradient = np.array([-1e-3, 0.2, -1.0])
+    active = epsilon_active(y, gradient, np.ones(3))
+    assert active.tolist() == [True, False, True]
+    # At the maximizer the margin is 0: exactly the rows held at zero.
+    assert epsilon_active(np.array([0.3, 0.0]), np.array([0.0, -1.0]), np.ones(2)).tolist() == [
+        False,
+        True,
+    ]
+
+
+def test_a_step_that_does_not_rise_is_rejected() -> None:
+    dual = _one_row_dual()
+    at = point_at(dual, np.zeros(1))
+    gradient = at.values - dual.b
+    assert gradient.tolist() == [2.0]
+    newton = np.ones(1, dtype=bool)
+    # Downhill, or held by the bound: no rise predicted, no step.
+    assert arc_search(dual, at, gradient, np.array([-1.0]), newton) is None
+    assert arc_search(dual, at, gradient, np.array([-1.0]), ~newton) is None
+    # Uphill: the full step, to the optimum (y = 1, z = 0), where the dual has risen to 1.
+    found = arc_search(dual, at, gradient, np.array([1.0]), newton)
+    assert found is not None and found.q > at.q
+    assert found.y.tolist() == [1.0] and found.z.tolist() == [0.0, 0.0]
+
+
+def test_above_the_handover_work_the_chain_answers(
+    engines: tuple[PolicyEngine, PolicyEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case = build_case(80)
+    req = case.request(0, policy_set="base", mode="adjust", adjustment="project")
+    policies = case.policies["base"]
+    fast, alone = engines
+    assert fast.validate(req, policies).adjusted_decision.solver == SEPARABLE  # type: ignore[union-attr]
+    monkeypatch.setattr(qp, "HANDOVER_WORK", 0.0)
+    ours = fast.validate(req, policies).adjusted_decision
+    chain = alone.validate(req, policies).adjusted_decision
+    assert ours is not None and chain is not None
+    assert [a.solver for a in ours.solver_attempts] == [a.solver for a in chain.solver_attempts]
+    assert ours.distance == chain.distance
+
+
+def test_when_the_solver_gives_up_the_chain_answers(
+    engines: tuple[PolicyEngine, PolicyEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(newton, "MAX_ITERATIONS", 1)  # no certificate after one iteration
+    case = build_case(80)
+    fast, alone = engines
+    for adjustment in ("project", "scale_back"):
+        req = case.request(1, policy_set="twenty", mode="adjust", adjustment=adjustment)
+        ours = fast.validate(req, case.policies["twenty"]).adjusted_decision
+        chain = alone.validate(req, case.policies["twenty"]).adjusted_decision
+        assert ours is not None and chain is not None
+        assert ours.solver == chain.solver != SEPARABLE
+        assert ours.distance == chain.distance

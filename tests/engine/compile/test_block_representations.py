@@ -22,6 +22,7 @@ import engine.compile.blocks
 import engine.compile.conic_blocks
 import engine.compile.language.block
 import engine.compile.piecewise
+from engine.adjust.conic import ColumnCache, _Builder
 from engine.adjust.rounding.search import _CountForms
 from engine.adjust.rounding.tracked_parts import WholeBlock
 from engine.adjust.rounding.tracker import _Parts
@@ -49,6 +50,7 @@ PROTOCOLS: dict[Representation, type] = {
     Representation.INTEGER: representations.IntegerForms,
     Representation.EXPORT: representations.ExportForms,
     Representation.ROW_SHIFT: representations.RowShiftForms,
+    Representation.CONIC: representations.ConicForms,
 }
 """Each representation's builder protocol (the method of `Block` has the same name)."""
 
@@ -153,9 +155,10 @@ def _stage_builders() -> dict[Representation, Any]:
         Representation.RESTRICTED: _Views((0, 1), sp.identity(3, format="csr")),
         Representation.SEPARABLE: _Folds({}, None, w, Box(w - 1, w + 1), Coupling()),
         Representation.TRACKER: _Parts(),
-        Representation.INTEGER: _CountForms(cp.Variable(3)),
+        Representation.INTEGER: _CountForms(w, np.arange(3), np.ones(3), cp.Variable(3)),
         Representation.EXPORT: _Writer(ExportRowBuilder(3), ("A", "B", "C"), w, linearize=True),
         Representation.ROW_SHIFT: _Shifts(0, w, np.arange(2), np.ones(2)),
+        Representation.CONIC: _Builder(w, [0, 1], ColumnCache()),
     }
 
 
@@ -186,6 +189,9 @@ def test_the_opt_outs_are_what_the_stages_expect() -> None:
         assert _bare(cls).integer(builders[Representation.INTEGER]) is None
     for cls in _opting_out(Representation.ROW_SHIFT):
         assert _bare(cls).row_shift(builders[Representation.ROW_SHIFT]) is None
+    # The direct conic solve gives up (the cvxpy chain solves the problem).
+    for cls in _opting_out(Representation.CONIC):
+        assert _bare(cls).conic(builders[Representation.CONIC]) is False
 
 
 def test_a_block_without_an_export_is_an_error() -> None:

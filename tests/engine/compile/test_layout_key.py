@@ -69,6 +69,7 @@ def test_per_request_numbers_keep_the_key() -> None:
         as_of="2026-11-23",
     )
     assert _key(moved, policies) == _key(base, policies)
+    assert _key(_request(prices={"AAA": 120.0}), policies) == _key(base, policies)
 
 
 @pytest.mark.parametrize(

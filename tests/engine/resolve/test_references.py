@@ -14,7 +14,18 @@ from engine.resolve.references import (
     require_resolved,
     resolve_references,
 )
-from models import DataReference, Instrument, PortfolioState, RiskModel
+from engine.weights.portfolio import snapshot_of
+from models import (
+    CoordinatedTradingDecision,
+    DataReference,
+    Instrument,
+    PolicyValidationRequest,
+    PortfolioState,
+    Position,
+    RiskModel,
+    Side,
+    Trade,
+)
 from tests.builders import instrument, policy, request
 
 SYMBOLS = ["AAA", "BBB", "CCC", "DDD", "EEE"]
@@ -75,11 +86,25 @@ def test_inline_instruments_replace_the_universe_entries_and_prices_apply_to_bot
     merged = {inst.symbol: inst for inst in resolution.state.instruments}
     assert sorted(merged) == SYMBOLS
     assert resolution.state.instruments[0].symbol == "BBB"  # inline entries come first
-    assert merged["BBB"].sector == "Utilities" and merged["BBB"].price == 55.0
-    assert merged["AAA"].price == 120.0 and merged["AAA"].sector == "Tech"
-    assert merged["CCC"] is UNIVERSE[2]  # untouched entries are shared, not copied
-    assert UNIVERSE[0].price == 100.0  # the cached universe is never modified
-    assert resolution.state.universe is None and resolution.state.prices is None
+    assert merged["BBB"].sector == "Utilities"
+    # The universe's entries are shared, never copied or modified; the prices stay a map
+    # that the engine applies where it reads prices.
+    assert merged["AAA"] is UNIVERSE[0] and merged["CCC"] is UNIVERSE[2]
+    assert UNIVERSE[0].price == 100.0
+    assert resolution.state.prices == {"AAA": 120.0, "BBB": 55.0}
+    held = [Position(symbol="AAA", quantity=10), Position(symbol="BBB", quantity=10)]
+    req = PolicyValidationRequest(
+        decision=CoordinatedTradingDecision(
+            decision_id="d-1",
+            portfolio_id="p-1",
+            trades=[Trade(symbol="CCC", side=Side.BUY, quantity=1)],
+        ),
+        portfolio_state=resolution.state.model_copy(update={"positions": held}),
+    )
+    snap = snapshot_of(req)
+    prices = dict(zip(snap.symbols, snap.prices.tolist(), strict=True))
+    assert prices == {"AAA": 120.0, "BBB": 55.0, "CCC": 100.0}
+    assert resolution.state.universe is None
     assert resolution.used is not None and resolution.used.universe == DataReference(
         id="u", version=1
     )
@@ -133,7 +158,6 @@ def test_the_engine_refuses_a_state_that_still_names_reference_data() -> None:
     )
     for update, path in (
         ({"universe": DataReference(id="u")}, "portfolio_state.universe"),
-        ({"prices": {"AAA": 101.0}}, "portfolio_state.prices"),
         ({"risk_model": RiskModel(id="m")}, "portfolio_state.risk_model.id"),
     ):
         state = req.portfolio_state.model_copy(update=update)
@@ -149,3 +173,21 @@ def test_a_risk_model_reference_carries_no_data() -> None:
         RiskModel.model_validate({"id": "m", "factor_covariance": [[0.04]]})
     with pytest.raises(ValueError, match="needs the id"):
         RiskModel.model_validate({"version": 2, "covariance": {"symbols": [], "matrix": []}})
+
+
+def test_the_engine_applies_prices_over_the_instruments_and_names_unknown_symbols() -> None:
+    base = request({"AAA": 100, "BBB": 100}, [("AAA", "BUY", 10)], cash=10_000, mode="validate")
+    moved = base.portfolio_state.model_copy(update={"prices": {"AAA": 150.0}})
+    repriced = [
+        inst.model_copy(update={"price": 150.0}) if inst.symbol == "AAA" else inst
+        for inst in base.portfolio_state.instruments
+    ]
+    inline = base.portfolio_state.model_copy(update={"instruments": repriced})
+    by_map = snapshot_of(base.model_copy(update={"portfolio_state": moved}))
+    by_copy = snapshot_of(base.model_copy(update={"portfolio_state": inline}))
+    assert by_map.nav == by_copy.nav == 10_000 + 100 * 150 + 100 * 100
+    assert by_map.w_hat.tolist() == by_copy.w_hat.tolist()
+    unknown = base.portfolio_state.model_copy(update={"prices": {"ZZZ": 1.0}})
+    with pytest.raises(InputError) as caught:
+        snapshot_of(base.model_copy(update={"portfolio_state": unknown}))
+    assert caught.value.field == "portfolio_state.prices.ZZZ"

@@ -1,0 +1,53 @@
+"""The direct solvers of assembled cone data: answers, statuses, resident solvers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from solvers import ConicData, DirectClarabel, DirectOSQP, SolveStatus
+
+
+def _qp(target: tuple[float, float], cap: float = 0.5) -> ConicData:
+    """min ||x - target||^2 with x_i <= cap, and x_0 + x_1 = 0.6 (a zero cone)."""
+    P = sp.csc_matrix(2.0 * np.eye(2))
+    q = -2.0 * np.asarray(target, dtype=float)
+    A = sp.csc_matrix(np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]]))
+    b = np.array([0.6, cap, cap])
+    return ConicData(P, q, A, b, [("zero", 1), ("nonneg", 2)])
+
+
+@pytest.mark.parametrize("solver", [DirectClarabel(), DirectOSQP()], ids=lambda s: s.name)
+def test_a_qp_is_solved_and_resolved_in_place(solver: DirectClarabel | DirectOSQP) -> None:
+    for target, expected in (((0.7, 0.1), (0.5, 0.1)), ((0.1, 0.1), (0.3, 0.3))):
+        solved = solver.solve(_qp(target), key="qp")
+        assert solved.outcome.status is SolveStatus.OPTIMAL
+        assert solved.x is not None and solved.z is not None
+        np.testing.assert_allclose(solved.x, expected, atol=1e-7)
+    # The cap on x_0 binds in the first case: its multiplier is 2 (x_0 - 0.7) + y = 0 ...
+    first = solver.solve(_qp((0.7, 0.1)), key="qp")
+    assert first.z is not None and first.z[1] > 0.1
+
+
+def test_osqp_leaves_a_cone_to_the_chain() -> None:
+    data = _qp((0.7, 0.1))
+    data.cones = [("zero", 1), ("soc", 2)]
+    solved = DirectOSQP().solve(data)
+    assert solved.outcome.status is SolveStatus.ERROR and solved.x is None
+
+
+def test_clarabel_reports_infeasibility() -> None:
+    solved = DirectClarabel().solve(_qp((0.7, 0.1), cap=0.2))  # x_0 + x_1 = 0.6, each <= 0.2
+    assert solved.outcome.status is SolveStatus.INFEASIBLE
+
+
+def test_a_changed_pattern_sets_the_solver_up_again() -> None:
+    solver = DirectClarabel()
+    solver.solve(_qp((0.7, 0.1)), key="k")
+    wider = _qp((0.7, 0.1))
+    wider.A = sp.csc_matrix(np.array([[1.0, 1.0], [1.0, 0.5], [0.0, 1.0]]))
+    solved = solver.solve(wider, key="k")
+    assert solved.outcome.status is SolveStatus.OPTIMAL
+    assert solved.x is not None
+    assert solved.x[0] + 0.5 * solved.x[1] <= 0.5 + 1e-7
