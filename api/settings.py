@@ -90,6 +90,14 @@ class Settings(BaseSettings):
         default=16, ge=1, description="Parsed universe / risk-model versions kept in memory."
     )
     engine_cache_size: int = Field(default=64, ge=1)
+    global_policy_refresh_s: float = Field(
+        default=0.5,
+        ge=0,
+        le=60,
+        description="Longest time a worker applies its copy of the global policy without "
+        "asking the database for the latest version (one indexed query); a change made "
+        "through another worker is applied within this bound (docs/global-policy.md).",
+    )
     request_deadline_s: float = Field(
         default=5.0,
         gt=0,

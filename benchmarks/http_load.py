@@ -43,8 +43,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+NO_GLOBAL_LIMITS = {
+    "QT_MAX_RISK_PER_TRADE": "none",
+    "QT_MAX_POSITIONS": "none",
+    "QT_CONFIDENCE_THRESHOLD": "none",
+}
+"""The benchmark servers' initial global policy: no platform limits. The cases are a fund's
+decisions (20 trades over hundreds of names, no confidence); the platform's defaults (5
+positions, 1% risk per trade, confidence 0.70) would stop each at a gate and the run would
+time refusals, not checks. The global policy is still read and applied on every request."""
+
+
 def _start(database: Path, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PES_")}
+    env |= NO_GLOBAL_LIMITS
     env |= {
         "PES_DATABASE_URL": f"sqlite:///{database}",
         "PES_EVENTS": "none",

@@ -69,6 +69,11 @@ def run(n: int, requests: int, form: str) -> dict[str, float]:
         app = create_app(settings)
         with TestClient(app) as client:
             _register(client, case)
+            # No platform limits: the cases are a fund's decisions (see
+            # `benchmarks.http_load.NO_GLOBAL_LIMITS`); the policy is still applied.
+            lifted = {"max_risk_per_trade": None, "max_positions": None}
+            lifted["global_min_confidence"] = None
+            client.patch("/api/v1/policy", json=lifted).raise_for_status()
             services = app.state.services
             store = services.store
             for body in bodies:

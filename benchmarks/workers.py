@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.cases import build_case
-from benchmarks.http_load import _free_port, _wait_ready
+from benchmarks.http_load import NO_GLOBAL_LIMITS, _free_port, _wait_ready
 from benchmarks.reference_http import FORMS, _register
 from benchmarks.report import git_commit
 
@@ -170,6 +170,7 @@ class CpuClock:
 
 def _start(url: str, schema: str, workers: int, port: int, log: Any) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PES_")}
+    env |= NO_GLOBAL_LIMITS
     env |= {
         "PES_DATABASE_URL": url,
         "PES_EVENTS": "none",

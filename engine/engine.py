@@ -24,6 +24,7 @@ from engine.report import (
     trades_of,
     violations_of,
 )
+from engine.resolve.global_policy import GlobalControls
 from engine.resolve.references import ReferenceKey
 from models import (
     AdjustedDecision,
@@ -97,6 +98,7 @@ class PolicyEngine:
         require_applicable: bool = False,
         deadline: Deadline = NO_DEADLINE,
         reference: ReferenceKey | None = None,
+        controls: GlobalControls | None = None,
     ) -> Prepared:
         """Run the front stages once: resolve, weights and compile (engine.compile.prepared).
 
@@ -113,6 +115,7 @@ class PolicyEngine:
             require_applicable=require_applicable,
             deadline=deadline,
             reference=reference,
+            controls=controls,
         )
 
     def export(
@@ -122,13 +125,19 @@ class PolicyEngine:
         *,
         lineage: Sequence[PortfolioNode] = (),
         reference: ReferenceKey | None = None,
+        controls: GlobalControls | None = None,
     ) -> ConstraintSet:
         """The constraint set of `request` for an optimizer (engine.export.constraints).
 
         As `export_constraints`, with the layout from this engine's layout cache.
         """
         return export_constraints(
-            request, policies, lineage=lineage, layouts=self.layouts, reference=reference
+            request,
+            policies,
+            lineage=lineage,
+            layouts=self.layouts,
+            reference=reference,
+            controls=controls,
         )
 
     def capacity(
@@ -139,6 +148,7 @@ class PolicyEngine:
         lineage: Sequence[PortfolioNode] = (),
         deadline: Deadline = NO_DEADLINE,
         reference: ReferenceKey | None = None,
+        controls: GlobalControls | None = None,
     ) -> CapacityResponse:
         """How much more of each requested symbol can be bought or sold (engine.capacity.analyzer).
 
@@ -149,7 +159,12 @@ class PolicyEngine:
         before every symbol is sized.
         """
         return self.capacity_analyzer.run(
-            request, policies, lineage=lineage, deadline=deadline, reference=reference
+            request,
+            policies,
+            lineage=lineage,
+            deadline=deadline,
+            reference=reference,
+            controls=controls,
         )
 
     def validate(
@@ -161,6 +176,7 @@ class PolicyEngine:
         require_applicable: bool = False,
         deadline: Deadline = NO_DEADLINE,
         reference: ReferenceKey | None = None,
+        controls: GlobalControls | None = None,
     ) -> PolicyValidationResponse:
         """Check `request.decision` against the effective policies (and adjust it).
 
@@ -187,6 +203,9 @@ class PolicyEngine:
         the request's reference data was resolved from: the layout cache then keys by them
         instead of by every instrument's content. Pass only the key of the resolution that
         produced this request.
+
+        `controls` is the global policy (`engine.resolve.global_policy`): its risk mode,
+        decision gates and limits apply; the response names the mode and the version.
         """
         prepared = self.prepare(
             request,
@@ -195,6 +214,7 @@ class PolicyEngine:
             require_applicable=require_applicable,
             deadline=deadline,
             reference=reference,
+            controls=controls,
         )
         request, snap, layout, timer = (
             prepared.request,
@@ -258,6 +278,8 @@ class PolicyEngine:
             adjustment_error=error,
             sensitivity=sensitivity,
             context_resolution=prepared.context,
+            risk_mode=prepared.risk_mode,
+            global_policy_version=None if prepared.controls is None else prepared.controls.version,
             timings_ms=timer.finish(),
         )
 

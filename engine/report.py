@@ -10,7 +10,7 @@ from engine.adjust.adjuster import Adjustment
 from engine.check.checker import CheckResult, RowCheck
 from engine.check.scoring import severity
 from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
-from engine.compile.kinds.format import pct
+from engine.compile.kinds.format import in_unit
 from engine.compile.layout import Layout
 from engine.compile.rows import RowSet
 from engine.weights.portfolio import Snapshot
@@ -46,9 +46,10 @@ def trades_of(snap: Snapshot, t: FloatArray) -> list[Trade]:
 def _describe(rc: RowCheck, r: int) -> str:
     rs = rc.rowset
     verb = "exceeds max" if rs.sense == "le" else "is below min"
+    unit = rs.unit
     return (
-        f"{rs.describe(rs.subjects[r])} {pct(rc.post[r])} {verb} {pct(rs.limits[r])} "
-        f"(pre-trade {pct(rc.pre[r])})"
+        f"{rs.describe(rs.subjects[r])} {in_unit(rc.post[r], unit)} {verb} "
+        f"{in_unit(rs.limits[r], unit)} (pre-trade {in_unit(rc.pre[r], unit)})"
     )
 
 

@@ -10,7 +10,7 @@ By what each one may decide (the brief form: verdict 1e-9 > solver tolerances 1e
 
     verdict        TOLERANCE 1e-9 (absolute, weight / vol units)
     │              the only number a compliance answer depends on; THRESHOLD_TOLERANCE
-    │              (equal) and HALF_TOLERANCE (half) are derived from it
+    │              and OPEN_POSITION (equal) and HALF_TOLERANCE (half) are derived from it
     ├─ tightening  SOLVER_MARGIN 1e-7 (absolute): numerically larger than TOLERANCE, but it
     │              decides no verdict: the adjuster hands the solvers bounds tightened by it
     │              (with BINDING_GAP, BINDING_DUAL, CONFLICT_SUPPORT reading their answers),
@@ -90,6 +90,7 @@ __all__ = [
     "SOLVER_MARGIN",
     "SYMMETRY_ATOL",
     "SYMMETRY_RTOL",
+    "OPEN_POSITION",
     "THRESHOLD_TOLERANCE",
     "TOLERANCE",
 ]
@@ -108,6 +109,10 @@ HALF_TOLERANCE = TOLERANCE / 2
 """The slack the rounding searches' violation totals grant each row before they count its
 excess (absolute, units of the row). Half, so that a row the search counts as clean is
 clean at `TOLERANCE` with room to spare for the incremental tracker's rounding."""
+
+OPEN_POSITION = TOLERANCE
+"""A position counts as open when its weight exceeds this in absolute value (weight units):
+the verdict tolerance, so that a weight a solver leaves within it of zero is closed."""
 
 THRESHOLD_TOLERANCE = TOLERANCE
 """A group counts as above a threshold when it exceeds it by more than this (absolute,

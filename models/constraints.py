@@ -17,6 +17,7 @@ from models.contextual import (
     ContextualFraction,
     ContextualLimit,
     ContextualNonNegative,
+    ContextualValue,
     by_form,
     ordered_pairs,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "Confidence",
     "Constraint",
     "ConstraintBase",
+    "CorrelationCluster",
     "Fraction",
     "Limit",
     "NonNegativeFloat",
@@ -41,6 +43,7 @@ __all__ = [
     "GrossExposure",
     "GroupLimit",
     "IlliquidLimit",
+    "MaxPositions",
     "MissingDefault",
     "NamesRule80",
     "NetExposure",
@@ -49,6 +52,8 @@ __all__ = [
     "StressTest",
     "TrackingError",
     "TradeLimit",
+    "TradeRisk",
+    "TradingHalt",
     "Turnover",
     "Ucits51040",
     "ValueAtRisk",
@@ -226,11 +231,17 @@ class TradeLimit(ConstraintBase):
 class _Selection(ConstraintBase):
     symbols: list[Symbol] | None = None
     where: Where | None = None
+    all_except: list[Symbol] | None = Field(
+        default=None,
+        description="Every symbol of the universe except these (the global policy's "
+        "`allowed_symbols` becomes `restricted` no_buy on `all_except`).",
+    )
 
     @model_validator(mode="after")
     def _one_selector(self) -> _Selection:
-        if (self.symbols is None) == (self.where is None):
-            raise ValueError("give exactly one of symbols or where")
+        given = [self.symbols is not None, self.where is not None, self.all_except is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of symbols, where or all_except")
         if self.where is not None and not self.where:
             raise ValueError("where must name at least one attribute")
         return self
@@ -410,6 +421,75 @@ class DerivativesVaR(ConstraintBase):
     max_ratio: NonNegativeFloat = 2.0
 
 
+class TradeRisk(ConstraintBase):
+    """Standalone risk of each trade: `vol_i * |w_i - w0_i| <= max`.
+
+    `vol_i` is the instrument's volatility under the request's risk model
+    (`sqrt(b_i' F b_i + d_i)`); without a risk model the trade's weight change alone is
+    limited (`vol_i = 1`), and each violation says which was used. `symbols` limits it to
+    those names (default: every name of the universe).
+    """
+
+    kind: Literal["trade_risk"] = "trade_risk"
+    max: NonNegativeFloat
+    symbols: list[Symbol] | None = None
+
+
+class TradingHalt(ConstraintBase):
+    """No trades: every name's weight stays where it is (`|w_i - w0_i| <= 0`).
+
+    The global policy's strategy and confidence gates compile to it when a decision fails
+    them (`violation_type` strategy_not_allowed / confidence_below_minimum); a policy may
+    use it to halt trading, e.g. with `when: risk_mode == "DEFENSIVE"`.
+    """
+
+    kind: Literal["trading_halt"] = "trading_halt"
+    reason: str = Field(default="trading halted", min_length=1, max_length=500)
+    violation_type: Literal["trading_halt", "strategy_not_allowed", "confidence_below_minimum"] = (
+        "trading_halt"
+    )
+
+
+class MaxPositions(ConstraintBase):
+    """At most `max` open (non-zero) positions after the decision; not convex.
+
+    Checked exactly. A decision that opens positions beyond `max` (beyond the pre-trade
+    count, when that is already above) is an active breach.
+    """
+
+    kind: Literal["max_positions"] = "max_positions"
+    max: NonNegativeFloat = Field(
+        description="A whole number >= 1 (or one per context value, each a whole number)."
+    )
+
+    @model_validator(mode="after")
+    def _whole(self) -> MaxPositions:
+        numbers = (
+            [*self.max.values.values(), self.max.default]
+            if isinstance(self.max, ContextualValue)
+            else [self.max]
+        )
+        for x in numbers:
+            if x is not None and (x < 1 or x != int(x)):
+                raise ValueError(f"max must be a whole number of positions >= 1, not {x:g}")
+        return self
+
+
+class CorrelationCluster(ConstraintBase):
+    """Clusters of names correlated at least `min_correlation` weigh at most `max` gross each.
+
+    Clusters come from complete-linkage hierarchical clustering of the universe under the
+    risk model's correlations, cut at distance `1 - min_correlation`: every pair of names
+    in a cluster is correlated at least `min_correlation`. Clusters of fewer than
+    `min_size` names are not limited.
+    """
+
+    kind: Literal["correlation_cluster"] = "correlation_cluster"
+    min_correlation: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+    max: NonNegativeFloat
+    min_size: Annotated[int, Field(ge=2)] = 2
+
+
 Constraint = Annotated[
     WeightBounds
     | GroupLimit
@@ -432,7 +512,11 @@ Constraint = Annotated[
     | Diversified75510
     | NamesRule80
     | IlliquidLimit
-    | DerivativesVaR,
+    | DerivativesVaR
+    | TradeRisk
+    | CorrelationCluster
+    | TradingHalt
+    | MaxPositions,
     Field(discriminator="kind"),
 ]
 """Any constraint kind; pydantic picks the class from `kind` and names unknown kinds."""

@@ -9,6 +9,7 @@ __all__ = [
     "BreachKind",
     "EnforcementLevel",
     "PolicyType",
+    "RiskMode",
     "Side",
     "ValidationMode",
     "ViolationSeverity",
@@ -45,6 +46,14 @@ class PolicyType(StrEnum):
     RISK_LIMIT = "RISK_LIMIT"
     REGULATORY = "REGULATORY"
     INVESTMENT_MANDATE = "INVESTMENT_MANDATE"
+
+
+class RiskMode(StrEnum):
+    """The platform's risk mode (the global policy's `risk_mode`; conditions read it)."""
+
+    AGGRESSIVE = "AGGRESSIVE"
+    NORMAL = "NORMAL"
+    DEFENSIVE = "DEFENSIVE"
 
 
 class EnforcementLevel(StrEnum):

@@ -17,6 +17,7 @@ from models.enums import (
     ValidationMode,
     ViolationSeverity,
 )
+from models.global_policy import AppliedRiskMode
 from models.policy import PolicyDefinition
 from models.portfolio import PortfolioState
 from models.reference import ReferenceDataUsed
@@ -66,6 +67,13 @@ class CoordinatedTradingDecision(StrictModel):
     portfolio_id: str = Field(min_length=1, max_length=200)
     trades: list[Trade] = Field(default_factory=list, max_length=MAX_TRADES)
     strategy: str | None = None
+    confidence: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="The decision's confidence (0-1), read by the global policy's gate.",
+    )
     created_at: datetime | None = None
 
 
@@ -206,7 +214,7 @@ class LimitRelaxation(StrictModel):
     limit: float
     relaxed_limit: float
     relaxation: float
-    unit: Literal["weight", "risk", "loss"]
+    unit: Literal["weight", "risk", "loss", "count"]
     sufficient_alone: bool
 
 
@@ -274,5 +282,13 @@ class PolicyValidationResponse(StrictModel):
         default=None,
         description="The registered universe / risk model the request named, with the "
         "version used (null when it named none).",
+    )
+    risk_mode: AppliedRiskMode | None = Field(
+        default=None,
+        description="The risk mode conditions read, and its source (null: none was set).",
+    )
+    global_policy_version: int | None = Field(
+        default=None,
+        description="The stored global policy version applied (null: none was applied).",
     )
     timings_ms: dict[str, float] = Field(default_factory=dict)

@@ -7,6 +7,20 @@ from datetime import timedelta
 
 from hypothesis import settings
 
+# --- the global policy's defaults -----------------------------------------------------------
+# A store without a global policy starts from the QT_* variables, whose defaults (at most 5
+# positions, 1% risk per trade, confidence 0.70 required) would refuse most decisions the
+# tests were written for before the global policy existed. So the whole session runs with
+# those limits lifted ("none": no limit), and the existing tests keep their meaning; the
+# global policy's own tests build their stores and apps with explicit environments, the
+# real defaults included (tests/api/test_global_policy*.py). Set here, at import, so that
+# pytest-xdist workers and the processes the tests start (`pes serve`, spawned workers)
+# inherit it.
+for _variable in ("QT_MAX_RISK_PER_TRADE", "QT_MAX_POSITIONS", "QT_CONFIDENCE_THRESHOLD"):
+    os.environ[_variable] = "none"
+os.environ.pop("QT_RISK_MODE", None)
+# --- end of the global policy's defaults ----------------------------------------------------
+
 # --- hypothesis profiles -------------------------------------------------------------------
 # `ci` (loaded when the environment has CI=true): derandomized, so that every run of one
 # commit draws the same examples and a red build is reproducible; no example database (CI

@@ -2,7 +2,8 @@
 
 Owns the entry point (`main`, the `pes` script and `python -m api.cli`) and the parser
 assembly; each subcommand module (`validate`, `serve`, `policies`, `test`, `portfolios`,
-`references` for `pes universes` and `pes risk-models`, `bench`) exposes `add_parser` and
+`references` for `pes universes` and `pes risk-models`, `global_policy` for `pes global`,
+`bench`) exposes `add_parser` and
 its handler, and `common` holds what they share (exit statuses, settings, the store).
 `policy_tests` is the runner of `pes test`. Exposes `main` only. May import `models`,
 `engine` and the shared edges (`api.settings`, `api.store`, `api.files`, `api.field_messages`,
@@ -17,7 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from api.cli import bench, policies, portfolios, serve, test, validate
+from api.cli import bench, global_policy, policies, portfolios, serve, test, validate
 from api.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_STDOUT_CLOSED,
@@ -27,6 +28,7 @@ from api.cli.common import (
     open_store,
 )
 from api.cli.references import add_reference_commands
+from api.store import Invalid
 
 __all__ = ["main"]
 
@@ -42,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     policies.add_parser(commands)
     test.add_parser(commands)
     portfolios.add_parser(commands)
+    global_policy.add_parser(commands)
     add_reference_commands(commands, open_store=open_store, database_option=database_option)
     bench.add_parser(commands)
     return parser
@@ -63,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Unavailable as exc:
         print(f"pes {args.command}: {exc}", file=sys.stderr)
         return 1
-    except BadSettings as exc:
+    except (BadSettings, Invalid) as exc:  # Invalid: a QT_* default of the global policy
         print(f"pes {args.command}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:

@@ -12,8 +12,9 @@ import yaml
 
 from api.cli.common import EXIT_BAD_INPUT, database_option, open_store, print_counts
 from api.files.policy_files import PolicyFileError, load_policies
-from api.store import NotFound
+from api.store import Invalid, NotFound
 from api.store.diff import json_diff
+from api.store.policies import reserved
 
 __all__ = ["add_parser"]
 
@@ -22,6 +23,12 @@ def _policies_apply(args: argparse.Namespace) -> int:
     try:
         wanted = load_policies(args.path)
     except PolicyFileError as exc:
+        print(f"pes policies apply: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        for policy in wanted:
+            reserved(policy)
+    except Invalid as exc:
         print(f"pes policies apply: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     store = open_store(args)

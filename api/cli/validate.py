@@ -24,6 +24,7 @@ from api.files.policy_files import PolicyFileError, load_policies
 from api.logsafe import printable
 from api.references import NoReferences, ReferenceCache, StoreReferences, reported, resolved
 from engine import InputError, PolicyEngine
+from engine.resolve.global_policy import GlobalControls
 from engine.resolve.references import ReferenceSource
 from models import PolicyDefinition, PolicyValidationRequest, PolicyValidationResponse
 
@@ -78,7 +79,7 @@ def _validate(args: argparse.Namespace) -> int:
             print(f"pes validate: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
     try:
-        references = _references(args)
+        references, controls = _from_database(args)
     except Unavailable as exc:
         print(f"pes validate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -95,7 +96,9 @@ def _validate(args: argparse.Namespace) -> int:
             # --policies plays the stored set: nothing applying is refused, as the service
             # does; a request's own inline policies are its author's choice.
             require = request.policies is None and not args.approve_when_no_policy_applies
-            response = _validate_one(engine, request, stored, references, require=require)
+            response = _validate_one(
+                engine, request, stored, references, require=require, controls=controls
+            )
         except SQLAlchemyError as exc:
             print(f"pes validate: {name}: cannot read reference data: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -126,11 +129,24 @@ def _validate(args: argparse.Namespace) -> int:
     return status
 
 
-def _references(args: argparse.Namespace) -> ReferenceSource:
-    """The store named by --database-url, or a source that says it needs one."""
+def _from_database(
+    args: argparse.Namespace,
+) -> tuple[ReferenceSource, GlobalControls | None]:
+    """The reference data and the global policy of the store named by --database-url.
+
+    Without one: a source that says it needs one, and no global policy (there is none
+    outside a database).
+    """
     if args.database_url is None:
-        return NoReferences("pass --database-url URL (the service's database) to look it up")
-    return StoreReferences(open_store(args), ReferenceCache())
+        missing = NoReferences("pass --database-url URL (the service's database) to look it up")
+        return missing, None
+    store = open_store(args)
+    try:
+        current = store.global_policy.current()
+    except (SQLAlchemyError, ValidationError) as exc:
+        raise Unavailable(f"cannot read the global policy: {exc.__class__.__name__}") from exc
+    controls = GlobalControls(current.policy, current.version)
+    return StoreReferences(store, ReferenceCache()), controls
 
 
 def _validate_one(
@@ -140,15 +156,21 @@ def _validate_one(
     references: ReferenceSource,
     *,
     require: bool,
+    controls: GlobalControls | None = None,
 ) -> PolicyValidationResponse:
     """Validate one request after merging the reference data it names (as the service does).
 
-    `require` refuses a request on which no strict or advisory policy applies.
+    `require` refuses a request on which no strict or advisory policy applies; `controls`
+    is the stored global policy (with --database-url).
     """
     plain, resolution = resolved(request, references)
     with resolution.located():
         response = engine.validate(
-            plain, policies, require_applicable=require, reference=resolution.key
+            plain,
+            policies,
+            require_applicable=require,
+            reference=resolution.key,
+            controls=controls,
         )
     return reported(response, resolution)
 
@@ -184,8 +206,9 @@ def add_parser(commands: Any) -> None:
     validate.add_argument(
         "--database-url",
         metavar="URL",
-        help="the service's database, to look up the registered universes and risk models "
-        "that requests name (portfolio_state.universe, portfolio_state.risk_model.id); "
-        "without it such requests are refused (exit 2)",
+        help="the service's database: its global policy is applied (as the service "
+        "applies it), and the registered universes and risk models that requests name "
+        "(portfolio_state.universe, portfolio_state.risk_model.id) are looked up; without "
+        "it there is no global policy and such requests are refused (exit 2)",
     )
     validate.set_defaults(handler=_validate)

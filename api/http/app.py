@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -20,6 +20,7 @@ from api.http.middleware import BodyLimit, RequestMetrics, UnexpectedErrors
 from api.http.routes import (
     capacity,
     constraints,
+    global_policy,
     health,
     policies,
     portfolios,
@@ -29,8 +30,9 @@ from api.http.routes import (
 )
 from api.http.services import Services
 from api.settings import Settings
-from api.store import DatabaseTimeouts, Store
+from api.store import DatabaseTimeouts, Invalid, Store
 from engine import PolicyEngine
+from models import GlobalPolicy, defaults_from_environment
 
 __all__ = ["create_app"]
 
@@ -52,15 +54,27 @@ def _metrics_of(app: FastAPI) -> Metrics | None:
     return None if services is None else services.metrics
 
 
-def _open_store(settings: Settings) -> Store:
-    """Open (and migrate) the store; say which, whether it was just created, what it holds."""
+def _open_store(
+    settings: Settings, global_defaults: Callable[[], GlobalPolicy] = defaults_from_environment
+) -> Store:
+    """Open (and migrate) the store; say which, whether it was just created, what it holds.
+
+    A store without a global policy gets version 1 from `global_defaults` here, so that
+    every worker starts from a stored version (several starting at once store one).
+    """
     timeouts = DatabaseTimeouts(
         connect_s=settings.db_connect_timeout_s,
         statement_s=settings.db_statement_timeout_s,
         pool_s=settings.db_pool_timeout_s,
     )
     try:
-        store = Store.open(settings.database_url, timeouts=timeouts)
+        store = Store.open(
+            settings.database_url, timeouts=timeouts, global_defaults=global_defaults
+        )
+        current = store.global_policy.current()
+    except Invalid as exc:  # a QT_* variable the initial global policy cannot take
+        log.error("cannot store the initial global policy: %s", exc)
+        raise
     except SQLAlchemyError as exc:
         shown = make_url(settings.database_url).render_as_string(hide_password=True)
         log.error("cannot open the store at %s: %s", shown, str(exc).splitlines()[0])
@@ -72,22 +86,34 @@ def _open_store(settings: Settings) -> Store:
         held = f"policies not counted ({exc.__class__.__name__})"
     state = "created (empty schema, migrated)" if store.created else "existing"
     log.info("store %s: %s, %s", url, state, held)
+    log.info(
+        "global policy version %d (%s, %s by %s)",
+        current.version,
+        current.policy.risk_mode.value,
+        current.change,
+        current.updated_by,
+    )
     return store
 
 
 def create_app(
-    settings: Settings | None = None, *, publisher: Publisher | None = None, relay: bool = True
+    settings: Settings | None = None,
+    *,
+    publisher: Publisher | None = None,
+    relay: bool = True,
+    global_defaults: Callable[[], GlobalPolicy] = defaults_from_environment,
 ) -> FastAPI:
     """Build the app. The store opens (and migrates) at start-up; the relay runs with it.
 
     `publisher` overrides the one the settings name (tests); `relay=False` leaves events in
-    the outbox.
+    the outbox. `global_defaults` is the global policy of a store without one (default:
+    the `QT_*` environment variables).
     """
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = _open_store(settings)
+        store = _open_store(settings, global_defaults)
         engine = PolicyEngine(cache_size=settings.engine_cache_size)
         metrics = Metrics(engine, lambda: store.outbox.counts()[0])
         services = Services(settings, store, engine, metrics)
@@ -142,5 +168,7 @@ def create_app(
     routers = (validate, capacity, constraints, policies, portfolios, reference_data, reviews)
     for module in (*routers, health):
         app.include_router(module.router)
+    for router in global_policy.routers():  # at /api/policy and /api/v1/policy
+        app.include_router(router)
     install_docs(app)
     return app

@@ -1,4 +1,4 @@
-"""What the routes share: settings, store, engine, relay and metrics."""
+"""What the routes share: settings, store, engine, relay, metrics and the global policy."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from api.events import OutboxRelay
+from api.global_controls import GlobalPolicyCache
 from api.http.heap import Heap
 from api.http.metrics import Metrics
 from api.references import ReferenceCache, StoreReferences, reported, resolved
 from api.settings import Settings
 from api.store import Store, Unavailable, UnknownPortfolio
 from engine import Deadline, PolicyEngine
+from engine.resolve.global_policy import GlobalControls
 from engine.resolve.references import Resolution
 from models import (
     PolicyDefinition,
@@ -43,6 +45,7 @@ class Services:
     metrics: Metrics
     relay: OutboxRelay | None = None
     references: StoreReferences | None = None
+    global_policy: GlobalPolicyCache | None = None
     # Compiled problems hold parameter values between fill and solve, so one request at a
     # time uses the engine; scale out with more worker processes.
     engine_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -52,6 +55,10 @@ class Services:
         if self.references is None:
             cache = ReferenceCache(self.settings.reference_cache_size)
             self.references = StoreReferences(self.store, cache)
+        if self.global_policy is None:
+            self.global_policy = GlobalPolicyCache(
+                self.store.global_policy, self.settings.global_policy_refresh_s
+            )
         self.heap = Heap(self.cache_misses, enabled=self.settings.gc_freeze)
 
     def cache_misses(self) -> int:
@@ -74,6 +81,15 @@ class Services:
         except (SQLAlchemyError, ValidationError) as exc:  # fail closed, never "compliant"
             reason = exc.__class__.__name__
             raise Unavailable(f"reference data cannot be loaded: {reason}") from exc
+
+    def controls(self) -> GlobalControls:
+        """The global policy every validation, capacity question and export applies.
+
+        This worker's copy, refreshed from the store at most `global_policy_refresh_s` ago
+        (`api.global_controls`); a database failure is 503, never a check without it.
+        """
+        assert self.global_policy is not None
+        return self.global_policy.controls()
 
     def lineage(
         self,
@@ -122,6 +138,7 @@ class Services:
         if deadline is None:
             deadline = Deadline(self.settings.request_deadline_s)
         plain, resolution = self.resolved(request)
+        controls = self.controls()
         with resolution.located(), self.engine_lock:
             response = self.engine.validate(
                 plain,
@@ -130,6 +147,7 @@ class Services:
                 require_applicable=require_applicable,
                 deadline=deadline,
                 reference=resolution.key,
+                controls=controls,
             )
         return reported(response, resolution)
 
@@ -145,9 +163,15 @@ class Services:
         """
         deadline = Deadline(self.settings.request_deadline_s)
         plain, resolution = self.resolved(request)
+        controls = self.controls()
         with resolution.located(), self.engine_lock:
             return self.engine.capacity(
-                plain, policies, lineage=lineage, deadline=deadline, reference=resolution.key
+                plain,
+                policies,
+                lineage=lineage,
+                deadline=deadline,
+                reference=resolution.key,
+                controls=controls,
             )
 
     def export(
@@ -162,5 +186,8 @@ class Services:
         values at a time: hence the lock, as for validate and capacity.
         """
         plain, resolution = self.resolved(request)
+        controls = self.controls()
         with resolution.located(), self.engine_lock:
-            return self.engine.export(plain, policies, lineage=lineage, reference=resolution.key)
+            return self.engine.export(
+                plain, policies, lineage=lineage, reference=resolution.key, controls=controls
+            )

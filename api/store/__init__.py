@@ -2,7 +2,8 @@
 
 Owns the connection and its bounds, serialized migrations (`db`), the tables (`tables`),
 one store per resource (policies with their versions, portfolios, reference data,
-validations and violations, the event outbox) and the store's exception tree (`errors`).
+validations and violations, the event outbox, the global policy's versions) and the
+store's exception tree (`errors`).
 Exposes `Store` (every store over one engine) and the stores' public types. Shared by the
 HTTP service and the command line; may import `engine` (hierarchy resolution) and
 `models`, never `api.http` or `api.cli`.
@@ -10,6 +11,7 @@ HTTP service and the command line; may import `engine` (hierarchy resolution) an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -24,16 +26,19 @@ from api.store.errors import (
     Unavailable,
     UnknownPortfolio,
 )
+from api.store.global_policy import GlobalPolicyStore, GlobalPolicyVersion, StoredGlobalPolicy
 from api.store.outbox import OutboxEvent, OutboxStore
 from api.store.policies import PolicyStore, PolicyVersion, StoredPolicy
 from api.store.portfolios import PortfolioStore, StoredPortfolio
 from api.store.reference_data import ReferenceDataStore, ReferenceVersion, StoredReference
 from api.store.validations import StoredViolation, ValidationStore, ViolationFilter
-from models import RiskModelDefinition, Universe
+from models import GlobalPolicy, RiskModelDefinition, Universe, defaults_from_environment
 
 __all__ = [
     "Conflict",
     "DatabaseTimeouts",
+    "GlobalPolicyStore",
+    "GlobalPolicyVersion",
     "Invalid",
     "NotFound",
     "OutboxEvent",
@@ -46,6 +51,7 @@ __all__ = [
     "ReferenceVersion",
     "Store",
     "StoreError",
+    "StoredGlobalPolicy",
     "StoredPolicy",
     "StoredPortfolio",
     "StoredReference",
@@ -70,6 +76,7 @@ class Store:
     portfolios: PortfolioStore
     universes: ReferenceDataStore[Universe]
     risk_models: ReferenceDataStore[RiskModelDefinition]
+    global_policy: GlobalPolicyStore
     created: bool = False
 
     @classmethod
@@ -79,11 +86,14 @@ class Store:
         *,
         migrate_schema: bool = True,
         timeouts: DatabaseTimeouts | None = None,
+        global_defaults: Callable[[], GlobalPolicy] = defaults_from_environment,
     ) -> Store:
         """Connect to `url` and (by default) apply pending migrations.
 
         Several processes may open the same empty database at once: migrations are
         serialized, one process creates the schema and the others find it ready.
+        `global_defaults` is the global policy of a store without one (default: the `QT_*`
+        environment variables, read when it is first needed).
         """
         engine = connect(url, timeouts)
         created = migrate(engine) if migrate_schema else False
@@ -95,5 +105,6 @@ class Store:
             PortfolioStore(engine),
             ReferenceDataStore(engine, "universe", Universe),
             ReferenceDataStore(engine, "risk_model", RiskModelDefinition),
+            GlobalPolicyStore(engine, global_defaults),
             created,
         )

@@ -14,15 +14,16 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from api.store.diff import json_diff
-from api.store.errors import Conflict, NotFound, PreconditionFailed
+from api.store.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from api.store.overrides import check_overrides
 from api.store.portfolios import PortfolioStore
 from api.store.tables import policy_versions, portfolio_policies
+from engine.resolve.global_policy import GLOBAL_POLICY_PREFIX
 from engine.resolve.hierarchy import Lineage, resolve
 from models import PolicyDefinition
 from models.policy import STORED
 
-__all__ = ["PolicyStore", "PolicyVersion", "Revision", "StoredPolicy"]
+__all__ = ["PolicyStore", "PolicyVersion", "Revision", "StoredPolicy", "reserved"]
 
 Revision = Callable[[PolicyDefinition], PolicyDefinition]
 """A change of a policy: the current definition in, the next one out (or an exception)."""
@@ -62,6 +63,16 @@ def _stored(row: sa.Row[Any], parsed: PolicyDefinition | None = None) -> StoredP
         updated_at=row.updated_at,
         updated_by=row.updated_by,
     )
+
+
+def reserved(policy: PolicyDefinition) -> None:
+    """Refuse (Invalid) a name the global policy's synthesized policies use."""
+    if policy.policy_name.startswith(GLOBAL_POLICY_PREFIX):
+        raise Invalid(
+            "policy_name",
+            f"{policy.policy_name!r}: names starting with {GLOBAL_POLICY_PREFIX!r} are reserved "
+            "for the global policy's controls (docs/global-policy.md); choose another name",
+        )
 
 
 _PARSED_LIMIT = 4096
@@ -288,6 +299,7 @@ class PolicyStore:
         change: str,
         actor: str,
     ) -> StoredPolicy:
+        reserved(policy)
         check_overrides(conn, policy)
         now = datetime.now(UTC)
         definition = _dump(policy)

@@ -1,7 +1,8 @@
 """Database tables (SQLAlchemy Core).
 
 The seed's `portfolio_policies` and `policy_violations`, plus validations, policy versions,
-the event outbox, the portfolio hierarchy and versioned reference data.
+the event outbox, the portfolio hierarchy, versioned reference data and the versions of the
+global policy.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy.dialects import postgresql
 
 __all__ = [
     "event_outbox",
+    "global_policy_versions",
     "metadata",
     "policy_versions",
     "policy_violations",
@@ -179,3 +181,16 @@ reference_data_versions = sa.Table(
     sa.UniqueConstraint("kind", "ref_id", "version", name="uq_reference_data_versions_version"),
 )
 """Immutable versions of registered universes and risk models; the latest is the highest."""
+
+global_policy_versions = sa.Table(
+    "global_policy_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False, unique=True),
+    sa.Column("change", sa.String(16), nullable=False),  # initial | update | reset
+    sa.Column("content", JSON, nullable=False),
+    sa.Column("diff", JSON, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("changed_at", Timestamp(), nullable=False),
+)
+"""Immutable versions of the global policy; the current one is the highest version."""

@@ -30,6 +30,7 @@ from engine.compile.layout import Layout, LayoutCache
 from engine.compile.prepared import prepare
 from engine.deadline import NO_DEADLINE, Deadline
 from engine.errors import UnknownSymbolError
+from engine.resolve.global_policy import GlobalControls
 from engine.resolve.references import ReferenceKey
 from engine.tolerances import FRACTIONAL_SHARE_STEP, LOT_UNITS_SNAP
 from engine.weights.portfolio import MAX_WEIGHT
@@ -118,6 +119,7 @@ class CapacityAnalyzer:
         lineage: Sequence[PortfolioNode] = (),
         deadline: Deadline = NO_DEADLINE,
         reference: ReferenceKey | None = None,
+        controls: GlobalControls | None = None,
     ) -> CapacityResponse:
         """Capacity of every requested symbol (default: every symbol held or traded).
 
@@ -133,6 +135,8 @@ class CapacityAnalyzer:
             deadline=deadline,
             compile=False,
             reference=reference,
+            controls=controls,
+            gates=False,
         )
         timer, base_snap = prepared.timer, prepared.snapshot
         with timer.stage("weights"):

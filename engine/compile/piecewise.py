@@ -1,4 +1,4 @@
-"""Piecewise-linear row blocks of the regulatory rules.
+"""Piecewise-linear (and piecewise-constant) row blocks of the rules that need them.
 
 - `CappedSumBlock`: an affine part plus a sum of capped group weights (concave; a `>=` row
   on it is convex: the 1940 Act diversified basket).
@@ -7,6 +7,8 @@
 - `AboveThresholdSumBlock`: the total weight of the groups above a threshold (neither
   convex nor continuous: the exact UCITS 40% rule). It has exact numeric values for the
   checker and no cvxpy form; its row set carries a convex `restriction` instead.
+- `OpenCountBlock`: the number of open positions (piecewise constant; the exact
+  `max_positions` rule), likewise checked exactly and solved through a restriction.
 
 Group weights are `y = G w` with a 0/1 membership matrix `G` (one row per group).
 """
@@ -22,7 +24,7 @@ import scipy.sparse as sp
 
 from engine.compile.blocks import Block, Form, Params, digest
 from engine.compile.representations import Representation
-from engine.tolerances import THRESHOLD_TOLERANCE
+from engine.tolerances import OPEN_POSITION, THRESHOLD_TOLERANCE
 from models.typing import FloatArray
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ __all__ = [
     "THRESHOLD_TOLERANCE",
     "AboveThresholdSumBlock",
     "CappedSumBlock",
+    "OpenCountBlock",
     "PositivePartSumBlock",
 ]
 
@@ -217,3 +220,45 @@ class AboveThresholdSumBlock(Block):
             if self._values_are(AboveThresholdSumBlock)
             else forms.unsupported(self)
         )
+
+
+@dataclass
+class OpenCountBlock(Block):
+    r"""One row: the number of open positions among the universe's names.
+
+    .. math:: v(w) = \#\{\, i : |w_i| > \epsilon \,\}
+
+    with :math:`\epsilon` = `OPEN_POSITION`. Not convex (a count), so this block has no
+    cvxpy form and opts out of every other representation: the checker evaluates it
+    exactly, lot rounding re-evaluates it whole, and the adjuster solves with the row set's
+    `restriction` (see `engine.compile.kinds.controls.MaxPositionsKind`).
+    """
+
+    n: int
+
+    @property
+    def rows(self) -> int:
+        return 1
+
+    def values(self, w: FloatArray) -> FloatArray:
+        return np.array([float(np.count_nonzero(np.abs(w) > OPEN_POSITION))])
+
+    def structure(self) -> tuple[Any, ...]:
+        return ("open_count", self.n)
+
+    def declare(self) -> Params:
+        return {}
+
+    def fill(self, params: Params, w0: FloatArray) -> None:
+        return None
+
+    def expression(self, delta: cp.Expression, params: Params) -> cp.Expression:
+        raise TypeError(
+            "a count of open positions is not convex and has no cvxpy form; solve with the "
+            "row set's restriction (Layout.for_solver)"
+        )
+
+    def perturbation_bound(self, eps: FloatArray) -> FloatArray:
+        # Each name that rounding may move may open or close: the count moves by at most
+        # the number of such names.
+        return np.array([float(np.count_nonzero(eps > 0))])

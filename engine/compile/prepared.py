@@ -16,12 +16,14 @@ from engine.compile.language import check_policies
 from engine.compile.layout import Layout, LayoutCache
 from engine.deadline import NO_DEADLINE, Deadline
 from engine.errors import NoApplicablePolicies
+from engine.resolve.global_policy import GlobalControls, applied_risk_mode, control_policies
 from engine.resolve.hierarchy import Lineage, with_default_benchmark
 from engine.resolve.references import ReferenceKey
 from engine.resolve.resolve import resolve_policies
 from engine.timing import StageTimer
 from engine.weights.portfolio import Snapshot, snapshot_of
 from models import (
+    AppliedRiskMode,
     EnforcementLevel,
     PolicyContext,
     PolicyDefinition,
@@ -54,6 +56,10 @@ class Prepared:
         The enforcement levels compiled (None: every level).
     reference
         The stored versions the request's reference data came from, for the layout key.
+    risk_mode
+        The risk mode the request's conditions read, and where it came from.
+    controls
+        The global policy applied (None: none).
     """
 
     request: PolicyValidationRequest
@@ -64,6 +70,8 @@ class Prepared:
     layouts: LayoutCache
     levels: frozenset[EnforcementLevel] | None = None
     reference: ReferenceKey | None = None
+    risk_mode: AppliedRiskMode | None = None
+    controls: GlobalControls | None = None
     _layout: Layout | None = field(default=None, repr=False)
 
     @property
@@ -103,6 +111,8 @@ def prepare(
     levels: Collection[EnforcementLevel] | None = None,
     compile: bool = True,
     reference: ReferenceKey | None = None,
+    controls: GlobalControls | None = None,
+    gates: bool = True,
 ) -> Prepared:
     """Resolve, snapshot and compile `request` (see `PolicyEngine.prepare`).
 
@@ -111,7 +121,10 @@ def prepare(
     layout to the first use of `Prepared.layout` (a caller that compiles other universes).
     `deadline` is checked before every stage. `reference` names the stored versions the
     request's reference data came from (`Resolution.key`), so that the layout cache keys
-    by them instead of by the instruments' content.
+    by them instead of by the instruments' content. `controls` is the global policy
+    (`engine.resolve.global_policy`): its risk mode is applied before the policies are
+    resolved and its policies join the effective set (its decision gates only with
+    `gates`).
     """
     timer = StageTimer()
     deadline.check("resolve")
@@ -119,10 +132,11 @@ def prepare(
         if request.policies is not None:  # stored policies were checked when stored
             check_policies(request.policies, prefix="policies")
         chain = Lineage.of(request.decision.portfolio_id, lineage)
+        request, risk_mode = applied_risk_mode(request, controls)
         resolution = resolve_policies(request, policies, chain)
-        effective = resolution.policies
-        if require_applicable:
-            _require_applicable(effective, request, stored=len(policies))
+        effective = resolution.policies + control_policies(controls, request, gates=gates)
+        if require_applicable:  # the global policy's own do not make a portfolio covered
+            _require_applicable(resolution.policies, request, stored=len(policies))
         request = with_default_benchmark(request, chain)
     deadline.check("weights")
     with timer.stage("weights"):
@@ -136,6 +150,8 @@ def prepare(
         layouts=layouts,
         levels=None if levels is None else frozenset(levels),
         reference=reference,
+        risk_mode=risk_mode,
+        controls=controls,
     )
     if compile:
         deadline.check("compile")

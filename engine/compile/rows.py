@@ -16,7 +16,7 @@ from models.typing import FloatArray
 __all__ = ["BOUNDS", "Provenance", "RowSet", "Sense", "Unit"]
 
 Sense = Literal["le", "ge"]
-Unit = Literal["weight", "risk", "loss"]
+Unit = Literal["weight", "risk", "loss", "count"]
 
 BOUNDS: tuple[tuple[str, Sense], ...] = (("max", "le"), ("min", "ge"))
 """A constraint's `max` bounds rows from above, its `min` from below."""

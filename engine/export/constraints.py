@@ -67,6 +67,7 @@ from engine.export.piecewise import (
     named_positive_part_sum,
 )
 from engine.export.rows import ExportRowBuilder, sparse_of
+from engine.resolve.global_policy import GlobalControls
 from engine.resolve.references import ReferenceKey
 from engine.tolerances import MARGIN_MOVED_FRACTION, TOLERANCE
 from models import (
@@ -121,6 +122,7 @@ def export_constraints(
     lineage: Sequence[PortfolioNode] = (),
     layouts: LayoutCache | None = None,
     reference: ReferenceKey | None = None,
+    controls: GlobalControls | None = None,
 ) -> ConstraintSet:
     """Compile the effective policies of `request` into the solver-neutral form.
 
@@ -146,6 +148,8 @@ def export_constraints(
         include=request.universe,
         levels=levels,
         reference=reference,
+        controls=controls,
+        gates=False,
     )
     validation, snap, exact = prepared.request, prepared.snapshot, prepared.layout
     effective, chosen = prepared.policies, prepared.compiled

@@ -47,6 +47,7 @@ def _pes(
     ("variable", "value", "says"),
     [
         ("PES_PORT", "abc", "valid integer"),
+        ("PES_PORT", "-1", "greater than or equal to 0"),  # 0: a free port
         ("PES_PORT", "70000", "less than or equal to 65535"),
         ("PES_API_KEYS", "notjson", "not valid JSON"),
         ("PES_API_KEYS", '{"s3cret-key": "boss"}', "'reader', 'validator' or 'admin'"),

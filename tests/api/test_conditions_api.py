@@ -63,9 +63,16 @@ def test_stored_conditional_and_contextual_policies_round_trip(client: TestClien
     )
 
 
+def _risk_mode(client: TestClient, mode: str) -> None:
+    """Store the global policy's risk mode: what stored policies read (docs/global-policy.md)."""
+    r = client.post(f"/api/policy/risk_mode/{mode}")
+    assert r.status_code == 200, r.text
+
+
 def test_the_context_chooses_policies_and_limits(client: TestClient) -> None:
     _create(client, DEFENSIVE_CAP, STRESS_SECTORS)
-    calm = client.post("/api/v1/validate", json=_body({"risk_mode": "AGGRESSIVE", "vix": 15}, "a"))
+    _risk_mode(client, "AGGRESSIVE")
+    calm = client.post("/api/v1/validate", json=_body({"vix": 15}, "a"))
     assert calm.status_code == 200, calm.text
     answer = calm.json()
     assert answer["is_compliant"] and answer["policies_checked"] == ["single-name-cap"]
@@ -73,9 +80,8 @@ def test_the_context_chooses_policies_and_limits(client: TestClient) -> None:
     assert notes["stress-sector-cap"]["applies"] is False
     assert notes["single-name-cap"]["limits"][0]["value"] == 0.12
 
-    stressed = client.post(
-        "/api/v1/validate", json=_body({"risk_mode": "DEFENSIVE", "vix": 15}, "b")
-    )
+    _risk_mode(client, "DEFENSIVE")
+    stressed = client.post("/api/v1/validate", json=_body({"vix": 15}, "b"))
     assert stressed.status_code == 200, stressed.text
     answer = stressed.json()
     assert not answer["is_compliant"]
@@ -128,12 +134,17 @@ def test_an_inline_malformed_condition_is_422(client: TestClient) -> None:
 
 
 def test_a_missing_context_key_is_422_naming_policy_and_key(client: TestClient) -> None:
-    _create(client, DEFENSIVE_CAP)
+    # The stored global policy always gives `risk_mode`: a limit by another key is missed.
+    by_regime = policy(
+        "single-name-cap",
+        {"kind": "weight_bounds", "max": {"by": "regime", "values": {"calm": 0.12}}},
+    )
+    _create(client, by_regime)
     answer = _error(client.post("/api/v1/validate", json=_body({}, "d")), 422, "invalid_input")
     (detail,) = answer["detail"]
     assert detail["field"] == "policies[single-name-cap].rules.constraints[0].max"
     assert "'single-name-cap'" in detail["message"]
-    assert "context.risk_mode" in detail["message"]
+    assert "context.regime" in detail["message"]
 
 
 def test_a_condition_over_a_missing_or_mistyped_key_is_422(client: TestClient) -> None:

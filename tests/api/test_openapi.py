@@ -43,6 +43,21 @@ ENDPOINTS = {
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
+    *(
+        operation
+        for prefix in ("/api/policy", "/api/v1/policy")
+        for operation in (
+            ("get", f"{prefix}/status"),
+            ("get", prefix),
+            ("patch", prefix),
+            ("post", f"{prefix}/reset"),
+            ("get", f"{prefix}/risk_mode"),
+            ("post", f"{prefix}/risk_mode/{{mode}}"),
+            ("get", f"{prefix}/allowed_symbols"),
+            ("get", f"{prefix}/model_versions"),
+            ("get", f"{prefix}/versions"),
+        )
+    ),
 }
 
 
@@ -94,6 +109,8 @@ def test_every_endpoint_is_documented(spec: dict[str, Any]) -> None:
         ("put", "/api/v1/portfolios/{portfolio_id}"),
         ("put", "/api/v1/universes/{universe_id}"),
         ("put", "/api/v1/risk-models/{risk_model_id}"),
+        ("patch", "/api/policy"),
+        ("patch", "/api/v1/policy"),
     ],
 )
 def test_request_bodies_have_examples(spec: dict[str, Any], method: str, path: str) -> None:
@@ -194,3 +211,11 @@ def test_docs_page_is_served(client: TestClient) -> None:
     assert "text/html" in r.headers["content-type"]
     assert "swagger" in r.text.lower()
     assert "/openapi.json" in r.text
+
+
+def test_the_global_policy_examples_are_accepted(client: TestClient, spec: dict[str, Any]) -> None:
+    for example in _request_examples(spec, "patch", "/api/policy").values():
+        r = client.patch("/api/policy", json=example["value"])
+        assert r.status_code == 200, r.text
+    answer = spec["paths"]["/api/policy"]["get"]["responses"]["200"]["content"]
+    assert answer["application/json"]["schema"]["$ref"].endswith("/GlobalPolicyPublic")

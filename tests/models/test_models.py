@@ -47,6 +47,11 @@ BENCHMARK = {"AAA": 0.3, "CCC": 0.3, "EEE": 0.4}
 
 # One valid example of every constraint kind.
 EVERY_KIND: list[dict[str, Any]] = [
+    {"kind": "trade_risk", "max": 0.01, "symbols": ["AAA"]},
+    {"kind": "max_positions", "max": 5},
+    {"kind": "trading_halt", "reason": "r", "violation_type": "strategy_not_allowed"},
+    {"kind": "correlation_cluster", "min_correlation": 0.8, "max": 0.3, "min_size": 3},
+    {"kind": "restricted", "mode": "no_buy", "all_except": ["AAA", "BBB"]},
     {
         "kind": "weight_bounds",
         "max": 0.25,
@@ -508,15 +513,19 @@ def test_trade_limit_needs_a_limit() -> None:
         PolicyDefinition.model_validate(_policy({"kind": "trade_limit", limit: 0.1}))
 
 
+ONE_SELECTOR = "exactly one of symbols, where or all_except"
+
+
 @pytest.mark.parametrize("kind", ["restricted", "allowed_universe"])
 @pytest.mark.parametrize(
     ("selector", "needle"),
     [
-        ({}, "exactly one of symbols or where"),
-        ({"symbols": ["AAA"], "where": {"sector": ["Tech"]}}, "exactly one of symbols or where"),
+        ({}, ONE_SELECTOR),
+        ({"symbols": ["AAA"], "where": {"sector": ["Tech"]}}, ONE_SELECTOR),
+        ({"symbols": ["AAA"], "all_except": ["BBB"]}, ONE_SELECTOR),
         ({"where": {}}, "where must name at least one attribute"),
     ],
-    ids=["neither", "both", "empty-where"],
+    ids=["neither", "both", "symbols-and-all-except", "empty-where"],
 )
 def test_selection_needs_exactly_one_selector(
     kind: str, selector: dict[str, Any], needle: str
@@ -721,7 +730,9 @@ def test_request_round_trips_with_every_optional_part() -> None:
     body = _request_body()
     body["policies"] = [_policy(c, policy_name=f"p{k}") for k, c in enumerate(EVERY_KIND)]
     body["applicable_policies"] = None
-    body["decision"].update(strategy="momentum", created_at="2026-11-23T10:00:00Z")
+    body["decision"].update(
+        strategy="momentum", confidence=0.8, created_at="2026-11-23T10:00:00Z"
+    )
     body.update(mode="validate", adjustment="project", cure_passive=True)
     original = PolicyValidationRequest.model_validate(body)
     again = PolicyValidationRequest.model_validate(original.model_dump(mode="json"))

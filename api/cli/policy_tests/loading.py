@@ -18,7 +18,10 @@ from pydantic import ValidationError
 from api.cli.policy_tests.schema import Expectation, PolicyTestFile
 from api.field_messages import field_messages
 from api.files.policy_files import PolicyFileError, load_policies
-from models import PolicyDefinition
+from api.store import Invalid
+from api.store.global_policy import merged
+from engine.resolve.global_policy import GlobalControls
+from models import GlobalPolicy, PolicyDefinition
 
 __all__ = [
     "TEST_FILE_SUFFIXES",
@@ -67,6 +70,7 @@ class LoadedCase:
     description: str
     request: dict[str, Any]
     expect: Expectation
+    controls: GlobalControls | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,30 @@ def _policies(path: Path, items: list[Any]) -> list[PolicyDefinition]:
     return policies
 
 
+def _global_policy(path: Path, spec: Any) -> GlobalPolicy | None:
+    """The file's global policy: a path (relative to the test file) or an inline object."""
+    if spec is None:
+        return None
+    where = "global_policy"
+    data = spec
+    if isinstance(spec, str):
+        data = _read_data(_resolve(path.parent, spec), f"{path}: {where}")
+        where = f"global_policy ({spec})"
+    if not isinstance(data, dict):
+        raise PolicyTestFileError(f"{path}: {where}: must be an object (field: value)")
+    return _merged(path, where, GlobalPolicy(), data)
+
+
+def _merged(path: Path, where: str, base: GlobalPolicy, patch: dict[str, Any]) -> GlobalPolicy:
+    try:
+        return merged(base, patch)
+    except Invalid as exc:
+        raise PolicyTestFileError(f"{path}: {where}.{exc.field}: {exc.message}") from exc
+    except ValidationError as exc:
+        lines = [f"{path}: {where}.{f}: {m}" for f, m in field_messages(exc)]
+        raise PolicyTestFileError("\n".join(lines)) from exc
+
+
 def _request_layer(path: Path, relative: str, label: str) -> dict[str, Any]:
     target = _resolve(path.parent, relative)
     data = _read_data(target, f"{path}: {label}: request_file")
@@ -191,10 +219,18 @@ def _request_layer(path: Path, relative: str, label: str) -> dict[str, Any]:
     return data
 
 
-def _assemble(path: Path, spec: PolicyTestFile, index: int) -> LoadedCase:
-    """The case's request: defaults' file < defaults' fields < case file < case fields."""
+def _assemble(
+    path: Path, spec: PolicyTestFile, index: int, policy: GlobalPolicy | None = None
+) -> LoadedCase:
+    """The case's request: defaults' file < defaults' fields < case file < case fields.
+
+    `policy` is the file's global policy; the case's own `global_policy` patches it.
+    """
     case = spec.cases[index]
     label = f"case {case.name!r} (cases[{index}])"
+    if case.global_policy is not None:
+        base = GlobalPolicy() if policy is None else policy
+        policy = _merged(path, f"{label}: global_policy", base, case.global_policy)
     request: dict[str, Any] = {}
     if spec.defaults.request_file is not None:
         request = _request_layer(path, spec.defaults.request_file, "defaults")
@@ -214,7 +250,8 @@ def _assemble(path: Path, spec: PolicyTestFile, index: int) -> LoadedCase:
         if isinstance(state, dict) and "portfolio_id" in state:
             decision = {"portfolio_id": state["portfolio_id"], **decision}
         request["decision"] = decision
-    return LoadedCase(case.name, case.description, request, case.expect)
+    controls = None if policy is None else GlobalControls(policy)
+    return LoadedCase(case.name, case.description, request, case.expect, controls)
 
 
 def load_suite(path: Path) -> Suite:
@@ -228,14 +265,19 @@ def load_suite(path: Path) -> Suite:
         raise PolicyTestFileError("\n".join(_schema_problems(path, raw, exc))) from exc
     problems: list[str] = []
     policies: list[PolicyDefinition] = []
+    global_policy: GlobalPolicy | None = None
     try:
         policies = _policies(path, spec.policies)
+    except PolicyTestFileError as exc:
+        problems.append(str(exc))
+    try:
+        global_policy = _global_policy(path, spec.global_policy)
     except PolicyTestFileError as exc:
         problems.append(str(exc))
     cases = []
     for index in range(len(spec.cases)):
         try:
-            cases.append(_assemble(path, spec, index))
+            cases.append(_assemble(path, spec, index, global_policy))
         except PolicyTestFileError as exc:
             problems.append(str(exc))
     if problems:

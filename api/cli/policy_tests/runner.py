@@ -82,7 +82,7 @@ def run_case(engine: PolicyEngine, suite: Suite, case: LoadedCase) -> CaseOutcom
     start = time.perf_counter()
     try:
         request = PolicyValidationRequest.model_validate(case.request)
-        response = engine.validate(request, suite.policies)
+        response = engine.validate(request, suite.policies, controls=case.controls)
     except (ValidationError, InputError) as exc:
         elapsed = 1000 * (time.perf_counter() - start)
         fields = field_messages(exc)

@@ -174,6 +174,11 @@ class PolicyTestCase(StrictModel):
     request: dict[str, Any] | None = Field(
         default=None, description="Request fields merged over the defaults and request_file."
     )
+    global_policy: dict[str, Any] | None = Field(
+        default=None,
+        description="A JSON merge patch over the file's global policy (over a global policy "
+        "of the model's defaults when the file gives none), as PATCH /api/policy merges it.",
+    )
     expect: Expectation
 
 
@@ -185,6 +190,13 @@ class PolicyTestFile(StrictModel):
         min_length=1,
         description="Policy file/directory paths (relative to the test file) and/or inline "
         "PolicyDefinitions; a single path may be given as a string.",
+    )
+    global_policy: str | dict[str, Any] | None = Field(
+        default=None,
+        description="The global policy the cases run under (docs/global-policy.md): a path "
+        "(relative to the test file) of a JSON/YAML object, or the object inline; fields "
+        "not given take the model's defaults. Absent: no global policy, as for `pes "
+        "validate` without a database.",
     )
     defaults: CaseDefaults = Field(default_factory=CaseDefaults)
     cases: list[PolicyTestCase] = Field(min_length=1)

@@ -65,6 +65,8 @@ class WeightBoundsKind(Kind):
 def _selected(ctx: CompileContext, spec: Restricted | AllowedUniverse) -> list[str]:
     if spec.symbols is not None:
         return [s for s in ctx.snap.symbols if s in set(spec.symbols)]
+    if spec.all_except is not None:
+        return [s for s in ctx.snap.symbols if s not in set(spec.all_except)]
     assert spec.where is not None
     return select_where(ctx, spec.where, spec.missing, ctx.snap.symbols)
 

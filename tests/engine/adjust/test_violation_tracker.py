@@ -43,7 +43,12 @@ from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
 from engine.compile.conic_blocks import CVaRBlock, NormBlock, SumLargestAbsBlock
 from engine.compile.language.block import ExpressionBlock
 from engine.compile.layout import Layout, build_layout
-from engine.compile.piecewise import AboveThresholdSumBlock, CappedSumBlock, PositivePartSumBlock
+from engine.compile.piecewise import (
+    AboveThresholdSumBlock,
+    CappedSumBlock,
+    OpenCountBlock,
+    PositivePartSumBlock,
+)
 from engine.compile.rows import RowSet, Sense
 from engine.resolve.resolve import effective_policies
 from engine.weights.portfolio import Snapshot, snapshot_of
@@ -64,6 +69,7 @@ EXPECTED_PART = {
     PositivePartSumBlock: PositivePartTracker,
     AboveThresholdSumBlock: AboveThresholdTracker,
     ExpressionBlock: WholeBlock,
+    OpenCountBlock: WholeBlock,
 }
 
 

@@ -102,6 +102,7 @@ def test_the_engine_defines_the_block_types_we_know() -> None:
         "CappedSumBlock",
         "ExpressionBlock",
         "NormBlock",
+        "OpenCountBlock",
         "PositivePartSumBlock",
         "SumLargestAbsBlock",
     }
@@ -195,7 +196,8 @@ def test_the_opt_outs_are_what_the_stages_expect() -> None:
 
 def test_a_block_without_an_export_is_an_error() -> None:
     opting_out = _opting_out(Representation.EXPORT)
-    assert [cls.__name__ for cls in opting_out] == ["AboveThresholdSumBlock"]
+    # Both are exact rules that are not convex: the export writes their restrictions.
+    assert [cls.__name__ for cls in opting_out] == ["AboveThresholdSumBlock", "OpenCountBlock"]
     writer = _stage_builders()[Representation.EXPORT]
 
     class _Rows:

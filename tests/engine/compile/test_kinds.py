@@ -101,6 +101,57 @@ CASES: list[tuple[str, dict[str, Any], list[tuple[str, str, float]], Expected]] 
         [("AAA", "BUY", 100)],
         {("group_limit.max", "Tech", "active"), ("group_limit.max", "Health", "passive")},
     ),
+    # Four positions before (AAA, BBB, CCC, DDD); EEE has an instrument but no position.
+    ("max_positions holds", {"kind": "max_positions", "max": 5}, [("EEE", "BUY", 10)], set()),
+    (
+        "max_positions active",
+        {"kind": "max_positions", "max": 4},
+        [("EEE", "BUY", 10)],
+        {("max_positions.max", None, "active")},
+    ),
+    (
+        "max_positions passive",
+        {"kind": "max_positions", "max": 3},
+        [("AAA", "BUY", 10)],
+        {("max_positions.max", None, "passive")},
+    ),
+    ("trading_halt holds", {"kind": "trading_halt"}, [], set()),
+    (
+        "trading_halt breached",
+        {"kind": "trading_halt", "reason": "fund in liquidation"},
+        [("AAA", "BUY", 1)],
+        {("trading_halt", "AAA", "active")},
+    ),
+    # AAA's volatility: sqrt(1.2^2 * 0.04 + 0.01) = 0.26; buying 40 moves its weight by 0.04,
+    # a standalone risk of 0.0104.
+    ("trade_risk holds", {"kind": "trade_risk", "max": 0.011}, [("AAA", "BUY", 40)], set()),
+    (
+        "trade_risk breached",
+        {"kind": "trade_risk", "max": 0.0100},
+        [("AAA", "BUY", 40)],
+        {("trade_risk.max", "AAA", "active")},
+    ),
+    # Correlations under RISK: AAA-BBB 0.048 / (0.26 * sqrt(0.05)) = 0.826, AAA-EEE 0.807,
+    # BBB-EEE 0.782, every other pair below 0.8: at 0.8 complete linkage keeps {AAA, BBB}
+    # (EEE is not correlated 0.8 with both); its gross weight is 30% before the trades.
+    (
+        "correlation_cluster holds",
+        {"kind": "correlation_cluster", "min_correlation": 0.8, "max": 0.35},
+        [("AAA", "BUY", 40)],
+        set(),
+    ),
+    (
+        "correlation_cluster active",
+        {"kind": "correlation_cluster", "min_correlation": 0.8, "max": 0.35},
+        [("AAA", "BUY", 100)],
+        {("correlation_cluster.max", "AAA, BBB", "active")},
+    ),
+    (
+        "correlation_cluster passive",
+        {"kind": "correlation_cluster", "min_correlation": 0.8, "max": 0.25},
+        [("CCC", "SELL", 20)],
+        {("correlation_cluster.max", "AAA, BBB", "passive")},
+    ),
     ("gross_exposure holds", {"kind": "gross_exposure", "max": 0.8}, [("AAA", "BUY", 50)], set()),
     (
         "gross_exposure active",

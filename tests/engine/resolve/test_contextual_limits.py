@@ -26,9 +26,10 @@ def _by_mode(values: dict[str, float] = MODES, **extra: Any) -> dict[str, Any]:
 
 # --- the model -----------------------------------------------------------------------------
 
-NOT_LIMITS = {"horizon_days", "value"}
-"""Numeric parameters that stay plain numbers: they shape the measure (a horizon) or select
-instruments (illiquid_limit's attribute value), they are not limits."""
+NOT_LIMITS = {"horizon_days", "value", "min_correlation"}
+"""Numeric parameters that stay plain numbers: they shape the measure (a horizon, the
+correlation that forms a cluster) or select instruments (illiquid_limit's attribute value),
+they are not limits."""
 
 
 def _mentions(annotation: Any, target: type) -> bool:
