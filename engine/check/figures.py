@@ -116,14 +116,18 @@ def _figures(static: _Static, nav: float, w: FloatArray) -> PortfolioFigures:
             tracking = _risk(static.factors, padded - static.benchmark)
     if static.scenarios is not None and len(static.scenarios):
         cvar = _cvar(np.sort(-(static.scenarios @ w))[::-1])
-    return PortfolioFigures(
+    # Built without validation (`model_construct`): every value is a float or an int this
+    # module computed; validating 13 small models cost two thirds of the block's time.
+    return PortfolioFigures.model_construct(
         nav=nav,
         positions=int(np.count_nonzero(np.abs(w) > OPEN_POSITION)),
         gross_exposure=float(np.abs(w).sum()),
         net_exposure=float(w.sum()),
         cash_weight=float(1.0 - w.sum()),
         top_sectors=[
-            SectorWeight(sector=static.sector_names[k], weight=float(net_by_sector[k]))
+            SectorWeight.model_construct(
+                sector=static.sector_names[k], weight=float(net_by_sector[k])
+            )
             for k in order
             if net_by_sector[k] != 0.0
         ],
