@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine import PolicyEngine
-from tests.builders import policy, request
+from tests.builders import instrument, policy, request
 
 BASE = {"AAA": 200, "BBB": 100, "CCC": 300, "DDD": 100}
 RISK = {
@@ -82,3 +85,47 @@ def test_the_adjusted_portfolio_and_opting_out() -> None:
     assert adjusted.top_sectors[0].sector == "Tech"
     assert adjusted.top_sectors[0].weight == pytest.approx(0.35)  # AAA held at its 25% cap
     assert _validate([("AAA", "BUY", 100)], analytics=False).analytics is None
+
+
+@st.composite
+def _portfolios(draw: st.DrawFn) -> tuple[Any, np.ndarray, np.ndarray]:
+    """A request over 2-8 names (some short, some not held), one traded, a factor model."""
+    n = draw(st.integers(2, 8))
+    names = [f"N{k}" for k in range(n)]
+    quantities = draw(st.lists(st.integers(-300, 600), min_size=n, max_size=n))
+    loadings = draw(st.lists(st.floats(-2, 2, allow_nan=False), min_size=n, max_size=n))
+    specific = draw(st.lists(st.floats(0, 0.09), min_size=n, max_size=n))
+    traded = draw(st.integers(1, 200))
+    req = request(
+        {s: q for s, q in zip(names, quantities, strict=True) if q},
+        [(names[0], "BUY", traded)],
+        cash=draw(st.integers(250_000, 400_000)),  # NAV > 0 whatever the shorts
+        instruments=[instrument(s, sector=f"S{k % 3}") for k, s in enumerate(names)],
+        policies=[policy("cap", {"kind": "gross_exposure", "max": 100.0})],
+        risk_model={
+            "factor_loadings": {s: [x] for s, x in zip(names, loadings, strict=True)},
+            "factor_covariance": [[0.04]],
+            "specific_variance": dict(zip(names, specific, strict=True)),
+        },
+        mode="validate",
+    )
+    covariance = 0.04 * np.outer(loadings, loadings) + np.diag(specific)
+    return req, np.array(quantities, dtype=float), covariance
+
+
+@given(_portfolios())
+def test_figures_agree_with_their_definitions(case: tuple[Any, np.ndarray, np.ndarray]) -> None:
+    req, quantities, covariance = case
+    response = PolicyEngine().validate(req)
+    pre = response.analytics.pre_trade
+    nav = req.portfolio_state.cash + 100 * quantities.sum()
+    w = 100 * quantities / nav
+    assert pre.nav == pytest.approx(nav, rel=1e-12)
+    assert pre.positions == np.count_nonzero(quantities)
+    assert pre.gross_exposure == pytest.approx(np.abs(w).sum(), rel=1e-12, abs=1e-15)
+    assert pre.net_exposure + pre.cash_weight == pytest.approx(1.0, rel=1e-12)
+    assert pre.gross_exposure >= abs(pre.net_exposure) - 1e-12
+    assert sum(s.weight for s in pre.top_sectors) == pytest.approx(w.sum(), abs=1e-12)
+    # The dense covariance, not the factor form the engine uses.
+    assert pre.volatility == pytest.approx(float(np.sqrt(w @ covariance @ w)), rel=1e-9, abs=1e-12)
+    assert pre.var_95_1d == pytest.approx(Z_95 * (1 / 252) ** 0.5 * pre.volatility, rel=1e-12)
