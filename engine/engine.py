@@ -10,6 +10,7 @@ from engine.adjust.conflicts import find_conflicts
 from engine.adjust.problems import ProblemCache
 from engine.capacity.analyzer import CapacityAnalyzer
 from engine.check.checker import check
+from engine.check.figures import analytics_of
 from engine.check.scoring import compliance_score
 from engine.check.sensitivity import sensitivity_of
 from engine.compile.layout import Layout, LayoutCache
@@ -266,6 +267,10 @@ class PolicyEngine:
                 advice.append(f"Adjustment failed: {error}")
             score = compliance_score(violations)
             sensitivity = sensitivity_of(result)
+            figures = None
+            if request.analytics:
+                adjusted_w = adjustment.w if adjustment is not None else None
+                figures = analytics_of(layout, request, adjusted_w)
         return PolicyValidationResponse(
             decision_id=request.decision.decision_id,
             is_compliant=result.is_compliant,
@@ -279,6 +284,7 @@ class PolicyEngine:
             sensitivity=sensitivity,
             context_resolution=prepared.context,
             risk_mode=prepared.risk_mode,
+            analytics=figures,
             global_policy_version=None if prepared.controls is None else prepared.controls.version,
             timings_ms=timer.finish(),
         )

@@ -77,6 +77,44 @@ class CoordinatedTradingDecision(StrictModel):
     created_at: datetime | None = None
 
 
+class SectorWeight(StrictModel):
+    """A sector's net weight (by the instruments' `sector`)."""
+
+    sector: str
+    weight: float
+
+
+class PortfolioFigures(StrictModel):
+    """Figures of one portfolio (fractions of NAV; risk annualized unless named)."""
+
+    nav: float
+    positions: int = Field(description="Open (non-zero) positions.")
+    gross_exposure: float
+    net_exposure: float
+    cash_weight: float
+    top_sectors: list[SectorWeight] = Field(
+        description="At most five sectors, largest absolute net weight first."
+    )
+    volatility: float | None = Field(default=None, description="Under the risk model.")
+    tracking_error: float | None = Field(
+        default=None, description="Against the benchmark, under the risk model."
+    )
+    var_95_1d: float | None = Field(
+        default=None, description="Parametric normal VaR, 95%, one day, under the risk model."
+    )
+    cvar_95: float | None = Field(
+        default=None, description="CVaR at 95% over the request's scenarios."
+    )
+
+
+class Analytics(StrictModel):
+    """The portfolio before the decision, as proposed and as adjusted (when adjusted)."""
+
+    pre_trade: PortfolioFigures
+    proposed: PortfolioFigures
+    adjusted: PortfolioFigures | None = None
+
+
 class PolicyValidationRequest(StrictModel):
     """A decision, the portfolio it applies to, and how to validate it."""
 
@@ -92,6 +130,9 @@ class PolicyValidationRequest(StrictModel):
     mode: ValidationMode = ValidationMode.ADJUST
     adjustment: AdjustmentMethod = AdjustmentMethod.AUTO
     cure_passive: bool = False
+    analytics: bool = Field(
+        default=True, description="Add the `analytics` block to the response (false: omit it)."
+    )
 
     @field_validator("portfolio_state")
     @classmethod
@@ -286,6 +327,11 @@ class PolicyValidationResponse(StrictModel):
     risk_mode: AppliedRiskMode | None = Field(
         default=None,
         description="The risk mode conditions read, and its source (null: none was set).",
+    )
+    analytics: Analytics | None = Field(
+        default=None,
+        description="Portfolio figures before, as proposed and as adjusted (null when the "
+        "request opted out).",
     )
     global_policy_version: int | None = Field(
         default=None,

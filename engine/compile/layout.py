@@ -38,6 +38,10 @@ class Layout:
     _structures: dict[tuple[int, ...], tuple[Any, ...]] = field(default_factory=dict, repr=False)
     _solver: Layout | None = field(default=None, repr=False)
     _stacks: dict[tuple[int, ...], CheckStack] = field(default_factory=dict, repr=False)
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    """What later stages derive from the layout's static data once (e.g. the analytics'
+    sector codes and risk factors): valid as long as the layout is, since the layout key
+    covers that data."""
 
     def __post_init__(self) -> None:
         self.pre_values = row_values(self.rowsets, self.snap.w0)
