@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -54,6 +53,7 @@ from engine import PolicyEngine
 from models import PolicyValidationRequest, PolicyValidationResponse
 from tests.builders import policy, request
 from tests.services import nats_url
+from tests.serving import pes_serve
 
 with warnings.catch_warnings():
     # Starlette 1.x warns (a UserWarning subclass, which the pyproject filter for
@@ -531,64 +531,13 @@ def _server_env(**pes: str) -> dict[str, str]:
     return env
 
 
-def _log_tail(log: Path, lines: int = 25) -> str:
-    """The server log's last lines, tracebacks' frames left out."""
-    if not log.exists():
-        return ""
-    text = log.read_text(encoding="utf-8", errors="replace").splitlines()
-    kept = [line for line in text if line and not line.startswith((" ", "Traceback"))]
-    return "\n".join(kept[-lines:])
-
-
-_LISTENING = re.compile(rb"Uvicorn running on http://127\.0\.0\.1:(\d+)")
-
-
 @contextmanager
 def _server(
     db: Path, events: str, env: dict[str, str], log: Path, *, ready_s: float = WAIT_S
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`pes serve` as a process, healthy; killed on the way out if still alive.
-
-    The server binds a free port itself (`--port 0`) and the port is read from its log:
-    a port picked here and passed in could be taken by a parallel test in between, and the
-    health check would then reach that test's server.
-    """
-    command = [
-        sys.executable, "-m", "api.cli", "serve", "--port", "0",
-        "--database-url", f"sqlite:///{db}", "--events", events,
-    ]  # fmt: skip
-    offset = log.stat().st_size if log.exists() else 0
-    with log.open("ab") as out:
-        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + ready_s
-        base = None
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"pes serve exited with {proc.returncode}:\n{_log_tail(log)}")
-            if base is None:
-                with log.open("rb") as written:
-                    written.seek(offset)
-                    found = _LISTENING.search(written.read())
-                if found is not None:
-                    base = f"http://127.0.0.1:{int(found.group(1))}"
-            if base is not None:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"pes serve --events {events} not healthy within {ready_s:.0f} s:\n"
-                    f"{_log_tail(log)}"
-                )
-            time.sleep(0.1)
-        yield proc, base
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=WAIT_S)
+    """`pes serve` on the SQLite file `db`, healthy; killed on the way out if still alive."""
+    with pes_serve(f"sqlite:///{db}", events, env, log, ready_s=ready_s) as running:
+        yield running
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

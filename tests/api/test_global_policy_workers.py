@@ -12,25 +12,20 @@ measured delays are printed (`pytest -s`), never compared to anything tighter.
 from __future__ import annotations
 
 import os
-import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.api.conftest import example_request
+from tests.serving import pes_serve
 
 REPO = Path(__file__).resolve().parents[2]
 READY_S = 60.0
 BOUND_S = 1.0
 ROUNDS = 3
-_LISTENING = re.compile(rb"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 INLINE = [
     {
         "policy_name": "cap",
@@ -49,41 +44,11 @@ def _server(database_url: str, log: Path, **pes: str) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PES_")}
     env["PES_GC_FREEZE"] = "false"
     env.update({f"PES_GLOBAL_POLICY_{k.upper()}": v for k, v in pes.items()})
-    command = [
-        sys.executable, "-m", "api.cli", "serve", "--port", "0",
-        "--database-url", database_url, "--events", "none",
-    ]  # fmt: skip
-    with log.open("ab") as out:
-        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + READY_S
-        base = None
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"pes serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            if base is None:
-                found = _LISTENING.search(log.read_bytes())
-                base = None if found is None else f"http://127.0.0.1:{int(found.group(1))}"
-            if base is not None:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"pes serve not healthy within {READY_S:.0f} s:\n{log.read_text()[-3000:]}"
-                )
-            time.sleep(0.1)
+    with pes_serve(database_url, "none", env, log, ready_s=READY_S, stop="terminate") as (
+        _,
+        base,
+    ):
         yield base
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=20)
 
 
 def _validation_version(http: httpx.Client, base: str, k: int) -> int:
