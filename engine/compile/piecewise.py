@@ -34,6 +34,7 @@ __all__ = [
     "THRESHOLD_TOLERANCE",
     "AboveThresholdSumBlock",
     "CappedSumBlock",
+    "ExactOnlyBlock",
     "OpenCountBlock",
     "PositivePartSumBlock",
 ]
@@ -162,8 +163,31 @@ class PositivePartSumBlock(Block):
         return forms.positive_part_sum(self)
 
 
+class ExactOnlyBlock(Block):
+    """A rule checked exactly that has no cvxpy form (it is not convex).
+
+    The checker evaluates its `values`; the adjuster solves with the row set's convex
+    `restriction` (`Layout.for_solver`) instead, so the cvxpy form is never asked for.
+    """
+
+    what: ClassVar[str] = "this rule"
+    """What the rows measure, for the error should a cvxpy form be asked for."""
+
+    def declare(self) -> Params:
+        return {}
+
+    def fill(self, params: Params, w0: FloatArray) -> None:
+        return None
+
+    def expression(self, delta: cp.Expression, params: Params) -> cp.Expression:
+        raise TypeError(
+            f"{self.what} is not convex and has no cvxpy form; solve with the row set's "
+            "restriction (Layout.for_solver)"
+        )
+
+
 @dataclass
-class AboveThresholdSumBlock(Block):
+class AboveThresholdSumBlock(ExactOnlyBlock):
     r"""One row: the total weight of the groups whose weight exceeds a threshold.
 
     .. math:: v(w) = \sum_g (G w)_g \; [\, (G w)_g > \theta + \epsilon \,]
@@ -177,6 +201,7 @@ class AboveThresholdSumBlock(Block):
     threshold: float
 
     representations: ClassVar[frozenset[Representation]] = frozenset({Representation.TRACKER})
+    what: ClassVar[str] = "the total weight above a threshold"
 
     @property
     def rows(self) -> int:
@@ -193,18 +218,6 @@ class AboveThresholdSumBlock(Block):
 
     def structure(self) -> tuple[Any, ...]:
         return ("above_threshold", digest(self.G), self.G.shape, self.threshold)
-
-    def declare(self) -> Params:
-        return {}
-
-    def fill(self, params: Params, w0: FloatArray) -> None:
-        return None
-
-    def expression(self, delta: cp.Expression, params: Params) -> cp.Expression:
-        raise TypeError(
-            "the total weight above a threshold is not convex and has no cvxpy form; solve "
-            "with the row set's restriction (Layout.for_solver)"
-        )
 
     def perturbation_bound(self, eps: FloatArray) -> FloatArray:
         # A group that stays on one side moves by at most its step s_g; one that crosses
@@ -223,7 +236,7 @@ class AboveThresholdSumBlock(Block):
 
 
 @dataclass
-class OpenCountBlock(Block):
+class OpenCountBlock(ExactOnlyBlock):
     r"""One row: the number of open positions among the universe's names.
 
     .. math:: v(w) = \#\{\, i : |w_i| > \epsilon \,\}
@@ -236,6 +249,8 @@ class OpenCountBlock(Block):
 
     n: int
 
+    what: ClassVar[str] = "a count of open positions"
+
     @property
     def rows(self) -> int:
         return 1
@@ -245,18 +260,6 @@ class OpenCountBlock(Block):
 
     def structure(self) -> tuple[Any, ...]:
         return ("open_count", self.n)
-
-    def declare(self) -> Params:
-        return {}
-
-    def fill(self, params: Params, w0: FloatArray) -> None:
-        return None
-
-    def expression(self, delta: cp.Expression, params: Params) -> cp.Expression:
-        raise TypeError(
-            "a count of open positions is not convex and has no cvxpy form; solve with the "
-            "row set's restriction (Layout.for_solver)"
-        )
 
     def perturbation_bound(self, eps: FloatArray) -> FloatArray:
         # Each name that rounding may move may open or close: the count moves by at most
