@@ -9,9 +9,7 @@ consecutive, and of several changes conditional on one version exactly one is ma
 from __future__ import annotations
 
 import multiprocessing
-import threading
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -20,6 +18,7 @@ from api.http.app import create_app
 from api.settings import Settings
 from api.store import Store
 from models import defaults_from_environment
+from tests.concurrency import together
 
 ROUNDS = 3
 FIELD_VALUES: dict[str, list[Any]] = {
@@ -39,17 +38,6 @@ def _defaults() -> Any:
 
 def _app(database_url: str) -> Any:
     return create_app(Settings(database_url=database_url, events="none"), global_defaults=_defaults)
-
-
-def _together(count: int, work: Callable[[int], Any]) -> list[Any]:
-    start = threading.Barrier(count)
-
-    def run(k: int) -> Any:
-        start.wait()
-        return work(k)
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 def _patches(client: TestClient, field: str) -> list[int]:
@@ -88,7 +76,7 @@ def test_concurrent_patches_of_distinct_fields_all_land(database_url: str) -> No
                 return _patches(client, fields[k])
             return _model_versions(client, MODELS[k - len(fields)])
 
-        statuses = [s for batch in _together(len(fields) + len(MODELS), work) for s in batch]
+        statuses = [s for batch in together(len(fields) + len(MODELS), work) for s in batch]
         assert statuses == [200] * len(statuses)
         _assert_all_landed(client, fields, MODELS, len(statuses))
 
@@ -106,7 +94,7 @@ def test_only_one_of_concurrent_conditional_changes_wins(database_url: str) -> N
                 )
             return r.status_code
 
-        statuses = _together(count, work)
+        statuses = together(count, work)
         assert sorted(statuses) == [200] + [412] * (count - 1), statuses
         assert client.get("/api/policy").json()["version"] == 2
 

@@ -7,9 +7,7 @@ processes, each with an app of its own, share the database. Both databases.
 from __future__ import annotations
 
 import multiprocessing
-import threading
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -18,6 +16,7 @@ from api.http.app import create_app
 from api.settings import Settings
 from models import PolicyDefinition
 from tests.api.conftest import services_of
+from tests.concurrency import together
 
 NAME = "single-name-cap"
 CAP: dict[str, Any] = {
@@ -37,18 +36,6 @@ FIELD_VALUES: dict[str, list[Any]] = {
     "scope": [{"portfolios": [f"pf-{k}"]} for k in range(ROUNDS)],
     "overridable": [True, False, True, True],
 }
-
-
-def _together(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """`work(0..count-1)` on `count` threads released at the same moment."""
-    start = threading.Barrier(count)
-
-    def run(k: int) -> Any:
-        start.wait()
-        return work(k)
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 def _patches(client: TestClient, field: str) -> list[int]:
@@ -86,7 +73,7 @@ def test_concurrent_patches_of_distinct_fields_all_land(client: TestClient) -> N
     def work(k: int) -> list[int]:
         return _patches(client, fields[k]) if k < len(fields) else _disables(client)
 
-    statuses = [s for batch in _together(len(fields) + 1, work) for s in batch]
+    statuses = [s for batch in together(len(fields) + 1, work) for s in batch]
     assert statuses == [200] * len(statuses)
     _assert_every_change_landed(client, [*fields, "enabled"], len(statuses))
 
@@ -124,7 +111,7 @@ def test_concurrent_replaces_all_land_in_order(client: TestClient) -> None:
         body = dict(CAP, description=f"replace {k}")
         return client.put(f"/api/v1/policies/{NAME}", json=body).status_code
 
-    assert _together(count, work) == [200] * count
+    assert together(count, work) == [200] * count
     versions = client.get(f"/api/v1/policies/{NAME}/versions").json()
     assert [v["version"] for v in versions] == list(range(1, 2 + count))
     described = sorted(v["definition"]["description"] for v in versions[1:])
@@ -135,7 +122,7 @@ def test_concurrent_replaces_all_land_in_order(client: TestClient) -> None:
 
 def test_concurrent_creates_of_one_name_are_one_201_and_409s(client: TestClient) -> None:
     count = 40
-    statuses = _together(count, lambda _k: client.post("/api/v1/policies", json=CAP).status_code)
+    statuses = together(count, lambda _k: client.post("/api/v1/policies", json=CAP).status_code)
     assert sorted(statuses) == [201] + [409] * (count - 1), statuses
     assert client.get(f"/api/v1/policies/{NAME}").json()["version"] == 1
     assert len(client.get(f"/api/v1/policies/{NAME}/versions").json()) == 1
@@ -143,7 +130,7 @@ def test_concurrent_creates_of_one_name_are_one_201_and_409s(client: TestClient)
 
 def test_concurrent_creates_of_distinct_names_all_succeed(client: TestClient) -> None:
     count = 20
-    statuses = _together(
+    statuses = together(
         count,
         lambda k: (
             client.post("/api/v1/policies", json=dict(CAP, policy_name=f"cap-{k}")).status_code
@@ -163,7 +150,7 @@ def test_concurrent_upserts_lose_nothing(client: TestClient) -> None:
         outcome, _stored = store.upsert(policy, actor=f"cli-{k}")
         return outcome
 
-    outcomes = _together(count, work)
+    outcomes = together(count, work)
     assert sorted(outcomes) == ["created"] + ["replaced"] * (count - 1), outcomes
     versions = store.versions(NAME)
     assert [v.version for v in versions] == list(range(1, 1 + count))
@@ -183,6 +170,6 @@ def test_only_one_of_concurrent_conditional_patches_wins(client: TestClient) -> 
         )
         return r.status_code
 
-    statuses = _together(count, work)
+    statuses = together(count, work)
     assert sorted(statuses) == [200] + [412] * (count - 1), statuses
     assert client.get(f"/api/v1/policies/{NAME}").json()["version"] == 2

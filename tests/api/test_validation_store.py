@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from api.store import Conflict, Store
@@ -11,6 +9,7 @@ from api.store.validations import ViolationFilter
 from engine import PolicyEngine
 from models import PolicyValidationRequest, PolicyValidationResponse
 from tests.builders import policy, request
+from tests.concurrency import together
 
 CAP = policy("cap", {"kind": "weight_bounds", "max": 0.35})
 
@@ -56,20 +55,12 @@ def test_racing_records_of_one_decision_store_it_once(database_url: str) -> None
     store = Store.open(database_url)
     try:
         response = _breaching("d-race")
-        results: list[tuple[dict[str, object], bool]] = []
-        start = threading.Barrier(4)
-
-        def record() -> None:
-            start.wait()
-            results.append(
-                store.validations.record(response, portfolio_id="p-1", request_hash="h", actor="a")
-            )
-
-        threads = [threading.Thread(target=record) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        results = together(
+            4,
+            lambda _k: store.validations.record(
+                response, portfolio_id="p-1", request_hash="h", actor="a"
+            ),
+        )
         assert sorted(created for _, created in results) == [False, False, False, True]
         assert all(body == results[0][0] for body, _ in results)
         _, total = store.validations.violations(ViolationFilter(portfolio_id="p-1"))
