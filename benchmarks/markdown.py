@@ -22,7 +22,7 @@ from benchmarks.report import (
     ratios,
 )
 
-__all__ = ["STAGES", "markdown"]
+__all__ = ["STAGES", "markdown", "targets_markdown"]
 
 STAGES = ("references", "resolve", "weights", "compile", "check", "adjust", "verify", "report")
 STAGES_TOTAL = "total"
@@ -208,6 +208,11 @@ def _http_line(http: dict[str, Any] | None) -> list[str]:
         f"requests/s (engine's own `timings_ms.total` p50 {ms(http['engine_total_p50_ms'])} "
         f"ms); errors: {http['errors'] or 'none'}.",
     ]
+
+
+def targets_markdown(results: dict[str, Any]) -> str:
+    """The targets table alone (the README's summary), from the same results."""
+    return "\n".join(_targets_table(results["paths"])).strip("\n")
 
 
 def markdown(results: dict[str, Any]) -> str:

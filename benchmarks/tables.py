@@ -1,14 +1,15 @@
 """The measured figures of docs/performance.md, generated from the committed results.
 
-    python -m benchmarks.tables            # rewrite the generated block of docs/performance.md
-    python -m benchmarks.tables --check    # exit 1 if the block is not what would be written
+    python -m benchmarks.tables            # rewrite the generated blocks
+    python -m benchmarks.tables --check    # exit 1 if a block is not what would be written
 
 Figures are never typed into the documentation by hand: they live in `benchmarks/results/`
 (`latest.json`, written by `python -m benchmarks`, and `reference-data.json`, written by
 `python -m benchmarks.reference_http`), and this module renders them as Markdown between
-the two marker comments of docs/performance.md. `tests/benchmarks/test_tables.py` fails
-when the block differs from what this module produces, so the page cannot drift from the
-results. After a new benchmark run, run this module and commit the results with the page.
+marker comments: every table in docs/performance.md, and the targets table alone in the
+README's performance section. `tests/benchmarks/test_tables.py` fails when a block differs
+from what this module produces, so neither page can drift from the results. After a new
+benchmark run, run this module and commit the results with the pages.
 """
 
 from __future__ import annotations
@@ -20,14 +21,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.markdown import markdown
+from benchmarks.markdown import markdown, targets_markdown
 from benchmarks.reference_http import table as reference_data_table
 
-__all__ = ["BEGIN", "END", "DOC", "RESULTS", "render", "replace_block", "main"]
+__all__ = [
+    "BEGIN",
+    "END",
+    "DOC",
+    "README",
+    "RESULTS",
+    "render",
+    "render_summary",
+    "replace_block",
+    "main",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 DOC = REPO / "docs" / "performance.md"
+README = REPO / "README.md"
 BEGIN = "<!-- generated: benchmarks.tables begin -->"
 END = "<!-- generated: benchmarks.tables end -->"
 
@@ -73,6 +85,21 @@ def render(results_dir: Path = RESULTS) -> str:
     return "\n".join(lines).strip("\n") + "\n"
 
 
+def render_summary(results_dir: Path = RESULTS) -> str:
+    """The README's block: when and where the run was made, and its targets table."""
+    results = json.loads((results_dir / "latest.json").read_text(encoding="utf-8"))
+    machine = results["machine"]
+    return (
+        f"Run of {str(machine['date'])[:10]} (`python -m benchmarks`, {machine['cores']} "
+        f"cores, engine at commit `{machine['git']}`; every table in "
+        f"[docs/performance.md](docs/performance.md#latest-results)):\n\n"
+        + targets_markdown(results)
+        .removeprefix("Targets (p99, one run, traded names varying):")
+        .lstrip("\n")
+        + "\n"
+    )
+
+
 def replace_block(text: str, content: str) -> str:
     """`text` with what lies between the markers replaced by `content`."""
     start = text.find(BEGIN)
@@ -88,21 +115,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
     parser.add_argument("--results", type=Path, default=RESULTS, help="results folder")
-    parser.add_argument("--doc", type=Path, default=DOC, help="the page to update")
+    parser.add_argument("--doc", type=Path, default=DOC, help="the page of every table")
+    parser.add_argument(
+        "--readme", type=Path, default=README, help="the page of the targets summary"
+    )
     args = parser.parse_args(argv)
-    text = args.doc.read_text(encoding="utf-8")
-    new = replace_block(text, render(args.results))
-    if args.check:
-        if new != text:
+    stale = False
+    for page, content in (
+        (args.doc, render(args.results)),
+        (args.readme, render_summary(args.results)),
+    ):
+        text = page.read_text(encoding="utf-8")
+        new = replace_block(text, content)
+        if new == text:
+            continue
+        if args.check:
             print(
-                f"{args.doc}: generated tables are stale: run python -m benchmarks.tables",
+                f"{page}: generated tables are stale: run python -m benchmarks.tables",
                 file=sys.stderr,
             )
-            return 1
-        return 0
-    if new != text:
-        args.doc.write_text(new, encoding="utf-8")
-    return 0
+            stale = True
+        else:
+            page.write_text(new, encoding="utf-8")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -22,21 +22,33 @@ def test_the_performance_page_shows_the_committed_results() -> None:
     assert text == expected, "docs/performance.md is stale: run python -m benchmarks.tables"
 
 
+def test_the_readme_shows_the_committed_targets() -> None:
+    text = tables.README.read_text(encoding="utf-8")
+    summary = tables.render_summary(tables.RESULTS)
+    assert text == tables.replace_block(text, summary), "README is stale: run benchmarks.tables"
+    assert "| target |" in summary
+
+
 def test_check_mode_catches_a_changed_result(tmp_path: Path) -> None:
     results = tmp_path / "results"
     shutil.copytree(tables.RESULTS, results, ignore=shutil.ignore_patterns("*.png"))
     doc = tmp_path / "performance.md"
     shutil.copy(tables.DOC, doc)
-    assert tables.main(["--check", "--results", str(results), "--doc", str(doc)]) == 0
+    readme = tmp_path / "README.md"
+    shutil.copy(tables.README, readme)
+    pages = ["--results", str(results), "--doc", str(doc), "--readme", str(readme)]
+    assert tables.main(["--check", *pages]) == 0
 
     latest = json.loads((results / "latest.json").read_text(encoding="utf-8"))
     n = str(latest["config"]["sizes"][0])
     latest["paths"]["engine_check"]["results"][n]["p50_ms"] = 123.456
+    latest["paths"]["engine_check"]["results"]["500"]["p99_ms"] = 0.5
     (results / "latest.json").write_text(json.dumps(latest), encoding="utf-8")
-    assert tables.main(["--check", "--results", str(results), "--doc", str(doc)]) == 1
-    assert tables.main(["--results", str(results), "--doc", str(doc)]) == 0
+    assert tables.main(["--check", *pages]) == 1
+    assert tables.main(pages) == 0
     assert "123 / " in doc.read_text(encoding="utf-8")
-    assert tables.main(["--check", "--results", str(results), "--doc", str(doc)]) == 0
+    assert "0.50 ms: met" in readme.read_text(encoding="utf-8")
+    assert tables.main(["--check", *pages]) == 0
 
 
 def test_the_block_needs_both_markers_once() -> None:
