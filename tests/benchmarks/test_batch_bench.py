@@ -20,3 +20,14 @@ def test_quick_run_writes_a_well_formed_table(tmp_path: Path) -> None:
         assert 0.0 <= row["compliant_fraction"] <= 1.0
         assert row.get("backends_agree", True)
     assert results["targets"] == {"caps": 200000, "caps+vol": 20000}
+
+
+def test_the_documented_table_is_the_results_files() -> None:
+    from benchmarks.batch import RESULTS, table
+
+    root = Path(__file__).parents[2]
+    doc = (root / "docs" / "batch.md").read_text(encoding="utf-8")
+    results = json.loads(RESULTS.read_text(encoding="utf-8"))
+    start, end = "<!-- batch-table -->\n", "<!-- /batch-table -->"
+    documented = doc[doc.index(start) + len(start) : doc.index(end)].strip()
+    assert documented.startswith(table(results))
