@@ -10,7 +10,9 @@ By what each one may decide (the brief form: verdict 1e-9 > solver tolerances 1e
 
     verdict        TOLERANCE 1e-9 (absolute, weight / vol units)
     │              the only number a compliance answer depends on; THRESHOLD_TOLERANCE
-    │              and OPEN_POSITION (equal) and HALF_TOLERANCE (half) are derived from it
+    │              and OPEN_POSITION (equal) and HALF_TOLERANCE (half) are derived from it;
+    │              BATCH_RECHECK_BAND 1e-11 (relative to 1 + ||w||_1) sends a batch-checked
+    │              vector near a verdict's threshold to the single-request checker
     ├─ tightening  SOLVER_MARGIN 1e-7 (absolute): numerically larger than TOLERANCE, but it
     │              decides no verdict: the adjuster hands the solvers bounds tightened by it
     │              (with BINDING_GAP, BINDING_DUAL, CONFLICT_SUPPORT reading their answers),
@@ -69,6 +71,7 @@ from solvers.tolerances import (
 )
 
 __all__ = [
+    "BATCH_RECHECK_BAND",
     "BINDING_DUAL",
     "BINDING_GAP",
     "CERTIFICATE_FEASIBILITY",
@@ -118,6 +121,16 @@ THRESHOLD_TOLERANCE = TOLERANCE
 """A group counts as above a threshold when it exceeds it by more than this (absolute,
 weight units): equal to `TOLERANCE`, so that a group the solver holds at the threshold up
 to solver error is not counted (a test holds the two equal)."""
+
+BATCH_RECHECK_BAND = 1e-11
+"""The batch checker (`engine.batch`) re-checks a weight vector through the single-request
+checker when one of its rows' excess lies within this of a verdict's threshold (breached:
+`TOLERANCE`; active: pre-trade excess + `TOLERANCE`), or a group weight within it of a
+threshold rule's jump (relative to ``1 + ||w||_1``, weight units). The batch sums the same
+terms in another order than the single-request checker: a sum of n = 500 terms of
+coefficients up to ~10 differs by at most ~5e-13 ||w||_1 (and typically by ~1e-16), so
+outside the band both sides give the same verdict, and inside it the single-request
+checker's own answer is used. Decides no verdict itself."""
 
 # -- the adjuster: tightening so solver error cannot leak into a verdict ------------------
 

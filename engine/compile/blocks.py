@@ -27,6 +27,7 @@ from models.typing import FloatArray
 
 if TYPE_CHECKING:
     from engine.compile.representations import (
+        BatchForms,
         ConicForms,
         ExportForms,
         IntegerForms,
@@ -195,6 +196,10 @@ class Block(ABC):
         """The rows as numeric cone data for the direct solves (no cvxpy)."""
         return forms.unsupported(self)
 
+    def batch(self, forms: BatchForms[Form]) -> Form:
+        """The rows over a stack of weight vectors at once (the batch checker)."""
+        return forms.unsupported(self)
+
     def _values_are(self, owner: type[Block]) -> bool:
         """True when this block's values are `owner`'s own (no subclass computes its own)."""
         return type(self).values is owner.values
@@ -280,6 +285,10 @@ class AffineBlock(Block):
     def conic(self, forms: ConicForms[Form]) -> Form:
         return forms.affine(self)
 
+    def batch(self, forms: BatchForms[Form]) -> Form:
+        # As for the tracker: the batch form is `A w + c` itself.
+        return forms.affine(self) if self._values_are(AffineBlock) else forms.unsupported(self)
+
 
 @dataclass
 class AbsSumBlock(Block):
@@ -359,3 +368,6 @@ class AbsSumBlock(Block):
 
     def conic(self, forms: ConicForms[Form]) -> Form:
         return forms.abs_sum(self)
+
+    def batch(self, forms: BatchForms[Form]) -> Form:
+        return forms.abs_sum(self) if self._values_are(AbsSumBlock) else forms.unsupported(self)

@@ -22,7 +22,12 @@ from engine.tolerances import CVAR_TAIL_SNAP
 from models.typing import FloatArray
 
 if TYPE_CHECKING:
-    from engine.compile.representations import ConicForms, ExportForms, TrackerForms
+    from engine.compile.representations import (
+        BatchForms,
+        ConicForms,
+        ExportForms,
+        TrackerForms,
+    )
 
 __all__ = ["CVaRBlock", "NormBlock", "SumLargestAbsBlock", "cvar_of_losses"]
 
@@ -38,7 +43,7 @@ class SumLargestAbsBlock(Block):
     top_k: int
 
     representations: ClassVar[frozenset[Representation]] = frozenset(
-        {Representation.TRACKER, Representation.EXPORT}
+        {Representation.TRACKER, Representation.EXPORT, Representation.BATCH}
     )
 
     @property
@@ -78,6 +83,13 @@ class SumLargestAbsBlock(Block):
     def export(self, forms: ExportForms[Form]) -> Form:
         return forms.sum_largest_abs(self)
 
+    def batch(self, forms: BatchForms[Form]) -> Form:
+        return (
+            forms.sum_largest_abs(self)
+            if self._values_are(SumLargestAbsBlock)
+            else forms.unsupported(self)
+        )
+
 
 @dataclass
 class NormBlock(Block):
@@ -97,7 +109,7 @@ class NormBlock(Block):
     scale: float = 1.0
 
     representations: ClassVar[frozenset[Representation]] = frozenset(
-        {Representation.TRACKER, Representation.EXPORT, Representation.CONIC}
+        {Representation.TRACKER, Representation.EXPORT, Representation.CONIC, Representation.BATCH}
     )
 
     @property
@@ -175,6 +187,9 @@ class NormBlock(Block):
     def conic(self, forms: ConicForms[Form]) -> Form:
         return forms.norm(self)
 
+    def batch(self, forms: BatchForms[Form]) -> Form:
+        return forms.norm(self) if self._values_are(NormBlock) else forms.unsupported(self)
+
 
 def cvar_of_losses(losses: FloatArray, beta: float) -> float:
     r"""CVaR at level `beta` of equally likely `losses` (Rockafellar-Uryasev, exact).
@@ -206,7 +221,7 @@ class CVaRBlock(Block):
     beta: float
 
     representations: ClassVar[frozenset[Representation]] = frozenset(
-        {Representation.TRACKER, Representation.EXPORT}
+        {Representation.TRACKER, Representation.EXPORT, Representation.BATCH}
     )
 
     @property
@@ -245,3 +260,6 @@ class CVaRBlock(Block):
 
     def export(self, forms: ExportForms[Form]) -> Form:
         return forms.cvar(self)
+
+    def batch(self, forms: BatchForms[Form]) -> Form:
+        return forms.cvar(self) if self._values_are(CVaRBlock) else forms.unsupported(self)

@@ -28,7 +28,7 @@ from engine.tolerances import OPEN_POSITION, THRESHOLD_TOLERANCE
 from models.typing import FloatArray
 
 if TYPE_CHECKING:
-    from engine.compile.representations import ExportForms, TrackerForms
+    from engine.compile.representations import BatchForms, ExportForms, TrackerForms
 
 __all__ = [
     "THRESHOLD_TOLERANCE",
@@ -64,7 +64,7 @@ class CappedSumBlock(Block):
     cap: FloatArray
 
     representations: ClassVar[frozenset[Representation]] = frozenset(
-        {Representation.TRACKER, Representation.EXPORT}
+        {Representation.TRACKER, Representation.EXPORT, Representation.BATCH}
     )
 
     @property
@@ -110,6 +110,11 @@ class CappedSumBlock(Block):
     def export(self, forms: ExportForms[Form]) -> Form:
         return forms.capped_sum(self)
 
+    def batch(self, forms: BatchForms[Form]) -> Form:
+        return (
+            forms.capped_sum(self) if self._values_are(CappedSumBlock) else forms.unsupported(self)
+        )
+
 
 @dataclass
 class PositivePartSumBlock(Block):
@@ -124,7 +129,7 @@ class PositivePartSumBlock(Block):
     c: FloatArray
 
     representations: ClassVar[frozenset[Representation]] = frozenset(
-        {Representation.TRACKER, Representation.EXPORT}
+        {Representation.TRACKER, Representation.EXPORT, Representation.BATCH}
     )
 
     @property
@@ -161,6 +166,13 @@ class PositivePartSumBlock(Block):
 
     def export(self, forms: ExportForms[Form]) -> Form:
         return forms.positive_part_sum(self)
+
+    def batch(self, forms: BatchForms[Form]) -> Form:
+        return (
+            forms.positive_part_sum(self)
+            if self._values_are(PositivePartSumBlock)
+            else forms.unsupported(self)
+        )
 
 
 class ExactOnlyBlock(Block):
@@ -200,7 +212,9 @@ class AboveThresholdSumBlock(ExactOnlyBlock):
     G: sp.spmatrix
     threshold: float
 
-    representations: ClassVar[frozenset[Representation]] = frozenset({Representation.TRACKER})
+    representations: ClassVar[frozenset[Representation]] = frozenset(
+        {Representation.TRACKER, Representation.BATCH}
+    )
     what: ClassVar[str] = "the total weight above a threshold"
 
     @property
@@ -234,6 +248,13 @@ class AboveThresholdSumBlock(ExactOnlyBlock):
             else forms.unsupported(self)
         )
 
+    def batch(self, forms: BatchForms[Form]) -> Form:
+        return (
+            forms.above_threshold(self)
+            if self._values_are(AboveThresholdSumBlock)
+            else forms.unsupported(self)
+        )
+
 
 @dataclass
 class OpenCountBlock(ExactOnlyBlock):
@@ -242,13 +263,14 @@ class OpenCountBlock(ExactOnlyBlock):
     .. math:: v(w) = \#\{\, i : |w_i| > \epsilon \,\}
 
     with :math:`\epsilon` = `OPEN_POSITION`. Not convex (a count), so this block has no
-    cvxpy form and opts out of every other representation: the checker evaluates it
-    exactly, lot rounding re-evaluates it whole, and the adjuster solves with the row set's
-    `restriction` (see `engine.compile.kinds.controls.MaxPositionsKind`).
+    cvxpy form and opts out of every other representation but the batch checker's: the
+    checker evaluates it exactly, lot rounding re-evaluates it whole, and the adjuster solves
+    with the row set's `restriction` (see `engine.compile.kinds.controls.MaxPositionsKind`).
     """
 
     n: int
 
+    representations: ClassVar[frozenset[Representation]] = frozenset({Representation.BATCH})
     what: ClassVar[str] = "a count of open positions"
 
     @property
@@ -265,3 +287,8 @@ class OpenCountBlock(ExactOnlyBlock):
         # Each name that rounding may move may open or close: the count moves by at most
         # the number of such names.
         return np.array([float(np.count_nonzero(eps > 0))])
+
+    def batch(self, forms: BatchForms[Form]) -> Form:
+        return (
+            forms.open_count(self) if self._values_are(OpenCountBlock) else forms.unsupported(self)
+        )

@@ -4,8 +4,9 @@ Every stage after compile reads a block in its own form: the scale_back problem 
 over the traded names (`restricted`), the exact separable QP a fold into intervals and
 coupling rows (`separable`), lot rounding an incremental tracker (`tracker`), the integer
 search linear rows over lot counts (`integer`), the export solver-neutral rows (`export`),
-the report the shift of one row per trade change (`row_shift`) and the direct conic
-solves numeric cone rows (`conic`).
+the report the shift of one row per trade change (`row_shift`), the direct conic
+solves numeric cone rows (`conic`) and the batch checker the rows over many weight vectors
+at once (`batch`).
 
 A block chooses its form by method: `block.restricted(forms)` calls `forms.affine(block)`,
 `forms.abs_sum(block)`, ... for the kinds that have the form, and `forms.unsupported(block)`
@@ -28,10 +29,12 @@ if TYPE_CHECKING:
     from engine.compile.piecewise import (
         AboveThresholdSumBlock,
         CappedSumBlock,
+        OpenCountBlock,
         PositivePartSumBlock,
     )
 
 __all__ = [
+    "BatchForms",
     "ConicForms",
     "ExportForms",
     "IntegerForms",
@@ -62,6 +65,8 @@ class Representation(StrEnum):
     """Estimated shift of one row per trade change (`engine.report`)."""
     CONIC = "conic"
     """Numeric cone rows of the direct solves, without cvxpy (`engine.adjust.conic`)."""
+    BATCH = "batch"
+    """The rows over a stack of weight vectors at once (`engine.batch`)."""
 
 
 class RestrictedForms(Protocol[T]):
@@ -192,3 +197,37 @@ class ConicForms(Protocol[T]):
 
     def unsupported(self, block: Block) -> T:
         """Any other block."""
+
+
+class BatchForms(Protocol[T]):
+    """The rows over K weight vectors at once; `unsupported`: one vector at a time."""
+
+    def affine(self, block: AffineBlock) -> T:
+        """Linear rows."""
+
+    def abs_sum(self, block: AbsSumBlock) -> T:
+        """Absolute terms, summed through the group matrix."""
+
+    def sum_largest_abs(self, block: SumLargestAbsBlock) -> T:
+        """The top-k magnitudes of each vector."""
+
+    def norm(self, block: NormBlock) -> T:
+        """A risk norm, through the factor exposures (never the n x n covariance)."""
+
+    def cvar(self, block: CVaRBlock) -> T:
+        """Scenario CVaR of each vector's losses."""
+
+    def capped_sum(self, block: CappedSumBlock) -> T:
+        """Capped group weights."""
+
+    def positive_part_sum(self, block: PositivePartSumBlock) -> T:
+        """Positive parts of group weights."""
+
+    def above_threshold(self, block: AboveThresholdSumBlock) -> T:
+        """Group weights above a threshold."""
+
+    def open_count(self, block: OpenCountBlock) -> T:
+        """Open positions counted."""
+
+    def unsupported(self, block: Block) -> T:
+        """Any other block (custom expressions, a subclass with values of its own)."""

@@ -29,6 +29,7 @@ from engine.adjust.rounding.tracker import _Parts
 from engine.adjust.separable.fold import Box, Coupling
 from engine.adjust.separable.qp import _Folds
 from engine.adjust.traded_rows import AllTraded, _Views
+from engine.batch.parts import BatchParts, Fallback
 from engine.compile import representations
 from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
 from engine.compile.representations import Representation
@@ -51,6 +52,7 @@ PROTOCOLS: dict[Representation, type] = {
     Representation.EXPORT: representations.ExportForms,
     Representation.ROW_SHIFT: representations.RowShiftForms,
     Representation.CONIC: representations.ConicForms,
+    Representation.BATCH: representations.BatchForms,
 }
 """Each representation's builder protocol (the method of `Block` has the same name)."""
 
@@ -159,6 +161,7 @@ def _stage_builders() -> dict[Representation, Any]:
         Representation.EXPORT: _Writer(ExportRowBuilder(3), ("A", "B", "C"), w, linearize=True),
         Representation.ROW_SHIFT: _Shifts(0, w, np.arange(2), np.ones(2)),
         Representation.CONIC: _Builder(w, [0, 1], ColumnCache()),
+        Representation.BATCH: BatchParts(),
     }
 
 
@@ -192,6 +195,10 @@ def test_the_opt_outs_are_what_the_stages_expect() -> None:
     # The direct conic solve gives up (the cvxpy chain solves the problem).
     for cls in _opting_out(Representation.CONIC):
         assert _bare(cls).conic(builders[Representation.CONIC]) is False
+    # The batch checker evaluates the block one vector at a time (custom expressions).
+    for cls in _opting_out(Representation.BATCH):
+        assert type(_bare(cls).batch(builders[Representation.BATCH])) is Fallback
+    assert [cls.__name__ for cls in _opting_out(Representation.BATCH)] == ["ExpressionBlock"]
 
 
 def test_a_block_without_an_export_is_an_error() -> None:

@@ -1,0 +1,320 @@
+"""`BatchChecker`: one policy set over one universe, checked for K weight vectors at once.
+
+The policies are resolved and compiled once, through the same `prepare` as a single
+request (`engine.compile.prepared`), over a universe V of every instrument given (the
+`include` of capacity and export). Every check then binds the layout to a pre-trade
+portfolio (`Layout.rebind`) and runs its rows' batch program (`engine.batch.program`) over
+chunks of the weight vectors.
+
+Weights and cash
+----------------
+`weights[k, i]` is the k-th portfolio's weight of `symbols[i]`, a fraction of its NAV
+(SPEC §2). Without `cash`, each portfolio's cash weight is `1 - sum_i w_ki`. With `cash`
+(one number, or one per portfolio), weights and cash are amounts in one unit (market values,
+or weights of some other NAV): each vector is divided by its own NAV, `sum_i w_ki + cash_k`,
+which must be positive. Rows that read money (`trade_limit`'s ADV fraction, `trade_risk`)
+convert weights with the checker's `nav`.
+
+`pre_trade` is the pre-trade weights, one vector for every portfolio (`(n,)`) or one each
+(`(K, n)`, checked group by group of equal vectors). Without it the pre-trade portfolio is
+all cash (`w0 = 0`): turnover and trade limits measure from cash, and a breach is active or
+passive against that portfolio, as for a single request that buys the whole portfolio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from engine.batch.backend import Backend, BackendName
+from engine.batch.backend import backend as backend_named
+from engine.batch.program import ChunkVerdict, Program
+from engine.batch.result import BatchResult, RowLabel
+from engine.check.checker import check
+from engine.compile.language import check_policies
+from engine.compile.layout import Layout, LayoutCache
+from engine.compile.prepared import prepare
+from engine.report import violations_of
+from engine.weights.portfolio import MAX_WEIGHT, Snapshot
+from models import (
+    Instrument,
+    PolicyDefinition,
+    PolicyValidationRequest,
+    RiskModel,
+    ScenarioSet,
+    Violation,
+)
+from models.typing import FloatArray
+
+__all__ = ["DEFAULT_CHUNK", "BatchChecker"]
+
+DEFAULT_CHUNK = 8192
+"""Vectors evaluated at once: memory is O(chunk x (n + rows)), whatever K."""
+
+Progress = Callable[[int], None]
+
+
+class BatchChecker:
+    """Check many weight vectors against one compiled policy set (see the module docstring).
+
+    Parameters
+    ----------
+    policies
+        The policies (models or their JSON-like dicts); disabled ones, and ones scoped to
+        other portfolios than `portfolio_id`, do not apply, as for a request.
+    instruments
+        The universe: one column of `weights` per instrument, in `symbols` order.
+    benchmark, risk_model, scenarios
+        As in a request's portfolio state.
+    nav
+        The NAV (base currency) that rows reading money convert weights with.
+    portfolio_id, context
+        The portfolio the policies' scopes and the request context their `when` read.
+    backend
+        "jax" (jit, 64-bit), "numpy", or "auto": JAX when installed.
+    chunk_size
+        Vectors evaluated at once (memory bound); a check may override it.
+    """
+
+    def __init__(
+        self,
+        policies: Sequence[PolicyDefinition | Mapping[str, Any]],
+        instruments: Sequence[Instrument | Mapping[str, Any]],
+        *,
+        benchmark: Mapping[str, float] | None = None,
+        risk_model: RiskModel | Mapping[str, Any] | None = None,
+        scenarios: ScenarioSet | Mapping[str, Any] | None = None,
+        nav: float = 1.0,
+        portfolio_id: str = "batch",
+        context: Mapping[str, Any] | None = None,
+        backend: BackendName = "auto",
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> None:
+        models = [PolicyDefinition.model_validate(p) for p in policies]
+        check_policies(models, prefix="policies")
+        state: dict[str, Any] = {
+            "portfolio_id": portfolio_id,
+            "cash": nav,
+            "positions": [],
+            "instruments": [Instrument.model_validate(i) for i in instruments],
+            "benchmark": None if benchmark is None else dict(benchmark),
+            "risk_model": risk_model,
+            "scenarios": scenarios,
+        }
+        request = PolicyValidationRequest.model_validate(
+            {
+                "decision": {"decision_id": "batch", "portfolio_id": portfolio_id, "trades": []},
+                "portfolio_state": state,
+                "context": dict(context or {}),
+                "mode": "validate",
+            }
+        )
+        symbols = sorted(i.symbol for i in state["instruments"])
+        prepared = prepare(LayoutCache(1), request, models, include=symbols)
+        self.policies = prepared.policies
+        self._base = prepared.snapshot
+        self._layout: Layout = prepared.layout
+        self._bound = np.zeros(self._base.n)
+        self._layout.rebind(self._snapshot(self._bound))
+        self._backend: Backend = backend_named(backend)
+        self._program = Program.of(self._layout, self._backend)
+        self.chunk_size = _chunk(chunk_size)
+        self.labels = tuple(
+            RowLabel(rs.provenance.policy_name, rs.provenance.kind, rs.violation_type, subject)
+            for rs in self._layout.rowsets
+            if rs.provenance is not None
+            for subject in rs.subjects
+        )
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The columns of `weights`, in order."""
+        return self._base.symbols
+
+    @property
+    def backend(self) -> str:
+        """The backend the batched rows run on ("jax" or "numpy")."""
+        return self._backend.name
+
+    @property
+    def fallbacks(self) -> list[RowLabel]:
+        """The rows checked one vector at a time (their blocks have no batch form)."""
+        return [
+            self.labels[c]
+            for _, cols in self._program.fallbacks
+            for c in range(cols.start, cols.stop)
+        ]
+
+    def check(
+        self,
+        weights: Any,
+        cash: Any = None,
+        pre_trade: Any = None,
+        *,
+        cure_passive: bool = False,
+        chunk_size: int | None = None,
+        progress: Progress | None = None,
+    ) -> BatchResult:
+        """Check every row of `weights` (K, n); see the module docstring for the units.
+
+        `cure_passive` as in a request: passive breaches of strict policies block too.
+        `progress(done)` is called after every chunk with the vectors checked so far.
+        Raises ValueError naming the argument for a shape, a number or a NAV it cannot take.
+        """
+        W = self._weights(weights, cash)
+        pre = self._pre_trade(pre_trade, W.shape[0])
+        chunk = self.chunk_size if chunk_size is None else _chunk(chunk_size)
+        K = W.shape[0]
+        compliant = np.ones(K, dtype=bool)
+        found: list[tuple[np.ndarray, ...]] = [
+            (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool))
+        ]
+        rechecked: list[np.ndarray] = []
+        done = 0
+        for w0, members in _groups(pre, K):
+            self._bind(w0)
+            for start in range(0, len(members), chunk):
+                chosen = members[start : start + chunk]
+                verdict = self._run(W, chosen, chunk, cure_passive)
+                compliant[chosen] = verdict.is_compliant
+                kk, rr = np.nonzero(verdict.breached)
+                found.append((chosen[kk], rr, verdict.post[kk, rr], verdict.active[kk, rr]))
+                rechecked.append(chosen[verdict.rechecked])
+                done += len(chosen)
+                if progress is not None:
+                    progress(done)
+        vector, row, observed, active = (
+            np.concatenate(parts) for parts in zip(*found, strict=True)
+        )
+        order = np.lexsort((row, vector))
+        return BatchResult(
+            labels=self.labels,
+            is_compliant=compliant,
+            breach_vector=vector[order].astype(np.int64),
+            breach_row=row[order].astype(np.int64),
+            observed=observed[order].astype(float),
+            active=active[order].astype(bool),
+            rechecked=np.sort(np.concatenate([np.zeros(0, np.int64), *rechecked])),
+            backend=self.backend,
+            _report=lambda k: self._violations(
+                W[k], pre[k] if pre.ndim == 2 else pre, cure_passive
+            ),
+        )
+
+    # -- one vector, through the single-request checker --------------------------------------
+
+    def _violations(self, w: FloatArray, w0: FloatArray, cure_passive: bool) -> list[Violation]:
+        self._bind(w0)
+        result = check(self._layout, w, cure_passive=cure_passive)
+        return violations_of(result, self._layout.snap, None, cure_passive=cure_passive)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _run(self, W: FloatArray, chosen: np.ndarray, chunk: int, cure: bool) -> ChunkVerdict:
+        """The chunk `W[chosen]`, padded to `chunk` rows under JAX (one compiled shape)."""
+        m = len(chosen)
+        first = int(chosen[0])
+        contiguous = int(chosen[-1]) - first == m - 1  # chosen is increasing: a view will do
+        block = W[first : first + m] if contiguous else W[chosen]
+        if self._backend.name == "jax" and m < chunk and len(W) > chunk:
+            block = np.concatenate([block, np.zeros((chunk - m, W.shape[1]))])
+        return self._program.run(block, cure_passive=cure, valid=m)
+
+    def _snapshot(self, w0: FloatArray) -> Snapshot:
+        base = self._base
+        return replace(
+            base,
+            cash=base.nav * (1.0 - float(w0.sum())),
+            q=w0 * base.nav / base.prices,
+            t=np.zeros(base.n),
+            w0=w0.copy(),
+            w_hat=w0.copy(),
+        )
+
+    def _bind(self, w0: FloatArray) -> None:
+        """Bind the layout and the program to the pre-trade weights `w0`."""
+        if np.array_equal(w0, self._bound):
+            return
+        self._layout.rebind(self._snapshot(w0))
+        self._program.bound()
+        self._bound = w0.copy()
+
+    def _weights(self, weights: Any, cash: Any) -> FloatArray:
+        W = _finite_array(weights, "weights")
+        n = self._base.n
+        if W.ndim != 2 or W.shape[1] != n:
+            raise ValueError(
+                f"weights must be a (K, n) array with n = {n} columns (one per symbol of "
+                f".symbols); got shape {W.shape}"
+            )
+        if cash is not None:
+            c = _finite_array(cash, "cash")
+            if c.ndim > 1 or (c.ndim == 1 and c.shape != (W.shape[0],)):
+                raise ValueError(
+                    f"cash must be one number or a (K,) array with K = {W.shape[0]}; "
+                    f"got shape {c.shape}"
+                )
+            nav = W.sum(axis=1) + c
+            bad = np.flatnonzero(~(nav > 0))
+            if len(bad):
+                k = int(bad[0])
+                raise ValueError(
+                    f"portfolio {k}: NAV = sum of weights + cash = {nav[k]:.6g} must be > 0"
+                )
+            W = W / nav[:, None]
+        _plausible(W, "weights")
+        return W
+
+    def _pre_trade(self, pre_trade: Any, K: int) -> FloatArray:
+        n = self._base.n
+        if pre_trade is None:
+            return np.zeros(n)
+        w0 = _finite_array(pre_trade, "pre_trade")
+        if w0.shape not in ((n,), (K, n)):
+            raise ValueError(
+                f"pre_trade must be an (n,) array (every portfolio's) or a (K, n) array with "
+                f"K = {K}, n = {n}; got shape {w0.shape}"
+            )
+        _plausible(w0 if w0.ndim == 2 else w0[None, :], "pre_trade")
+        return w0
+
+
+def _chunk(size: int) -> int:
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, not {size!r}")
+    return int(size)
+
+
+def _finite_array(x: Any, name: str) -> FloatArray:
+    try:
+        array = np.asarray(x, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be an array of numbers: {exc}") from exc
+    if not np.all(np.isfinite(array)):
+        where = np.argwhere(~np.isfinite(array))[0]
+        raise ValueError(
+            f"{name}{list(where.tolist())} is {array[tuple(where)]}, not a finite number"
+        )
+    return array
+
+
+def _plausible(W: FloatArray, name: str) -> None:
+    big = np.abs(W) > MAX_WEIGHT
+    if big.any():
+        k, i = (int(x) for x in np.argwhere(big)[0])
+        raise ValueError(
+            f"{name}[{k}, {i}] is {W[k, i]:.3g} x NAV (limit {MAX_WEIGHT:g} x NAV): not a "
+            "portfolio weight"
+        )
+
+
+def _groups(pre: FloatArray, K: int) -> list[tuple[FloatArray, np.ndarray]]:
+    """The vectors by pre-trade portfolio: one group when one `w0` serves all."""
+    if pre.ndim == 1:
+        return [(pre, np.arange(K))]
+    unique, inverse = np.unique(pre, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    return [(unique[u], np.flatnonzero(inverse == u)) for u in range(len(unique))]

@@ -1,0 +1,217 @@
+"""One layout's rows as a batch program: values and verdicts of a chunk of weight vectors.
+
+`Program.of(layout, backend)` asks every row set's block for its batch form
+(`engine.batch.parts`); `Program.run(W, cure_passive)` evaluates a `(K, n)` chunk: the
+batched rows through the backend (compiled once per chunk shape under JAX), the fallback
+rows one vector at a time through their blocks' `values`, then the verdict of SPEC §5 with
+the single-request checker's formulas (`engine.check.checker.check`), and finally every
+vector that sits within float rounding of a threshold (`BATCH_RECHECK_BAND`), or has a
+value that is not a number, through the single-request checker itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.batch.backend import Backend
+from engine.batch.parts import Array, BatchParts, Fallback, Ops, Part
+from engine.check.checker import check
+from engine.compile.checkstack import CheckStack
+from engine.compile.layout import Layout
+from engine.tolerances import BATCH_RECHECK_BAND, TOLERANCE
+from models.typing import BoolArray, FloatArray, IntArray
+
+__all__ = ["ChunkVerdict", "Program"]
+
+
+@dataclass
+class ChunkVerdict:
+    """The verdict of a chunk of K vectors over the layout's R rows."""
+
+    post: FloatArray
+    """(K, R) every row's value."""
+    breached: BoolArray
+    """(K, R)."""
+    active: BoolArray
+    """(K, R)."""
+    is_compliant: BoolArray
+    """(K,)."""
+    rechecked: IntArray
+    """The vectors (indices into the chunk) answered by the single-request checker."""
+
+
+def _values(parts: list[Part]) -> Callable[[Ops, tuple[Any, ...], Array], tuple[Array, Array]]:
+    """`(ops, data, W) -> (values (K, rows), fragile (K,))` of the batched parts."""
+    evaluators = [p.evaluate for p in parts]
+    fragiles = [(j, p.fragile) for j, p in enumerate(parts) if p.fragile is not None]
+
+    def run(ops: Ops, data: tuple[Any, ...], W: Array) -> tuple[Array, Array]:
+        xp = ops.xp
+        columns = [ev(ops, d, W) for ev, d in zip(evaluators, data, strict=True)]
+        values = xp.concatenate(columns, axis=1) if columns else xp.zeros((W.shape[0], 0))
+        fragile = xp.zeros(W.shape[0], dtype=bool)
+        for j, test in fragiles:
+            fragile = fragile | test(ops, data[j], W)
+        return values, fragile
+
+    return run
+
+
+def _verdict(
+    ops: Ops, post: Array, statics: tuple[Array, ...], fragile: Array, W: Array, cure: bool
+) -> tuple[Array, ...]:
+    """The checker's verdict (`engine.check.checker.check`) on every vector.
+
+    Also which vectors to re-check: within `BATCH_RECHECK_BAND` of a threshold, fragile, or
+    with a value that is not a number.
+    """
+    xp = ops.xp
+    limits, sign, pre_excess, always_active, strict = statics
+    excess = (post - limits) * sign
+    breached = excess > TOLERANCE
+    worsened = excess > pre_excess + TOLERANCE
+    active = breached & (worsened | always_active)
+    blocking = (breached if cure else active) & strict
+    band = (BATCH_RECHECK_BAND * (1.0 + xp.sum(xp.abs(W), axis=1)))[:, None]
+    near = (xp.abs(excess - TOLERANCE) <= band) | (
+        breached & (xp.abs(excess - (pre_excess + TOLERANCE)) <= band)
+    )
+    bad = ~xp.isfinite(xp.sum(post, axis=1))  # an inf or a NaN anywhere in the vector's rows
+    recheck = xp.any(near, axis=1) | fragile | bad
+    return post, breached, active, ~xp.any(blocking, axis=1), recheck
+
+
+def _signature(parts: list[Part]) -> tuple[Any, ...]:
+    """What a compiled evaluator depends on besides the data's values (`Program.bound`)."""
+    return tuple(
+        (p.evaluate.__qualname__, p.rows, tuple(np.shape(d) for d in p.data)) for p in parts
+    )
+
+
+@dataclass
+class Program:
+    """A layout's rows as batched parts and per-vector fallbacks, over one backend.
+
+    Build with `Program.of`; after `Layout.rebind` (a new pre-trade portfolio) call
+    `bound()` to re-read the rows' numbers (the compiled evaluator is kept while the parts'
+    shapes stay the same).
+    """
+
+    layout: Layout
+    backend: Backend
+    stack: CheckStack
+    batched: IntArray
+    """Columns (rows of the layout) the parts fill, in order."""
+    fallbacks: list[tuple[int, slice]]
+    """Row sets evaluated one vector at a time, and their columns."""
+    parts: list[Part] = field(default_factory=list)
+    statics: tuple[Any, ...] = ()
+    data: tuple[Any, ...] = ()
+    _signature: tuple[Any, ...] | None = None
+    _values: Callable[..., Any] | None = None
+    _verdict: Callable[..., Any] | None = None
+    _fused: Callable[..., Any] | None = None
+    """Values and verdict in one compiled function (no fallback rows to splice in)."""
+
+    @classmethod
+    def of(cls, layout: Layout, backend: Backend) -> Program:
+        """The program of `layout` (bound to its pre-trade weights) on `backend`."""
+        stack = layout.row_stack(range(len(layout.rowsets)))
+        forms = BatchParts()
+        batched: list[IntArray] = []
+        fallbacks: list[tuple[int, slice]] = []
+        for j, rowset in enumerate(layout.rowsets):
+            columns = slice(int(stack.offsets[j]), int(stack.offsets[j + 1]))
+            if isinstance(rowset.block.batch(forms), Fallback) or not stack.plain:
+                fallbacks.append((j, columns))
+            else:
+                batched.append(np.arange(columns.start, columns.stop))
+        ops = backend.ops
+        program = cls(
+            layout=layout,
+            backend=backend,
+            stack=stack,
+            batched=np.concatenate(batched) if batched else np.zeros(0, dtype=np.int64),
+            fallbacks=fallbacks,
+            _verdict=backend.compile(
+                lambda post, statics, fragile, W, cure: _verdict(
+                    ops, post, statics, fragile, W, cure
+                ),
+                static_argnums=(4,),
+            ),
+        )
+        return program.bound()
+
+    def bound(self) -> Program:
+        """Re-read the numbers of the layout's rows (after `Layout.rebind` to a new w0)."""
+        stack, layout = self.stack, self.layout
+        limits = np.concatenate([rs.limits for rs in layout.rowsets] or [np.zeros(0)])
+        pre = np.concatenate(layout.pre_values or [np.zeros(0)])
+        with np.errstate(invalid="ignore"):
+            pre_excess = (pre - limits) * stack.sign
+        statics = (limits, stack.sign, pre_excess, stack.always_active, stack.strict)
+        skipped = {j for j, _ in self.fallbacks}
+        forms = BatchParts()
+        parts = [rs.block.batch(forms) for j, rs in enumerate(layout.rowsets) if j not in skipped]
+        self.parts = [p for p in parts if isinstance(p, Part)]
+        assert len(self.parts) == len(parts)
+        signature = _signature(self.parts)
+        if signature != self._signature:
+            ops, values = self.backend.ops, _values(self.parts)
+            self._values = self.backend.compile(lambda data, W: values(ops, data, W))
+
+            def fused(
+                data: tuple[Any, ...], statics: tuple[Any, ...], W: Array, cure: bool
+            ) -> tuple[Array, ...]:
+                post, fragile = values(ops, data, W)
+                return _verdict(ops, post, statics, fragile, W, cure)
+
+            self._fused = self.backend.compile(fused, static_argnums=(3,))
+            self._signature = signature
+        self.statics = self.backend.put(statics)
+        self.data = self.backend.put(tuple(p.data for p in self.parts))
+        return self
+
+    @property
+    def rows(self) -> int:
+        """Rows of the layout."""
+        return int(self.stack.offsets[-1])
+
+    def run(self, W: FloatArray, *, cure_passive: bool, valid: int | None = None) -> ChunkVerdict:
+        """Values and verdicts of the chunk `W` (K, n) of validated weight vectors.
+
+        `valid`: only the first `valid` vectors are wanted (the rest pad the chunk to a
+        shape already compiled).
+        """
+        m = W.shape[0] if valid is None else valid
+        Wd = self.backend.put(W)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if self._fused is not None and not self.fallbacks:
+                verdict = self._fused(self.data, self.statics, Wd, cure_passive)
+            else:
+                verdict = self._spliced(W, Wd, m, cure_passive)
+        post, breached, active, compliant, recheck = (np.array(x[:m]) for x in verdict)
+        rechecked = np.flatnonzero(recheck)
+        for k in rechecked.tolist():
+            exact = check(self.layout, W[k], cure_passive=cure_passive)
+            post[k], breached[k], active[k] = exact.post, exact.breached, exact.active
+            compliant[k] = exact.is_compliant
+        return ChunkVerdict(post, breached, active, compliant, rechecked)
+
+    def _spliced(self, W: FloatArray, Wd: Array, m: int, cure_passive: bool) -> tuple[Any, ...]:
+        """The verdict with the fallback rows evaluated one vector at a time."""
+        assert self._values is not None and self._verdict is not None
+        values, fragile = self._values(self.data, Wd)
+        if self.fallbacks:
+            post = np.zeros((W.shape[0], self.rows))
+            post[:, self.batched] = np.asarray(values)
+            for j, columns in self.fallbacks:
+                block = self.layout.rowsets[j].block
+                for k in range(m):
+                    post[k, columns] = block.values(W[k])
+            values = self.backend.put(post)
+        return tuple(self._verdict(values, self.statics, fragile, Wd, cure_passive))
