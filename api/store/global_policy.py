@@ -43,6 +43,7 @@ __all__ = [
     "GlobalPolicyVersion",
     "Revision",
     "StoredGlobalPolicy",
+    "checked_defaults",
     "content_of",
     "merged",
 ]
@@ -109,6 +110,25 @@ def merged(current: GlobalPolicy, patch: Mapping[str, Any]) -> GlobalPolicy:
     for key, value in patch.items():
         content[key] = None if value is None else merge_patch(content.get(key), value)
     return GlobalPolicy.model_validate(content)
+
+
+def checked_defaults(
+    defaults: Callable[[], GlobalPolicy] = defaults_from_environment,
+) -> GlobalPolicy:
+    """`defaults()` (the `QT_*` environment); a bad value is `Invalid` naming its variable.
+
+    `pes serve` calls it before it starts, so a bad variable stops it with one line
+    (`QT_MAX_POSITIONS: Input should be greater than or equal to 1 (got '0')`) and exit
+    status 2.
+    """
+    try:
+        return defaults()
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        names = {f: v for v, f in ENVIRONMENT_FIELDS.items()}
+        got = f" (got {error['input']!r})" if isinstance(error.get("input"), str) else ""
+        raise Invalid(names.get(field, field or "QT_*"), error["msg"] + got) from exc
 
 
 def _stored(row: sa.Row[Any]) -> StoredGlobalPolicy:
@@ -232,13 +252,7 @@ class GlobalPolicyStore:
 
     def _defaults(self) -> GlobalPolicy:
         """`defaults()`; a bad `QT_*` value is `Invalid` naming its variable."""
-        try:
-            return self.defaults()
-        except ValidationError as exc:
-            error = exc.errors(include_url=False)[0]
-            field = str(error["loc"][0]) if error["loc"] else ""
-            names = {f: v for v, f in ENVIRONMENT_FIELDS.items()}
-            raise Invalid(names.get(field, field or "QT_*"), error["msg"]) from exc
+        return checked_defaults(self.defaults)
 
     # --- rows -------------------------------------------------------------------------------
 
