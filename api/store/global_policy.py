@@ -6,6 +6,12 @@ first time it is read or changed (no event: it is what the components' own `QT_*
 variables already say). A change writes its version and its `global_policy_changed` event
 (in the outbox) in one transaction.
 
+On PostgreSQL every write also sends `NOTIFY pes_global_policy` (`CHANNEL`) in its
+transaction, so the notification is delivered exactly when the version is committed (never
+for a rolled-back one). Its payload is JSON naming the schema and the version,
+`{"schema": "public", "version": 5}`: the channel is shared by every schema of the
+database, and a listener keeps only its own schema's (`api.global_notify`).
+
 Writers are serialized: each reads the current version and writes the next one holding the
 write lock (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: an advisory lock of the transaction,
 keyed by the database and schema), so a merge patch always applies to the version it
@@ -38,6 +44,7 @@ from models import GlobalPolicy, defaults_from_environment
 from models.global_policy import ENVIRONMENT_FIELDS
 
 __all__ = [
+    "CHANNEL",
     "EVENT_TYPE",
     "GlobalPolicyStore",
     "GlobalPolicyVersion",
@@ -52,6 +59,8 @@ EVENT_TYPE = "global_policy_changed"
 WRITE_LOCK = 0x5E5_0003
 """First key of the PostgreSQL advisory lock that serializes writers (the second is
 `schema_key`)."""
+CHANNEL = "pes_global_policy"
+"""The PostgreSQL notification channel of committed versions (payload: schema, version)."""
 INITIAL_ACTOR = "environment"
 """The actor recorded for version 1, taken from the `QT_*` environment."""
 
@@ -309,6 +318,8 @@ class GlobalPolicyStore:
                 changed_at=now,
             )
         )
+        if conn.dialect.name == "postgresql":
+            _notify(conn, version)
         policy = GlobalPolicy.model_validate({**content, "last_updated": now})
         stored = StoredGlobalPolicy(policy, version, change, actor)
         if change == "initial":
@@ -324,3 +335,14 @@ class GlobalPolicyStore:
             )
         )
         return stored
+
+
+def _notify(conn: Connection, version: int) -> None:
+    """`NOTIFY` the new version in the writer's transaction: delivered when it commits."""
+    conn.execute(_NOTIFY, {"channel": CHANNEL, "version": version})
+
+
+_NOTIFY = sa.text(
+    "SELECT pg_notify(CAST(:channel AS text), json_build_object("
+    "'schema', coalesce(current_schema(), ''), 'version', CAST(:version AS integer))::text)"
+)
