@@ -87,12 +87,13 @@ class GlobalPolicyCache:
     def peek(self) -> tuple[StoredGlobalPolicy | None, float | None]:
         """The copy and the seconds since it was last known current; no database access.
 
-        (None, None) before the first successful load.
+        (None, None) before the first successful load. Takes no lock: a read refreshing
+        from a database that hangs holds it, and `/readyz` and `/metrics` must still answer.
         """
-        with self._lock:
-            if self._stored is None:
-                return None, None
-            return self._stored, max(0.0, self.clock() - self._checked)
+        stored, checked = self._stored, self._checked
+        if stored is None:
+            return None, None
+        return stored, max(0.0, self.clock() - checked)
 
     def notified(self, version: int | None = None) -> bool:
         """Version `version` was committed (None: some may have been missed); read it now.

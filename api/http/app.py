@@ -138,6 +138,8 @@ def create_app(
                 services.global_policy, listen_connector(store.engine, _timeouts(settings))
             )
             services.global_listener.start()
+        assert services.global_policy is not None
+        metrics.watch_global_policy(services.global_policy, services.listening)
         app.state.services = services
         services.heap.settle()  # imports and start-up objects: out of every full collection
         log.info(

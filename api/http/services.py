@@ -63,6 +63,10 @@ class Services:
             )
         self.heap = Heap(self.cache_misses, enabled=self.settings.gc_freeze)
 
+    def listening(self) -> bool | None:
+        """Whether this worker hears global-policy changes now (None: it only polls)."""
+        return None if self.global_listener is None else self.global_listener.listening
+
     def cache_misses(self) -> int:
         """Misses of every cache that keeps objects for the process's life, summed."""
         stats = self.engine.cache_stats()
