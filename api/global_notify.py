@@ -31,7 +31,7 @@ log = logging.getLogger("pes.global_policy")
 
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 30.0
 """Waits before re-opening a lost listening connection: doubling from the first to the max."""
-WAKE_S = 0.25
+WAKE_S = 0.1
 """How often the listening thread looks up from its connection to see if it must stop."""
 
 
