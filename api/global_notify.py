@@ -61,7 +61,6 @@ class GlobalPolicyListener:
         self._warned = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._conn: psycopg.Connection[Any] | None = None
 
     def start(self) -> None:
         """Start listening in a daemon thread (returns at once; it connects by itself)."""

@@ -66,9 +66,10 @@ class _GlobalPolicyCollector(Collector):
             "(by polling or a notification).",
         )
         mode = GaugeMetricFamily(
-            "pes_global_policy_risk_mode", "1 for the risk mode applied, 0 for the others.",
+            "pes_global_policy_risk_mode",
+            "1 for the risk mode applied, 0 for the others.",
             labels=["mode"],
-        )  # fmt: skip
+        )
         if stored is None:
             version.add_metric([], nan)
             age.add_metric([], nan)

@@ -9,8 +9,10 @@ channel, neither disturb them nor are disturbed.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -98,16 +100,21 @@ def test_a_committed_version_is_applied_on_its_notification(
         delay = _until(lambda: _version(cache) == version, BOUND_S, "version 2 applied")
         assert cache.current().policy.max_positions == 12  # the copy, no poll needed
         assert listener.notifications == 1 and cache.notified_count == 1
-        # Another schema's versions (the channel is the database's), a payload that is not
-        # ours, and a version already applied change nothing.
+        # Another schema's versions (the channel is the database's) change nothing.
         admin = sa.create_engine(database_url, poolclass=NullPool)
         with admin.begin() as conn:
-            for payload in ('{"schema": "elsewhere", "version": 99}', "garbage", "[]"):
-                conn.execute(sa.select(sa.func.pg_notify(CHANNEL, payload)))
+            other = json.dumps({"schema": f"pes_elsewhere_{uuid.uuid4().hex}", "version": 99})
+            conn.execute(sa.select(sa.func.pg_notify(CHANNEL, other)))
         admin.dispose()
+        # Nor do a payload that is not the store's or a version already applied (handed to
+        # the listener directly: other test runs on this database listen on the channel).
+        with theirs.engine.connect() as conn:
+            schema = str(conn.execute(sa.text("SELECT current_schema()")).scalar())
+        for payload in ("garbage", "[]", json.dumps({"schema": schema, "version": version})):
+            listener._received(payload, schema)
         later = _set(theirs, max_positions=13)
         _until(lambda: _version(cache) == later, BOUND_S, "version 3 applied")
-        assert listener.notifications == 2 and cache.notified_count == 2
+        assert listener.notifications == 3 and cache.notified_count == 2
     print(f"\nnotified version applied after {delay * 1000:.1f} ms")
 
 
