@@ -98,6 +98,13 @@ class Settings(BaseSettings):
         "asking the database for the latest version (one indexed query); a change made "
         "through another worker is applied within this bound (docs/global-policy.md).",
     )
+    global_policy_listen: bool = Field(
+        default=True,
+        description="On PostgreSQL, hold a connection listening for global-policy changes "
+        "(LISTEN pes_global_policy), so that a change is applied by every worker in "
+        "milliseconds; polling every global_policy_refresh_s stays the safety net. Turn off "
+        "behind a pooler that cannot hold LISTEN (PgBouncer in transaction mode).",
+    )
     request_deadline_s: float = Field(
         default=5.0,
         gt=0,

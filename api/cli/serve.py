@@ -10,12 +10,14 @@ from typing import Any
 
 from api.cli.common import EXIT_BAD_INPUT, database_option, settings
 from api.settings import EventsBackend
+from api.store.global_policy import checked_defaults
 
 __all__ = ["add_parser"]
 
 
 def _serve(args: argparse.Namespace) -> int:
     config = settings(args)  # a bad PES_* value is reported before the slow imports
+    checked_defaults()  # and a bad QT_* value (`Invalid`: exit 2, one line naming it)
     import uvicorn
 
     from api.http.app import create_app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.events import OutboxRelay, Publisher, publisher_for
+from api.global_notify import GlobalPolicyListener
 from api.http.docs_pages import install_docs
 from api.http.errors import install_error_handlers
 from api.http.heap import Heap, SettleAfterResponse
@@ -31,6 +33,7 @@ from api.http.routes import (
 from api.http.services import Services
 from api.settings import Settings
 from api.store import DatabaseTimeouts, Invalid, Store
+from api.store.db import listen_connector
 from engine import PolicyEngine
 from models import GlobalPolicy, defaults_from_environment
 
@@ -54,6 +57,14 @@ def _metrics_of(app: FastAPI) -> Metrics | None:
     return None if services is None else services.metrics
 
 
+def _timeouts(settings: Settings) -> DatabaseTimeouts:
+    return DatabaseTimeouts(
+        connect_s=settings.db_connect_timeout_s,
+        statement_s=settings.db_statement_timeout_s,
+        pool_s=settings.db_pool_timeout_s,
+    )
+
+
 def _open_store(
     settings: Settings, global_defaults: Callable[[], GlobalPolicy] = defaults_from_environment
 ) -> Store:
@@ -62,14 +73,9 @@ def _open_store(
     A store without a global policy gets version 1 from `global_defaults` here, so that
     every worker starts from a stored version (several starting at once store one).
     """
-    timeouts = DatabaseTimeouts(
-        connect_s=settings.db_connect_timeout_s,
-        statement_s=settings.db_statement_timeout_s,
-        pool_s=settings.db_pool_timeout_s,
-    )
     try:
         store = Store.open(
-            settings.database_url, timeouts=timeouts, global_defaults=global_defaults
+            settings.database_url, timeouts=_timeouts(settings), global_defaults=global_defaults
         )
         current = store.global_policy.current()
     except Invalid as exc:  # a QT_* variable the initial global policy cannot take
@@ -125,6 +131,15 @@ def create_app(
                 store.outbox, sink, batch=settings.relay_batch, interval_s=settings.relay_interval_s
             )
             services.relay.start()
+        if settings.global_policy_listen and store.engine.dialect.name == "postgresql":
+            # Connects in the background too: until it listens, polling applies changes.
+            assert services.global_policy is not None
+            services.global_listener = GlobalPolicyListener(
+                services.global_policy, listen_connector(store.engine, _timeouts(settings))
+            )
+            services.global_listener.start()
+        assert services.global_policy is not None
+        metrics.watch_global_policy(services.global_policy, services.listening)
         app.state.services = services
         services.heap.settle()  # imports and start-up objects: out of every full collection
         log.info(
@@ -135,6 +150,8 @@ def create_app(
         try:
             yield
         finally:
+            if services.global_listener is not None:
+                await asyncio.to_thread(services.global_listener.stop)
             if services.relay is not None:
                 await services.relay.stop()
             if sink is not None and relay:

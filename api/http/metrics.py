@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from api.global_controls import GlobalPolicyCache
 from engine import PolicyEngine
+from models.enums import RiskMode
 
 __all__ = ["Metrics"]
 
@@ -36,6 +39,65 @@ class _EngineCollector(Collector):
         except Exception:  # a scrape must not fail because the database is down
             pending.add_metric([], float("nan"))
         return [hits, misses, entries, pending]
+
+
+class _GlobalPolicyCollector(Collector):
+    """The worker's copy of the global policy, read at scrape time (never the database).
+
+    Before the copy was ever loaded the version and ages are NaN and no risk mode is 1.
+    """
+
+    def __init__(self, cache: GlobalPolicyCache, listening: Callable[[], bool | None]) -> None:
+        self.cache = cache
+        self.listening = listening
+
+    def collect(self) -> Iterable[Metric]:
+        stored, checked_s = self.cache.peek()
+        nan = float("nan")
+        version = GaugeMetricFamily(
+            "pes_global_policy_version", "Version of the global policy this worker applies."
+        )
+        age = GaugeMetricFamily(
+            "pes_global_policy_age_seconds", "Seconds since that version was written."
+        )
+        staleness = GaugeMetricFamily(
+            "pes_global_policy_staleness_seconds",
+            "Seconds since this worker last confirmed its copy is the latest version "
+            "(by polling or a notification).",
+        )
+        mode = GaugeMetricFamily(
+            "pes_global_policy_risk_mode",
+            "1 for the risk mode applied, 0 for the others.",
+            labels=["mode"],
+        )
+        if stored is None:
+            version.add_metric([], nan)
+            age.add_metric([], nan)
+            staleness.add_metric([], nan)
+        else:
+            written = (datetime.now(UTC) - stored.last_updated).total_seconds()
+            version.add_metric([], stored.version)
+            age.add_metric([], max(0.0, written))
+            staleness.add_metric([], nan if checked_s is None else checked_s)
+        for each in RiskMode:
+            applied = stored is not None and stored.policy.risk_mode == each
+            mode.add_metric([each.value], 1.0 if applied else 0.0)
+        reads = CounterMetricFamily(
+            "pes_global_policy_reads",
+            "Times this worker read and parsed the global policy (a new version or a start).",
+        )
+        reads.add_metric([], self.cache.reads)
+        notified = CounterMetricFamily(
+            "pes_global_policy_notified",
+            "New versions this worker applied on a PostgreSQL notification.",
+        )
+        notified.add_metric([], self.cache.notified_count)
+        listening = GaugeMetricFamily(
+            "pes_global_policy_listening",
+            "1 while this worker listens for changes (PostgreSQL), 0 while it only polls.",
+        )
+        listening.add_metric([], 1.0 if self.listening() else 0.0)
+        return [version, age, staleness, mode, reads, notified, listening]
 
 
 class Metrics:
@@ -66,3 +128,12 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_EngineCollector(engine, outbox_pending))
+
+    def watch_global_policy(
+        self, cache: GlobalPolicyCache, listening: Callable[[], bool | None]
+    ) -> None:
+        """Export this worker's global policy (`pes_global_policy_*`), read at each scrape.
+
+        `listening` says whether a listener hears changes now (None: none runs).
+        """
+        self.registry.register(_GlobalPolicyCollector(cache, listening))

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from api.events import OutboxRelay
 from api.global_controls import GlobalPolicyCache
+from api.global_notify import GlobalPolicyListener
 from api.http.heap import Heap
 from api.http.metrics import Metrics
 from api.references import ReferenceCache, StoreReferences, reported, resolved
@@ -46,6 +47,7 @@ class Services:
     relay: OutboxRelay | None = None
     references: StoreReferences | None = None
     global_policy: GlobalPolicyCache | None = None
+    global_listener: GlobalPolicyListener | None = None
     # Compiled problems hold parameter values between fill and solve, so one request at a
     # time uses the engine; scale out with more worker processes.
     engine_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -60,6 +62,10 @@ class Services:
                 self.store.global_policy, self.settings.global_policy_refresh_s
             )
         self.heap = Heap(self.cache_misses, enabled=self.settings.gc_freeze)
+
+    def listening(self) -> bool | None:
+        """Whether this worker hears global-policy changes now (None: it only polls)."""
+        return None if self.global_listener is None else self.global_listener.listening
 
     def cache_misses(self) -> int:
         """Misses of every cache that keeps objects for the process's life, summed."""

@@ -24,7 +24,7 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +37,15 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["DatabaseTimeouts", "alembic_config", "connect", "lock_file", "migrate", "schema_key"]
+__all__ = [
+    "DatabaseTimeouts",
+    "alembic_config",
+    "connect",
+    "listen_connector",
+    "lock_file",
+    "migrate",
+    "schema_key",
+]
 
 log = logging.getLogger("pes.store")
 
@@ -161,6 +169,33 @@ def _postgresql(url: str, timeouts: DatabaseTimeouts) -> Engine:
         dbapi_connection.commit()
 
     return engine
+
+
+def listen_connector(
+    engine: Engine, timeouts: DatabaseTimeouts | None = None
+) -> Callable[[], psycopg.Connection[Any]]:
+    """Connections of their own to `engine`'s PostgreSQL database, for `LISTEN`.
+
+    Out of the pool (a listener holds its connection for the process's life), in
+    autocommit (a notification is delivered between transactions), with the pool's bounds
+    on connecting and the same keepalives, so a vanished server is noticed on an idle one.
+    """
+    timeouts = timeouts or DatabaseTimeouts()
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    params = {
+        **cparams,
+        "autocommit": True,
+        "connect_timeout": max(2, round(timeouts.connect_s)),
+        "keepalives": 1,
+        "keepalives_idle": KEEPALIVE_IDLE_S,
+        "keepalives_interval": KEEPALIVE_INTERVAL_S,
+        "keepalives_count": KEEPALIVE_COUNT,
+    }
+
+    def connect() -> psycopg.Connection[Any]:
+        return psycopg.Connection.connect(*cargs, **params)
+
+    return connect
 
 
 def connect(url: str, timeouts: DatabaseTimeouts | None = None) -> Engine:

@@ -6,6 +6,12 @@ first time it is read or changed (no event: it is what the components' own `QT_*
 variables already say). A change writes its version and its `global_policy_changed` event
 (in the outbox) in one transaction.
 
+On PostgreSQL every write also sends `NOTIFY pes_global_policy` (`CHANNEL`) in its
+transaction, so the notification is delivered exactly when the version is committed (never
+for a rolled-back one). Its payload is JSON naming the schema and the version,
+`{"schema": "public", "version": 5}`: the channel is shared by every schema of the
+database, and a listener keeps only its own schema's (`api.global_notify`).
+
 Writers are serialized: each reads the current version and writes the next one holding the
 write lock (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: an advisory lock of the transaction,
 keyed by the database and schema), so a merge patch always applies to the version it
@@ -38,11 +44,13 @@ from models import GlobalPolicy, defaults_from_environment
 from models.global_policy import ENVIRONMENT_FIELDS
 
 __all__ = [
+    "CHANNEL",
     "EVENT_TYPE",
     "GlobalPolicyStore",
     "GlobalPolicyVersion",
     "Revision",
     "StoredGlobalPolicy",
+    "checked_defaults",
     "content_of",
     "merged",
 ]
@@ -51,6 +59,8 @@ EVENT_TYPE = "global_policy_changed"
 WRITE_LOCK = 0x5E5_0003
 """First key of the PostgreSQL advisory lock that serializes writers (the second is
 `schema_key`)."""
+CHANNEL = "pes_global_policy"
+"""The PostgreSQL notification channel of committed versions (payload: schema, version)."""
 INITIAL_ACTOR = "environment"
 """The actor recorded for version 1, taken from the `QT_*` environment."""
 
@@ -109,6 +119,25 @@ def merged(current: GlobalPolicy, patch: Mapping[str, Any]) -> GlobalPolicy:
     for key, value in patch.items():
         content[key] = None if value is None else merge_patch(content.get(key), value)
     return GlobalPolicy.model_validate(content)
+
+
+def checked_defaults(
+    defaults: Callable[[], GlobalPolicy] = defaults_from_environment,
+) -> GlobalPolicy:
+    """`defaults()` (the `QT_*` environment); a bad value is `Invalid` naming its variable.
+
+    `pes serve` calls it before it starts, so a bad variable stops it with one line
+    (`QT_MAX_POSITIONS: Input should be greater than or equal to 1 (got '0')`) and exit
+    status 2.
+    """
+    try:
+        return defaults()
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        names = {f: v for v, f in ENVIRONMENT_FIELDS.items()}
+        got = f" (got {error['input']!r})" if isinstance(error.get("input"), str) else ""
+        raise Invalid(names.get(field, field or "QT_*"), error["msg"] + got) from exc
 
 
 def _stored(row: sa.Row[Any]) -> StoredGlobalPolicy:
@@ -232,13 +261,7 @@ class GlobalPolicyStore:
 
     def _defaults(self) -> GlobalPolicy:
         """`defaults()`; a bad `QT_*` value is `Invalid` naming its variable."""
-        try:
-            return self.defaults()
-        except ValidationError as exc:
-            error = exc.errors(include_url=False)[0]
-            field = str(error["loc"][0]) if error["loc"] else ""
-            names = {f: v for v, f in ENVIRONMENT_FIELDS.items()}
-            raise Invalid(names.get(field, field or "QT_*"), error["msg"]) from exc
+        return checked_defaults(self.defaults)
 
     # --- rows -------------------------------------------------------------------------------
 
@@ -295,6 +318,8 @@ class GlobalPolicyStore:
                 changed_at=now,
             )
         )
+        if conn.dialect.name == "postgresql":
+            _notify(conn, version)
         policy = GlobalPolicy.model_validate({**content, "last_updated": now})
         stored = StoredGlobalPolicy(policy, version, change, actor)
         if change == "initial":
@@ -310,3 +335,14 @@ class GlobalPolicyStore:
             )
         )
         return stored
+
+
+def _notify(conn: Connection, version: int) -> None:
+    """`NOTIFY` the new version in the writer's transaction: delivered when it commits."""
+    conn.execute(_NOTIFY, {"channel": CHANNEL, "version": version})
+
+
+_NOTIFY = sa.text(
+    "SELECT pg_notify(CAST(:channel AS text), json_build_object("
+    "'schema', coalesce(current_schema(), ''), 'version', CAST(:version AS integer))::text)"
+)

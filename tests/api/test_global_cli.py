@@ -8,7 +8,10 @@ defaults clear those variables for themselves.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from api.cli import main
 from api.http.app import create_app
 from api.settings import Settings
 from tests.api.conftest import EXAMPLES, REQUESTS
+from tests.serving import REPO
 
 QT_LIMITS = ("QT_MAX_RISK_PER_TRADE", "QT_MAX_POSITIONS", "QT_CONFIDENCE_THRESHOLD")
 
@@ -187,6 +191,59 @@ def test_a_bad_qt_variable_exits_2_naming_it(
     monkeypatch.setenv("QT_MAX_POSITIONS", "0")
     status, _out, err = _run(capsys, "global", "show", "--database-url", url)
     assert status == 2 and "QT_MAX_POSITIONS: " in err, err
+
+
+BAD_QT = [
+    ("QT_RISK_MODE", "WILD", "Input should be 'AGGRESSIVE', 'NORMAL' or 'DEFENSIVE' (got 'WILD')"),
+    ("QT_MAX_POSITIONS", "0", "Input should be greater than or equal to 1 (got '0')"),
+    (
+        "QT_MAX_POSITIONS",
+        "abc",
+        "Input should be a valid integer, unable to parse string as an integer (got 'abc')",
+    ),
+    ("QT_MAX_RISK_PER_TRADE", "-1", "Input should be greater than 0 (got '-1')"),
+    (
+        "QT_CONFIDENCE_THRESHOLD",
+        "high",
+        "Input should be a valid number, unable to parse string as a number (got 'high')",
+    ),
+]
+
+
+def _pes(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *argv],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), BAD_QT)
+def test_pes_serve_with_a_bad_qt_variable_exits_2_with_one_line(
+    variable: str, value: str, message: str, tmp_path: Path
+) -> None:
+    """A process, as an operator starts it: one line naming the variable, no traceback,
+    nothing opened (the database file is never created)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PES_")}
+    env[variable] = value
+    database = tmp_path / "pes.db"
+    done = _pes(env, "serve", "--port", "0", "--database-url", f"sqlite:///{database}")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [f"pes serve: {variable}: {message}"], done.stderr
+    assert done.stdout == ""
+    assert not database.exists()
+
+
+def test_pes_global_with_a_bad_qt_variable_exits_2_with_one_line(tmp_path: Path) -> None:
+    """Every command that reads the variables (here on an empty store) says it the same way."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PES_")}
+    env["QT_RISK_MODE"] = "WILD"
+    url = f"sqlite:///{tmp_path / 'pes.db'}"
+    for argv in (("global", "show"), ("global", "reset")):
+        done = _pes(env, *argv, "--database-url", url)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.splitlines() == [f"pes global: QT_RISK_MODE: {BAD_QT[0][2]}"], (
+            done.stderr
+        )
 
 
 def test_the_documented_global_policy_test_file_passes(

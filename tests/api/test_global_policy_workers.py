@@ -5,8 +5,10 @@ A change is made through one; the other is polled (its GET /api/policy, then a v
 `global_policy_version`) until it shows the new version. The bound is the design's
 (docs/global-policy.md): each worker asks for the latest version number at most every
 `PES_GLOBAL_POLICY_REFRESH_S` (0.5 s), so a change is applied within 0.5 s plus a query;
-the test allows the 1 s the issue states. It is a behaviour bound, not a benchmark: the
-measured delays are printed (`pytest -s`), never compared to anything tighter.
+the test allows the 1 s the issue states. On PostgreSQL the workers also listen for the
+writer's NOTIFY; a test with a 30 s refresh shows that it alone meets the bound. It is a
+behaviour bound, not a benchmark: the measured delays are printed (`pytest -s`), never
+compared to anything tighter.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.api.conftest import example_request
 from tests.serving import pes_serve
@@ -73,11 +76,11 @@ def _seen_after(http: httpx.Client, base: str, version: int) -> float:
         time.sleep(0.01)
 
 
-def _propagation(database_url: str, tmp_path: Path) -> list[float]:
+def _propagation(database_url: str, tmp_path: Path, **pes: str) -> list[float]:
     delays: list[float] = []
     with (
-        _server(database_url, tmp_path / "a.log") as a,
-        _server(database_url, tmp_path / "b.log") as b,
+        _server(database_url, tmp_path / "a.log", **pes) as a,
+        _server(database_url, tmp_path / "b.log", **pes) as b,
         httpx.Client(timeout=10) as http,
     ):
         # Both have read the current version (and so cached it) before the change.
@@ -102,6 +105,14 @@ def test_a_change_reaches_the_other_worker_within_a_second(
     database_url: str, tmp_path: Path
 ) -> None:
     delays = _propagation(database_url, tmp_path)
+    assert len(delays) == ROUNDS and max(delays) < BOUND_S
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_on_postgresql_a_notification_carries_the_change(database_url: str, tmp_path: Path) -> None:
+    """With a 30 s refresh, polling cannot explain a change seen within a second: each
+    worker's listener hears the writer's NOTIFY and reads the new version at once."""
+    delays = _propagation(database_url, tmp_path, refresh_s="30")
     assert len(delays) == ROUNDS and max(delays) < BOUND_S
 
 

@@ -4,6 +4,9 @@
   is not ready (503), unless `approve_when_no_policy_applies` is on.
 - The relay's state is reported ("ok", "disconnected (n pending)", "none") but a broker
   that is down leaves the service ready: events wait in the outbox.
+- The global policy: the worker's copy (version, risk mode, ages, how changes reach it) is
+  reported, and the service is not ready while the current version cannot be loaded (a
+  validation would be 503); `/metrics` exports the same as `pes_global_policy_*`.
 - Start-up logs which store it opened (password hidden), whether it was just created and
   how many policies it holds.
 """
@@ -11,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,8 @@ from sqlalchemy import make_url
 
 from api.http.app import create_app
 from api.settings import Settings
-from tests.api.conftest import TestClient, core_policies, example_request
+from api.store.tables import global_policy_versions
+from tests.api.conftest import TestClient, core_policies, example_request, services_of
 from tests.api.test_relay_outages import FlakyPublisher
 
 WAIT_S = 30.0
@@ -56,7 +61,12 @@ def test_not_ready_without_an_enforcing_policy(database_url: str) -> None:
         assert enabled.status_code == 200, enabled.text
         assert _ready(client) == (
             200,
-            {"database": "ok", "policies": "ok (2 loaded)", "events": "none"},
+            {
+                "database": "ok",
+                "policies": "ok (2 loaded)",
+                "global_policy": "ok (version 1, NORMAL)",
+                "events": "none",
+            },
         )
 
 
@@ -125,3 +135,86 @@ def test_start_up_logs_the_store_whether_it_was_created_and_its_policies(
     with TestClient(create_app(Settings(database_url=database, events="none"))):
         pass
     assert opened() == f"store {shown}: existing, {len(core_policies())} policies"
+
+
+# --- the global policy ----------------------------------------------------------------------
+
+
+def _metric(text: str, name: str) -> float:
+    """The value of one sample (`name` with its labels) in a Prometheus text page."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not exported")
+
+
+def test_readyz_and_metrics_report_the_global_policy(database_url: str) -> None:
+    with TestClient(create_app(Settings(database_url=database_url, events="none"))) as client:
+        _create(client, *core_policies())
+        listens = database_url.startswith("postgresql")
+        if listens:  # it connects in the background
+            deadline = time.monotonic() + WAIT_S
+            while (
+                not client.get("/readyz")
+                .json()["global_policy"]["propagation"]
+                .startswith("notify")
+            ):
+                assert time.monotonic() < deadline, "never listening"
+                time.sleep(0.05)
+        r = client.get("/readyz")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["checks"]["global_policy"] == "ok (version 1, NORMAL)"
+        report = body["global_policy"]
+        assert report["version"] == 1 and report["risk_mode"] == "NORMAL"
+        assert 0 <= report["age_s"] < WAIT_S and 0 <= report["checked_s"] < WAIT_S
+        expected = "notify (LISTEN)" if listens else "polling every 0.5 s"
+        assert report["propagation"].startswith(expected), report
+
+        page = client.get("/metrics").text
+        assert _metric(page, "pes_global_policy_version") == 1
+        assert 0 <= _metric(page, "pes_global_policy_age_seconds") < WAIT_S
+        assert 0 <= _metric(page, "pes_global_policy_staleness_seconds") < WAIT_S
+        assert _metric(page, 'pes_global_policy_risk_mode{mode="NORMAL"}') == 1
+        assert _metric(page, 'pes_global_policy_risk_mode{mode="DEFENSIVE"}') == 0
+        assert _metric(page, "pes_global_policy_listening") == (1 if listens else 0)
+        reads = _metric(page, "pes_global_policy_reads_total")
+
+        assert client.post("/api/policy/risk_mode/DEFENSIVE").status_code == 200
+        time.sleep(0.2)
+        body = client.get("/readyz").json()
+        assert body["checks"]["global_policy"] == "ok (version 2, DEFENSIVE)"
+        assert body["global_policy"]["version"] == 2 and body["global_policy"]["age_s"] < 1.0
+        page = client.get("/metrics").text
+        assert _metric(page, "pes_global_policy_version") == 2
+        assert _metric(page, 'pes_global_policy_risk_mode{mode="DEFENSIVE"}') == 1
+        assert _metric(page, 'pes_global_policy_risk_mode{mode="NORMAL"}') == 0
+        assert _metric(page, "pes_global_policy_reads_total") >= reads
+
+
+def test_not_ready_while_the_global_policy_cannot_be_loaded(database_url: str) -> None:
+    """A stored version the service cannot read (here: an unknown risk mode written behind
+    its back) is never applied: not ready, nothing reported as loaded, validations 503;
+    the scrape still answers, with NaN. (Not listening: on PostgreSQL the listener would
+    load the version, still readable, as it starts.)"""
+    settings = Settings(database_url=database_url, events="none", global_policy_listen=False)
+    with TestClient(
+        create_app(settings),
+        raise_server_exceptions=False,
+    ) as client:
+        _create(client, *core_policies())
+        engine = services_of(client).store.engine
+        with engine.begin() as conn:
+            conn.execute(global_policy_versions.update().values(content={"risk_mode": "WILD"}))
+        r = client.get("/readyz")
+        assert r.status_code == 503, r.text
+        body = r.json()
+        assert body["checks"]["global_policy"] == (
+            "error: the global policy cannot be loaded: ValidationError"
+        )
+        assert body["checks"]["database"] == "ok" and body["global_policy"] is None
+        v = client.post("/api/v1/validate", json=example_request("small-rebalance"))
+        assert v.status_code == 503, v.text
+        page = client.get("/metrics").text
+        assert math.isnan(_metric(page, "pes_global_policy_version"))
+        assert _metric(page, 'pes_global_policy_risk_mode{mode="NORMAL"}') == 0

@@ -131,9 +131,16 @@ def test_healthz_and_readyz(client: TestClient, core: list[dict[str, Any]]) -> N
     _create_policies(client, core)
     r = client.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {
+    body = r.json()
+    assert body.pop("global_policy")["version"] == 1  # tests/api/test_readiness.py
+    assert body == {
         "status": "ready",
-        "checks": {"database": "ok", "policies": f"ok ({len(core)} loaded)", "events": "none"},
+        "checks": {
+            "database": "ok",
+            "policies": f"ok ({len(core)} loaded)",
+            "global_policy": "ok (version 1, NORMAL)",
+            "events": "none",
+        },
     }
 
 

@@ -8,6 +8,8 @@ and answers 503 when they take longer than `readyz_timeout_s`.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response, status
@@ -62,6 +64,47 @@ def _policies(services: Services) -> tuple[str, bool]:
     )
 
 
+def _global_policy(services: Services) -> tuple[str, bool]:
+    """The global-policy check: its current version can be had (as a validation needs it)."""
+    cache = services.global_policy
+    assert cache is not None
+    try:
+        stored = cache.current()
+    except Exception as exc:  # Unavailable (a database error), or anything unforeseen
+        return f"error: {exc}", False
+    return f"ok (version {stored.version}, {stored.policy.risk_mode.value})", True
+
+
+def _propagation(services: Services) -> str:
+    listening = services.listening()
+    if listening is None:
+        return f"polling every {services.settings.global_policy_refresh_s:g} s"
+    if listening:
+        return "notify (LISTEN), polling as the safety net"
+    return "polling (the listener is reconnecting)"
+
+
+def _global_policy_report(services: Services) -> dict[str, Any] | None:
+    """The worker's copy of the global policy: version, risk mode, ages; None if none.
+
+    `age_s`: seconds since the version was written; `checked_s`: since this worker last
+    confirmed it is the latest (by polling or a notification).
+    """
+    assert services.global_policy is not None
+    stored, checked_s = services.global_policy.peek()
+    if stored is None:
+        return None
+    age_s = (datetime.now(UTC) - stored.last_updated).total_seconds()
+    return {
+        "version": stored.version,
+        "risk_mode": stored.policy.risk_mode.value,
+        "last_updated": stored.last_updated.isoformat(),
+        "age_s": round(max(0.0, age_s), 3),
+        "checked_s": None if checked_s is None else round(checked_s, 3),
+        "propagation": _propagation(services),
+    }
+
+
 def _check(services: Services) -> tuple[dict[str, str], bool]:
     checks: dict[str, str] = {}
     try:
@@ -73,6 +116,13 @@ def _check(services: Services) -> tuple[dict[str, str], bool]:
         checks.setdefault("database", f"error: {exc.__class__.__name__}")
         checks.setdefault("policies", f"error: {exc.__class__.__name__}")
         ready = False
+    # A validation cannot run without the global policy's current version (not asked for
+    # when the database is out: the answer is known, and the thread would wait again).
+    if checks["database"] == "ok":
+        checks["global_policy"], loaded = _global_policy(services)
+        ready = ready and loaded
+    else:
+        checks["global_policy"] = "unknown: the database cannot be reached"
     # A broker that is down is reported but does not make the service unready: events
     # wait in the outbox and are relayed when it is back.
     checks["events"] = _events(services)
@@ -81,10 +131,13 @@ def _check(services: Services) -> tuple[dict[str, str], bool]:
 
 @router.get("/readyz", summary="Readiness", responses={503: {"description": "not ready"}})
 async def readyz(request: Request) -> JSONResponse:
-    """Ready: the database answers and an enforcing policy is stored.
+    """Ready: the database answers, an enforcing policy is stored, the global policy loads.
 
-    Without one the service is ready only when `approve_when_no_policy_applies` is on. The
-    event relay's state is reported and does not affect readiness.
+    Without an enforcing policy the service is ready only when
+    `approve_when_no_policy_applies` is on. `global_policy` reports this worker's copy
+    (version, risk mode, `age_s` since it was written, `checked_s` since it was last
+    confirmed current, how changes reach it), null when it was never loaded. The event
+    relay's state is reported and does not affect readiness.
     """
     services: Services = request.app.state.services
     timeout = services.settings.readyz_timeout_s
@@ -94,13 +147,16 @@ async def readyz(request: Request) -> JSONResponse:
         checks, ready = await asyncio.wait_for(asyncio.to_thread(_check, services), timeout)
     except TimeoutError:
         late = f"error: no answer within {timeout:g} s"
-        checks, ready = {"database": late, "policies": late, "events": "unknown"}, False
+        checks = {"database": late, "policies": late, "global_policy": late, "events": "unknown"}
+        ready = False
+    body = {
+        "status": "ready" if ready else "not ready",
+        "checks": checks,
+        "global_policy": _global_policy_report(services),
+    }
     if not ready:
-        return JSONResponse(
-            {"status": "not ready", "checks": checks},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-    return JSONResponse({"status": "ready", "checks": checks})
+        return JSONResponse(body, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return JSONResponse(body)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
