@@ -55,7 +55,7 @@ def request(
             else [instrument(s, prices.get(s, 100.0)) for s in symbols],
         },
     }
-    for key in ("benchmark", "risk_model", "scenarios"):
+    for key in ("benchmark", "risk_model", "scenarios", "target_weights"):
         if key in fields:
             body["portfolio_state"][key] = fields.pop(key)
     if policies is not None:
