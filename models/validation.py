@@ -66,6 +66,11 @@ class Trade(StrictModel):
     quantity: PositiveFloat
 
 
+def _is_none(value: Any) -> bool:
+    """Left out of a dump when None: a figure the request cannot give."""
+    return value is None
+
+
 def _is_empty(value: Any) -> bool:
     """Left out of a dump when empty: a decision without FX trades serializes as before."""
     return not value
@@ -142,6 +147,17 @@ class PortfolioFigures(StrictModel):
     )
     cvar_95: float | None = Field(
         default=None, description="CVaR at 95% over the request's scenarios."
+    )
+    drift_total: float | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="Drift from `portfolio_state.target_weights`: sum of |w_i - target_i| "
+        "over the held, traded and target names (absent without target weights).",
+    )
+    drift_max: float | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="The largest |w_i - target_i| of one name (absent without target weights).",
     )
 
 
