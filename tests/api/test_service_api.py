@@ -721,6 +721,57 @@ FIELD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "invalid_request",
     ),
     ("bad-mode", _set(("mode",), "approve"), "mode", "invalid_request"),
+    (
+        "cash-in-a-malformed-currency",
+        _set(("portfolio_state", "cash"), {"USD": 1.0, "usd": 5.0}),
+        "portfolio_state.cash.usd.[key]",
+        "invalid_request",
+    ),
+    (
+        "non-finite-cash-in-a-currency",
+        _set(("portfolio_state", "cash"), {"USD": 1.0, "JPY": "nan"}),
+        "portfolio_state.cash.JPY",
+        "invalid_request",
+    ),
+    (
+        "currency-without-a-rate",
+        _set(("portfolio_state", "instruments", 0, "currency"), "JPY"),
+        "portfolio_state.fx_rates",
+        "invalid_input",
+    ),
+    (
+        "base-currency-rate-not-one",
+        _set(("portfolio_state", "fx_rates"), {"USD": 1.1}),
+        "portfolio_state.fx_rates.USD",
+        "invalid_input",
+    ),
+    (
+        "malformed-fx-pair",
+        _set(("decision", "fx_trades"), [{"pair": "EURUS", "side": "BUY", "quantity": 1}]),
+        "decision.fx_trades[0].pair",
+        "invalid_request",
+    ),
+    (
+        "fx-trade-without-a-rate",
+        _set(("decision", "fx_trades"), [{"pair": "EURUSD", "side": "BUY", "quantity": 1}]),
+        "portfolio_state.fx_rates",
+        "invalid_input",
+    ),
+    (
+        "drift-without-targets",
+        _set(
+            ("policies",),
+            [
+                {
+                    "policy_name": "drift",
+                    "policy_type": "INVESTMENT_MANDATE",
+                    "rules": {"constraints": [{"kind": "target_drift", "max": 0.02}]},
+                }
+            ],
+        ),
+        "portfolio_state.target_weights",
+        "invalid_input",
+    ),
 ]
 
 
