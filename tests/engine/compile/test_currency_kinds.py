@@ -248,3 +248,35 @@ def test_the_global_allow_list_applies_to_sleeves() -> None:
     adjusted = response.adjusted_decision
     assert adjusted is not None and adjusted.is_compliant
     assert [(t.symbol, t.quantity) for t in adjusted.trades] == [("AAPL", 10.0)]
+
+
+# --- a cached layout re-reads the amounts ---------------------------------------------------------
+
+
+def test_a_cached_layout_serves_new_cash_rates_and_fx_trades() -> None:
+    constraints = [
+        {**CASH, "per_currency": {"JPY": {"min": -0.05}}},
+        {"kind": "currency_exposure", "max": 0.2, "min": -0.2},
+        {"kind": "currency_exposure", "total": True, "max": 0.3},
+    ]
+    shared = PolicyEngine()
+
+    def answers(engine: PolicyEngine, **changes: Any) -> list[Any]:
+        request = fund(
+            [("TOY", "BUY", 300), ("AAPL", "SELL", 20)],
+            fx_trades=changes.pop("fx", [("JPYUSD", "BUY", 200_000)]),
+            policies=[policy("p", *constraints)],
+            **changes,
+        )
+        response = engine.validate(request.model_copy(update={"mode": "validate"}))
+        return [(v.violation_type, v.subject, v.observed, v.pre_trade) for v in response.violations]
+
+    variants: list[dict[str, Any]] = [
+        {},
+        {"cash": {"EUR": 20_000.0, "USD": 40_000.0, "JPY": -900_000.0}},
+        {"fx_rates": {"USD": 0.95, "GBP": 1.2, "JPY": 0.0059}},
+        {"fx": [("USDEUR", "SELL", 5_000)]},
+    ]
+    for changes in variants:
+        assert answers(shared, **dict(changes)) == answers(PolicyEngine(), **dict(changes))
+    assert shared.cache_stats().layout_hits >= 1
