@@ -772,3 +772,24 @@ def test_module_entry_point_end_to_end(tmp_path: Path) -> None:
     # -v logs one progress line per file to stderr.
     assert "ok.json: compliant" in completed.stderr
     assert "over.json: NOT compliant" in completed.stderr
+
+
+def test_a_multi_currency_request_is_validated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The example euro fund: buying SONY without yen is adjusted, the FX trade dropped."""
+    examples = REPO / "examples"
+    body = json.loads((examples / "currencies" / "eu-balanced.json").read_text("utf-8"))
+    body["decision"]["trades"] = [{"symbol": "SONY", "side": "BUY", "quantity": 1_000}]
+    body["decision"]["fx_trades"] = []
+    file = _write(tmp_path / "fx.json", body)
+    status, out, _ = _run(
+        capsys, "validate", file, "--policies", examples / "policies" / "multi-currency.yaml"
+    )
+    assert status == 1
+    [response] = _responses(out)
+    assert [(v.violation_type, v.subject) for v in response.violations] == [("cash.min", "JPY")]
+    adjusted = response.adjusted_decision
+    assert adjusted is not None and adjusted.is_compliant
+    assert [(t.symbol, t.quantity) for t in adjusted.trades] == [("SONY", 80.0)]
+    assert response.analytics is not None and response.analytics.pre_trade.nav == 1_887_570.0

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from fastapi.testclient import TestClient
 from httpx import Response
 from prometheus_client.parser import text_string_to_metric_families
@@ -1233,3 +1234,23 @@ def test_store_open_accepts_a_url_with_percent_escapes() -> None:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+def test_a_multi_currency_request_keeps_its_fx_trades_when_it_can(client: TestClient) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    body = json.loads((examples / "currencies" / "eu-balanced.json").read_text("utf-8"))
+    body["decision"]["trades"] = [{"symbol": "SONY", "side": "BUY", "quantity": 1_200}]
+    body["policies"] = yaml.safe_load(
+        (examples / "policies" / "multi-currency.yaml").read_text("utf-8")
+    )
+    r = _validate(client, body)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert [(v["violation_type"], v["subject"]) for v in answer["violations"]] == [
+        ("cash.min", "JPY")
+    ]
+    adjusted = answer["adjusted_decision"]
+    assert adjusted["is_compliant"] is True
+    assert adjusted["trades"] == [{"symbol": "SONY", "side": "BUY", "quantity": 618.0}]
+    assert adjusted["fx_trades"] == [{"pair": "JPYEUR", "side": "BUY", "quantity": 7_000_000.0}]
+    assert answer["analytics"]["pre_trade"]["drift_total"] > 0
