@@ -11,6 +11,7 @@ SPEC section 2's, number for number.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +20,8 @@ from models import Instrument, PolicyValidationRequest
 from models.portfolio import pair_currencies
 
 __all__ = ["Money", "money_of"]
+
+_currency = operator.attrgetter("currency")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class Money:
     exposure the state's FX forwards add; `currencies[i]` is the currency of V's i-th name.
     """
 
+    foreign: bool = False
+    """True when some name of V is priced in a currency other than the base."""
     base: str = "USD"
     fx: dict[str, float] = field(default_factory=dict)
     cash: dict[str, float] = field(default_factory=dict)
@@ -85,8 +90,13 @@ def money_of(
     state = request.portfolio_state
     rates = _Rates(request)
     base = rates.base
-    currencies = tuple(inst.currency or base for inst in chosen)
-    if any(c != base for c in currencies):
+    # Every request passes here with hundreds of names: C-level scans, the per-name
+    # tuple built only when some name is priced in another currency.
+    codes = set(map(_currency, chosen)) - {None, base}
+    currencies = (
+        tuple(c or base for c in map(_currency, chosen)) if codes else (base,) * len(chosen)
+    )
+    if codes:
         where = {inst.symbol: k for k, inst in enumerate(state.instruments)}
         for symbol, c in zip(symbols, currencies, strict=True):
             if c != base:
@@ -113,6 +123,7 @@ def money_of(
         hedges[bought] = hedges.get(bought, 0.0) + sign * forward.quantity * fx_bought
         hedges[paid] = hedges.get(paid, 0.0) - sign * forward.quantity * rate * fx_paid
     return Money(
+        foreign=bool(codes),
         base=base,
         fx=dict(rates.used),
         cash=cash,

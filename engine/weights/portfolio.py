@@ -65,6 +65,7 @@ class Snapshot:
 
 
 _price = operator.attrgetter("price")
+_strategy = operator.attrgetter("strategy")
 _lot_size = operator.attrgetter("lot_size")
 
 MAX_WEIGHT = 1e4
@@ -130,7 +131,7 @@ def snapshot_of(
             if symbol in override:
                 prices[k] = override[symbol]
     money = money_of(request, symbols, chosen)
-    if any(c != money.base for c in money.currencies):  # prices in base units
+    if money.foreign:  # prices in base units
         prices = prices * np.array([money.fx[c] for c in money.currencies])
     q = np.fromiter(map(held.get, symbols, repeat(0.0, n)), dtype=float, count=n)
     t = np.zeros(n)
@@ -162,20 +163,25 @@ def snapshot_of(
         instruments=instruments,
         benchmark=benchmark,
         money=money,
-        strategies=_strategies(request),
+        strategies=_strategies(request, held),
         target=None if state.target_weights is None else dict(state.target_weights),
     )
 
 
-def _strategies(request: PolicyValidationRequest) -> dict[str, str]:
-    """The sleeve of each tagged position; a new name traded takes the decision's strategy."""
+def _strategies(request: PolicyValidationRequest, held: dict[str, float]) -> dict[str, str]:
+    """The sleeve of each tagged position; a new name traded takes the decision's strategy.
+
+    Only when some position names a sleeve: a book without sleeves has none (and an
+    instrument attribute called `strategy` then keeps its meaning).
+    """
     positions = request.portfolio_state.positions
+    if not any(map(_strategy, positions)):
+        return {}
     tags = {p.symbol: p.strategy for p in positions if p.strategy}
     strategy = request.decision.strategy
     if strategy:
-        held = {p.symbol for p in positions if p.quantity != 0}
         for trade in request.decision.trades:
-            if trade.symbol not in held:
+            if not held.get(trade.symbol):
                 tags.setdefault(trade.symbol, strategy)
     return tags
 
