@@ -90,7 +90,7 @@ class AdjustedExpectation(StrictModel):
     def _says_something(self) -> AdjustedExpectation:
         if self.method is None and self.trades is None and self.fx_trades is None:
             raise ValueError(
-                "give `method`, `trades`, `fx_trades` or several (or write `adjusted: none`)"
+                "give `method`, `trades` or both, and/or `fx_trades` (or write `adjusted: none`)"
             )
         return self
 
