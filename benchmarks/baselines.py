@@ -131,7 +131,9 @@ def project_qp(
     p = np.array([price[s] for s in symbols])
     q = np.array([held.get(s, 0.0) for s in symbols])
     t = np.array([traded.get(s, 0.0) for s in symbols])
-    nav = state.cash + float(q @ p)
+    cash = state.cash
+    assert isinstance(cash, float), "the baselines price single-currency books only"
+    nav = cash + float(q @ p)
     w0, w_hat = q * p / nav, (q + t) * p / nav
     groups = sorted({sector_of[s] for s in symbols})
     row = {g: r for r, g in enumerate(groups)}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from engine.adjust.adjuster import Adjuster, AttemptResult
 from engine.adjust.conflicts import find_conflicts
+from engine.adjust.fx import fx_variants
 from engine.adjust.problems import ProblemCache
 from engine.capacity.analyzer import CapacityAnalyzer
 from engine.check.checker import check
@@ -228,21 +229,35 @@ class PolicyEngine:
             result = check(layout, snap.w_hat, cure_passive=request.cure_passive)
         outcome: AttemptResult | None = None
         infeasible: Infeasibility | None = None
+        solved, verified, fx_kept = layout, layout, True
         if not result.is_compliant and request.mode == ValidationMode.ADJUST:
             with timer.stage("adjust"):
-                outcome, infeasible = self._adjust_in_time(layout, request, deadline)
+                if request.decision.fx_trades:
+                    outcome, infeasible, solved, fx_kept = self._adjust_fx(
+                        prepared, layout, deadline
+                    )
+                    verified = layout if fx_kept else solved
+                else:
+                    outcome, infeasible = self._adjust_in_time(layout, request, deadline)
         adjustment = outcome.adjustment if outcome is not None else None
         adjusted = None
         if adjustment is not None:
             with timer.stage("verify"):
-                verdict = check(layout, adjustment.w, cure_passive=request.cure_passive)
+                verdict = check(verified, adjustment.w, cure_passive=request.cure_passive)
+            notes = list(adjustment.notes)
+            if request.decision.fx_trades and not fx_kept:
+                notes.append(
+                    "FX trades cancelled: no adjustment of the security trades complies with "
+                    "them as proposed"
+                )
             adjusted = AdjustedDecision(
                 method=adjustment.method,
                 trades=trades_of(snap, adjustment.t),
+                fx_trades=list(request.decision.fx_trades) if fx_kept else [],
                 is_compliant=verdict.is_compliant,
                 distance=adjustment.distance,
                 solver=adjustment.solver,
-                binding=binding_constraints(layout.for_solver(), adjustment),
+                binding=binding_constraints(solved.for_solver(), adjustment),
                 solver_attempts=[
                     SolverAttempt(
                         solver=a.solver,
@@ -252,7 +267,7 @@ class PolicyEngine:
                     )
                     for a in adjustment.attempts
                 ],
-                notes=adjustment.notes,
+                notes=notes,
                 encodings=rule_encodings(layout),
             )
         with timer.stage("report"):
@@ -288,6 +303,30 @@ class PolicyEngine:
             global_policy_version=None if prepared.controls is None else prepared.controls.version,
             timings_ms=timer.finish(),
         )
+
+    def _adjust_fx(
+        self, prepared: Prepared, layout: Layout, deadline: Deadline
+    ) -> tuple[AttemptResult, Infeasibility | None, Layout, bool]:
+        """Adjust a decision with FX trades (engine.adjust.fx): kept if possible, else cancelled.
+
+        Returns the outcome, the infeasibility, the layout solved and whether the FX trades
+        stay in the adjusted decision.
+        """
+        request = prepared.request
+        tried: tuple[AttemptResult, Infeasibility | None, Layout, bool] | None = None
+        for variant in fx_variants(request, prepared.policies, prepared.snapshot):
+            outcome, infeasible = self._adjust_in_time(variant.layout, variant.request, deadline)
+            tried = (outcome, infeasible, variant.layout, variant.keeps_fx)
+            adjustment = outcome.adjustment
+            if adjustment is None:
+                continue
+            if not variant.keeps_fx:
+                return tried
+            verdict = check(layout, adjustment.w, cure_passive=request.cure_passive)
+            if verdict.is_compliant:
+                return tried
+        assert tried is not None
+        return tried
 
     def _adjust_in_time(
         self, layout: Layout, request: PolicyValidationRequest, deadline: Deadline

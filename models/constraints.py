@@ -21,7 +21,7 @@ from models.contextual import (
     by_form,
     ordered_pairs,
 )
-from models.portfolio import AttributeValue
+from models.portfolio import AttributeValue, CurrencyCode
 
 __all__ = [
     "AllowedUniverse",
@@ -32,6 +32,7 @@ __all__ = [
     "Constraint",
     "ConstraintBase",
     "CorrelationCluster",
+    "CurrencyExposure",
     "Fraction",
     "Limit",
     "NonNegativeFloat",
@@ -50,6 +51,7 @@ __all__ = [
     "Restricted",
     "StressScenario",
     "StressTest",
+    "TargetDrift",
     "TrackingError",
     "TradeLimit",
     "TradeRisk",
@@ -185,9 +187,74 @@ class NetExposure(_Bounded):
 
 
 class Cash(_Bounded):
-    """`min <= 1 - sum_i w_i <= max`."""
+    """`min <= 1 - sum_i w_i <= max`; with `by_currency`, per currency c.
+
+    By currency, the row of c is c's cash after the decision, valued in the base currency,
+    over NAV: trades settle in their instrument's currency and FX trades move cash between
+    currencies. There `min` defaults to 0 (no overdraft) and `per_currency` sets a
+    currency's own bounds; rows exist for the base currency and every currency in use.
+    """
 
     kind: Literal["cash"] = "cash"
+    by_currency: bool = False
+    per_currency: dict[CurrencyCode, Bounds] | None = None
+
+    def _per_item(self) -> bool:
+        return self.by_currency
+
+    @model_validator(mode="after")
+    def _per_currency_needs_by_currency(self) -> Cash:
+        if self.per_currency and not self.by_currency:
+            raise ValueError("per_currency needs by_currency: true")
+        return self
+
+
+class CurrencyExposure(_Bounded):
+    """Net exposure to a currency, as a fraction of NAV, within bounds.
+
+    Exposure to c = (value of the positions priced in c + cash in c + hedges in c) / NAV,
+    all valued in the base currency; `hedges` counts the state's FX forwards. One row per
+    currency in `currencies` (default: every non-base currency in use), or, with `total`,
+    one row for all non-base currencies together. `per_currency` sets a currency's own
+    bounds.
+    """
+
+    kind: Literal["currency_exposure"] = "currency_exposure"
+    currencies: list[CurrencyCode] | None = Field(default=None, min_length=1)
+    per_currency: dict[CurrencyCode, Bounds] | None = None
+    total: bool = False
+    hedges: bool = True
+
+    def _per_item(self) -> bool:
+        return bool(self.per_currency)
+
+    @model_validator(mode="after")
+    def _total_is_one_row(self) -> CurrencyExposure:
+        if self.total and (self.currencies is not None or self.per_currency):
+            raise ValueError(
+                "total is one row over every non-base currency: leave out "
+                "currencies and per_currency"
+            )
+        return self
+
+
+class TargetDrift(ConstraintBase):
+    """Drift from the target weights (`portfolio_state.target_weights`, absent names 0).
+
+    `max`: `|w_i - target_i| <= max` per name of V (or of `symbols`); `max_total`:
+    `sum_i |w_i - target_i| <= max_total` over V and every target name.
+    """
+
+    kind: Literal["target_drift"] = "target_drift"
+    max: NonNegativeFloat | None = None
+    max_total: NonNegativeFloat | None = None
+    symbols: list[Symbol] | None = None
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> TargetDrift:
+        if self.max is None and self.max_total is None:
+            raise ValueError("give max, max_total or both")
+        return self
 
 
 class Exposure(_Bounded):
@@ -496,6 +563,8 @@ Constraint = Annotated[
     | GrossExposure
     | NetExposure
     | Cash
+    | CurrencyExposure
+    | TargetDrift
     | Exposure
     | Concentration
     | Turnover

@@ -10,17 +10,25 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictStr,
+    TypeAdapter,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     model_validator,
 )
 
 from models.base import JsonInt, NonNegativeFloat, PositiveFloat, StrictModel, Symbol
+from models.enums import Side
 
 __all__ = [
     "MAX_INSTRUMENTS",
     "MAX_POSITIONS",
     "AttributeValue",
     "CovarianceMatrix",
+    "CurrencyCode",
+    "CurrencyPair",
+    "MAX_FX_ENTRIES",
+    "FxForward",
     "DataReference",
     "FactorRiskModel",
     "ReferenceId",
@@ -29,6 +37,7 @@ __all__ = [
     "Position",
     "RiskModel",
     "ScenarioSet",
+    "pair_currencies",
     "same_portfolio_id",
 ]
 
@@ -49,6 +58,60 @@ ReferenceId = Annotated[
 ]
 """Identifier of registered reference data (a universe or a risk model)."""
 
+CurrencyCode = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Z]{3}$",
+        description="An ISO 4217 currency code: three capital letters (`USD`, `EUR`, `JPY`).",
+    ),
+]
+"""A currency, by its ISO 4217 code."""
+
+CurrencyPair = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Z]{6}$",
+        description="Two ISO 4217 codes run together, `EURUSD`: BUY buys the first "
+        "currency (the quantity is in it) and pays in the second.",
+    ),
+]
+"""A currency pair, base currency first (`EURUSD` is euros priced in dollars)."""
+
+
+def _by_shape(value: Any, _handler: ValidatorFunctionWrapHandler) -> Any:
+    """Validate a map as cash by currency, anything else as one amount.
+
+    Errors then name the field as written (`cash`, `cash.JPY`), not every form of the union.
+    """
+    if isinstance(value, dict):
+        return _CASH_MAP.validate_python(value)
+    return _CASH_AMOUNT.validate_python(value)
+
+
+_number_or_map = WrapValidator(_by_shape)
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def _is_usd(value: Any) -> bool:
+    return bool(value == "USD")
+
+
+# The fields added for currencies, sleeves and targets are left out of a dump at their
+# defaults (`exclude_if`): a single-currency request serializes exactly as before, so its
+# idempotency hash and every stored or logged form are unchanged.
+
+MAX_FX_ENTRIES = 1_000
+"""Currencies, hedges or FX trades in one request: far beyond the currencies in use."""
+
+
+def pair_currencies(pair: str) -> tuple[str, str]:
+    """The bought (first) and paid (second) currency of a pair such as `EURUSD`."""
+    return pair[:3], pair[3:]
+
+
 ReferenceVersion = Annotated[int, Field(ge=1, description="A stored version; absent = latest.")]
 
 
@@ -68,18 +131,66 @@ class Position(StrictModel):
 
     symbol: Symbol
     quantity: FiniteFloat
+    strategy: str | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        min_length=1,
+        max_length=100,
+        description="The strategy sleeve the position belongs to (read by group limits "
+        "with `attribute: strategy`).",
+    )
+
+
+class FxForward(StrictModel):
+    """An FX forward held as a currency hedge.
+
+    `quantity` of the pair's first currency bought (BUY) or sold (SELL) forward against
+    the second at `rate`. It moves no cash and is not part of NAV (its mark-to-market
+    belongs in `cash`); it counts in the currency exposure of both currencies when a
+    `currency_exposure` constraint says `hedges: true`: BUY adds `quantity` of the first
+    currency and takes `quantity x rate` of the second (SELL the opposite), each valued
+    at `fx_rates`.
+    """
+
+    pair: CurrencyPair
+    side: Side
+    quantity: PositiveFloat
+    rate: PositiveFloat | None = Field(
+        default=None,
+        description="Contract rate, units of the second currency per unit of the first; "
+        "absent = the spot cross rate of `fx_rates`.",
+    )
+
+    @model_validator(mode="after")
+    def _two_currencies(self) -> FxForward:
+        bought, paid = pair_currencies(self.pair)
+        if bought == paid:
+            raise ValueError(f"pair {self.pair} names one currency twice")
+        return self
 
 
 class Instrument(StrictModel):
-    """Reference data of one instrument; `price` is in the base currency."""
+    """Reference data of one instrument; `price` is in the instrument's `currency`.
+
+    Without a `currency` the instrument is priced in the portfolio's base currency. Its
+    value in the base currency is `price x fx_rates[currency]`.
+    """
 
     symbol: Symbol
-    price: PositiveFloat
+    price: PositiveFloat = Field(
+        description="Price per unit in the instrument's `currency` (the base currency when "
+        "it has none)."
+    )
     sector: str | None = None
     issuer: str | None = None
     country: str | None = None
     asset_class: str | None = None
-    currency: str | None = None
+    currency: str | None = Field(
+        default=None,
+        description="ISO 4217 code of the currency the instrument is priced and settled in; "
+        "absent = the portfolio's base currency. A currency other than the base needs an "
+        "entry in `fx_rates`.",
+    )
     adv: NonNegativeFloat | None = Field(default=None, description="Average daily volume, shares.")
     lot_size: NonNegativeFloat = Field(
         default=1.0, description="Trade quantities are multiples of this; 0 = fractional."
@@ -229,6 +340,12 @@ MAX_INSTRUMENTS = 20_000
 only the held and traded names enter the problem)."""
 
 
+_CASH_AMOUNT: TypeAdapter[float] = TypeAdapter(FiniteFloat)
+_CASH_MAP: TypeAdapter[dict[str, float]] = TypeAdapter(
+    Annotated[dict[CurrencyCode, FiniteFloat], Field(max_length=MAX_FX_ENTRIES)]
+)
+
+
 class PortfolioState(StrictModel):
     """The portfolio as the Portfolio State Service reports it.
 
@@ -238,7 +355,38 @@ class PortfolioState(StrictModel):
     """
 
     portfolio_id: str = Field(min_length=1, max_length=200)
-    cash: FiniteFloat
+    base_currency: CurrencyCode = Field(
+        default="USD",
+        exclude_if=_is_usd,
+        description="The currency NAV and every weight are measured in.",
+    )
+    cash: Annotated[FiniteFloat | dict[CurrencyCode, FiniteFloat], _number_or_map] = Field(
+        description="Cash in the base currency (a number), or by currency (a map of ISO "
+        "4217 code to amount in that currency; negative = overdraft). NAV = sum over "
+        "currencies c of cash_c x fx_c + sum over positions of quantity x price x "
+        "fx_(instrument currency); every weight is a base-currency value over NAV."
+    )
+    fx_rates: dict[CurrencyCode, PositiveFloat] | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        max_length=MAX_FX_ENTRIES,
+        description='Units of the base currency per unit of each currency (`{"JPY": '
+        "0.0061}` with base EUR: one yen is worth 0.0061 euro). Every currency in use other "
+        "than the base needs one; the base currency's own rate, if given, must be 1.",
+    )
+    fx_forwards: list[FxForward] | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        max_length=MAX_FX_ENTRIES,
+        description="FX forwards held as hedges, counted by `currency_exposure` constraints "
+        "with `hedges: true`.",
+    )
+    target_weights: dict[Symbol, FiniteFloat] | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="The model portfolio's weights (fractions of NAV), read by "
+        "`target_drift` constraints and the analytics' drift; names absent have target 0.",
+    )
     positions: list[Position] = Field(default_factory=list, max_length=MAX_POSITIONS)
     instruments: list[Instrument] = Field(default_factory=list, max_length=MAX_INSTRUMENTS)
     universe: DataReference | None = Field(
@@ -252,6 +400,12 @@ class PortfolioState(StrictModel):
     risk_model: RiskModel | None = None
     scenarios: ScenarioSet | None = None
     as_of: str | None = None
+
+    def cash_by_currency(self) -> dict[str, float]:
+        """Cash per currency (a plain number is cash in the base currency)."""
+        if isinstance(self.cash, dict):
+            return dict(self.cash)
+        return {self.base_currency: self.cash}
 
 
 def same_portfolio_id(portfolio_id: str | None, info: ValidationInfo) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from models.base import PositiveFloat, StrictModel, Symbol, check_json_values
 from models.enums import (
@@ -19,7 +19,12 @@ from models.enums import (
 )
 from models.global_policy import AppliedRiskMode
 from models.policy import PolicyDefinition
-from models.portfolio import PortfolioState
+from models.portfolio import (
+    MAX_FX_ENTRIES,
+    CurrencyPair,
+    PortfolioState,
+    pair_currencies,
+)
 from models.reference import ReferenceDataUsed
 
 __all__ = [
@@ -29,6 +34,7 @@ __all__ = [
     "BindingConstraint",
     "ContextChoice",
     "CoordinatedTradingDecision",
+    "FxTrade",
     "Infeasibility",
     "LimitRelaxation",
     "PolicyContext",
@@ -60,12 +66,49 @@ class Trade(StrictModel):
     quantity: PositiveFloat
 
 
+def _is_none(value: Any) -> bool:
+    """Left out of a dump when None: a figure the request cannot give."""
+    return value is None
+
+
+def _is_empty(value: Any) -> bool:
+    """Left out of a dump when empty: a decision without FX trades serializes as before."""
+    return not value
+
+
+class FxTrade(StrictModel):
+    """A spot FX trade: BUY `quantity` of the pair's first currency, paying the second.
+
+    It executes at the cross rate of `portfolio_state.fx_rates` (second per first =
+    fx_first / fx_second), so it moves cash between the two currencies and leaves NAV as it
+    is. The adjustment keeps it as proposed or cancels it (docs/currencies.md).
+    """
+
+    pair: CurrencyPair
+    side: Side
+    quantity: PositiveFloat
+
+    @model_validator(mode="after")
+    def _two_currencies(self) -> FxTrade:
+        bought, paid = pair_currencies(self.pair)
+        if bought == paid:
+            raise ValueError(f"pair {self.pair} names one currency twice")
+        return self
+
+
 class CoordinatedTradingDecision(StrictModel):
     """A trading decision from the coordination engine."""
 
     decision_id: str = Field(min_length=1, max_length=200)
     portfolio_id: str = Field(min_length=1, max_length=200)
     trades: list[Trade] = Field(default_factory=list, max_length=MAX_TRADES)
+    fx_trades: list[FxTrade] = Field(
+        default_factory=list,
+        max_length=MAX_FX_ENTRIES,
+        exclude_if=_is_empty,
+        description="Spot FX trades of the decision (`EURUSD` BUY 1000000: buy a million "
+        "euros, pay dollars); they move cash between currencies.",
+    )
     strategy: str | None = None
     confidence: float | None = Field(
         default=None,
@@ -104,6 +147,17 @@ class PortfolioFigures(StrictModel):
     )
     cvar_95: float | None = Field(
         default=None, description="CVaR at 95% over the request's scenarios."
+    )
+    drift_total: float | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="Drift from `portfolio_state.target_weights`: sum of |w_i - target_i| "
+        "over the held, traded and target names (absent without target weights).",
+    )
+    drift_max: float | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="The largest |w_i - target_i| of one name (absent without target weights).",
     )
 
 
@@ -221,6 +275,12 @@ class AdjustedDecision(StrictModel):
 
     method: AdjustmentMethod
     trades: list[Trade]
+    fx_trades: list[FxTrade] = Field(
+        default_factory=list,
+        exclude_if=_is_empty,
+        description="The decision's FX trades, kept as proposed, or none when the "
+        "adjustment had to cancel them (a note says so).",
+    )
     is_compliant: bool
     distance: float
     solver: str

@@ -29,7 +29,7 @@ from engine.check.checker import CheckResult, check
 from engine.compile.layout import Layout, LayoutCache
 from engine.compile.prepared import prepare
 from engine.deadline import NO_DEADLINE, Deadline
-from engine.errors import UnknownSymbolError
+from engine.errors import InputError, UnknownSymbolError
 from engine.resolve.global_policy import GlobalControls
 from engine.resolve.references import ReferenceKey
 from engine.tolerances import FRACTIONAL_SHARE_STEP, LOT_UNITS_SNAP
@@ -221,6 +221,14 @@ def _probe(request: CapacityRequest) -> PolicyValidationRequest:
     decision = request.decision or CoordinatedTradingDecision(
         decision_id="capacity", portfolio_id=request.target_portfolio
     )
+    if decision.fx_trades:
+        # The capacity solves hold rows at their value without trades; FX trades move the
+        # currency rows by themselves, which that premise leaves out (docs/not-yet-built.md).
+        raise InputError(
+            "decision.fx_trades",
+            "capacity is not measured beyond FX trades yet: execute them in the state's "
+            "cash (portfolio_state.cash by currency) and send the decision without them",
+        )
     return PolicyValidationRequest(
         decision=decision,
         portfolio_state=request.portfolio_state,

@@ -48,6 +48,10 @@ class _Static:
     """Benchmark weights over V and then the names outside V (None: no benchmark)."""
     scenarios: FloatArray | None
     """Scenario returns (S x n over V), None without scenarios covering V."""
+    target: FloatArray | None = None
+    """Target weights over V (None: the state has none)."""
+    target_outside: FloatArray | None = None
+    """Target weights of the names outside V (their drift does not move)."""
 
 
 def _static(layout: Layout, request: PolicyValidationRequest) -> _Static:
@@ -77,7 +81,13 @@ def _static(layout: Layout, request: PolicyValidationRequest) -> _Static:
         if all(s in column for s in snap.symbols):
             returns = np.asarray(state.scenarios.returns, dtype=float)
             scenarios = returns[:, [column[s] for s in snap.symbols]]
-    static = _Static(names, codes, factors, len(outside), benchmark, scenarios)
+    target = target_outside = None
+    if snap.target is not None:
+        target = np.array([snap.target.get(s, 0.0) for s in snap.symbols])
+        target_outside = np.array([x for s, x in snap.target.items() if s not in snap.index])
+    static = _Static(
+        names, codes, factors, len(outside), benchmark, scenarios, target, target_outside
+    )
     layout.memo["figures"] = static
     return static
 
@@ -108,6 +118,11 @@ def _figures(static: _Static, nav: float, w: FloatArray) -> PortfolioFigures:
     net_by_sector = np.bincount(static.sector_codes, weights=w, minlength=len(static.sector_names))
     order = np.argsort(-np.abs(net_by_sector), kind="stable")[:TOP_SECTORS]
     volatility = tracking = var = cvar = None
+    drift_total = drift_max = None
+    if static.target is not None and static.target_outside is not None:
+        drift = np.concatenate([np.abs(w - static.target), np.abs(static.target_outside)])
+        drift_total = float(drift.sum())
+        drift_max = float(drift.max()) if len(drift) else 0.0
     padded = np.concatenate([w, np.zeros(static.extra)])
     if static.factors is not None:
         volatility = _risk(static.factors, padded)
@@ -135,6 +150,8 @@ def _figures(static: _Static, nav: float, w: FloatArray) -> PortfolioFigures:
         tracking_error=tracking,
         var_95_1d=None if var is None else float(var),
         cvar_95=cvar,
+        drift_total=drift_total,
+        drift_max=drift_max,
     )
 
 

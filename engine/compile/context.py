@@ -23,6 +23,11 @@ PER_REQUEST_FIELDS = frozenset({"price", "lot_size"})
 cache key (engine.compile.layout), so no constraint may be built from them."""
 """Returned by `CompileContext.attribute` for an instrument the constraint leaves out."""
 
+STRATEGY = "strategy"
+"""The attribute a position's strategy sleeve answers (`Position.strategy`; a name the
+decision opens takes the decision's `strategy`), ahead of an instrument attribute of that
+name."""
+
 
 @dataclass
 class CompileContext:
@@ -68,6 +73,8 @@ class CompileContext:
             )
         instrument = self.snap.instruments.get(symbol)
         value = None if instrument is None else instrument.attribute(name)
+        if name == STRATEGY and symbol in self.snap.strategies:
+            value = self.snap.strategies[symbol]  # the position's sleeve
         if value is not None:
             return value
         if isinstance(missing, MissingDefault):

@@ -23,7 +23,14 @@ from engine.weights.portfolio import Snapshot
 from models import Instrument, PolicyDefinition, PolicyValidationRequest, PortfolioState
 from models.typing import FloatArray
 
-__all__ = ["Layout", "LayoutCache", "build_layout", "layout_key", "row_values"]
+__all__ = [
+    "Layout",
+    "LayoutCache",
+    "build_layout",
+    "layout_key",
+    "pre_trade_values",
+    "row_values",
+]
 
 
 @dataclass
@@ -44,7 +51,17 @@ class Layout:
     covers that data."""
 
     def __post_init__(self) -> None:
-        self.pre_values = row_values(self.rowsets, self.snap.w0)
+        self.pre_values = pre_trade_values(self.rowsets, self.snap.w0)
+
+    @property
+    def shifted(self) -> bool:
+        """True when some row's pre-trade value is not its value at w0 (`RowSet.pre_shift`).
+
+        Only the decision's FX trades do that; the engine adjusts such a decision through
+        layouts without them (engine.engine), so the adjuster's premise holds: not trading
+        leaves every row at its pre-trade value.
+        """
+        return any(rs.pre_shift is not None for rs in self.rowsets)
 
     def rebind(self, snap: Snapshot) -> None:
         """Serve a new request with the same structure: new weights, prices and NAV."""
@@ -52,7 +69,7 @@ class Layout:
             if rowset.refresh is not None:
                 rowset.refresh(snap)
         self.snap = snap
-        self.pre_values = row_values(self.rowsets, snap.w0)
+        self.pre_values = pre_trade_values(self.rowsets, snap.w0)
 
     def for_solver(self) -> Layout:
         """The layout the adjustment problems are built from.
@@ -106,6 +123,15 @@ def row_values(rowsets: Sequence[RowSet], w: FloatArray) -> list[FloatArray]:
         return [rs.block.values(w) for rs in rowsets]
 
 
+def pre_trade_values(rowsets: Sequence[RowSet], w0: FloatArray) -> list[FloatArray]:
+    """Every row set's values before the decision: at `w0`, less its `pre_shift`."""
+    values = row_values(rowsets, w0)
+    for k, rowset in enumerate(rowsets):
+        if rowset.pre_shift is not None:
+            values[k] = values[k] - rowset.pre_shift
+    return values
+
+
 def _provenance(rowset: RowSet) -> Provenance:
     assert rowset.provenance is not None
     return rowset.provenance
@@ -143,9 +169,12 @@ _static_fields_of = operator.itemgetter(*_STATIC_FIELDS)
 """Applied to an instrument's `__dict__` (where pydantic keeps the field values): a dict
 look-up is twice as fast as attribute access on a model, and this runs 500 times a request."""
 
-_STATE_EXCLUDED = frozenset({"positions", "cash", "as_of", "instruments", "benchmark", "prices"})
-"""Portfolio state fields keyed by other means (instruments, benchmark) or not at all
-(positions, cash, as_of, prices: weights, prices and NAV, re-read by `rebind`)."""
+_STATE_EXCLUDED = frozenset(
+    {"positions", "cash", "as_of", "instruments", "benchmark", "prices", "base_currency"}
+)
+"""Portfolio state fields keyed by other means (instruments, benchmark; the base currency and
+the currencies of cash in `layout_key`) or not at all (positions, cash, as_of, prices:
+weights, prices and NAV, re-read by `rebind`)."""
 
 
 def _reference_data_key(
@@ -237,6 +266,9 @@ def layout_key(
         snap.symbols,
         state.portfolio_id,
         _reference_data_key(state, reference),
+        # The rows per currency and per sleeve: which exist (amounts are re-read by `rebind`).
+        tuple(snap.money.in_use()),
+        tuple(sorted(snap.strategies.items())),
     )
 
 

@@ -66,6 +66,10 @@ class RowSet:
     encoding: str | None = None
     """How the solver's form encodes a rule that is not convex ("restriction: ..."); None when
     the rows are the rule itself."""
+    pre_shift: FloatArray | None = field(default=None, repr=False)
+    """What the decision's fixed parts (its FX trades) add to each row at every weight: the
+    pre-trade values are `block.values(w0) - pre_shift`. None (the rule) when nothing does;
+    a layout with a shift is checked, never adjusted (see `Layout.shifted`)."""
     restriction: list[RowSet] = field(default_factory=list, repr=False)
     """Convex rows that together imply these rows; the adjuster solves with them in place of
     these (whose block then has exact numeric values but no cvxpy form). Empty when the

@@ -127,6 +127,8 @@ def _gates(policy: GlobalPolicy, request: PolicyValidationRequest) -> list[Polic
                 "not trade.",
             )
         )
+    if policy.allowed_strategies:
+        out.extend(_sleeve_gate(policy.allowed_strategies, request))
     minimum = policy.global_min_confidence
     confidence = decision.confidence
     reason = None
@@ -144,6 +146,32 @@ def _gates(policy: GlobalPolicy, request: PolicyValidationRequest) -> list[Polic
             )
         )
     return out
+
+
+def _sleeve_gate(allowed: list[str], request: PolicyValidationRequest) -> list[PolicyDefinition]:
+    """No trade in a position whose strategy sleeve is not allowed (a `restricted` no_trade)."""
+    sleeves = {p.symbol: p.strategy for p in request.portfolio_state.positions if p.strategy}
+    if not sleeves:
+        return []
+    blocked = sorted(
+        {
+            trade.symbol
+            for trade in request.decision.trades
+            if trade.symbol in sleeves and sleeves[trade.symbol] not in allowed
+        }
+    )
+    if not blocked:
+        return []
+    constraint = {"kind": "restricted", "mode": "no_trade", "symbols": blocked}
+    return [
+        _synthesized(
+            "strategy_sleeves",
+            PolicyType.INVESTMENT_MANDATE,
+            constraint,
+            "The global policy's allowed_strategies: a position in the sleeve of a strategy "
+            "not allowed may not trade.",
+        )
+    ]
 
 
 def _halt(control: str, violation_type: str, reason: str, description: str) -> PolicyDefinition:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import repeat
 
 import numpy as np
 
 from engine.errors import InputError, UnknownSymbolError
 from engine.resolve.references import require_resolved, unknown_prices
+from engine.weights.currencies import Money, money_of
 from models import Instrument, PolicyValidationRequest
 from models.typing import FloatArray
 
@@ -37,6 +38,12 @@ class Snapshot:
     w_hat: FloatArray
     instruments: dict[str, Instrument]
     benchmark: dict[str, float]
+    money: Money = field(default_factory=lambda: Money())
+    """Currencies: base, rates, cash per currency, FX flows and hedges (all in base units)."""
+    strategies: dict[str, str] = field(default_factory=dict)
+    """The strategy sleeve of each position that names one (new names: the decision's)."""
+    target: dict[str, float] | None = None
+    """The target weights of the state, or None when it has none."""
 
     @property
     def n(self) -> int:
@@ -58,6 +65,7 @@ class Snapshot:
 
 
 _price = operator.attrgetter("price")
+_strategy = operator.attrgetter("strategy")
 _lot_size = operator.attrgetter("lot_size")
 
 MAX_WEIGHT = 1e4
@@ -122,14 +130,20 @@ def snapshot_of(
         for k, symbol in enumerate(symbols):
             if symbol in override:
                 prices[k] = override[symbol]
+    money = money_of(request, symbols, chosen)
+    if money.foreign:  # prices in base units
+        prices = prices * np.array([money.fx[c] for c in money.currencies])
     q = np.fromiter(map(held.get, symbols, repeat(0.0, n)), dtype=float, count=n)
     t = np.zeros(n)
     for symbol, quantity in traded.items():
         t[index[symbol]] = quantity
-    nav = state.cash + float(q @ prices)
+    cash = sum(money.cash.values()) if len(money.cash) != 1 else next(iter(money.cash.values()))
+    nav = cash + float(q @ prices)
     if not math.isfinite(nav) or nav <= 0:
         raise InputError(
-            "portfolio_state", f"NAV = cash + sum of position values = {nav:.6g} must be > 0"
+            "portfolio_state",
+            f"NAV = cash + sum of position values = {nav:.6g} must be > 0"
+            + ("" if len(money.fx) == 1 else f" (in {money.base}, at fx_rates)"),
         )
     w0, w_hat = q * prices / nav, (q + t) * prices / nav
     _plausible(symbols, w0, "portfolio_state.positions", "position")
@@ -139,7 +153,7 @@ def snapshot_of(
         symbols=symbols,
         index=index,
         nav=nav,
-        cash=state.cash,
+        cash=cash,
         prices=prices,
         q=q,
         t=t,
@@ -148,7 +162,28 @@ def snapshot_of(
         w_hat=w_hat,
         instruments=instruments,
         benchmark=benchmark,
+        money=money,
+        strategies=_strategies(request, held),
+        target=None if state.target_weights is None else dict(state.target_weights),
     )
+
+
+def _strategies(request: PolicyValidationRequest, held: dict[str, float]) -> dict[str, str]:
+    """The sleeve of each tagged position; a new name traded takes the decision's strategy.
+
+    Only when some position names a sleeve: a book without sleeves has none (and an
+    instrument attribute called `strategy` then keeps its meaning).
+    """
+    positions = request.portfolio_state.positions
+    if not any(map(_strategy, positions)):
+        return {}
+    tags = {p.symbol: p.strategy for p in positions if p.strategy}
+    strategy = request.decision.strategy
+    if strategy:
+        for trade in request.decision.trades:
+            if not held.get(trade.symbol):
+                tags.setdefault(trade.symbol, strategy)
+    return tags
 
 
 def _first_bad_reference(

@@ -355,6 +355,21 @@ def _unknown_trade_symbol(body: dict[str, Any]) -> None:
     body["decision"]["trades"].append({"symbol": "ZZZ", "side": "BUY", "quantity": 5})
 
 
+def _foreign_instrument(body: dict[str, Any]) -> None:
+    body["portfolio_state"]["instruments"][0]["currency"] = "JPY"
+
+
+def _bad_cash_currency(body: dict[str, Any]) -> None:
+    body["portfolio_state"]["cash"] = {"USD": 1_000.0, "yen": 5.0}
+
+
+def _fx_trade(pair: str) -> Callable[[dict[str, Any]], None]:
+    def edit(body: dict[str, Any]) -> None:
+        body["decision"]["fx_trades"] = [{"pair": pair, "side": "BUY", "quantity": 100}]
+
+    return edit
+
+
 def _position_without_instrument(body: dict[str, Any]) -> None:
     instruments = body["portfolio_state"]["instruments"]
     body["portfolio_state"]["instruments"] = [i for i in instruments if i["symbol"] != "CCC"]
@@ -514,6 +529,20 @@ BAD_REQUESTS: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
         "limit-without-context",
         _limit_without_context,
         ["policies[cap].rules.constraints[0].max", "context.risk_mode", "lacks"],
+    ),
+    (
+        "currency-without-a-rate",
+        _foreign_instrument,
+        ["portfolio_state.fx_rates", "no rate for JPY", "portfolio_state.instruments[0]"],
+    ),
+    ("malformed-cash-currency", _bad_cash_currency, ["portfolio_state.cash.yen"]),
+    ("malformed-fx-pair", _fx_trade("EUR/US"), ["decision.fx_trades[0].pair"]),
+    ("fx-pair-one-currency", _fx_trade("EUREUR"), ["decision.fx_trades[0]", "EUREUR"]),
+    ("fx-trade-without-a-rate", _fx_trade("GBPUSD"), ["portfolio_state.fx_rates", "GBP"]),
+    (
+        "drift-without-targets",
+        _policies({"kind": "target_drift", "max": 0.05}),
+        ["portfolio_state.target_weights", "'p0'"],
     ),
 ]
 
@@ -743,3 +772,24 @@ def test_module_entry_point_end_to_end(tmp_path: Path) -> None:
     # -v logs one progress line per file to stderr.
     assert "ok.json: compliant" in completed.stderr
     assert "over.json: NOT compliant" in completed.stderr
+
+
+def test_a_multi_currency_request_is_validated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The example euro fund: buying SONY without yen is adjusted, the FX trade dropped."""
+    examples = REPO / "examples"
+    body = json.loads((examples / "currencies" / "eu-balanced.json").read_text("utf-8"))
+    body["decision"]["trades"] = [{"symbol": "SONY", "side": "BUY", "quantity": 1_000}]
+    body["decision"]["fx_trades"] = []
+    file = _write(tmp_path / "fx.json", body)
+    status, out, _ = _run(
+        capsys, "validate", file, "--policies", examples / "policies" / "multi-currency.yaml"
+    )
+    assert status == 1
+    [response] = _responses(out)
+    assert [(v.violation_type, v.subject) for v in response.violations] == [("cash.min", "JPY")]
+    adjusted = response.adjusted_decision
+    assert adjusted is not None and adjusted.is_compliant
+    assert [(t.symbol, t.quantity) for t in adjusted.trades] == [("SONY", 80.0)]
+    assert response.analytics is not None and response.analytics.pre_trade.nav == 1_887_570.0

@@ -526,3 +526,18 @@ def test_row_matching_finds_an_assignment_a_first_fit_would_miss() -> None:
     actual = [_violation("AAA", "x.max"), _violation("AAA", "y.max")]
     assert match_rows([loose, strict], actual) == {0: 1, 1: 0}
     assert match_rows([strict, strict], actual) == {0: 0}
+
+
+def test_fx_trades_of_the_adjusted_decision_are_compared(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A USD fund buying EUR it has no rule about: scale-back keeps the EUR purchase.
+    data = _request([("AAA", "BUY", 200.0)])
+    data["portfolio_state"]["fx_rates"] = {"EUR": 1.1}
+    data["decision"]["fx_trades"] = [{"pair": "EURUSD", "side": "BUY", "quantity": 1_000}]
+    case = {**BLOCKED, "request": data, "expect": {"adjusted": {"fx_trades": {"EURUSD": 500}}}}
+    case.pop("request_file")
+    _suite(tmp_path, [case])
+    status, out, _ = _run(capsys, tmp_path)
+    assert status == 1
+    assert "adjusted.fx_trades.EURUSD: expected 500, got 1000" in out

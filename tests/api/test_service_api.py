@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from fastapi.testclient import TestClient
 from httpx import Response
 from prometheus_client.parser import text_string_to_metric_families
@@ -728,6 +729,57 @@ FIELD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "invalid_request",
     ),
     ("bad-mode", _set(("mode",), "approve"), "mode", "invalid_request"),
+    (
+        "cash-in-a-malformed-currency",
+        _set(("portfolio_state", "cash"), {"USD": 1.0, "usd": 5.0}),
+        "portfolio_state.cash.usd.[key]",
+        "invalid_request",
+    ),
+    (
+        "non-finite-cash-in-a-currency",
+        _set(("portfolio_state", "cash"), {"USD": 1.0, "JPY": "nan"}),
+        "portfolio_state.cash.JPY",
+        "invalid_request",
+    ),
+    (
+        "currency-without-a-rate",
+        _set(("portfolio_state", "instruments", 0, "currency"), "JPY"),
+        "portfolio_state.fx_rates",
+        "invalid_input",
+    ),
+    (
+        "base-currency-rate-not-one",
+        _set(("portfolio_state", "fx_rates"), {"USD": 1.1}),
+        "portfolio_state.fx_rates.USD",
+        "invalid_input",
+    ),
+    (
+        "malformed-fx-pair",
+        _set(("decision", "fx_trades"), [{"pair": "EURUS", "side": "BUY", "quantity": 1}]),
+        "decision.fx_trades[0].pair",
+        "invalid_request",
+    ),
+    (
+        "fx-trade-without-a-rate",
+        _set(("decision", "fx_trades"), [{"pair": "EURUSD", "side": "BUY", "quantity": 1}]),
+        "portfolio_state.fx_rates",
+        "invalid_input",
+    ),
+    (
+        "drift-without-targets",
+        _set(
+            ("policies",),
+            [
+                {
+                    "policy_name": "drift",
+                    "policy_type": "INVESTMENT_MANDATE",
+                    "rules": {"constraints": [{"kind": "target_drift", "max": 0.02}]},
+                }
+            ],
+        ),
+        "portfolio_state.target_weights",
+        "invalid_input",
+    ),
 ]
 
 
@@ -1189,3 +1241,23 @@ def test_store_open_accepts_a_url_with_percent_escapes() -> None:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+def test_a_multi_currency_request_keeps_its_fx_trades_when_it_can(client: TestClient) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    body = json.loads((examples / "currencies" / "eu-balanced.json").read_text("utf-8"))
+    body["decision"]["trades"] = [{"symbol": "SONY", "side": "BUY", "quantity": 1_200}]
+    body["policies"] = yaml.safe_load(
+        (examples / "policies" / "multi-currency.yaml").read_text("utf-8")
+    )
+    r = _validate(client, body)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert [(v["violation_type"], v["subject"]) for v in answer["violations"]] == [
+        ("cash.min", "JPY")
+    ]
+    adjusted = answer["adjusted_decision"]
+    assert adjusted["is_compliant"] is True
+    assert adjusted["trades"] == [{"symbol": "SONY", "side": "BUY", "quantity": 618.0}]
+    assert adjusted["fx_trades"] == [{"pair": "JPYEUR", "side": "BUY", "quantity": 7_000_000.0}]
+    assert answer["analytics"]["pre_trade"]["drift_total"] > 0

@@ -169,6 +169,14 @@ def _adjusted_lines(
                     f"adjusted.trades.{symbol}: expected {expected:g}, got {actual:g} "
                     f"(tolerance {want.tolerance:g})"
                 )
+    if want.fx_trades is not None:
+        fx: dict[str, float] = {}
+        for trade in got.fx_trades:
+            fx[trade.pair] = fx.get(trade.pair, 0.0) + trade.side.sign * trade.quantity
+        for pair in sorted({*want.fx_trades, *fx}):
+            expected, actual = want.fx_trades.get(pair, 0.0), fx.get(pair, 0.0)
+            if abs(expected - actual) > want.tolerance:
+                lines.append(f"adjusted.fx_trades.{pair}: expected {expected:g}, got {actual:g}")
     return lines
 
 

@@ -14,6 +14,7 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from models import AdjustmentMethod, BreachKind, ViolationSeverity
 from models.base import NonNegativeFloat, StrictModel, Symbol
+from models.portfolio import CurrencyPair
 
 __all__ = [
     "AdjustedExpectation",
@@ -76,14 +77,21 @@ class AdjustedExpectation(StrictModel):
         description="Signed net quantity per symbol (BUY > 0, SELL < 0); symbols not listed "
         "must not be traded.",
     )
+    fx_trades: dict[CurrencyPair, float] | None = Field(
+        default=None,
+        description="Signed quantity per currency pair of the FX trades kept (BUY > 0, "
+        "SELL < 0; `{}`: every FX trade cancelled); pairs not listed must not be traded.",
+    )
     tolerance: NonNegativeFloat = Field(
         default=DEFAULT_TRADE_TOLERANCE, description="Absolute, in shares, per symbol."
     )
 
     @model_validator(mode="after")
     def _says_something(self) -> AdjustedExpectation:
-        if self.method is None and self.trades is None:
-            raise ValueError("give `method`, `trades` or both (or write `adjusted: none`)")
+        if self.method is None and self.trades is None and self.fx_trades is None:
+            raise ValueError(
+                "give `method`, `trades` or both, and/or `fx_trades` (or write `adjusted: none`)"
+            )
         return self
 
 

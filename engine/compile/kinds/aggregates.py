@@ -16,6 +16,7 @@ from engine.compile.blocks import AbsSumBlock, AffineBlock
 from engine.compile.conic_blocks import SumLargestAbsBlock
 from engine.compile.context import IGNORED, CompileContext
 from engine.compile.kinds.base import Kind, bound_of, register
+from engine.compile.kinds.currencies import cash_by_currency
 from engine.compile.kinds.format import fixed
 from engine.compile.rows import BOUNDS, RowSet
 from engine.weights.portfolio import Snapshot
@@ -166,7 +167,7 @@ class NetExposureKind(Kind):
 
 @register
 class CashKind(Kind):
-    r"""Cash weight.
+    r"""Cash weight (with `by_currency`: per currency, see `currencies.cash_by_currency`).
 
     .. math:: \mathrm{min} \le 1 - \sum_{i \in V} w_i \le \mathrm{max}
     """
@@ -174,6 +175,8 @@ class CashKind(Kind):
     name = "cash"
 
     def compile(self, spec: Cash, ctx: CompileContext) -> list[RowSet]:
+        if spec.by_currency:
+            return cash_by_currency(spec, ctx)
         block = AffineBlock(A=-_ones(ctx.snap.n), c=np.ones(1))
         return _bounded_rows(block, spec, "cash", "cash weight")
 

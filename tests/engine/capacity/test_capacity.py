@@ -18,7 +18,7 @@ from engine.capacity.analyzer import FRACTIONAL_STEP, largest_feasible
 from models import BreachKind, EnforcementLevel, PolicyValidationRequest
 from models.capacity import CapacityLimit, CapacityRequest, CapacityResponse, CapacityStatus
 from solvers import ClarabelAdapter, SolverChain
-from tests.builders import instrument, policy, request
+from tests.builders import fund, instrument, policy, request
 from tests.engine.compile.test_kinds import BASE, RISK
 from tests.strategies import cases
 
@@ -291,3 +291,22 @@ def test_ucits_aggregate_capacity_is_exact_although_the_rule_is_not_convex(
     aaa = _limit(response, "AAA", "buy")
     assert aaa.shares == 10 and _binding(aaa) == {("ucits", "AAA Inc")}
     assert_exact(engine, body, response)
+
+
+def test_capacity_beyond_fx_trades_is_refused_naming_them() -> None:
+    state = fund().portfolio_state.model_dump(mode="json")
+    request = CapacityRequest.model_validate(
+        {
+            "portfolio_state": state,
+            "policies": [policy("p", {"kind": "cash", "by_currency": True})],
+            "symbols": ["AAPL"],
+            "decision": {
+                "decision_id": "c-1",
+                "portfolio_id": "eu-fund",
+                "fx_trades": [{"pair": "USDEUR", "side": "BUY", "quantity": 10}],
+            },
+        }
+    )
+    with pytest.raises(InputError) as caught:
+        PolicyEngine().capacity(request)
+    assert caught.value.field == "decision.fx_trades"

@@ -11,7 +11,7 @@ from engine.compile.layout import build_layout
 from engine.resolve.resolve import effective_policies
 from engine.weights.portfolio import snapshot_of
 from tests.builders import policy, request
-from tests.engine.compile.test_kinds import ALL_CASES, BASE, BENCH, RISK, SCENARIOS
+from tests.engine.compile.test_kinds import ALL_CASES, BASE, BENCH, RISK, SCENARIOS, TARGET
 
 
 def _layout():
@@ -25,6 +25,7 @@ def _layout():
         benchmark=BENCH,
         risk_model=RISK,
         scenarios=SCENARIOS,
+        target_weights=TARGET,
     )
     snap = snapshot_of(req)
     return build_layout(effective_policies(req, []), req, snap)

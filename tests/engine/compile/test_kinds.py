@@ -537,7 +537,58 @@ EXPRESSION_CASES: list[tuple[str, dict[str, Any], list[tuple[str, str, float]], 
     ),
 ]
 
-ALL_CASES = CASES + REGULATORY_CASES + _risk_cases() + EXPRESSION_CASES
+# Targets equal to the pre-trade weights (NAV 100,000): every drift starts at 0.
+TARGET = {"AAA": 0.2, "BBB": 0.1, "CCC": 0.3, "DDD": 0.1}
+
+# Single-currency (USD) cases of the currency kinds; tests/engine/test_currencies.py has the
+# multi-currency ones.
+CURRENCY_CASES: list[tuple[str, dict[str, Any], list[tuple[str, str, float]], Expected]] = [
+    (
+        "cash by_currency holds",
+        {"kind": "cash", "by_currency": True},
+        [("AAA", "BUY", 300)],
+        set(),
+    ),
+    (
+        "cash by_currency overdraft",
+        {"kind": "cash", "by_currency": True},
+        [("AAA", "BUY", 400)],
+        {("cash.min", "USD", "active")},
+    ),
+    (
+        "currency_exposure holds",
+        {"kind": "currency_exposure", "currencies": ["USD"], "min": 0.5},
+        [("AAA", "BUY", 40)],
+        set(),
+    ),
+    (
+        # Buying or selling USD names with USD cash leaves the USD exposure at 100%.
+        "currency_exposure passive",
+        {"kind": "currency_exposure", "currencies": ["USD"], "max": 0.9},
+        [("AAA", "SELL", 40)],
+        {("currency_exposure.max", "USD", "passive")},
+    ),
+    (
+        "target_drift holds",
+        {"kind": "target_drift", "max": 0.05},
+        [("AAA", "BUY", 40)],
+        set(),
+    ),
+    (
+        "target_drift active",
+        {"kind": "target_drift", "max": 0.05, "max_total": 0.2},
+        [("AAA", "BUY", 100)],
+        {("target_drift.max", "AAA", "active")},
+    ),
+    (
+        "target_drift total active",
+        {"kind": "target_drift", "max_total": 0.1},
+        [("AAA", "BUY", 60), ("CCC", "SELL", 50)],
+        {("target_drift.max_total", None, "active")},
+    ),
+]
+
+ALL_CASES = CASES + CURRENCY_CASES + REGULATORY_CASES + _risk_cases() + EXPRESSION_CASES
 
 
 def _breaches(
@@ -551,6 +602,7 @@ def _breaches(
         benchmark=BENCH,
         risk_model=RISK,
         scenarios=SCENARIOS,
+        target_weights=TARGET,
         mode="validate",
     )
     response = engine.validate(req)

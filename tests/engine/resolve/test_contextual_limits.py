@@ -15,7 +15,7 @@ from models import Bounds, PolicyDefinition, PolicyValidationResponse
 from models import constraints as constraint_models
 from models.contextual import ContextualValue, concrete
 from tests.builders import policy, request
-from tests.engine.compile.test_kinds import ALL_CASES, BASE, BENCH, RISK, SCENARIOS
+from tests.engine.compile.test_kinds import ALL_CASES, BASE, BENCH, RISK, SCENARIOS, TARGET
 
 MODES = {"AGGRESSIVE": 0.12, "NORMAL": 0.10, "DEFENSIVE": 0.06}
 
@@ -244,6 +244,7 @@ def _answer(constraint: dict[str, Any], trades: Any, context: dict[str, Any]) ->
         benchmark=BENCH,
         risk_model=RISK,
         scenarios=SCENARIOS,
+        target_weights=TARGET,
         context=context,
         mode="validate",
     )
