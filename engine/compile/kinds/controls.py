@@ -277,6 +277,8 @@ class MaxPositionsKind(Kind):
             list(snap.symbols),
             "max_positions.restriction",
             of_subject("{subject} weight (restriction: not among the positions allowed open)"),
+            # A held name left out must close: its row has no passive "no worse than before".
+            always_active=True,
         )
         count.restriction = [closed]
         symbols = snap.symbols
