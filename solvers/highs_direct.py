@@ -20,7 +20,10 @@ import scipy.sparse as sp
 from models.typing import BoolArray, FloatArray
 from solvers.base import MIN_TIME_LIMIT_S
 
-__all__ = ["HighsAnswer", "HighsStatus", "solve_highs"]
+__all__ = ["FEASIBILITY", "HighsAnswer", "HighsStatus", "solve_highs"]
+
+FEASIBILITY = 1e-9
+"""Row and bound tolerance of every solve (weight units; HiGHS's default is 1e-6)."""
 
 HighsStatus = Literal["optimal", "infeasible", "limit", "failed"]
 
@@ -137,4 +140,8 @@ def _options(time_limit: float, mip_rel_gap: float, node_limit: int) -> dict[str
         "mip_abs_gap": 0.0,
         "mip_max_nodes": node_limit,
         "threads": 1,
+        # Weights are fractions of NAV: rows must hold far tighter than HiGHS's 1e-6.
+        "mip_feasibility_tolerance": FEASIBILITY,
+        "primal_feasibility_tolerance": FEASIBILITY,
+        "dual_feasibility_tolerance": FEASIBILITY,
     }

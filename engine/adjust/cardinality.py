@@ -63,9 +63,10 @@ TIME_LIMIT_S = 2.0
 MAX_ROUNDS = 30
 """Outer-approximation rounds (one MILP and at most one QP each) before giving up."""
 
-GAP = 1e-7
+GAP = 1e-6
 """The search ends when the best support's distance is within this (relative, plus 1e-12
-absolute) of the lower bound: distances are sums of squared weight changes."""
+absolute) of the lower bound (distances are sums of squared weight changes), or when the
+MILP picks a support whose distance is already known."""
 
 
 @dataclass
@@ -148,13 +149,17 @@ def _search(
     for _owner, support in supports:
         stated &= support.allowed()
     columns = _columns(exact, space)
+    # The stated restriction's names, the smallest targets left out while over the budget
+    # (with `cure_passive` the budget may be below the pre-trade count it allows).
+    start = stated[columns] & np.isfinite(problem.closable)
+    sizes = np.abs(exact.snap.w_hat[columns])
+    for j in np.argsort(sizes, kind="stable"):
+        if np.count_nonzero(start) <= problem.budget:
+            break
+        start[j] = False
     incumbent = _fixed_support_qp(
-        problem, ~stated[columns] & np.isfinite(problem.closable), _limit(deadline, started)
+        problem, ~start & np.isfinite(problem.closable), _limit(deadline, started)
     )
-    if incumbent.x is not None:
-        x = incumbent.x[: problem.m]
-        if np.count_nonzero(_open_columns(problem, x)) > problem.budget:
-            incumbent.x = None  # the stated restriction allows more than the budget
     if incumbent.x is None:
         # Not trading: feasible whenever the other rows hold at w0 and the count allows.
         layout = exact.for_solver()
@@ -185,7 +190,8 @@ def _outer_approximation(
     started: float,
 ) -> tuple[BoolArray | None, str]:
     """Alternate MILPs (lower bounds, supports) and fixed-support QPs (exact distances)."""
-    milp = _Milp(problem, radius * (1.0 + 1e-6) + 1e-9)
+    # The margin covers the QP solver's feasibility tolerance on the incumbent.
+    milp = _Milp(problem, radius * (1.0 + 1e-6) + 1e-6)
     milp.cut(np.zeros(problem.m))
     milp.cut(np.nan_to_num(problem.closable, nan=0.0))
     milp.cut(problem.d)
@@ -203,22 +209,22 @@ def _outer_approximation(
         z = answer.x[milp.z_at : milp.z_at + problem.m] > 0.5
         key = z.tobytes()
         milp.cut(x)
-        if key not in seen:
+        # A support seen before: the cuts at its QP optimum hold every point of the MILP at
+        # least at that distance, so no support is closer (Duran and Grossmann's stop).
+        repeated = key in seen
+        if not repeated:
             fixed = _fixed_support_qp(problem, ~z & np.isfinite(problem.closable), time_left)
+            seen[key] = np.inf
             if fixed.x is not None:
                 xs = fixed.x[: problem.m]
                 seen[key] = float(np.sum((xs - problem.d) ** 2))
                 milp.cut(xs)
                 if seen[key] < best[0]:
                     best = (seen[key], _open_columns(problem, xs))
-            else:
-                seen[key] = np.inf
-        if best[0] - lower <= GAP * best[0] + 1e-12:
+        if repeated or best[0] - lower <= GAP * best[0] + 1e-12:
             allowed = _allowed(exact, columns, problem, best[1])
-            return (
-                allowed,
-                f"HiGHS MILPs by outer approximation, {rounds} round{'s' if rounds > 1 else ''}",
-            )
+            plural = "s" if rounds > 1 else ""
+            return allowed, f"HiGHS MILPs by outer approximation, {rounds} round{plural}"
     return None, f"no optimum proven in {MAX_ROUNDS} rounds"
 
 
@@ -339,8 +345,8 @@ def _linear_problem(
     )
     lower, upper = box if box is not None else (np.full(len(d), -np.inf), np.full(len(d), np.inf))
     w0 = snap.w0[columns]
-    reachable = (w0 + lower <= 0.0) & (0.0 <= w0 + upper)
-    closable = np.where(reachable, -w0, np.nan)
+    reachable = (w0 + lower <= OPEN_POSITION) & (-OPEN_POSITION <= w0 + upper)
+    closable = np.where(reachable, np.clip(-w0, lower, upper), np.nan)
     fixed_open = int(np.count_nonzero(np.abs(np.delete(snap.w0, columns)) > OPEN_POSITION))
     fixed_open += int(np.count_nonzero(~reachable))
     return (
