@@ -210,9 +210,12 @@ def _outer_approximation(
         key = z.tobytes()
         milp.cut(x)
         # A support seen before: the cuts at its QP optimum hold every point of the MILP at
-        # least at that distance, so no support is closer (Duran and Grossmann's stop).
-        repeated = key in seen
-        if not repeated:
+        # least at that distance, so no support is closer (Duran and Grossmann's stop; it
+        # needs the MILP's optimum, not an incumbent cut short by a limit).
+        if key in seen and not np.isfinite(seen[key]):
+            return None, f"its MILP chose a support its QP found infeasible (round {rounds})"
+        repeated = key in seen and answer.status == "optimal"
+        if key not in seen:
             fixed = _fixed_support_qp(problem, ~z & np.isfinite(problem.closable), time_left)
             seen[key] = np.inf
             if fixed.x is not None:
