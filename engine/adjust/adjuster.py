@@ -27,6 +27,7 @@ from engine.adjust.bounds import (
     total_violation,
     worst_case,
 )
+from engine.adjust.cardinality import choose_support
 from engine.adjust.conic import ColumnCache, assemble
 from engine.adjust.polish import POLISH_ROUNDS, linearized
 from engine.adjust.problems import (
@@ -117,10 +118,12 @@ class Adjuster:
         polishing round and the integer search check it first: `DeadlineExceeded` (or
         `RequestCancelled`) ends the attempt.
         """
-        exact, layout = layout, layout.for_solver()
         space: Literal["scale_back", "project"] = (
             "scale_back" if method == AdjustmentMethod.SCALE_BACK else "project"
         )
+        # A cap on open positions: choose the names its restriction lets be open.
+        choose_support(layout, space, cure_passive=cure_passive, deadline=deadline)
+        exact, layout = layout, layout.for_solver()
         strict = layout.strict()
         compiled = self.cache.get_problem(space, layout, strict)
         base = [solve_bounds(layout, k, cure_passive=cure_passive) for k in strict]

@@ -28,10 +28,12 @@ def solve_bounds(layout: Layout, k: int, *, cure_passive: bool) -> FloatArray:
     """The bound row set `k` gets in the adjustment problem.
 
     A row already beyond its limit before the decision may not get worse (bound = its
-    pre-trade value) unless `cure_passive`, when every row is held to its limit.
+    pre-trade value) unless `cure_passive`, when every row is held to its limit. Rows that
+    are always active (trade limits, turnover: 0 before the decision; the `max_positions`
+    restriction's names to close) have no passive breach and are held to their limit.
     """
     rowset = layout.rowsets[k]
-    if cure_passive:
+    if cure_passive or rowset.always_active:
         return rowset.limits.copy()
     pre = layout.pre_values[k]
     if rowset.sense == "le":

@@ -9,11 +9,11 @@ from typing import Literal
 import numpy as np
 
 from engine.compile.blocks import Block
-from engine.weights.portfolio import Snapshot
+from engine.weights.portfolio import MAX_WEIGHT, Snapshot
 from models import EnforcementLevel, PolicyDefinition
-from models.typing import FloatArray
+from models.typing import BoolArray, FloatArray
 
-__all__ = ["BOUNDS", "Provenance", "RowSet", "Sense", "Unit"]
+__all__ = ["BOUNDS", "OpenSupport", "Provenance", "RowSet", "Sense", "Unit"]
 
 Sense = Literal["le", "ge"]
 Unit = Literal["weight", "risk", "loss", "count"]
@@ -74,6 +74,9 @@ class RowSet:
     """Convex rows that together imply these rows; the adjuster solves with them in place of
     these (whose block then has exact numeric values but no cvxpy form). Empty when the
     block's cvxpy form is the rule itself. `refresh` keeps them current."""
+    support: OpenSupport | None = field(default=None, repr=False)
+    """For a cap on open positions: how the adjuster chooses the names its restriction lets
+    be open (`engine.adjust.cardinality`); None for every other rule."""
 
     def __post_init__(self) -> None:
         self.limits = np.asarray(self.limits, dtype=float)
@@ -116,3 +119,27 @@ class RowSet:
     def excess(self, values: FloatArray) -> FloatArray:
         """By how much each row exceeds its limit (negative: inside the limit)."""
         return values - self.limits if self.sense == "le" else self.limits - values
+
+
+@dataclass
+class OpenSupport:
+    """A cap on the number of open positions, restricted to a chosen set of names.
+
+    `closed` is one row `|w_i| <= limit_i` per name of V (part of the owner's
+    `restriction`): limit `MAX_WEIGHT` lets the name be open, 0 closes it. `stated(snap)`
+    is the stated restriction's choice for a snapshot (a mask over V and its encoding);
+    the adjuster may replace it per request by a better one (`allow`), and the owner's
+    `refresh` restores the stated one for the next request.
+    """
+
+    closed: RowSet
+    stated: Callable[[Snapshot], tuple[BoolArray, str]]
+
+    def allow(self, owner: RowSet, allowed: BoolArray, encoding: str) -> None:
+        """Let the names of `allowed` be open, close the others; `encoding` says why."""
+        self.closed.limits = np.where(allowed, MAX_WEIGHT, 0.0)
+        owner.encoding = encoding
+
+    def allowed(self) -> BoolArray:
+        """The names the restriction lets be open now."""
+        return np.asarray(self.closed.limits > 0.0)

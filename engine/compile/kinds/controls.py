@@ -8,7 +8,7 @@ global policy's closed gates become `trading_halt` policies and its `max_risk_pe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,7 +20,7 @@ from engine.compile.context import CompileContext
 from engine.compile.kinds.base import Kind, register
 from engine.compile.kinds.format import of_subject
 from engine.compile.piecewise import OpenCountBlock
-from engine.compile.rows import RowSet
+from engine.compile.rows import OpenSupport, RowSet
 from engine.tolerances import OPEN_POSITION
 from engine.weights.portfolio import MAX_WEIGHT, Snapshot
 from models import CorrelationCluster, MaxPositions, TradeRisk, TradingHalt
@@ -34,6 +34,7 @@ __all__ = [
     "TradingHaltKind",
     "correlation_clusters",
     "positions_allowed",
+    "support_changes",
 ]
 
 
@@ -231,6 +232,16 @@ def positions_allowed(w0: FloatArray, w_hat: FloatArray, limit: int) -> BoolArra
     return allowed
 
 
+def support_changes(symbols: Sequence[str], pre: BoolArray, allowed: BoolArray) -> str:
+    """What a choice of names allowed open changes: the new positions, the closed ones."""
+    opened = [symbols[int(i)] for i in np.flatnonzero(allowed & ~pre)]
+    shut = [symbols[int(i)] for i in np.flatnonzero(~allowed & pre)]
+    return (
+        f"new positions allowed: {', '.join(opened) or 'none'}; to close completely: "
+        f"{', '.join(shut) or 'none'}"
+    )
+
+
 @register
 class MaxPositionsKind(Kind):
     r"""At most N open positions (`OpenCountBlock`, checked exactly).
@@ -238,13 +249,16 @@ class MaxPositionsKind(Kind):
     .. math:: \#\{\, i \in V : |w_i| > \epsilon \,\} \le N
 
     Not convex: the adjuster solves with a restriction, a set S of names allowed open
-    (`positions_allowed`, per request, |S| at most N or the pre-trade count) and
+    (|S| at most N, or the pre-trade count when that is larger) and
 
     .. math:: |w_i| \le 0 \quad (i \notin S)
 
     Certificate: at a point satisfying it only names of S can be open, so the count is at
-    most |S|. The structure is fixed (one row per name, limit 0 or `MAX_WEIGHT`); the
-    limits are per-request values.
+    most |S|. S is chosen per request: the stated choice (`positions_allowed`) here, which
+    the adjuster replaces by the support of the closest compliant decision when the other
+    rows are linear (`engine.adjust.cardinality`, through the row set's `OpenSupport`).
+    The structure is fixed (one row per name, limit 0 or `MAX_WEIGHT`); the limits are
+    per-request values.
     """
 
     name = "max_positions"
@@ -263,23 +277,29 @@ class MaxPositionsKind(Kind):
             list(snap.symbols),
             "max_positions.restriction",
             of_subject("{subject} weight (restriction: not among the positions allowed open)"),
+            # A held name left out must close: its row has no passive "no worse than before".
+            always_active=True,
         )
         count.restriction = [closed]
         symbols = snap.symbols
 
-        def refresh(snap: Snapshot) -> None:
+        def stated(snap: Snapshot) -> tuple[BoolArray, str]:
             allowed = positions_allowed(snap.w0, snap.w_hat, limit)
-            closed.limits = np.where(allowed, MAX_WEIGHT, 0.0)
             pre = np.abs(snap.w0) > OPEN_POSITION
-            opened = [symbols[i] for i in np.flatnonzero(allowed & ~pre)]
-            shut = [symbols[i] for i in np.flatnonzero(~allowed & pre)]
-            count.encoding = (
+            encoding = (
                 f"restriction: at most {int(np.count_nonzero(allowed))} positions open "
-                f"(limit {limit}, {int(np.count_nonzero(pre))} open before); new positions "
-                f"allowed: {', '.join(opened) or 'none'}; to close completely: "
-                f"{', '.join(shut) or 'none'}; no other name may open"
+                f"(limit {limit}, {int(np.count_nonzero(pre))} open before); "
+                + support_changes(symbols, pre, allowed)
+                + "; no other name may open"
             )
+            return allowed, encoding
+
+        support = OpenSupport(closed, stated)
+
+        def refresh(snap: Snapshot) -> None:
+            support.allow(count, *stated(snap))
 
         refresh(snap)
         count.refresh = refresh
+        count.support = support
         return [count]
