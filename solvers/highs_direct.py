@@ -139,7 +139,9 @@ def _options(time_limit: float, mip_rel_gap: float, node_limit: int) -> dict[str
         "mip_rel_gap": mip_rel_gap,
         "mip_abs_gap": 0.0,
         "mip_max_nodes": node_limit,
-        "threads": 1,
+        # No "threads" option: HiGHS keeps one thread scheduler per process, and a solve that
+        # asks for a count other than the one it was started with (by any earlier HiGHS
+        # solve in the process, e.g. the cvxpy chain's) fails without an answer.
         # Weights are fractions of NAV: rows must hold far tighter than HiGHS's 1e-6.
         "mip_feasibility_tolerance": FEASIBILITY,
         "primal_feasibility_tolerance": FEASIBILITY,
