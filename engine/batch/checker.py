@@ -52,6 +52,30 @@ from models.typing import FloatArray
 __all__ = ["DEFAULT_CHUNK", "BatchChecker"]
 
 DEFAULT_CHUNK = 8192
+
+
+def _refuse_state_kinds(policies: Sequence[PolicyDefinition]) -> None:
+    """A clear error for the kinds whose rows need more of the state than weights give.
+
+    Cash by currency, currency exposure and target drift read the portfolio's cash by
+    currency, FX rates and hedges, or its target weights: a batch of weight vectors does
+    not carry them (not yet built; check such policies through the single-request engine).
+    """
+    for p, policy in enumerate(policies):
+        for c, constraint in enumerate(policy.rules.constraints):
+            kind = constraint.kind
+            if kind in ("currency_exposure", "target_drift") or (
+                kind == "cash" and getattr(constraint, "by_currency", False)
+            ):
+                what = "cash by currency" if kind == "cash" else kind
+                raise ValueError(
+                    f"policies[{p}] ({policy.policy_name!r}), rules.constraints[{c}]: "
+                    f"{what} is not supported by the batch checker (it needs the "
+                    "portfolio's currencies or target weights, which weight vectors do not "
+                    "carry); check it through the single-request engine"
+                )
+
+
 """Vectors evaluated at once: memory is O(chunk x (n + rows)), whatever K."""
 
 Progress = Callable[[int], None]
@@ -95,6 +119,7 @@ class BatchChecker:
     ) -> None:
         models = [PolicyDefinition.model_validate(p) for p in policies]
         check_policies(models, prefix="policies")
+        _refuse_state_kinds(models)
         state: dict[str, Any] = {
             "portfolio_id": portfolio_id,
             "cash": nav,
