@@ -13,6 +13,7 @@ from models.policy import PolicyDefinition
 
 __all__ = [
     "MAX_REPLAY_FILTER",
+    "AwareTime",
     "ReplayCandidate",
     "ReplayChange",
     "ReplayOutcome",
@@ -22,6 +23,9 @@ __all__ = [
     "ReplayedDecision",
     "ViolationChange",
 ]
+
+AwareTime = AwareDatetime
+"""A time with its zone (ISO 8601): the log's times are UTC, a naive one is ambiguous."""
 
 MAX_REPLAY_FILTER = 10_000
 """Most ids one filter list may hold."""
