@@ -220,16 +220,26 @@ def test_a_changed_limit_flips_exactly_the_decisions_a_hand_computation_says(
 def test_adjusted_quantities_under_a_tighter_limit_are_the_hand_computed_ones(
     client: TestClient,
 ) -> None:
+    """At a 31% cap the decisions buying 120 and 140 are cut to 110 (AAA at 310 / 1000)."""
     _ok(client.post("/api/v1/policies", json=FIRM_CAP), 201)
+    _validate(client, "pf-9", 120, "w32")
     _validate(client, "pf-9", 140, "w34")
     body = {
         "candidate": {"policies": [_cap("firm-cap", 0.31, ["*"], overridable=True)]},
         "include_responses": True,
     }
-    (decision,) = _ok(client.post("/api/v1/replay", json=body))["decisions"]
-    trades = decision["response"]["adjusted_decision"]["trades"]
-    assert trades[0]["symbol"] == "AAA"
-    assert trades[0]["quantity"] == pytest.approx(110, abs=1e-3)
+    for decision in _ok(client.post("/api/v1/replay", json=body))["decisions"]:
+        trades = decision["response"]["adjusted_decision"]["trades"]
+        assert [t["symbol"] for t in trades] == ["AAA"]
+        assert trades[0]["quantity"] == pytest.approx(110, abs=1e-3)
+
+
+def test_validations_stored_without_the_log_are_not_replayed(database_url: str) -> None:
+    settings = Settings(database_url=database_url, events="none", decision_log=False)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        _ok(c.post("/api/v1/policies", json=FIRM_CAP), 201)
+        _validate(c, "pf-9", 120, "w32")
+        assert _ok(c.post("/api/v1/replay", json={}))["summary"]["replayed"] == 0
 
 
 def test_replay_filters_and_bounds(database_url: str) -> None:

@@ -28,9 +28,9 @@ REPLAY_CHANGED_LIMIT: dict[str, Any] = {
         "policies": [
             {
                 "policy_name": "single-name-cap",
-                "policy_type": "concentration",
-                "enforcement_level": "strict",
-                "rules": {"constraints": [{"kind": "weight_bounds", "max": 0.05}]},
+                "policy_type": "POSITION_LIMIT",
+                "description": "No single name above 8% of NAV (10% stored)",
+                "rules": {"constraints": [{"kind": "weight_bounds", "max": 0.08}]},
             }
         ],
     },
