@@ -11,11 +11,10 @@ policy version it was validated with, so the answers are the logged ones.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
@@ -103,8 +102,6 @@ class Replayer:
     store: Store
     validate: Validate
     max_decisions: int
-    _controls: dict[int, GlobalControls] = field(default_factory=dict, init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def run(self, request: ReplayRequest) -> ReplayResponse:
         """Replay every logged decision `request` selects; see the module's docstring."""

@@ -157,6 +157,8 @@ class DecisionLogStore:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
             values = blobs.load(conn, (d for r in rows for d in r.parts.values()))
+        # A purge between the two reads may have taken an entry and its blobs: skip it.
+        rows = [r for r in rows if all(d in values for d in r.parts.values())]
         return [
             LogEntry(
                 validation_id=r.validation_id,
