@@ -300,3 +300,23 @@ def test_replay_filters_and_bounds(database_url: str) -> None:
             answer = _ok(c.post("/api/v1/replay", json=payload, headers=r), 422)
             fields = [d["field"] for d in answer["detail"]]
             assert any(f.startswith(field) for f in fields), (payload, answer)
+
+
+def test_a_registered_universe_is_replayed_at_the_version_used(client: TestClient) -> None:
+    """A newer version of the universe (AAA at 150) would move the weights; the replay reads
+    the version the validation used, so the answer is the logged one."""
+    _ok(client.post("/api/v1/policies", json=FIRM_CAP), 201)
+    body = _decision("pf-9", 200, "by-ref")
+    instruments = body["portfolio_state"].pop("instruments")
+    body["portfolio_state"]["universe"] = {"id": "core"}
+    universe = {"id": "core", "description": "five names", "instruments": instruments}
+    _ok(client.put("/api/v1/universes/core", json=universe), 201)
+    logged = _ok(client.post("/api/v1/validate", json=body))
+    assert logged["reference_data"]["universe"] == {"id": "core", "version": 1}
+    repriced = [{**i, "price": 150.0} if i["symbol"] == "AAA" else i for i in instruments]
+    _ok(client.put("/api/v1/universes/core", json={**universe, "instruments": repriced}))
+    replay = _ok(client.post("/api/v1/replay", json={"include_responses": True}))
+    (decision,) = replay["decisions"]
+    assert decision["change"] == "unchanged"
+    assert decision["response"]["violations"] == logged["violations"]
+    assert decision["response"]["reference_data"] == logged["reference_data"]
