@@ -23,15 +23,23 @@ PARTS = ("decision", "state", "universe", "risk", "context", "options", "lineage
 
 
 def logged_request(
-    request: PolicyValidationRequest,
+    request: PolicyValidationRequest | Mapping[str, Any],
     response: PolicyValidationResponse,
     *,
     stored: Sequence[StoredPolicy],
     lineage: Sequence[PortfolioNode],
 ) -> LoggedRequest:
-    """What the log keeps of a validation of `request` against the `stored` policies."""
-    body = request.model_dump(mode="json")
-    state = body.pop("portfolio_state")
+    """What the log keeps of a validation of `request` against the `stored` policies.
+
+    `request` may be given as its JSON values already (`model_dump(mode="json")`); they
+    are not changed.
+    """
+    body = (
+        request.model_dump(mode="json")
+        if isinstance(request, PolicyValidationRequest)
+        else dict(request)
+    )
+    state = dict(body.pop("portfolio_state"))
     universe = state.pop("instruments")
     risk = {"risk_model": state.pop("risk_model"), "scenarios": state.pop("scenarios")}
     policy_set = {p.definition.policy_name: p.version for p in stored}

@@ -36,14 +36,16 @@ router = APIRouter(prefix="/api/v1", tags=["validation"], responses=ERROR_RESPON
 log = logging.getLogger("pes.validate")
 
 
-def request_hash(request: PolicyValidationRequest) -> str:
+def request_hash(request: PolicyValidationRequest, dumped: dict[str, Any] | None = None) -> str:
     """Hash of the request's content (key order and number spelling do not matter).
 
-    The request as JSON values, keys sorted, compact, through orjson: BLAKE2b, 31 bytes, so
-    62 hex digits. Hashes stored before this form are 64 digits long (`legacy_request_hash`)
-    and still match their requests (`same_request`).
+    The request as JSON values (`dumped`, when the caller has them already), keys sorted,
+    compact, through orjson: BLAKE2b, 31 bytes, so 62 hex digits. Hashes stored before this
+    form are 64 digits long (`legacy_request_hash`) and still match their requests
+    (`same_request`).
     """
-    canonical = orjson.dumps(request.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    values = request.model_dump(mode="json") if dumped is None else dumped
+    canonical = orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(canonical, digest_size=31).hexdigest()
 
 
@@ -139,7 +141,8 @@ def _validate(
     deadline: Deadline,
 ) -> Any:
     """The route's blocking work (see `validate`), bounded by `deadline`."""
-    digest = request_hash(request)
+    dumped = request.model_dump(mode="json")  # hashed now, logged with the validation
+    digest = request_hash(request, dumped)
     dry_run = request.policies is not None
     listed: list[StoredPolicy] = []
     if not dry_run:
@@ -179,7 +182,7 @@ def _validate(
         return _json(response.model_dump(mode="json"), headers={"X-PES-Dry-Run": "true"})
     # The decision log keeps the request and the exact versions applied (docs/decision-log.md).
     logged = (
-        logged_request(request, response, stored=listed, lineage=lineage)
+        logged_request(dumped, response, stored=listed, lineage=lineage)
         if services.settings.decision_log
         else None
     )
