@@ -18,6 +18,7 @@ from api.http.json_body import document_bodies
 from api.http.metrics import Metrics
 from api.http.middleware import BodyLimit, RequestMetrics, UnexpectedErrors
 from api.http.routes import (
+    analytics,
     capacity,
     constraints,
     global_policy,
@@ -175,6 +176,7 @@ def create_app(
         reference_data,
         reviews,
         replay,
+        analytics,
     )
     for module in (*routers, health):
         app.include_router(module.router)

@@ -320,3 +320,41 @@ def test_a_registered_universe_is_replayed_at_the_version_used(client: TestClien
     assert decision["change"] == "unchanged"
     assert decision["response"]["violations"] == logged["violations"]
     assert decision["response"]["reference_data"] == logged["reference_data"]
+
+
+SOFT_CAP = _cap("soft-cap", 0.30, ["*"], enforcement_level="advisory")
+
+
+def test_analytics_count_what_a_hand_count_says(client: TestClient) -> None:
+    """Four decisions: pf-a at 25% and 40%, pf-b at 32% and 40% (firm-cap 35% strict,
+    soft-cap 30% advisory). 40%: both violated, blocked; 32%: soft-cap only, compliant."""
+    for body in (FIRM_CAP, SOFT_CAP):
+        _ok(client.post("/api/v1/policies", json=body), 201)
+    for pf, buy, decision_id in [("pf-a", 50, "a1"), ("pf-a", 200, "a2"), ("pf-b", 120, "b1"),
+                                 ("pf-b", 200, "b2")]:  # fmt: skip
+        _validate(client, pf, buy, decision_id)
+    get = client.get
+    assert _ok(get("/api/v1/analytics/violations", params={"by": "policy"})) == [
+        {"policy_name": "soft-cap", "violations": 3, "decisions": 3, "portfolios": 2},
+        {"policy_name": "firm-cap", "violations": 2, "decisions": 2, "portfolios": 2},
+    ]
+    assert _ok(get("/api/v1/analytics/violations", params={"by": "portfolio"})) == [
+        {"portfolio_id": "pf-b", "validations": 2, "blocked": 1, "violations": 3, "decisions": 2},
+        {"portfolio_id": "pf-a", "validations": 2, "blocked": 1, "violations": 2, "decisions": 1},
+    ]
+    (day,) = _ok(get("/api/v1/analytics/violations", params={"by": "day"}))
+    assert day == {"day": day["day"], "validations": 4, "blocked": 2, "violations": 5,
+                   "decisions": 3}  # fmt: skip
+    assert _ok(get("/api/v1/analytics/blocking")) == [
+        {"policy_name": "firm-cap", "blocked_decisions": 2, "portfolios": 2}
+    ]
+    future = {"by": "policy", "since": "2999-01-01T00:00:00Z"}
+    assert _ok(get("/api/v1/analytics/violations", params=future)) == []
+    for params, field in [
+        ({"by": "week"}, "by"),
+        ({"by": "day", "since": "2026-12-01T00:00:00"}, "since"),
+        ({"by": "day", "since": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"}, "until"),
+    ]:
+        answer = _ok(get("/api/v1/analytics/violations", params=params), 422)
+        assert any(d["field"].endswith(field) for d in answer["detail"]), answer
+    assert _ok(get("/api/v1/analytics/blocking", params={"limit": 0}), 422)

@@ -191,3 +191,32 @@ def test_replay_beyond_its_bound_exits_2(
     assert status == 2 and "3 logged decisions match" in err
     status, answer, _ = _run(capsys, "replay", "--decision", "d-1", "--database-url", url)
     assert status == 0 and answer["summary"]["replayed"] == 1
+
+
+def test_pes_analytics_counts_the_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """25%, 32% and 40% against a 35% cap: one violation, one blocked decision, one day."""
+    url = f"sqlite:///{tmp_path / 'pes.db'}"
+    store = Store.open(url)
+    stored = [store.policies.create(PolicyDefinition.model_validate(CAP), actor="t")]
+    for decision_id, buy in [("d-1", 50), ("d-2", 120), ("d-3", 200)]:
+        _record(store, decision_id, buy, stored)
+    store.engine.dispose()
+    status = main(["analytics", "violations", "--by", "policy", "--database-url", url])
+    out, _ = capsys.readouterr()
+    assert status == 0
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"policy_name": "cap", "violations": 1, "decisions": 1, "portfolios": 1}
+    ]
+    status = main(["analytics", "violations", "--by", "day", "--database-url", url])
+    (day,) = [json.loads(line) for line in capsys.readouterr()[0].splitlines()]
+    assert status == 0 and (day["validations"], day["blocked"], day["violations"]) == (3, 1, 1)
+    status = main(["analytics", "blocking", "--database-url", url])
+    (top,) = [json.loads(line) for line in capsys.readouterr()[0].splitlines()]
+    assert status == 0 and top == {"policy_name": "cap", "blocked_decisions": 1, "portfolios": 1}
+    for argv, needle in [
+        (["analytics", "blocking", "--limit", "0"], "--limit"),
+        (["analytics", "violations", "--by", "day", "--since", "2026-01-01"], "--since"),
+    ]:
+        status = main([*argv, "--database-url", url])
+        err = capsys.readouterr()[1]
+        assert status == 2 and needle in err and "Traceback" not in err, (argv, err)

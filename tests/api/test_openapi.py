@@ -33,6 +33,8 @@ ENDPOINTS = {
     ("patch", "/api/v1/violations/{violation_id}"),
     ("get", "/api/v1/validations/{decision_id}"),
     ("post", "/api/v1/replay"),
+    ("get", "/api/v1/analytics/violations"),
+    ("get", "/api/v1/analytics/blocking"),
     ("get", "/api/v1/universes"),
     ("get", "/api/v1/universes/{universe_id}"),
     ("put", "/api/v1/universes/{universe_id}"),
