@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, ConfigDict, Field, PositiveInt, StrictInt
 
@@ -26,6 +26,9 @@ __all__ = [
 
 AwareTime = AwareDatetime
 """A time with its zone (ISO 8601): the log's times are UTC, a naive one is ambiguous."""
+
+MAX_ID = 2**31 - 1
+"""The largest validation id (the column is a 32-bit integer on every database)."""
 
 MAX_REPLAY_FILTER = 10_000
 """Most ids one filter list may hold."""
@@ -59,7 +62,9 @@ class ReplayRequest(StrictModel):
     until: AwareDatetime | None = Field(default=None, description="Logged before.")
     portfolio_ids: list[str] = Field(default_factory=list, max_length=MAX_REPLAY_FILTER)
     decision_ids: list[str] = Field(default_factory=list, max_length=MAX_REPLAY_FILTER)
-    validation_ids: list[StrictInt] = Field(default_factory=list, max_length=MAX_REPLAY_FILTER)
+    validation_ids: list[Annotated[StrictInt, Field(ge=1, le=MAX_ID)]] = Field(
+        default_factory=list, max_length=MAX_REPLAY_FILTER
+    )
     candidate: ReplayCandidate = Field(default_factory=ReplayCandidate)
     include_responses: bool = Field(
         default=False, description="Add each replayed response in full."

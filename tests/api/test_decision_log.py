@@ -295,6 +295,8 @@ def test_replay_filters_and_bounds(database_url: str) -> None:
                 "candidate.policies[0].rules",
             ),
             ({"limit": 3}, "limit"),
+            ({"validation_ids": [2**70]}, "validation_ids[0]"),
+            ({"validation_ids": ["1"]}, "validation_ids[0]"),
         ]
         for payload, field in bad:
             answer = _ok(c.post("/api/v1/replay", json=payload, headers=r), 422)
