@@ -123,6 +123,23 @@ class Settings(BaseSettings):
         "portfolio; off by default: such a validation is refused with 422 "
         "no_applicable_policies, and /readyz is not ready while no policy is stored.",
     )
+    decision_log: bool = Field(
+        default=True,
+        description="Keep each stored validation's request and the policy versions applied "
+        "(docs/decision-log.md); off, validations are stored without and cannot be replayed.",
+    )
+    decision_log_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=36_500,
+        description="`pes log purge` deletes log entries older than this (unset: keep all).",
+    )
+    replay_max_decisions: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Most logged decisions one replay runs; more is refused (422, exit 2).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def host_is_loopback(self) -> bool:

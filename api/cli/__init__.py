@@ -3,11 +3,12 @@
 Owns the entry point (`main`, the `pes` script and `python -m api.cli`) and the parser
 assembly; each subcommand module (`validate`, `serve`, `policies`, `test`, `portfolios`,
 `references` for `pes universes` and `pes risk-models`, `global_policy` for `pes global`,
-`bench`) exposes `add_parser` and
+`log`, `replay` and `analytics` for the decision log, `bench`) exposes `add_parser` and
 its handler, and `common` holds what they share (exit statuses, settings, the store).
 `policy_tests` is the runner of `pes test`. Exposes `main` only. May import `models`,
 `engine` and the shared edges (`api.settings`, `api.store`, `api.files`, `api.field_messages`,
-`api.references`, `api.logsafe`); `api.http` only inside `pes serve`, when it runs.
+`api.references`, `api.logsafe`, `api.decision_log`); `api.http` only inside `pes serve`,
+when it runs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,18 @@ import os
 import sys
 from collections.abc import Sequence
 
-from api.cli import bench, global_policy, policies, portfolios, serve, test, validate
+from api.cli import (
+    analytics,
+    bench,
+    global_policy,
+    log,
+    policies,
+    portfolios,
+    replay,
+    serve,
+    test,
+    validate,
+)
 from api.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_STDOUT_CLOSED,
@@ -45,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     test.add_parser(commands)
     portfolios.add_parser(commands)
     global_policy.add_parser(commands)
+    log.add_parser(commands)
+    replay.add_parser(commands)
+    analytics.add_parser(commands)
     add_reference_commands(commands, open_store=open_store, database_option=database_option)
     bench.add_parser(commands)
     return parser

@@ -20,6 +20,7 @@ from api.http.json_body import document_bodies
 from api.http.metrics import Metrics
 from api.http.middleware import BodyLimit, RequestMetrics, UnexpectedErrors
 from api.http.routes import (
+    analytics,
     capacity,
     constraints,
     global_policy,
@@ -27,6 +28,7 @@ from api.http.routes import (
     policies,
     portfolios,
     reference_data,
+    replay,
     reviews,
     validate,
 )
@@ -182,7 +184,17 @@ def create_app(
         reference_bytes=settings.max_reference_body_bytes,
     )
     app.add_middleware(SettleAfterResponse, heap=lambda: _heap_of(app))
-    routers = (validate, capacity, constraints, policies, portfolios, reference_data, reviews)
+    routers = (
+        validate,
+        capacity,
+        constraints,
+        policies,
+        portfolios,
+        reference_data,
+        reviews,
+        replay,
+        analytics,
+    )
     for module in (*routers, health):
         app.include_router(module.router)
     for router in global_policy.routers():  # at /api/policy and /api/v1/policy

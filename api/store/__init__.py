@@ -2,8 +2,8 @@
 
 Owns the connection and its bounds, serialized migrations (`db`), the tables (`tables`),
 one store per resource (policies with their versions, portfolios, reference data,
-validations and violations, the event outbox, the global policy's versions) and the
-store's exception tree (`errors`).
+validations and violations, the event outbox, the global policy's versions, the decision
+log over content-addressed blobs) and the store's exception tree (`errors`).
 Exposes `Store` (every store over one engine) and the stores' public types. Shared by the
 HTTP service and the command line; may import `engine` (hierarchy resolution) and
 `models`, never `api.http` or `api.cli`.
@@ -12,11 +12,12 @@ HTTP service and the command line; may import `engine` (hierarchy resolution) an
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
 from api.store.db import DatabaseTimeouts, connect, migrate
+from api.store.decision_log import DecisionLogStore, LogEntry, LogFilter, LoggedRequest, Purged
 from api.store.errors import (
     Conflict,
     Invalid,
@@ -37,9 +38,13 @@ from models import GlobalPolicy, RiskModelDefinition, Universe, defaults_from_en
 __all__ = [
     "Conflict",
     "DatabaseTimeouts",
+    "DecisionLogStore",
     "GlobalPolicyStore",
     "GlobalPolicyVersion",
     "Invalid",
+    "LogEntry",
+    "LogFilter",
+    "LoggedRequest",
     "NotFound",
     "OutboxEvent",
     "OutboxStore",
@@ -47,6 +52,7 @@ __all__ = [
     "PolicyVersion",
     "PortfolioStore",
     "PreconditionFailed",
+    "Purged",
     "ReferenceDataStore",
     "ReferenceVersion",
     "Store",
@@ -78,6 +84,10 @@ class Store:
     risk_models: ReferenceDataStore[RiskModelDefinition]
     global_policy: GlobalPolicyStore
     created: bool = False
+    decision_log: DecisionLogStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.decision_log = DecisionLogStore(self.engine)
 
     @classmethod
     def open(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -282,6 +282,55 @@ class PolicyStore:
             )
             for r in rows
         ]
+
+    def at_versions(self, versions: Mapping[str, int]) -> dict[str, PolicyDefinition]:
+        """The definitions of the named policies at the given versions (history kept).
+
+        NotFound names the first (policy, version) the history lacks.
+        """
+        wanted = {(n, v) for n, v in versions.items()}
+        if not wanted:
+            return {}
+        t = policy_versions
+        found: dict[str, PolicyDefinition] = {}
+        pairs = sorted(wanted)
+        with self.engine.connect() as conn:
+            for start in range(0, len(pairs), 200):
+                chunk = pairs[start : start + 200]
+                rows = conn.execute(
+                    sa.select(t.c.policy_name, t.c.version, t.c.definition).where(
+                        sa.or_(*(sa.and_(t.c.policy_name == n, t.c.version == v) for n, v in chunk))
+                    )
+                ).all()
+                for r in rows:
+                    found[r.policy_name] = PolicyDefinition.model_validate(
+                        r.definition, context=STORED
+                    )
+        for name, version in pairs:
+            if name not in found:
+                raise NotFound(f"no version {version} of policy {name!r}")
+        return found
+
+    def as_of(self, when: datetime) -> Sequence[PolicyDefinition]:
+        """Every policy as it stood at `when`: each name's last version written by then."""
+        t = policy_versions
+        latest = (
+            sa.select(t.c.policy_name, sa.func.max(t.c.version).label("version"))
+            .where(t.c.changed_at <= when)
+            .group_by(t.c.policy_name)
+            .subquery()
+        )
+        query = (
+            sa.select(t.c.definition)
+            .join(
+                latest,
+                sa.and_(t.c.policy_name == latest.c.policy_name, t.c.version == latest.c.version),
+            )
+            .order_by(t.c.policy_name)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).scalars().all()
+        return [PolicyDefinition.model_validate(d, context=STORED) for d in rows]
 
     @staticmethod
     def _current(conn: Connection, name: str) -> sa.Row[Any] | None:

@@ -1,8 +1,8 @@
 """Database tables (SQLAlchemy Core).
 
 The seed's `portfolio_policies` and `policy_violations`, plus validations, policy versions,
-the event outbox, the portfolio hierarchy, versioned reference data and the versions of the
-global policy.
+the event outbox, the portfolio hierarchy, versioned reference data, the versions of the
+global policy and the decision log (each validation's request, content-addressed).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 __all__ = [
+    "decision_log",
+    "decision_log_blobs",
     "event_outbox",
     "global_policy_versions",
     "metadata",
@@ -21,6 +23,7 @@ __all__ = [
     "portfolio_policies",
     "portfolios",
     "reference_data_versions",
+    "request_blobs",
     "validations",
 ]
 
@@ -194,3 +197,48 @@ global_policy_versions = sa.Table(
     sa.Column("changed_at", Timestamp(), nullable=False),
 )
 """Immutable versions of the global policy; the current one is the highest version."""
+
+request_blobs = sa.Table(
+    "request_blobs",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("part", sa.String(16), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Column("last_used_at", Timestamp(), nullable=False, index=True),
+)
+"""One part of logged requests, stored once: keyed by the SHA-256 of its canonical JSON,
+zlib-compressed; `last_used_at` is touched by every validation that logs it."""
+
+decision_log = sa.Table(
+    "decision_log",
+    metadata,
+    sa.Column("validation_id", sa.Integer, sa.ForeignKey("validations.id"), primary_key=True),
+    sa.Column("logged_at", Timestamp(), nullable=False, index=True),
+    sa.Column("parts", JSON, nullable=False),
+    sa.Column("policy_versions", JSON, nullable=False),
+    sa.Column("global_policy_version", sa.Integer, nullable=True),
+    sa.Column("reference_data", JSON, nullable=True),
+)
+"""The decision log: per stored validation, the digests of its request's parts, the version
+of every policy of the effective set and of the global policy applied."""
+
+decision_log_blobs = sa.Table(
+    "decision_log_blobs",
+    metadata,
+    sa.Column(
+        "validation_id",
+        sa.Integer,
+        sa.ForeignKey("decision_log.validation_id"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "digest",
+        sa.String(64),
+        sa.ForeignKey("request_blobs.digest"),
+        primary_key=True,
+        index=True,
+    ),
+)
+"""Which blobs each logged validation references: a purge keeps every blob listed here."""

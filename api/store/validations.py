@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from api.store.decision_log import DecisionLogStore, LoggedRequest
 from api.store.errors import Conflict, NotFound
 from api.store.tables import event_outbox, policy_violations, validations
 from models import PolicyValidationResponse
@@ -127,15 +128,17 @@ class ValidationStore:
         portfolio_id: str,
         request_hash: str,
         actor: str,
+        log: LoggedRequest | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Store the validation, its violations and its event in one transaction.
+        """Store the validation, its violations, its event and its log in one transaction.
 
         Returns (the stored response, True) — or, when the decision id was validated before
         with the same request, (that earlier response, False). A different request under a
         used decision id is a Conflict. The response is dumped once: the stored answer, the
         violation rows and the event are all read from that dump. The decision id's unique
         key decides between two requests racing with one id: the second insert fails and
-        that request answers from the first one's row.
+        that request answers from the first one's row. `log` is the request as the decision
+        log keeps it (`api.store.decision_log`); None logs nothing.
         """
         now = datetime.now(UTC)
         body = response.model_dump(mode="json")
@@ -155,6 +158,8 @@ class ValidationStore:
                     )
                     .returning(validations.c.id)
                 ).scalar_one()
+                if log is not None:
+                    DecisionLogStore.write(conn, validation_id, log, now)
                 if body["violations"]:
                     conn.execute(
                         policy_violations.insert(),

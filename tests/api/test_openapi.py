@@ -32,6 +32,9 @@ ENDPOINTS = {
     ("get", "/api/v1/violations"),
     ("patch", "/api/v1/violations/{violation_id}"),
     ("get", "/api/v1/validations/{decision_id}"),
+    ("post", "/api/v1/replay"),
+    ("get", "/api/v1/analytics/violations"),
+    ("get", "/api/v1/analytics/blocking"),
     ("get", "/api/v1/universes"),
     ("get", "/api/v1/universes/{universe_id}"),
     ("put", "/api/v1/universes/{universe_id}"),
@@ -111,6 +114,7 @@ def test_every_endpoint_is_documented(spec: dict[str, Any]) -> None:
         ("put", "/api/v1/risk-models/{risk_model_id}"),
         ("patch", "/api/policy"),
         ("patch", "/api/v1/policy"),
+        ("post", "/api/v1/replay"),
     ],
 )
 def test_request_bodies_have_examples(spec: dict[str, Any], method: str, path: str) -> None:
@@ -158,6 +162,19 @@ def test_the_examples_are_accepted_by_the_service(client: TestClient, spec: dict
             assert used["universe"] == {"id": "us-large", "version": 1}
         else:
             assert used is None
+
+    # The replay examples: the adjust example's decision was just logged (core.yaml's
+    # single-name-cap is among its policies); each example answers, whatever it matches.
+    replays = _request_examples(spec, "post", "/api/v1/replay")
+    assert set(replays) == {"applied", "changed_limit", "stored_now"}
+    for example in replays.values():
+        r = client.post("/api/v1/replay", json=example["value"])
+        assert r.status_code == 200, r.text
+    everything = client.post(
+        "/api/v1/replay", json={"candidate": replays["changed_limit"]["value"]["candidate"]}
+    )
+    assert everything.status_code == 200, everything.text
+    assert everything.json()["summary"]["replayed"] >= 1
 
     for example in _request_examples(spec, "post", "/api/v1/capacity").values():
         r = client.post("/api/v1/capacity", json=example["value"])

@@ -1,7 +1,8 @@
 """HTTP routes, one module per resource.
 
 Each module owns one `APIRouter`: validate, capacity, constraints, policies, portfolios,
-reference data, reviews (violations and stored validations), the global policy (one
+reference data, reviews (violations and stored validations), replay (the decision log
+run again under a candidate policy set), the global policy (one
 router per prefix: `/api/policy` and `/api/v1/policy`) and health. A route
 authenticates first (its caller dependency), reads its body through `api.http.json_body`,
 and leaves errors to `api.http.errors`. May import `api.http`'s dependencies and schemas,

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
+from api.decision_log import logged_request
 from api.http.abandon import run_abandonable
 from api.http.deps import ServicesDep, Validator
 from api.http.examples import VALIDATE_EXAMPLE
@@ -21,7 +22,7 @@ from api.http.json_body import documented_body, json_body
 from api.http.reference_schemas import REFERENCE_VALIDATE_EXAMPLE
 from api.http.schemas import ERROR_RESPONSES, ErrorResponse
 from api.logsafe import printable
-from api.store import Unavailable
+from api.store import StoredPolicy, Unavailable
 from engine import Deadline
 from models import (
     PolicyDefinition,
@@ -35,14 +36,16 @@ router = APIRouter(prefix="/api/v1", tags=["validation"], responses=ERROR_RESPON
 log = logging.getLogger("pes.validate")
 
 
-def request_hash(request: PolicyValidationRequest) -> str:
+def request_hash(request: PolicyValidationRequest, dumped: dict[str, Any] | None = None) -> str:
     """Hash of the request's content (key order and number spelling do not matter).
 
-    The request as JSON values, keys sorted, compact, through orjson: BLAKE2b, 31 bytes, so
-    62 hex digits. Hashes stored before this form are 64 digits long (`legacy_request_hash`)
-    and still match their requests (`same_request`).
+    The request as JSON values (`dumped`, when the caller has them already), keys sorted,
+    compact, through orjson: BLAKE2b, 31 bytes, so 62 hex digits. Hashes stored before this
+    form are 64 digits long (`legacy_request_hash`) and still match their requests
+    (`same_request`).
     """
-    canonical = orjson.dumps(request.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    values = request.model_dump(mode="json") if dumped is None else dumped
+    canonical = orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(canonical, digest_size=31).hexdigest()
 
 
@@ -138,14 +141,15 @@ def _validate(
     deadline: Deadline,
 ) -> Any:
     """The route's blocking work (see `validate`), bounded by `deadline`."""
-    digest = request_hash(request)
+    dumped = request.model_dump(mode="json")  # hashed now, logged with the validation
+    digest = request_hash(request, dumped)
     dry_run = request.policies is not None
-    stored: list[PolicyDefinition] = []
+    listed: list[StoredPolicy] = []
     if not dry_run:
         try:
             existing = services.store.validations.find(request.decision.decision_id)
             if existing is None:
-                stored = [p.definition for p in services.store.policies.list()]
+                listed = services.store.policies.list()
         except DataError:
             raise  # the database refused a value of the request: 422, not an outage
         except (SQLAlchemyError, ValidationError) as exc:  # fail closed, never "compliant"
@@ -161,6 +165,7 @@ def _validate(
         services.metrics.validations.labels("unavailable").inc()
         raise
     approve_empty = services.settings.approve_when_no_policy_applies
+    stored: list[PolicyDefinition] = [p.definition for p in listed]
     response = services.validate(
         request,
         stored,
@@ -175,11 +180,18 @@ def _validate(
     if dry_run:
         services.metrics.validations.labels(f"{outcome}_dry_run").inc()
         return _json(response.model_dump(mode="json"), headers={"X-PES-Dry-Run": "true"})
+    # The decision log keeps the request and the exact versions applied (docs/decision-log.md).
+    logged = (
+        logged_request(dumped, response, stored=listed, lineage=lineage)
+        if services.settings.decision_log
+        else None
+    )
     body, created = services.store.validations.record(
         response,
         portfolio_id=request.decision.portfolio_id,
         request_hash=digest,
         actor=caller.name,
+        log=logged,
     )
     if not created:
         services.metrics.validations.labels("replayed").inc()
