@@ -27,6 +27,7 @@ from api.http.routes import (
     reference_data,
     reviews,
     validate,
+    violations,
 )
 from api.http.services import Services
 from api.settings import Settings
@@ -165,7 +166,16 @@ def create_app(
         reference_bytes=settings.max_reference_body_bytes,
     )
     app.add_middleware(SettleAfterResponse, heap=lambda: _heap_of(app))
-    routers = (validate, capacity, constraints, policies, portfolios, reference_data, reviews)
+    routers = (
+        validate,
+        capacity,
+        constraints,
+        policies,
+        portfolios,
+        reference_data,
+        reviews,
+        violations,
+    )
     for module in (*routers, health):
         app.include_router(module.router)
     for router in global_policy.routers():  # at /api/policy and /api/v1/policy

@@ -2,7 +2,7 @@
 
 Owns the connection and its bounds, serialized migrations (`db`), the tables (`tables`),
 one store per resource (policies with their versions, portfolios, reference data,
-validations and violations, the event outbox, the global policy's versions) and the
+validations, violations and their lifecycle, the event outbox, the global policy's versions) and the
 store's exception tree (`errors`).
 Exposes `Store` (every store over one engine) and the stores' public types. Shared by the
 HTTP service and the command line; may import `engine` (hierarchy resolution) and
@@ -31,10 +31,19 @@ from api.store.outbox import OutboxEvent, OutboxStore
 from api.store.policies import PolicyStore, PolicyVersion, StoredPolicy
 from api.store.portfolios import PortfolioStore, StoredPortfolio
 from api.store.reference_data import ReferenceDataStore, ReferenceVersion, StoredReference
-from api.store.validations import StoredViolation, ValidationStore, ViolationFilter
+from api.store.validations import ValidationStore
+from api.store.violations import (
+    BulkOutcome,
+    StoredViolation,
+    Transition,
+    ViolationFilter,
+    ViolationStatus,
+    ViolationStore,
+)
 from models import GlobalPolicy, RiskModelDefinition, Universe, defaults_from_environment
 
 __all__ = [
+    "BulkOutcome",
     "Conflict",
     "DatabaseTimeouts",
     "GlobalPolicyStore",
@@ -56,10 +65,13 @@ __all__ = [
     "StoredPortfolio",
     "StoredReference",
     "StoredViolation",
+    "Transition",
     "Unavailable",
     "UnknownPortfolio",
     "ValidationStore",
     "ViolationFilter",
+    "ViolationStatus",
+    "ViolationStore",
     "connect",
     "migrate",
 ]
@@ -77,6 +89,7 @@ class Store:
     universes: ReferenceDataStore[Universe]
     risk_models: ReferenceDataStore[RiskModelDefinition]
     global_policy: GlobalPolicyStore
+    violations: ViolationStore
     created: bool = False
 
     @classmethod
@@ -106,5 +119,6 @@ class Store:
             ReferenceDataStore(engine, "universe", Universe),
             ReferenceDataStore(engine, "risk_model", RiskModelDefinition),
             GlobalPolicyStore(engine, global_defaults),
+            ViolationStore(engine),
             created,
         )

@@ -1,8 +1,8 @@
 """Database tables (SQLAlchemy Core).
 
 The seed's `portfolio_policies` and `policy_violations`, plus validations, policy versions,
-the event outbox, the portfolio hierarchy, versioned reference data and the versions of the
-global policy.
+the event outbox, the portfolio hierarchy, versioned reference data, the versions of the
+global policy and the transitions of violations.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ __all__ = [
     "portfolios",
     "reference_data_versions",
     "validations",
+    "violation_transitions",
 ]
 
 metadata = sa.MetaData(
@@ -130,7 +131,38 @@ policy_violations = sa.Table(
     sa.Column("resolved_at", Timestamp()),
     sa.Column("resolved_by", sa.String(200)),
     sa.Column("resolution_note", sa.Text),
+    # The lifecycle (0006): `resolved` stays in step with `status` for older readers.
+    sa.Column("status", sa.String(16), nullable=False, index=True, server_default="open"),
+    sa.Column("escalation_level", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("acknowledged_at", Timestamp()),
+    sa.Column("acknowledged_by", sa.String(200)),
+    sa.Column("occurrences", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("last_seen_at", Timestamp()),
+    sa.Column("last_decision_id", sa.String(200)),
 )
+
+violation_transitions = sa.Table(
+    "violation_transitions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "violation_id",
+        sa.Integer,
+        sa.ForeignKey("policy_violations.id"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("from_status", sa.String(16)),
+    sa.Column("to_status", sa.String(16), nullable=False),
+    sa.Column("escalation_level", sa.Integer, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("decision_id", sa.String(200)),
+    sa.Column("at", Timestamp(), nullable=False),
+)
+"""One row per transition of a violation: opened, acknowledged, resolved, cured, reopened,
+escalated."""
 
 event_outbox = sa.Table(
     "event_outbox",

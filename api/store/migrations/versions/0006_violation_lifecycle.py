@@ -1,0 +1,87 @@
+"""The violation lifecycle: status, escalation level, history, persisting passive breaches.
+
+`policy_violations` gains `status` (open | acknowledged | resolved | cured; rows resolved
+before it read as resolved), `escalation_level`, who acknowledged it and when, and
+`occurrences` / `last_seen_at` / `last_decision_id` (a passive breach found again by a
+later validation updates its open violation instead of adding one).
+`violation_transitions` holds one row per transition (who, when, why). The columns the
+older server reads are kept (`resolved` stays in step with the status), so it still
+reads the table.
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Apply the migration."""
+    with op.batch_alter_table("policy_violations", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("status", sa.String(length=16), nullable=False, server_default="open")
+        )
+        batch_op.add_column(
+            sa.Column("escalation_level", sa.Integer(), nullable=False, server_default="0")
+        )
+        batch_op.add_column(sa.Column("acknowledged_at", sa.DateTime(timezone=True)))
+        batch_op.add_column(sa.Column("acknowledged_by", sa.String(length=200)))
+        batch_op.add_column(
+            sa.Column("occurrences", sa.Integer(), nullable=False, server_default="1")
+        )
+        batch_op.add_column(sa.Column("last_seen_at", sa.DateTime(timezone=True)))
+        batch_op.add_column(sa.Column("last_decision_id", sa.String(length=200)))
+        batch_op.create_index("ix_policy_violations_status", ["status"])
+    op.execute("UPDATE policy_violations SET status = 'resolved' WHERE resolved")
+    op.execute(
+        "UPDATE policy_violations SET last_seen_at = created_at, last_decision_id = decision_id"
+    )
+    op.create_table(
+        "violation_transitions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("violation_id", sa.Integer(), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("from_status", sa.String(length=16), nullable=True),
+        sa.Column("to_status", sa.String(length=16), nullable=False),
+        sa.Column("escalation_level", sa.Integer(), nullable=False),
+        sa.Column("actor", sa.String(length=200), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("decision_id", sa.String(length=200), nullable=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["violation_id"],
+            ["policy_violations.id"],
+            name=op.f("fk_violation_transitions_violation_id_policy_violations"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_violation_transitions")),
+    )
+    op.create_index(
+        "ix_violation_transitions_violation_id", "violation_transitions", ["violation_id"]
+    )
+
+
+def downgrade() -> None:
+    """Revert the migration."""
+    op.drop_index("ix_violation_transitions_violation_id", table_name="violation_transitions")
+    op.drop_table("violation_transitions")
+    with op.batch_alter_table("policy_violations", schema=None) as batch_op:
+        batch_op.drop_index("ix_policy_violations_status")
+        for column in (
+            "last_decision_id",
+            "last_seen_at",
+            "occurrences",
+            "acknowledged_by",
+            "acknowledged_at",
+            "escalation_level",
+            "status",
+        ):
+            batch_op.drop_column(column)
