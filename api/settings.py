@@ -6,7 +6,7 @@ import ipaddress
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["EventsBackend", "Role", "Settings"]
@@ -117,6 +117,14 @@ class Settings(BaseSettings):
         "no_applicable_policies, and /readyz is not ready while no policy is stored.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    ui_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the dashboard's session cookies (/ui). Unset: derived from the API "
+        "keys, so every worker derives the same one and changing the keys ends every session.",
+    )
+    ui_session_hours: float = Field(
+        default=8.0, gt=0, le=24 * 30, description="How long a dashboard login lasts."
+    )
 
     def host_is_loopback(self) -> bool:
         """True when `host` only accepts local connections."""

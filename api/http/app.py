@@ -30,6 +30,7 @@ from api.http.routes import (
     violations,
 )
 from api.http.services import Services
+from api.http.ui import install_ui
 from api.settings import Settings
 from api.store import DatabaseTimeouts, Invalid, Store
 from engine import PolicyEngine
@@ -116,7 +117,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = _open_store(settings, global_defaults)
         engine = PolicyEngine(cache_size=settings.engine_cache_size)
-        metrics = Metrics(engine, lambda: store.outbox.counts()[0])
+        metrics = Metrics(engine, lambda: store.outbox.counts()[0], store.trends.open_by_severity)
         services = Services(settings, store, engine, metrics)
         sink = publisher if publisher is not None else publisher_for(settings)
         if sink is not None and relay:
@@ -181,4 +182,5 @@ def create_app(
     for router in global_policy.routers():  # at /api/policy and /api/v1/policy
         app.include_router(router)
     install_docs(app)
+    install_ui(app)
     return app

@@ -32,6 +32,7 @@ from api.store.policies import PolicyStore, PolicyVersion, StoredPolicy
 from api.store.portfolios import PortfolioStore, StoredPortfolio
 from api.store.reference_data import ReferenceDataStore, ReferenceVersion, StoredReference
 from api.store.validations import ValidationStore
+from api.store.violation_trends import DailyCounts, ResolutionTimes, ViolationTrends
 from api.store.violations import (
     BulkOutcome,
     StoredViolation,
@@ -45,6 +46,7 @@ from models import GlobalPolicy, RiskModelDefinition, Universe, defaults_from_en
 __all__ = [
     "BulkOutcome",
     "Conflict",
+    "DailyCounts",
     "DatabaseTimeouts",
     "GlobalPolicyStore",
     "GlobalPolicyVersion",
@@ -58,6 +60,7 @@ __all__ = [
     "PreconditionFailed",
     "ReferenceDataStore",
     "ReferenceVersion",
+    "ResolutionTimes",
     "Store",
     "StoreError",
     "StoredGlobalPolicy",
@@ -72,6 +75,7 @@ __all__ = [
     "ViolationFilter",
     "ViolationStatus",
     "ViolationStore",
+    "ViolationTrends",
     "connect",
     "migrate",
 ]
@@ -90,6 +94,7 @@ class Store:
     risk_models: ReferenceDataStore[RiskModelDefinition]
     global_policy: GlobalPolicyStore
     violations: ViolationStore
+    trends: ViolationTrends
     created: bool = False
 
     @classmethod
@@ -120,5 +125,6 @@ class Store:
             ReferenceDataStore(engine, "risk_model", RiskModelDefinition),
             GlobalPolicyStore(engine, global_defaults),
             ViolationStore(engine),
+            ViolationTrends(engine),
             created,
         )
