@@ -3,6 +3,7 @@
 Owns the entry point (`main`, the `pes` script and `python -m api.cli`) and the parser
 assembly; each subcommand module (`validate`, `serve`, `policies`, `test`, `portfolios`,
 `references` for `pes universes` and `pes risk-models`, `global_policy` for `pes global`,
+`escalations`,
 `bench`) exposes `add_parser` and
 its handler, and `common` holds what they share (exit statuses, settings, the store).
 `policy_tests` is the runner of `pes test`. Exposes `main` only. May import `models`,
@@ -18,7 +19,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-from api.cli import bench, global_policy, policies, portfolios, serve, test, validate
+from api.cli import (
+    bench,
+    escalations,
+    global_policy,
+    policies,
+    portfolios,
+    serve,
+    test,
+    validate,
+)
 from api.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_STDOUT_CLOSED,
@@ -45,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     test.add_parser(commands)
     portfolios.add_parser(commands)
     global_policy.add_parser(commands)
+    escalations.add_parser(commands)
     add_reference_commands(commands, open_store=open_store, database_option=database_option)
     bench.add_parser(commands)
     return parser

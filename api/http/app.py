@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.escalation import EscalationWorker, Escalator, WebhookSender
 from api.events import OutboxRelay, Publisher, publisher_for
 from api.http.docs_pages import install_docs
 from api.http.errors import install_error_handlers
@@ -127,6 +128,14 @@ def create_app(
                 store.outbox, sink, batch=settings.relay_batch, interval_s=settings.relay_interval_s
             )
             services.relay.start()
+        escalation = None
+        if settings.escalation_interval_s > 0:
+            escalation = EscalationWorker(
+                Escalator(store),
+                WebhookSender(store.escalations, settings),
+                interval_s=settings.escalation_interval_s,
+            )
+            escalation.start()
         app.state.services = services
         services.heap.settle()  # imports and start-up objects: out of every full collection
         log.info(
@@ -137,6 +146,8 @@ def create_app(
         try:
             yield
         finally:
+            if escalation is not None:
+                await escalation.stop()
             if services.relay is not None:
                 await services.relay.stop()
             if sink is not None and relay:

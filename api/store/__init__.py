@@ -2,8 +2,8 @@
 
 Owns the connection and its bounds, serialized migrations (`db`), the tables (`tables`),
 one store per resource (policies with their versions, portfolios, reference data,
-validations, violations and their lifecycle, the event outbox, the global policy's versions) and the
-store's exception tree (`errors`).
+validations, violations with their lifecycle, trends and escalation, the event outbox, the
+global policy's versions) and the store's exception tree (`errors`).
 Exposes `Store` (every store over one engine) and the stores' public types. Shared by the
 HTTP service and the command line; may import `engine` (hierarchy resolution) and
 `models`, never `api.http` or `api.cli`.
@@ -26,6 +26,7 @@ from api.store.errors import (
     Unavailable,
     UnknownPortfolio,
 )
+from api.store.escalations import Delivery, EscalationStore, StoredRules
 from api.store.global_policy import GlobalPolicyStore, GlobalPolicyVersion, StoredGlobalPolicy
 from api.store.outbox import OutboxEvent, OutboxStore
 from api.store.policies import PolicyStore, PolicyVersion, StoredPolicy
@@ -48,6 +49,8 @@ __all__ = [
     "Conflict",
     "DailyCounts",
     "DatabaseTimeouts",
+    "Delivery",
+    "EscalationStore",
     "GlobalPolicyStore",
     "GlobalPolicyVersion",
     "Invalid",
@@ -67,6 +70,7 @@ __all__ = [
     "StoredPolicy",
     "StoredPortfolio",
     "StoredReference",
+    "StoredRules",
     "StoredViolation",
     "Transition",
     "Unavailable",
@@ -95,6 +99,7 @@ class Store:
     global_policy: GlobalPolicyStore
     violations: ViolationStore
     trends: ViolationTrends
+    escalations: EscalationStore
     created: bool = False
 
     @classmethod
@@ -126,5 +131,6 @@ class Store:
             GlobalPolicyStore(engine, global_defaults),
             ViolationStore(engine),
             ViolationTrends(engine),
+            EscalationStore(engine),
             created,
         )

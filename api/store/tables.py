@@ -2,7 +2,8 @@
 
 The seed's `portfolio_policies` and `policy_violations`, plus validations, policy versions,
 the event outbox, the portfolio hierarchy, versioned reference data, the versions of the
-global policy and the transitions of violations.
+global policy, the transitions of violations, the escalation rules and the webhook
+deliveries.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 __all__ = [
+    "escalation_rule_versions",
     "event_outbox",
     "global_policy_versions",
     "metadata",
@@ -23,6 +25,7 @@ __all__ = [
     "reference_data_versions",
     "validations",
     "violation_transitions",
+    "webhook_deliveries",
 ]
 
 metadata = sa.MetaData(
@@ -226,3 +229,32 @@ global_policy_versions = sa.Table(
     sa.Column("changed_at", Timestamp(), nullable=False),
 )
 """Immutable versions of the global policy; the current one is the highest version."""
+
+escalation_rule_versions = sa.Table(
+    "escalation_rule_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False, unique=True),
+    sa.Column("content", JSON, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("changed_at", Timestamp(), nullable=False),
+)
+"""Immutable versions of the escalation rules; the current one is the highest version."""
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("violation_id", sa.Integer, sa.ForeignKey("policy_violations.id"), nullable=False),
+    sa.Column("rule", sa.String(100), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("payload", JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # pending|delivered|failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("next_attempt_at", Timestamp(), nullable=False),
+    sa.Column("delivered_at", Timestamp()),
+    sa.Column("created_at", Timestamp(), nullable=False),
+)
+"""Each webhook call an escalation asked for: its attempts and outcome."""

@@ -47,6 +47,8 @@ __all__ = [
     "ViolationFilter",
     "ViolationStatus",
     "ViolationStore",
+    "read_violation",
+    "record_transition",
     "track_violations",
 ]
 
@@ -183,7 +185,7 @@ def _key_of(policy_name: str, violation_type: str, subject: str | None) -> tuple
     return policy_name, violation_type, subject or ""
 
 
-def _record_transition(
+def record_transition(
     conn: Connection,
     v: StoredViolation,
     *,
@@ -195,8 +197,13 @@ def _record_transition(
     decision_id: str | None,
     now: datetime,
     announce: bool = True,
+    notify: str | None = None,
 ) -> None:
-    """One history row and (unless `announce` is False: the opening) its outbox event."""
+    """One history row and (unless `announce` is False: the opening) its outbox event.
+
+    `notify`: the broker subject an escalation rule names; the event carries it and the
+    NATS publisher sends it there, under its prefix (api/events/publishers.py).
+    """
     from_status = None if action == "opened" else v.status.value
     conn.execute(
         violation_transitions.insert().values(
@@ -237,6 +244,8 @@ def _record_transition(
             "decision_id": decision_id,
         },
     }
+    if notify is not None:
+        payload["notify"] = notify
     conn.execute(
         event_outbox.insert().values(
             event_id=event_id,
@@ -274,7 +283,7 @@ def _move(
         values |= {"resolved_at": None, "resolved_by": None, "resolution_note": None}
     t = policy_violations
     conn.execute(t.update().where(t.c.id == v.id).values(**values))
-    _record_transition(
+    record_transition(
         conn,
         v,
         action=action,
@@ -347,7 +356,7 @@ def track_violations(
             .returning(t.c.id)
         ).scalar_one()
         opened = _violation(conn.execute(sa.select(t).where(t.c.id == new_id)).one())
-        _record_transition(
+        record_transition(
             conn,
             opened,
             action="opened",
@@ -406,6 +415,15 @@ def _new_row(
     }
 
 
+def read_violation(conn: Connection, violation_id: int, *, lock: bool = False) -> StoredViolation:
+    """One violation (locked for the transaction when `lock`), or NotFound."""
+    query = sa.select(policy_violations).where(policy_violations.c.id == violation_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise NotFound(f"no violation with id {violation_id}")
+    return _violation(row)
+
+
 class ViolationStore:
     """The violations: listed, read with their history, and moved through the lifecycle."""
 
@@ -446,21 +464,20 @@ class ViolationStore:
     def get(self, violation_id: int) -> StoredViolation:
         """One violation, or NotFound."""
         with self.engine.connect() as conn:
-            return self._get(conn, violation_id)
+            return read_violation(conn, violation_id)
 
-    @staticmethod
-    def _get(conn: Connection, violation_id: int, *, lock: bool = False) -> StoredViolation:
-        query = sa.select(policy_violations).where(policy_violations.c.id == violation_id)
-        row = conn.execute(query.with_for_update() if lock else query).first()
-        if row is None:
-            raise NotFound(f"no violation with id {violation_id}")
-        return _violation(row)
+    def live(self) -> list[StoredViolation]:
+        """Every open or acknowledged violation, oldest first."""
+        t = policy_violations
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t).where(t.c.status.in_(LIVE)).order_by(t.c.id))
+            return [_violation(r) for r in rows]
 
     def history(self, violation_id: int) -> list[Transition]:
         """The violation's transitions, oldest first (NotFound for an unknown id)."""
         t = violation_transitions
         with self.engine.connect() as conn:
-            self._get(conn, violation_id)
+            read_violation(conn, violation_id)
             rows = conn.execute(
                 sa.select(t).where(t.c.violation_id == violation_id).order_by(t.c.id)
             ).all()
@@ -494,7 +511,7 @@ class ViolationStore:
         self, violation_id: int, action: str, *, actor: str, reason: str | None
     ) -> StoredViolation:
         with self.engine.begin() as conn:
-            v = self._get(conn, violation_id, lock=True)
+            v = read_violation(conn, violation_id, lock=True)
             return _move(conn, v, action, actor=actor, reason=reason, now=datetime.now(UTC))
 
     def bulk(
@@ -513,34 +530,8 @@ class ViolationStore:
         with self.engine.begin() as conn:
             for violation_id in dict.fromkeys(violation_ids):
                 try:
-                    v = self._get(conn, violation_id, lock=True)
+                    v = read_violation(conn, violation_id, lock=True)
                     changed.append(_move(conn, v, action, actor=actor, reason=reason, now=now))
                 except (NotFound, Conflict) as exc:
                     skipped[violation_id] = str(exc)
         return BulkOutcome(changed, skipped)
-
-    def escalate(
-        self, violation_id: int, level: int, *, actor: str, reason: str, now: datetime
-    ) -> StoredViolation | None:
-        """Raise a live violation's escalation level to `level`.
-
-        None when it was not raised (already at or above it, or no longer live).
-        """
-        t = policy_violations
-        with self.engine.begin() as conn:
-            v = self._get(conn, violation_id, lock=True)
-            if v.status.value not in LIVE or v.escalation_level >= level:
-                return None
-            conn.execute(t.update().where(t.c.id == v.id).values(escalation_level=level))
-            _record_transition(
-                conn,
-                v,
-                action="escalated",
-                to_status=v.status,
-                level=level,
-                actor=actor,
-                reason=reason,
-                decision_id=None,
-                now=now,
-            )
-            return _violation(conn.execute(sa.select(t).where(t.c.id == v.id)).one())

@@ -19,7 +19,7 @@ from api.store import Conflict, Store, ViolationFilter, ViolationStatus
 from api.store.db import alembic_config
 from api.store.tables import event_outbox, policy_violations, validations
 from engine import PolicyEngine
-from models import PolicyValidationRequest, PolicyValidationResponse
+from models import EscalationRule, PolicyValidationRequest, PolicyValidationResponse
 from tests.builders import policy, request
 
 CAP = policy("cap", {"kind": "weight_bounds", "max": 0.35})
@@ -132,10 +132,13 @@ def test_transitions_follow_the_lifecycle_and_each_is_announced(store: Store) ->
     again = store.violations.reopen(v.id, actor="bob", reason="not raised after all")
     assert again.status is ViolationStatus.OPEN and again.resolved_at is None
 
-    raised = store.violations.escalate(v.id, 2, actor="rules", reason="r1", now=datetime.now(UTC))
+    two, one = (EscalationRule(name=f"r{n}", level=n) for n in (2, 1))
+    raised = store.escalations.escalate(
+        v.id, two, actor="rules", reason="r1", now=datetime.now(UTC)
+    )
     assert raised is not None and raised.escalation_level == 2
     assert (
-        store.violations.escalate(v.id, 1, actor="rules", reason="r0", now=datetime.now(UTC))
+        store.escalations.escalate(v.id, one, actor="rules", reason="r0", now=datetime.now(UTC))
         is None
     )
 
