@@ -3,7 +3,7 @@
 Owns the entry point (`main`, the `pes` script and `python -m api.cli`) and the parser
 assembly; each subcommand module (`validate`, `serve`, `policies`, `test`, `portfolios`,
 `references` for `pes universes` and `pes risk-models`, `global_policy` for `pes global`,
-`escalations`,
+`escalations`, `report`,
 `bench`) exposes `add_parser` and
 its handler, and `common` holds what they share (exit statuses, settings, the store).
 `policy_tests` is the runner of `pes test`. Exposes `main` only. May import `models`,
@@ -25,6 +25,7 @@ from api.cli import (
     global_policy,
     policies,
     portfolios,
+    report,
     serve,
     test,
     validate,
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     portfolios.add_parser(commands)
     global_policy.add_parser(commands)
     escalations.add_parser(commands)
+    report.add_parser(commands)
     add_reference_commands(commands, open_store=open_store, database_option=database_option)
     bench.add_parser(commands)
     return parser

@@ -12,10 +12,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.http.ui.charts import breach_scale, daily_bars, horizontal_bars
 from api.http.ui.render import caller_of, page, redirect, require, services_of
+from api.reports import where_it_applies
 from api.settings import Role
-from api.store import NotFound, StoredPortfolio, ViolationFilter
+from api.store import NotFound, ViolationFilter
 from api.store.violations import LIVE
-from engine.resolve.hierarchy import Lineage, resolve
 from models import PolicyDefinition, ViolationSeverity
 
 __all__ = ["STATUS_CHOICES", "router"]
@@ -188,7 +188,7 @@ def policy_page(request: Request, policy_name: str) -> HTMLResponse:
     except NotFound:
         current = None
     policies = [p.definition for p in store.policies.list()]
-    tree, outside = _where_it_applies(policy_name, current, policies, store.portfolios.list())
+    tree, outside = where_it_applies(policy_name, current, policies, store.portfolios.list())
     today = datetime.now(UTC).date()
     daily = store.trends.daily(days=30, today=today, policy_name=policy_name)
     return page(
@@ -203,53 +203,6 @@ def policy_page(request: Request, policy_name: str) -> HTMLResponse:
         chart=daily_bars(daily.days, daily.total, title=f"{policy_name}: violations per day"),
         opened=sum(daily.total),
     )
-
-
-def _where_it_applies(
-    name: str,
-    current: PolicyDefinition | None,
-    policies: list[PolicyDefinition],
-    nodes: list[StoredPortfolio],
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """The portfolio tree, each node saying whether (and from where) the policy binds it.
-
-    Also the ids the scope names that are not in the tree.
-    """
-    by_id = {n.node.portfolio_id: n.node for n in nodes}
-    children: dict[str | None, list[str]] = {}
-    for node in by_id.values():
-        children.setdefault(node.parent_id, []).append(node.portfolio_id)
-
-    def state(portfolio_id: str) -> str:
-        chain, at = [], by_id.get(portfolio_id)
-        while at is not None:
-            chain.append(at)
-            at = by_id.get(at.parent_id) if at.parent_id else None
-        resolution = resolve(policies, Lineage(portfolio_id, tuple(chain)))
-        for placement in resolution.applied:
-            if placement.policy.policy_name == name:
-                how = (
-                    "here"
-                    if placement.level == 0
-                    else "firm-wide"
-                    if placement.scoped_at == "*"
-                    else f"inherited from {placement.scoped_at}"
-                )
-                return f"applies ({how})"
-        for overridden in resolution.overridden:
-            if overridden.policy.policy_name == name:
-                return f"overridden by {', '.join(overridden.overridden_by)}"
-        return "does not apply"
-
-    def branch(parent: str | None) -> list[dict[str, Any]]:
-        return [
-            {"id": i, "name": by_id[i].name, "state": state(i), "children": branch(i)}
-            for i in sorted(children.get(parent, []))
-        ]
-
-    scope = [] if current is None else current.scope.portfolios
-    outside = sorted(p for p in scope if p != "*" and p not in by_id)
-    return branch(None), outside
 
 
 @router.get("/trends")
