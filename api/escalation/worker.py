@@ -80,30 +80,53 @@ def _facts(
 class EscalationWorker:
     """Runs the escalator and the webhook sender every `interval_s` until stopped."""
 
-    def __init__(self, escalator: Escalator, sender: WebhookSender, *, interval_s: float) -> None:
+    def __init__(
+        self,
+        escalator: Escalator,
+        sender: WebhookSender,
+        *,
+        interval_s: float,
+        stop_grace_s: float = 30.0,
+    ) -> None:
         self.escalator, self.sender, self.interval_s = escalator, sender, interval_s
+        self.stop_grace_s = stop_grace_s
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def run(self) -> None:
-        """Evaluate and send, then wait; errors are logged and the next round tries again."""
-        while True:
+        """Wait, then evaluate and send; errors are logged and the next round tries again."""
+        while not await self._wait(self.interval_s):
             try:
                 await asyncio.to_thread(self.escalator.run_once)
                 await asyncio.to_thread(self.sender.send_due)
             except Exception as exc:  # the database may be briefly unreachable: keep going
                 log.warning("escalation round failed: %s", str(exc).splitlines()[0])
-            await asyncio.sleep(self.interval_s)
+
+    async def _wait(self, seconds: float) -> bool:
+        """Sleep `seconds`; True as soon as a stop is asked for."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            return False
+        return True
 
     def start(self) -> None:
         """Run in the background of the current event loop."""
+        self._stopping.clear()
         self._task = asyncio.get_running_loop().create_task(self.run(), name="escalation")
 
     async def stop(self) -> None:
-        """Stop after the round in flight (its thread finishes on its own)."""
+        """Stop once the round in flight has finished.
+
+        A round's database work runs in a thread that cannot be interrupted: waiting for
+        it keeps it from using the store after the service has closed it. A round still
+        running after `stop_grace_s` is abandoned (cancelled; its thread ends on its own).
+        """
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        if task is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(task, timeout=self.stop_grace_s)
+        except TimeoutError:
+            log.warning("escalation round still running after %.0f s: abandoned", self.stop_grace_s)
