@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from api.http.security import Caller
 from api.http.ui.charts import breach_scale, daily_bars, horizontal_bars
 from api.http.ui.render import caller_of, page, redirect, require, services_of
 from api.reports import where_it_applies
@@ -141,7 +142,12 @@ def violation_page(request: Request, violation_id: int) -> HTMLResponse:
 
 
 def violation_view(
-    request: Request, caller: Any, violation_id: int, *, error: str | None = None, status: int = 200
+    request: Request,
+    caller: Caller,
+    violation_id: int,
+    *,
+    error: str | None = None,
+    status: int = 200,
 ) -> HTMLResponse:
     """The violation page, with an error above its forms when an action was refused."""
     services = services_of(request)
