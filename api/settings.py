@@ -6,7 +6,7 @@ import ipaddress
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["EventsBackend", "Role", "Settings"]
@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     nats_stream: str = "PES_EVENTS"
     nats_subject: str = "pes.events.policy_validation_completed"
+    nats_notify_prefix: str = Field(
+        default="pes.escalations",
+        pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+        description="Escalation rules' `notify` subjects are published under it, on the "
+        "same stream.",
+    )
     pulsar_url: str = "pulsar://127.0.0.1:6650"
     pulsar_topic: str = "persistent://public/default/pes-policy-validation-completed"
     relay_interval_s: float = Field(default=0.5, gt=0, description="Outbox poll period.")
@@ -141,6 +147,32 @@ class Settings(BaseSettings):
         description="Most logged decisions one replay runs; more is refused (422, exit 2).",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    escalation_interval_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="How often the escalation rules are evaluated over the live violations "
+        "and due webhooks are sent; 0 turns the escalation worker off.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs escalation webhooks (HMAC-SHA256, header X-PES-Signature); "
+        "without it a webhook is never sent (its delivery fails, saying why).",
+    )
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(default=6, ge=1, le=50)
+    webhook_backoff_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Wait before the second attempt; doubled after each failed attempt.",
+    )
+    ui_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the dashboard's session cookies (/ui). Unset: derived from the API "
+        "keys, so every worker derives the same one and changing the keys ends every session.",
+    )
+    ui_session_hours: float = Field(
+        default=8.0, gt=0, le=24 * 30, description="How long a dashboard login lasts."
+    )
 
     def host_is_loopback(self) -> bool:
         """True when `host` only accepts local connections."""

@@ -49,6 +49,7 @@ from models.enums import (
     ValidationMode,
     ViolationSeverity,
 )
+from models.escalation import EscalationRule, EscalationRules, EscalationWhen
 from models.global_policy import (
     AppliedRiskMode,
     GlobalPolicy,
@@ -116,6 +117,9 @@ __all__ = [
     "DerivativesVaR",
     "Diversified75510",
     "EnforcementLevel",
+    "EscalationRule",
+    "EscalationRules",
+    "EscalationWhen",
     "Exposure",
     "FxForward",
     "FxTrade",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
+import pytest
 from hypothesis import settings
 
 # --- the global policy's defaults -----------------------------------------------------------
@@ -40,3 +41,13 @@ settings.register_profile(
 settings.register_profile("dev")
 settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
 # --- end of hypothesis profiles ------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--screenshots DIR`: where the browser tests save their screenshots (default: a
+    pytest temporary directory)."""
+    parser.addoption(
+        "--screenshots",
+        default=None,
+        help="directory for the browser tests' screenshots (default: a pytest tmp dir)",
+    )

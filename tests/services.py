@@ -1,7 +1,9 @@
 """Connections to the real services integration tests use, from environment variables.
 
 `PES_TEST_POSTGRES_URL` (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test) and
-`PES_TEST_NATS_URL` (e.g. nats://127.0.0.1:4222); `.ci/run` sets both. A test that needs an
+`PES_TEST_NATS_URL` (e.g. nats://127.0.0.1:4222); `.ci/run` sets both. The browser tests
+use Chromium and its driver at `PES_TEST_CHROMIUM` and `PES_TEST_CHROMEDRIVER` (default:
+Debian's /usr/bin/chromium and /usr/bin/chromedriver; `.ci/run` installs them). A test that needs an
 unset or unreachable service is skipped with the reason (shown by `pytest -rs`) -- except
 under CI (`CI=true` in the environment), where it fails with the reason: a CI run must not
 turn green by skipping its integration tests.
@@ -16,7 +18,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-__all__ = ["nats_url", "postgres_url", "strict"]
+__all__ = ["chromium", "nats_url", "postgres_url", "strict"]
 
 
 def strict() -> bool:
@@ -58,3 +60,17 @@ def postgres_url() -> str:
 def nats_url() -> str:
     """The NATS URL for tests; skips (fails under CI) when unset or unreachable."""
     return _service_url("PES_TEST_NATS_URL", 4222, "NATS")
+
+
+def chromium() -> tuple[str, str]:
+    """(browser, driver) paths for Selenium; skips (fails under CI) when either is missing."""
+    found = []
+    for variable, default in (
+        ("PES_TEST_CHROMIUM", "/usr/bin/chromium"),
+        ("PES_TEST_CHROMEDRIVER", "/usr/bin/chromedriver"),
+    ):
+        path = os.environ.get(variable) or default
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            _unavailable(f"browser tests need {path} ({variable}; .ci/run installs it)")
+        found.append(path)
+    return found[0], found[1]

@@ -3,7 +3,8 @@
 Owns the entry point (`main`, the `pes` script and `python -m api.cli`) and the parser
 assembly; each subcommand module (`validate`, `serve`, `policies`, `test`, `portfolios`,
 `references` for `pes universes` and `pes risk-models`, `global_policy` for `pes global`,
-`log`, `replay` and `analytics` for the decision log, `bench`) exposes `add_parser` and
+`log`, `replay` and `analytics` for the decision log, `escalations`, `report`,
+`bench`) exposes `add_parser` and
 its handler, and `common` holds what they share (exit statuses, settings, the store).
 `policy_tests` is the runner of `pes test`. Exposes `main` only. May import `models`,
 `engine` and the shared edges (`api.settings`, `api.store`, `api.files`, `api.field_messages`,
@@ -22,11 +23,13 @@ from collections.abc import Sequence
 from api.cli import (
     analytics,
     bench,
+    escalations,
     global_policy,
     log,
     policies,
     portfolios,
     replay,
+    report,
     serve,
     test,
     validate,
@@ -60,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     log.add_parser(commands)
     replay.add_parser(commands)
     analytics.add_parser(commands)
+    escalations.add_parser(commands)
+    report.add_parser(commands)
     add_reference_commands(commands, open_store=open_store, database_option=database_option)
     bench.add_parser(commands)
     return parser

@@ -11,7 +11,9 @@ from typing import Any
 import yaml
 
 from api.cli.common import EXIT_BAD_INPUT, database_option, open_store, print_counts
+from api.cli.report import write_output
 from api.files.policy_files import PolicyFileError, load_policies
+from api.reports import policy_docs
 from api.store import Invalid, NotFound
 from api.store.diff import json_diff
 from api.store.policies import reserved
@@ -86,11 +88,17 @@ def _policies_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _policies_docs(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    write_output(policy_docs(store.policies.list(), store.portfolios.list()), args.output)
+    return 0
+
+
 def add_parser(commands: Any) -> None:
     """Register `pes policies` and its actions."""
     policies = commands.add_parser(
         "policies",
-        help="policy as code: apply, list, export",
+        help="policy as code: apply, list, export, docs",
         description="Manage stored policies directly in the database.",
     )
     actions = policies.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -120,3 +128,12 @@ def add_parser(commands: Any) -> None:
     export.add_argument("--format", choices=["yaml", "json"], default="yaml")
     database_option(export)
     export.set_defaults(handler=_policies_export)
+    docs = actions.add_parser(
+        "docs",
+        help="every stored policy in plain words (Markdown)",
+        description="Each policy in plain words: what it limits, when and where it applies "
+        "in the portfolio tree, and its limits under each risk mode.",
+    )
+    docs.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+    database_option(docs)
+    docs.set_defaults(handler=_policies_docs)

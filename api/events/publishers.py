@@ -1,4 +1,4 @@
-"""Publishers: where the outbox relay sends `policy_validation_completed` events.
+"""Publishers: where the outbox relay sends the events (validations, violation transitions).
 
 Every publisher carries the event's `event_id` so consumers can drop duplicates; the relay
 delivers at least once. NATS JetStream drops them itself: the id goes in the `Nats-Msg-Id`
@@ -76,14 +76,24 @@ class LogPublisher:
 
 
 class NatsPublisher:
-    """NATS JetStream: publishes to `subject` on `stream`, creating the stream if absent."""
+    """NATS JetStream: publishes to `subject` on `stream`, creating the stream if absent.
+
+    An event with a `notify` subject (an escalation rule's) goes to
+    `<notify_prefix>.<notify>` instead, on the same stream: the first such event adds
+    `<notify_prefix>.>` to the stream's subjects (a stream with no escalation never claims
+    them, so several services' streams can share one server).
+    """
 
     name = "nats"
 
-    def __init__(self, url: str, stream: str, subject: str) -> None:
+    def __init__(
+        self, url: str, stream: str, subject: str, notify_prefix: str = "pes.escalations"
+    ) -> None:
         self.url, self.stream, self.subject = url, stream, subject
+        self.notify_prefix = notify_prefix
         self._nc: Any = None
         self._js: Any = None
+        self._notify_ready = False
 
     async def start(self) -> None:
         """Connect and make sure the stream exists; PublishError within `CONNECT_S`."""
@@ -122,15 +132,35 @@ class NatsPublisher:
         """Publish and wait for JetStream's acknowledgement."""
         if self._js is None or self._nc is None or self._nc.is_closed:
             raise ConnectionLost("not connected to NATS")
+        subject = self.subject
         try:
+            if payload.get("notify"):
+                await self._claim_notify_subjects()
+                subject = f"{self.notify_prefix}.{payload['notify']}"
             await self._js.publish(
-                self.subject, _encode(payload), headers={"Nats-Msg-Id": event_id}, timeout=5
+                subject,
+                _encode(payload),
+                headers={"Nats-Msg-Id": event_id},
+                timeout=5,
             )
         except Exception as exc:  # the client raises several unrelated types
             raise PublishError(f"NATS publish failed: {exc!r}") from exc
 
+    async def _claim_notify_subjects(self) -> None:
+        """Add `<notify_prefix>.>` to the stream's subjects, once."""
+        if self._notify_ready:
+            return
+        info = await self._js.stream_info(self.stream)
+        wanted = f"{self.notify_prefix}.>"
+        subjects = list(info.config.subjects or [])
+        if wanted not in subjects:
+            info.config.subjects = [*subjects, wanted]
+            await self._js.update_stream(info.config)
+        self._notify_ready = True
+
     async def close(self) -> None:
         """Flush and disconnect."""
+        self._notify_ready = False
         nc, self._nc, self._js = self._nc, None, None
         if nc is not None and not nc.is_closed:
             try:
@@ -201,5 +231,10 @@ def publisher_for(settings: Settings) -> Publisher | None:
     if settings.events is EventsBackend.LOG:
         return LogPublisher()
     if settings.events is EventsBackend.NATS:
-        return NatsPublisher(settings.nats_url, settings.nats_stream, settings.nats_subject)
+        return NatsPublisher(
+            settings.nats_url,
+            settings.nats_stream,
+            settings.nats_subject,
+            settings.nats_notify_prefix,
+        )
     return PulsarPublisher(settings.pulsar_url, settings.pulsar_topic)

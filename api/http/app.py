@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.escalation import EscalationWorker, Escalator, WebhookSender
 from api.events import OutboxRelay, Publisher, publisher_for
 from api.global_notify import GlobalPolicyListener
 from api.http.docs_pages import install_docs
@@ -31,8 +32,10 @@ from api.http.routes import (
     replay,
     reviews,
     validate,
+    violations,
 )
 from api.http.services import Services
+from api.http.ui import install_ui
 from api.settings import Settings
 from api.store import DatabaseTimeouts, Invalid, Store
 from api.store.db import listen_connector
@@ -123,7 +126,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = _open_store(settings, global_defaults)
         engine = PolicyEngine(cache_size=settings.engine_cache_size)
-        metrics = Metrics(engine, lambda: store.outbox.counts()[0])
+        metrics = Metrics(engine, lambda: store.outbox.counts()[0], store.trends.open_by_severity)
         services = Services(settings, store, engine, metrics)
         sink = publisher if publisher is not None else publisher_for(settings)
         if sink is not None and relay:
@@ -142,6 +145,14 @@ def create_app(
             services.global_listener.start()
         assert services.global_policy is not None
         metrics.watch_global_policy(services.global_policy, services.listening)
+        escalation = None
+        if settings.escalation_interval_s > 0:
+            escalation = EscalationWorker(
+                Escalator(store),
+                WebhookSender(store.escalations, settings),
+                interval_s=settings.escalation_interval_s,
+            )
+            escalation.start()
         app.state.services = services
         services.heap.settle()  # imports and start-up objects: out of every full collection
         log.info(
@@ -154,6 +165,8 @@ def create_app(
         finally:
             if services.global_listener is not None:
                 await asyncio.to_thread(services.global_listener.stop)
+            if escalation is not None:
+                await escalation.stop()
             if services.relay is not None:
                 await services.relay.stop()
             if sink is not None and relay:
@@ -194,10 +207,12 @@ def create_app(
         reviews,
         replay,
         analytics,
+        violations,
     )
     for module in (*routers, health):
         app.include_router(module.router)
     for router in global_policy.routers():  # at /api/policy and /api/v1/policy
         app.include_router(router)
     install_docs(app)
+    install_ui(app)
     return app

@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 
 from api.global_controls import GlobalPolicyCache
 from engine import PolicyEngine
+from models import ViolationSeverity
 from models.enums import RiskMode
 
 __all__ = ["Metrics"]
@@ -19,11 +20,17 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 
 
 class _EngineCollector(Collector):
-    """Reads the compile cache's counters and the outbox backlog at scrape time."""
+    """Reads the cache's counters, the outbox backlog and live violations at scrape time."""
 
-    def __init__(self, engine: PolicyEngine, outbox_pending: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        engine: PolicyEngine,
+        outbox_pending: Callable[[], int],
+        open_violations: Callable[[], dict[str, int]] | None,
+    ) -> None:
         self.engine = engine
         self.outbox_pending = outbox_pending
+        self.open_violations = open_violations
 
     def collect(self) -> Iterable[Metric]:
         stats = self.engine.cache_stats()
@@ -38,7 +45,25 @@ class _EngineCollector(Collector):
             pending.add_metric([], self.outbox_pending())
         except Exception:  # a scrape must not fail because the database is down
             pending.add_metric([], float("nan"))
-        return [hits, misses, entries, pending]
+        found = [hits, misses, entries, pending]
+        if self.open_violations is not None:
+            found.append(self._open_violations(self.open_violations))
+        return found
+
+    @staticmethod
+    def _open_violations(read: Callable[[], dict[str, int]]) -> Metric:
+        family = GaugeMetricFamily(
+            "pes_open_violations",
+            "Violations open or acknowledged, by severity.",
+            labels=["severity"],
+        )
+        try:
+            counts: dict[str, float] = {k: float(v) for k, v in read().items()}
+        except Exception:  # a scrape must not fail because the database is down
+            counts = {s.value: float("nan") for s in ViolationSeverity}
+        for severity in ViolationSeverity:
+            family.add_metric([severity.value], counts.get(severity.value, 0.0))
+        return family
 
 
 class _GlobalPolicyCollector(Collector):
@@ -103,7 +128,12 @@ class _GlobalPolicyCollector(Collector):
 class Metrics:
     """Request counts and latencies per route, validations by outcome, solver time."""
 
-    def __init__(self, engine: PolicyEngine, outbox_pending: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        engine: PolicyEngine,
+        outbox_pending: Callable[[], int],
+        open_violations: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "pes_http_requests",
@@ -127,7 +157,7 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_EngineCollector(engine, outbox_pending))
+        self.registry.register(_EngineCollector(engine, outbox_pending, open_violations))
 
     def watch_global_policy(
         self, cache: GlobalPolicyCache, listening: Callable[[], bool | None]

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
+from api.store import ViolationStatus
 from models import PolicyDefinition, PolicyViolation
 
 __all__ = [
     "ERROR_RESPONSES",
+    "Acknowledgement",
+    "BulkAction",
+    "BulkResult",
+    "BulkSkipped",
     "ErrorDetail",
     "ErrorResponse",
     "PolicyPatch",
     "PolicyPublic",
     "PolicyVersionPublic",
+    "Resolution",
+    "TransitionPublic",
+    "ViolationDetail",
     "ViolationPage",
     "ViolationPublic",
     "ViolationResolution",
@@ -92,17 +100,47 @@ class PolicyVersionPublic(BaseModel):
 
 
 class ViolationPublic(BaseModel):
-    """A recorded violation and its review state."""
+    """A recorded violation, its lifecycle status and its review."""
 
     id: int
-    decision_id: str
+    decision_id: str = Field(description="The validation that opened it.")
     portfolio_id: str
     created_at: datetime
-    resolved: bool
+    status: ViolationStatus
+    escalation_level: int = Field(description="0: not escalated.")
+    occurrences: int = Field(
+        description="Validations that found it (a passive breach found again counts here)."
+    )
+    last_seen_at: datetime
+    last_decision_id: str
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved: bool = Field(description="True once resolved or cured.")
     resolved_at: datetime | None
     resolved_by: str | None
     resolution_note: str | None
     violation: PolicyViolation
+
+
+class TransitionPublic(BaseModel):
+    """One recorded change of a violation."""
+
+    action: str = Field(
+        description="opened | acknowledged | resolved | cured | reopened | escalated"
+    )
+    from_status: ViolationStatus | None
+    to_status: ViolationStatus
+    escalation_level: int
+    actor: str
+    reason: str | None
+    decision_id: str | None = Field(description="The validation behind it (opened, cured).")
+    at: datetime
+
+
+class ViolationDetail(ViolationPublic):
+    """A violation with its history, oldest transition first."""
+
+    history: list[TransitionPublic]
 
 
 class ViolationPage(BaseModel):
@@ -121,6 +159,52 @@ class ViolationResolution(BaseModel):
 
     resolved: bool = True
     note: str | None = Field(default=None, max_length=4000)
+
+
+class Acknowledgement(BaseModel):
+    """Acknowledge a violation, optionally saying why."""
+
+    model_config = {"extra": "forbid"}
+
+    reason: str | None = Field(default=None, max_length=4000)
+
+
+class Resolution(BaseModel):
+    """Resolve a violation by hand: the reason is required."""
+
+    model_config = {"extra": "forbid"}
+
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class BulkAction(BaseModel):
+    """Acknowledge or resolve several violations at once (resolve needs a reason)."""
+
+    model_config = {"extra": "forbid"}
+
+    ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(min_length=1, max_length=500)
+    action: Literal["acknowledge", "resolve"]
+    reason: str | None = Field(default=None, max_length=4000)
+
+    @model_validator(mode="after")
+    def _resolve_has_a_reason(self) -> BulkAction:
+        if self.action == "resolve" and not (self.reason or "").strip():
+            raise ValueError("resolving needs a reason")
+        return self
+
+
+class BulkSkipped(BaseModel):
+    """A violation a bulk action left as it was, and why."""
+
+    id: int
+    reason: str
+
+
+class BulkResult(BaseModel):
+    """What a bulk action changed and what it skipped."""
+
+    changed: list[ViolationPublic]
+    skipped: list[BulkSkipped]
 
 
 class ErrorDetail(BaseModel):

@@ -10,7 +10,7 @@ from fastapi import HTTPException, Request, status
 
 from api.settings import Role, Settings
 
-__all__ = ["Caller", "authenticate", "authorize"]
+__all__ = ["Caller", "authenticate", "authorize", "caller_for_key"]
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,21 @@ def authenticate(request: Request, settings: Settings) -> Caller:
             "missing API key (X-API-Key header)",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    caller = caller_for_key(settings, presented, actor=actor)
+    if caller is not None:
+        return caller
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED, "invalid API key", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def caller_for_key(settings: Settings, presented: str, *, actor: str = "") -> Caller | None:
+    """The caller an API key stands for (compared in constant time), or None when unknown."""
     for key, role in settings.api_keys.items():
         if hmac.compare_digest(key.encode(), presented.encode()):
             name = _fingerprint(key)
             return Caller(role, f"{actor} ({name})" if actor else name)
-    raise HTTPException(
-        status.HTTP_401_UNAUTHORIZED, "invalid API key", headers={"WWW-Authenticate": "Bearer"}
-    )
+    return None
 
 
 def authorize(caller: Caller, needed: Role) -> None:

@@ -2,8 +2,9 @@
 
 Owns the connection and its bounds, serialized migrations (`db`), the tables (`tables`),
 one store per resource (policies with their versions, portfolios, reference data,
-validations and violations, the event outbox, the global policy's versions, the decision
-log over content-addressed blobs) and the store's exception tree (`errors`).
+validations, violations with their lifecycle, trends and escalation, the event outbox, the
+global policy's versions, the decision log over content-addressed blobs) and the store's
+exception tree (`errors`).
 Exposes `Store` (every store over one engine) and the stores' public types. Shared by the
 HTTP service and the command line; may import `engine` (hierarchy resolution) and
 `models`, never `api.http` or `api.cli`.
@@ -27,18 +28,32 @@ from api.store.errors import (
     Unavailable,
     UnknownPortfolio,
 )
+from api.store.escalations import Delivery, EscalationStore, StoredRules
 from api.store.global_policy import GlobalPolicyStore, GlobalPolicyVersion, StoredGlobalPolicy
 from api.store.outbox import OutboxEvent, OutboxStore
 from api.store.policies import PolicyStore, PolicyVersion, StoredPolicy
 from api.store.portfolios import PortfolioStore, StoredPortfolio
 from api.store.reference_data import ReferenceDataStore, ReferenceVersion, StoredReference
-from api.store.validations import StoredViolation, ValidationStore, ViolationFilter
+from api.store.validations import ValidationStore
+from api.store.violation_trends import DailyCounts, ResolutionTimes, ViolationTrends
+from api.store.violations import (
+    BulkOutcome,
+    StoredViolation,
+    Transition,
+    ViolationFilter,
+    ViolationStatus,
+    ViolationStore,
+)
 from models import GlobalPolicy, RiskModelDefinition, Universe, defaults_from_environment
 
 __all__ = [
+    "BulkOutcome",
     "Conflict",
+    "DailyCounts",
     "DatabaseTimeouts",
     "DecisionLogStore",
+    "Delivery",
+    "EscalationStore",
     "GlobalPolicyStore",
     "GlobalPolicyVersion",
     "Invalid",
@@ -55,17 +70,23 @@ __all__ = [
     "Purged",
     "ReferenceDataStore",
     "ReferenceVersion",
+    "ResolutionTimes",
     "Store",
     "StoreError",
     "StoredGlobalPolicy",
     "StoredPolicy",
     "StoredPortfolio",
     "StoredReference",
+    "StoredRules",
     "StoredViolation",
+    "Transition",
     "Unavailable",
     "UnknownPortfolio",
     "ValidationStore",
     "ViolationFilter",
+    "ViolationStatus",
+    "ViolationStore",
+    "ViolationTrends",
     "connect",
     "migrate",
 ]
@@ -83,6 +104,9 @@ class Store:
     universes: ReferenceDataStore[Universe]
     risk_models: ReferenceDataStore[RiskModelDefinition]
     global_policy: GlobalPolicyStore
+    violations: ViolationStore
+    trends: ViolationTrends
+    escalations: EscalationStore
     created: bool = False
     decision_log: DecisionLogStore = field(init=False)
 
@@ -116,5 +140,8 @@ class Store:
             ReferenceDataStore(engine, "universe", Universe),
             ReferenceDataStore(engine, "risk_model", RiskModelDefinition),
             GlobalPolicyStore(engine, global_defaults),
+            ViolationStore(engine),
+            ViolationTrends(engine),
+            EscalationStore(engine),
             created,
         )

@@ -2,7 +2,8 @@
 
 The seed's `portfolio_policies` and `policy_violations`, plus validations, policy versions,
 the event outbox, the portfolio hierarchy, versioned reference data, the versions of the
-global policy and the decision log (each validation's request, content-addressed).
+global policy, the decision log (each validation's request, content-addressed), the
+transitions of violations, the escalation rules and the webhook deliveries.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.dialects import postgresql
 __all__ = [
     "decision_log",
     "decision_log_blobs",
+    "escalation_rule_versions",
     "event_outbox",
     "global_policy_versions",
     "metadata",
@@ -25,6 +27,8 @@ __all__ = [
     "reference_data_versions",
     "request_blobs",
     "validations",
+    "violation_transitions",
+    "webhook_deliveries",
 ]
 
 metadata = sa.MetaData(
@@ -133,7 +137,38 @@ policy_violations = sa.Table(
     sa.Column("resolved_at", Timestamp()),
     sa.Column("resolved_by", sa.String(200)),
     sa.Column("resolution_note", sa.Text),
+    # The lifecycle (0007): `resolved` stays in step with `status` for older readers.
+    sa.Column("status", sa.String(16), nullable=False, index=True, server_default="open"),
+    sa.Column("escalation_level", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("acknowledged_at", Timestamp()),
+    sa.Column("acknowledged_by", sa.String(200)),
+    sa.Column("occurrences", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("last_seen_at", Timestamp()),
+    sa.Column("last_decision_id", sa.String(200)),
 )
+
+violation_transitions = sa.Table(
+    "violation_transitions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "violation_id",
+        sa.Integer,
+        sa.ForeignKey("policy_violations.id"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("from_status", sa.String(16)),
+    sa.Column("to_status", sa.String(16), nullable=False),
+    sa.Column("escalation_level", sa.Integer, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("decision_id", sa.String(200)),
+    sa.Column("at", Timestamp(), nullable=False),
+)
+"""One row per transition of a violation: opened, acknowledged, resolved, cured, reopened,
+escalated."""
 
 event_outbox = sa.Table(
     "event_outbox",
@@ -242,3 +277,32 @@ decision_log_blobs = sa.Table(
     ),
 )
 """Which blobs each logged validation references: a purge keeps every blob listed here."""
+
+escalation_rule_versions = sa.Table(
+    "escalation_rule_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False, unique=True),
+    sa.Column("content", JSON, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("changed_at", Timestamp(), nullable=False),
+)
+"""Immutable versions of the escalation rules; the current one is the highest version."""
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("violation_id", sa.Integer, sa.ForeignKey("policy_violations.id"), nullable=False),
+    sa.Column("rule", sa.String(100), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("payload", JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # pending|delivered|failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("next_attempt_at", Timestamp(), nullable=False),
+    sa.Column("delivered_at", Timestamp()),
+    sa.Column("created_at", Timestamp(), nullable=False),
+)
+"""Each webhook call an escalation asked for: its attempts and outcome."""

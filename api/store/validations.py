@@ -1,9 +1,13 @@
-"""Validations, their violations and their events, written in one transaction."""
+"""Validations, their violations and their events, written in one transaction.
+
+A validation's breaches enter the violation lifecycle (`api.store.violations`) in the
+transaction that stores it: new violations opened, persisting passive breaches counted on
+their open violation, violations the validation found compliant cured.
+"""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +17,13 @@ from sqlalchemy.exc import IntegrityError
 
 from api.store.decision_log import DecisionLogStore, LoggedRequest
 from api.store.errors import Conflict, NotFound
-from api.store.tables import event_outbox, policy_violations, validations
+from api.store.tables import event_outbox, validations
+from api.store.violations import (
+    StoredViolation,
+    ViolationFilter,
+    ViolationStore,
+    track_violations,
+)
 from models import PolicyValidationResponse
 
 __all__ = ["EVENT_TYPE", "StoredViolation", "ValidationStore", "ViolationFilter", "event_of"]
@@ -35,63 +45,6 @@ def event_of(response: PolicyValidationResponse, *, now: datetime) -> dict[str, 
             "policies_checked": response.policies_checked,
         },
     }
-
-
-@dataclass(frozen=True)
-class ViolationFilter:
-    """Filters and paging of the violations list."""
-
-    portfolio_id: str | None = None
-    policy_name: str | None = None
-    severity: str | None = None
-    resolved: bool | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    limit: int = 100
-    offset: int = 0
-
-
-@dataclass(frozen=True)
-class StoredViolation:
-    """A recorded violation and its review state."""
-
-    id: int
-    decision_id: str
-    portfolio_id: str
-    created_at: datetime
-    resolved: bool
-    resolved_at: datetime | None
-    resolved_by: str | None
-    resolution_note: str | None
-    violation: dict[str, Any]
-
-
-def _violation(row: sa.Row[Any]) -> StoredViolation:
-    fields = {
-        "policy_name": row.policy_name,
-        "policy_type": row.policy_type,
-        "violation_type": row.violation_type,
-        "severity": row.severity,
-        "breach": row.breach,
-        "enforcement_level": row.enforcement_level,
-        "subject": row.subject,
-        "observed": row.observed,
-        "limit": row.limit_value,
-        "pre_trade": row.pre_trade,
-        "description": row.description,
-        "suggested_adjustment": row.suggested_adjustment,
-    }
-    return StoredViolation(
-        row.id,
-        row.decision_id,
-        row.portfolio_id,
-        row.created_at,
-        row.resolved,
-        row.resolved_at,
-        row.resolved_by,
-        row.resolution_note,
-        fields,
-    )
 
 
 class ValidationStore:
@@ -160,16 +113,16 @@ class ValidationStore:
                 ).scalar_one()
                 if log is not None:
                     DecisionLogStore.write(conn, validation_id, log, now)
-                if body["violations"]:
-                    conn.execute(
-                        policy_violations.insert(),
-                        [
-                            self._violation_row(
-                                v, validation_id, response.decision_id, portfolio_id, now
-                            )
-                            for v in body["violations"]
-                        ],
-                    )
+                track_violations(
+                    conn,
+                    violations=body["violations"],
+                    policies_checked=body["policies_checked"],
+                    validation_id=validation_id,
+                    decision_id=response.decision_id,
+                    portfolio_id=portfolio_id,
+                    actor=actor,
+                    now=now,
+                )
                 event = event_of(response, now=now)
                 conn.execute(
                     event_outbox.insert().values(
@@ -199,76 +152,6 @@ class ValidationStore:
             )
         return stored
 
-    @staticmethod
-    def _violation_row(
-        v: dict[str, Any], validation_id: int, decision_id: str, portfolio_id: str, now: datetime
-    ) -> dict[str, Any]:
-        return {
-            "validation_id": validation_id,
-            "decision_id": decision_id,
-            "portfolio_id": portfolio_id,
-            "policy_name": v["policy_name"],
-            "policy_type": v["policy_type"],
-            "violation_type": v["violation_type"],
-            "severity": v["severity"],
-            "breach": v["breach"],
-            "enforcement_level": v["enforcement_level"],
-            "subject": v["subject"],
-            "observed": v["observed"],
-            "limit_value": v["limit"],
-            "pre_trade": v["pre_trade"],
-            "description": v["description"],
-            "suggested_adjustment": v.get("suggested_adjustment"),
-            "created_at": now,
-            "resolved": False,
-        }
-
     def violations(self, where: ViolationFilter) -> tuple[list[StoredViolation], int]:
         """A page of violations, newest first, and the total count matching the filter."""
-        t = policy_violations
-        conditions = []
-        if where.portfolio_id is not None:
-            conditions.append(t.c.portfolio_id == where.portfolio_id)
-        if where.policy_name is not None:
-            conditions.append(t.c.policy_name == where.policy_name)
-        if where.severity is not None:
-            conditions.append(t.c.severity == where.severity)
-        if where.resolved is not None:
-            conditions.append(t.c.resolved == where.resolved)
-        if where.since is not None:
-            conditions.append(t.c.created_at >= where.since)
-        if where.until is not None:
-            conditions.append(t.c.created_at < where.until)
-        with self.engine.connect() as conn:
-            total = conn.execute(
-                sa.select(sa.func.count()).select_from(t).where(*conditions)
-            ).scalar_one()
-            rows = conn.execute(
-                sa.select(t)
-                .where(*conditions)
-                .order_by(t.c.created_at.desc(), t.c.id.desc())
-                .limit(where.limit)
-                .offset(where.offset)
-            ).all()
-        return [_violation(r) for r in rows], int(total)
-
-    def resolve(
-        self, violation_id: int, *, resolved: bool, note: str | None, actor: str
-    ) -> StoredViolation:
-        """Mark a violation resolved (or reopen it), with a note and the actor."""
-        t = policy_violations
-        with self.engine.begin() as conn:
-            updated = conn.execute(
-                t.update()
-                .where(t.c.id == violation_id)
-                .values(
-                    resolved=resolved,
-                    resolved_at=datetime.now(UTC) if resolved else None,
-                    resolved_by=actor,
-                    resolution_note=note,
-                )
-            )
-            if updated.rowcount == 0:
-                raise NotFound(f"no violation with id {violation_id}")
-            row = conn.execute(sa.select(t).where(t.c.id == violation_id)).one()
-        return _violation(row)
+        return ViolationStore(self.engine).page(where)

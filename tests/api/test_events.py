@@ -146,9 +146,15 @@ def _response(decision_id: str, trades: list[tuple[str, str, float]]) -> PolicyV
 
 
 def _record(store: Store, *responses: PolicyValidationResponse) -> None:
+    """Each response on a portfolio of its own: on one portfolio, a compliant validation
+    would cure the violations before it and add their transition events (tested in
+    test_violation_lifecycle.py); here every event is a validation's."""
     for response in responses:
         _, created = store.validations.record(
-            response, portfolio_id="p-1", request_hash=f"h-{response.decision_id}", actor="test"
+            response,
+            portfolio_id=f"p-{response.decision_id}",
+            request_hash=f"h-{response.decision_id}",
+            actor="test",
         )
         assert created
 

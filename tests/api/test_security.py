@@ -72,12 +72,23 @@ def _calls(violation_id: int) -> list[tuple[str, str, str, dict[str, Any]]]:
         ("reader", "GET", f"/api/v1/policies/{name}/versions", {}),
         ("reader", "GET", "/api/v1/violations", {}),
         ("reader", "GET", "/api/v1/validations/dec-0001", {}),
+        ("reader", "GET", f"/api/v1/violations/{violation_id}", {}),
+        # The violation's own steps come before the validation below, which may cure it.
+        ("admin", "POST", f"/api/v1/violations/{violation_id}/acknowledge", {"json": {}}),
+        ("admin", "PATCH", f"/api/v1/violations/{violation_id}", {"json": {"note": "ok"}}),
+        ("admin", "POST", f"/api/v1/violations/{violation_id}/reopen", {"json": {}}),
+        ("admin", "POST", f"/api/v1/violations/{violation_id}/resolve", {"json": {"reason": "ok"}}),
+        (
+            "admin",
+            "POST",
+            "/api/v1/violations/bulk",
+            {"json": {"ids": [1], "action": "acknowledge"}},
+        ),
         ("validator", "POST", "/api/v1/validate", {"json": request}),
         ("admin", "POST", "/api/v1/policies", {"json": new}),
         ("admin", "PUT", f"/api/v1/policies/{name}", {"json": policy}),
         ("admin", "PATCH", f"/api/v1/policies/{name}", {"json": {"description": "x"}}),
         ("admin", "DELETE", "/api/v1/policies/cash-floor", {}),
-        ("admin", "PATCH", f"/api/v1/violations/{violation_id}", {"json": {"note": "ok"}}),
     ]
 
 

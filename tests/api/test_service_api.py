@@ -550,8 +550,11 @@ def test_violations_filters_and_paging(
     for severity in ("LOW", "MEDIUM", "HIGH", "CRITICAL"):
         got = page(severity=severity)
         assert got["total"] == sum(v["severity"] == severity for v in answered), severity
-    assert page(resolved="false")["total"] == total
-    assert page(resolved="true")["total"] == 0
+    # The second validation found the first one's other breaches compliant: it cured them.
+    second = sum(1 for i in everything["items"] if i["decision_id"] == "dec-0002")
+    assert page(resolved="false")["total"] == second == page(status="open")["total"]
+    assert page(resolved="true")["total"] == total - second == page(status="cured")["total"]
+    assert page(status=["open", "cured"])["total"] == total
 
     # Paging: pages are disjoint, cover everything, and keep the total.
     seen: list[int] = []
@@ -615,7 +618,7 @@ def test_resolve_a_violation_with_note_and_actor(
     client: TestClient, core: list[dict[str, Any]], load_request: RequestLoader
 ) -> None:
     _two_validations(client, core, load_request)
-    target = client.get("/api/v1/violations", params={"policy_name": "sector-caps"}).json()
+    target = client.get("/api/v1/violations", params={"status": "open"}).json()
     violation_id = target["items"][0]["id"]
 
     r = client.patch(
@@ -632,7 +635,7 @@ def test_resolve_a_violation_with_note_and_actor(
     assert resolved["resolved_at"] is not None
     assert resolved["violation"] == target["items"][0]["violation"]
 
-    done = client.get("/api/v1/violations", params={"resolved": "true"}).json()
+    done = client.get("/api/v1/violations", params={"status": "resolved"}).json()
     assert [i["id"] for i in done["items"]] == [violation_id]
     assert done["items"][0]["resolved_by"] == "erin"
     open_ = client.get("/api/v1/violations", params={"resolved": "false"}).json()
@@ -642,7 +645,7 @@ def test_resolve_a_violation_with_note_and_actor(
     assert r.status_code == 200
     assert r.json()["resolved"] is False
     assert r.json()["resolved_at"] is None
-    assert client.get("/api/v1/violations", params={"resolved": "true"}).json()["total"] == 0
+    assert client.get("/api/v1/violations", params={"status": "resolved"}).json()["total"] == 0
 
     _assert_error(client.patch("/api/v1/violations/999999", json={"note": "x"}), 404, "not_found")
     body = _assert_error(
@@ -1193,7 +1196,10 @@ def test_metrics_by_route_template_outcome_cache_and_solver_time(
     assert _sample(metrics, "pes_compile_cache_misses_total") >= 1
     assert _sample(metrics, "pes_adjust_seconds_count") >= 2  # the two adjusted decisions
     assert _sample(metrics, "pes_adjust_seconds_sum") > 0
-    assert _sample(metrics, "pes_outbox_pending") == 3
+    # Three validations' events, and a transition event per violation a later one cured.
+    events = [r["event_type"] for r in _rows(client, event_outbox)]
+    assert events.count("policy_validation_completed") == 3
+    assert _sample(metrics, "pes_outbox_pending") == len(events)
 
 
 # --- PostgreSQL specifics ------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Violations review and stored validations."""
+"""Violations review (the list, and the older resolve form) and stored validations."""
 
 from __future__ import annotations
 
@@ -9,28 +9,15 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from api.http.deps import Admin, Reader, ServicesDep
 from api.http.json_body import documented_body, json_body
+from api.http.routes.violations import public_violation
 from api.http.schemas import ERROR_RESPONSES, ViolationPage, ViolationPublic, ViolationResolution
-from api.store import StoredViolation, ViolationFilter
+from api.store import ViolationFilter, ViolationStatus
 from models import PolicyValidationResponse, ViolationSeverity
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["review"], responses=ERROR_RESPONSES)
 MAX_ID = 2**31 - 1
-
-
-def _public(v: StoredViolation) -> ViolationPublic:
-    return ViolationPublic(
-        id=v.id,
-        decision_id=v.decision_id,
-        portfolio_id=v.portfolio_id,
-        created_at=v.created_at,
-        resolved=v.resolved,
-        resolved_at=v.resolved_at,
-        resolved_by=v.resolved_by,
-        resolution_note=v.resolution_note,
-        violation=v.violation,
-    )
 
 
 @router.get("/violations", response_model=ViolationPage, summary="List violations")
@@ -41,6 +28,9 @@ def list_violations(
     policy_name: str | None = None,
     severity: ViolationSeverity | None = None,
     resolved: bool | None = None,
+    status: Annotated[
+        list[ViolationStatus] | None, Query(description="one or more statuses")
+    ] = None,
     since: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="created before (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -53,13 +43,16 @@ def list_violations(
             policy_name=policy_name,
             severity=severity.value if severity else None,
             resolved=resolved,
+            status=tuple(s.value for s in status) if status else None,
             since=since,
             until=until,
             limit=limit,
             offset=offset,
         )
     )
-    return ViolationPage(total=total, limit=limit, offset=offset, items=[_public(v) for v in items])
+    return ViolationPage(
+        total=total, limit=limit, offset=offset, items=[public_violation(v) for v in items]
+    )
 
 
 RESOLUTION_EXAMPLES: dict[str, Any] = {
@@ -82,12 +75,17 @@ def resolve_violation(
     caller: Admin,  # before the body: an unauthorized caller is refused unread
     body: Annotated[ViolationResolution, Depends(json_body(ViolationResolution))],
 ) -> ViolationPublic:
-    """Mark a violation resolved (or reopen it), with a note; the actor is recorded."""
-    return _public(
-        services.store.validations.resolve(
-            violation_id, resolved=body.resolved, note=body.note, actor=caller.name
-        )
-    )
+    """Mark a violation resolved (or reopen it), with a note; the actor is recorded.
+
+    The older form of `POST /violations/{id}/resolve` and `/reopen`: the same transitions,
+    the note optional.
+    """
+    violations = services.store.violations
+    if body.resolved:
+        v = violations.resolve(violation_id, actor=caller.name, reason=body.note)
+    else:
+        v = violations.reopen(violation_id, actor=caller.name, reason=body.note)
+    return public_violation(v)
 
 
 @router.get(

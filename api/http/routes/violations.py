@@ -1,0 +1,179 @@
+"""The violation lifecycle over HTTP (docs/violations.md).
+
+One violation with its history; acknowledge, resolve, reopen; bulk acknowledge and resolve.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+
+from api.http.deps import Admin, Reader, ServicesDep
+from api.http.json_body import documented_body, json_body
+from api.http.schemas import (
+    ERROR_RESPONSES,
+    Acknowledgement,
+    BulkAction,
+    BulkResult,
+    BulkSkipped,
+    ErrorResponse,
+    Resolution,
+    TransitionPublic,
+    ViolationDetail,
+    ViolationPublic,
+)
+from api.store import StoredViolation, Transition
+
+__all__ = ["public_violation", "router"]
+
+router = APIRouter(prefix="/api/v1/violations", tags=["review"], responses=ERROR_RESPONSES)
+MAX_ID = 2**31 - 1
+ViolationId = Annotated[int, Path(ge=1, le=MAX_ID)]
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorResponse, "description": "the violation's status does not allow it"}
+}
+
+
+def public_violation(v: StoredViolation) -> ViolationPublic:
+    """The wire form of a stored violation."""
+    return ViolationPublic(
+        id=v.id,
+        decision_id=v.decision_id,
+        portfolio_id=v.portfolio_id,
+        created_at=v.created_at,
+        status=v.status,
+        escalation_level=v.escalation_level,
+        occurrences=v.occurrences,
+        last_seen_at=v.last_seen_at,
+        last_decision_id=v.last_decision_id,
+        acknowledged_at=v.acknowledged_at,
+        acknowledged_by=v.acknowledged_by,
+        resolved=v.resolved,
+        resolved_at=v.resolved_at,
+        resolved_by=v.resolved_by,
+        resolution_note=v.resolution_note,
+        violation=v.violation,
+    )
+
+
+def _transition(t: Transition) -> TransitionPublic:
+    return TransitionPublic(
+        action=t.action,
+        from_status=t.from_status,
+        to_status=t.to_status,
+        escalation_level=t.escalation_level,
+        actor=t.actor,
+        reason=t.reason,
+        decision_id=t.decision_id,
+        at=t.at,
+    )
+
+
+def _detail(services: ServicesDep, v: StoredViolation) -> ViolationDetail:
+    history = [_transition(t) for t in services.store.violations.history(v.id)]
+    return ViolationDetail(**public_violation(v).model_dump(), history=history)
+
+
+@router.get("/{violation_id}", response_model=ViolationDetail, summary="A violation")
+def get_violation(
+    violation_id: ViolationId, services: ServicesDep, _caller: Reader
+) -> ViolationDetail:
+    """One violation, its status and its history."""
+    return _detail(services, services.store.violations.get(violation_id))
+
+
+@router.post(
+    "/{violation_id}/acknowledge",
+    response_model=ViolationDetail,
+    summary="Acknowledge a violation",
+    responses=CONFLICT,
+    openapi_extra=documented_body(
+        Acknowledgement,
+        {"ack": {"summary": "Acknowledge", "value": {"reason": "looking into it"}}},
+    ),
+)
+def acknowledge_violation(
+    violation_id: ViolationId,
+    services: ServicesDep,
+    caller: Admin,  # before the body: an unauthorized caller is refused unread
+    body: Annotated[Acknowledgement, Depends(json_body(Acknowledgement))],
+) -> ViolationDetail:
+    """Open → acknowledged; 409 from any other status."""
+    v = services.store.violations.acknowledge(violation_id, actor=caller.name, reason=body.reason)
+    return _detail(services, v)
+
+
+@router.post(
+    "/{violation_id}/resolve",
+    response_model=ViolationDetail,
+    summary="Resolve a violation",
+    responses=CONFLICT,
+    openapi_extra=documented_body(
+        Resolution,
+        {"resolve": {"summary": "Resolve", "value": {"reason": "approved by the CIO"}}},
+    ),
+)
+def resolve_violation(
+    violation_id: ViolationId,
+    services: ServicesDep,
+    caller: Admin,
+    body: Annotated[Resolution, Depends(json_body(Resolution))],
+) -> ViolationDetail:
+    """Open or acknowledged → resolved, with the reason; 409 otherwise."""
+    v = services.store.violations.resolve(violation_id, actor=caller.name, reason=body.reason)
+    return _detail(services, v)
+
+
+@router.post(
+    "/{violation_id}/reopen",
+    response_model=ViolationDetail,
+    summary="Reopen a violation",
+    responses=CONFLICT,
+    openapi_extra=documented_body(
+        Acknowledgement,
+        {"reopen": {"summary": "Reopen", "value": {"reason": "the breach is back"}}},
+    ),
+)
+def reopen_violation(
+    violation_id: ViolationId,
+    services: ServicesDep,
+    caller: Admin,
+    body: Annotated[Acknowledgement, Depends(json_body(Acknowledgement))],
+) -> ViolationDetail:
+    """Resolved or cured → open; 409 otherwise."""
+    v = services.store.violations.reopen(violation_id, actor=caller.name, reason=body.reason)
+    return _detail(services, v)
+
+
+@router.post(
+    "/bulk",
+    response_model=BulkResult,
+    summary="Acknowledge or resolve several violations",
+    openapi_extra=documented_body(
+        BulkAction,
+        {
+            "resolve": {
+                "summary": "Resolve two",
+                "value": {"ids": [1, 2], "action": "resolve", "reason": "limit raised"},
+            }
+        },
+    ),
+)
+def bulk_action(
+    services: ServicesDep,
+    caller: Admin,
+    body: Annotated[BulkAction, Depends(json_body(BulkAction))],
+) -> BulkResult:
+    """Apply the action to each violation whose status allows it, in one transaction.
+
+    The others (unknown, or in another status) are listed in `skipped` with the reason.
+    """
+    action = "acknowledged" if body.action == "acknowledge" else "resolved"
+    outcome = services.store.violations.bulk(
+        body.ids, action, actor=caller.name, reason=body.reason
+    )
+    return BulkResult(
+        changed=[public_violation(v) for v in outcome.changed],
+        skipped=[BulkSkipped(id=i, reason=why) for i, why in outcome.skipped.items()],
+    )
