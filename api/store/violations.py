@@ -316,6 +316,14 @@ def track_violations(
     found again (the ones escalation rules look at).
     """
     t = policy_violations
+    if conn.dialect.name == "postgresql":
+        # FOR UPDATE below locks live violations only: with none yet, concurrent validations
+        # of one portfolio would each see none and open the same passive breach twice. One
+        # transaction-scoped lock per portfolio orders them (SQLite has one writer anyway).
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"pes.violations:{portfolio_id}"},
+        )
     live = [
         _violation(r)
         for r in conn.execute(

@@ -21,6 +21,7 @@ from api.store.tables import event_outbox, policy_violations, validations
 from engine import PolicyEngine
 from models import EscalationRule, PolicyValidationRequest, PolicyValidationResponse
 from tests.builders import policy, request
+from tests.concurrency import together
 
 CAP = policy("cap", {"kind": "weight_bounds", "max": 0.35})
 HEAVY = {"AAA": 600.0, "BBB": 100.0, "CCC": 100.0}  # AAA above the cap before any trade
@@ -281,3 +282,15 @@ def test_rows_stored_before_the_lifecycle_read_as_open_or_resolved(database_url:
         ]
     finally:
         store.engine.dispose()
+
+
+def test_concurrent_validations_of_one_persisting_passive_breach_open_one_violation(
+    store: Store,
+) -> None:
+    # Eight workers store the same passive breach at one moment: with no live violation to
+    # lock yet, each would see none and open its own without the per-portfolio lock.
+    responses = [_response(f"d-{k}", HEAVY, PASSIVE) for k in range(8)]
+    together(8, lambda k: _record(store, responses[k]))
+    items, total = store.violations.page(ViolationFilter(portfolio_id="p-1"))
+    assert total == 1
+    assert items[0].occurrences == 8
