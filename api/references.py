@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from api.store import NotFound, ReferenceDataStore, Store
 from engine.lru import LruCache
 from engine.resolve.references import (
+    FxSnapshotData,
     ReferenceNotFound,
     ReferenceSource,
     Resolution,
@@ -25,6 +26,7 @@ from engine.resolve.references import (
 )
 from models import (
     DataReference,
+    FxSnapshot,
     PolicyValidationRequest,
     PolicyValidationResponse,
     RiskModelDefinition,
@@ -128,6 +130,18 @@ class StoreReferences:
         self.cache.put(key, data)
         return data
 
+    def fx_snapshot(self, ref: DataReference) -> FxSnapshotData:
+        """The FX snapshot `ref` names; ReferenceNotFound names the part that is unknown."""
+        version = self._version(self.store.fx_snapshots, ref)
+        key = ("fx_snapshot", ref.id, version)
+        cached = self.cache.get(key)
+        if isinstance(cached, FxSnapshotData):
+            return cached
+        snapshot: FxSnapshot = self._definition(self.store.fx_snapshots, ref, version)
+        data = FxSnapshotData(ref.id, version, snapshot.base_currency, dict(snapshot.rates))
+        self.cache.put(key, data)
+        return data
+
     @staticmethod
     def _version(store: ReferenceDataStore[Any], ref: DataReference) -> int:
         if ref.version is not None:
@@ -171,3 +185,7 @@ class NoReferences:
     def risk_model(self, ref: DataReference) -> RiskModelData:
         """Refuse: there is nothing to look `ref` up in."""
         raise ReferenceNotFound("id", f"risk model {ref.id!r} is registered data: {self.hint}")
+
+    def fx_snapshot(self, ref: DataReference) -> FxSnapshotData:
+        """Refuse: there is nothing to look `ref` up in."""
+        raise ReferenceNotFound("id", f"FX snapshot {ref.id!r} is registered data: {self.hint}")

@@ -23,6 +23,7 @@ from benchmarks.policies import PolicySet
 from benchmarks.timing import Budget, PathResult, Progress, loop, stderr_progress
 from engine import PolicyEngine
 from engine.resolve.references import (
+    FxSnapshotData,
     ReferenceNotFound,
     RiskModelData,
     UniverseData,
@@ -140,6 +141,9 @@ class RegisteredUniverse:
 
     def risk_model(self, ref: DataReference) -> RiskModelData:
         raise ReferenceNotFound("id", f"no risk model {ref.id!r} (none registered)")
+
+    def fx_snapshot(self, ref: DataReference) -> FxSnapshotData:
+        raise ReferenceNotFound("id", f"no FX snapshot {ref.id!r} (none registered)")
 
     def by_reference(self, body: dict[str, Any]) -> dict[str, Any]:
         state = body["portfolio_state"]

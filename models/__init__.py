@@ -68,7 +68,7 @@ from models.portfolio import (
     RiskModel,
     ScenarioSet,
 )
-from models.reference import ReferenceDataUsed, RiskModelDefinition, Universe
+from models.reference import FxSnapshot, ReferenceDataUsed, RiskModelDefinition, Universe
 from models.validation import (
     AdjustedDecision,
     Analytics,
@@ -122,6 +122,7 @@ __all__ = [
     "EscalationWhen",
     "Exposure",
     "FxForward",
+    "FxSnapshot",
     "FxTrade",
     "Expression",
     "GlobalPolicy",

@@ -14,6 +14,7 @@ from pydantic import (
     ValidationInfo,
     ValidatorFunctionWrapHandler,
     WrapValidator,
+    field_validator,
     model_validator,
 )
 
@@ -374,6 +375,12 @@ class PortfolioState(StrictModel):
         "0.0061}` with base EUR: one yen is worth 0.0061 euro). Every currency in use other "
         "than the base needs one; the base currency's own rate, if given, must be 1.",
     )
+    fx_snapshot: DataReference | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="A registered FX snapshot supplying `fx_rates` (instead of giving them "
+        "inline); its base currency must be `base_currency`.",
+    )
     fx_forwards: list[FxForward] | None = Field(
         default=None,
         exclude_if=_is_none,
@@ -400,6 +407,13 @@ class PortfolioState(StrictModel):
     risk_model: RiskModel | None = None
     scenarios: ScenarioSet | None = None
     as_of: str | None = None
+
+    @field_validator("fx_snapshot")
+    @classmethod
+    def _fx_once(cls, ref: DataReference | None, info: ValidationInfo) -> DataReference | None:
+        if ref is not None and info.data.get("fx_rates") is not None:
+            raise ValueError("give fx_rates inline or name an fx_snapshot, not both")
+        return ref
 
     def cash_by_currency(self) -> dict[str, float]:
         """Cash per currency (a plain number is cash in the base currency)."""

@@ -1,4 +1,4 @@
-"""`pes universes` and `pes risk-models`: register reference data from files, list it."""
+"""`pes universes`, `pes risk-models`, `pes fx-snapshots`: register reference data, list it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from api.files.reference_files import ReferenceFileError, load_reference_data
 from api.store import Conflict, ReferenceDataStore, Store
-from models import RiskModelDefinition, Universe
+from models import FxSnapshot, RiskModelDefinition, Universe
 
 __all__ = ["add_reference_commands"]
 
@@ -56,16 +56,19 @@ def _list(args: argparse.Namespace, *, model: type[Any], open_store: OpenStore) 
 
 
 def _kind(store: Store, model: type[Any]) -> ReferenceDataStore[Any]:
-    return store.universes if model is Universe else store.risk_models
+    if model is Universe:
+        return store.universes
+    return store.fx_snapshots if model is FxSnapshot else store.risk_models
 
 
 def add_reference_commands(
     commands: Any, *, open_store: OpenStore, database_option: AddDatabaseOption
 ) -> None:
-    """Add `universes` and `risk-models`, each with `apply` and `list`, to the subparsers."""
+    """Add `universes`, `risk-models` and `fx-snapshots` (`apply`, `list`) to the subparsers."""
     for command, model, noun, example in (
         ("universes", Universe, "universe", "id, description, instruments"),
         ("risk-models", RiskModelDefinition, "risk model", "id, description, risk_model"),
+        ("fx-snapshots", FxSnapshot, "FX snapshot", "id, description, base_currency, rates"),
     ):
         parser = commands.add_parser(
             command,

@@ -9,11 +9,11 @@ from pydantic import ValidationError
 
 from api.field_messages import describe_validation_error
 from api.files.policy_files import PolicyFileError, read_documents, supported_files
-from models import RiskModelDefinition, Universe
+from models import FxSnapshot, RiskModelDefinition, Universe
 
 __all__ = ["ReferenceFileError", "load_reference_data"]
 
-D = TypeVar("D", Universe, RiskModelDefinition)
+D = TypeVar("D", Universe, RiskModelDefinition, FxSnapshot)
 
 
 class ReferenceFileError(Exception):

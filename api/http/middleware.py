@@ -22,7 +22,7 @@ __all__ = ["BodyLimit", "RequestMetrics", "UnexpectedErrors"]
 
 log = logging.getLogger("pes.http")
 
-REFERENCE_UPLOADS = ("/api/v1/universes/", "/api/v1/risk-models/")
+REFERENCE_UPLOADS = ("/api/v1/universes/", "/api/v1/risk-models/", "/api/v1/fx-snapshots/")
 """Paths whose PUT bodies (registered reference data) get the larger body limit."""
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})

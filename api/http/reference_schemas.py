@@ -1,4 +1,4 @@
-"""HTTP schemas and OpenAPI examples of registered universes and risk models."""
+"""HTTP schemas and OpenAPI examples of registered universes, risk models and FX snapshots."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from api.store import ReferenceVersion
-from models import RiskModelDefinition, Universe
+from models import FxSnapshot, RiskModelDefinition, Universe
 
 __all__ = [
+    "FX_SNAPSHOT_EXAMPLES",
+    "FxSnapshotPublic",
     "REFERENCE_VALIDATE_EXAMPLE",
     "RISK_MODEL_EXAMPLES",
     "UNIVERSE_EXAMPLES",
@@ -58,6 +60,26 @@ class RiskModelPublic(BaseModel):
 
     risk_model: RiskModelDefinition
     version: ReferenceVersionPublic
+
+
+class FxSnapshotPublic(BaseModel):
+    """A stored version of an FX snapshot."""
+
+    fx_snapshot: FxSnapshot
+    version: ReferenceVersionPublic
+
+
+FX_SNAPSHOT_EXAMPLES: dict[str, Any] = {
+    "fx_snapshot": {
+        "summary": "EUR-based rates",
+        "value": {
+            "id": "eod-2026-11-20",
+            "description": "End-of-day rates, 2026-11-20",
+            "base_currency": "EUR",
+            "rates": {"USD": 0.92, "GBP": 1.17, "JPY": 0.0062},
+        },
+    }
+}
 
 
 UNIVERSE_EXAMPLES: dict[str, Any] = {

@@ -44,7 +44,13 @@ from api.store.violations import (
     ViolationStatus,
     ViolationStore,
 )
-from models import GlobalPolicy, RiskModelDefinition, Universe, defaults_from_environment
+from models import (
+    FxSnapshot,
+    GlobalPolicy,
+    RiskModelDefinition,
+    Universe,
+    defaults_from_environment,
+)
 
 __all__ = [
     "BulkOutcome",
@@ -103,6 +109,7 @@ class Store:
     portfolios: PortfolioStore
     universes: ReferenceDataStore[Universe]
     risk_models: ReferenceDataStore[RiskModelDefinition]
+    fx_snapshots: ReferenceDataStore[FxSnapshot]
     global_policy: GlobalPolicyStore
     violations: ViolationStore
     trends: ViolationTrends
@@ -139,6 +146,7 @@ class Store:
             PortfolioStore(engine),
             ReferenceDataStore(engine, "universe", Universe),
             ReferenceDataStore(engine, "risk_model", RiskModelDefinition),
+            ReferenceDataStore(engine, "fx_snapshot", FxSnapshot),
             GlobalPolicyStore(engine, global_defaults),
             ViolationStore(engine),
             ViolationTrends(engine),

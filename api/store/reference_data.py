@@ -1,4 +1,4 @@
-"""Registered universes and risk models: immutable versions, the latest being the highest.
+"""Registered universes, risk models and FX snapshots: immutable versions, the latest highest.
 
 Every change is a new version (with the actor, the time and a summary of what changed by
 symbol); a `put` of the content already latest is a no-op returning that version.
@@ -20,12 +20,12 @@ from sqlalchemy.exc import IntegrityError
 
 from api.store.errors import Conflict, NotFound
 from api.store.tables import reference_data_versions as table
-from models import RiskModelDefinition, Universe
+from models import FxSnapshot, RiskModelDefinition, Universe
 
 __all__ = ["ReferenceDataStore", "ReferenceVersion", "StoredReference", "content_digest"]
 
-Kind = Literal["universe", "risk_model"]
-D = TypeVar("D", Universe, RiskModelDefinition)
+Kind = Literal["universe", "risk_model", "fx_snapshot"]
+D = TypeVar("D", Universe, RiskModelDefinition, FxSnapshot)
 
 _SYMBOLS_LISTED = 50
 """At most this many symbols are named per change list of a version's summary."""
@@ -51,7 +51,7 @@ class StoredReference(Generic[D]):
     info: ReferenceVersion
 
 
-def content_digest(definition: Universe | RiskModelDefinition) -> str:
+def content_digest(definition: Universe | RiskModelDefinition | FxSnapshot) -> str:
     """SHA-256 of the definition's canonical JSON (key order and spelling do not matter)."""
     canonical = json.dumps(
         definition.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
@@ -77,9 +77,20 @@ def _risk_rows(content: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     return rows, shared
 
 
+def _fx_rows(content: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    shared = {"description": content.get("description"), "base_currency": content["base_currency"]}
+    return dict(content["rates"]), shared  # the "symbols" of a snapshot are its currencies
+
+
 _ROWS: dict[Kind, Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]] = {
     "universe": _universe_rows,
     "risk_model": _risk_rows,
+    "fx_snapshot": _fx_rows,
+}
+_NOUNS: dict[Kind, tuple[str, str]] = {
+    "universe": ("universe", "universes"),
+    "risk_model": ("risk model", "risk-models"),
+    "fx_snapshot": ("FX snapshot", "fx-snapshots"),
 }
 
 
@@ -105,24 +116,23 @@ def _changes(kind: Kind, old: dict[str, Any] | None, new: dict[str, Any]) -> dic
 
 
 class ReferenceDataStore(Generic[D]):
-    """Versions of one kind of reference data (universes, or risk models).
+    """Versions of one kind of reference data (universes, risk models or FX snapshots).
 
     Parameters
     ----------
     engine
         The database.
     kind
-        "universe" or "risk_model" (the `kind` column).
+        "universe", "risk_model" or "fx_snapshot" (the `kind` column).
     model
-        The definition's model class (`Universe` or `RiskModelDefinition`).
+        The definition's model class (`Universe`, `RiskModelDefinition` or `FxSnapshot`).
     """
 
     def __init__(self, engine: Engine, kind: Kind, model: type[D]) -> None:
         self.engine = engine
         self.kind: Kind = kind
         self.model: type[D] = model
-        self.noun = "universe" if kind == "universe" else "risk model"
-        self.collection = "universes" if kind == "universe" else "risk-models"
+        self.noun, self.collection = _NOUNS[kind]
 
     def put(self, definition: D, *, actor: str) -> tuple[str, StoredReference[D]]:
         """Store `definition` as a new version: ("created" | "replaced" | "unchanged", it).

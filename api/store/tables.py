@@ -208,7 +208,7 @@ reference_data_versions = sa.Table(
     "reference_data_versions",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("kind", sa.String(16), nullable=False),  # universe | risk_model
+    sa.Column("kind", sa.String(16), nullable=False),  # universe | risk_model | fx_snapshot
     sa.Column("ref_id", sa.String(200), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("digest", sa.String(64), nullable=False),

@@ -11,7 +11,9 @@ plain form the engine evaluates:
   symbol in neither is an error naming `portfolio_state.prices.<symbol>`): the engine
   applies them when it reads prices (`engine.weights.portfolio.snapshot_of`), so that a
   request repricing 2,000 names copies no instrument;
-- a referenced risk model is replaced by its registered data.
+- a referenced risk model is replaced by its registered data;
+- a referenced FX snapshot (`portfolio_state.fx_snapshot`) becomes the state's `fx_rates`
+  (its base currency must be the state's).
 
 The engine itself never looks anything up: `require_resolved` rejects a state that still
 names registered data.
@@ -29,6 +31,7 @@ from engine.errors import InputError
 from models import DataReference, Instrument, PortfolioState, ReferenceDataUsed, RiskModel
 
 __all__ = [
+    "FxSnapshotData",
     "ReferenceKey",
     "ReferenceNotFound",
     "ReferenceSource",
@@ -64,6 +67,16 @@ class RiskModelData:
     model: RiskModel
 
 
+@dataclass(frozen=True)
+class FxSnapshotData:
+    """One stored version of an FX snapshot (shared between requests)."""
+
+    id: str
+    version: int
+    base_currency: str
+    rates: Mapping[str, float]
+
+
 class ReferenceNotFound(LookupError):
     """The source has no such id (`part` = "id") or no such version (`part` = "version")."""
 
@@ -82,6 +95,10 @@ class ReferenceSource(Protocol):
 
     def risk_model(self, ref: DataReference) -> RiskModelData:
         """The risk model `ref` names (latest when it has no version), or ReferenceNotFound."""
+        ...
+
+    def fx_snapshot(self, ref: DataReference) -> FxSnapshotData:
+        """The FX snapshot `ref` names (latest when it has no version), or ReferenceNotFound."""
         ...
 
 
@@ -123,7 +140,10 @@ class Resolution:
     """What the engine's layout cache may key the reference data by (None: by content)."""
 
     def field_path(self, path: str) -> str:
-        """`path` of an engine error, pointing into the universe where it lies there."""
+        """`path` of an engine error, pointing into the universe or FX snapshot it lies in."""
+        fx = "portfolio_state.fx_rates"
+        if path.startswith(fx) and self.used is not None and self.used.fx_snapshot is not None:
+            return "portfolio_state.fx_snapshot.rates" + path[len(fx) :]
         match = _INSTRUMENT_PATH.match(path)
         if match is None or self.used is None or self.used.universe is None:
             return path
@@ -151,9 +171,13 @@ class Resolution:
 
 
 def names_references(state: PortfolioState) -> bool:
-    """True when `state` names registered data (a universe or a risk model by id)."""
+    """True when `state` names registered data (a universe, risk model or FX snapshot by id)."""
     model = state.risk_model
-    return state.universe is not None or (model is not None and model.id is not None)
+    return (
+        state.universe is not None
+        or state.fx_snapshot is not None
+        or (model is not None and model.id is not None)
+    )
 
 
 def require_resolved(state: PortfolioState) -> None:
@@ -163,7 +187,9 @@ def require_resolved(state: PortfolioState) -> None:
     where = (
         "portfolio_state.universe"
         if state.universe is not None
-        else ("portfolio_state.risk_model.id")
+        else "portfolio_state.fx_snapshot"
+        if state.fx_snapshot is not None
+        else "portfolio_state.risk_model.id"
     )
     raise InputError(
         where,
@@ -205,12 +231,23 @@ def resolve_references(state: PortfolioState, source: ReferenceSource) -> Resolu
         risk_used = DataReference(id=risk.id, version=risk.version)
         risk_key = (risk.id, risk.version)
         model = risk.model
-    resolved = state.model_copy(
-        update={"instruments": instruments, "universe": None, "risk_model": model}
-    )
+    update: dict[str, object] = {"instruments": instruments, "universe": None, "risk_model": model}
+    fx_used = None
+    if state.fx_snapshot is not None:
+        fx = _lookup(source.fx_snapshot, state.fx_snapshot, "portfolio_state.fx_snapshot")
+        if fx.base_currency != state.base_currency:
+            raise InputError(
+                "portfolio_state.fx_snapshot",
+                f"FX snapshot {fx.id!r} version {fx.version} quotes rates in "
+                f"{fx.base_currency}, the portfolio's base_currency is {state.base_currency}",
+            )
+        fx_used = DataReference(id=fx.id, version=fx.version)
+        update.update(fx_rates=dict(fx.rates), fx_snapshot=None)
+    resolved = state.model_copy(update=update)
     used = key = None
+    if universe_used is not None or risk_used is not None or fx_used is not None:
+        used = ReferenceDataUsed(universe=universe_used, risk_model=risk_used, fx_snapshot=fx_used)
     if universe_used is not None or risk_used is not None:
-        used = ReferenceDataUsed(universe=universe_used, risk_model=risk_used)
         key = ReferenceKey(
             universe=universe_key, risk_model=risk_key, inline=len(state.instruments)
         )

@@ -1,4 +1,4 @@
-"""Registered reference data: universes and risk models, versioned, named by requests."""
+"""Registered reference data (universes, risk models, FX snapshots): versioned, named by id."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from api.http.deps import Admin, Reader, ServicesDep
 from api.http.json_body import documented_body, json_body
 from api.http.reference_schemas import (
+    FX_SNAPSHOT_EXAMPLES,
     RISK_MODEL_EXAMPLES,
     UNIVERSE_EXAMPLES,
+    FxSnapshotPublic,
     ReferenceVersionPublic,
     RiskModelPublic,
     UniversePublic,
 )
 from api.http.schemas import ERROR_RESPONSES, ErrorResponse
 from api.store import Invalid, ReferenceDataStore, StoredReference
-from models import RiskModelDefinition, Universe
+from models import FxSnapshot, RiskModelDefinition, Universe
 
 __all__ = ["router"]
 
@@ -30,7 +32,7 @@ RefId = Annotated[
         max_length=200,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-:]*$",
         description="The id requests name (`portfolio_state.universe.id`, "
-        "`portfolio_state.risk_model.id`).",
+        "`portfolio_state.risk_model.id`, `portfolio_state.fx_snapshot.id`).",
     ),
 ]
 Version = Annotated[int | None, Query(ge=1, description="A stored version; absent = the latest.")]
@@ -187,3 +189,69 @@ def risk_model_versions(
 ) -> list[ReferenceVersionPublic]:
     """Oldest first: version, author, time, digest and what changed by symbol."""
     return _versions(services.store.risk_models, risk_model_id)
+
+
+# --- FX snapshots -----------------------------------------------------------------------------
+
+
+@router.get(
+    "/fx-snapshots", response_model=list[ReferenceVersionPublic], summary="List FX snapshots"
+)
+def list_fx_snapshots(services: ServicesDep, _caller: Reader) -> list[ReferenceVersionPublic]:
+    """The latest version of every registered FX snapshot (without its rates)."""
+    return [ReferenceVersionPublic.of(info) for info in services.store.fx_snapshots.list()]
+
+
+@router.put(
+    "/fx-snapshots/{fx_snapshot_id}",
+    response_model=FxSnapshotPublic,
+    summary="Register an FX snapshot (a new version when it changes)",
+    responses=PUT_RESPONSES,
+    openapi_extra=documented_body(FxSnapshot, FX_SNAPSHOT_EXAMPLES),
+)
+def put_fx_snapshot(
+    fx_snapshot_id: RefId,
+    response: Response,
+    services: ServicesDep,
+    caller: Admin,  # before the body: an unauthorized caller is refused unread
+    snapshot: Annotated[FxSnapshot, Depends(json_body(FxSnapshot))],
+) -> FxSnapshotPublic:
+    """Store the FX snapshot as version 1 (201) or a new version (200).
+
+    When the content is the latest version's, nothing is stored (200, the same version).
+    `rates` has the form of a request's inline `portfolio_state.fx_rates` (units of
+    `base_currency` per unit), checked the same way.
+    """
+    stored = _put(services.store.fx_snapshots, fx_snapshot_id, snapshot, response, caller.name)
+    return FxSnapshotPublic(
+        fx_snapshot=stored.definition, version=ReferenceVersionPublic.of(stored.info)
+    )
+
+
+@router.get(
+    "/fx-snapshots/{fx_snapshot_id}",
+    response_model=FxSnapshotPublic,
+    summary="Get an FX snapshot",
+    responses=NOT_FOUND,
+)
+def get_fx_snapshot(
+    fx_snapshot_id: RefId, services: ServicesDep, _caller: Reader, version: Version = None
+) -> FxSnapshotPublic:
+    """The latest version, or `?version=N`."""
+    stored = services.store.fx_snapshots.get(fx_snapshot_id, version)
+    return FxSnapshotPublic(
+        fx_snapshot=stored.definition, version=ReferenceVersionPublic.of(stored.info)
+    )
+
+
+@router.get(
+    "/fx-snapshots/{fx_snapshot_id}/versions",
+    response_model=list[ReferenceVersionPublic],
+    summary="Every version of an FX snapshot",
+    responses=NOT_FOUND,
+)
+def fx_snapshot_versions(
+    fx_snapshot_id: RefId, services: ServicesDep, _caller: Reader
+) -> list[ReferenceVersionPublic]:
+    """Oldest first: version, author, time, digest and what changed by currency."""
+    return _versions(services.store.fx_snapshots, fx_snapshot_id)

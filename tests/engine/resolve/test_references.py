@@ -8,6 +8,7 @@ import pytest
 
 from engine import InputError, PolicyEngine
 from engine.resolve.references import (
+    FxSnapshotData,
     ReferenceNotFound,
     RiskModelData,
     UniverseData,
@@ -61,6 +62,9 @@ class DictSource:
 
     def risk_model(self, ref: DataReference) -> RiskModelData:
         return self._get(self.models, ref)  # type: ignore[no-any-return]
+
+    def fx_snapshot(self, ref: DataReference) -> FxSnapshotData:
+        raise ReferenceNotFound("id", f"no {ref.id!r}")
 
 
 def _state(**fields: Any) -> PortfolioState:
