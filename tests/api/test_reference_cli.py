@@ -135,3 +135,21 @@ def test_validate_names_an_unknown_version(
     path = _write(tmp_path / "ref.json", body)
     assert main(["validate", str(path), "--database-url", database]) == 2
     assert "portfolio_state.risk_model.version" in capsys.readouterr().err
+
+
+def test_fx_snapshots_apply_list_and_refuse_a_bad_file(
+    tmp_path: Path, database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snapshot = {"id": "eod", "base_currency": "USD", "rates": {"EUR": 1.08, "JPY": 0.0066}}
+    path = _write(tmp_path / "fx.yaml", snapshot)
+    assert main(["fx-snapshots", "apply", str(path), "--database-url", database]) == 0
+    assert json.loads(capsys.readouterr().out) == {"id": "eod", "action": "created", "version": 1}
+    assert main(["fx-snapshots", "apply", str(path), "--database-url", database]) == 0
+    assert json.loads(capsys.readouterr().out)["action"] == "unchanged"
+
+    bad = _write(tmp_path / "bad.json", {"id": "x", "base_currency": "USD", "rates": {"EUR": -1}})
+    assert main(["fx-snapshots", "apply", str(bad), "--database-url", database]) == 2
+    err = capsys.readouterr().err
+    assert "bad.json" in err and "rates" in err
+    assert main(["fx-snapshots", "list", "--database-url", database]) == 0
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == ["eod"]
