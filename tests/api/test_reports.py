@@ -12,8 +12,10 @@ from fastapi.testclient import TestClient
 
 from api.cli import main
 from api.http.app import create_app
+from api.reports.daily_pdf import daily_report_pdf
 from api.settings import Settings
 from api.store import Store, ViolationFilter
+from api.store.activity import day_activity
 from models import EscalationRule
 from tests.api.conftest import core_policies, example_request
 
@@ -126,3 +128,46 @@ def _section(text: str, name: str) -> str:
     end = text.find("\n## ", start + 1)
     found: Any = text[start : end if end > 0 else None]
     return str(found)
+
+
+def test_the_daily_report_as_pdf(
+    database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    today = datetime.now(UTC).date()
+    out = tmp_path / "daily.pdf"
+    status, _, _ = _run(
+        capsys,
+        "report",
+        "daily",
+        "--date",
+        today.isoformat(),
+        "--format",
+        "pdf",
+        "--output",
+        str(out),
+        "--database-url",
+        database,
+    )
+    assert status == 0
+    assert out.read_bytes().startswith(b"%PDF-")
+    # The same figures as the HTML page, read from an uncompressed rendering.
+    store = Store.open(database)
+    try:
+        raw = daily_report_pdf(day_activity(store.engine, today), compress=False)
+    finally:
+        store.engine.dispose()
+    text = raw.decode("latin-1")
+    for expected in (
+        f"Compliance report for {today.isoformat()}",
+        "3 validations: 1 compliant, 2 not compliant.",
+        "global-equity",
+        "single-name-cap",
+        "weight_bounds.max",
+        "cured",
+    ):
+        assert expected in text, expected
+    # A long reason wraps inside its table cell: its words are all there.
+    assert all(word in text for word in "limit raised for the quarter".split())
+
+    status, _, err = _run(capsys, "report", "daily", "--format", "pdf", "--database-url", database)
+    assert status == 2 and "--output" in err
