@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,13 +23,31 @@ from datetime import UTC, datetime, timedelta
 from api.settings import Settings
 from api.store import Delivery, EscalationStore
 
-__all__ = ["Post", "WebhookSender", "sign"]
+__all__ = ["Post", "WebhookSender", "destination", "sign"]
 
 log = logging.getLogger("pes.escalation")
 
 Post = Callable[[str, bytes, dict[str, str], float], int]
 """Sends a body to a URL with headers within a timeout; the HTTP status (raises OSError
 when no answer came)."""
+
+
+def destination(url: str) -> str:
+    """What a reader may see of a webhook's URL: its scheme, host and port.
+
+    A webhook's path and query often are its credential (chat services put the token in
+    the path), and user information is one outright, so neither is shown beside a
+    delivery; the full URL stays in the escalation rules, which only admins change.
+    """
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal goes back in brackets
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:  # a malformed port: show none rather than fail the page
+        port = None
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:

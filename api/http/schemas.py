@@ -27,6 +27,7 @@ __all__ = [
     "ViolationPage",
     "ViolationPublic",
     "ViolationResolution",
+    "WebhookDeliveryPublic",
 ]
 
 
@@ -135,6 +136,27 @@ class TransitionPublic(BaseModel):
     reason: str | None
     decision_id: str | None = Field(description="The validation behind it (opened, cured).")
     at: datetime
+
+
+class WebhookDeliveryPublic(BaseModel):
+    """One webhook call an escalation rule asked for, and how it went."""
+
+    id: int
+    rule: str = Field(description="The escalation rule that asked for it.")
+    destination: str = Field(
+        description=(
+            "Where it is sent: the webhook's scheme, host and port only. A webhook's path "
+            "and query often carry its own secret (chat services put the token there), so "
+            "they are not shown to readers; the full URL is in the escalation rules."
+        ),
+        examples=["https://hooks.example.com"],
+    )
+    status: str = Field(description="pending | delivered | failed", examples=["delivered"])
+    attempts: int
+    last_status_code: int | None = Field(description="The receiver's last HTTP status.")
+    last_error: str | None = Field(description="Why the last attempt failed, when it did.")
+    next_attempt_at: datetime | None = Field(description="When a pending delivery is retried.")
+    delivered_at: datetime | None
 
 
 class ViolationDetail(ViolationPublic):

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 
+from api.escalation import destination
 from api.http.deps import Admin, Reader, ServicesDep
 from api.http.json_body import documented_body, json_body
 from api.http.schemas import (
@@ -22,10 +23,11 @@ from api.http.schemas import (
     TransitionPublic,
     ViolationDetail,
     ViolationPublic,
+    WebhookDeliveryPublic,
 )
-from api.store import StoredViolation, Transition
+from api.store import Delivery, StoredViolation, Transition
 
-__all__ = ["public_violation", "router"]
+__all__ = ["public_delivery", "public_violation", "router"]
 
 router = APIRouter(prefix="/api/v1/violations", tags=["review"], responses=ERROR_RESPONSES)
 MAX_ID = 2**31 - 1
@@ -70,6 +72,21 @@ def _transition(t: Transition) -> TransitionPublic:
     )
 
 
+def public_delivery(d: Delivery) -> WebhookDeliveryPublic:
+    """The wire form of a webhook delivery, its URL reduced to where it goes."""
+    return WebhookDeliveryPublic(
+        id=d.id,
+        rule=d.rule,
+        destination=destination(d.url),
+        status=d.status,
+        attempts=d.attempts,
+        last_status_code=d.last_status_code,
+        last_error=d.last_error,
+        next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
+        delivered_at=d.delivered_at,
+    )
+
+
 def _detail(services: ServicesDep, v: StoredViolation) -> ViolationDetail:
     history = [_transition(t) for t in services.store.violations.history(v.id)]
     return ViolationDetail(**public_violation(v).model_dump(), history=history)
@@ -81,6 +98,22 @@ def get_violation(
 ) -> ViolationDetail:
     """One violation, its status and its history."""
     return _detail(services, services.store.violations.get(violation_id))
+
+
+@router.get(
+    "/{violation_id}/deliveries",
+    response_model=list[WebhookDeliveryPublic],
+    summary="A violation's webhook deliveries",
+)
+def violation_deliveries(
+    violation_id: ViolationId, services: ServicesDep, _caller: Reader
+) -> list[WebhookDeliveryPublic]:
+    """Every webhook call its escalations asked for, oldest first, with how each went.
+
+    404 when the violation does not exist; an empty list when no rule sent one.
+    """
+    services.store.violations.get(violation_id)  # 404 for an unknown violation
+    return [public_delivery(d) for d in services.store.escalations.deliveries(violation_id)]
 
 
 @router.post(

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from api.escalation import destination
 from api.http.security import Caller
 from api.http.ui.charts import breach_scale, daily_bars, horizontal_bars
 from api.http.ui.render import caller_of, page, redirect, require, services_of
@@ -173,6 +174,8 @@ def violation_view(
         f=f,
         decision=None if found is None else found[1],
         history=services.store.violations.history(v.id),
+        deliveries=services.store.escalations.deliveries(v.id),
+        destination=destination,
         chart=chart,
         error=error,
         now=datetime.now(UTC),
