@@ -2,8 +2,11 @@
 
 Checks per second at n = 500 (the S&P 500 universe of `benchmarks.universe`) for two
 policy sets: name caps, sector caps, cash and turnover (`caps`), and the same with a
-factor-model volatility limit (`caps+vol`). Measured in one run, on the same weight
-vectors: the batch checker (`engine.batch`) on JAX and on NumPy, the single-request engine
+factor-model volatility limit (`caps+vol`), each over two sets of weight vectors: around
+the proposal, which breaches a limit in almost every vector (`breaching`), and the
+pre-trade holdings moved by random price changes, which few do (`holdings`: what a
+monitoring run sees). Measured in one run, on the same weight vectors: the batch checker
+(`engine.batch`) on JAX and on NumPy, the single-request engine
 (`PolicyEngine.validate`, one request per vector) and a plain NumPy loop (the same limits
 hand-written, one vector at a time). Prints the table and writes it to
 `benchmarks/results/batch.json`. No test asserts a time; `tests/benchmarks` runs `--quick`.
@@ -32,6 +35,8 @@ from models import PolicyDefinition, PolicyValidationRequest
 RESULTS = Path(__file__).with_name("results") / "batch.json"
 NOISE = 0.0005
 """Standard deviation of the weight changes drawn around the proposal (weight units)."""
+PRICE_MOVE = 0.03
+"""Standard deviation of the relative price changes that move the holdings (`holdings`)."""
 
 
 @dataclass(frozen=True)
@@ -65,15 +70,27 @@ def _checker(setup: Setup, backend: str, chunk: int) -> BatchChecker:
     )
 
 
-def _vectors(engine: PolicyEngine, setup: Setup, k: int, symbols: Sequence[str]) -> Any:
-    """w0, and K weight vectors around the proposal, in the checker's column order."""
+MIXES = ("breaching", "holdings")
+"""Around the proposal (nearly every vector breaches), around the pre-trade holdings (few)."""
+
+
+def _vectors(
+    engine: PolicyEngine, setup: Setup, k: int, symbols: Sequence[str], mix: str = "breaching"
+) -> Any:
+    """w0, and K weight vectors around the proposal (`breaching`) or the pre-trade holdings
+    (`holdings`), in the checker's column order."""
     snap = engine.prepare(setup.request, setup.policies).snapshot
     position = {s: i for i, s in enumerate(symbols)}
     cols = np.array([position[s] for s in snap.symbols])
     w0, w_hat = np.zeros(len(symbols)), np.zeros(len(symbols))
     w0[cols], w_hat[cols] = snap.w0, snap.w_hat
     rng = np.random.default_rng(500)
-    return w0, w_hat + rng.normal(0.0, NOISE, (k, len(symbols)))
+    if mix == "breaching":
+        return w0, w_hat + rng.normal(0.0, NOISE, (k, len(symbols)))
+    # The holdings after a price move r: each value grows by 1 + r, the cash does not.
+    grown = w0 * (1.0 + rng.normal(0.0, PRICE_MOVE, (k, len(symbols))))
+    nav = grown.sum(axis=1, keepdims=True) + (1.0 - w0.sum())
+    return w0, grown / nav
 
 
 def _progress(label: str, total: int) -> Callable[[int], None]:
@@ -141,26 +158,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     backends = ["jax", "numpy"] if jax_available() else ["numpy"]
     rows = []
     for setup in _setups(case):
-        print(f"{setup.name}: n = {args.n}, K = {args.k:,}", file=sys.stderr)
         numpy_checker = _checker(setup, "numpy", args.chunk)
-        w0, W = _vectors(engine, setup, args.k, numpy_checker.symbols)
-        row: dict[str, Any] = {"policies": setup.name, "n": args.n, "k": args.k}
-        answers = {}
-        for name in backends:
-            checker = numpy_checker if name == "numpy" else _checker(setup, name, args.chunk)
-            rate, result = _batch_rate(checker, W, w0, f"batch ({name})", not args.no_progress)
-            row[f"batch_{name}_per_s"] = rate
-            answers[name] = result
-            row["compliant_fraction"] = float(result.is_compliant.mean())
-            row["rechecked"] = len(result.rechecked)
-            row["rows"] = len(result.labels)
-        if len(answers) == 2:
-            row["backends_agree"] = bool(
-                np.array_equal(answers["jax"].is_compliant, answers["numpy"].is_compliant)
-            )
-        row["numpy_loop_per_s"] = _numpy_loop(case, setup, numpy_checker, W[: args.loop], w0)
-        row["single_request_per_s"] = _engine_rate(engine, setup, args.single)
-        rows.append(row)
+        checkers = {
+            name: numpy_checker if name == "numpy" else _checker(setup, name, args.chunk)
+            for name in backends
+        }
+        for mix in MIXES:
+            print(f"{setup.name} ({mix}): n = {args.n}, K = {args.k:,}", file=sys.stderr)
+            w0, W = _vectors(engine, setup, args.k, numpy_checker.symbols, mix)
+            row: dict[str, Any] = {"policies": setup.name, "vectors": mix}
+            row |= {"n": args.n, "k": args.k}
+            answers = {}
+            for name, checker in checkers.items():
+                label = f"batch ({name})"
+                rate, result = _batch_rate(checker, W, w0, label, not args.no_progress)
+                row[f"batch_{name}_per_s"] = rate
+                answers[name] = result
+                row["compliant_fraction"] = float(result.is_compliant.mean())
+                row["breaching_fraction"] = float(len(np.unique(result.breach_vector)) / len(W))
+                row["rechecked"] = len(result.rechecked)
+                row["rows"] = len(result.labels)
+            if len(answers) == 2:
+                row["backends_agree"] = bool(
+                    np.array_equal(answers["jax"].is_compliant, answers["numpy"].is_compliant)
+                )
+            row["numpy_loop_per_s"] = _numpy_loop(case, setup, numpy_checker, W[: args.loop], w0)
+            row["single_request_per_s"] = _engine_rate(engine, setup, args.single)
+            rows.append(row)
     return {
         "benchmark": "batch",
         "machine": machine_info(),
@@ -173,14 +197,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def table(results: dict[str, Any]) -> str:
     """The results as a Markdown table (checks per second)."""
     lines = [
-        "| policies | K | batch (JAX) /s | batch (NumPy) /s | NumPy loop /s | single request /s "
-        "| target /s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| policies | vectors (breaching) | K | batch (JAX) /s | batch (NumPy) /s "
+        "| NumPy loop /s | single request /s | target /s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results["results"]:
         jax_rate = row.get("batch_jax_per_s")
+        mix = row.get("vectors", "breaching")
+        share = row.get("breaching_fraction")
+        mix += "" if share is None else f" ({share:.0%})"
         lines.append(
-            f"| {row['policies']} | {row['k']:,} | "
+            f"| {row['policies']} | {mix} | {row['k']:,} | "
             f"{'-' if jax_rate is None else f'{jax_rate:,.0f}'} | "
             f"{row['batch_numpy_per_s']:,.0f} | {row['numpy_loop_per_s']:,.0f} | "
             f"{row['single_request_per_s']:,.0f} | {results['targets'][row['policies']]:,} |"

@@ -206,7 +206,8 @@ class BatchChecker:
                 verdict = self._run(W, chosen, chunk, cure_passive)
                 compliant[chosen] = verdict.is_compliant
                 kk, rr = np.nonzero(verdict.breached)
-                found.append((chosen[kk], rr, verdict.post[kk, rr], verdict.active[kk, rr]))
+                vectors = chosen[verdict.vectors[kk]]
+                found.append((vectors, rr, verdict.post[kk, rr], verdict.active[kk, rr]))
                 rechecked.append(chosen[verdict.rechecked])
                 done += len(chosen)
                 if progress is not None:
@@ -318,6 +319,10 @@ def _finite_array(x: Any, name: str) -> FloatArray:
         array = np.asarray(x, dtype=float)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be an array of numbers: {exc}") from exc
+    # One pass without a temporary: a sum is finite only if every term is (an overflow to
+    # inf sends a finite array down the exact path, which finds nothing and returns).
+    if np.isfinite(array.sum()):
+        return array
     if not np.all(np.isfinite(array)):
         where = np.argwhere(~np.isfinite(array))[0]
         raise ValueError(
@@ -327,6 +332,8 @@ def _finite_array(x: Any, name: str) -> FloatArray:
 
 
 def _plausible(W: FloatArray, name: str) -> None:
+    if W.size == 0 or (W.max() <= MAX_WEIGHT and W.min() >= -MAX_WEIGHT):
+        return  # two reductions, no (K, n) temporary; the message needs the slow path
     big = np.abs(W) > MAX_WEIGHT
     if big.any():
         k, i = (int(x) for x in np.argwhere(big)[0])

@@ -7,10 +7,18 @@ rows one vector at a time through their blocks' `values`, then the verdict of SP
 the single-request checker's formulas (`engine.check.checker.check`), and finally every
 vector that sits within float rounding of a threshold (`BATCH_RECHECK_BAND`), or has a
 value that is not a number, through the single-request checker itself.
+
+When every row is batched, a chunk is first reduced to three flags per vector (compliant,
+breaching, to re-check), part by part, without laying the (K, rows) values end to end:
+most portfolios of a monitoring run breach nothing, and their rows are never needed. Only
+the vectors that breach a row (or are re-checked) are evaluated again in full for their
+breach coordinates; when most of a chunk breaches, the full evaluation runs on the whole
+chunk instead (`DENSE_BREACHES`), so the flags cost at most one extra pass.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,19 +33,34 @@ from engine.compile.layout import Layout
 from engine.tolerances import BATCH_RECHECK_BAND, TOLERANCE
 from models.typing import BoolArray, FloatArray, IntArray
 
-__all__ = ["ChunkVerdict", "Program"]
+__all__ = ["DENSE_BREACHES", "ChunkVerdict", "Program"]
+
+DENSE_BREACHES = 0.25
+"""Above this fraction of breaching vectors in a chunk, its rows are evaluated for the whole
+chunk rather than for the breaching vectors alone (gathering and padding a subset costs
+about what evaluating it does)."""
+
+SMALLEST_SUBSET = 16
+"""Under JAX a subset is padded to a power of two at least this large: one compiled shape
+per size class instead of one per count."""
 
 
 @dataclass
 class ChunkVerdict:
-    """The verdict of a chunk of K vectors over the layout's R rows."""
+    """The verdict of a chunk of K vectors over the layout's R rows.
 
+    Row values are kept only for `vectors`: every vector of the chunk with a breached row
+    (and the re-checked ones), not necessarily only those.
+    """
+
+    vectors: IntArray
+    """The vectors (indices into the chunk) whose rows `post`, `breached`, `active` hold."""
     post: FloatArray
-    """(K, R) every row's value."""
+    """(len(vectors), R) every row's value."""
     breached: BoolArray
-    """(K, R)."""
+    """(len(vectors), R)."""
     active: BoolArray
-    """(K, R)."""
+    """(len(vectors), R)."""
     is_compliant: BoolArray
     """(K,)."""
     rechecked: IntArray
@@ -85,6 +108,49 @@ def _verdict(
     return post, breached, active, ~xp.any(blocking, axis=1), recheck
 
 
+def _flags(
+    ops: Ops,
+    parts: list[Part],
+    data: tuple[Any, ...],
+    statics: tuple[tuple[Array, ...], ...],
+    W: Array,
+    cure: bool,
+) -> tuple[Array, Array, Array]:
+    """`(compliant, breaching, recheck)`, each (K,): `_verdict` reduced part by part.
+
+    The same formulas as `_verdict` over each part's own columns (`statics` split by part),
+    so a vector's flags agree with its full verdict wherever it is not re-checked.
+    """
+    xp = ops.xp
+    K = W.shape[0]
+    band = (BATCH_RECHECK_BAND * (1.0 + xp.sum(xp.abs(W), axis=1)))[:, None]
+    compliant = xp.ones(K, dtype=bool)
+    breaching = xp.zeros(K, dtype=bool)
+    recheck = xp.zeros(K, dtype=bool)
+    for part, d, (limits, sign, pre_excess, always_active, strict) in zip(
+        parts, data, statics, strict=True
+    ):
+        post = part.evaluate(ops, d, W)
+        excess = (post - limits) * sign
+        breached = excess > TOLERANCE
+        active = breached & ((excess > pre_excess + TOLERANCE) | always_active)
+        blocking = (breached if cure else active) & strict
+        near = (xp.abs(excess - TOLERANCE) <= band) | (
+            breached & (xp.abs(excess - (pre_excess + TOLERANCE)) <= band)
+        )
+        compliant = compliant & ~xp.any(blocking, axis=1)
+        breaching = breaching | xp.any(breached, axis=1)
+        recheck = recheck | xp.any(near, axis=1) | ~xp.isfinite(xp.sum(post, axis=1))
+        if part.fragile is not None:
+            recheck = recheck | part.fragile(ops, d, W)
+    return compliant, breaching, recheck
+
+
+def _padded(size: int, limit: int) -> int:
+    """The compiled size a subset of `size` vectors is padded to (at most `limit`)."""
+    return min(max(SMALLEST_SUBSET, 1 << (size - 1).bit_length()), max(limit, size))
+
+
 def _signature(parts: list[Part]) -> tuple[Any, ...]:
     """What a compiled evaluator depends on besides the data's values (`Program.bound`)."""
     return tuple(
@@ -116,6 +182,10 @@ class Program:
     _verdict: Callable[..., Any] | None = None
     _fused: Callable[..., Any] | None = None
     """Values and verdict in one compiled function (no fallback rows to splice in)."""
+    _flags: Callable[..., Any] | None = None
+    """The per-vector flags of `_flags`, compiled (no fallback rows)."""
+    part_statics: tuple[Any, ...] = ()
+    """`statics` split by part (the flags' view of the same numbers)."""
 
     @classmethod
     def of(cls, layout: Layout, backend: Backend) -> Program:
@@ -171,7 +241,20 @@ class Program:
                 return _verdict(ops, post, statics, fragile, W, cure)
 
             self._fused = self.backend.compile(fused, static_argnums=(3,))
+            parts_now = list(self.parts)
+            self._flags = self.backend.compile(
+                lambda data, statics, W, cure: _flags(ops, parts_now, data, statics, W, cure),
+                static_argnums=(3,),
+            )
             self._signature = signature
+        if not self.fallbacks:
+            edges = np.cumsum([0] + [p.rows for p in self.parts])
+            self.part_statics = self.backend.put(
+                tuple(
+                    tuple(np.asarray(x)[a:b] for x in statics)
+                    for a, b in itertools.pairwise(edges.tolist())
+                )
+            )
         self.statics = self.backend.put(statics)
         self.data = self.backend.put(tuple(p.data for p in self.parts))
         return self
@@ -190,17 +273,38 @@ class Program:
         m = W.shape[0] if valid is None else valid
         Wd = self.backend.put(W)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if self._fused is not None and not self.fallbacks:
-                verdict = self._fused(self.data, self.statics, Wd, cure_passive)
+            if self._flags is not None and self._fused is not None and not self.fallbacks:
+                flags = self._flags(self.data, self.part_statics, Wd, cure_passive)
+                compliant, breaching, recheck = (np.array(x[:m]) for x in flags)
+                wanted = np.flatnonzero(breaching | recheck)
+                if len(wanted) > DENSE_BREACHES * m:
+                    vectors = np.arange(m)
+                    verdict = self._fused(self.data, self.statics, Wd, cure_passive)
+                else:
+                    vectors = wanted
+                    verdict = self._subset(W, wanted, cure_passive)
+                post, breached, active = (np.array(x[: len(vectors)]) for x in verdict[:3])
             else:
+                vectors = np.arange(m)
                 verdict = self._spliced(W, Wd, m, cure_passive)
-        post, breached, active, compliant, recheck = (np.array(x[:m]) for x in verdict)
+                post, breached, active, compliant, recheck = (np.array(x[:m]) for x in verdict)
         rechecked = np.flatnonzero(recheck)
+        row_of = {int(k): j for j, k in enumerate(vectors.tolist())}
         for k in rechecked.tolist():
             exact = check(self.layout, W[k], cure_passive=cure_passive)
-            post[k], breached[k], active[k] = exact.post, exact.breached, exact.active
+            j = row_of[k]
+            post[j], breached[j], active[j] = exact.post, exact.breached, exact.active
             compliant[k] = exact.is_compliant
-        return ChunkVerdict(post, breached, active, compliant, rechecked)
+        return ChunkVerdict(vectors, post, breached, active, compliant, rechecked)
+
+    def _subset(self, W: FloatArray, wanted: IntArray, cure_passive: bool) -> tuple[Any, ...]:
+        """The full verdict of the vectors `wanted` only (padded under JAX)."""
+        assert self._fused is not None
+        subset = W[wanted]
+        if self.backend.name == "jax":
+            size = _padded(len(wanted), W.shape[0])
+            subset = np.concatenate([subset, np.zeros((size - len(wanted), W.shape[1]))])
+        return tuple(self._fused(self.data, self.statics, self.backend.put(subset), cure_passive))
 
     def _spliced(self, W: FloatArray, Wd: Array, m: int, cure_passive: bool) -> tuple[Any, ...]:
         """The verdict with the fallback rows evaluated one vector at a time."""

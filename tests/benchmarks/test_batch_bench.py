@@ -13,11 +13,17 @@ def test_quick_run_writes_a_well_formed_table(tmp_path: Path) -> None:
     argv = ["--quick", "--k", "300", "--chunk", "128", "--loop", "50", "--single", "2"]
     assert main([*argv, "--no-progress", "--output", str(out)]) == 0
     results = json.loads(out.read_text(encoding="utf-8"))
-    assert [row["policies"] for row in results["results"]] == ["caps", "caps+vol"]
+    assert [(row["policies"], row["vectors"]) for row in results["results"]] == [
+        ("caps", "breaching"),
+        ("caps", "holdings"),
+        ("caps+vol", "breaching"),
+        ("caps+vol", "holdings"),
+    ]
     for row in results["results"]:
         assert row["k"] == 300 and row["n"] == 500
         assert row["batch_numpy_per_s"] > 0 and row["single_request_per_s"] > 0
         assert 0.0 <= row["compliant_fraction"] <= 1.0
+        assert 0.0 <= row["breaching_fraction"] <= 1.0
         assert row.get("backends_agree", True)
     assert results["targets"] == {"caps": 200000, "caps+vol": 20000}
 

@@ -57,6 +57,27 @@ def test_chunks_and_backends_give_identical_answers() -> None:
         assert_same(answers[0], other)
 
 
+@pytest.mark.parametrize("backend", ["jax", "numpy"])
+def test_sparse_and_dense_breaches_give_identical_answers(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A chunk whose vectors mostly comply is answered from the per-vector flags, its rows
+    # evaluated for the breaching vectors alone; a chunk that mostly breaches is evaluated
+    # whole. Both must give the same breaches, values and verdicts as the dense path.
+    rng = np.random.default_rng(7)
+    compliant = np.full((600, 5), 0.18) + rng.uniform(-0.01, 0.01, (600, 5))
+    W = np.vstack([compliant, _random(rng, 40)])[rng.permutation(640)]
+    w0 = np.full(5, 0.18)
+    answers = []
+    for dense in (0.0, 1.0):  # 0: always the whole chunk; 1: always the breaching subset
+        monkeypatch.setattr("engine.batch.program.DENSE_BREACHES", dense)
+        answers.append(_checker(backend=backend).check(W, pre_trade=w0, chunk_size=256))
+    breaching = np.unique(answers[0].breach_vector)
+    assert 0 < len(breaching) < 0.25 * len(W)  # the subset path did run on a sparse chunk
+    assert not answers[0].is_compliant.all()
+    assert_same(answers[0], answers[1])
+
+
 def test_cash_given_rescales_each_vector_to_its_nav() -> None:
     checker = _checker()
     W = np.array([[10.0, 10.0, 20.0, 5.0, 0.0]])
