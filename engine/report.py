@@ -10,6 +10,7 @@ from engine.adjust.adjuster import Adjustment
 from engine.check.checker import CheckResult, RowCheck
 from engine.check.scoring import severity
 from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
+from engine.compile.conic_blocks import NormBlock
 from engine.compile.kinds.format import in_unit
 from engine.compile.layout import Layout
 from engine.compile.rows import RowSet
@@ -140,6 +141,27 @@ class _Shifts:
             after = np.where(j == r, after, 0.0)
         shift = np.bincount(k, weights=weight[j] * after, minlength=len(changed))
         return np.asarray(shift, dtype=float)
+
+    def norm(self, block: NormBlock) -> FloatArray | None:
+        # v = s |(F'y, d o y)|, y = P w + c. One weight i moving by m moves y by m P[:, i]:
+        # the exposures by m E_i (E = F' P[:, changed]) and the specific sum by
+        # sum_j d_j^2 (2 m P_ji y_j + m^2 P_ji^2): O(k) a change, no block evaluation.
+        m = self.moves
+        P = sp.csc_matrix(block.P)[:, self.changed]
+        y = np.asarray(block.P @ self.w).ravel() + block.c
+        exposures = block.F.T @ y
+        E = np.asarray(P.T @ block.F)
+        base = float(exposures @ exposures)
+        change = m * (2.0 * (E @ exposures) + m * np.einsum("ij,ij->i", E, E))
+        if block.d is not None:
+            d2 = np.asarray(block.d, dtype=float) ** 2
+            base += float(d2 @ (y * y))
+            linear = np.asarray(P.T @ (d2 * y)).ravel()
+            quadratic = np.asarray(P.multiply(P).T @ d2).ravel()
+            change = change + m * (2.0 * linear + m * quadratic)
+        before = block.scale * np.sqrt(max(base, 0.0))
+        after = block.scale * np.sqrt(np.maximum(base + change, 0.0))
+        return np.asarray(after - before, dtype=float)
 
     def unsupported(self, block: Block) -> FloatArray | None:
         return None

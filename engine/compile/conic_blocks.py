@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         BatchForms,
         ConicForms,
         ExportForms,
+        RowShiftForms,
         TrackerForms,
     )
 
@@ -109,7 +110,13 @@ class NormBlock(Block):
     scale: float = 1.0
 
     representations: ClassVar[frozenset[Representation]] = frozenset(
-        {Representation.TRACKER, Representation.EXPORT, Representation.CONIC, Representation.BATCH}
+        {
+            Representation.TRACKER,
+            Representation.EXPORT,
+            Representation.CONIC,
+            Representation.BATCH,
+            Representation.ROW_SHIFT,
+        }
     )
 
     @property
@@ -186,6 +193,9 @@ class NormBlock(Block):
 
     def conic(self, forms: ConicForms[Form]) -> Form:
         return forms.norm(self)
+
+    def row_shift(self, forms: RowShiftForms[Form]) -> Form:
+        return forms.norm(self) if self._values_are(NormBlock) else forms.unsupported(self)
 
     def batch(self, forms: BatchForms[Form]) -> Form:
         return forms.norm(self) if self._values_are(NormBlock) else forms.unsupported(self)

@@ -179,6 +179,9 @@ class RowShiftForms(Protocol[T]):
     def abs_sum(self, block: AbsSumBlock) -> T:
         """Moved absolute terms, summed through the group matrix."""
 
+    def norm(self, block: NormBlock) -> T:
+        """The risk norm with one weight moved, from the kept exposures (O(k) a change)."""
+
     def unsupported(self, block: Block) -> T:
         """Any other block."""
 

@@ -65,3 +65,25 @@ def test_culprit_equals_trying_every_change(seed: int, monkeypatch: pytest.Monke
                 assert _culprit(rc, r, snap, adjustment) == _tried_one_by_one(
                     rc, r, snap, adjustment
                 ), (rc.rowset.violation_type, r)
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_the_risk_norms_shift_estimate_is_the_moved_value(seed: int) -> None:
+    from engine.compile.conic_blocks import NormBlock
+    from engine.report import _Shifts
+
+    layout = _layout(seed)
+    snap = layout.snap
+    rng = np.random.default_rng(seed)
+    changed = np.flatnonzero(rng.random(snap.n) < 0.7)
+    moves = rng.normal(0, 0.02, len(changed))
+    for rowset in layout.rowsets:
+        block = rowset.block
+        if type(block) is not NormBlock:
+            continue
+        shift = block.row_shift(_Shifts(0, snap.w_hat, changed, moves))
+        before = block.values(snap.w_hat)[0]
+        for k, i in enumerate(changed):
+            w = snap.w_hat.copy()
+            w[i] += moves[k]
+            assert shift[k] == pytest.approx(block.values(w)[0] - before, abs=1e-12)
