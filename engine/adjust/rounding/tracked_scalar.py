@@ -102,6 +102,10 @@ class NormTracker(ScalarTracker):
         self.norm = block
         n = int(block.P.shape[1])
         self.exposure_moves = np.asarray(sp.csc_matrix(block.P).T @ block.F, dtype=float)
+        # |e + d m_i|^2 = |e|^2 + 2 d (e . m_i) + d^2 |m_i|^2: a trial needs one dot product
+        # and these, not a moved copy of the exposures.
+        self.move_sq = np.einsum("ij,ij->i", self.exposure_moves, self.exposure_moves).tolist()
+        self.exposure_sq = 0.0
         self.specific_sq = None if block.d is None else (np.asarray(block.d) ** 2).tolist()
         self.names_of = column_lists(block.P, n)
         self.exposures = np.zeros(block.F.shape[1])
@@ -116,6 +120,7 @@ class NormTracker(ScalarTracker):
         block = self.norm
         y = np.asarray(block.P @ w, dtype=float).ravel() + block.c
         self.exposures = np.asarray(block.F.T @ y, dtype=float)
+        self.exposure_sq = float(self.exposures @ self.exposures)
         self.y = y.tolist()
         self.specific = 0.0 if block.d is None else float(np.sum((block.d * y) ** 2))
 
@@ -127,21 +132,23 @@ class NormTracker(ScalarTracker):
                 specific += sq[j] * ((y[j] + p * d) ** 2 - y[j] ** 2)
         return specific
 
-    def _value(self, exposures: FloatArray, specific: float) -> float:
-        return self.norm.scale * math.sqrt(max(float(exposures @ exposures) + specific, 0.0))
+    def _value(self, exposure_sq: float, specific: float) -> float:
+        return self.norm.scale * math.sqrt(max(exposure_sq + specific, 0.0))
 
     def _moved(self, i: int, old: float, new: float) -> float:
         d = new - old
-        exposures = self.exposures + self.exposure_moves[i] * d
-        return self._value(exposures, self._specific_after(i, d))
+        along = float(self.exposures @ self.exposure_moves[i])
+        exposure_sq = self.exposure_sq + d * (2.0 * along + d * self.move_sq[i])
+        return self._value(exposure_sq, self._specific_after(i, d))
 
     def _apply(self, i: int, old: float, new: float) -> float:
         d = new - old
         self.exposures = self.exposures + self.exposure_moves[i] * d
+        self.exposure_sq = float(self.exposures @ self.exposures)  # exact, not accumulated
         self.specific = self._specific_after(i, d)
         for j, p in self.names_of[i]:
             self.y[j] += p * d
-        return self._value(self.exposures, self.specific)
+        return self._value(self.exposure_sq, self.specific)
 
 
 class LargestTracker(ScalarTracker):
