@@ -9,7 +9,7 @@ rules evaluated on them (docs/stress.md).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -34,6 +34,9 @@ __all__ = [
     "StressRequest",
     "StressResponse",
 ]
+
+Level = Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)]
+"""A confidence level of VaR and CVaR."""
 
 MAX_SCENARIOS = 100_000
 """Scenarios of one request, all sources together."""
@@ -133,7 +136,12 @@ class StressRequest(StrictModel):
     historical: HistoricalScenarios | None = None
     factor_shocks: list[FactorShock] = Field(default_factory=list, max_length=10_000)
     monte_carlo: MonteCarlo | None = None
-    levels: list[float] = Field(default_factory=lambda: [0.95, 0.99], min_length=1, max_length=20)
+    levels: list[Level] = Field(
+        default_factory=lambda: [0.95, 0.99],
+        min_length=1,
+        max_length=20,
+        description="Confidence levels, each strictly between 0 and 1.",
+    )
     worst: int = Field(default=10, ge=0, le=1000, description="Worst scenarios to list.")
     policies: list[PolicyDefinition] | None = Field(
         default=None,
@@ -151,14 +159,6 @@ class StressRequest(StrictModel):
     include_losses: bool = Field(
         default=False, description="Return every scenario's loss per portfolio (large)."
     )
-
-    @field_validator("levels")
-    @classmethod
-    def _levels(cls, levels: list[float]) -> list[float]:
-        for k, level in enumerate(levels):
-            if not 0.0 < level < 1.0:
-                raise ValueError(f"levels[{k}] = {level} must lie strictly between 0 and 1")
-        return levels
 
     @field_validator("context")
     @classmethod
@@ -209,7 +209,7 @@ class RuleResult(StrictModel):
     policy_name: str
     kind: str
     violation_type: str
-    subject: str | None
+    subject: str | None = None
     enforcement_level: str
     observed: float
     limit: float
