@@ -19,9 +19,17 @@ import numpy as np
 from engine.batch import BatchChecker
 from engine.batch.backend import BackendName
 from engine.errors import InputError, NoApplicablePolicies
+from engine.resolve.resolve import resolve_policies
 from engine.stress.measures import var_of_losses
 from engine.tolerances import TOLERANCE
-from models import Instrument, PolicyDefinition, RiskModel, ScenarioSet, ValueAtRisk
+from models import (
+    Instrument,
+    PolicyDefinition,
+    PolicyValidationRequest,
+    RiskModel,
+    ScenarioSet,
+    ValueAtRisk,
+)
 from models.contextual import concrete
 from models.stress import RuleResult
 from models.typing import FloatArray
@@ -48,6 +56,21 @@ def _field(name: str) -> str:
         "portfolio_state.risk_model": "risk_model",
         "portfolio_state.scenarios": "scenarios",
     }.get(name, name.removeprefix("portfolio_state."))
+
+
+def _applying(
+    policies: Sequence[PolicyDefinition], portfolio_id: str, context: Mapping[str, Any]
+) -> list[PolicyDefinition]:
+    """The policies that apply to `portfolio_id` under `context` (scope, `when`, limits)."""
+    request = PolicyValidationRequest.model_validate(
+        {
+            "decision": {"decision_id": "stress", "portfolio_id": portfolio_id, "trades": []},
+            "portfolio_state": {"portfolio_id": portfolio_id, "cash": 1.0, "positions": []},
+            "context": dict(context),
+            "mode": "validate",
+        }
+    )
+    return resolve_policies(request, policies).policies
 
 
 def _var_levels(checker: BatchChecker) -> dict[str, list[float]]:
@@ -83,24 +106,37 @@ def evaluate_rules(
     if not kept:
         return results
     symbols = sorted(i.symbol for i in instruments)
-    # Validated already (finite, one column per symbol): constructed, not re-validated.
-    scenarios = ScenarioSet.model_construct(symbols=symbols, returns=returns.tolist())
-    by_id: dict[str, list[int]] = {}
+    # One compilation per distinct set of applying policies (most portfolios share one).
+    groups: dict[tuple[str, ...], tuple[list[PolicyDefinition], list[int]]] = {}
     for p, pid in enumerate(portfolio_ids):
-        by_id.setdefault(pid, []).append(p)
+        applying = _applying(kept, pid, context)
+        key = tuple(policy.model_dump_json() for policy in applying)
+        groups.setdefault(key, (applying, []))[1].append(p)
     levels = {policy.policy_name: policy.enforcement_level.value for policy in kept}
-    for pid, members in by_id.items():
+    listed: list[list[float]] | None = None
+    for applying, members in groups.values():
+        if not applying:
+            continue
+        needs_scenarios = any(
+            c.kind == "cvar" for policy in applying for c in policy.rules.constraints
+        )
+        scenarios = None
+        if needs_scenarios:
+            if listed is None:
+                listed = returns.tolist()
+            # Validated already (finite, one column per symbol): constructed, not re-validated.
+            scenarios = ScenarioSet.model_construct(symbols=symbols, returns=listed)
         try:
             checker = BatchChecker(
-                kept,
+                applying,
                 instruments,
                 risk_model=risk_model,
                 scenarios=scenarios,
-                portfolio_id=pid,
+                portfolio_id=portfolio_ids[members[0]],
                 context=context,
                 backend=backend,
             )
-        except NoApplicablePolicies:
+        except NoApplicablePolicies:  # pragma: no cover - resolved to a non-empty set above
             continue
         except InputError as exc:
             raise InputError(_field(exc.field), exc.message) from exc

@@ -19,8 +19,9 @@ draw different (equally valid) samples.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -147,19 +148,29 @@ def monte_carlo_returns(
     return out
 
 
-def _jax_draws(seed: int, width: int):  # type: ignore[no-untyped-def]
+_JAX_ROWS: dict[int, Any] = {}
+"""The compiled draw of `DRAW_CHUNK` rows of a width, kept across requests."""
+
+
+def _jax_draws(seed: int, width: int) -> Callable[[int, int], FloatArray]:
     """`draw(start, stop)`: rows start..stop-1, row s from `fold_in(PRNGKey(seed), s)`."""
     import jax
 
-    key = jax.random.PRNGKey(seed)
+    rows = _JAX_ROWS.get(width)
+    if rows is None:
 
-    @jax.jit
-    def rows(index):  # type: ignore[no-untyped-def]
-        return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (width,)))(index)
+        def draw_rows(key: Any, index: Any) -> Any:
+            def one(i: Any) -> Any:
+                return jax.random.normal(jax.random.fold_in(key, i), (width,))
+
+            return jax.vmap(one)(index)
+
+        rows = _JAX_ROWS[width] = jax.jit(draw_rows)
+    key = jax.random.PRNGKey(seed)
 
     def draw(start: int, stop: int) -> FloatArray:
         index = np.arange(start, start + DRAW_CHUNK, dtype=np.uint32)  # one compiled shape
-        return np.asarray(rows(index), dtype=float)[: stop - start]
+        return np.asarray(rows(key, index), dtype=float)[: stop - start]
 
     return draw
 
