@@ -198,6 +198,7 @@ class LevelRisk(StrictModel):
 class ScenarioLoss(StrictModel):
     """One scenario and its loss."""
 
+    index: int = Field(description="Its row among the scenarios (historical, shocks, draws).")
     label: str
     source: Literal["historical", "factor_shock", "monte_carlo"]
     loss: float

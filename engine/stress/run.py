@@ -139,6 +139,7 @@ def _figures(
     ]
     worst = [
         ScenarioLoss(
+            index=int(s),
             label=labels[int(s)],
             source=SOURCES[int(source[int(s)])],
             loss=float(losses[int(s), p]),
