@@ -11,12 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
-from api.cli.common import EXIT_BAD_INPUT, EXIT_COMPLIANT, EXIT_NOT_COMPLIANT
+from api.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_COMPLIANT,
+    EXIT_NOT_COMPLIANT,
+    Unavailable,
+    open_store,
+)
 from api.field_messages import describe_validation_error
 from api.files.policy_files import PolicyFileError, load_policies, read_documents
+from api.references import NoReferences, ReferenceCache, StoreReferences
 from engine import InputError
-from engine.stress import run_stress
+from engine.resolve.references import ReferenceSource
+from engine.stress import names_stress_references, resolve_stress_references, run_stress
 from models import PolicyDefinition
 from models.stress import PortfolioStress, StressRequest, StressResponse
 
@@ -123,6 +132,13 @@ def _request(args: argparse.Namespace) -> StressRequest:
         raise _BadInput("\n".join(f"{args.file}: {line}" for line in lines)) from exc
 
 
+def _references(args: argparse.Namespace) -> ReferenceSource:
+    """The registered reference data of --database-url, or a source that asks for it."""
+    if args.database_url is None:
+        return NoReferences("pass --database-url URL (the service's database) to look it up")
+    return StoreReferences(open_store(args), ReferenceCache())
+
+
 def _text_block(figures: PortfolioStress) -> list[str]:
     lines = [
         f"{figures.portfolio_id}  (NAV {figures.nav:,.2f})",
@@ -167,12 +183,20 @@ def _stress(args: argparse.Namespace) -> int:
             except PolicyFileError as exc:
                 raise _BadInput(f"--policies: {exc}") from exc
         request = _request(args)
+        if names_stress_references(request):
+            request = resolve_stress_references(request, _references(args))
         response = run_stress(request, policies)
     except _BadInput as exc:
         print(f"pes stress: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except InputError as exc:
         print(f"pes stress: {args.file}: {exc.field}: {exc.message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Unavailable as exc:
+        print(f"pes stress: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SQLAlchemyError as exc:
+        print(f"pes stress: {args.file}: cannot read reference data: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.format == "text":
         print(_text(response), flush=True)
@@ -242,4 +266,11 @@ def add_parser(commands: Any) -> None:
         "--backend", choices=["auto", "jax", "numpy"], help="where the arithmetic runs"
     )
     stress.add_argument("--format", choices=["json", "text"], default="json")
+    stress.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="the service's database, where a registered risk model (risk_model.id) or a "
+        "state's universe named by the request is looked up; without it such requests are "
+        "refused (exit 2)",
+    )
     stress.set_defaults(handler=_stress)

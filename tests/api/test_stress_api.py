@@ -213,3 +213,58 @@ def test_the_readme_and_docs_commands_run(
         status, out, err = _run(capsys, *argv, "--backend", "numpy")
         assert status == 1, err  # the example book breaches its sector stress
         assert "firm-wide" in out and "BREACH sector-stress stress.max_loss [tech-selloff]" in out
+
+
+# --- registered reference data ---------------------------------------------------------------
+
+
+def test_a_registered_risk_model_and_universe_by_id(client: TestClient) -> None:
+    model_body = {"id": "three", "risk_model": MODEL}
+    assert client.put("/api/v1/risk-models/three", json=model_body).status_code == 201
+    universe = {"id": "abc", "instruments": [{"symbol": s, "price": 10.0} for s in SYMBOLS]}
+    assert client.put("/api/v1/universes/abc", json=universe).status_code == 201
+    state = {
+        "portfolio_id": "p2",
+        "cash": 500.0,
+        "positions": [{"symbol": "AAA", "quantity": 50}],
+        "universe": {"id": "abc"},
+    }
+    body = _body(
+        portfolios=[
+            {"portfolio_id": "p1", "weights": W},
+            {"portfolio_id": "p2", "portfolio_state": state},
+        ],
+        risk_model={"id": "three", "version": 1},
+        monte_carlo={"scenarios": 200, "seed": 1},
+        policies=[],
+    )
+    r = client.post("/api/v1/stress", json=body)
+    assert r.status_code == 200, r.text
+    answer = StressResponse.model_validate(r.json())
+    assert answer.sources["monte_carlo"] == 200 and answer.portfolios[1].nav == 1000.0
+    unknown = client.post("/api/v1/stress", json={**body, "risk_model": {"id": "nope"}})
+    assert _fields(unknown) == {"risk_model.id"}
+    state_unknown = {**state, "universe": {"id": "nope"}}
+    body["portfolios"][1]["portfolio_state"] = state_unknown
+    assert _fields(client.post("/api/v1/stress", json=body)) == {
+        "portfolios[1].portfolio_state.universe.id"
+    }
+
+
+def test_cli_looks_up_a_registered_risk_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = tmp_path / "book.json"
+    body = {"portfolios": [{"portfolio_id": "p1", "weights": W}], "risk_model": {"id": "three"}}
+    request.write_text(json.dumps(body), encoding="utf-8")
+    args = ["stress", request, "--monte-carlo", "100", "--backend", "numpy"]
+    status, _, err = _run(capsys, *args)
+    assert status == 2 and "risk_model.id" in err and "--database-url" in err
+    url = f"sqlite:///{tmp_path / 'pes.db'}"
+    models = tmp_path / "models.json"
+    models.write_text(json.dumps([{"id": "three", "risk_model": MODEL}]), encoding="utf-8")
+    assert main(["risk-models", "apply", str(models), "--database-url", url]) == 0
+    capsys.readouterr()
+    status, out, err = _run(capsys, *args, "--database-url", url)
+    assert status == 0, err
+    assert StressResponse.model_validate_json(out).scenarios == 100

@@ -13,7 +13,7 @@ from api.http.examples import STRESS_EXAMPLE, STRESS_STATE_EXAMPLE
 from api.http.json_body import documented_body, json_body
 from api.http.schemas import ERROR_RESPONSES
 from api.store import Unavailable
-from engine.stress import run_stress
+from engine.stress import names_stress_references, resolve_stress_references, run_stress
 from models import PolicyDefinition
 from models.stress import StressRequest, StressResponse
 
@@ -52,7 +52,8 @@ def stress(
     exposures, and seeded Monte Carlo draws from it. Per portfolio and for the firm
     (NAV-weighted): the loss distribution, VaR and CVaR at `levels`, the `worst`
     scenarios, and every stress, var and cvar rule of the policies (inline, else the
-    stored ones) with observed value, limit and breach. Nothing is stored. Beyond the
+    stored ones) with observed value, limit and breach. A registered risk model (by id) or
+    a state's registered universe is merged in first. Nothing is stored. Beyond the
     documented size bounds the request is refused (422). See docs/stress.md.
     """
     stored: list[PolicyDefinition] = []
@@ -63,4 +64,13 @@ def stress(
             raise
         except (SQLAlchemyError, ValidationError) as exc:  # fail closed: no answer
             raise Unavailable(f"policies cannot be loaded: {exc.__class__.__name__}") from exc
+    if names_stress_references(request):
+        assert services.references is not None
+        try:
+            request = resolve_stress_references(request, services.references)
+        except DataError:
+            raise  # the database refused a value of the request: 422, not an outage
+        except (SQLAlchemyError, ValidationError) as exc:  # fail closed
+            reason = exc.__class__.__name__
+            raise Unavailable(f"reference data cannot be loaded: {reason}") from exc
     return run_stress(request, stored)
