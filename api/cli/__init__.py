@@ -4,7 +4,7 @@ Owns the entry point (`main`, the `pes` script and `python -m api.cli`) and the 
 assembly; each subcommand module (`validate`, `serve`, `policies`, `test`, `portfolios`,
 `references` for `pes universes` and `pes risk-models`, `global_policy` for `pes global`,
 `log`, `replay` and `analytics` for the decision log, `escalations`, `report`,
-`bench`) exposes `add_parser` and
+`stress`, `bench`) exposes `add_parser` and
 its handler, and `common` holds what they share (exit statuses, settings, the store).
 `policy_tests` is the runner of `pes test`. Exposes `main` only. May import `models`,
 `engine` and the shared edges (`api.settings`, `api.store`, `api.files`, `api.field_messages`,
@@ -31,6 +31,7 @@ from api.cli import (
     replay,
     report,
     serve,
+    stress,
     test,
     validate,
 )
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     analytics.add_parser(commands)
     escalations.add_parser(commands)
     report.add_parser(commands)
+    stress.add_parser(commands)
     add_reference_commands(commands, open_store=open_store, database_option=database_option)
     bench.add_parser(commands)
     return parser

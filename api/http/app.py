@@ -31,6 +31,7 @@ from api.http.routes import (
     reference_data,
     replay,
     reviews,
+    stress,
     validate,
     violations,
 )
@@ -200,6 +201,7 @@ def create_app(
     routers = (
         validate,
         capacity,
+        stress,
         constraints,
         policies,
         portfolios,

@@ -8,6 +8,8 @@ __all__ = [
     "CAPACITY_DECISION_EXAMPLE",
     "CAPACITY_EXAMPLE",
     "POLICY_EXAMPLE",
+    "STRESS_EXAMPLE",
+    "STRESS_STATE_EXAMPLE",
     "VALIDATE_EXAMPLE",
 ]
 
@@ -69,4 +71,67 @@ CAPACITY_DECISION_EXAMPLE: dict[str, Any] = {
     "portfolio_state": VALIDATE_EXAMPLE["portfolio_state"],
     "decision": VALIDATE_EXAMPLE["decision"],
     "policies": CAPACITY_EXAMPLE["policies"],
+}
+
+
+STRESS_EXAMPLE: dict[str, Any] = {
+    "portfolios": [
+        {"portfolio_id": "growth", "weights": {"AAPL": 0.4, "MSFT": 0.35, "XOM": 0.1}, "nav": 5e7},
+        {"portfolio_id": "value", "weights": {"XOM": 0.5, "MSFT": 0.2}, "nav": 2e7},
+    ],
+    "instruments": [
+        {"symbol": "AAPL", "price": 190.1, "sector": "Information Technology"},
+        {"symbol": "MSFT", "price": 410.5, "sector": "Information Technology"},
+        {"symbol": "XOM", "price": 112.3, "sector": "Energy"},
+    ],
+    "risk_model": {
+        "factor_loadings": {"AAPL": [1.1, -0.2], "MSFT": [1.0, -0.1], "XOM": [0.8, 0.6]},
+        "factor_covariance": [[0.04, 0.0], [0.0, 0.01]],
+        "specific_variance": {"AAPL": 0.03, "MSFT": 0.02, "XOM": 0.04},
+    },
+    "factor_names": ["market", "value"],
+    "historical": {
+        "symbols": ["AAPL", "MSFT", "XOM"],
+        "returns": [[-0.05, -0.04, -0.02], [0.02, 0.01, -0.03], [-0.01, 0.0, 0.04]],
+        "labels": ["2020-03-16", "2020-03-17", "2020-03-18"],
+    },
+    "factor_shocks": [{"name": "equity crash", "factors": {"market": -0.2}}],
+    "monte_carlo": {"scenarios": 10000, "seed": 42, "horizon_days": 1},
+    "levels": [0.95, 0.99],
+    "worst": 5,
+    "policies": [
+        {
+            "policy_name": "scenario-risk",
+            "policy_type": "RISK_LIMIT",
+            "rules": {
+                "constraints": [
+                    {"kind": "cvar", "confidence": 0.99, "max": 0.05},
+                    {
+                        "kind": "stress",
+                        "scenarios": {
+                            "tech-selloff": {
+                                "by": "sector",
+                                "shocks": {"Information Technology": -0.3},
+                            }
+                        },
+                        "max_loss": 0.15,
+                    },
+                ]
+            },
+        }
+    ],
+}
+
+STRESS_STATE_EXAMPLE: dict[str, Any] = {
+    "portfolios": [
+        {"portfolio_id": "global-equity", "portfolio_state": VALIDATE_EXAMPLE["portfolio_state"]}
+    ],
+    "risk_model": {
+        "factor_loadings": {"AAPL": [1.1, -0.2], "MSFT": [1.0, -0.1]},
+        "factor_covariance": [[0.04, 0.0], [0.0, 0.01]],
+        "specific_variance": {"AAPL": 0.03, "MSFT": 0.02},
+    },
+    "monte_carlo": {"scenarios": 10000, "seed": 0},
+    "levels": [0.99],
+    "policies": [],
 }

@@ -230,6 +230,51 @@ class BatchChecker:
             ),
         )
 
+    def values(
+        self,
+        weights: Any,
+        cash: Any = None,
+        pre_trade: Any = None,
+        *,
+        chunk_size: int | None = None,
+    ) -> FloatArray:
+        """(K, rows) every row's value for every vector of `weights`, in `labels` order.
+
+        The numbers the verdict of `check` compares with `limits` (the units as in `check`;
+        `pre_trade`, one vector for all, moves only rows measured from it: turnover, trade
+        limits). A vector near a threshold is not re-checked here: values agree with the
+        single-request checker's to float rounding.
+        """
+        W = self._weights(weights, cash)
+        pre = self._pre_trade(pre_trade, W.shape[0])
+        if pre.ndim != 1:
+            raise ValueError("values takes one pre_trade vector (n,) for every portfolio")
+        chunk = self.chunk_size if chunk_size is None else _chunk(chunk_size)
+        self._bind(pre)
+        K = W.shape[0]
+        out = np.zeros((K, len(self.labels)))
+        for start in range(0, K, chunk):
+            chosen = np.arange(start, min(start + chunk, K))
+            out[chosen] = self._run(W, chosen, chunk, False).post
+        return out
+
+    @property
+    def limits(self) -> FloatArray:
+        """(rows,) each row's limit, in `labels` order."""
+        return np.concatenate(
+            [rs.limits for rs in self._layout.rowsets if rs.provenance is not None] or [np.zeros(0)]
+        ).astype(float)
+
+    @property
+    def senses(self) -> tuple[str, ...]:
+        """(rows,) "le" (value at most the limit) or "ge", in `labels` order."""
+        return tuple(
+            rs.sense
+            for rs in self._layout.rowsets
+            if rs.provenance is not None
+            for _ in rs.subjects
+        )
+
     # -- one vector, through the single-request checker --------------------------------------
 
     def _violations(self, w: FloatArray, w0: FloatArray, cure_passive: bool) -> list[Violation]:

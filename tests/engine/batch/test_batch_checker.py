@@ -168,3 +168,34 @@ def test_violations_index_is_checked() -> None:
     result = _checker().check(np.zeros((2, 5)))
     with pytest.raises(IndexError, match="the batch holds 2"):
         result.violations(2)
+
+
+def test_values_are_the_single_request_checkers_values() -> None:
+    """`BatchChecker.values` gives every row's value, in `labels` order, with its limits."""
+    from engine.check.checker import check as single_check
+
+    rng = np.random.default_rng(8)
+    symbols = ["AAA", "BBB", "CCC", "DDD"]
+    instruments = [{"symbol": s, "price": 10.0, "sector": "X" if s < "C" else "Y"} for s in symbols]
+    policies = [
+        {
+            "policy_name": "caps",
+            "policy_type": "POSITION_LIMIT",
+            "rules": {
+                "constraints": [
+                    {"kind": "weight_bounds", "max": 0.3},
+                    {"kind": "group_limit", "attribute": "sector", "max": 0.5},
+                    {"kind": "cvar", "confidence": 0.5, "max": 0.01},
+                ]
+            },
+        }
+    ]
+    scenarios = {"symbols": symbols, "returns": rng.normal(0, 0.02, (6, 4)).tolist()}
+    checker = BatchChecker(policies, instruments, scenarios=scenarios, backend="numpy")
+    W = rng.uniform(0, 0.4, (5, 4))
+    values = checker.values(W)
+    assert values.shape == (5, len(checker.labels)) == (5, len(checker.limits))
+    assert set(checker.senses) == {"le"}
+    for k in range(5):
+        exact = single_check(checker._layout, W[k], cure_passive=False)
+        np.testing.assert_allclose(values[k], exact.post, atol=1e-12)
