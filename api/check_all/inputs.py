@@ -59,9 +59,7 @@ def read_table(path: Path) -> dict[str, list[Any]]:
             table = pq.read_table(path)
         elif suffix == ".csv":
             # Only an empty cell is missing: "nan" or "NA" is a value, and refused as one.
-            table = pacsv.read_csv(
-                path, convert_options=pacsv.ConvertOptions(null_values=[""])
-            )
+            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(null_values=[""]))
         else:
             raise InputFileError(f"{path}: not a .parquet or .csv file")
     except (OSError, pa.ArrowException) as exc:
@@ -75,8 +73,7 @@ def _require(path: Path, columns: dict[str, list[Any]], names: Collection[str]) 
     if missing:
         have = ", ".join(columns) or "none"
         raise InputFileError(
-            f"{path}: missing column {missing[0]!r} (columns: {have}); "
-            f"expected {', '.join(names)}"
+            f"{path}: missing column {missing[0]!r} (columns: {have}); expected {', '.join(names)}"
         )
 
 
@@ -196,7 +193,9 @@ def read_holdings(
 def _read_cash(path: Path, holdings: Holdings, cash_row: dict[str, tuple[Path, int]]) -> None:
     columns = read_table(path)
     _require(path, columns, ("portfolio_id", "cash"))
-    for k, (raw_id, raw_cash) in enumerate(zip(columns["portfolio_id"], columns["cash"])):
+    for k, (raw_id, raw_cash) in enumerate(
+        zip(columns["portfolio_id"], columns["cash"], strict=True)
+    ):
         row = k + 1
         pid = _text(path, row, "portfolio_id", raw_id)
         amount = _number(path, row, "cash", raw_cash)

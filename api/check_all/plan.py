@@ -42,9 +42,7 @@ __all__ = ["Group", "PlanError", "plan_groups", "screen_policies"]
 
 _TRADE_KINDS = frozenset({"turnover", "trade_limit", "trade_risk", "trading_halt"})
 _TRADE_MODES = frozenset({"no_buy", "no_sell", "no_trade"})
-_NO_SCREEN = frozenset(
-    {"correlation_cluster", "expression", "currency_exposure", "target_drift"}
-)
+_NO_SCREEN = frozenset({"correlation_cluster", "expression", "currency_exposure", "target_drift"})
 
 
 class PlanError(Exception):

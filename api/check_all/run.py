@@ -70,7 +70,9 @@ class CheckAllResult:
             "portfolios_in_breach": len(self.in_breach),
             "breaches": len(self.breaches),
             "breaches_by_policy": dict(sorted(per_policy.items())),
-            "breaches_by_severity": dict(sorted(Counter(b.severity for b in self.breaches).items())),
+            "breaches_by_severity": dict(
+                sorted(Counter(b.severity for b in self.breaches).items())
+            ),
             "groups": self.groups,
             "partitions": self.partitions,
             "screened_compliant": self.screened,

@@ -8,8 +8,8 @@ assembly; each subcommand module (`validate`, `serve`, `policies`, `test`, `port
 its handler, and `common` holds what they share (exit statuses, settings, the store).
 `policy_tests` is the runner of `pes test`. Exposes `main` only. May import `models`,
 `engine` and the shared edges (`api.settings`, `api.store`, `api.files`, `api.field_messages`,
-`api.references`, `api.logsafe`, `api.decision_log`, `api.cluster`, `api.check_all`); `api.http` only inside `pes serve`,
-when it runs.
+`api.references`, `api.logsafe`, `api.decision_log`, `api.cluster`, `api.check_all`);
+`api.http` only inside `pes serve`, when it runs.
 """
 
 from __future__ import annotations

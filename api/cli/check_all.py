@@ -189,8 +189,11 @@ def _check_all(args: argparse.Namespace) -> int:
 
 
 def _quiet_dask() -> None:
-    """Dask logs every worker's start and stop (and a closed stream at exit) at INFO: keep
-    standard error for the progress bar and the problems, unless `pes -v` asks for more."""
+    """Silence Dask's own logs unless `pes -v` asks for them.
+
+    Dask logs every worker's start and stop (and a closed stream at exit) at INFO: standard
+    error is kept for the progress bar and the problems.
+    """
     try:
         import distributed  # noqa: F401  (its import sets up its loggers)
     except ImportError:  # pragma: no cover - dask_client says what to install

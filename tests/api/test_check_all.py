@@ -151,7 +151,10 @@ def _readme_command() -> list[str]:
 
 
 def test_the_readme_example_on_csv_and_parquet_matches_the_single_request_engine(
-    tmp_path: Path, scheduler: str, capsys: pytest.CaptureFixture[str], monkeypatch
+    tmp_path: Path,
+    scheduler: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(REPO)
     argv = _readme_command()
@@ -225,7 +228,9 @@ RANDOM_POLICIES: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 
-def _random_books(rng: np.random.Generator, count: int) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+def _random_books(
+    rng: np.random.Generator, count: int
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     symbols = sorted(set(INSTRUMENTS) - {"NEE"})  # the restricted name, held by a few only
     books, cash = {}, {}
     for k in range(count):
@@ -299,8 +304,8 @@ def test_a_fund_level_policy_of_the_stored_tree_binds_its_portfolios_only(
     tree.append({"portfolio_id": "balanced-book", "name": "Balanced", "parent_id": "acme"})
     (tmp_path / "tree.yaml").write_text(yaml.safe_dump(tree), encoding="utf-8")
     (tmp_path / "policies.yaml").write_text(yaml.safe_dump(FUND_POLICIES), encoding="utf-8")
-    assert _run(capsys, "portfolios", "apply", tmp_path / "tree.yaml", "--database-url", db)[0] == 0
-    assert _run(capsys, "policies", "apply", tmp_path / "policies.yaml", "--database-url", db)[0] == 0
+    for what, path in (("portfolios", "tree.yaml"), ("policies", "policies.yaml")):
+        assert _run(capsys, what, "apply", tmp_path / path, "--database-url", db)[0] == 0
     book = {"AAPL": 500.0, "MSFT": 250.0, "JPM": 500.0, "XOM": 900.0, "JNJ": 600.0}
     books = {p: dict(book) for p in ("global-equity", "us-equity", "balanced-book")}
     cash = {"global-equity": 200_000.0, "us-equity": 150_000.0, "balanced-book": 250_000.0}
@@ -423,4 +428,6 @@ def test_an_unreachable_scheduler_exits_2_with_one_line(
     assert status == 2 and out == ""
     lines = err.splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("pes check-all: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+    assert lines[0].startswith(
+        "pes check-all: cannot reach the Dask scheduler at tcp://127.0.0.1:9"
+    )
