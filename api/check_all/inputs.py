@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 __all__ = ["CASH_SYMBOL", "Holdings", "InputFileError", "read_holdings", "read_table"]
 
 CASH_SYMBOL = "$CASH"
@@ -40,6 +42,7 @@ class Holdings:
     cash: dict[str, float]
     prices: dict[str, float] = field(default_factory=dict)
     rows: dict[str, tuple[str, int]] = field(default_factory=dict)
+    cash_rows: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 def read_table(path: Path) -> dict[str, list[Any]]:
@@ -65,7 +68,20 @@ def read_table(path: Path) -> dict[str, list[Any]]:
     except (OSError, pa.ArrowException) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise InputFileError(f"{path}: cannot read: {reason}") from exc
-    return {name: table.column(name).to_pylist() for name in table.column_names}
+    return {name: _values(table.column(name)) for name in table.column_names}
+
+
+def _values(column: Any) -> list[Any]:
+    """A column as a list: through NumPy where no null can hide (several times faster)."""
+    import pyarrow as pa
+
+    if column.null_count == 0 and (
+        pa.types.is_string(column.type) or pa.types.is_floating(column.type)
+    ):
+        values: list[Any] = column.to_numpy(zero_copy_only=False).tolist()
+        return values
+    result: list[Any] = column.to_pylist()
+    return result
 
 
 def _require(path: Path, columns: dict[str, list[Any]], names: Collection[str]) -> None:
@@ -129,9 +145,75 @@ def read_holdings(
             "every symbol needs its price in the positions file)"
         )
     known = set(known_symbols or ())
+    holdings = _clean(columns, known, cash_symbol, positions_path) if not has_price else None
+    if holdings is None:
+        holdings = _careful(columns, known, cash_symbol, positions_path)
+    if cash_path is not None:
+        _read_cash(cash_path, holdings)
+    holdings.portfolios = sorted(holdings.positions)
+    if require_cash:
+        for pid in holdings.portfolios:
+            if pid not in holdings.cash:
+                where, row = holdings.rows[pid]
+                source = f"no row in {cash_path}" if cash_path else f"no {cash_symbol} row"
+                raise InputFileError(
+                    f"{where}: row {row}, column portfolio_id: portfolio {pid!r} has no cash "
+                    f"({source}; pass --missing-cash zero to count it as 0)"
+                )
+    return holdings
+
+
+def _plain_texts(values: list[Any]) -> bool:
+    """True when every value is a non-empty string without surrounding blanks."""
+    return all(type(x) is str and x and x.strip() == x for x in set(values))
+
+
+def _clean(
+    columns: dict[str, list[Any]], known: set[str], cash_symbol: str, path: Path
+) -> Holdings | None:
+    """The holdings of a file that passes every check in bulk; None: read it row by row.
+
+    A file of a million rows is read in about a second this way; any problem sends it to
+    `_careful`, which finds the first bad row and names it.
+    """
+    ids, symbols = columns["portfolio_id"], columns["symbol"]
+    if not (_plain_texts(ids) and _plain_texts(symbols)):
+        return None
+    try:
+        quantities = np.asarray(columns["quantity"], dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if quantities.ndim != 1 or not np.isfinite(quantities).all():
+        return None
+    if not set(symbols) <= known | {cash_symbol}:
+        return None
+    if len(set(zip(ids, symbols, strict=True))) != len(ids):
+        return None  # a position (or a cash row) given twice
     holdings = Holdings(portfolios=[], positions={}, cash={})
+    positions, cash, rows = holdings.positions, holdings.cash, holdings.rows
+    for k, (pid, symbol, quantity) in enumerate(
+        zip(ids, symbols, quantities.tolist(), strict=True)
+    ):
+        book = positions.get(pid)
+        if book is None:
+            book = positions[pid] = {}
+            rows[pid] = (str(path), k + 1)
+        if symbol == cash_symbol:
+            cash[pid] = quantity
+            holdings.cash_rows[pid] = (str(path), k + 1)
+        elif quantity != 0.0:
+            book[symbol] = quantity
+    return holdings
+
+
+def _careful(
+    columns: dict[str, list[Any]], known: set[str], cash_symbol: str, positions_path: Path
+) -> Holdings:
+    """The holdings read row by row, every value checked: the first problem is raised."""
+    holdings = Holdings(portfolios=[], positions={}, cash={})
+    has_price = "price" in columns
     price_row: dict[str, int] = {}
-    cash_row: dict[str, tuple[Path, int]] = {}
+    cash_row = holdings.cash_rows
     seen: dict[tuple[str, str], int] = {}
     ids, symbols, quantities = columns["portfolio_id"], columns["symbol"], columns["quantity"]
     prices = columns.get("price")
@@ -148,7 +230,7 @@ def read_holdings(
                     f"{positions_path}: row {row}, column symbol: cash of {pid!r} is also "
                     f"given in row {cash_row[pid][1]}"
                 )
-            cash_row[pid] = (positions_path, row)
+            cash_row[pid] = (str(positions_path), row)
             holdings.cash[pid] = quantity
             continue
         if (pid, symbol) in seen:
@@ -175,22 +257,11 @@ def read_holdings(
             )
         if quantity != 0.0:
             book[symbol] = quantity
-    if cash_path is not None:
-        _read_cash(cash_path, holdings, cash_row)
-    holdings.portfolios = sorted(holdings.positions)
-    if require_cash:
-        for pid in holdings.portfolios:
-            if pid not in holdings.cash:
-                where, row = holdings.rows[pid]
-                source = f"no row in {cash_path}" if cash_path else f"no {cash_symbol} row"
-                raise InputFileError(
-                    f"{where}: row {row}, column portfolio_id: portfolio {pid!r} has no cash "
-                    f"({source}; pass --missing-cash zero to count it as 0)"
-                )
     return holdings
 
 
-def _read_cash(path: Path, holdings: Holdings, cash_row: dict[str, tuple[Path, int]]) -> None:
+def _read_cash(path: Path, holdings: Holdings) -> None:
+    cash_row = holdings.cash_rows
     columns = read_table(path)
     _require(path, columns, ("portfolio_id", "cash"))
     for k, (raw_id, raw_cash) in enumerate(
@@ -205,7 +276,7 @@ def _read_cash(path: Path, holdings: Holdings, cash_row: dict[str, tuple[Path, i
                 f"{path}: row {row}, column cash: cash of {pid!r} is also given in {where} "
                 f"row {first}"
             )
-        cash_row[pid] = (path, row)
+        cash_row[pid] = (str(path), row)
         holdings.cash[pid] = amount
         holdings.positions.setdefault(pid, {})
         holdings.rows.setdefault(pid, (str(path), row))
