@@ -36,8 +36,8 @@ from api.files.policy_files import PolicyFileError, load_policies
 from api.files.reference_files import ReferenceFileError, load_reference_data
 from api.references import ReferenceCache, StoreReferences
 from api.store import Store
-from engine import InputError
 from engine.resolve.global_policy import GlobalControls
+from engine.resolve.references import ReferenceNotFound
 from models import DataReference, Instrument, PolicyDefinition, PortfolioNode, RiskModel, Universe
 
 __all__ = ["add_parser"]
@@ -77,15 +77,17 @@ def _universe(args: argparse.Namespace, store: Store | None) -> tuple[dict[str, 
         if store is None:
             raise _Bad("--universe and --risk-model name registered data: pass --database-url")
         source = StoreReferences(store, ReferenceCache())
-        try:
-            if args.universe is not None:
+        if args.universe is not None:
+            try:
                 data = source.universe(_reference(args.universe, "--universe"))
-                instruments = {i.symbol: i for i in data.instruments}
-            if args.risk_model is not None:
+            except ReferenceNotFound as exc:
+                raise _Bad(f"--universe {args.universe}: {exc}") from exc
+            instruments = {i.symbol: i for i in data.instruments}
+        if args.risk_model is not None:
+            try:
                 risk_model = source.risk_model(_reference(args.risk_model, "--risk-model")).model
-        except InputError as exc:
-            option = "--risk-model" if args.universe is None else "--universe"
-            raise _Bad(f"{option}: {exc.message}") from exc
+            except ReferenceNotFound as exc:
+                raise _Bad(f"--risk-model {args.risk_model}: {exc}") from exc
     return instruments, risk_model
 
 

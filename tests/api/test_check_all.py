@@ -306,6 +306,8 @@ def test_a_fund_level_policy_of_the_stored_tree_binds_its_portfolios_only(
     (tmp_path / "policies.yaml").write_text(yaml.safe_dump(FUND_POLICIES), encoding="utf-8")
     for what, path in (("portfolios", "tree.yaml"), ("policies", "policies.yaml")):
         assert _run(capsys, what, "apply", tmp_path / path, "--database-url", db)[0] == 0
+    universe = EXAMPLE / "universe.yaml"
+    assert _run(capsys, "universes", "apply", universe, "--database-url", db)[0] == 0
     book = {"AAPL": 500.0, "MSFT": 250.0, "JPM": 500.0, "XOM": 900.0, "JNJ": 600.0}
     books = {p: dict(book) for p in ("global-equity", "us-equity", "balanced-book")}
     cash = {"global-equity": 200_000.0, "us-equity": 150_000.0, "balanced-book": 250_000.0}
@@ -318,7 +320,7 @@ def test_a_fund_level_policy_of_the_stored_tree_binds_its_portfolios_only(
     )  # fmt: skip
     out = tmp_path / "breaches.parquet"
     status, summary, err = _check_all(
-        capsys, scheduler, positions, "--universe-file", EXAMPLE / "universe.yaml",
+        capsys, scheduler, positions, "--universe", "check-all-example@1",
         "--database-url", db, "--output", out,
     )  # fmt: skip
     assert status == 1, err
@@ -339,6 +341,12 @@ def test_a_fund_level_policy_of_the_stored_tree_binds_its_portfolios_only(
     # Three groups: the equity fund's two portfolios share their policies, but us-equity
     # has the tree's default benchmark and global-equity none.
     assert summary["groups"] == 3
+
+    status, _, err = _check_all(
+        capsys, scheduler, positions, "--universe", "check-all-example@7", "--database-url", db
+    )
+    assert status == 2
+    assert err.startswith("pes check-all: --universe check-all-example@7: no version 7 of")
 
     # A portfolio the registered tree does not hold would lose its policies: refused.
     stray = _write(
