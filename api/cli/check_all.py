@@ -28,7 +28,6 @@ from api.cli.common import (
     EXIT_COMPLIANT,
     EXIT_NOT_COMPLIANT,
     Unavailable,
-    database_option,
     open_store,
 )
 from api.cluster import ClusterOptions, add_cluster_options, dask_client
@@ -311,6 +310,12 @@ def add_parser(commands: Any) -> None:
         help="check a portfolio no strict or advisory policy applies to (default: exit 2)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    database_option(parser)
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="the service's database: its stored policies (without --policies), portfolio "
+        "tree and global policy are applied, and --universe / --risk-model are read from "
+        "it; without it none of them is",
+    )
     add_cluster_options(parser)
     parser.set_defaults(handler=_check_all)
