@@ -112,6 +112,23 @@ def run(portfolios: int, names: int, breaching: float, workers: int) -> dict[str
     }
 
 
+def table(results: dict[str, Any]) -> str:
+    """The Markdown table of a results file (docs/check-all.md holds it between markers)."""
+    lines = [
+        "| portfolios | names | in breach | screened compliant | single-request checks "
+        "| on the cluster /s | whole command /s |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results["runs"]:
+        lines.append(
+            f"| {r['portfolios']:,} | {r['names']} | {r['portfolios_in_breach']:,} "
+            f"| {r['screened_compliant']:,} | {r['checked_by_single_request_engine']:,} "
+            f"| {r['cluster_portfolios_per_second']:,.0f} "
+            f"| {r['command_portfolios_per_second']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def main_benchmark(argv: list[str] | None = None) -> int:
     """Parse the options, run, print and save."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.check_all", description=__doc__)
@@ -132,6 +149,7 @@ def main_benchmark(argv: list[str] | None = None) -> int:
         args.portfolios, args.names = 40, 100
     runs = [run(args.portfolios, args.names, b, args.workers) for b in args.breaching]
     print(json.dumps(runs, indent=2))
+    print(table({"runs": runs}))
     if not args.no_save and not args.quick:
         RESULTS.write_text(
             json.dumps({"machine": machine_info(), "runs": runs}, indent=2) + "\n",
