@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -131,8 +132,6 @@ def _oracle(
 def _write(path: Path, columns: dict[str, list[Any]]) -> Path:
     table = pa.table(columns)
     if path.suffix == ".csv":
-        import pyarrow.csv as pacsv
-
         pacsv.write_csv(table, path)
     else:
         pq.write_table(table, path)
@@ -162,8 +161,8 @@ def test_the_readme_example_on_csv_and_parquet_matches_the_single_request_engine
     argv[argv.index("--output") + 1] = str(out)
     status, summary, err = _check_all(capsys, scheduler, *argv)
     assert status == 1, err
-    positions = pa.csv.read_csv(EXAMPLE / "positions.csv").to_pylist()
-    cash = {r["portfolio_id"]: r["cash"] for r in pa.csv.read_csv(EXAMPLE / "cash.csv").to_pylist()}
+    positions = pacsv.read_csv(EXAMPLE / "positions.csv").to_pylist()
+    cash = {r["portfolio_id"]: r["cash"] for r in pacsv.read_csv(EXAMPLE / "cash.csv").to_pylist()}
     books: dict[str, dict[str, float]] = {}
     for r in positions:
         books.setdefault(r["portfolio_id"], {})[r["symbol"]] = r["quantity"]
