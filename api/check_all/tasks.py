@@ -22,6 +22,7 @@ import numpy as np
 from api.check_all.plan import Group
 from engine import InputError, PolicyEngine
 from engine.batch import BatchChecker
+from engine.weights.portfolio import MAX_WEIGHT
 from models import PolicyValidationRequest, Violation
 
 __all__ = ["Breach", "Chunk", "ChunkResult", "check_chunk", "request_of"]
@@ -155,8 +156,10 @@ def _screen(checker: BatchChecker, group: Group, chunk: Chunk) -> np.ndarray:
             value[k, column[symbol]] = quantity * price[symbol]
     cash = np.asarray(chunk.cash, dtype=float)
     nav = value.sum(axis=1) + cash
-    ok = nav > 0
-    flagged = set(np.flatnonzero(~ok).tolist())  # the engine names the bad NAV
+    # A NAV that is not positive, or a position beyond MAX_WEIGHT x NAV: the single-request
+    # engine refuses the portfolio naming the field, so it is sent there.
+    ok = (nav > 0) & (np.abs(value).max(axis=1, initial=0.0) <= MAX_WEIGHT * nav)
+    flagged = set(np.flatnonzero(~ok).tolist())
     if ok.any():
         chosen = np.flatnonzero(ok)
         result = checker.check(value[chosen], cash=cash[chosen])

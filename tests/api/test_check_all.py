@@ -438,3 +438,24 @@ def test_an_unreachable_scheduler_exits_2_with_one_line(
     assert lines[0].startswith(
         "pes check-all: cannot reach the Dask scheduler at tcp://127.0.0.1:9"
     )
+
+
+def test_a_portfolio_the_engine_refuses_exits_2_naming_it(
+    tmp_path: Path, scheduler: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    positions = _write(
+        tmp_path / "positions.csv",
+        {"portfolio_id": ["fine", "fine", "sunk", "sunk"],
+         "symbol": ["AAPL", "$CASH", "AAPL", "$CASH"],
+         "quantity": [10.0, 100_000.0, 10.0, -50_000.0]},
+    )  # fmt: skip
+    status, _, err = _check_all(
+        capsys, scheduler, positions, "--universe-file", EXAMPLE / "universe.yaml",
+        "--policies", REPO / "examples/policies/core.yaml",
+    )  # fmt: skip
+    assert status == 2
+    assert err.startswith(
+        f"pes check-all: {positions}: row 3: portfolio 'sunk': portfolio_state: NAV = cash + "
+        "sum of position values = -48100 must be > 0"
+    )
+    assert len(err.splitlines()) == 1
