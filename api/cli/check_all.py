@@ -62,6 +62,8 @@ def _reference(text: str, option: str) -> DataReference:
 def _universe(args: argparse.Namespace, store: Store | None) -> tuple[dict[str, Instrument], Any]:
     """The instruments by symbol and the risk model (registered, from a file, or none)."""
     instruments: dict[str, Instrument] = {}
+    if args.universe_file is not None and args.universe is not None:
+        raise _Bad("--universe-file and --universe: give one of them")
     if args.universe_file is not None:
         try:
             universes = load_reference_data(args.universe_file, Universe)

@@ -459,3 +459,31 @@ def test_a_portfolio_the_engine_refuses_exits_2_naming_it(
         "sum of position values = -48100 must be > 0"
     )
     assert len(err.splitlines()) == 1
+
+
+def test_prices_from_the_positions_file_without_a_universe(
+    tmp_path: Path, scheduler: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caps = [{"policy_name": "name-cap", "policy_type": "POSITION_LIMIT",
+             "rules": {"constraints": [{"kind": "weight_bounds", "max": 0.3}]}}]  # fmt: skip
+    policy_file = tmp_path / "caps.yaml"
+    policy_file.write_text(yaml.safe_dump(caps), encoding="utf-8")
+    positions = _write(
+        tmp_path / "positions.csv",
+        {"portfolio_id": ["a", "a", "b", "b"], "symbol": ["X", "Y", "X", "Y"],
+         "quantity": [100.0, 50.0, 10.0, 10.0], "price": [20.0, 10.0, 20.0, 10.0]},
+    )  # fmt: skip
+    cash = {"a": 500.0, "b": 1000.0}
+    cash_file = _write(tmp_path / "cash.csv", {"portfolio_id": ["a", "b"], "cash": [500.0, 1000.0]})
+    out = tmp_path / "breaches.parquet"
+    status, summary, err = _check_all(
+        capsys, scheduler, positions, "--cash", cash_file, "--policies", policy_file,
+        "--output", out,
+    )  # fmt: skip
+    assert status == 1, err
+    assert summary["portfolios_in_breach"] == 1
+    bare = [Instrument(symbol="X", price=20.0), Instrument(symbol="Y", price=10.0)]
+    books = {"a": {"X": 100.0, "Y": 50.0}, "b": {"X": 10.0, "Y": 10.0}}
+    expected = _oracle(books, cash, load_policies(policy_file), instruments=bare)
+    assert _rows(out) == expected
+    assert {r[0] for r in expected} == {"a"}  # X is 2000 / 3000 of a's NAV
