@@ -24,6 +24,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from models import Instrument
+
 __all__ = [
     "CASH",
     "Day",
@@ -37,6 +41,9 @@ __all__ = [
 
 CASH = "$CASH"
 """The symbol of a state's cash row."""
+
+MAX_ID = 200
+"""The longest portfolio, decision or symbol id (the wire's bound)."""
 
 _INSTRUMENT_FIELDS = ("sector", "issuer", "country", "asset_class", "currency", "adv", "lot_size")
 
@@ -134,6 +141,10 @@ def _column(table: Any, path: Path, name: str, kind: str, *, nulls: bool = False
         for k, v in enumerate(values):
             if v is not None and not v.strip():
                 raise HistoryError(f"{path}: row {k + 1}, column {name!r}: empty")
+            if v is not None and len(v) > MAX_ID:
+                raise HistoryError(
+                    f"{path}: row {k + 1}, column {name!r}: longer than {MAX_ID} characters"
+                )
     return list(values)
 
 
@@ -244,6 +255,12 @@ def _instruments(path: Path) -> dict[str, dict[str, Any]]:
                 static[name] = value
             elif isinstance(value, str | int | float | bool):
                 static["attributes"][name] = value
+        try:
+            Instrument.model_validate({"symbol": sym, "price": 1.0, **static})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            column = next((str(x) for x in reversed(error["loc"]) if str(x) in columns), "symbol")
+            raise HistoryError(f"{path}: row {k + 1}, column {column!r}: {error['msg']}") from None
         out[sym] = static
     return out
 

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from api.backtest.history import Day, History, PortfolioHistory
 from api.cluster import ProgressBar
 from engine import InputError, PolicyEngine
@@ -125,21 +127,14 @@ def _blocking(response: PolicyValidationResponse) -> list[str]:
 def _check_day(
     engine: PolicyEngine, pset: PolicySet, pid: str, day: Day, instruments: Any, out: Results
 ) -> None:
-    request = _request(
-        pid,
-        f"{pid}:{day.date}:holdings",
-        (),
-        day,
-        day.positions,
-        day.cash,
-        instruments,
-        mode="validate",
-    )
     nav = day.cash + sum(q * day.prices[s] for s, q in day.positions.items())
     row: dict[str, Any] = {"policy_set": pset.name, "portfolio_id": pid, "date": day.date}
     try:
+        request = _request(
+            pid, "holdings", (), day, day.positions, day.cash, instruments, mode="validate"
+        )
         response = engine.validate(request, pset.policies)
-    except InputError as exc:
+    except (InputError, ValidationError) as exc:
         out.days.append({**row, "nav": nav, "breached_rows": 0, "error": str(exc)})
         return
     rows: dict[str, list[Any]] = {}
@@ -190,19 +185,19 @@ def _decisions_of_day(
             "decision_id": decision.decision_id,
             "trades": len(decision.trades),
         }
-        request = _request(
-            pid,
-            decision.decision_id,
-            decision.trades,
-            day,
-            positions,
-            cash,
-            instruments,
-            mode="adjust",
-        )
         try:
+            request = _request(
+                pid,
+                decision.decision_id,
+                decision.trades,
+                day,
+                positions,
+                cash,
+                instruments,
+                mode="adjust",
+            )
             response = engine.validate(request, pset.policies)
-        except InputError as exc:
+        except (InputError, ValidationError) as exc:
             out.decisions.append({**row, "outcome": "failed", "error": str(exc)})
             continue  # fail closed: nothing of it executes
         adjusted = response.adjusted_decision

@@ -79,8 +79,12 @@ def _backtest(args: argparse.Namespace) -> int:
     try:
         with dask_client(options) as client:
             results = run_backtest(history, sets, client=client, progress=not args.quiet)
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # Dask missing, or the scheduler unreachable
         print(f"pes backtest: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a task lost with its worker, or a bug: one line, not a trace
+        log.debug("the back-test failed", exc_info=True)
+        print(f"pes backtest: the run failed: {exc.__class__.__name__}: {exc}", file=sys.stderr)
         return 1
     summary: dict[str, Any] = summarize(results)
     if args.out is not None:

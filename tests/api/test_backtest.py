@@ -85,12 +85,18 @@ def _policies(name_cap: float) -> list[dict]:
     ]  # fmt: skip
 
 
+def _table(rows: list[dict]) -> pa.Table:
+    """Rows as a table with every key any row has (from_pylist keeps the first row's only)."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    return pa.Table.from_pydict({k: [r.get(k) for r in rows] for k in keys})
+
+
 def _write(directory: Path, states=STATES, decisions=DECISIONS, instruments=INSTRUMENTS) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(states), directory / "states.parquet")
-    pq.write_table(pa.Table.from_pylist(decisions), directory / "decisions.parquet")
+    pq.write_table(_table(states), directory / "states.parquet")
+    pq.write_table(_table(decisions), directory / "decisions.parquet")
     if instruments is not None:
-        pq.write_table(pa.Table.from_pylist(instruments), directory / "instruments.parquet")
+        pq.write_table(_table(instruments), directory / "instruments.parquet")
     return directory
 
 
@@ -180,7 +186,7 @@ def _subset(tmp_path: Path, portfolios: int, days: int) -> Path:
 def test_the_shipped_history_gives_the_same_answers_on_a_two_worker_cluster_as_in_process(
     tmp_path, cluster
 ):
-    history = load_history(_subset(tmp_path, portfolios=3, days=8))
+    history = load_history(_subset(tmp_path, portfolios=2, days=5))
     sets = [PolicySet(n, tuple(load_policies(SHIPPED / f"policies-{n}.yaml"))) for n in "ab"]
     here = run_backtest(history, sets, progress=False)
     there = run_backtest(history, sets, client=cluster, progress=False)
@@ -280,3 +286,44 @@ def test_bad_policies_and_a_missing_history_exit_2(tiny, tmp_path, capsys):
     assert "not a readable Parquet file" in _bad(
         [str(tmp_path / "junk"), "--policies", str(a)], capsys
     )
+
+
+def test_bad_reference_data_exits_2_naming_the_row_and_column(tmp_path, capsys):
+    instruments = [*INSTRUMENTS[:2], {"symbol": "CCC", "sector": "Energy", "lot_size": -1.0}]
+    history = _write(tmp_path / "bad", instruments=instruments)
+    policies = tmp_path / "A.yaml"
+    policies.write_text(yaml.safe_dump(_policies(0.4)))
+    err = _bad([str(history), "--policies", str(policies)], capsys)
+    assert "instruments.parquet: row 3, column 'lot_size'" in err
+    universe = tmp_path / "universe.yaml"
+    universe.write_text(yaml.safe_dump({"id": "u", "instruments": [
+        {"symbol": "AAA", "price": 1.0, "sector": "Tech"}]}))  # fmt: skip
+    err = _bad([str(history), "--policies", str(policies), "--universe", str(universe)], capsys)
+    assert "no reference data for BBB, CCC" in err
+
+
+def test_a_universe_file_gives_the_same_answers_as_instruments_parquet(tiny, tmp_path):
+    history, a, b = tiny
+    universe = tmp_path / "universe.yaml"
+    universe.write_text(yaml.safe_dump({"id": "u", "instruments": [
+        {**i, "price": 1.0} for i in INSTRUMENTS]}))  # fmt: skip
+    from api.backtest.history import instruments_from_universe
+
+    listed = run_backtest(load_history(history), _sets(a, b), progress=False)
+    given = load_history(history, instruments=instruments_from_universe(universe))
+    assert run_backtest(given, _sets(a, b), progress=False).decisions == listed.decisions
+
+
+def test_a_policy_the_engine_cannot_evaluate_fails_closed_and_is_counted(tiny, tmp_path):
+    history = tiny[0]
+    beta = tmp_path / "beta.yaml"
+    constraint = {"kind": "exposure", "attribute": "beta", "max": 1.2}
+    policy = {"policy_name": "beta-band", "policy_type": "RISK_LIMIT",
+              "rules": {"constraints": [constraint]}}  # fmt: skip
+    beta.write_text(yaml.safe_dump([policy]))
+    results = run_backtest(
+        load_history(history), [PolicySet("beta", tuple(load_policies(beta)))], progress=False
+    )
+    summary = summarize(results)["policy_sets"][0]
+    assert summary["failed"] == 6 + 4  # every portfolio-day and every decision
+    assert all(d["outcome"] == "failed" and "beta" in d["error"] for d in results.decisions)
