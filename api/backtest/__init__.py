@@ -3,9 +3,11 @@
 `history` reads and checks the history (Parquet: states, decisions, instruments); `run`
 evaluates each portfolio's days under each policy set, one Dask task per portfolio
 (`api.cluster`); `metrics` sums the results up per set and per policy and compares set A
-with set B; `report` writes the HTML report with its plots (matplotlib). Exposes
-`load_history`, `PolicySet`, `run_backtest`, `summarize`, `write_results` and
-`html_report`. May import `models`, `engine`, `api.cluster`, `api.files` (policy and
+with set B; `output` writes the results as Parquet; `report` writes the HTML report with the
+plots of `figures` (matplotlib). Exposes `load_history`, `History`, `HistoryError`,
+`PolicySet`, `Results` and `run_backtest`; `metrics.summarize`, `output.write_results` and
+`report.html_report` are imported from their modules (so matplotlib loads only for a
+report). May import `models`, `engine`, `api.cluster`, `api.files` (policy and
 universe files); never `api.http` or `api.cli`. pyarrow, Dask and matplotlib are imported
 where they are used (the cluster extra).
 """
