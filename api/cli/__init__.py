@@ -4,11 +4,12 @@ Owns the entry point (`main`, the `pes` script and `python -m api.cli`) and the 
 assembly; each subcommand module (`validate`, `serve`, `policies`, `test`, `portfolios`,
 `references` for `pes universes` and `pes risk-models`, `global_policy` for `pes global`,
 `log`, `replay` and `analytics` for the decision log, `escalations`, `report`,
-`stress`, `check_all` for `pes check-all`, `bench`) exposes `add_parser` and
+`stress`, `check_all` for `pes check-all`, `backtest`, `bench`) exposes `add_parser` and
 its handler, and `common` holds what they share (exit statuses, settings, the store).
 `policy_tests` is the runner of `pes test`. Exposes `main` only. May import `models`,
 `engine` and the shared edges (`api.settings`, `api.store`, `api.files`, `api.field_messages`,
-`api.references`, `api.logsafe`, `api.decision_log`, `api.cluster`, `api.check_all`);
+`api.references`, `api.logsafe`, `api.decision_log`, `api.backtest`, `api.cluster`,
+`api.check_all`);
 `api.http` only inside `pes serve`, when it runs.
 """
 
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 
 from api.cli import (
     analytics,
+    backtest,
     bench,
     check_all,
     escalations,
@@ -69,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_parser(commands)
     stress.add_parser(commands)
     check_all.add_parser(commands)
+    backtest.add_parser(commands)
     add_reference_commands(commands, open_store=open_store, database_option=database_option)
     bench.add_parser(commands)
     return parser

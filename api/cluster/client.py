@@ -117,7 +117,9 @@ def dask_client(options: ClusterOptions) -> Iterator[Client]:
         threads_per_worker=1,
         processes=True,
         memory_limit=options.memory_limit,
-        dashboard_address=None,
+        # Dask's HTTP routes on a free local port: with its default (8787) a second run on
+        # the same host finds the port taken (a warning, and a socket left open).
+        dashboard_address="127.0.0.1:0",
     )
     try:
         with Client(cluster) as client:
