@@ -4,12 +4,12 @@ Owns the entry point (`main`, the `pes` script and `python -m api.cli`) and the 
 assembly; each subcommand module (`validate`, `serve`, `policies`, `test`, `portfolios`,
 `references` for `pes universes` and `pes risk-models`, `global_policy` for `pes global`,
 `log`, `replay` and `analytics` for the decision log, `escalations`, `report`,
-`bench`) exposes `add_parser` and
+`monitor`, `bench`) exposes `add_parser` and
 its handler, and `common` holds what they share (exit statuses, settings, the store).
 `policy_tests` is the runner of `pes test`. Exposes `main` only. May import `models`,
 `engine` and the shared edges (`api.settings`, `api.store`, `api.files`, `api.field_messages`,
-`api.references`, `api.logsafe`, `api.decision_log`); `api.http` only inside `pes serve`,
-when it runs.
+`api.references`, `api.logsafe`, `api.decision_log`; `api.monitor` and `api.events` inside
+`pes monitor`, when it runs); `api.http` only inside `pes serve`, when it runs.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from api.cli import (
     escalations,
     global_policy,
     log,
+    monitor,
     policies,
     portfolios,
     replay,
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     analytics.add_parser(commands)
     escalations.add_parser(commands)
     report.add_parser(commands)
+    monitor.add_parser(commands)
     add_reference_commands(commands, open_store=open_store, database_option=database_option)
     bench.add_parser(commands)
     return parser
