@@ -231,7 +231,9 @@ class Monitor:
         try:
             opened, cured = await asyncio.to_thread(self._apply, messages)
         except Exception:
-            log.exception("a round of %d updates failed; they will be delivered again", len(messages))
+            log.exception(
+                "a round of %d updates failed; they will be delivered again", len(messages)
+            )
             for msg in messages:
                 try:
                     await msg.nak(delay=1.0)
@@ -246,7 +248,7 @@ class Monitor:
             self.relay.nudge()
 
     def _apply(self, messages: Sequence[Any]) -> tuple[int, int]:
-        """Steps 2–4 of the module docstring (in a worker thread)."""
+        """Steps 2 to 4 of the module docstring (in a worker thread)."""
         r = _Round(BatchEffect(), {}, {"consumed": len(messages), "rejected": 0})
         parsed = []
         for msg in messages:
@@ -322,4 +324,3 @@ class Monitor:
             r.effect.updates.append((update.update_id, "positions", pid, seq))
         else:
             r.effect.updates.append((update.update_id, "prices", None, seq))
-

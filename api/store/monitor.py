@@ -156,7 +156,8 @@ def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], key: 
     conn.execute(insert.on_conflict_do_update(index_elements=[key], set_=updated), rows)
 
 
-def _key(v: dict[str, Any] | sa.Row[Any]) -> BreachKey:
+def _key(v: Any) -> BreachKey:
+    """The breach key of a violation (a dict, or a row with its columns)."""
     get = v.get if isinstance(v, dict) else v._mapping.get
     return str(get("policy_name")), str(get("violation_type")), str(get("subject") or "")
 
@@ -175,8 +176,11 @@ class MonitorStore:
     def load(
         self,
     ) -> tuple[dict[str, tuple[int, float, dict[str, float]]], dict[str, tuple[float, int]]]:
-        """The stored state: positions (portfolio -> (sequence, cash, quantities)) and prices
-        (symbol -> (price, sequence)); and the counters of this consumer's status row."""
+        """The stored positions and prices, and this consumer's counters so far.
+
+        Positions: portfolio -> (sequence, cash, quantities); prices: symbol -> (price,
+        sequence).
+        """
         with self.engine.connect() as conn:
             positions = {
                 r.portfolio_id: (int(r.stream_seq), float(r.cash), dict(r.positions))
@@ -467,9 +471,7 @@ class MonitorStore:
             now=now,
             announce=False,
         )
-        _event(
-            conn, BREACH_CLEARED, c.portfolio_id, c.update_id, v.id, v.violation, "cured", now
-        )
+        _event(conn, BREACH_CLEARED, c.portfolio_id, c.update_id, v.id, v.violation, "cured", now)
         return True
 
 

@@ -30,8 +30,8 @@ from api.store import Store, read_monitor_status
 from api.store.tables import event_outbox, monitor_updates, policy_violations
 from models import PolicyDefinition, Universe
 from tests.api.test_events import _add_stream, _delete_stream
-from tests.serving import REPO, log_tail
 from tests.services import nats_url
+from tests.serving import REPO, log_tail
 
 CAP = 0.10
 WAIT_S = 60.0
@@ -263,7 +263,7 @@ def test_sigkill_mid_stream_and_restart_lose_no_update_and_apply_none_twice(
     database_url: str, names: tuple[str, str, str], tmp_path: Path
 ) -> None:
     url = nats_url()
-    stream, prefix, _ = names
+    prefix = names[1]
     store = _seeded(database_url)
     log = tmp_path / "monitor.log"
     published = [f"u{i}" for i in range(300)]

@@ -32,9 +32,7 @@ def upgrade() -> None:
     with op.batch_alter_table("policy_violations", schema=None) as batch_op:
         batch_op.alter_column("validation_id", existing_type=sa.Integer(), nullable=True)
         batch_op.add_column(
-            sa.Column(
-                "source", sa.String(length=16), nullable=False, server_default="validation"
-            )
+            sa.Column("source", sa.String(length=16), nullable=False, server_default="validation")
         )
     op.create_table(
         "monitor_updates",
@@ -45,9 +43,7 @@ def upgrade() -> None:
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("update_id", name=op.f("pk_monitor_updates")),
     )
-    op.create_index(
-        "ix_monitor_updates_processed_at", "monitor_updates", ["processed_at"]
-    )
+    op.create_index("ix_monitor_updates_processed_at", "monitor_updates", ["processed_at"])
     op.create_table(
         "monitor_positions",
         sa.Column("portfolio_id", sa.String(length=200), nullable=False),
