@@ -33,8 +33,9 @@ from api.store.tables import (
     monitor_status,
     monitor_updates,
     policy_violations,
+    violation_transitions,
 )
-from api.store.violations import LIVE, ViolationStatus, read_violation, record_transition
+from api.store.violations import LIVE, ViolationStatus
 
 __all__ = [
     "BREACH_CLEARED",
@@ -308,9 +309,7 @@ class MonitorStore:
                 "symbol",
             )
             live = self._open(conn, effect.openings, now)
-            for c in effect.clearings:
-                if self._cure(conn, c, now):
-                    cured.append(c.violation_id)
+            cured = self._cure(conn, effect.clearings, now)
             opened = sum(1 for _, source in live.values() if source == "opened")
             for name in ("consumed", "duplicates", "rejected", "checks"):
                 self.totals[name] += counts.get(name, 0)
@@ -359,132 +358,189 @@ class MonitorStore:
     def _open(
         self, conn: Connection, openings: list[Opening], now: datetime
     ) -> dict[tuple[str, BreachKey], tuple[int, str]]:
-        """Open each breach without a live violation of its key; (id, "opened" | source)."""
+        """Open each breach without a live violation of its key; (id, "opened" | source).
+
+        In bulk: one read of the live violations of every portfolio concerned, one insert
+        of the new violations, one of their history rows, one of their events.
+        """
         t = policy_violations
         result: dict[tuple[str, BreachKey], tuple[int, str]] = {}
-        by_portfolio: dict[str, list[Opening]] = {}
-        for o in openings:
-            by_portfolio.setdefault(o.portfolio_id, []).append(o)
-        for pid, found in sorted(by_portfolio.items()):
-            if conn.dialect.name == "postgresql":
-                # The same per-portfolio lock as a validation's (api/store/violations.py).
-                conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                    {"key": f"pes.violations:{pid}"},
-                )
-            existing: dict[BreachKey, tuple[int, str]] = {}
+        if not openings:
+            return result
+        portfolios = sorted({o.portfolio_id for o in openings})
+        if conn.dialect.name == "postgresql":
+            # The same per-portfolio locks as a validation's (api/store/violations.py), taken
+            # in one order so that two writers never wait on each other in a cycle.
+            conn.execute(
+                sa.text(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+                    "FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS u(k, i) ORDER BY i"
+                ),
+                {"keys": [f"pes.violations:{pid}" for pid in portfolios]},
+            )
+        existing: dict[tuple[str, BreachKey], tuple[int, str]] = {}
+        for start in range(0, len(portfolios), 500):
             for r in conn.execute(
-                sa.select(t.c.id, t.c.policy_name, t.c.violation_type, t.c.subject, t.c.source)
-                .where(t.c.portfolio_id == pid, t.c.status.in_(LIVE))
+                sa.select(
+                    t.c.id,
+                    t.c.portfolio_id,
+                    t.c.policy_name,
+                    t.c.violation_type,
+                    t.c.subject,
+                    t.c.source,
+                )
+                .where(t.c.portfolio_id.in_(portfolios[start : start + 500]), t.c.status.in_(LIVE))
                 .order_by(t.c.id)
             ):
-                existing.setdefault(_key(r), (r.id, r.source))
-            for o in found:
-                key = _key(o.violation)
-                if key in existing:
-                    result[(pid, key)] = existing[key]
-                    continue
-                new_id = self._insert(conn, o, now)
-                existing[key] = (new_id, ACTOR)
-                result[(pid, key)] = (new_id, "opened")
+                existing.setdefault((r.portfolio_id, _key(r)), (r.id, r.source))
+        fresh: dict[tuple[str, BreachKey], Opening] = {}
+        for o in openings:
+            key = (o.portfolio_id, _key(o.violation))
+            if key in existing:
+                result[key] = existing[key]
+            else:
+                fresh.setdefault(key, o)
+        if not fresh:
+            return result
+        chosen = list(fresh.values())
+        ids = conn.execute(
+            t.insert().returning(t.c.id, sort_by_parameter_order=True),
+            [_row(o, now) for o in chosen],
+        ).scalars()
+        opened = list(zip(ids, chosen, strict=True))
+        conn.execute(
+            violation_transitions.insert(),
+            [
+                {
+                    "violation_id": violation_id,
+                    "action": "opened",
+                    "from_status": None,
+                    "to_status": ViolationStatus.OPEN.value,
+                    "escalation_level": 0,
+                    "actor": ACTOR,
+                    "reason": f"update {o.update_id} found the holdings in breach",
+                    "decision_id": f"monitor:{o.update_id}",
+                    "at": now,
+                }
+                for violation_id, o in opened
+            ],
+        )
+        conn.execute(
+            event_outbox.insert(),
+            [
+                _event(BREACH_DETECTED, o.portfolio_id, o.update_id, i, o.violation, "open", now)
+                for i, o in opened
+            ],
+        )
+        for violation_id, o in opened:
+            result[(o.portfolio_id, _key(o.violation))] = (int(violation_id), "opened")
         return result
 
-    def _insert(self, conn: Connection, o: Opening, now: datetime) -> int:
+    def _cure(self, conn: Connection, clearings: list[Clearing], now: datetime) -> list[int]:
+        """Mark cured those still live (someone may have closed one); the ids cured."""
         t = policy_violations
-        v = o.violation
-        decision_id = f"monitor:{o.update_id}"
-        new_id = int(
-            conn.execute(
-                t.insert()
-                .values(
-                    validation_id=None,
-                    decision_id=decision_id,
-                    portfolio_id=o.portfolio_id,
-                    policy_name=v["policy_name"],
-                    policy_type=v["policy_type"],
-                    violation_type=v["violation_type"],
-                    severity=v["severity"],
-                    breach=v["breach"],
-                    enforcement_level=v["enforcement_level"],
-                    subject=v["subject"],
-                    observed=v["observed"],
-                    limit_value=v["limit"],
-                    pre_trade=v["pre_trade"],
-                    description=v["description"],
-                    suggested_adjustment=None,
-                    created_at=now,
-                    resolved=False,
-                    status=ViolationStatus.OPEN.value,
-                    escalation_level=0,
-                    occurrences=1,
-                    last_seen_at=now,
-                    last_decision_id=decision_id,
-                    source=ACTOR,
-                )
-                .returning(t.c.id)
-            ).scalar_one()
-        )
-        opened = read_violation(conn, new_id)
-        record_transition(
-            conn,
-            opened,
-            action="opened",
-            to_status=ViolationStatus.OPEN,
-            level=0,
-            actor=ACTOR,
-            reason=f"update {o.update_id} found the holdings in breach",
-            decision_id=decision_id,
-            now=now,
-            announce=False,
-        )
-        _event(conn, BREACH_DETECTED, o.portfolio_id, o.update_id, new_id, v, "open", now)
-        return new_id
-
-    def _cure(self, conn: Connection, c: Clearing, now: datetime) -> bool:
-        """Mark the violation cured if it is still live; False when someone closed it."""
-        t = policy_violations
-        decision_id = f"monitor:{c.update_id}"
-        reason = f"update {c.update_id} found the holdings compliant"
-        done = conn.execute(
-            t.update()
-            .where(t.c.id == c.violation_id, t.c.status.in_(LIVE))
-            .values(
-                status=ViolationStatus.CURED.value,
-                resolved=True,
-                resolved_at=now,
-                resolved_by=ACTOR,
-                resolution_note=reason,
+        if not clearings:
+            return []
+        by_id = {c.violation_id: c for c in clearings}
+        live = {
+            r.id: r
+            for r in conn.execute(
+                sa.select(t)
+                .where(t.c.id.in_(sorted(by_id)), t.c.status.in_(LIVE))
+                .with_for_update()
             )
-        ).rowcount
-        if done != 1:
-            return False
-        v = read_violation(conn, c.violation_id)
-        record_transition(
-            conn,
-            v,
-            action="cured",
-            to_status=ViolationStatus.CURED,
-            level=v.escalation_level,
-            actor=ACTOR,
-            reason=reason,
-            decision_id=decision_id,
-            now=now,
-            announce=False,
+        }
+        if not live:
+            return []
+        for violation_id in sorted(live):
+            c = by_id[violation_id]
+            conn.execute(
+                t.update()
+                .where(t.c.id == violation_id)
+                .values(
+                    status=ViolationStatus.CURED.value,
+                    resolved=True,
+                    resolved_at=now,
+                    resolved_by=ACTOR,
+                    resolution_note=f"update {c.update_id} found the holdings compliant",
+                )
+            )
+        conn.execute(
+            violation_transitions.insert(),
+            [
+                {
+                    "violation_id": violation_id,
+                    "action": "cured",
+                    "from_status": r.status,
+                    "to_status": ViolationStatus.CURED.value,
+                    "escalation_level": r.escalation_level,
+                    "actor": ACTOR,
+                    "reason": f"update {by_id[violation_id].update_id} found the holdings "
+                    "compliant",
+                    "decision_id": f"monitor:{by_id[violation_id].update_id}",
+                    "at": now,
+                }
+                for violation_id, r in sorted(live.items())
+            ],
         )
-        _event(conn, BREACH_CLEARED, c.portfolio_id, c.update_id, v.id, v.violation, "cured", now)
-        return True
+        conn.execute(
+            event_outbox.insert(),
+            [
+                _event(
+                    BREACH_CLEARED,
+                    r.portfolio_id,
+                    by_id[violation_id].update_id,
+                    violation_id,
+                    {**r._mapping, "limit": r.limit_value},
+                    "cured",
+                    now,
+                )
+                for violation_id, r in sorted(live.items())
+            ],
+        )
+        return sorted(live)
+
+
+def _row(o: Opening, now: datetime) -> dict[str, Any]:
+    v = o.violation
+    decision_id = f"monitor:{o.update_id}"
+    return {
+        "validation_id": None,
+        "decision_id": decision_id,
+        "portfolio_id": o.portfolio_id,
+        "policy_name": v["policy_name"],
+        "policy_type": v["policy_type"],
+        "violation_type": v["violation_type"],
+        "severity": v["severity"],
+        "breach": v["breach"],
+        "enforcement_level": v["enforcement_level"],
+        "subject": v["subject"],
+        "observed": v["observed"],
+        "limit_value": v["limit"],
+        "pre_trade": v["pre_trade"],
+        "description": v["description"],
+        "suggested_adjustment": None,
+        "created_at": now,
+        "resolved": False,
+        "status": ViolationStatus.OPEN.value,
+        "escalation_level": 0,
+        "occurrences": 1,
+        "last_seen_at": now,
+        "last_decision_id": decision_id,
+        "source": ACTOR,
+    }
 
 
 def _event(
-    conn: Connection,
     event_type: str,
     portfolio_id: str,
     update_id: str,
     violation_id: int,
-    v: dict[str, Any],
+    v: Any,
     status: str,
     now: datetime,
-) -> None:
+) -> dict[str, Any]:
+    """The outbox row of a breach event."""
     event_id = str(uuid.uuid4())
     payload = {
         "event_id": event_id,
@@ -493,7 +549,7 @@ def _event(
         "portfolio_id": portfolio_id,
         "update_id": update_id,
         "violation": {
-            "id": violation_id,
+            "id": int(violation_id),
             "policy_name": v["policy_name"],
             "policy_type": v["policy_type"],
             "violation_type": v["violation_type"],
@@ -505,8 +561,10 @@ def _event(
             "status": status,
         },
     }
-    conn.execute(
-        event_outbox.insert().values(
-            event_id=event_id, event_type=event_type, payload=payload, created_at=now, attempts=0
-        )
-    )
+    return {
+        "event_id": event_id,
+        "event_type": event_type,
+        "payload": payload,
+        "created_at": now,
+        "attempts": 0,
+    }
