@@ -16,8 +16,9 @@ Counted: updates published (and stored by the stream), processed (rows of
 `monitor_updates`), lost (published - processed, must be 0), duplicates; the
 update-to-event latency (from publishing an update to receiving the event it caused, on
 the service's event subject) p50 / p99 / max; the monitor's throughput and how long it
-took to catch up after the last publish. Prints the figures and writes
-`benchmarks/results/monitor.json`. No test asserts a time.
+took to catch up after the last publish. Prints the table of every run kept in
+`benchmarks/results/monitor.json` (a run replaces the one of the same size) and, with
+`--write-docs`, puts it into docs/monitor.md. No test asserts a time.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ from models import PolicyDefinition, Universe
 
 RESULTS = Path(__file__).with_name("results") / "monitor.json"
 REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "monitor.md"
+START, END = "<!-- monitor-table -->", "<!-- /monitor-table -->"
 HELD = 20
 SECTORS = ("Tech", "Energy", "Health", "Financials", "Industrials")
 POLICIES = [
@@ -307,6 +310,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     figures = asyncio.run(_load_test(args, names))
     return {
         "benchmark": "monitor",
+        "load_average": f"{os.getloadavg()[0]:.1f}",
         "machine": machine_info(),
         "config": {
             "portfolios": args.portfolios,
@@ -323,25 +327,47 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def table(results: dict[str, Any]) -> str:
-    """The figures as a Markdown table."""
-    c, r = results["config"], results["results"]
-    lat = r["latency_ms"]
+def table(runs: list[dict[str, Any]]) -> str:
+    """The runs' figures as a Markdown table, one row a run."""
 
     def ms(x: float | None) -> str:
         return "-" if x is None else f"{x:,.0f}"
 
-    return "\n".join(
-        [
-            "| portfolios | offered /s | seconds | published | processed | lost | "
-            "processed /s | caught up after (s) | events | latency p50 (ms) | p99 (ms) |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-            f"| {c['portfolios']:,} | {c['rate_per_s']:,} | {c['seconds']:g} | "
+    lines = [
+        "| portfolios | offered /s | seconds | published | processed | lost | processed /s | "
+        "caught up after (s) | events | latency p50 (ms) | p99 (ms) | load avg |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        c, r = run["config"], run["results"]
+        lat = r["latency_ms"]
+        lines.append(
+            f"| {c['portfolios']:,} | {c['rate_per_s']:,.0f} | {c['seconds']:g} | "
             f"{r['published']:,} | {r['processed']:,} | {r['lost']:,} | "
             f"{r['processed_rate_per_s']:,.0f} | {r['caught_up_s_after_last_publish']:.1f} | "
-            f"{lat['events']:,} | {ms(lat['p50'])} | {ms(lat['p99'])} |",
-        ]
-    )
+            f"{lat['events']:,} | {ms(lat['p50'])} | {ms(lat['p99'])} | "
+            f"{run.get('load_average', '-')} |"
+        )
+    return "\n".join(lines)
+
+
+def _runs(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return list(data.get("runs", []))
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = ("portfolios", "rate_per_s", "seconds")
+    return all(a["config"][k] == b["config"][k] for k in keys)
+
+
+def write_docs(runs: list[dict[str, Any]], doc: Path = DOC) -> None:
+    """Put the table between the markers of docs/monitor.md."""
+    text = doc.read_text(encoding="utf-8")
+    start, end = text.index(START) + len(START), text.index(END)
+    doc.write_text(text[:start] + "\n" + table(runs) + "\n" + text[end:], encoding="utf-8")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -368,7 +394,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--database", help="database URL (default: a new SQLite file)")
     p.add_argument("--drain-timeout", type=float, default=300, help="longest wait to catch up")
     p.add_argument("--start-timeout", type=float, default=120, help="longest wait for start")
-    p.add_argument("--output", type=Path, default=RESULTS, help=f"results file ({RESULTS})")
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=RESULTS,
+        help=f"results file ({RESULTS}): a run replaces the one of the same portfolios, rate "
+        "and seconds, and is kept beside the others",
+    )
+    p.add_argument(
+        "--write-docs", action="store_true", help="put the runs' table into docs/monitor.md"
+    )
     return p
 
 
@@ -392,9 +427,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.log.exists():
                 tail = args.log.read_text(errors="replace").splitlines()[-15:]
                 print("\n".join(["pes monitor log (tail):", *tail]), file=sys.stderr)
-    print(table(results))
+    runs = [r for r in _runs(args.output) if not _same(r, results)] + [results]
+    runs.sort(key=lambda r: (r["config"]["rate_per_s"], r["config"]["portfolios"]))
+    print(table(runs))
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    args.output.write_text(json.dumps({"runs": runs}, indent=2) + "\n", encoding="utf-8")
+    if args.write_docs:
+        write_docs(runs)
     return 1 if results["results"]["lost"] else 0
 
 
