@@ -182,15 +182,17 @@ class Monitor:
     async def close(self) -> None:
         """Drain the outbox to the broker, write the last status (`stopped`), disconnect."""
         if self.relay is not None:
-            # Drain: publish what this monitor committed before letting the relay go.
+            # The background round in flight finishes first; then what this monitor
+            # committed is published (a batch a call) before the publisher goes.
+            await self.relay.stop()
             for _ in range(20):
                 try:
-                    if await self.relay.relay_once() == 0:
+                    if not self.relay.connected or await self.relay.relay_once() == 0:
                         break
                 except Exception:
                     log.warning("outbox not drained at stop; the next relay sends it")
                     break
-            await self.relay.stop()
+            await self.relay.publisher.close()
         try:
             await asyncio.to_thread(self._heartbeat, "stopped")
         except Exception:

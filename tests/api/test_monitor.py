@@ -25,11 +25,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from api.events import NatsPublisher
 from api.monitor import Book, Monitor, MonitorConfig
 from api.store import Store, read_monitor_status
 from api.store.tables import event_outbox, monitor_updates, policy_violations
 from models import PolicyDefinition, Universe
-from tests.api.test_events import _add_stream, _delete_stream
+from tests.api.test_events import _add_stream, _delete_stream, _stream_messages
 from tests.services import nats_url
 from tests.serving import REPO, log_tail
 
@@ -135,7 +136,9 @@ def test_a_breach_opens_once_is_not_realerted_and_is_cured(
         store.portfolios.lineage,
     )
     config = MonitorConfig(url, stream, prefix, consumer, batch_max=50, batch_ms=5)
-    monitor = Monitor(store, config, book, None)
+    events_stream, events_subject = f"{stream}_EVENTS", f"{prefix}.events"
+    events_subject = events_subject.replace(".state.", ".out.")  # outside the updates' subjects
+    monitor = Monitor(store, config, book, NatsPublisher(url, events_stream, events_subject))
 
     async def scenario() -> None:
         await monitor.start()
@@ -188,7 +191,16 @@ def test_a_breach_opens_once_is_not_realerted_and_is_cured(
         finally:
             await monitor.close()
 
-    asyncio.run(scenario())
+    try:
+        asyncio.run(scenario())
+        relayed = _stream_messages(url, events_stream)
+    finally:
+        _delete_stream(url, events_stream)
+    # The relay published both events to the broker (at the latest when the monitor stopped).
+    assert [(m.payload["event_type"], m.payload["update_id"]) for m in relayed] == [
+        ("policy_breach_detected", "t1"),
+        ("policy_breach_cleared", "t3"),
+    ]
     [status] = read_monitor_status(store.engine)
     store.engine.dispose()
     assert (status.consumer, status.state) == (consumer, "stopped")
