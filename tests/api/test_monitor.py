@@ -24,9 +24,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 from api.events import NatsPublisher
+from api.http.app import create_app
 from api.monitor import Book, Monitor, MonitorConfig
+from api.settings import Settings
 from api.store import Store, read_monitor_status
 from api.store.tables import event_outbox, monitor_updates, policy_violations
 from models import PolicyDefinition, Universe
@@ -140,6 +143,8 @@ def test_a_breach_opens_once_is_not_realerted_and_is_cured(
     events_subject = events_subject.replace(".state.", ".out.")  # outside the updates' subjects
     monitor = Monitor(store, config, book, NatsPublisher(url, events_stream, events_subject))
 
+    cured_ids: list[int] = []
+
     async def scenario() -> None:
         await monitor.start()
         try:
@@ -178,6 +183,7 @@ def test_a_breach_opens_once_is_not_realerted_and_is_cured(
             await _rounds(monitor, 1)
             [cured] = _violations(store)
             assert (cured.id, cured.status, cured.resolved_by) == (opened[0].id, "cured", "monitor")
+            cured_ids.append(cured.id)
             events = _events(store)
             assert [(e["event_type"], e["update_id"]) for e in events] == [
                 ("policy_breach_detected", "t1"),
@@ -207,6 +213,16 @@ def test_a_breach_opens_once_is_not_realerted_and_is_cured(
     assert status.consumed == 5 and status.duplicates == 1 and status.rejected == 0
     assert (status.breaches_opened, status.breaches_cleared) == (1, 1)
     assert status.checks == 4 and status.portfolios == 1
+
+    # A monitor violation (no validation behind it) reads like any other, on the API and /ui.
+    app = create_app(Settings(database_url=database_url, events="none"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        [violation_id] = cured_ids
+        r = client.get(f"/api/v1/violations/{violation_id}")
+        assert r.status_code == 200, r.text
+        assert (r.json()["status"], r.json()["decision_id"]) == ("cured", "monitor:t1")
+        page = client.get(f"/ui/violations/{violation_id}")
+        assert page.status_code == 200 and "single-name-cap" in page.text
 
 
 def test_a_bad_update_is_rejected_and_counted(
