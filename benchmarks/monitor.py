@@ -334,15 +334,16 @@ def table(runs: list[dict[str, Any]]) -> str:
         return "-" if x is None else f"{x:,.0f}"
 
     lines = [
-        "| portfolios | offered /s | seconds | published | processed | lost | processed /s | "
-        "caught up after (s) | events | latency p50 (ms) | p99 (ms) | load avg |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| portfolios | asked /s | published /s | seconds | published | processed | lost | "
+        "processed /s | caught up after (s) | events | latency p50 (ms) | p99 (ms) | load avg |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         c, r = run["config"], run["results"]
         lat = r["latency_ms"]
         lines.append(
-            f"| {c['portfolios']:,} | {c['rate_per_s']:,.0f} | {c['seconds']:g} | "
+            f"| {c['portfolios']:,} | {c['rate_per_s']:,.0f} | {r['publish_rate_per_s']:,.0f} | "
+            f"{c['seconds']:g} | "
             f"{r['published']:,} | {r['processed']:,} | {r['lost']:,} | "
             f"{r['processed_rate_per_s']:,.0f} | {r['caught_up_s_after_last_publish']:.1f} | "
             f"{lat['events']:,} | {ms(lat['p50'])} | {ms(lat['p99'])} | "
