@@ -165,7 +165,12 @@ class Book:
             group = self._group(key, members[0])
             if group.checker is None:
                 continue
-            checked += self._check_group(group, members, touched, openings, clearings)
+            try:
+                checked += self._check_group(group, members, touched, openings, clearings)
+            except (ValueError, ArithmeticError):
+                # A check that cannot run must not block every later update (its round would
+                # be retried forever): logged with the portfolios, which stay as they were.
+                log.exception("check of %d portfolios failed (%s, ...)", len(members), members[0])
         return CheckOutcome(openings, clearings, checked)
 
     def _check_group(
