@@ -62,6 +62,37 @@ class Settings(BaseSettings):
         description="Escalation rules' `notify` subjects are published under it, on the "
         "same stream.",
     )
+    monitor_stream: str = Field(
+        default="PES_STATE",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="`pes monitor`: the JetStream stream of portfolio-state updates (created "
+        "with the subjects <monitor_prefix>.> if absent).",
+    )
+    monitor_prefix: str = Field(
+        default="pes.state",
+        pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+        description="`pes monitor`: updates arrive on <prefix>.positions.<portfolio> and "
+        "<prefix>.prices.",
+    )
+    monitor_consumer: str = Field(
+        default="pes-monitor",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="`pes monitor`: the durable consumer's name (and its status row's).",
+    )
+    monitor_universe: str | None = Field(
+        default=None,
+        description="`pes monitor`: the registered universe (instruments and their "
+        "attributes, first prices) the portfolios are checked over.",
+    )
+    monitor_batch_max: int = Field(
+        default=1000, ge=1, le=100_000, description="`pes monitor`: most updates a round applies."
+    )
+    monitor_batch_ms: float = Field(
+        default=20.0,
+        gt=0,
+        le=10_000,
+        description="`pes monitor`: longest wait for more updates after a round's first.",
+    )
     pulsar_url: str = "pulsar://127.0.0.1:6650"
     pulsar_topic: str = "persistent://public/default/pes-policy-validation-completed"
     relay_interval_s: float = Field(default=0.5, gt=0, description="Outbox poll period.")

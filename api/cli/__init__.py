@@ -4,13 +4,13 @@ Owns the entry point (`main`, the `pes` script and `python -m api.cli`) and the 
 assembly; each subcommand module (`validate`, `serve`, `policies`, `test`, `portfolios`,
 `references` for `pes universes` and `pes risk-models`, `global_policy` for `pes global`,
 `log`, `replay` and `analytics` for the decision log, `escalations`, `report`,
-`stress`, `check_all` for `pes check-all`, `backtest`, `bench`) exposes `add_parser` and
-its handler, and `common` holds what they share (exit statuses, settings, the store).
-`policy_tests` is the runner of `pes test`. Exposes `main` only. May import `models`,
-`engine` and the shared edges (`api.settings`, `api.store`, `api.files`, `api.field_messages`,
-`api.references`, `api.logsafe`, `api.decision_log`, `api.backtest`, `api.cluster`,
-`api.check_all`);
-`api.http` only inside `pes serve`, when it runs.
+`stress`, `check_all` for `pes check-all`, `backtest`, `monitor`, `bench`) exposes
+`add_parser` and its handler, and `common` holds what they share (exit statuses, settings,
+the store). `policy_tests` is the runner of `pes test`. Exposes `main` only. May import
+`models`, `engine` and the shared edges (`api.settings`, `api.store`, `api.files`,
+`api.field_messages`, `api.references`, `api.logsafe`, `api.decision_log`, `api.backtest`,
+`api.cluster`, `api.check_all`; `api.monitor` and `api.events` inside `pes monitor`, when it
+runs); `api.http` only inside `pes serve`, when it runs.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from api.cli import (
     escalations,
     global_policy,
     log,
+    monitor,
     policies,
     portfolios,
     replay,
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     stress.add_parser(commands)
     check_all.add_parser(commands)
     backtest.add_parser(commands)
+    monitor.add_parser(commands)
     add_reference_commands(commands, open_store=open_store, database_option=database_option)
     bench.add_parser(commands)
     return parser

@@ -54,6 +54,13 @@ def settings(args: argparse.Namespace) -> Settings:
             "workers": getattr(args, "workers", None),
             "events": getattr(args, "events", None),
             "insecure": getattr(args, "insecure", None) or None,
+            "nats_url": getattr(args, "nats", None),
+            "monitor_universe": getattr(args, "universe", None),
+            "monitor_batch_max": getattr(args, "batch_max", None),
+            "monitor_batch_ms": getattr(args, "batch_ms", None),
+            "monitor_stream": getattr(args, "stream", None),
+            "monitor_prefix": getattr(args, "prefix", None),
+            "monitor_consumer": getattr(args, "consumer", None),
         }.items()
         if value is not None
     }
@@ -68,6 +75,18 @@ def settings(args: argparse.Namespace) -> Settings:
         raise BadSettings(f"{where}: not valid JSON") from None
 
 
+_OPTIONS = {
+    "nats_url": "--nats",
+    "monitor_universe": "--universe",
+    "monitor_batch_max": "--batch-max",
+    "monitor_batch_ms": "--batch-ms",
+    "monitor_stream": "--stream",
+    "monitor_prefix": "--prefix",
+    "monitor_consumer": "--consumer",
+}
+"""Settings whose option is not named after the field."""
+
+
 def _setting_problem(error: ErrorDetails, overrides: dict[str, Any]) -> str:
     """`PES_PORT: Input should be a valid integer`, or `--port: ...` for an option.
 
@@ -75,7 +94,7 @@ def _setting_problem(error: ErrorDetails, overrides: dict[str, Any]) -> str:
     """
     field = str(error["loc"][0]) if error["loc"] else ""
     if field in overrides:
-        where = "--" + field.replace("_", "-")
+        where = _OPTIONS.get(field) or "--" + field.replace("_", "-")
     else:
         where = f"PES_{field.upper()}" if field else "settings"
     return f"{where}: {error['msg']}"

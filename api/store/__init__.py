@@ -3,7 +3,8 @@
 Owns the connection and its bounds, serialized migrations (`db`), the tables (`tables`),
 one store per resource (policies with their versions, portfolios, reference data,
 validations, violations with their lifecycle, trends and escalation, the event outbox, the
-global policy's versions, the decision log over content-addressed blobs) and the store's
+global policy's versions, the decision log over content-addressed blobs, the monitor's
+processed updates, state and status) and the store's
 exception tree (`errors`).
 Exposes `Store` (every store over one engine) and the stores' public types. Shared by the
 HTTP service and the command line; may import `engine` (hierarchy resolution) and
@@ -30,6 +31,7 @@ from api.store.errors import (
 )
 from api.store.escalations import Delivery, EscalationStore, StoredRules
 from api.store.global_policy import GlobalPolicyStore, GlobalPolicyVersion, StoredGlobalPolicy
+from api.store.monitor import MonitorStatus, read_monitor_status
 from api.store.outbox import OutboxEvent, OutboxStore
 from api.store.policies import PolicyStore, PolicyVersion, StoredPolicy
 from api.store.portfolios import PortfolioStore, StoredPortfolio
@@ -66,6 +68,7 @@ __all__ = [
     "LogEntry",
     "LogFilter",
     "LoggedRequest",
+    "MonitorStatus",
     "NotFound",
     "OutboxEvent",
     "OutboxStore",
@@ -95,6 +98,7 @@ __all__ = [
     "ViolationTrends",
     "connect",
     "migrate",
+    "read_monitor_status",
 ]
 
 

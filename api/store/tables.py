@@ -18,6 +18,10 @@ __all__ = [
     "decision_log_blobs",
     "escalation_rule_versions",
     "event_outbox",
+    "monitor_positions",
+    "monitor_prices",
+    "monitor_status",
+    "monitor_updates",
     "global_policy_versions",
     "metadata",
     "policy_versions",
@@ -115,8 +119,9 @@ policy_violations = sa.Table(
     "policy_violations",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
+    # Null for a breach the monitor found in a portfolio's holdings (0008: `source`).
     sa.Column(
-        "validation_id", sa.Integer, sa.ForeignKey("validations.id"), nullable=False, index=True
+        "validation_id", sa.Integer, sa.ForeignKey("validations.id"), nullable=True, index=True
     ),
     sa.Column("decision_id", sa.String(200), nullable=False),
     sa.Column("portfolio_id", sa.String(200), nullable=False, index=True),
@@ -145,6 +150,8 @@ policy_violations = sa.Table(
     sa.Column("occurrences", sa.Integer, nullable=False, server_default="1"),
     sa.Column("last_seen_at", Timestamp()),
     sa.Column("last_decision_id", sa.String(200)),
+    # validation | monitor (0008): who opened it, a validation's check or `pes monitor`.
+    sa.Column("source", sa.String(16), nullable=False, server_default="validation"),
 )
 
 violation_transitions = sa.Table(
@@ -306,3 +313,58 @@ webhook_deliveries = sa.Table(
     sa.Column("created_at", Timestamp(), nullable=False),
 )
 """Each webhook call an escalation asked for: its attempts and outcome."""
+
+monitor_updates = sa.Table(
+    "monitor_updates",
+    metadata,
+    sa.Column("update_id", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # positions | prices
+    sa.Column("portfolio_id", sa.String(200)),
+    sa.Column("stream_seq", sa.BigInteger, nullable=False),
+    sa.Column("processed_at", Timestamp(), nullable=False, index=True),
+)
+"""Every portfolio-state update `pes monitor` applied, by its id: written in the
+transaction of the update's effect, so a redelivered update is recognised and dropped."""
+
+monitor_positions = sa.Table(
+    "monitor_positions",
+    metadata,
+    sa.Column("portfolio_id", sa.String(200), primary_key=True),
+    sa.Column("update_id", sa.String(200), nullable=False),
+    sa.Column("stream_seq", sa.BigInteger, nullable=False),
+    sa.Column("cash", sa.Float, nullable=False),
+    sa.Column("positions", JSON, nullable=False),
+    sa.Column("updated_at", Timestamp(), nullable=False),
+)
+"""The latest position snapshot of each monitored portfolio (the monitor's state survives a
+restart: updates already acknowledged are not delivered again)."""
+
+monitor_prices = sa.Table(
+    "monitor_prices",
+    metadata,
+    sa.Column("symbol", sa.String(64), primary_key=True),
+    sa.Column("price", sa.Float, nullable=False),
+    sa.Column("update_id", sa.String(200), nullable=False),
+    sa.Column("stream_seq", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", Timestamp(), nullable=False),
+)
+"""The latest price of each symbol from the monitor's price ticks."""
+
+monitor_status = sa.Table(
+    "monitor_status",
+    metadata,
+    sa.Column("consumer", sa.String(100), primary_key=True),
+    sa.Column("started_at", Timestamp(), nullable=False),
+    sa.Column("heartbeat_at", Timestamp(), nullable=False),
+    sa.Column("last_update_at", Timestamp()),
+    sa.Column("lag", sa.BigInteger, nullable=False),
+    sa.Column("portfolios", sa.Integer, nullable=False),
+    sa.Column("consumed", sa.BigInteger, nullable=False),
+    sa.Column("duplicates", sa.BigInteger, nullable=False),
+    sa.Column("rejected", sa.BigInteger, nullable=False),
+    sa.Column("checks", sa.BigInteger, nullable=False),
+    sa.Column("breaches_opened", sa.BigInteger, nullable=False),
+    sa.Column("breaches_cleared", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # running | stopped
+)
+"""One row per monitor (by durable consumer name): heartbeat, lag and counters."""

@@ -1,0 +1,26 @@
+"""`pes monitor`: portfolio-state updates from the broker, re-checked as they arrive.
+
+Owns the update formats and subjects (`updates`), the monitored book and the check of its
+holdings through the batch checker (`book`), and the consumer loop that applies updates
+in micro-batches, commits their effect and acknowledges them (`worker`); docs/monitor.md.
+Exposes `Monitor`, `MonitorConfig`, `Book`. May import `engine`, `models`, `api.store`,
+`api.events` and `api.settings`, never `api.http` or `api.cli`.
+"""
+
+from __future__ import annotations
+
+from api.monitor.book import Book, Holding, holdings_policies
+from api.monitor.updates import BadUpdate, PositionSnapshot, PriceTick, parse
+from api.monitor.worker import Monitor, MonitorConfig
+
+__all__ = [
+    "BadUpdate",
+    "Book",
+    "Holding",
+    "Monitor",
+    "MonitorConfig",
+    "PositionSnapshot",
+    "PriceTick",
+    "holdings_policies",
+    "parse",
+]

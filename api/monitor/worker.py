@@ -1,0 +1,328 @@
+"""The monitor's loop: fetch a micro-batch, apply it, re-check, commit, then acknowledge.
+
+One round:
+
+1. fetch up to `batch_max` messages from the durable pull consumer, waiting at most
+   `batch_ms` after the first (or for the first);
+2. parse each (a message that is not an update is logged, recorded as rejected when it
+   has an id, and acknowledged: it can never apply); drop the updates whose id is already
+   in `monitor_updates` (duplicates: redeliveries after a crash or a lost ack);
+3. apply the rest to the book in stream order (snapshots replace a portfolio's holdings,
+   ticks set prices; an older stream sequence never overwrites a newer one) and re-check
+   every portfolio they touched, grouped by policy set, in one batch per group;
+4. commit the batch's effect in one transaction (`MonitorStore.commit`): update ids,
+   positions, prices, violations opened and cured with their outbox events, status;
+5. acknowledge every message of the batch, and nudge the outbox relay.
+
+A crash before 4 leaves nothing behind and the messages are delivered again; a crash
+between 4 and 5 redelivers updates that are now duplicates. If the commit fails the
+messages are handed back (`nak`) and the round is retried; applying an update twice to
+the book is harmless (snapshots and prices replace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from api.events import OutboxRelay, Publisher
+from api.monitor.book import Book, Holding
+from api.monitor.updates import BadUpdate, PositionSnapshot, parse, update_id_of
+from api.store import Store
+from api.store.monitor import BatchEffect, MonitorStore
+
+__all__ = ["Monitor", "MonitorConfig"]
+
+log = logging.getLogger("pes.monitor")
+
+HEARTBEAT_S = 1.0
+"""The status row is written at least this often while the monitor runs."""
+ACK_WAIT_S = 60.0
+"""JetStream redelivers a message not acknowledged within this (a round takes far less)."""
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Where the monitor reads, how it batches, and where its events go."""
+
+    nats_url: str
+    stream: str = "PES_STATE"
+    prefix: str = "pes.state"
+    consumer: str = "pes-monitor"
+    batch_max: int = 1000
+    batch_ms: float = 20.0
+    max_ack_pending: int = 100_000
+
+
+@dataclass
+class _Round:
+    """One micro-batch being applied."""
+
+    effect: BatchEffect
+    touched: dict[str, str]
+    counts: dict[str, int]
+
+
+class Monitor:
+    """Consumes state updates and keeps the violations of the holdings (module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: MonitorConfig,
+        book: Book,
+        publisher: Publisher | None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.book = book
+        self.state = MonitorStore(store.engine, config.consumer)
+        self.relay = (
+            None
+            if publisher is None
+            else OutboxRelay(store.outbox, publisher, batch=1000, interval_s=0.5)
+        )
+        self.lag = 0
+        self.rounds = 0
+        self._nc: Any = None
+        self._sub: Any = None
+        self._beat = time.monotonic()
+
+    # -- start and stop ------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """The stored positions, prices and live violations into the book."""
+        positions, prices = self.state.load()
+        for pid, (seq, cash, quantities) in positions.items():
+            self.book.set_holding(pid, Holding(seq, cash, quantities))
+        for symbol, (price, seq) in prices.items():
+            self.book.set_price(symbol, price, seq)
+        self.book.live = self.state.live()
+        log.info(
+            "monitor state: %d portfolios, %d prices, %d portfolios with live violations",
+            len(positions),
+            len(prices),
+            len(self.book.live),
+        )
+
+    async def connect(self) -> None:
+        """Connect; create the stream and the durable consumer if absent."""
+        import nats
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+        from nats.js.errors import NotFoundError
+
+        c = self.config
+        self._nc = await asyncio.wait_for(
+            nats.connect(
+                c.nats_url,
+                connect_timeout=5,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1,
+            ),
+            timeout=10,
+        )
+        js = self._nc.jetstream()
+        try:
+            await js.stream_info(c.stream)
+        except NotFoundError:
+            await js.add_stream(StreamConfig(name=c.stream, subjects=[f"{c.prefix}.>"]))
+        self._sub = await js.pull_subscribe(
+            f"{c.prefix}.>",
+            durable=c.consumer,
+            stream=c.stream,
+            config=ConsumerConfig(
+                durable_name=c.consumer,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=ACK_WAIT_S,
+                max_ack_pending=max(c.max_ack_pending, c.batch_max),
+                filter_subject=f"{c.prefix}.>",
+            ),
+        )
+        log.info(
+            "consuming %s.> from stream %s as durable consumer %s",
+            c.prefix,
+            c.stream,
+            c.consumer,
+        )
+
+    async def start(self) -> None:
+        """Load the stored state, connect, start the relay, write the first heartbeat."""
+        await asyncio.to_thread(self.load)
+        await self.connect()
+        if self.relay is not None:
+            self.relay.start()
+        await asyncio.to_thread(self._heartbeat, "running")
+        self._beat = time.monotonic()
+
+    async def step(self, stop: asyncio.Event | None = None) -> int:
+        """One round (fetch, apply, commit, acknowledge); the messages it took."""
+        messages = await self._fetch(stop or asyncio.Event())
+        if messages:
+            await self._round(messages)
+        if time.monotonic() - self._beat >= HEARTBEAT_S:
+            await asyncio.to_thread(self._heartbeat, "running")
+            self._beat = time.monotonic()
+        return len(messages)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; the round in flight is committed and acknowledged."""
+        await self.start()
+        try:
+            while not stop.is_set():
+                await self.step(stop)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Drain the outbox to the broker, write the last status (`stopped`), disconnect."""
+        if self.relay is not None:
+            # The background round in flight finishes first; then what this monitor
+            # committed is published (a batch a call) before the publisher goes.
+            await self.relay.stop()
+            for _ in range(20):
+                try:
+                    if not self.relay.connected or await self.relay.relay_once() == 0:
+                        break
+                except Exception:
+                    log.warning("outbox not drained at stop; the next relay sends it")
+                    break
+            await self.relay.publisher.close()
+        try:
+            await asyncio.to_thread(self._heartbeat, "stopped")
+        except Exception:
+            log.warning("monitor status not written at stop", exc_info=True)
+        if self._nc is not None and not self._nc.is_closed:
+            try:
+                await self._nc.flush(timeout=5)  # the acknowledgements sent, then close
+            finally:
+                await self._nc.close()
+
+    def _heartbeat(self, state: str) -> None:
+        self.state.heartbeat(lag=self.lag, portfolios=len(self.book.holdings), state=state)
+
+    # -- one round ---------------------------------------------------------------------------
+
+    async def _fetch(self, stop: asyncio.Event) -> list[Any]:
+        """Up to `batch_max` messages, collected for at most `batch_ms` after the first."""
+        from nats.errors import TimeoutError as NatsTimeout
+
+        c = self.config
+        got: list[Any] = []
+        deadline: float | None = None
+        while len(got) < c.batch_max and not stop.is_set():
+            wait = 0.5 if deadline is None else deadline - time.monotonic()
+            if wait <= 0.001:
+                break
+            try:
+                got.extend(await self._sub.fetch(c.batch_max - len(got), timeout=wait))
+            except (NatsTimeout, TimeoutError):
+                if deadline is None:
+                    return got  # nothing came: let the caller beat and check `stop`
+                break
+            if deadline is None and got:
+                deadline = time.monotonic() + c.batch_ms / 1000.0
+        return got
+
+    async def _round(self, messages: Sequence[Any]) -> None:
+        try:
+            opened, cured = await asyncio.to_thread(self._apply, messages)
+        except Exception:
+            log.exception(
+                "a round of %d updates failed; they will be delivered again", len(messages)
+            )
+            for msg in messages:
+                try:
+                    await msg.nak(delay=1.0)
+                except Exception:  # the connection is gone: JetStream redelivers anyway
+                    break
+            await asyncio.sleep(1.0)
+            return
+        for msg in messages:
+            await msg.ack()
+        self.rounds += 1
+        if (opened or cured) and self.relay is not None:
+            self.relay.nudge()
+
+    def _apply(self, messages: Sequence[Any]) -> tuple[int, int]:
+        """Steps 2 to 4 of the module docstring (in a worker thread)."""
+        r = _Round(BatchEffect(), {}, {"consumed": len(messages), "rejected": 0})
+        parsed = []
+        for msg in messages:
+            seq = int(msg.metadata.sequence.stream)
+            self.lag = int(msg.metadata.num_pending)
+            try:
+                parsed.append((parse(msg.subject, msg.data, self.config.prefix), seq))
+            except BadUpdate as exc:
+                uid = update_id_of(msg.data)
+                log.warning("update %s on %s rejected: %s", uid or "(no id)", msg.subject, exc)
+                r.counts["rejected"] += 1
+                if uid is not None:
+                    r.effect.updates.append((uid, "rejected", None, seq))
+        done = self.state.processed(u.update_id for u, _ in parsed)
+        for uid, *_ in r.effect.updates:
+            done.add(uid)
+        seen: set[str] = set()
+        duplicates = 0
+        for update, seq in parsed:
+            if update.update_id in done or update.update_id in seen:
+                duplicates += 1
+                continue
+            seen.add(update.update_id)
+            self._apply_one(update, seq, r)
+        r.counts["duplicates"] = duplicates
+        outcome = self.book.check(r.touched)
+        r.counts["checks"] = outcome.checked
+        r.effect.openings = outcome.openings
+        r.effect.clearings = outcome.clearings
+        live, cured = self.state.commit(
+            r.effect, counts=r.counts, lag=self.lag, portfolios=len(self.book.holdings)
+        )
+        for (pid, key), (violation_id, source) in live.items():
+            self.book.live.setdefault(pid, {})[key] = (
+                violation_id,
+                "monitor" if source == "opened" else source,
+            )
+        gone = set(cured)
+        for c in outcome.clearings:
+            known = self.book.live.get(c.portfolio_id, {})
+            for key, (violation_id, _) in list(known.items()):
+                if violation_id == c.violation_id:
+                    del known[key]  # cured now, or closed by someone else meanwhile
+        opened = sum(1 for _, source in live.values() if source == "opened")
+        return opened, len(gone)
+
+    def _apply_one(self, update: Any, seq: int, r: _Round) -> None:
+        unknown = self.book.unknown_symbols(
+            [*update.prices, *(update.positions if isinstance(update, PositionSnapshot) else ())]
+        )
+        if unknown:
+            log.warning(
+                "update %s rejected: symbols not in the universe: %s",
+                update.update_id,
+                ", ".join(unknown[:5]),
+            )
+            r.counts["rejected"] += 1
+            r.effect.updates.append((update.update_id, "rejected", None, seq))
+            return
+        for symbol, price in update.prices.items():
+            holders = self.book.set_price(symbol, price, seq)
+            if holders is None:
+                continue  # an older price than the one applied
+            for pid in holders:
+                r.touched[pid] = update.update_id
+            r.effect.prices[symbol] = (price, update.update_id, seq)
+        if isinstance(update, PositionSnapshot):
+            pid = update.portfolio_id
+            holding = Holding(seq, update.cash, dict(update.positions))
+            if self.book.set_holding(pid, holding):
+                r.touched[pid] = update.update_id
+                r.effect.positions[pid] = (update.update_id, seq, update.cash, holding.quantities)
+            r.effect.updates.append((update.update_id, "positions", pid, seq))
+        else:
+            r.effect.updates.append((update.update_id, "prices", None, seq))

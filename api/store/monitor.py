@@ -1,0 +1,570 @@
+"""The monitor's storage: processed updates, the monitored state, breaches, its status.
+
+`pes monitor` (api/monitor) applies portfolio-state updates in micro-batches. Everything
+one batch changes commits in one transaction (`MonitorStore.commit`): the ids of its
+updates (`monitor_updates`, the idempotency record: an update whose id is there is a
+duplicate), the latest positions and prices, the violations it opens and cures with their
+history rows and their `policy_breach_detected` / `policy_breach_cleared` events in the
+outbox, and the monitor's status row. The broker's messages are acknowledged only after
+that commit, so a crash anywhere loses nothing and applies nothing twice.
+
+A monitor violation has `source = "monitor"`, no validation, and the decision id
+`monitor:<update id>` of the update that found it. It opens only when no live (open or
+acknowledged) violation of its key (portfolio, policy, rule, subject) exists, whoever
+opened that one; the monitor cures only the violations it opened.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from api.store.tables import (
+    event_outbox,
+    monitor_positions,
+    monitor_prices,
+    monitor_status,
+    monitor_updates,
+    policy_violations,
+    violation_transitions,
+)
+from api.store.violations import LIVE, ViolationStatus
+
+__all__ = [
+    "BREACH_CLEARED",
+    "BREACH_DETECTED",
+    "BatchEffect",
+    "BreachKey",
+    "Clearing",
+    "MonitorStatus",
+    "MonitorStore",
+    "Opening",
+    "read_monitor_status",
+]
+
+BREACH_DETECTED = "policy_breach_detected"
+BREACH_CLEARED = "policy_breach_cleared"
+ACTOR = "monitor"
+
+BreachKey = tuple[str, str, str]
+"""(policy name, violation type, subject or "") within one portfolio."""
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A breach the monitor found that has no live violation (as far as it knows)."""
+
+    portfolio_id: str
+    update_id: str
+    violation: dict[str, Any]
+    """The violation as the report gives it (policy_name, violation_type, subject, ...)."""
+
+
+@dataclass(frozen=True)
+class Clearing:
+    """A violation the monitor opened whose breach is gone."""
+
+    portfolio_id: str
+    update_id: str
+    violation_id: int
+
+
+@dataclass
+class BatchEffect:
+    """Everything one micro-batch changes, committed together."""
+
+    updates: list[tuple[str, str, str | None, int]] = field(default_factory=list)
+    """(update_id, kind, portfolio_id, stream sequence) of each update applied."""
+    positions: dict[str, tuple[str, int, float, dict[str, float]]] = field(default_factory=dict)
+    """portfolio_id -> (update_id, sequence, cash, {symbol: quantity})."""
+    prices: dict[str, tuple[float, str, int]] = field(default_factory=dict)
+    """symbol -> (price, update_id, sequence)."""
+    openings: list[Opening] = field(default_factory=list)
+    clearings: list[Clearing] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MonitorStatus:
+    """One monitor's status row (see docs/monitor.md#status)."""
+
+    consumer: str
+    state: str
+    started_at: datetime
+    heartbeat_at: datetime
+    last_update_at: datetime | None
+    lag: int
+    portfolios: int
+    consumed: int
+    duplicates: int
+    rejected: int
+    checks: int
+    breaches_opened: int
+    breaches_cleared: int
+
+    def counters(self) -> dict[str, int]:
+        """The counters by name (for metrics)."""
+        return {
+            "consumed": self.consumed,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "checks": self.checks,
+            "breaches_opened": self.breaches_opened,
+            "breaches_cleared": self.breaches_cleared,
+        }
+
+
+_COUNTERS = ("consumed", "duplicates", "rejected", "checks", "breaches_opened", "breaches_cleared")
+
+
+def read_monitor_status(engine: Engine, consumer: str | None = None) -> list[MonitorStatus]:
+    """Every monitor's status row (or the one of `consumer`), by consumer name.
+
+    A monitor whose `heartbeat_at` is older than a few heartbeats (docs/monitor.md: every
+    second while running) has stopped or is stuck; `state` says `stopped` after a clean exit.
+    """
+    t = monitor_status
+    query = sa.select(t).order_by(t.c.consumer)
+    if consumer is not None:
+        query = query.where(t.c.consumer == consumer)
+    with engine.connect() as conn:
+        return [
+            MonitorStatus(
+                consumer=r.consumer,
+                state=r.state,
+                started_at=r.started_at,
+                heartbeat_at=r.heartbeat_at,
+                last_update_at=r.last_update_at,
+                lag=int(r.lag),
+                portfolios=int(r.portfolios),
+                **{name: int(getattr(r, name)) for name in _COUNTERS},
+            )
+            for r in conn.execute(query)
+        ]
+
+
+def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], key: str) -> None:
+    if not rows:
+        return
+    insert: Any = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+    updated = {c.name: insert.excluded[c.name] for c in table.c if c.name != key}
+    conn.execute(insert.on_conflict_do_update(index_elements=[key], set_=updated), rows)
+
+
+def _key(v: Any) -> BreachKey:
+    """The breach key of a violation (a dict, or a row with its columns)."""
+    get = v.get if isinstance(v, dict) else v._mapping.get
+    return str(get("policy_name")), str(get("violation_type")), str(get("subject") or "")
+
+
+class MonitorStore:
+    """The monitor's reads at start-up and its one write per micro-batch."""
+
+    def __init__(self, engine: Engine, consumer: str) -> None:
+        self.engine = engine
+        self.consumer = consumer
+        self.totals = dict.fromkeys(_COUNTERS, 0)
+        self.started_at = datetime.now(UTC)
+
+    # -- start-up ---------------------------------------------------------------------------
+
+    def load(
+        self,
+    ) -> tuple[dict[str, tuple[int, float, dict[str, float]]], dict[str, tuple[float, int]]]:
+        """The stored positions and prices, and this consumer's counters so far.
+
+        Positions: portfolio -> (sequence, cash, quantities); prices: symbol -> (price,
+        sequence).
+        """
+        with self.engine.connect() as conn:
+            positions = {
+                r.portfolio_id: (int(r.stream_seq), float(r.cash), dict(r.positions))
+                for r in conn.execute(sa.select(monitor_positions))
+            }
+            prices = {
+                r.symbol: (float(r.price), int(r.stream_seq))
+                for r in conn.execute(sa.select(monitor_prices))
+            }
+            row = conn.execute(
+                sa.select(monitor_status).where(monitor_status.c.consumer == self.consumer)
+            ).first()
+        if row is not None:
+            self.totals = {name: int(getattr(row, name)) for name in _COUNTERS}
+        return positions, prices
+
+    def live(self) -> dict[str, dict[BreachKey, tuple[int, str]]]:
+        """Live violations by portfolio and key: (id, source)."""
+        t = policy_violations
+        found: dict[str, dict[BreachKey, tuple[int, str]]] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    t.c.id,
+                    t.c.portfolio_id,
+                    t.c.policy_name,
+                    t.c.violation_type,
+                    t.c.subject,
+                    t.c.source,
+                )
+                .where(t.c.status.in_(LIVE))
+                .order_by(t.c.id)
+            )
+            for r in rows:
+                found.setdefault(r.portfolio_id, {}).setdefault(_key(r), (r.id, r.source))
+        return found
+
+    def processed(self, update_ids: Iterable[str]) -> set[str]:
+        """The ids among `update_ids` already applied."""
+        ids = list(dict.fromkeys(update_ids))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                found.update(
+                    conn.execute(
+                        sa.select(monitor_updates.c.update_id).where(
+                            monitor_updates.c.update_id.in_(chunk)
+                        )
+                    ).scalars()
+                )
+        return found
+
+    def processed_count(self) -> int:
+        """How many updates were applied, in all."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(monitor_updates)).scalar_one()
+            )
+
+    # -- one micro-batch ------------------------------------------------------------------
+
+    def commit(
+        self,
+        effect: BatchEffect,
+        *,
+        counts: dict[str, int],
+        lag: int,
+        portfolios: int,
+    ) -> tuple[dict[tuple[str, BreachKey], tuple[int, str]], list[int]]:
+        """Apply one micro-batch in one transaction.
+
+        Returns the live violation of each opening's key ((portfolio, key) -> (id, source):
+        the one opened now, or the live one found first) and the ids cured. `counts` adds to
+        the status counters (`consumed`, `duplicates`, `rejected`, `checks`); openings and
+        cures made count themselves.
+        """
+        now = datetime.now(UTC)
+        live: dict[tuple[str, BreachKey], tuple[int, str]] = {}
+        cured: list[int] = []
+        with self.engine.begin() as conn:
+            if effect.updates:
+                conn.execute(
+                    monitor_updates.insert(),
+                    [
+                        {
+                            "update_id": u,
+                            "kind": kind,
+                            "portfolio_id": pid,
+                            "stream_seq": seq,
+                            "processed_at": now,
+                        }
+                        for u, kind, pid, seq in effect.updates
+                    ],
+                )
+            _upsert(
+                conn,
+                monitor_positions,
+                [
+                    {
+                        "portfolio_id": pid,
+                        "update_id": u,
+                        "stream_seq": seq,
+                        "cash": cash,
+                        "positions": quantities,
+                        "updated_at": now,
+                    }
+                    for pid, (u, seq, cash, quantities) in effect.positions.items()
+                ],
+                "portfolio_id",
+            )
+            _upsert(
+                conn,
+                monitor_prices,
+                [
+                    {
+                        "symbol": s,
+                        "price": price,
+                        "update_id": u,
+                        "stream_seq": seq,
+                        "updated_at": now,
+                    }
+                    for s, (price, u, seq) in effect.prices.items()
+                ],
+                "symbol",
+            )
+            live = self._open(conn, effect.openings, now)
+            cured = self._cure(conn, effect.clearings, now)
+            opened = sum(1 for _, source in live.values() if source == "opened")
+            for name in ("consumed", "duplicates", "rejected", "checks"):
+                self.totals[name] += counts.get(name, 0)
+            self.totals["breaches_opened"] += opened
+            self.totals["breaches_cleared"] += len(cured)
+            self._status(conn, now, lag, portfolios, last_update=bool(effect.updates))
+        return live, cured
+
+    def heartbeat(self, *, lag: int, portfolios: int, state: str = "running") -> None:
+        """Write the status row (every second while running, and at a clean stop)."""
+        with self.engine.begin() as conn:
+            self._status(conn, datetime.now(UTC), lag, portfolios, state=state)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _status(
+        self,
+        conn: Connection,
+        now: datetime,
+        lag: int,
+        portfolios: int,
+        *,
+        state: str = "running",
+        last_update: bool = False,
+    ) -> None:
+        row: dict[str, Any] = {
+            "consumer": self.consumer,
+            "started_at": self.started_at,
+            "heartbeat_at": now,
+            "lag": lag,
+            "portfolios": portfolios,
+            "state": state,
+            **self.totals,
+        }
+        insert: Any = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(
+            monitor_status
+        )
+        updated = {k: insert.excluded[k] for k in row if k != "consumer"}
+        if last_update:
+            row["last_update_at"] = now
+            updated["last_update_at"] = insert.excluded["last_update_at"]
+        conn.execute(
+            insert.values(**row).on_conflict_do_update(index_elements=["consumer"], set_=updated)
+        )
+
+    def _open(
+        self, conn: Connection, openings: list[Opening], now: datetime
+    ) -> dict[tuple[str, BreachKey], tuple[int, str]]:
+        """Open each breach without a live violation of its key; (id, "opened" | source).
+
+        In bulk: one read of the live violations of every portfolio concerned, one insert
+        of the new violations, one of their history rows, one of their events.
+        """
+        t = policy_violations
+        result: dict[tuple[str, BreachKey], tuple[int, str]] = {}
+        if not openings:
+            return result
+        portfolios = sorted({o.portfolio_id for o in openings})
+        if conn.dialect.name == "postgresql":
+            # The same per-portfolio locks as a validation's (api/store/violations.py), taken
+            # in one order so that two writers never wait on each other in a cycle.
+            conn.execute(
+                sa.text(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+                    "FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS u(k, i) ORDER BY i"
+                ),
+                {"keys": [f"pes.violations:{pid}" for pid in portfolios]},
+            )
+        existing: dict[tuple[str, BreachKey], tuple[int, str]] = {}
+        for start in range(0, len(portfolios), 500):
+            for r in conn.execute(
+                sa.select(
+                    t.c.id,
+                    t.c.portfolio_id,
+                    t.c.policy_name,
+                    t.c.violation_type,
+                    t.c.subject,
+                    t.c.source,
+                )
+                .where(t.c.portfolio_id.in_(portfolios[start : start + 500]), t.c.status.in_(LIVE))
+                .order_by(t.c.id)
+            ):
+                existing.setdefault((r.portfolio_id, _key(r)), (r.id, r.source))
+        fresh: dict[tuple[str, BreachKey], Opening] = {}
+        for o in openings:
+            key = (o.portfolio_id, _key(o.violation))
+            if key in existing:
+                result[key] = existing[key]
+            else:
+                fresh.setdefault(key, o)
+        if not fresh:
+            return result
+        chosen = list(fresh.values())
+        ids = conn.execute(
+            t.insert().returning(t.c.id, sort_by_parameter_order=True),
+            [_row(o, now) for o in chosen],
+        ).scalars()
+        opened = list(zip(ids, chosen, strict=True))
+        conn.execute(
+            violation_transitions.insert(),
+            [
+                {
+                    "violation_id": violation_id,
+                    "action": "opened",
+                    "from_status": None,
+                    "to_status": ViolationStatus.OPEN.value,
+                    "escalation_level": 0,
+                    "actor": ACTOR,
+                    "reason": f"update {o.update_id} found the holdings in breach",
+                    "decision_id": f"monitor:{o.update_id}",
+                    "at": now,
+                }
+                for violation_id, o in opened
+            ],
+        )
+        conn.execute(
+            event_outbox.insert(),
+            [
+                _event(BREACH_DETECTED, o.portfolio_id, o.update_id, i, o.violation, "open", now)
+                for i, o in opened
+            ],
+        )
+        for violation_id, o in opened:
+            result[(o.portfolio_id, _key(o.violation))] = (int(violation_id), "opened")
+        return result
+
+    def _cure(self, conn: Connection, clearings: list[Clearing], now: datetime) -> list[int]:
+        """Mark cured those still live (someone may have closed one); the ids cured."""
+        t = policy_violations
+        if not clearings:
+            return []
+        by_id = {c.violation_id: c for c in clearings}
+        live = {
+            r.id: r
+            for r in conn.execute(
+                sa.select(t)
+                .where(t.c.id.in_(sorted(by_id)), t.c.status.in_(LIVE))
+                .with_for_update()
+            )
+        }
+        if not live:
+            return []
+        for violation_id in sorted(live):
+            c = by_id[violation_id]
+            conn.execute(
+                t.update()
+                .where(t.c.id == violation_id)
+                .values(
+                    status=ViolationStatus.CURED.value,
+                    resolved=True,
+                    resolved_at=now,
+                    resolved_by=ACTOR,
+                    resolution_note=f"update {c.update_id} found the holdings compliant",
+                )
+            )
+        conn.execute(
+            violation_transitions.insert(),
+            [
+                {
+                    "violation_id": violation_id,
+                    "action": "cured",
+                    "from_status": r.status,
+                    "to_status": ViolationStatus.CURED.value,
+                    "escalation_level": r.escalation_level,
+                    "actor": ACTOR,
+                    "reason": f"update {by_id[violation_id].update_id} found the holdings "
+                    "compliant",
+                    "decision_id": f"monitor:{by_id[violation_id].update_id}",
+                    "at": now,
+                }
+                for violation_id, r in sorted(live.items())
+            ],
+        )
+        conn.execute(
+            event_outbox.insert(),
+            [
+                _event(
+                    BREACH_CLEARED,
+                    r.portfolio_id,
+                    by_id[violation_id].update_id,
+                    violation_id,
+                    {**r._mapping, "limit": r.limit_value},
+                    "cured",
+                    now,
+                )
+                for violation_id, r in sorted(live.items())
+            ],
+        )
+        return sorted(live)
+
+
+def _row(o: Opening, now: datetime) -> dict[str, Any]:
+    v = o.violation
+    decision_id = f"monitor:{o.update_id}"
+    return {
+        "validation_id": None,
+        "decision_id": decision_id,
+        "portfolio_id": o.portfolio_id,
+        "policy_name": v["policy_name"],
+        "policy_type": v["policy_type"],
+        "violation_type": v["violation_type"],
+        "severity": v["severity"],
+        "breach": v["breach"],
+        "enforcement_level": v["enforcement_level"],
+        "subject": v["subject"],
+        "observed": v["observed"],
+        "limit_value": v["limit"],
+        "pre_trade": v["pre_trade"],
+        "description": v["description"],
+        "suggested_adjustment": None,
+        "created_at": now,
+        "resolved": False,
+        "status": ViolationStatus.OPEN.value,
+        "escalation_level": 0,
+        "occurrences": 1,
+        "last_seen_at": now,
+        "last_decision_id": decision_id,
+        "source": ACTOR,
+    }
+
+
+def _event(
+    event_type: str,
+    portfolio_id: str,
+    update_id: str,
+    violation_id: int,
+    v: Any,
+    status: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The outbox row of a breach event."""
+    event_id = str(uuid.uuid4())
+    payload = {
+        "event_id": event_id,
+        "event_type": event_type,
+        "timestamp": now.isoformat(),
+        "portfolio_id": portfolio_id,
+        "update_id": update_id,
+        "violation": {
+            "id": int(violation_id),
+            "policy_name": v["policy_name"],
+            "policy_type": v["policy_type"],
+            "violation_type": v["violation_type"],
+            "subject": v["subject"],
+            "severity": v["severity"],
+            "enforcement_level": v["enforcement_level"],
+            "observed": v["observed"],
+            "limit": v["limit"],
+            "status": status,
+        },
+    }
+    return {
+        "event_id": event_id,
+        "event_type": event_type,
+        "payload": payload,
+        "created_at": now,
+        "attempts": 0,
+    }
