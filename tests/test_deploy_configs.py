@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.http.app import create_app
 from api.settings import Settings
+from api.store.tables import monitor_status
 from tests.api.conftest import core_policies, example_request
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
@@ -36,12 +38,26 @@ def exposed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set[
         for policy in core_policies():
             assert client.post("/api/v1/policies", json=policy).status_code == 201
         assert client.post("/api/v1/validate", json=example_request("aapl-overweight")).is_success
+        _monitor_ran(client)
         text = client.get("/metrics").text
     samples: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             samples.setdefault(sample.name, set()).update(sample.labels)
     yield samples
+
+
+def _monitor_ran(client: TestClient) -> None:
+    """A monitor's status row, as `pes monitor` writes it (its metrics have a sample)."""
+    app: Any = client.app
+    now = datetime.now(UTC)
+    row = dict.fromkeys(
+        ("lag", "portfolios", "consumed", "duplicates", "rejected", "checks"), 0
+    ) | {"breaches_opened": 0, "breaches_cleared": 0}
+    row |= {"consumer": "pes-monitor", "state": "running", "started_at": now}
+    row |= {"heartbeat_at": now, "last_update_at": None}
+    with app.state.services.store.engine.begin() as conn:
+        conn.execute(monitor_status.insert().values(**row))
 
 
 def _expressions() -> list[tuple[str, str]]:

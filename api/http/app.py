@@ -26,6 +26,7 @@ from api.http.routes import (
     constraints,
     global_policy,
     health,
+    monitor,
     policies,
     portfolios,
     reference_data,
@@ -38,7 +39,7 @@ from api.http.routes import (
 from api.http.services import Services
 from api.http.ui import install_ui
 from api.settings import Settings
-from api.store import DatabaseTimeouts, Invalid, Store
+from api.store import DatabaseTimeouts, Invalid, Store, read_monitor_status
 from api.store.db import listen_connector
 from engine import PolicyEngine
 from models import GlobalPolicy, defaults_from_environment
@@ -146,6 +147,7 @@ def create_app(
             services.global_listener.start()
         assert services.global_policy is not None
         metrics.watch_global_policy(services.global_policy, services.listening)
+        metrics.watch_monitors(lambda: read_monitor_status(store.engine))
         escalation = None
         if settings.escalation_interval_s > 0:
             escalation = EscalationWorker(
@@ -210,6 +212,7 @@ def create_app(
         replay,
         analytics,
         violations,
+        monitor,
     )
     for module in (*routers, health):
         app.include_router(module.router)

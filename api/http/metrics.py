@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from api.global_controls import GlobalPolicyCache
+from api.store import MonitorStatus
 from engine import PolicyEngine
 from models import ViolationSeverity
 from models.enums import RiskMode
@@ -125,6 +126,53 @@ class _GlobalPolicyCollector(Collector):
         return [version, age, staleness, mode, reads, notified, listening]
 
 
+class _MonitorCollector(Collector):
+    """Each `pes monitor`'s status row (api.store.read_monitor_status), read at scrape time."""
+
+    def __init__(self, read: Callable[[], list[MonitorStatus]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily(
+            "pes_monitor_up",
+            "1 while the monitor runs and its heartbeat is fresh; 0 when stopped or stale.",
+            labels=["consumer"],
+        )
+        age = GaugeMetricFamily(
+            "pes_monitor_heartbeat_age_seconds",
+            "Seconds since the monitor's last heartbeat.",
+            labels=["consumer"],
+        )
+        lag = GaugeMetricFamily(
+            "pes_monitor_lag", "Messages pending on the monitor's consumer.", labels=["consumer"]
+        )
+        counters = {
+            name: CounterMetricFamily(
+                f"pes_monitor_{name}", f"Monitor {name.replace('_', ' ')}.", labels=["consumer"]
+            )
+            for name in (
+                "consumed",
+                "duplicates",
+                "rejected",
+                "checks",
+                "breaches_opened",
+                "breaches_cleared",
+            )
+        }
+        try:
+            monitors = self.read()
+        except Exception:  # a scrape must not fail because the database is down
+            monitors = []
+        now = datetime.now(UTC)
+        for m in monitors:
+            up.add_metric([m.consumer], 1.0 if m.health(now) == "running" else 0.0)
+            age.add_metric([m.consumer], max((now - m.heartbeat_at).total_seconds(), 0.0))
+            lag.add_metric([m.consumer], float(m.lag))
+            for name, value in m.counters().items():
+                counters[name].add_metric([m.consumer], float(value))
+        return [up, age, lag, *counters.values()]
+
+
 class Metrics:
     """Request counts and latencies per route, validations by outcome, solver time."""
 
@@ -167,3 +215,7 @@ class Metrics:
         `listening` says whether a listener hears changes now (None: none runs).
         """
         self.registry.register(_GlobalPolicyCollector(cache, listening))
+
+    def watch_monitors(self, read: Callable[[], list[MonitorStatus]]) -> None:
+        """Export every monitor's health, heartbeat age, lag and counters (`pes_monitor_*`)."""
+        self.registry.register(_MonitorCollector(read))

@@ -18,6 +18,7 @@ __all__ = [
     "BulkSkipped",
     "ErrorDetail",
     "ErrorResponse",
+    "MonitorStatusPublic",
     "PolicyPatch",
     "PolicyPublic",
     "PolicyVersionPublic",
@@ -157,6 +158,33 @@ class WebhookDeliveryPublic(BaseModel):
     last_error: str | None = Field(description="Why the last attempt failed, when it did.")
     next_attempt_at: datetime | None = Field(description="When a pending delivery is retried.")
     delivered_at: datetime | None
+
+
+class MonitorStatusPublic(BaseModel):
+    """One monitor (`pes monitor`, by its durable consumer) as its last heartbeat left it."""
+
+    consumer: str = Field(examples=["pes-monitor"])
+    state: str = Field(description="running | stopped (a clean exit)", examples=["running"])
+    health: str = Field(
+        description=(
+            "running, stopped, or stale: said to be running but silent for longer than "
+            "`stale_after_s` (it died, or a round is stuck)"
+        ),
+        examples=["running"],
+    )
+    stale_after_s: float = Field(examples=[10.0])
+    heartbeat_age_s: float = Field(description="Seconds since its last heartbeat.")
+    started_at: datetime
+    heartbeat_at: datetime
+    last_update_at: datetime | None = Field(description="When it last applied an update.")
+    lag: int = Field(description="Messages pending on its consumer at its last fetch.")
+    portfolios: int = Field(description="Portfolios whose state it holds.")
+    consumed: int
+    duplicates: int = Field(description="Updates delivered again and applied once.")
+    rejected: int = Field(description="Updates refused (malformed, unknown symbols).")
+    checks: int = Field(description="Portfolio checks run.")
+    breaches_opened: int
+    breaches_cleared: int
 
 
 class ViolationDetail(ViolationPublic):

@@ -40,6 +40,7 @@ from api.store.violations import LIVE, ViolationStatus
 __all__ = [
     "BREACH_CLEARED",
     "BREACH_DETECTED",
+    "STALE_AFTER_S",
     "BatchEffect",
     "BreachKey",
     "Clearing",
@@ -90,6 +91,11 @@ class BatchEffect:
     clearings: list[Clearing] = field(default_factory=list)
 
 
+STALE_AFTER_S = 10.0
+"""A running monitor writes its status at least every second: ten missed heartbeats mean
+it is gone or stuck (a long round on a loaded machine stays well inside)."""
+
+
 @dataclass(frozen=True)
 class MonitorStatus:
     """One monitor's status row (see docs/monitor.md#status)."""
@@ -107,6 +113,17 @@ class MonitorStatus:
     checks: int
     breaches_opened: int
     breaches_cleared: int
+
+    def health(self, now: datetime, stale_after_s: float = STALE_AFTER_S) -> str:
+        """`running`, `stopped` (a clean exit) or `stale`.
+
+        Stale: said to be running, but its heartbeat is older than `stale_after_s` (it
+        died, or a round is stuck).
+        """
+        if self.state != "running":
+            return self.state
+        age = (now - self.heartbeat_at).total_seconds()
+        return "stale" if age > stale_after_s else "running"
 
     def counters(self) -> dict[str, int]:
         """The counters by name (for metrics)."""

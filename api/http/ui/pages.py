@@ -16,7 +16,7 @@ from api.http.ui.charts import breach_scale, daily_bars, horizontal_bars
 from api.http.ui.render import caller_of, page, redirect, require, services_of
 from api.reports import where_it_applies
 from api.settings import Role
-from api.store import NotFound, ViolationFilter
+from api.store import STALE_AFTER_S, NotFound, ViolationFilter, read_monitor_status
 from api.store.violations import LIVE
 from models import PolicyDefinition, ViolationSeverity
 
@@ -248,4 +248,22 @@ def trends_page(request: Request) -> HTMLResponse:
             title="Median hours to resolution, by policy",
             unit="h",
         ),
+    )
+
+
+@router.get("/monitor")
+def monitor_page(request: Request) -> HTMLResponse:
+    """Each `pes monitor`: running, stopped or stale, its lag and what it has done."""
+    caller = require(request, Role.READER)
+    store = services_of(request).store
+    now = datetime.now(UTC)
+    monitors = read_monitor_status(store.engine)
+    return page(
+        request,
+        "monitor.html",
+        caller=caller,
+        monitors=[(m, m.health(now), age(m.heartbeat_at, now)) for m in monitors],
+        stale_after_s=STALE_AFTER_S,
+        now=now,
+        age=age,
     )
