@@ -255,7 +255,8 @@ class BatchChecker:
         out = np.zeros((K, len(self.labels)))
         for start in range(0, K, chunk):
             chosen = np.arange(start, min(start + chunk, K))
-            out[chosen] = self._run(W, chosen, chunk, False).post
+            verdict = self._run(W, chosen, chunk, False, every_row=True)
+            out[chosen[verdict.vectors]] = verdict.post
         return out
 
     @property
@@ -284,7 +285,9 @@ class BatchChecker:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _run(self, W: FloatArray, chosen: np.ndarray, chunk: int, cure: bool) -> ChunkVerdict:
+    def _run(
+        self, W: FloatArray, chosen: np.ndarray, chunk: int, cure: bool, *, every_row: bool = False
+    ) -> ChunkVerdict:
         """The chunk `W[chosen]`, padded to `chunk` rows under JAX (one compiled shape)."""
         m = len(chosen)
         first = int(chosen[0])
@@ -292,7 +295,7 @@ class BatchChecker:
         block = W[first : first + m] if contiguous else W[chosen]
         if self._backend.name == "jax" and m < chunk and len(W) > chunk:
             block = np.concatenate([block, np.zeros((chunk - m, W.shape[1]))])
-        return self._program.run(block, cure_passive=cure, valid=m)
+        return self._program.run(block, cure_passive=cure, valid=m, every_row=every_row)
 
     def _snapshot(self, w0: FloatArray) -> Snapshot:
         base = self._base

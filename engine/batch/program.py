@@ -264,16 +264,31 @@ class Program:
         """Rows of the layout."""
         return int(self.stack.offsets[-1])
 
-    def run(self, W: FloatArray, *, cure_passive: bool, valid: int | None = None) -> ChunkVerdict:
+    def run(
+        self,
+        W: FloatArray,
+        *,
+        cure_passive: bool,
+        valid: int | None = None,
+        every_row: bool = False,
+    ) -> ChunkVerdict:
         """Values and verdicts of the chunk `W` (K, n) of validated weight vectors.
 
         `valid`: only the first `valid` vectors are wanted (the rest pad the chunk to a
-        shape already compiled).
+        shape already compiled). `every_row`: the rows of every vector, breaching or not
+        (`ChunkVerdict.vectors` is then every vector in order).
         """
         m = W.shape[0] if valid is None else valid
         Wd = self.backend.put(W)
+        flagged = self._flags is not None and self._fused is not None and not self.fallbacks
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if self._flags is not None and self._fused is not None and not self.fallbacks:
+            if every_row and flagged:
+                assert self._fused is not None
+                vectors = np.arange(m)
+                verdict = self._fused(self.data, self.statics, Wd, cure_passive)
+                post, breached, active, compliant, recheck = (np.array(x[:m]) for x in verdict)
+            elif flagged:
+                assert self._flags is not None and self._fused is not None
                 flags = self._flags(self.data, self.part_statics, Wd, cure_passive)
                 compliant, breaching, recheck = (np.array(x[:m]) for x in flags)
                 wanted = np.flatnonzero(breaching | recheck)

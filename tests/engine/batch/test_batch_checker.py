@@ -78,6 +78,22 @@ def test_sparse_and_dense_breaches_give_identical_answers(
     assert_same(answers[0], answers[1])
 
 
+@pytest.mark.parametrize("backend", ["jax", "numpy"])
+def test_values_are_every_vectors_own_rows_whether_it_breaches_or_not(backend: str) -> None:
+    # `values` needs the rows of compliant vectors too, which `check` skips.
+    rng = np.random.default_rng(11)
+    W = np.full((50, 5), 0.18) + rng.uniform(-0.01, 0.01, (50, 5))
+    W[17] = [0.5, 0.1, 0.1, 0.1, 0.1]  # the one vector over the name cap
+    checker = _checker(backend=backend)
+    w0 = np.full(5, 0.18)
+    assert np.flatnonzero(~checker.check(W, pre_trade=w0).is_compliant).tolist() == [17]
+    together = checker.values(W, pre_trade=w0, chunk_size=16)
+    one_by_one = np.vstack([checker.values(W[[k]], pre_trade=w0) for k in range(len(W))])
+    assert np.allclose(together, one_by_one, rtol=0, atol=1e-15)
+    name_caps = [j for j, label in enumerate(checker.labels) if label.policy_name == "name-cap"]
+    assert np.allclose(together[:, name_caps], W, rtol=0, atol=1e-15)
+
+
 def test_cash_given_rescales_each_vector_to_its_nav() -> None:
     checker = _checker()
     W = np.array([[10.0, 10.0, 20.0, 5.0, 0.0]])
