@@ -215,8 +215,10 @@ class Book:
                         data |= {"breach": "passive", "pre_trade": data["observed"]}
                         openings.append(Opening(pid, touched[pid], data))
                         wanted.discard(key)
-            for key, (violation_id, source) in live.items():
-                if source == "monitor" and key[0] in group.policy_names and key not in now:
+            # A later check that finds the key compliant cures its live violation, whoever
+            # opened it (a validation cures a monitor's violation the same way).
+            for key, (violation_id, _source) in live.items():
+                if key[0] in group.policy_names and key not in now:
                     clearings.append(Clearing(pid, touched[pid], violation_id))
         return len(members)
 

@@ -11,7 +11,8 @@ that commit, so a crash anywhere loses nothing and applies nothing twice.
 A monitor violation has `source = "monitor"`, no validation, and the decision id
 `monitor:<update id>` of the update that found it. It opens only when no live (open or
 acknowledged) violation of its key (portfolio, policy, rule, subject) exists, whoever
-opened that one; the monitor cures only the violations it opened.
+opened that one; a check that finds a key compliant cures its live violation, whoever
+opened it (as a later validation does).
 """
 
 from __future__ import annotations

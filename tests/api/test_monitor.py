@@ -225,6 +225,62 @@ def test_a_breach_opens_once_is_not_realerted_and_is_cured(
         assert page.status_code == 200 and "single-name-cap" in page.text
 
 
+def test_the_monitor_cures_a_validations_violation_when_the_holdings_comply(
+    database_url: str, names: tuple[str, str, str]
+) -> None:
+    # A validation found AAA over its cap (a passive breach, one violation); the monitor then
+    # sees the holdings back under it: a later check, so the violation is cured, as a later
+    # validation would cure it.
+    url = nats_url()
+    stream, prefix, consumer = names
+    store = _seeded(database_url)
+    request = {
+        "decision": {
+            "decision_id": "dec-over",
+            "portfolio_id": "fund-a",
+            "trades": [{"symbol": "BBB", "side": "BUY", "quantity": 1}],
+        },
+        "portfolio_state": {
+            "portfolio_id": "fund-a",
+            "cash": 80_000.0,
+            "positions": [{"symbol": "AAA", "quantity": 150}, {"symbol": "BBB", "quantity": 50}],
+            "instruments": [i.model_dump(mode="json") for i in _universe().instruments],
+        },
+        "mode": "validate",
+    }
+    app = create_app(Settings(database_url=database_url, events="none"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.post("/api/v1/validate", json=request)
+        assert r.status_code == 200, r.text
+    [found] = _violations(store)
+    assert (found.policy_name, found.subject, found.status) == ("single-name-cap", "AAA", "open")
+    assert found.source != "monitor" and found.validation_id is not None
+
+    book = Book(
+        [p.definition for p in store.policies.list()],
+        _universe().instruments,
+        store.portfolios.lineage,
+    )
+    config = MonitorConfig(url, stream, prefix, consumer, batch_max=50, batch_ms=5)
+    monitor = Monitor(store, config, book, None)
+
+    async def scenario() -> None:
+        await monitor.start()
+        try:
+            await _publish(url, _snapshot(prefix, "s1", "fund-a"))  # AAA 5%: compliant
+            await _rounds(monitor, 1)
+        finally:
+            await monitor.close()
+
+    asyncio.run(scenario())
+    [cured] = _violations(store)
+    store.engine.dispose()
+    assert (cured.id, cured.status, cured.resolved_by) == (found.id, "cured", "monitor")
+    assert [e["event_type"] for e in _events(store) if "update_id" in e] == [
+        "policy_breach_cleared"
+    ]
+
+
 def test_a_bad_update_is_rejected_and_counted(
     database_url: str, names: tuple[str, str, str]
 ) -> None:
