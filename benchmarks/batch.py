@@ -30,6 +30,7 @@ from benchmarks.report import machine_info
 from engine import PolicyEngine
 from engine.batch import BatchChecker
 from engine.batch.backend import jax_available
+from engine.batch.checker import DEFAULT_CHUNK
 from models import PolicyDefinition, PolicyValidationRequest
 
 RESULTS = Path(__file__).with_name("results") / "batch.json"
@@ -223,7 +224,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny K for a smoke run (K = 2,000)")
     p.add_argument("--n", type=int, default=500, help="universe size (default 500)")
     p.add_argument("--k", type=int, default=None, help="weight vectors (default 200,000)")
-    p.add_argument("--chunk", type=int, default=16384, help="vectors per chunk (memory bound)")
+    p.add_argument(
+        "--chunk", type=int, default=None, help="vectors per chunk (default: the checker's)"
+    )
     p.add_argument("--loop", type=int, default=None, help="vectors for the NumPy loop baseline")
     p.add_argument("--single", type=int, default=None, help="requests for the engine baseline")
     p.add_argument("--output", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
@@ -234,6 +237,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run, print the table, write the JSON."""
     args = parser().parse_args(argv)
+    args.chunk = args.chunk or DEFAULT_CHUNK
     if args.k is None:
         args.k = 2_000 if args.quick else 200_000
     args.loop = args.loop or min(args.k, 2_000 if args.quick else 20_000)
