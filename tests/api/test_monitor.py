@@ -272,13 +272,14 @@ def test_the_monitor_cures_a_validations_violation_when_the_holdings_comply(
         finally:
             await monitor.close()
 
-    asyncio.run(scenario())
-    [cured] = _violations(store)
-    store.engine.dispose()
+    try:
+        asyncio.run(scenario())
+        [cured] = _violations(store)
+        events = [e["event_type"] for e in _events(store) if "update_id" in e]
+    finally:
+        store.engine.dispose()  # no pooled connection left for the garbage collector
     assert (cured.id, cured.status, cured.resolved_by) == (found.id, "cured", "monitor")
-    assert [e["event_type"] for e in _events(store) if "update_id" in e] == [
-        "policy_breach_cleared"
-    ]
+    assert events == ["policy_breach_cleared"]
 
 
 def test_a_bad_update_is_rejected_and_counted(
