@@ -30,7 +30,7 @@ from api.cli.common import (
     Unavailable,
     open_store,
 )
-from api.cluster import ClusterOptions, add_cluster_options, dask_client
+from api.cluster import ClusterOptions, add_cluster_options, dask_client, positive_int
 from api.files.policy_files import PolicyFileError, load_policies
 from api.files.reference_files import ReferenceFileError, load_reference_data
 from api.references import ReferenceCache, StoreReferences
@@ -230,16 +230,6 @@ def _bad(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def _partition_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
-    return value
-
-
 def add_parser(commands: Any) -> None:
     """Register `pes check-all`."""
     parser = commands.add_parser(
@@ -295,7 +285,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--format", choices=["text", "json"], default="text")
     parser.add_argument(
         "--partition-size",
-        type=_partition_size,
+        type=positive_int,
         default=200,
         metavar="N",
         help="portfolios per Dask task (default 200)",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from distributed import Client
 
-__all__ = ["ClusterOptions", "add_cluster_options", "dask_client"]
+__all__ = ["ClusterOptions", "add_cluster_options", "dask_client", "positive_int"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ class ClusterOptions:
         return cls(scheduler=scheduler, workers=args.workers, memory_limit=args.memory_limit)
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (workers, partition sizes)."""
     try:
         value = int(text)
     except ValueError:
@@ -69,7 +70,7 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=2,
         metavar="N",
         help="worker processes of the LocalCluster (default 2; ignored with --scheduler)",
