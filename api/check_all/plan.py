@@ -2,9 +2,10 @@
 
 Every portfolio is resolved once, through the same `prepare` as a request (scope, the
 stored tree's inheritance and overrides, the global policy's risk mode and limits, the
-tree's default benchmark), on a stub request with the portfolio's id. The effective set
-comes out plain; it is re-scoped to `"*"` (its `when` and `overrides` already applied) so
-that a worker checks it without the tree or the database. Portfolios with the same
+tree's default benchmark), on a bare request (no positions, no trades) with the
+portfolio's id. The effective set comes out plain; it is re-scoped to `"*"` (its `when`
+and `overrides` already applied) so that a worker checks it without the tree or the
+database. Portfolios with the same
 effective set and benchmark form a `Group`; a group's universe is every symbol its
 portfolios hold, plus its benchmark's names.
 
@@ -64,7 +65,7 @@ class Group:
     portfolios: list[str] = field(default_factory=list, compare=False)
 
 
-def _stub(portfolio_id: str) -> PolicyValidationRequest:
+def _bare_request(portfolio_id: str) -> PolicyValidationRequest:
     return PolicyValidationRequest.model_validate(
         {
             "decision": {"decision_id": "check-all", "portfolio_id": portfolio_id, "trades": []},
@@ -134,7 +135,7 @@ def plan_groups(
         try:
             prepared = prepare(
                 layouts,
-                _stub(pid),
+                _bare_request(pid),
                 policies,
                 lineage=(lineages or {}).get(pid, ()),
                 require_applicable=require_applicable,
