@@ -36,7 +36,7 @@ from api.store.tables import (
     policy_violations,
     violation_transitions,
 )
-from api.store.violations import LIVE, ViolationStatus
+from api.store.violations import LIVE, ViolationStatus, new_violation_row
 
 __all__ = [
     "BREACH_CLEARED",
@@ -520,33 +520,10 @@ class MonitorStore:
 
 
 def _row(o: Opening, now: datetime) -> dict[str, Any]:
-    v = o.violation
-    decision_id = f"monitor:{o.update_id}"
-    return {
-        "validation_id": None,
-        "decision_id": decision_id,
-        "portfolio_id": o.portfolio_id,
-        "policy_name": v["policy_name"],
-        "policy_type": v["policy_type"],
-        "violation_type": v["violation_type"],
-        "severity": v["severity"],
-        "breach": v["breach"],
-        "enforcement_level": v["enforcement_level"],
-        "subject": v["subject"],
-        "observed": v["observed"],
-        "limit_value": v["limit"],
-        "pre_trade": v["pre_trade"],
-        "description": v["description"],
-        "suggested_adjustment": None,
-        "created_at": now,
-        "resolved": False,
-        "status": ViolationStatus.OPEN.value,
-        "escalation_level": 0,
-        "occurrences": 1,
-        "last_seen_at": now,
-        "last_decision_id": decision_id,
-        "source": ACTOR,
-    }
+    # No validation and no decision behind it, so no suggested adjustment either.
+    v = o.violation | {"suggested_adjustment": None}
+    row = new_violation_row(v, None, f"monitor:{o.update_id}", o.portfolio_id, now)
+    return row | {"source": ACTOR}
 
 
 def _event(

@@ -41,6 +41,7 @@ from api.store.tables import event_outbox, policy_violations, violation_transiti
 
 __all__ = [
     "TRANSITION_EVENT",
+    "new_violation_row",
     "BulkOutcome",
     "StoredViolation",
     "Transition",
@@ -360,7 +361,7 @@ def track_violations(
             continue
         new_id = conn.execute(
             t.insert()
-            .values(_new_row(v_data, validation_id, decision_id, portfolio_id, now))
+            .values(new_violation_row(v_data, validation_id, decision_id, portfolio_id, now))
             .returning(t.c.id)
         ).scalar_one()
         opened = _violation(conn.execute(sa.select(t).where(t.c.id == new_id)).one())
@@ -394,9 +395,10 @@ def track_violations(
     return touched
 
 
-def _new_row(
-    v: dict[str, Any], validation_id: int, decision_id: str, portfolio_id: str, now: datetime
+def new_violation_row(
+    v: dict[str, Any], validation_id: int | None, decision_id: str, portfolio_id: str, now: datetime
 ) -> dict[str, Any]:
+    """The `policy_violations` row of a newly found violation `v` (a report's violation)."""
     return {
         "validation_id": validation_id,
         "decision_id": decision_id,
