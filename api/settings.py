@@ -93,6 +93,13 @@ class Settings(BaseSettings):
         le=10_000,
         description="`pes monitor`: longest wait for more updates after a round's first.",
     )
+    monitor_ack_wait_s: float = Field(
+        default=60.0,
+        ge=1,
+        le=86_400,
+        description="`pes monitor`: JetStream redelivers an update not acknowledged within "
+        "this (set when the consumer is created; a round takes far less).",
+    )
     pulsar_url: str = "pulsar://127.0.0.1:6650"
     pulsar_topic: str = "persistent://public/default/pes-policy-validation-completed"
     relay_interval_s: float = Field(default=0.5, gt=0, description="Outbox poll period.")

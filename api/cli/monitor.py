@@ -49,7 +49,7 @@ async def _run(
     store: Store, config: Settings, policies: list[Any], instruments: list[Any], events: str
 ) -> int:
     from api.events import NatsPublisher
-    from api.monitor import Book, Monitor, MonitorConfig
+    from api.monitor import Book, ConsumerMismatch, Monitor, MonitorConfig
 
     book = Book(policies, instruments, store.portfolios.lineage)
     publisher = (
@@ -68,6 +68,7 @@ async def _run(
             consumer=config.monitor_consumer,
             batch_max=config.monitor_batch_max,
             batch_ms=config.monitor_batch_ms,
+            ack_wait_s=config.monitor_ack_wait_s,
         ),
         book,
         publisher,
@@ -78,6 +79,9 @@ async def _run(
         loop.add_signal_handler(sig, stop.set)
     try:
         await monitor.run(stop)
+    except ConsumerMismatch as exc:
+        print(f"pes monitor: {exc}", file=sys.stderr)
+        return 1
     except (OSError, TimeoutError) as exc:
         print(f"pes monitor: cannot reach NATS at {config.nats_url}: {exc!r}", file=sys.stderr)
         return 1
@@ -120,6 +124,13 @@ def add_parser(commands: Any) -> None:
         type=float,
         metavar="MS",
         help="longest wait for more updates after a round's first (default 20)",
+    )
+    monitor.add_argument(
+        "--ack-wait",
+        type=float,
+        metavar="S",
+        help="seconds before JetStream redelivers an update not acknowledged (a monitor "
+        "killed mid-round); set when the consumer is created (default 60)",
     )
     monitor.add_argument(
         "--stream", help="JetStream stream of the updates (default PES_STATE; created if absent)"

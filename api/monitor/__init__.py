@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from api.monitor.book import Book, Holding, holdings_policies
 from api.monitor.updates import BadUpdate, PositionSnapshot, PriceTick, parse
-from api.monitor.worker import Monitor, MonitorConfig
+from api.monitor.worker import ConsumerMismatch, Monitor, MonitorConfig
 
 __all__ = [
     "BadUpdate",
     "Book",
+    "ConsumerMismatch",
     "Holding",
     "Monitor",
     "MonitorConfig",

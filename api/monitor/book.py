@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from engine.resolve.hierarchy import Lineage, resolve
 from engine.weights.portfolio import MAX_WEIGHT
 from models import Instrument, PolicyDefinition, PortfolioNode
 from models.policy import PolicyScope
+from models.typing import FloatArray, IntArray
 
 __all__ = ["DECISION_ONLY", "Book", "Holding", "holdings_policies"]
 
@@ -78,6 +79,10 @@ class Holding:
     seq: int
     cash: float
     quantities: dict[str, float]
+    columns: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """The held symbols' positions in the book's universe (set by `Book.set_holding`)."""
+    amounts: FloatArray = field(default_factory=lambda: np.zeros(0))
+    """The quantities in `columns` order."""
 
 
 @dataclass
@@ -86,7 +91,8 @@ class _Group:
 
     checker: BatchChecker | None
     policy_names: frozenset[str]
-    column: dict[str, int]
+    column: IntArray
+    """The checker's column of each of the book's symbols (the checker's own order)."""
 
 
 @dataclass(frozen=True)
@@ -113,11 +119,17 @@ class Book:
         self.policies = holdings_policies(policies)
         self.instruments = list(instruments)
         self.symbols = frozenset(i.symbol for i in self.instruments)
+        self._position = {i.symbol: k for k, i in enumerate(self.instruments)}
         self.lineage = lineage
         self.holdings: dict[str, Holding] = {}
         self.prices: dict[str, tuple[float, int]] = {
             i.symbol: (float(i.price), 0) for i in self.instruments if i.price is not None
         }
+        # The prices again as one array in the book's symbol order (NaN: no price yet), so
+        # that a group's holdings are valued with a few array operations, not a loop a name.
+        self._price = np.full(len(self.instruments), np.nan)
+        for symbol, (price, _) in self.prices.items():
+            self._price[self._position[symbol]] = price
         self.holders: dict[str, set[str]] = {}
         self.live: dict[str, dict[BreachKey, tuple[int, str]]] = {}
         self._groups: dict[tuple[str, ...], _Group] = {}
@@ -134,11 +146,20 @@ class Book:
         known = self.holdings.get(portfolio_id)
         if known is not None and known.seq > holding.seq:
             return False
-        if known is not None:
-            for s in known.quantities:
-                self.holders.get(s, set()).discard(portfolio_id)
-        for s in holding.quantities:
-            self.holders.setdefault(s, set()).add(portfolio_id)
+        unknown = self.unknown_symbols(holding.quantities)
+        if unknown:
+            raise ValueError(f"symbols not in the universe: {', '.join(unknown[:5])}")
+        holding.columns = np.fromiter(
+            (self._position[s] for s in holding.quantities), np.int64, len(holding.quantities)
+        )
+        holding.amounts = np.fromiter(holding.quantities.values(), float, len(holding.columns))
+        # A portfolio's next snapshot mostly holds the same names: the index stays as it is.
+        if known is None or known.quantities.keys() != holding.quantities.keys():
+            if known is not None:
+                for s in known.quantities:
+                    self.holders.get(s, set()).discard(portfolio_id)
+            for s in holding.quantities:
+                self.holders.setdefault(s, set()).add(portfolio_id)
         self.holdings[portfolio_id] = holding
         return True
 
@@ -148,6 +169,7 @@ class Book:
         if known is not None and known[1] > seq:
             return None
         self.prices[symbol] = (price, seq)
+        self._price[self._position[symbol]] = price
         return set(self.holders.get(symbol, ()))
 
     # -- the check --------------------------------------------------------------------------
@@ -183,28 +205,33 @@ class Book:
     ) -> int:
         checker = group.checker
         assert checker is not None
-        n = len(checker.symbols)
-        values = np.zeros((len(members), n))
-        cash = np.zeros(len(members))
-        keep = np.ones(len(members), dtype=bool)
-        for k, pid in enumerate(members):
-            h = self.holdings[pid]
-            cash[k] = h.cash
-            for s, q in h.quantities.items():
-                values[k, group.column[s]] = q * self.prices[s][0]
-            nav = values[k].sum() + cash[k]
-            if not nav > 0 or np.abs(values[k]).max(initial=0.0) > MAX_WEIGHT * nav:
-                log.warning("portfolio %r: NAV %.6g cannot be checked; skipped", pid, nav)
-                keep[k] = False
+        held = [self.holdings[pid] for pid in members]
+        # Every member's positions in one scatter: row k, the checker's column of each name.
+        rows = np.repeat(np.arange(len(held)), [len(h.columns) for h in held])
+        columns = np.concatenate([h.columns for h in held])
+        amounts = np.concatenate([h.amounts for h in held])
+        values = np.zeros((len(held), len(checker.symbols)))
+        values[rows, group.column[columns]] = amounts * self._price[columns]
+        cash = np.fromiter((h.cash for h in held), float, len(held))
+        nav = values.sum(axis=1) + cash
+        with np.errstate(invalid="ignore"):
+            keep = (nav > 0) & ~(np.abs(values).max(axis=1, initial=0.0) > MAX_WEIGHT * nav)
+        for bad in np.flatnonzero(~keep).tolist():
+            log.warning("portfolio %r: NAV %.6g cannot be checked; skipped", members[bad], nav[bad])
         members = [m for m, ok in zip(members, keep, strict=True) if ok]
         if not members:
             return 0
         result = checker.check(values[keep], cash=cash[keep])
+        breached: dict[int, dict[BreachKey, None]] = {}
+        for k, row in zip(result.breach_vector.tolist(), result.breach_row.tolist(), strict=True):
+            label = result.labels[row]
+            key = (label.policy_name, label.violation_type, label.subject or "")
+            breached.setdefault(k, {})[key] = None
         for k, pid in enumerate(members):
-            now: dict[BreachKey, None] = {}
-            for label, _, _ in result.breached_rows(k):
-                now[(label.policy_name, label.violation_type, label.subject or "")] = None
+            now = breached.get(k, {})
             live = self.live.get(pid, {})
+            if not now and not live:
+                continue  # compliant, and nothing of it to cure: the common case
             fresh = [key for key in now if key not in live]
             if fresh:
                 wanted = set(fresh)
@@ -256,7 +283,10 @@ class Book:
                 )
             except (ValueError, PolicyResolutionError) as exc:
                 log.error("policies %s cannot be monitored: %s", ", ".join(key), exc)
-        column = {} if checker is None else {s: i for i, s in enumerate(checker.symbols)}
+        column = np.zeros(len(self.instruments), dtype=np.int64)
+        if checker is not None:
+            order = {s: i for i, s in enumerate(checker.symbols)}
+            column = np.array([order[i.symbol] for i in self.instruments], dtype=np.int64)
         group = _Group(checker, frozenset(key), column)
         self._groups[key] = group
         return group

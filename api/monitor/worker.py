@@ -35,7 +35,7 @@ from api.monitor.updates import BadUpdate, PositionSnapshot, parse, update_id_of
 from api.store import Store
 from api.store.monitor import BatchEffect, MonitorStore
 
-__all__ = ["Monitor", "MonitorConfig"]
+__all__ = ["ConsumerMismatch", "Monitor", "MonitorConfig"]
 
 log = logging.getLogger("pes.monitor")
 
@@ -43,6 +43,12 @@ HEARTBEAT_S = 1.0
 """The status row is written at least this often while the monitor runs."""
 ACK_WAIT_S = 60.0
 """JetStream redelivers a message not acknowledged within this (a round takes far less)."""
+IDLE_HEARTBEAT_S = 5.0
+"""The server's heartbeat on an idle push consumer (lets the client see a stalled one)."""
+
+
+class ConsumerMismatch(RuntimeError):
+    """The durable consumer exists but is not the push consumer the monitor reads from."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,10 @@ class MonitorConfig:
     consumer: str = "pes-monitor"
     batch_max: int = 1000
     batch_ms: float = 20.0
-    max_ack_pending: int = 100_000
+    max_ack_pending: int = 20_000
+    """Most messages delivered and not yet acknowledged: bounds the monitor's inbox (the
+    rest wait in the stream)."""
+    ack_wait_s: float = ACK_WAIT_S
 
 
 @dataclass
@@ -90,6 +99,8 @@ class Monitor:
         self.rounds = 0
         self._nc: Any = None
         self._sub: Any = None
+        self._inbox: list[Any] = []
+        self._arrived = asyncio.Event()
         self._beat = time.monotonic()
 
     # -- start and stop ------------------------------------------------------------------------
@@ -98,7 +109,10 @@ class Monitor:
         """The stored positions, prices and live violations into the book."""
         positions, prices = self.state.load()
         for pid, (seq, cash, quantities) in positions.items():
-            self.book.set_holding(pid, Holding(seq, cash, quantities))
+            try:
+                self.book.set_holding(pid, Holding(seq, cash, quantities))
+            except ValueError as exc:  # the universe changed since: it cannot be checked
+                log.warning("stored holdings of %r not monitored: %s", pid, exc)
         for symbol, (price, seq) in prices.items():
             self.book.set_price(symbol, price, seq)
         self.book.live = self.state.live()
@@ -131,15 +145,38 @@ class Monitor:
             await js.stream_info(c.stream)
         except NotFoundError:
             await js.add_stream(StreamConfig(name=c.stream, subjects=[f"{c.prefix}.>"]))
-        self._sub = await js.pull_subscribe(
+
+        try:
+            known = await js.consumer_info(c.stream, c.consumer)
+        except NotFoundError:
+            known = None
+        if known is not None and not known.config.deliver_subject:
+            raise ConsumerMismatch(
+                f"consumer {c.consumer!r} of stream {c.stream!r} is a pull consumer (made by "
+                f"an earlier version): delete it (nats consumer rm {c.stream} {c.consumer}) "
+                "and start again; the updates delivered again are recognised by their ids"
+            )
+
+        async def arrived(msg: Any) -> None:
+            self._inbox.append(msg)
+            self._arrived.set()
+
+        # A push consumer: the client library hands each message to `arrived` for a few
+        # microseconds, where a pull consumer's fetch costs a task and a timer a message
+        # (about 2.5 times the intake cost). `max_ack_pending` bounds what waits in the inbox.
+        self._sub = await js.subscribe(
             f"{c.prefix}.>",
             durable=c.consumer,
             stream=c.stream,
+            cb=arrived,
+            manual_ack=True,
+            flow_control=True,
+            idle_heartbeat=IDLE_HEARTBEAT_S,
             config=ConsumerConfig(
                 durable_name=c.consumer,
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
-                ack_wait=ACK_WAIT_S,
+                ack_wait=c.ack_wait_s,
                 max_ack_pending=max(c.max_ack_pending, c.batch_max),
                 filter_subject=f"{c.prefix}.>",
             ),
@@ -198,6 +235,14 @@ class Monitor:
         except Exception:
             log.warning("monitor status not written at stop", exc_info=True)
         if self._nc is not None and not self._nc.is_closed:
+            # Delivered but never applied: handed back, so that the next monitor on this
+            # consumer gets them at once instead of after the ack wait.
+            waiting, self._inbox = self._inbox, []
+            for msg in waiting:
+                try:
+                    await msg.nak()
+                except Exception:  # JetStream redelivers after the ack wait anyway
+                    break
             try:
                 await self._nc.flush(timeout=5)  # the acknowledgements sent, then close
             finally:
@@ -209,25 +254,37 @@ class Monitor:
     # -- one round ---------------------------------------------------------------------------
 
     async def _fetch(self, stop: asyncio.Event) -> list[Any]:
-        """Up to `batch_max` messages, collected for at most `batch_ms` after the first."""
-        from nats.errors import TimeoutError as NatsTimeout
+        """Up to `batch_max` messages.
 
+        With messages already waiting (a backlog) they are taken at once; otherwise the
+        first is awaited (up to 0.5 s, so that the caller can beat and check `stop`) and
+        more are collected for at most `batch_ms` after it.
+        """
         c = self.config
-        got: list[Any] = []
-        deadline: float | None = None
-        while len(got) < c.batch_max and not stop.is_set():
-            wait = 0.5 if deadline is None else deadline - time.monotonic()
-            if wait <= 0.001:
-                break
-            try:
-                got.extend(await self._sub.fetch(c.batch_max - len(got), timeout=wait))
-            except (NatsTimeout, TimeoutError):
-                if deadline is None:
-                    return got  # nothing came: let the caller beat and check `stop`
-                break
-            if deadline is None and got:
-                deadline = time.monotonic() + c.batch_ms / 1000.0
+        if not self._inbox:
+            deadline = time.monotonic() + 0.5
+            while not self._inbox:
+                if not await self._wait_arrival(deadline) or stop.is_set():
+                    return []
+            deadline = time.monotonic() + c.batch_ms / 1000.0
+            while len(self._inbox) < c.batch_max and not stop.is_set():
+                if not await self._wait_arrival(deadline):
+                    break
+        got = self._inbox[: c.batch_max]
+        del self._inbox[: c.batch_max]
         return got
+
+    async def _wait_arrival(self, deadline: float) -> bool:
+        """Wait for the next message until `deadline`; False when none came."""
+        self._arrived.clear()
+        wait = deadline - time.monotonic()
+        if wait <= 0:
+            return False
+        try:
+            await asyncio.wait_for(self._arrived.wait(), timeout=wait)
+        except TimeoutError:
+            return False
+        return True
 
     async def _round(self, messages: Sequence[Any]) -> None:
         try:

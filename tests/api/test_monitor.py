@@ -28,7 +28,7 @@ from fastapi.testclient import TestClient
 
 from api.events import NatsPublisher
 from api.http.app import create_app
-from api.monitor import Book, Monitor, MonitorConfig
+from api.monitor import Book, ConsumerMismatch, Monitor, MonitorConfig
 from api.settings import Settings
 from api.store import Store, read_monitor_status
 from api.store.tables import event_outbox, monitor_updates, policy_violations
@@ -314,6 +314,33 @@ def test_a_bad_update_is_rejected_and_counted(
     assert kinds == {"p1": "rejected", "p2": "rejected", "p3": "rejected"}
 
 
+def test_a_pull_consumer_of_the_same_name_stops_the_start_with_what_to_do(
+    tmp_path: Path, names: tuple[str, str, str]
+) -> None:
+    url = nats_url()
+    stream, prefix, consumer = names
+    store = _seeded(f"sqlite:///{tmp_path / 'pes.db'}")
+    book = Book([_cap()], _universe().instruments, store.portfolios.lineage)
+    monitor = Monitor(store, MonitorConfig(url, stream, prefix, consumer), book, None)
+
+    async def scenario() -> None:
+        import nats
+
+        nc = await nats.connect(url, connect_timeout=5)
+        try:  # what an earlier version made: a pull consumer
+            await nc.jetstream().pull_subscribe(f"{prefix}.>", durable=consumer, stream=stream)
+        finally:
+            await nc.close()
+        try:
+            with pytest.raises(ConsumerMismatch, match=f"nats consumer rm {stream} {consumer}"):
+                await monitor.start()
+        finally:
+            await monitor.close()
+
+    asyncio.run(scenario())
+    store.engine.dispose()
+
+
 def _start_monitor(
     database_url: str, names: tuple[str, str, str], log: Path
 ) -> subprocess.Popen[bytes]:
@@ -323,7 +350,7 @@ def _start_monitor(
         sys.executable, "-m", "api.cli", "-v", "monitor", "--database", database_url,
         "--nats", nats_url(), "--universe", "mon-universe", "--batch-max", "20",
         "--batch-ms", "5", "--stream", stream, "--prefix", prefix, "--consumer", consumer,
-        "--events", "none",
+        "--events", "none", "--ack-wait", "2",
     ]  # fmt: skip
     with log.open("ab") as out:
         return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -395,6 +422,7 @@ def test_sigkill_mid_stream_and_restart_lose_no_update_and_apply_none_twice(
     [
         (["--batch-max", "0"], "--batch-max: Input should be greater than or equal to 1"),
         (["--batch-ms", "-5"], "--batch-ms: Input should be greater than 0"),
+        (["--ack-wait", "0.5"], "--ack-wait: Input should be greater than or equal to 1"),
         (["--prefix", "a..b"], "--prefix: String should match pattern"),
         ([], "--universe: required"),
         (["--universe", "nowhere"], "--universe: "),
