@@ -153,28 +153,25 @@ async def _load_test(args: argparse.Namespace, names: dict[str, str]) -> dict[st
     load = Load(args.portfolios, args.symbols, args.breach)
     proc = _start_monitor(args, names)
     try:
-        await _wait_running(args.database, names["consumer"], proc, args.start_timeout)
         total = int(args.rate * args.seconds)
-        slice_s = 0.01
-        per_slice = args.rate * slice_s
+        # Every update is drawn and encoded before the clock starts (while the monitor
+        # starts): the publisher then only sends, so the rate asked is the rate sent.
+        messages = _messages(load, total, names)
+        await _wait_running(args.database, names["consumer"], proc, args.start_timeout)
+        slice_s = 0.005
         begin = time.perf_counter()
         published = 0
         progress = _Progress(total)
         while published < total:
-            due = min(total, int((time.perf_counter() - begin) / slice_s * per_slice) + 1)
-            while published < due:
-                uid = f"{names['run']}-{published}"
-                if published % 100 == 99:
-                    subject, body = f"{prefix}.prices", load.tick(uid)
-                else:
-                    p = load.rng.randrange(args.portfolios)
-                    subject, body = f"{prefix}.positions.p{p:05d}", load.snapshot(uid, p)
-                sent_at[uid] = time.perf_counter()
-                await nc.publish(subject, json.dumps(body).encode())
-                published += 1
+            due = min(total, int((time.perf_counter() - begin) * args.rate) + 1)
+            now = time.perf_counter()
+            for uid, subject, body in messages[published:due]:
+                sent_at[uid] = now
+                await nc.publish(subject, body)
+            published = due
             progress.show(published)
             await nc.flush()
-            await asyncio.sleep(max(0.0, begin + published / args.rate - time.perf_counter()))
+            await asyncio.sleep(max(0.0, min(slice_s, begin + published / args.rate - now)))
         publish_s = time.perf_counter() - begin
         progress.done()
         info = await js.stream_info(names["stream"])
@@ -219,6 +216,21 @@ async def _load_test(args: argparse.Namespace, names: dict[str, str]) -> dict[st
         },
         "monitor_exit_code": exit_code,
     }
+
+
+def _messages(load: Load, total: int, names: dict[str, str]) -> list[tuple[str, str, bytes]]:
+    """(update id, subject, body) of every update, in publishing order."""
+    prefix, found = names["prefix"], []
+    print(f"drawing {total:,} updates", file=sys.stderr)
+    for k in range(total):
+        uid = f"{names['run']}-{k}"
+        if k % 100 == 99:
+            subject, body = f"{prefix}.prices", load.tick(uid)
+        else:
+            p = load.rng.randrange(len(load.held))
+            subject, body = f"{prefix}.positions.p{p:05d}", load.snapshot(uid, p)
+        found.append((uid, subject, json.dumps(body).encode()))
+    return found
 
 
 class _Progress:

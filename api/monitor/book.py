@@ -146,12 +146,13 @@ class Book:
         known = self.holdings.get(portfolio_id)
         if known is not None and known.seq > holding.seq:
             return False
-        unknown = self.unknown_symbols(holding.quantities)
-        if unknown:
-            raise ValueError(f"symbols not in the universe: {', '.join(unknown[:5])}")
-        holding.columns = np.fromiter(
-            (self._position[s] for s in holding.quantities), np.int64, len(holding.quantities)
-        )
+        try:
+            holding.columns = np.fromiter(
+                (self._position[s] for s in holding.quantities), np.int64, len(holding.quantities)
+            )
+        except KeyError:
+            unknown = self.unknown_symbols(holding.quantities)
+            raise ValueError(f"symbols not in the universe: {', '.join(unknown[:5])}") from None
         holding.amounts = np.fromiter(holding.quantities.values(), float, len(holding.columns))
         # A portfolio's next snapshot mostly holds the same names: the index stays as it is.
         if known is None or known.quantities.keys() != holding.quantities.keys():

@@ -311,8 +311,7 @@ class Monitor:
         r = _Round(BatchEffect(), {}, {"consumed": len(messages), "rejected": 0})
         parsed = []
         for msg in messages:
-            seq = int(msg.metadata.sequence.stream)
-            self.lag = int(msg.metadata.num_pending)
+            seq, self.lag = _stream_position(msg)
             try:
                 parsed.append((parse(msg.subject, msg.data, self.config.prefix), seq))
             except BadUpdate as exc:
@@ -383,3 +382,17 @@ class Monitor:
             r.effect.updates.append((update.update_id, "positions", pid, seq))
         else:
             r.effect.updates.append((update.update_id, "prices", None, seq))
+
+
+def _stream_position(msg: Any) -> tuple[int, int]:
+    """(stream sequence, messages still pending) of a JetStream message.
+
+    Read from the reply subject's fixed tokens, `$JS.ACK.<stream>.<consumer>.<delivered>.
+    <stream seq>.<consumer seq>.<time>.<pending>`: the client library's `metadata` also
+    builds a timestamp and two objects a message, a tenth of the monitor's intake.
+    """
+    tokens = msg.reply.split(".") if isinstance(msg.reply, str) else []
+    if len(tokens) == 9 and tokens[:2] == ["$JS", "ACK"]:
+        return int(tokens[5]), int(tokens[8])
+    meta = msg.metadata  # the longer form (domain, account): the library's own parse
+    return int(meta.sequence.stream), int(meta.num_pending)

@@ -448,3 +448,20 @@ def test_no_stored_policy_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[
     store.engine.dispose()
     assert main(["monitor", "--database", database, "--universe", "mon-universe"]) == 2
     assert "no enabled policy is stored" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "$JS.ACK.PES_STATE.pes-monitor.1.42.7.1700000000000000000.13",
+        "$JS.ACK._.ACCHASH.PES_STATE.pes-monitor.2.42.7.1700000000000000000.13.rand",
+    ],
+)
+def test_the_stream_position_is_the_client_librarys_metadata(reply: str) -> None:
+    from nats.aio.msg import Msg
+
+    from api.monitor.worker import _stream_position
+
+    msg = Msg(_client=None, subject="pes.state.prices", reply=reply)  # type: ignore[arg-type]
+    meta = msg.metadata
+    assert _stream_position(msg) == (meta.sequence.stream, meta.num_pending) == (42, 13)
