@@ -96,9 +96,16 @@ class Settings(BaseSettings):
     monitor_ack_wait_s: float = Field(
         default=60.0,
         ge=1,
-        le=86_400,
+        le=3600,
         description="`pes monitor`: JetStream redelivers an update not acknowledged within "
         "this (set when the consumer is created; a round takes far less).",
+    )
+    monitor_keep_updates_h: float = Field(
+        default=24.0,
+        ge=1,
+        le=24 * 365,
+        description="`pes monitor`: hours an applied update's id is kept to recognise it "
+        "delivered again (longer than the ack wait and the stream's duplicate window).",
     )
     pulsar_url: str = "pulsar://127.0.0.1:6650"
     pulsar_topic: str = "persistent://public/default/pes-policy-validation-completed"

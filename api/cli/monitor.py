@@ -69,6 +69,7 @@ async def _run(
             batch_max=config.monitor_batch_max,
             batch_ms=config.monitor_batch_ms,
             ack_wait_s=config.monitor_ack_wait_s,
+            keep_updates_h=config.monitor_keep_updates_h,
         ),
         book,
         publisher,
@@ -131,6 +132,13 @@ def add_parser(commands: Any) -> None:
         metavar="S",
         help="seconds before JetStream redelivers an update not acknowledged (a monitor "
         "killed mid-round); set when the consumer is created (default 60)",
+    )
+    monitor.add_argument(
+        "--keep-updates",
+        type=float,
+        metavar="H",
+        help="hours an applied update's id is kept to recognise a redelivery (default 24; "
+        "older ids are deleted while the monitor runs)",
     )
     monitor.add_argument(
         "--stream", help="JetStream stream of the updates (default PES_STATE; created if absent)"

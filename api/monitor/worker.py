@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api.events import OutboxRelay, Publisher
@@ -43,6 +44,12 @@ HEARTBEAT_S = 1.0
 """The status row is written at least this often while the monitor runs."""
 ACK_WAIT_S = 60.0
 """JetStream redelivers a message not acknowledged within this (a round takes far less)."""
+PRUNE_EVERY_S = 10.0
+"""How often the ids older than `keep_updates_h` are deleted (a bounded amount each time)."""
+PRUNE_CHUNK = 20_000
+PRUNE_CHUNKS = 20
+"""At most PRUNE_CHUNK * PRUNE_CHUNKS ids a time, one transaction a chunk: more than 10,000
+updates/s bring in ten seconds."""
 IDLE_HEARTBEAT_S = 5.0
 """The server's heartbeat on an idle push consumer (lets the client see a stalled one)."""
 
@@ -65,6 +72,7 @@ class MonitorConfig:
     """Most messages delivered and not yet acknowledged: bounds the monitor's inbox (the
     rest wait in the stream)."""
     ack_wait_s: float = ACK_WAIT_S
+    keep_updates_h: float = 24.0
 
 
 @dataclass
@@ -102,6 +110,7 @@ class Monitor:
         self._inbox: list[Any] = []
         self._arrived = asyncio.Event()
         self._beat = time.monotonic()
+        self._pruned = -PRUNE_EVERY_S  # the first round prunes
 
     # -- start and stop ------------------------------------------------------------------------
 
@@ -205,7 +214,23 @@ class Monitor:
         if time.monotonic() - self._beat >= HEARTBEAT_S:
             await asyncio.to_thread(self._heartbeat, "running")
             self._beat = time.monotonic()
+        if time.monotonic() - self._pruned >= PRUNE_EVERY_S:
+            await asyncio.to_thread(self.prune)
+            self._pruned = time.monotonic()
         return len(messages)
+
+    def prune(self) -> int:
+        """Delete the update ids older than `keep_updates_h` (bounded); how many went."""
+        older_than = datetime.now(UTC) - timedelta(hours=self.config.keep_updates_h)
+        gone = 0
+        for _ in range(PRUNE_CHUNKS):
+            removed = self.state.prune_updates(older_than, PRUNE_CHUNK)
+            gone += removed
+            if removed < PRUNE_CHUNK:
+                break
+        if gone:
+            log.info("forgot %d update ids processed before %s", gone, older_than.isoformat())
+        return gone
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the round in flight is committed and acknowledged."""

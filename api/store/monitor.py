@@ -275,6 +275,25 @@ class MonitorStore:
                 )
         return found
 
+    def prune_updates(self, older_than: datetime, limit: int = 50_000) -> int:
+        """Forget at most `limit` update ids processed before `older_than`; how many went.
+
+        The ids are the idempotency record: JetStream redelivers only what was not
+        acknowledged (within the ack wait) and drops a producer's repeated message id within
+        its duplicate window, so an id older than both is never seen again. Bounded per call
+        so that one transaction never holds the database for long.
+        """
+        t = monitor_updates
+        oldest = (
+            sa.select(t.c.update_id)
+            .where(t.c.processed_at < older_than)
+            .order_by(t.c.processed_at)
+            .limit(limit)
+        )
+        with self.engine.begin() as conn:
+            gone = conn.execute(t.delete().where(t.c.update_id.in_(oldest.scalar_subquery())))
+        return int(gone.rowcount)
+
     def processed_count(self) -> int:
         """How many updates were applied, in all."""
         with self.engine.connect() as conn:

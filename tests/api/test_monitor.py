@@ -314,6 +314,40 @@ def test_a_bad_update_is_rejected_and_counted(
     assert kinds == {"p1": "rejected", "p2": "rejected", "p3": "rejected"}
 
 
+def test_update_ids_older_than_the_kept_hours_are_forgotten_a_bounded_chunk_at_a_time(
+    database_url: str,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    store = _seeded(database_url)
+    now = datetime.now(UTC)
+    ages_h = {"old-1": 30, "old-2": 26, "old-3": 25, "new-1": 23, "new-2": 0}
+    with store.engine.begin() as conn:
+        conn.execute(
+            monitor_updates.insert(),
+            [
+                {
+                    "update_id": uid,
+                    "kind": "prices",
+                    "portfolio_id": None,
+                    "stream_seq": k,
+                    "processed_at": now - timedelta(hours=age),
+                }
+                for k, (uid, age) in enumerate(ages_h.items())
+            ],
+        )
+    book = Book([_cap()], _universe().instruments, store.portfolios.lineage)
+    config = MonitorConfig("nats://127.0.0.1:1", keep_updates_h=24)
+    monitor = Monitor(store, config, book, None)
+    # Bounded: the two oldest first, then the rest of the old ones.
+    assert monitor.state.prune_updates(now - timedelta(hours=24), limit=2) == 2
+    assert monitor.state.processed(ages_h) == {"old-3", "new-1", "new-2"}
+    assert monitor.prune() == 1
+    assert monitor.state.processed(ages_h) == {"new-1", "new-2"}
+    assert monitor.prune() == 0
+    store.engine.dispose()
+
+
 def test_a_pull_consumer_of_the_same_name_stops_the_start_with_what_to_do(
     tmp_path: Path, names: tuple[str, str, str]
 ) -> None:
@@ -423,6 +457,7 @@ def test_sigkill_mid_stream_and_restart_lose_no_update_and_apply_none_twice(
         (["--batch-max", "0"], "--batch-max: Input should be greater than or equal to 1"),
         (["--batch-ms", "-5"], "--batch-ms: Input should be greater than 0"),
         (["--ack-wait", "0.5"], "--ack-wait: Input should be greater than or equal to 1"),
+        (["--keep-updates", "0.5"], "--keep-updates: Input should be greater than or equal to 1"),
         (["--prefix", "a..b"], "--prefix: String should match pattern"),
         ([], "--universe: required"),
         (["--universe", "nowhere"], "--universe: "),
