@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from api.settings import EventsBackend, Settings
@@ -27,6 +28,8 @@ log = logging.getLogger("pes.events")
 
 CONNECT_S = 10.0
 """Longest wait for a broker connection before giving up (the relay retries later)."""
+ACK_TIMEOUT_S = 5.0
+"""Longest wait for JetStream's acknowledgement of a published event."""
 DUPLICATE_WINDOW_S = 3600.0
 """JetStream drops a re-sent event_id within this window (a stream the service creates);
 consumers de-duplicate by event_id beyond it."""
@@ -141,10 +144,48 @@ class NatsPublisher:
                 subject,
                 _encode(payload),
                 headers={"Nats-Msg-Id": event_id},
-                timeout=5,
+                timeout=ACK_TIMEOUT_S,
             )
         except Exception as exc:  # the client raises several unrelated types
             raise PublishError(f"NATS publish failed: {exc!r}") from exc
+
+    async def publish_many(
+        self, events: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[PublishError | None]:
+        """Send the events in order without waiting in between, then await every ack.
+
+        One outcome an event (None: JetStream stored it). After a send that fails, the
+        later events are not sent.
+        """
+        if self._js is None or self._nc is None or self._nc.is_closed:
+            return [ConnectionLost("not connected to NATS")] * len(events)
+        sent: list[asyncio.Future[Any]] = []
+        failure: PublishError | None = None
+        for event_id, payload in events:
+            try:
+                subject = self.subject
+                if payload.get("notify"):
+                    await self._claim_notify_subjects()
+                    subject = f"{self.notify_prefix}.{payload['notify']}"
+                sent.append(
+                    await self._js.publish_async(
+                        subject, _encode(payload), headers={"Nats-Msg-Id": event_id}
+                    )
+                )
+            except Exception as exc:  # the client raises several unrelated types
+                failure = PublishError(f"NATS publish failed: {exc!r}")
+                break
+        outcomes: list[PublishError | None] = []
+        for ack in sent:
+            try:
+                await asyncio.wait_for(ack, timeout=ACK_TIMEOUT_S)
+                outcomes.append(None)
+            except Exception as exc:
+                outcomes.append(PublishError(f"NATS publish not acknowledged: {exc!r}"))
+        if failure is not None:
+            outcomes.append(failure)
+        unsent = PublishError("not sent: an earlier event of its window failed")
+        return outcomes + [unsent] * (len(events) - len(outcomes))
 
     async def _claim_notify_subjects(self) -> None:
         """Add `<notify_prefix>.>` to the stream's subjects, once."""

@@ -9,6 +9,12 @@ fails stays pending and is retried next round (later events wait, preserving ord
 Guarantees, with any number of workers:
 
 - **Order**: one round at a time publishes, oldest first, and stops at the first failure.
+  A publisher with `publish_many` (NATS) sends a window of up to `PUBLISH_WINDOW` events in
+  order on one connection and then waits for their acknowledgements together (one round
+  trip a window instead of one an event); when one fails, the later ones of its window are
+  not marked and go again with it next round (JetStream drops those it already took as
+  duplicates by `event_id`), so only a failure can let a later event reach the broker
+  before an earlier one.
 - **At least once**: a crash (or a lost database) between publish and mark re-sends the
   event after restart; on PostgreSQL the round's marks commit together at its end, so a
   failed commit re-sends the whole round. `event_id` lets the broker (JetStream's
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from api.events.publishers import ConnectionLost, Publisher, PublishError
 from api.store import OutboxStore
@@ -30,6 +37,19 @@ from api.store import OutboxStore
 __all__ = ["OutboxRelay"]
 
 log = logging.getLogger("pes.relay")
+
+PUBLISH_WINDOW = 256
+"""Events a publisher with `publish_many` has in flight at once."""
+
+
+async def _outcome(
+    publisher: Publisher, event_id: str, payload: dict[str, Any]
+) -> PublishError | None:
+    try:
+        await publisher.publish(event_id, payload)
+    except PublishError as exc:
+        return exc
+    return None
 
 
 class OutboxRelay:
@@ -98,21 +118,29 @@ class OutboxRelay:
         if claim is None:
             return 0
         done: list[int] = []
+        many = getattr(self.publisher, "publish_many", None)
+        window = PUBLISH_WINDOW if many is not None else 1
         try:
-            for event in claim.events:
-                try:
-                    await self.publisher.publish(event.event_id, event.payload)
-                except PublishError as exc:
-                    self.failures += 1
-                    self.connected = not isinstance(exc, ConnectionLost)
-                    self._broker_down(
-                        f"event {event.event_id} not published (attempt {event.attempts + 1}): "
-                        f"{exc}"
-                    )
-                    await asyncio.to_thread(claim.mark_failed, event.id, str(exc))
-                    break
-                done.append(event.id)
-                self._broker_up()
+            for start in range(0, len(claim.events), window):
+                part = claim.events[start : start + window]
+                if many is not None:
+                    outcomes = await many([(e.event_id, e.payload) for e in part])
+                else:
+                    outcomes = [await _outcome(self.publisher, e.event_id, e.payload) for e in part]
+                failed = next((k for k, o in enumerate(outcomes) if o is not None), None)
+                done.extend(e.id for e in part[:failed])
+                if failed is None:
+                    self._broker_up()
+                    continue
+                event, exc = part[failed], outcomes[failed]
+                assert exc is not None
+                self.failures += 1
+                self.connected = not isinstance(exc, ConnectionLost)
+                self._broker_down(
+                    f"event {event.event_id} not published (attempt {event.attempts + 1}): {exc}"
+                )
+                await asyncio.to_thread(claim.mark_failed, event.id, str(exc))
+                break
         finally:
             try:
                 await asyncio.to_thread(claim.mark_published, done)

@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -516,6 +516,72 @@ def test_nats_jetstream_round_trip_and_duplicate_event_ids(tmp_path: Path) -> No
         ]
     finally:
         engine.dispose()
+        _delete_stream(url, stream)
+
+
+def _outbox_events(store: Store, payloads: list[dict[str, Any]]) -> list[str]:
+    """Put events straight into the outbox (oldest first); their ids."""
+    now = datetime.now(UTC)
+    ids = [str(uuid.uuid4()) for _ in payloads]
+    with store.engine.begin() as conn:
+        conn.execute(
+            event_outbox.insert(),
+            [
+                {
+                    "event_id": event_id,
+                    "event_type": "test_event",
+                    "payload": {"event_id": event_id, **payload},
+                    "created_at": now,
+                    "attempts": 0,
+                }
+                for event_id, payload in zip(ids, payloads, strict=True)
+            ],
+        )
+    return ids
+
+
+def test_nats_windows_keep_order_and_a_failed_send_holds_back_the_rest_of_its_window(
+    tmp_path: Path,
+) -> None:
+    url = nats_url()
+    stream, subject = _names()
+    store = _open_store(tmp_path)
+    # More events than one window; the 260th is over the server's payload limit (1 MiB).
+    payloads = [{"n": k} for k in range(300)]
+    payloads[259] = {"n": 259, "padding": "x" * 2_000_000}
+    ids = _outbox_events(store, payloads)
+
+    async def rounds() -> tuple[int, int, list[Row]]:
+        publisher = NatsPublisher(url, stream, subject)
+        relay = OutboxRelay(store.outbox, publisher, batch=1000)
+        await asyncio.wait_for(publisher.start(), timeout=WAIT_S)
+        try:
+            first = await relay.relay_once()
+            after_first = _rows(store.engine)
+            with store.engine.begin() as conn:  # the oversized event made small again
+                conn.execute(
+                    event_outbox.update()
+                    .where(event_outbox.c.event_id == ids[259])
+                    .values(payload={"event_id": ids[259], "n": 259})
+                )
+            return first, await relay.relay_once(), after_first
+        finally:
+            await publisher.close()
+
+    try:
+        first, second, after_first = asyncio.run(rounds())
+        assert (first, second) == (259, 41)
+        # The first round: the events before the oversized one marked, it failed, the rest
+        # of its window (and the windows after) not sent.
+        assert [r.published_at is not None for r in after_first] == [True] * 259 + [False] * 41
+        assert [r.attempts for r in after_first[258:261]] == [1, 1, 0]
+        assert "MaxPayloadError" in (after_first[259].last_error or "")
+        assert [r.attempts for r in _rows(store.engine)[258:261]] == [1, 2, 1]
+        messages = _stream_messages(url, stream)
+        assert [m.msg_id for m in messages] == ids  # once each, in outbox order
+        assert [m.payload["n"] for m in messages] == list(range(300))
+    finally:
+        store.engine.dispose()
         _delete_stream(url, stream)
 
 
