@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,6 +84,36 @@ class _Round:
     counts: dict[str, int]
 
 
+@dataclass
+class _RoundSummary:
+    """Rounds and updates since the last summary line (logged every `every_s`)."""
+
+    every_s: float = 10.0
+    since: float = field(default_factory=time.monotonic)
+    rounds: int = 0
+    updates: int = 0
+    busy_s: float = 0.0
+    longest_s: float = 0.0
+
+    def add(self, updates: int, took_s: float) -> None:
+        self.rounds += 1
+        self.updates += updates
+        self.busy_s += took_s
+        self.longest_s = max(self.longest_s, took_s)
+
+    def due(self) -> bool:
+        return time.monotonic() - self.since >= self.every_s
+
+    def line(self) -> str:
+        """The summary line."""
+        elapsed = time.monotonic() - self.since
+        return (
+            f"{self.updates} updates in {self.rounds} rounds over {elapsed:.1f} s "
+            f"({self.updates / elapsed:.0f}/s); rounds {1000 * self.busy_s / self.rounds:.1f} ms "
+            f"on average, longest {1000 * self.longest_s:.1f} ms, busy {self.busy_s / elapsed:.0%}"
+        )
+
+
 class Monitor:
     """Consumes state updates and keeps the violations of the holdings (module docstring)."""
 
@@ -109,6 +139,7 @@ class Monitor:
         self._sub: Any = None
         self._inbox: list[Any] = []
         self._arrived = asyncio.Event()
+        self._summary = _RoundSummary()
         self._beat = time.monotonic()
         self._pruned = -PRUNE_EVERY_S  # the first round prunes
 
@@ -312,6 +343,7 @@ class Monitor:
         return True
 
     async def _round(self, messages: Sequence[Any]) -> None:
+        started = time.perf_counter()
         try:
             opened, cured = await asyncio.to_thread(self._apply, messages)
         except Exception:
@@ -325,11 +357,15 @@ class Monitor:
                     break
             await asyncio.sleep(1.0)
             return
+        if (opened or cured) and self.relay is not None:
+            self.relay.nudge()  # the events are committed: on their way before the acks
         for msg in messages:
             await msg.ack()
         self.rounds += 1
-        if (opened or cured) and self.relay is not None:
-            self.relay.nudge()
+        self._summary.add(len(messages), time.perf_counter() - started)
+        if self._summary.due():
+            log.info("%s; lag %d", self._summary.line(), self.lag)
+            self._summary = _RoundSummary()
 
     def _apply(self, messages: Sequence[Any]) -> tuple[int, int]:
         """Steps 2 to 4 of the module docstring (in a worker thread)."""
