@@ -29,11 +29,12 @@ from fastapi.testclient import TestClient
 from api.events import NatsPublisher
 from api.http.app import create_app
 from api.monitor import Book, Monitor, MonitorConfig
+from api.monitor import worker as monitor_worker
 from api.settings import Settings
 from api.store import Store, read_monitor_status
 from api.store.tables import event_outbox, monitor_updates, policy_violations
 from models import PolicyDefinition, Universe
-from tests.api.test_events import _add_stream, _delete_stream, _stream_messages
+from tests.api.test_events import _add_stream, _delete_stream, _jetstream_call, _stream_messages
 from tests.services import nats_url
 from tests.serving import REPO, log_tail
 
@@ -344,15 +345,57 @@ def _wait_processed(store: Store, count: int, proc: subprocess.Popen[bytes], log
         time.sleep(0.05)
 
 
-def test_sigkill_mid_stream_and_restart_lose_no_update_and_apply_none_twice(
-    names: tuple[str, str, str], tmp_path: Path
+REDELIVERY_S = 2.0
+"""The crash test's consumer redelivers an unacknowledged message after this, not after the
+monitor's ACK_WAIT_S (a minute): the batch in flight at the SIGKILL comes back within seconds."""
+
+
+def _quick_redelivery_consumer(
+    store: Store, names: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # SQLite only: two `pes monitor` starts take most of a minute on a loaded machine, and the
-    # round's transaction is the same on PostgreSQL (tested above with both databases).
+    """Create the durable consumer as the monitor does, but with an ack wait of REDELIVERY_S.
+
+    `pes monitor` binds to an existing durable consumer as it is (nats-py creates one only
+    when absent), so the processes below run on this one: everything but the redelivery delay
+    is the monitor's own consumer configuration."""
+    stream, prefix, consumer = names
+    monkeypatch.setattr(monitor_worker, "ACK_WAIT_S", REDELIVERY_S)
+    book = Book(
+        [p.definition for p in store.policies.list()],
+        _universe().instruments,
+        store.portfolios.lineage,
+    )
+    config = MonitorConfig(nats_url(), stream, prefix, consumer, batch_max=20, batch_ms=5)
+    monitor = Monitor(store, config, book, None)
+
+    async def create() -> None:
+        await monitor.connect()
+        await monitor.close()
+
+    asyncio.run(create())
+
+
+def _ack_wait_s(names: tuple[str, str, str]) -> float:
+    stream, _, consumer = names
+
+    async def read(js: Any) -> float:
+        info = await js.consumer_info(stream, consumer)
+        return float(info.config.ack_wait)
+
+    result: float = asyncio.run(_jetstream_call(nats_url(), read))
+    return result
+
+
+def test_sigkill_mid_stream_and_restart_lose_no_update_and_apply_none_twice(
+    names: tuple[str, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite only: the round's transaction is the same on PostgreSQL (tested above with both
+    # databases), and each `pes monitor` start imports the engine (seconds).
     url = nats_url()
     database_url = f"sqlite:///{tmp_path / 'pes.db'}"
     prefix = names[1]
     store = _seeded(database_url)
+    _quick_redelivery_consumer(store, names, monkeypatch)
     log = tmp_path / "monitor.log"
     published = [f"u{i}" for i in range(300)]
     messages = [
@@ -375,6 +418,8 @@ def test_sigkill_mid_stream_and_restart_lose_no_update_and_apply_none_twice(
         _wait_processed(store, len(published), proc, log)
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, log_tail(log)
+        # Both processes ran on the consumer made above (else the wait was a minute long).
+        assert _ack_wait_s(names) == REDELIVERY_S
     finally:
         if proc.poll() is None:
             proc.kill()
