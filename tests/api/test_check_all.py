@@ -424,8 +424,10 @@ def test_bad_input_exits_2_naming_file_row_and_column(
 
 
 def test_an_unreachable_scheduler_exits_2_with_one_line(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Dask retries a refused connection until the timeout: a second is enough to be refused.
+    monkeypatch.setattr("api.cluster.client.CONNECT_TIMEOUT", "1s")
     status, out, err = _run(
         capsys, "check-all", EXAMPLE / "positions.csv", "--cash", EXAMPLE / "cash.csv",
         "--universe-file", EXAMPLE / "universe.yaml",
