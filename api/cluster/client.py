@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 SCHEDULER_ENV = "PES_DASK_SCHEDULER"
 """Read when `--scheduler` is not given: production points every run at its cluster once."""
 
+CONNECT_TIMEOUT = "10s"
+"""How long a run keeps retrying a `--scheduler` that does not answer before it gives up."""
+
 
 @dataclass(frozen=True)
 class ClusterOptions:
@@ -102,7 +105,7 @@ def dask_client(options: ClusterOptions) -> Iterator[Client]:
     if options.scheduler is not None:
         log.info("connecting to the Dask scheduler at %s", options.scheduler)
         try:
-            client = Client(options.scheduler, timeout="10s")
+            client = Client(options.scheduler, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
             raise RuntimeError(
                 f"cannot reach the Dask scheduler at {options.scheduler}: {exc}"

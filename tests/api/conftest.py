@@ -17,7 +17,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
@@ -28,6 +28,9 @@ from api.http.app import create_app
 from api.http.services import Services
 from api.settings import Settings
 from tests.services import postgres_url
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 with warnings.catch_warnings():
     # Starlette warns (a UserWarning subclass, which pyproject's DeprecationWarning filter
@@ -109,6 +112,23 @@ def client(database_url: str) -> Iterator[TestClient]:
     app = create_app(Settings(database_url=database_url, events="none"))
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[Client]:
+    """A client of one 2-worker LocalCluster (processes, one thread each, as `pes check-all`
+    and `pes backtest` start it), shared by every test of this process that runs on Dask.
+
+    Started on first use and closed at the end of the session: a cluster start, and the
+    engine's import in each new worker, cost seconds, so each test process pays them once
+    instead of once per module. The tests about starting a cluster (tests/api/test_cluster.py,
+    the backtest command's `--workers 1`) start their own.
+    """
+    pytest.importorskip("distributed")
+    from api.cluster import ClusterOptions, dask_client
+
+    with dask_client(ClusterOptions(workers=2, memory_limit="1GiB")) as client:
+        yield client
 
 
 @pytest.fixture

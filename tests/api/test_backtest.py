@@ -38,7 +38,6 @@ import yaml
 from api.backtest import PolicySet, load_history, run_backtest
 from api.backtest.metrics import summarize
 from api.cli import main
-from api.cluster import ClusterOptions, dask_client
 from api.files.policy_files import load_policies
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,17 +157,6 @@ def test_b_against_a_flips_exactly_the_hand_computed_decision(tiny):
     assert c["cost_bp_difference"] == pytest.approx(1e4 * 20 / 1000, abs=1e-3)
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """One 2-worker LocalCluster for the module (each worker imports the engine once).
-
-    The shipped-history test runs first and warms it; the command then runs on it by
-    `--scheduler`, and on a LocalCluster of its own with `--workers 1`.
-    """
-    with dask_client(ClusterOptions(workers=2, memory_limit="1GiB")) as client:
-        yield client
-
-
 def _subset(tmp_path: Path, portfolios: int, days: int) -> Path:
     history = SHIPPED / "history"
     states = pq.read_table(history / "states.parquet").to_pylist()
@@ -184,24 +172,27 @@ def _subset(tmp_path: Path, portfolios: int, days: int) -> Path:
 
 
 def test_the_shipped_history_gives_the_same_answers_on_a_two_worker_cluster_as_in_process(
-    tmp_path, cluster
+    tmp_path, dask_cluster
 ):
+    # The session's 2-worker LocalCluster (tests/api/conftest.py).
+    assert len(dask_cluster.scheduler_info()["workers"]) == 2
     history = load_history(_subset(tmp_path, portfolios=2, days=5))
     sets = [PolicySet(n, tuple(load_policies(SHIPPED / f"policies-{n}.yaml"))) for n in "ab"]
     here = run_backtest(history, sets, progress=False)
-    there = run_backtest(history, sets, client=cluster, progress=False)
+    there = run_backtest(history, sets, client=dask_cluster, progress=False)
     assert here.decisions == there.decisions
     assert here.breaches == there.breaches
     assert any(d["outcome"] == "adjusted" for d in here.decisions)
 
 
 def test_the_command_gives_the_same_results_on_one_worker_and_two_and_writes_the_report(
-    tiny, tmp_path, capsys, cluster
+    tiny, tmp_path, capsys, dask_cluster
 ):
+    # One worker: a LocalCluster the command starts; two: the session's, by `--scheduler`.
     history, a, b = tiny
     out = {}
-    where = {1: ["--workers", "1"], 2: ["--scheduler", cluster.scheduler.address]}
-    assert len(cluster.scheduler_info()["workers"]) == 2
+    where = {1: ["--workers", "1"], 2: ["--scheduler", dask_cluster.scheduler.address]}
+    assert len(dask_cluster.scheduler_info()["workers"]) == 2
     for workers in (1, 2):
         argv = ["backtest", str(history), "--policies", str(a), "--policies", str(b),
                 *where[workers], "--out", str(tmp_path / f"w{workers}"), "--format", "json",

@@ -1,20 +1,20 @@
 """`pes check-all` on a real 2-worker LocalCluster, held against the single-request engine.
 
-One cluster serves the module (started once: a LocalCluster costs seconds); every run
-passes its address as `--scheduler`. The answers are compared with `PolicyEngine.validate`
-run here, per portfolio, on a request built independently of the command (a decision with
-no trades, mode validate, the whole universe's instruments).
+One cluster serves the test process (the session's `dask_cluster`, started once: a
+LocalCluster costs seconds); every run passes its address as `--scheduler`. The answers are
+compared with `PolicyEngine.validate` run here, per portfolio, on a request built
+independently of the command (a decision with no trades, mode validate, the whole universe's
+instruments).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
 import shlex
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -30,27 +30,21 @@ from engine import PolicyEngine
 from engine.resolve.global_policy import GlobalControls
 from models import Instrument, PolicyDefinition, PolicyValidationRequest, PortfolioNode, Universe
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "check-all"
 UNIVERSE = Universe.model_validate(yaml.safe_load((EXAMPLE / "universe.yaml").read_text()))
 INSTRUMENTS = {i.symbol: i for i in UNIVERSE.instruments}
 
 
-@pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        memory_limit="1GiB",
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-    )
-    try:
-        yield cluster.scheduler_address
-    finally:
-        cluster.close()
+@pytest.fixture
+def scheduler(dask_cluster: Client) -> str:
+    """The address of the session's 2-worker LocalCluster (tests/api/conftest.py)."""
+    assert len(dask_cluster.scheduler_info()["workers"]) == 2
+    address: str = dask_cluster.scheduler.address
+    return address
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
@@ -424,8 +418,10 @@ def test_bad_input_exits_2_naming_file_row_and_column(
 
 
 def test_an_unreachable_scheduler_exits_2_with_one_line(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Dask retries a refused connection until the timeout: a second is enough to be refused.
+    monkeypatch.setattr("api.cluster.client.CONNECT_TIMEOUT", "1s")
     status, out, err = _run(
         capsys, "check-all", EXAMPLE / "positions.csv", "--cash", EXAMPLE / "cash.csv",
         "--universe-file", EXAMPLE / "universe.yaml",

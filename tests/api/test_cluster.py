@@ -44,7 +44,9 @@ def test_a_local_cluster_runs_tasks_in_worker_processes_and_closes():
     assert client.status == "closed"
 
 
-def test_an_unreachable_scheduler_is_named():
+def test_an_unreachable_scheduler_is_named(monkeypatch):
+    # Dask retries a refused connection until the timeout: a second is enough to be refused.
+    monkeypatch.setattr("api.cluster.client.CONNECT_TIMEOUT", "1s")
     with pytest.raises(
         RuntimeError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"
     ):

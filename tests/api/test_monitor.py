@@ -33,7 +33,7 @@ from api.settings import Settings
 from api.store import Store, read_monitor_status
 from api.store.tables import event_outbox, monitor_updates, policy_violations
 from models import PolicyDefinition, Universe
-from tests.api.test_events import _add_stream, _delete_stream, _stream_messages
+from tests.api.test_events import _add_stream, _delete_stream, _jetstream_call, _stream_messages
 from tests.services import nats_url
 from tests.serving import REPO, log_tail
 
@@ -405,6 +405,17 @@ def _wait_processed(store: Store, count: int, proc: subprocess.Popen[bytes], log
         time.sleep(0.05)
 
 
+def _ack_wait_s(names: tuple[str, str, str]) -> float:
+    stream, _, consumer = names
+
+    async def read(js: Any) -> float:
+        info = await js.consumer_info(stream, consumer)
+        return float(info.config.ack_wait)
+
+    result: float = asyncio.run(_jetstream_call(nats_url(), read))
+    return result
+
+
 def test_sigkill_mid_stream_and_restart_lose_no_update_and_apply_none_twice(
     names: tuple[str, str, str], tmp_path: Path
 ) -> None:
@@ -441,6 +452,7 @@ def test_sigkill_mid_stream_and_restart_lose_no_update_and_apply_none_twice(
             proc.kill()
             proc.wait(timeout=20)
     processed = _processed(store)
+    assert _ack_wait_s(names) == 2.0  # the consumer the option made: redelivery within seconds
     [status] = read_monitor_status(store.engine)
     violations = _violations(store)
     store.engine.dispose()
