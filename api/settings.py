@@ -107,6 +107,13 @@ class Settings(BaseSettings):
         description="`pes monitor`: hours an applied update's id is kept to recognise it "
         "delivered again (longer than the ack wait and the stream's duplicate window).",
     )
+    monitor_reload_s: float = Field(
+        default=5.0,
+        ge=0.5,
+        le=3600,
+        description="`pes monitor`: how often the stored policies, portfolio tree and "
+        "universe are compared with the monitor's (a change re-checks every portfolio).",
+    )
     pulsar_url: str = "pulsar://127.0.0.1:6650"
     pulsar_topic: str = "persistent://public/default/pes-policy-validation-completed"
     relay_interval_s: float = Field(default=0.5, gt=0, description="Outbox poll period.")

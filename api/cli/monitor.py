@@ -49,7 +49,7 @@ async def _run(
     store: Store, config: Settings, policies: list[Any], instruments: list[Any], events: str
 ) -> int:
     from api.events import NatsPublisher
-    from api.monitor import Book, ConsumerMismatch, Monitor, MonitorConfig
+    from api.monitor import Book, ConsumerMismatch, Monitor, MonitorConfig, StoredSource
 
     book = Book(policies, instruments, store.portfolios.lineage)
     publisher = (
@@ -70,9 +70,11 @@ async def _run(
             batch_ms=config.monitor_batch_ms,
             ack_wait_s=config.monitor_ack_wait_s,
             keep_updates_h=config.monitor_keep_updates_h,
+            reload_s=config.monitor_reload_s,
         ),
         book,
         publisher,
+        StoredSource(store, config.monitor_universe or ""),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -139,6 +141,13 @@ def add_parser(commands: Any) -> None:
         metavar="H",
         help="hours an applied update's id is kept to recognise a redelivery (default 24; "
         "older ids are deleted while the monitor runs)",
+    )
+    monitor.add_argument(
+        "--reload-s",
+        type=float,
+        metavar="S",
+        help="how often the stored policies, portfolio tree and universe are compared with "
+        "the monitor's; on a change every portfolio is re-checked (default 5)",
     )
     monitor.add_argument(
         "--stream", help="JetStream stream of the updates (default PES_STATE; created if absent)"

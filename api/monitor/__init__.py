@@ -1,8 +1,9 @@
 """`pes monitor`: portfolio-state updates from the broker, re-checked as they arrive.
 
 Owns the update formats and subjects (`updates`), the monitored book and the check of its
-holdings through the batch checker (`book`), and the consumer loop that applies updates
-in micro-batches, commits their effect and acknowledges them (`worker`); docs/monitor.md.
+holdings through the batch checker (`book`), where the book's rules come from and whether
+they changed (`source`), and the consumer loop that applies updates in micro-batches,
+commits their effect and acknowledges them (`worker`); docs/monitor.md.
 Exposes `Monitor`, `MonitorConfig`, `Book`. May import `engine`, `models`, `api.store`,
 `api.events` and `api.settings`, never `api.http` or `api.cli`.
 """
@@ -10,18 +11,21 @@ Exposes `Monitor`, `MonitorConfig`, `Book`. May import `engine`, `models`, `api.
 from __future__ import annotations
 
 from api.monitor.book import Book, Holding, holdings_policies
+from api.monitor.source import BookRules, StoredSource
 from api.monitor.updates import BadUpdate, PositionSnapshot, PriceTick, parse
 from api.monitor.worker import ConsumerMismatch, Monitor, MonitorConfig
 
 __all__ = [
     "BadUpdate",
     "Book",
+    "BookRules",
     "ConsumerMismatch",
     "Holding",
     "Monitor",
     "MonitorConfig",
     "PositionSnapshot",
     "PriceTick",
+    "StoredSource",
     "holdings_policies",
     "parse",
 ]

@@ -135,6 +135,26 @@ class Book:
         self._groups: dict[tuple[str, ...], _Group] = {}
         self._group_of: dict[str, tuple[str, ...]] = {}
 
+    def rebuilt(
+        self, policies: Sequence[PolicyDefinition], instruments: Sequence[Instrument]
+    ) -> Book:
+        """A book of new rules holding this one's state (holdings, prices, live violations).
+
+        Holdings of a symbol the new universe lacks cannot be checked: left out, logged.
+        Prices ticked so far stay; a symbol new to the universe starts at its own price.
+        """
+        book = Book(policies, instruments, self.lineage)
+        for symbol, (price, seq) in self.prices.items():
+            if symbol in book.symbols:
+                book.set_price(symbol, price, seq)
+        for pid, h in self.holdings.items():
+            try:
+                book.set_holding(pid, Holding(h.seq, h.cash, h.quantities))
+            except ValueError as exc:
+                log.warning("holdings of %r not monitored under the new universe: %s", pid, exc)
+        book.live = self.live
+        return book
+
     # -- state ------------------------------------------------------------------------------
 
     def unknown_symbols(self, symbols: Iterable[str]) -> list[str]:

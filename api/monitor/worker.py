@@ -25,15 +25,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api.events import OutboxRelay, Publisher
 from api.monitor.book import Book, Holding
+from api.monitor.source import StoredSource
 from api.monitor.updates import BadUpdate, PositionSnapshot, parse, update_id_of
-from api.store import Store
+from api.store import NotFound, Store
 from api.store.monitor import BatchEffect, MonitorStore
 
 __all__ = ["ConsumerMismatch", "Monitor", "MonitorConfig"]
@@ -73,6 +74,8 @@ class MonitorConfig:
     rest wait in the stream)."""
     ack_wait_s: float = ACK_WAIT_S
     keep_updates_h: float = 24.0
+    reload_s: float = 5.0
+    """How often the stored policies, tree and universe are compared with the book's."""
 
 
 @dataclass
@@ -123,10 +126,13 @@ class Monitor:
         config: MonitorConfig,
         book: Book,
         publisher: Publisher | None,
+        source: StoredSource | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.book = book
+        self.source = source
+        self._fingerprint: Hashable | None = None
         self.state = MonitorStore(store.engine, config.consumer)
         self.relay = (
             None
@@ -142,11 +148,20 @@ class Monitor:
         self._summary = _RoundSummary()
         self._beat = time.monotonic()
         self._pruned = -PRUNE_EVERY_S  # the first round prunes
+        self._compared = time.monotonic()
 
     # -- start and stop ------------------------------------------------------------------------
 
     def load(self) -> None:
-        """The stored positions, prices and live violations into the book."""
+        """The stored positions, prices and live violations into the book.
+
+        With a source, the book's rules are read again first, after the fingerprint they
+        will be compared with (a change in between is then seen at the first comparison).
+        """
+        if self.source is not None:
+            self._fingerprint = self.source.fingerprint()
+            rules = self.source.rules()
+            self.book = Book(rules.policies, rules.instruments, self.book.lineage)
         positions, prices = self.state.load()
         for pid, (seq, cash, quantities) in positions.items():
             try:
@@ -245,10 +260,44 @@ class Monitor:
         if time.monotonic() - self._beat >= HEARTBEAT_S:
             await asyncio.to_thread(self._heartbeat, "running")
             self._beat = time.monotonic()
+        if self.source is not None and time.monotonic() - self._compared >= self.config.reload_s:
+            await asyncio.to_thread(self.reload)
+            self._compared = time.monotonic()
         if time.monotonic() - self._pruned >= PRUNE_EVERY_S:
             await asyncio.to_thread(self.prune)
             self._pruned = time.monotonic()
         return len(messages)
+
+    def reload(self) -> bool:
+        """Rebuild the book if policies, tree or universe changed; re-check every portfolio.
+
+        The re-check commits as a round of no update: breaches the new rules find open
+        violations (decision id `monitor:reload:<time>`), violations they no longer find are
+        cured. False when nothing changed (or the universe is gone: the book stays).
+        """
+        assert self.source is not None
+        fingerprint = self.source.fingerprint()
+        if fingerprint == self._fingerprint:
+            return False
+        try:
+            rules = self.source.rules()
+        except NotFound as exc:
+            log.error("the book is kept as it is: %s", exc)
+            return False
+        self.book = self.book.rebuilt(rules.policies, rules.instruments)
+        self._fingerprint = fingerprint
+        reason = f"reload:{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
+        r = _Round(BatchEffect(), dict.fromkeys(self.book.holdings, reason), {})
+        opened, cured = self._check_and_commit(r)
+        log.info(
+            "policies, portfolio tree or universe changed: %d policies monitored now; %d "
+            "portfolios re-checked, %d breaches opened, %d violations cured",
+            len(self.book.policies),
+            r.counts["checks"],
+            opened,
+            cured,
+        )
+        return True
 
     def prune(self) -> int:
         """Delete the update ids older than `keep_updates_h` (bounded); how many went."""
@@ -393,6 +442,10 @@ class Monitor:
             seen.add(update.update_id)
             self._apply_one(update, seq, r)
         r.counts["duplicates"] = duplicates
+        return self._check_and_commit(r)
+
+    def _check_and_commit(self, r: _Round) -> tuple[int, int]:
+        """Re-check the touched portfolios, commit the round; (opened, cured)."""
         outcome = self.book.check(r.touched)
         r.counts["checks"] = outcome.checked
         r.effect.openings = outcome.openings

@@ -28,7 +28,7 @@ from fastapi.testclient import TestClient
 
 from api.events import NatsPublisher
 from api.http.app import create_app
-from api.monitor import Book, ConsumerMismatch, Monitor, MonitorConfig
+from api.monitor import Book, ConsumerMismatch, Monitor, MonitorConfig, StoredSource
 from api.settings import Settings
 from api.store import Store, read_monitor_status
 from api.store.tables import event_outbox, monitor_updates, policy_violations
@@ -280,6 +280,67 @@ def test_the_monitor_cures_a_validations_violation_when_the_holdings_comply(
         store.engine.dispose()  # no pooled connection left for the garbage collector
     assert (cured.id, cured.status, cured.resolved_by) == (found.id, "cured", "monitor")
     assert events == ["policy_breach_cleared"]
+
+
+def _capped(cap: float) -> PolicyDefinition:
+    body = _cap().model_dump(mode="json")
+    body["rules"]["constraints"][0]["max"] = cap
+    return PolicyDefinition.model_validate(body)
+
+
+def test_a_policy_change_while_running_rechecks_every_portfolio_under_the_new_rules(
+    database_url: str, names: tuple[str, str, str]
+) -> None:
+    url = nats_url()
+    stream, prefix, consumer = names
+    store = _seeded(database_url)
+    # A stale book on purpose: start() reads the rules again from the store.
+    book = Book([], _universe().instruments, store.portfolios.lineage)
+    config = MonitorConfig(url, stream, prefix, consumer, batch_ms=5)
+    monitor = Monitor(store, config, book, None, StoredSource(store, "mon-universe"))
+
+    async def scenario() -> None:
+        await monitor.start()
+        try:
+            # AAA 5,000 of 100,000 = 5%: compliant under the 10% cap.
+            await _publish(url, _snapshot(prefix, "s1", "fund-a"))
+            await _rounds(monitor, 1)
+            assert _violations(store) == []
+            assert not monitor.reload()  # nothing changed
+
+            # The cap tightened to 4% while the monitor runs: the reload finds the breach.
+            store.policies.replace("single-name-cap", _capped(0.04), actor="test")
+            assert monitor.reload()
+            [opened] = _violations(store)
+            assert (opened.policy_name, opened.subject, opened.status) == (
+                "single-name-cap",
+                "AAA",
+                "open",
+            )
+            assert opened.limit_value == pytest.approx(0.04)
+            assert opened.decision_id.startswith("monitor:reload:")
+            assert not monitor.reload()
+
+            # Loosened again: the violation is cured by the next reload, not re-alerted.
+            store.policies.replace("single-name-cap", _capped(0.10), actor="test")
+            assert monitor.reload()
+            [cured] = _violations(store)
+            assert (cured.id, cured.status) == (opened.id, "cured")
+
+            # A new universe version (AAA gone) is a change too: the holdings of a symbol
+            # it lacks are no longer checked, and the monitor keeps running.
+            smaller = _universe().model_dump(mode="json")
+            smaller["instruments"] = smaller["instruments"][1:]
+            store.universes.put(Universe.model_validate(smaller), actor="test")
+            assert monitor.reload()
+            assert "fund-a" not in monitor.book.holdings
+        finally:
+            await monitor.close()
+
+    asyncio.run(scenario())
+    events = [e["event_type"] for e in _events(store)]
+    store.engine.dispose()
+    assert events == ["policy_breach_detected", "policy_breach_cleared"]
 
 
 def test_a_bad_update_is_rejected_and_counted(
