@@ -161,19 +161,22 @@ class Book:
         """The symbols the universe does not hold (an update naming one is rejected)."""
         return sorted(s for s in symbols if s not in self.symbols)
 
+    def knows(self, symbols: Iterable[str]) -> bool:
+        """Whether the universe holds every one of `symbols` (a set operation, no list)."""
+        return self.symbols.issuperset(symbols)
+
     def set_holding(self, portfolio_id: str, holding: Holding) -> bool:
         """Replace a portfolio's snapshot; False (nothing changed) for an older one."""
         known = self.holdings.get(portfolio_id)
         if known is not None and known.seq > holding.seq:
             return False
+        position = self._position
         try:
-            holding.columns = np.fromiter(
-                (self._position[s] for s in holding.quantities), np.int64, len(holding.quantities)
-            )
+            holding.columns = np.array([position[s] for s in holding.quantities], dtype=np.int64)
         except KeyError:
             unknown = self.unknown_symbols(holding.quantities)
             raise ValueError(f"symbols not in the universe: {', '.join(unknown[:5])}") from None
-        holding.amounts = np.fromiter(holding.quantities.values(), float, len(holding.columns))
+        holding.amounts = np.array(list(holding.quantities.values()), dtype=float)
         # A portfolio's next snapshot mostly holds the same names: the index stays as it is.
         if known is None or known.quantities.keys() != holding.quantities.keys():
             if known is not None:

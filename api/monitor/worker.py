@@ -468,10 +468,13 @@ class Monitor:
         return opened, len(gone)
 
     def _apply_one(self, update: Any, seq: int, r: _Round) -> None:
-        unknown = self.book.unknown_symbols(
-            [*update.prices, *(update.positions if isinstance(update, PositionSnapshot) else ())]
-        )
-        if unknown:
+        snapshot = isinstance(update, PositionSnapshot)
+        if not self.book.knows(update.prices) or (
+            snapshot and not self.book.knows(update.positions)
+        ):
+            unknown = self.book.unknown_symbols(
+                [*update.prices, *(update.positions if snapshot else ())]
+            )
             log.warning(
                 "update %s rejected: symbols not in the universe: %s",
                 update.update_id,
@@ -489,7 +492,8 @@ class Monitor:
             r.effect.prices[symbol] = (price, update.update_id, seq)
         if isinstance(update, PositionSnapshot):
             pid = update.portfolio_id
-            holding = Holding(seq, update.cash, dict(update.positions))
+            # The update is frozen and its positions never changed: held as they are.
+            holding = Holding(seq, update.cash, update.positions)
             if self.book.set_holding(pid, holding):
                 r.touched[pid] = update.update_id
                 r.effect.positions[pid] = (update.update_id, seq, update.cash, holding.quantities)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
@@ -171,6 +172,10 @@ def _bind(conn: Connection, column: sa.Column[Any]) -> Callable[[Any], Any]:
     """The driver's form of a value of `column` (what SQLAlchemy would send)."""
     processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     return processor if processor is not None else (lambda value: value)
+
+
+def _orjson_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _write_rows(
@@ -323,7 +328,13 @@ class MonitorStore:
         cured: list[int] = []
         with self.engine.begin() as conn:
             stamp = _bind(conn, monitor_updates.c.processed_at)(now)
-            as_json = _bind(conn, monitor_positions.c.positions)
+            # SQLite keeps JSON as text: orjson writes it about five times faster than the
+            # standard library (PostgreSQL's JSONB goes through its driver's adapter).
+            as_json = (
+                _orjson_text
+                if conn.dialect.name == "sqlite"
+                else _bind(conn, monitor_positions.c.positions)
+            )
             _write_rows(
                 conn,
                 monitor_updates,
