@@ -330,11 +330,11 @@ class BatchChecker:
         first = int(chosen[0])
         contiguous = int(chosen[-1]) - first == m - 1  # chosen is increasing: a view will do
         block = W[first : first + m] if contiguous else W[chosen]
-        _plausible(block, "weights", chosen)
+        largest = _plausible(block, "weights", chosen)
         if self._backend.name == "jax" and m < chunk and len(W) > chunk:
             block = np.concatenate([block, np.zeros((chunk - m, W.shape[1]))])
         return self._program.evaluate(
-            block, cure_passive=cure, valid=m, every_row=every_row, dense=dense
+            block, cure_passive=cure, valid=m, every_row=every_row, dense=dense, largest=largest
         )
 
     def _snapshot(self, w0: FloatArray) -> Snapshot:
@@ -434,23 +434,24 @@ def _finite(array: FloatArray, name: str, vectors: IntArray | None = None) -> Fl
     raise ValueError(f"{name}{at} is {array[tuple(where)]}, not a finite number")
 
 
-def _plausible(W: FloatArray, name: str, vectors: IntArray | None = None) -> None:
-    """A ValueError naming the first weight of `W` (K, n) not finite or beyond MAX_WEIGHT.
+def _plausible(W: FloatArray, name: str, vectors: IntArray | None = None) -> float:
+    """The largest magnitude in `W` (K, n); a ValueError naming a weight not finite or too big.
 
     Beyond `MAX_WEIGHT` x NAV in magnitude is not a portfolio weight; `vectors` as for
     `_finite`.
     """
-    if W.size == 0 or (W.max() <= MAX_WEIGHT and W.min() >= -MAX_WEIGHT):
-        return  # two reductions, no (K, n) temporary: a nan fails both, an inf its bound
+    if W.size == 0:
+        return 0.0
+    high, low = float(W.max()), float(W.min())
+    if high <= MAX_WEIGHT and low >= -MAX_WEIGHT:
+        return max(high, -low)  # two reductions, no (K, n) temporary: a nan fails both
     _finite(W, name, vectors)
-    big = np.abs(W) > MAX_WEIGHT
-    if big.any():
-        k, i = (int(x) for x in np.argwhere(big)[0])
-        row = k if vectors is None else int(vectors[k])
-        raise ValueError(
-            f"{name}[{row}, {i}] is {W[k, i]:.3g} x NAV (limit {MAX_WEIGHT:g} x NAV): not a "
-            "portfolio weight"
-        )
+    k, i = (int(x) for x in np.argwhere(np.abs(W) > MAX_WEIGHT)[0])
+    row = k if vectors is None else int(vectors[k])
+    raise ValueError(
+        f"{name}[{row}, {i}] is {W[k, i]:.3g} x NAV (limit {MAX_WEIGHT:g} x NAV): not a "
+        "portfolio weight"
+    )
 
 
 def _groups(pre: FloatArray, K: int) -> list[tuple[FloatArray, np.ndarray]]:

@@ -125,18 +125,18 @@ def _screen(
     data: tuple[Any, ...],
     statics: tuple[tuple[Array, Array], ...],
     W: Array,
+    band: Array,
 ) -> Array:
     """(K,) True where a vector is clear: compliant, breaching nothing, not to re-check.
 
-    Clear is every row's excess below `TOLERANCE` by more than the re-check band, every
-    value finite and no threshold rule fragile: then no row is breached (so none blocks)
-    and none is near a threshold, which is `_verdict`'s answer for the vector without
-    computing it. One maximum per part (`statics`: its rows' limits and signs), reduced
-    as the part's values are made: no (K, rows) array of flags.
+    Clear is every row's excess below `TOLERANCE` by more than `band`, every value finite
+    and no threshold rule fragile. With `band` at least each vector's re-check band, no row
+    is then breached (so none blocks) and none is near a threshold: `_verdict`'s answer for
+    the vector, without computing it. One maximum per part (`statics`: its rows' limits
+    and signs), reduced as the part's values are made: no (K, rows) array of flags.
     """
     xp = ops.xp
     K = W.shape[0]
-    band = BATCH_RECHECK_BAND * (1.0 + xp.sum(xp.abs(W), axis=1))
     top = xp.full(K, -xp.inf)
     fragile = xp.zeros(K, dtype=bool)
     for part, d, (limits, sign) in zip(parts, data, statics, strict=True):
@@ -148,6 +148,18 @@ def _screen(
         if part.fragile is not None:
             fragile = fragile | part.fragile(ops, d, W)
     return (top < TOLERANCE - band) & ~fragile
+
+
+def _screen_band(W: FloatArray, largest: float | None = None) -> float:
+    """A re-check band at least every vector's of the chunk `W` (K, n), in one number.
+
+    `BATCH_RECHECK_BAND x (1 + ||w||_1)` with `||w||_1 <= n max|w|`: `_screen` then needs no
+    pass over the weights of its own. `largest`: max|w| when known (the weights' check
+    computes it); a weight within float rounding of it changes the band by ~1e-27.
+    """
+    if largest is None:
+        largest = float(max(W.max(initial=0.0), -W.min(initial=0.0)))
+    return BATCH_RECHECK_BAND * (1.0 + int(W.shape[1]) * float(largest))
 
 
 def _padded(size: int, limit: int) -> int:
@@ -247,7 +259,7 @@ class Program:
             self._fused = self.backend.compile(fused, static_argnums=(3,))
             parts_now = list(self.parts)
             self._screen = self.backend.compile(
-                lambda data, statics, W: _screen(ops, parts_now, data, statics, W)
+                lambda data, statics, W, band: _screen(ops, parts_now, data, statics, W, band)
             )
             self._signature = signature
         if not self.fallbacks:
@@ -291,6 +303,7 @@ class Program:
         valid: int | None = None,
         every_row: bool = False,
         dense: bool = False,
+        largest: float | None = None,
     ) -> ChunkVerdict:
         """The batch verdicts of the chunk `W` (K, n), before any re-check.
 
@@ -298,24 +311,27 @@ class Program:
         shape already compiled). `every_row`: the rows of every vector, breaching or not
         (`ChunkVerdict.vectors` is then every vector in order). `dense`: most vectors are
         expected to breach (the chunk before did, `ChunkVerdict.crowded`): the rows of the
-        whole chunk are evaluated at once, without `_screen` first. Reads the layout only,
+        whole chunk are evaluated at once, without `_screen` first. `largest`: max|w| over
+        the chunk's valid vectors, when known (`_screen_band`). Reads the layout only,
         so chunks may be evaluated on several threads at once (between two `bound`s).
         """
         m = W.shape[0] if valid is None else valid
-        Wd = self.backend.put(W)
+        # W goes to the compiled functions as it is: JAX reads a host array in place where
+        # its alignment allows (`backend.put` would copy it every time).
         screened = self._screen is not None and self._fused is not None and not self.fallbacks
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             if not screened:
-                verdict = self._spliced(W, Wd, m, cure_passive)
+                verdict = self._spliced(W, m, cure_passive)
             elif every_row or dense:
                 assert self._fused is not None
-                verdict = tuple(self._fused(self.data, self.statics, Wd, cure_passive))
+                verdict = tuple(self._fused(self.data, self.statics, W, cure_passive))
             else:
                 assert self._screen is not None and self._fused is not None
-                clear = np.asarray(self._screen(self.data, self.part_statics, Wd))[:m]
+                band = _screen_band(W[:m], largest)
+                clear = np.asarray(self._screen(self.data, self.part_statics, W, band))[:m]
                 wanted = np.flatnonzero(~clear)
                 if len(wanted) > DENSE_BREACHES * m:
-                    verdict = tuple(self._fused(self.data, self.statics, Wd, cure_passive))
+                    verdict = tuple(self._fused(self.data, self.statics, W, cure_passive))
                 else:
                     return self._subset(W, wanted, m, cure_passive)
         post, breached, active, compliant, recheck, breaching = (np.asarray(x)[:m] for x in verdict)
@@ -357,15 +373,16 @@ class Program:
         if self.backend.name == "jax":
             size = _padded(len(wanted), W.shape[0])
             subset = np.concatenate([subset, np.zeros((size - len(wanted), W.shape[1]))])
-        verdict = self._fused(self.data, self.statics, self.backend.put(subset), cure_passive)
+        verdict = self._fused(self.data, self.statics, subset, cure_passive)
         post, breached, active, compliant[wanted], recheck[wanted] = (
             np.asarray(x)[: len(wanted)] for x in verdict[:5]
         )
         return ChunkVerdict(wanted, post, breached, active, compliant, np.flatnonzero(recheck))
 
-    def _spliced(self, W: FloatArray, Wd: Array, m: int, cure_passive: bool) -> tuple[Any, ...]:
+    def _spliced(self, W: FloatArray, m: int, cure_passive: bool) -> tuple[Any, ...]:
         """The verdict with the fallback rows evaluated one vector at a time."""
         assert self._values is not None and self._verdict is not None
+        Wd = self.backend.put(W)
         values, fragile = self._values(self.data, Wd)
         if self.fallbacks:
             post = np.zeros((W.shape[0], self.rows))
