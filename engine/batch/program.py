@@ -141,10 +141,8 @@ def _screen(
     fragile = xp.zeros(K, dtype=bool)
     for part, d, (limits, sign) in zip(parts, data, statics, strict=True):
         if part.rows:
-            post = part.evaluate(ops, d, W)
             # A value that is not finite counts as breaching: the vector goes to `_verdict`.
-            excess = xp.where(xp.isfinite(post), (post - limits) * sign, xp.inf)
-            top = xp.maximum(top, xp.max(excess, axis=1))
+            top = xp.maximum(top, ops.top_excess(part.evaluate(ops, d, W), limits, sign))
         if part.fragile is not None:
             fragile = fragile | part.fragile(ops, d, W)
     return (top < TOLERANCE - band) & ~fragile
