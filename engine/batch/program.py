@@ -8,12 +8,14 @@ the single-request checker's formulas (`engine.check.checker.check`), and finall
 vector that sits within float rounding of a threshold (`BATCH_RECHECK_BAND`), or has a
 value that is not a number, through the single-request checker itself.
 
-When every row is batched, a chunk is first reduced to three flags per vector (compliant,
-breaching, to re-check), part by part, without laying the (K, rows) values end to end:
-most portfolios of a monitoring run breach nothing, and their rows are never needed. Only
-the vectors that breach a row (or are re-checked) are evaluated again in full for their
-breach coordinates; when most of a chunk breaches, the full evaluation runs on the whole
-chunk instead (`DENSE_BREACHES`), so the flags cost at most one extra pass.
+When every row is batched, a chunk is first screened (`_screen`): one maximum per part of
+each vector's excesses, reduced as the part's values are made, tells which vectors are
+clear (every excess below the tolerance by more than the re-check band: compliant, no
+breach, nothing to re-check) without laying the (K, rows) values end to end. Most
+portfolios of a monitoring run are clear, and their rows are never needed. Only the other
+vectors are evaluated in full for their verdict and breach coordinates; when most of a
+chunk is not clear, the whole chunk is (`DENSE_BREACHES`), and the chunk after such a
+crowded one is evaluated whole at once, without the screen (`ChunkVerdict.crowded`).
 """
 
 from __future__ import annotations
