@@ -107,7 +107,8 @@ class BatchChecker:
         Vectors evaluated at once (memory bound); a check may override it.
     threads
         Chunks evaluated at once, each on its own thread (JAX and NumPy release the GIL);
-        default: the cores this process may use, at most `MAX_THREADS`.
+        default under JAX the cores this process may use, at most `MAX_THREADS`, under
+        NumPy 1 (its matrix products use the cores already).
     """
 
     def __init__(
@@ -155,7 +156,9 @@ class BatchChecker:
         self._backend: Backend = backend_named(backend)
         self._program = Program.of(self._layout, self._backend)
         self.chunk_size = _chunk(chunk_size)
-        self.threads = min(usable_cores(), MAX_THREADS) if threads is None else _threads(threads)
+        # NumPy's products already run on every core (BLAS): more threads would contend.
+        default = min(usable_cores(), MAX_THREADS) if self._backend.name == "jax" else 1
+        self.threads = default if threads is None else _threads(threads)
         self.labels = tuple(
             RowLabel(rs.provenance.policy_name, rs.provenance.kind, rs.violation_type, subject)
             for rs in self._layout.rowsets
@@ -360,7 +363,7 @@ class BatchChecker:
         """`weights` as a (K, n) float array, divided by each vector's NAV given `cash`.
 
         Whether each weight is finite and plausible is checked chunk by chunk as it is
-        evaluated (`_evaluate`), in one pass over what the chunk reads anyway.
+        evaluated (`_evaluate`): two reductions over what the chunk reads anyway.
         """
         W = _numbers(weights, "weights")
         n = self._base.n

@@ -1,12 +1,13 @@
 """One layout's rows as a batch program: values and verdicts of a chunk of weight vectors.
 
 `Program.of(layout, backend)` asks every row set's block for its batch form
-(`engine.batch.parts`); `Program.run(W, cure_passive)` evaluates a `(K, n)` chunk: the
-batched rows through the backend (compiled once per chunk shape under JAX), the fallback
-rows one vector at a time through their blocks' `values`, then the verdict of SPEC §5 with
-the single-request checker's formulas (`engine.check.checker.check`), and finally every
-vector that sits within float rounding of a threshold (`BATCH_RECHECK_BAND`), or has a
-value that is not a number, through the single-request checker itself.
+(`engine.batch.parts`); `Program.evaluate(W, cure_passive)` evaluates a `(K, n)` chunk:
+the batched rows through the backend (compiled once per chunk shape under JAX), the
+fallback rows one vector at a time through their blocks' `values`, then the verdict of
+SPEC §5 with the single-request checker's formulas (`engine.check.checker.check`); then
+`Program.recheck` answers every vector that sits within float rounding of a threshold
+(`BATCH_RECHECK_BAND`), or has a value that is not a number, through the single-request
+checker itself.
 
 When every row is batched, a chunk is first screened (`_screen`): one maximum per part of
 each vector's excesses, reduced as the part's values are made, tells which vectors are
@@ -276,25 +277,6 @@ class Program:
         """Rows of the layout."""
         return int(self.stack.offsets[-1])
 
-    def run(
-        self,
-        W: FloatArray,
-        *,
-        cure_passive: bool,
-        valid: int | None = None,
-        every_row: bool = False,
-        dense: bool = False,
-    ) -> ChunkVerdict:
-        """Values and verdicts of the chunk `W` (K, n) of validated weight vectors.
-
-        `evaluate`, then `recheck` of the vectors near a threshold (see those).
-        """
-        m = W.shape[0] if valid is None else valid
-        verdict = self.evaluate(
-            W, cure_passive=cure_passive, valid=m, every_row=every_row, dense=dense
-        )
-        return self.recheck(W[verdict.rechecked], verdict, cure_passive)
-
     def evaluate(
         self,
         W: FloatArray,
@@ -345,7 +327,7 @@ class Program:
         """`verdict` with its re-checked vectors answered by the single-request checker.
 
         `rows` are the weights of `verdict.rechecked`, in order. Not thread-safe (the
-        single-request checker's row checks cache on the layout): call it on one thread.
+        single-request checker caches its row stacks on the layout): call it on one thread.
         """
         if not len(verdict.rechecked):
             return verdict

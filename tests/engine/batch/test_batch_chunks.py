@@ -86,7 +86,9 @@ def test_threads_must_be_a_positive_integer() -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="threads must be a positive integer"):
             _checker(threads=bad)
-    assert _checker().threads >= 1
+    assert _checker(backend="jax").threads >= 1
+    assert _checker(backend="numpy").threads == 1  # its BLAS products use the cores already
+    assert _checker(backend="numpy", threads=3).threads == 3
 
 
 @pytest.mark.parametrize("backend", ["jax", "numpy"])
