@@ -134,6 +134,7 @@ def _checker(group: Group, backend: str) -> BatchChecker | None:
                 risk_model=group.risk_model,
                 portfolio_id="check-all",
                 backend=backend,  # type: ignore[arg-type]
+                threads=1,  # a Dask worker is one process of one thread per core already
             )
         except (InputError, ValueError) as exc:
             # The group's universe cannot be compiled as one (an attribute a name lacks,

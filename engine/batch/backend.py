@@ -26,6 +26,16 @@ def jax_available() -> bool:
     return importlib.util.find_spec("jax") is not None
 
 
+def _numpy_top_excess(values: Array, limits: Array, sign: Array) -> Array:
+    # One temporary, modified in place (NumPy pays for every (K, rows) temporary); NumPy's
+    # maximum keeps a nan, and a sum is finite only if every term is (-inf included).
+    excess = values - limits
+    excess *= sign
+    top = excess.max(axis=1)
+    top[~np.isfinite(excess.sum(axis=1))] = np.inf
+    return top
+
+
 def _numpy_segment_sum(values: Array, data: tuple[Array, ...], rows: int) -> Array:
     starts, nonempty = data[3], data[4]
     out = np.zeros((values.shape[0], rows))
@@ -59,7 +69,7 @@ class Backend:
 def _numpy() -> Backend:
     return Backend(
         "numpy",
-        Ops(np, _numpy_segment_sum),
+        Ops(np, _numpy_segment_sum, _numpy_top_excess),
         put=lambda tree: tree,
         compile=lambda fn, static_argnums: fn,
     )

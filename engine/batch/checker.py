@@ -23,7 +23,7 @@ passive against that portfolio, as for a single request that buys the whole port
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -31,6 +31,7 @@ import numpy as np
 
 from engine.batch.backend import Backend, BackendName
 from engine.batch.backend import backend as backend_named
+from engine.batch.pipeline import MAX_THREADS, in_order, usable_cores
 from engine.batch.program import ChunkVerdict, Program
 from engine.batch.result import BatchResult, RowLabel
 from engine.check.checker import check
@@ -47,7 +48,7 @@ from models import (
     ScenarioSet,
     Violation,
 )
-from models.typing import FloatArray
+from models.typing import FloatArray, IntArray
 
 __all__ = ["DEFAULT_CHUNK", "BatchChecker"]
 
@@ -104,6 +105,10 @@ class BatchChecker:
         "jax" (jit, 64-bit), "numpy", or "auto": JAX when installed.
     chunk_size
         Vectors evaluated at once (memory bound); a check may override it.
+    threads
+        Chunks evaluated at once, each on its own thread (JAX and NumPy release the GIL);
+        default under JAX the cores this process may use, at most `MAX_THREADS`, under
+        NumPy 1 (its matrix products use the cores already).
     """
 
     def __init__(
@@ -119,6 +124,7 @@ class BatchChecker:
         context: Mapping[str, Any] | None = None,
         backend: BackendName = "auto",
         chunk_size: int = DEFAULT_CHUNK,
+        threads: int | None = None,
     ) -> None:
         models = [PolicyDefinition.model_validate(p) for p in policies]
         check_policies(models, prefix="policies")
@@ -150,6 +156,9 @@ class BatchChecker:
         self._backend: Backend = backend_named(backend)
         self._program = Program.of(self._layout, self._backend)
         self.chunk_size = _chunk(chunk_size)
+        # NumPy's products already run on every core (BLAS): more threads would contend.
+        default = min(usable_cores(), MAX_THREADS) if self._backend.name == "jax" else 1
+        self.threads = default if threads is None else _threads(threads)
         self.labels = tuple(
             RowLabel(rs.provenance.policy_name, rs.provenance.kind, rs.violation_type, subject)
             for rs in self._layout.rowsets
@@ -202,15 +211,13 @@ class BatchChecker:
         ]
         rechecked: list[np.ndarray] = []
         done = 0
-        for w0, members in _groups(pre, K):
+        groups = _groups(pre, K)
+        for w0, members in groups:
             self._bind(w0)
-            for start in range(0, len(members), chunk):
-                chosen = members[start : start + chunk]
-                verdict = self._run(W, chosen, chunk, cure_passive)
+            for chosen, verdict in self._chunks(W, members, chunk, cure_passive):
                 compliant[chosen] = verdict.is_compliant
-                kk, rr = np.nonzero(verdict.breached)
-                vectors = chosen[verdict.vectors[kk]]
-                found.append((vectors, rr, verdict.post[kk, rr], verdict.active[kk, rr]))
+                at, row, observed, active = verdict.breaches()
+                found.append((chosen[at], row, observed, active))
                 rechecked.append(chosen[verdict.rechecked])
                 done += len(chosen)
                 if progress is not None:
@@ -218,14 +225,21 @@ class BatchChecker:
         vector, row, observed, active = (
             np.concatenate(parts) for parts in zip(*found, strict=True)
         )
-        order = np.lexsort((row, vector))
+        if len(groups) > 1:  # one group's chunks come in vector then row order already
+            order = np.lexsort((row, vector))
+            vector, row, observed, active = (
+                vector[order],
+                row[order],
+                observed[order],
+                active[order],
+            )
         return BatchResult(
             labels=self.labels,
             is_compliant=compliant,
-            breach_vector=vector[order].astype(np.int64),
-            breach_row=row[order].astype(np.int64),
-            observed=observed[order].astype(float),
-            active=active[order].astype(bool),
+            breach_vector=vector.astype(np.int64, copy=False),
+            breach_row=row.astype(np.int64, copy=False),
+            observed=observed.astype(float, copy=False),
+            active=active.astype(bool, copy=False),
             rechecked=np.sort(np.concatenate([np.zeros(0, np.int64), *rechecked])),
             backend=self.backend,
             _report=lambda k: self._violations(
@@ -256,9 +270,7 @@ class BatchChecker:
         self._bind(pre)
         K = W.shape[0]
         out = np.zeros((K, len(self.labels)))
-        for start in range(0, K, chunk):
-            chosen = np.arange(start, min(start + chunk, K))
-            verdict = self._run(W, chosen, chunk, False, every_row=True)
+        for chosen, verdict in self._chunks(W, np.arange(K), chunk, False, every_row=True):
             out[chosen[verdict.vectors]] = verdict.post
         return out
 
@@ -288,17 +300,45 @@ class BatchChecker:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _run(
-        self, W: FloatArray, chosen: np.ndarray, chunk: int, cure: bool, *, every_row: bool = False
+    def _chunks(
+        self, W: FloatArray, members: IntArray, chunk: int, cure: bool, *, every_row: bool = False
+    ) -> Iterator[tuple[IntArray, ChunkVerdict]]:
+        """The verdicts of `W[members]`, chunk by chunk in order, re-checks applied.
+
+        Chunks are evaluated on `threads` threads (one when a row falls back to its own
+        `values`, whose code may not be thread-safe); re-checks run on this thread. A chunk
+        is evaluated whole at once when the last chunk seen was `crowded`.
+        """
+        crowded = False
+
+        def task(chosen: IntArray) -> Callable[[], tuple[IntArray, ChunkVerdict]]:
+            dense = crowded  # what the chunks consumed so far say, when this one is queued
+            return lambda: (chosen, self._evaluate(W, chosen, chunk, cure, every_row, dense))
+
+        tasks = (task(members[s : s + chunk]) for s in range(0, len(members), chunk))
+        threads = 1 if self._program.fallbacks or len(members) <= chunk else self.threads
+        for chosen, verdict in in_order(tasks, threads):
+            crowded = verdict.crowded
+            rows = W[chosen[verdict.rechecked]]
+            yield chosen, self._program.recheck(rows, verdict, cure)
+
+    def _evaluate(
+        self, W: FloatArray, chosen: IntArray, chunk: int, cure: bool, every_row: bool, dense: bool
     ) -> ChunkVerdict:
-        """The chunk `W[chosen]`, padded to `chunk` rows under JAX (one compiled shape)."""
+        """The chunk `W[chosen]`: its weights checked, then evaluated.
+
+        Padded to `chunk` rows under JAX (one compiled shape).
+        """
         m = len(chosen)
         first = int(chosen[0])
         contiguous = int(chosen[-1]) - first == m - 1  # chosen is increasing: a view will do
         block = W[first : first + m] if contiguous else W[chosen]
+        largest = _plausible(block, "weights", chosen)
         if self._backend.name == "jax" and m < chunk and len(W) > chunk:
             block = np.concatenate([block, np.zeros((chunk - m, W.shape[1]))])
-        return self._program.run(block, cure_passive=cure, valid=m, every_row=every_row)
+        return self._program.evaluate(
+            block, cure_passive=cure, valid=m, every_row=every_row, dense=dense, largest=largest
+        )
 
     def _snapshot(self, w0: FloatArray) -> Snapshot:
         base = self._base
@@ -320,7 +360,12 @@ class BatchChecker:
         self._bound = w0.copy()
 
     def _weights(self, weights: Any, cash: Any) -> FloatArray:
-        W = _finite_array(weights, "weights")
+        """`weights` as a (K, n) float array, divided by each vector's NAV given `cash`.
+
+        Whether each weight is finite and plausible is checked chunk by chunk as it is
+        evaluated (`_evaluate`): two reductions over what the chunk reads anyway.
+        """
+        W = _numbers(weights, "weights")
         n = self._base.n
         if W.ndim != 2 or W.shape[1] != n:
             raise ValueError(
@@ -328,7 +373,8 @@ class BatchChecker:
                 f".symbols); got shape {W.shape}"
             )
         if cash is not None:
-            c = _finite_array(cash, "cash")
+            _finite(W, "weights")  # before a NAV made of them is judged
+            c = _finite(_numbers(cash, "cash"), "cash")
             if c.ndim > 1 or (c.ndim == 1 and c.shape != (W.shape[0],)):
                 raise ValueError(
                     f"cash must be one number or a (K,) array with K = {W.shape[0]}; "
@@ -342,14 +388,13 @@ class BatchChecker:
                     f"portfolio {k}: NAV = sum of weights + cash = {nav[k]:.6g} must be > 0"
                 )
             W = W / nav[:, None]
-        _plausible(W, "weights")
         return W
 
     def _pre_trade(self, pre_trade: Any, K: int) -> FloatArray:
         n = self._base.n
         if pre_trade is None:
             return np.zeros(n)
-        w0 = _finite_array(pre_trade, "pre_trade")
+        w0 = _finite(_numbers(pre_trade, "pre_trade"), "pre_trade")
         if w0.shape not in ((n,), (K, n)):
             raise ValueError(
                 f"pre_trade must be an (n,) array (every portfolio's) or a (K, n) array with "
@@ -365,33 +410,51 @@ def _chunk(size: int) -> int:
     return int(size)
 
 
-def _finite_array(x: Any, name: str) -> FloatArray:
+def _numbers(x: Any, name: str) -> FloatArray:
     try:
-        array = np.asarray(x, dtype=float)
+        return np.asarray(x, dtype=float)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be an array of numbers: {exc}") from exc
+
+
+def _threads(count: int) -> int:
+    if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
+        raise ValueError(f"threads must be a positive integer, not {count!r}")
+    return int(count)
+
+
+def _finite(array: FloatArray, name: str, vectors: IntArray | None = None) -> FloatArray:
+    """`array`, or a ValueError naming its first number that is not finite.
+
+    `vectors`: the rows of the whole argument that `array`'s rows are (a chunk's).
+    """
     # One pass without a temporary: a sum is finite only if every term is (an overflow to
     # inf sends a finite array down the exact path, which finds nothing and returns).
-    if np.isfinite(array.sum()):
+    if np.isfinite(array.sum()) or np.all(np.isfinite(array)):
         return array
-    if not np.all(np.isfinite(array)):
-        where = np.argwhere(~np.isfinite(array))[0]
-        raise ValueError(
-            f"{name}{list(where.tolist())} is {array[tuple(where)]}, not a finite number"
-        )
-    return array
+    where = np.argwhere(~np.isfinite(array))[0]
+    at = [int(vectors[where[0]]), *where[1:].tolist()] if vectors is not None else where.tolist()
+    raise ValueError(f"{name}{at} is {array[tuple(where)]}, not a finite number")
 
 
-def _plausible(W: FloatArray, name: str) -> None:
-    if W.size == 0 or (W.max() <= MAX_WEIGHT and W.min() >= -MAX_WEIGHT):
-        return  # two reductions, no (K, n) temporary; the message needs the slow path
-    big = np.abs(W) > MAX_WEIGHT
-    if big.any():
-        k, i = (int(x) for x in np.argwhere(big)[0])
-        raise ValueError(
-            f"{name}[{k}, {i}] is {W[k, i]:.3g} x NAV (limit {MAX_WEIGHT:g} x NAV): not a "
-            "portfolio weight"
-        )
+def _plausible(W: FloatArray, name: str, vectors: IntArray | None = None) -> float:
+    """The largest magnitude in `W` (K, n); a ValueError naming a weight not finite or too big.
+
+    Beyond `MAX_WEIGHT` x NAV in magnitude is not a portfolio weight; `vectors` as for
+    `_finite`.
+    """
+    if W.size == 0:
+        return 0.0
+    high, low = float(W.max()), float(W.min())
+    if high <= MAX_WEIGHT and low >= -MAX_WEIGHT:
+        return max(high, -low)  # two reductions, no (K, n) temporary: a nan fails both
+    _finite(W, name, vectors)
+    k, i = (int(x) for x in np.argwhere(np.abs(W) > MAX_WEIGHT)[0])
+    row = k if vectors is None else int(vectors[k])
+    raise ValueError(
+        f"{name}[{row}, {i}] is {W[k, i]:.3g} x NAV (limit {MAX_WEIGHT:g} x NAV): not a "
+        "portfolio weight"
+    )
 
 
 def _groups(pre: FloatArray, K: int) -> list[tuple[FloatArray, np.ndarray]]:

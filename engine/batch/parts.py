@@ -40,16 +40,37 @@ Array = Any
 Evaluate = Callable[["Ops", tuple[Array, ...], Array], Array]
 
 
-class Ops:
-    """The array module a part evaluates with, and the one operation that differs."""
+TopExcess = Callable[[Array, Array, Array], Array]
 
-    def __init__(self, xp: Any, segment_sum: Callable[[Array, tuple[Array, ...], int], Array]):
+
+class Ops:
+    """The array module a part evaluates with, and the operations that differ by backend."""
+
+    def __init__(
+        self,
+        xp: Any,
+        segment_sum: Callable[[Array, tuple[Array, ...], int], Array],
+        top_excess: TopExcess | None = None,
+    ):
         self.xp = xp
         self._segment_sum = segment_sum
+        self._top_excess = top_excess
 
     def segment_sum(self, values: Array, data: tuple[Array, ...], rows: int) -> Array:
         """Sum the columns of `values` (K, nnz) into `rows` segments (CSR order)."""
         return self._segment_sum(values, data, rows)
+
+    def top_excess(self, values: Array, limits: Array, sign: Array) -> Array:
+        """(K,) each row's largest excess `(values - limits) * sign`, of `values` (K, rows).
+
+        +inf where the row holds a value that is not finite.
+        """
+        if self._top_excess is not None:
+            return self._top_excess(values, limits, sign)
+        xp = self.xp
+        # Selected before the maximum: XLA's maximum over a long row may drop a nan.
+        excess = xp.where(xp.isfinite(values), (values - limits) * sign, xp.inf)
+        return xp.max(excess, axis=1)
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,29 @@
 """One layout's rows as a batch program: values and verdicts of a chunk of weight vectors.
 
 `Program.of(layout, backend)` asks every row set's block for its batch form
-(`engine.batch.parts`); `Program.run(W, cure_passive)` evaluates a `(K, n)` chunk: the
-batched rows through the backend (compiled once per chunk shape under JAX), the fallback
-rows one vector at a time through their blocks' `values`, then the verdict of SPEC §5 with
-the single-request checker's formulas (`engine.check.checker.check`), and finally every
-vector that sits within float rounding of a threshold (`BATCH_RECHECK_BAND`), or has a
-value that is not a number, through the single-request checker itself.
+(`engine.batch.parts`); `Program.evaluate(W, cure_passive)` evaluates a `(K, n)` chunk:
+the batched rows through the backend (compiled once per chunk shape under JAX), the
+fallback rows one vector at a time through their blocks' `values`, then the verdict of
+SPEC §5 with the single-request checker's formulas (`engine.check.checker.check`); then
+`Program.recheck` answers every vector that sits within float rounding of a threshold
+(`BATCH_RECHECK_BAND`), or has a value that is not a number, through the single-request
+checker itself.
 
-When every row is batched, a chunk is first reduced to three flags per vector (compliant,
-breaching, to re-check), part by part, without laying the (K, rows) values end to end:
-most portfolios of a monitoring run breach nothing, and their rows are never needed. Only
-the vectors that breach a row (or are re-checked) are evaluated again in full for their
-breach coordinates; when most of a chunk breaches, the full evaluation runs on the whole
-chunk instead (`DENSE_BREACHES`), so the flags cost at most one extra pass.
+When every row is batched, a chunk is first screened (`_screen`): one maximum per part of
+each vector's excesses, reduced as the part's values are made, tells which vectors are
+clear (every excess below the tolerance by more than the re-check band: compliant, no
+breach, nothing to re-check) without laying the (K, rows) values end to end. Most
+portfolios of a monitoring run are clear, and their rows are never needed. Only the other
+vectors are evaluated in full for their verdict and breach coordinates; when most of a
+chunk is not clear, the whole chunk is (`DENSE_BREACHES`), and the chunk after such a
+crowded one is evaluated whole at once, without the screen (`ChunkVerdict.crowded`).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -65,6 +68,17 @@ class ChunkVerdict:
     """(K,)."""
     rechecked: IntArray
     """The vectors (indices into the chunk) answered by the single-request checker."""
+    crowded: bool = False
+    """More than `DENSE_BREACHES` of the chunk breaches: the next chunk likely does too."""
+
+    def breaches(self) -> tuple[IntArray, IntArray, FloatArray, BoolArray]:
+        """Per breached row, in vector then row order: where and what.
+
+        The vector (an index into the chunk), the row, its value, whether it is active.
+        """
+        flat = np.flatnonzero(self.breached)  # one pass; np.nonzero of 2-D is ten times slower
+        at, row = np.divmod(flat, max(self.breached.shape[1], 1))
+        return self.vectors[at], row, np.take(self.post, flat), np.take(self.active, flat)
 
 
 def _values(parts: list[Part]) -> Callable[[Ops, tuple[Any, ...], Array], tuple[Array, Array]]:
@@ -105,45 +119,48 @@ def _verdict(
     )
     bad = ~xp.isfinite(xp.sum(post, axis=1))  # an inf or a NaN anywhere in the vector's rows
     recheck = xp.any(near, axis=1) | fragile | bad
-    return post, breached, active, ~xp.any(blocking, axis=1), recheck
+    return post, breached, active, ~xp.any(blocking, axis=1), recheck, xp.any(breached, axis=1)
 
 
-def _flags(
+def _screen(
     ops: Ops,
     parts: list[Part],
     data: tuple[Any, ...],
-    statics: tuple[tuple[Array, ...], ...],
+    statics: tuple[tuple[Array, Array], ...],
     W: Array,
-    cure: bool,
-) -> tuple[Array, Array, Array]:
-    """`(compliant, breaching, recheck)`, each (K,): `_verdict` reduced part by part.
+    band: Array,
+) -> Array:
+    """(K,) True where a vector is clear: compliant, breaching nothing, not to re-check.
 
-    The same formulas as `_verdict` over each part's own columns (`statics` split by part),
-    so a vector's flags agree with its full verdict wherever it is not re-checked.
+    Clear is every row's excess below `TOLERANCE` by more than `band`, every value finite
+    and no threshold rule fragile. With `band` at least each vector's re-check band, no row
+    is then breached (so none blocks) and none is near a threshold: `_verdict`'s answer for
+    the vector, without computing it. One maximum per part (`statics`: its rows' limits
+    and signs), reduced as the part's values are made: no (K, rows) array of flags.
     """
     xp = ops.xp
     K = W.shape[0]
-    band = (BATCH_RECHECK_BAND * (1.0 + xp.sum(xp.abs(W), axis=1)))[:, None]
-    compliant = xp.ones(K, dtype=bool)
-    breaching = xp.zeros(K, dtype=bool)
-    recheck = xp.zeros(K, dtype=bool)
-    for part, d, (limits, sign, pre_excess, always_active, strict) in zip(
-        parts, data, statics, strict=True
-    ):
-        post = part.evaluate(ops, d, W)
-        excess = (post - limits) * sign
-        breached = excess > TOLERANCE
-        active = breached & ((excess > pre_excess + TOLERANCE) | always_active)
-        blocking = (breached if cure else active) & strict
-        near = (xp.abs(excess - TOLERANCE) <= band) | (
-            breached & (xp.abs(excess - (pre_excess + TOLERANCE)) <= band)
-        )
-        compliant = compliant & ~xp.any(blocking, axis=1)
-        breaching = breaching | xp.any(breached, axis=1)
-        recheck = recheck | xp.any(near, axis=1) | ~xp.isfinite(xp.sum(post, axis=1))
+    top = xp.full(K, -xp.inf)
+    fragile = xp.zeros(K, dtype=bool)
+    for part, d, (limits, sign) in zip(parts, data, statics, strict=True):
+        if part.rows:
+            # A value that is not finite counts as breaching: the vector goes to `_verdict`.
+            top = xp.maximum(top, ops.top_excess(part.evaluate(ops, d, W), limits, sign))
         if part.fragile is not None:
-            recheck = recheck | part.fragile(ops, d, W)
-    return compliant, breaching, recheck
+            fragile = fragile | part.fragile(ops, d, W)
+    return (top < TOLERANCE - band) & ~fragile
+
+
+def _screen_band(W: FloatArray, largest: float | None = None) -> float:
+    """A re-check band at least every vector's of the chunk `W` (K, n), in one number.
+
+    `BATCH_RECHECK_BAND x (1 + ||w||_1)` with `||w||_1 <= n max|w|`: `_screen` then needs no
+    pass over the weights of its own. `largest`: max|w| when known (the weights' check
+    computes it); a weight within float rounding of it changes the band by ~1e-27.
+    """
+    if largest is None:
+        largest = float(max(W.max(initial=0.0), -W.min(initial=0.0)))
+    return BATCH_RECHECK_BAND * (1.0 + int(W.shape[1]) * float(largest))
 
 
 def _padded(size: int, limit: int) -> int:
@@ -182,10 +199,10 @@ class Program:
     _verdict: Callable[..., Any] | None = None
     _fused: Callable[..., Any] | None = None
     """Values and verdict in one compiled function (no fallback rows to splice in)."""
-    _flags: Callable[..., Any] | None = None
-    """The per-vector flags of `_flags`, compiled (no fallback rows)."""
+    _screen: Callable[..., Any] | None = None
+    """Which vectors are clear (`_screen`), compiled (no fallback rows)."""
     part_statics: tuple[Any, ...] = ()
-    """`statics` split by part (the flags' view of the same numbers)."""
+    """Each part's rows' limits and signs (what `_screen` reads)."""
 
     @classmethod
     def of(cls, layout: Layout, backend: Backend) -> Program:
@@ -242,18 +259,14 @@ class Program:
 
             self._fused = self.backend.compile(fused, static_argnums=(3,))
             parts_now = list(self.parts)
-            self._flags = self.backend.compile(
-                lambda data, statics, W, cure: _flags(ops, parts_now, data, statics, W, cure),
-                static_argnums=(3,),
+            self._screen = self.backend.compile(
+                lambda data, statics, W, band: _screen(ops, parts_now, data, statics, W, band)
             )
             self._signature = signature
         if not self.fallbacks:
             edges = np.cumsum([0] + [p.rows for p in self.parts])
             self.part_statics = self.backend.put(
-                tuple(
-                    tuple(np.asarray(x)[a:b] for x in statics)
-                    for a, b in itertools.pairwise(edges.tolist())
-                )
+                tuple((limits[a:b], stack.sign[a:b]) for a, b in itertools.pairwise(edges.tolist()))
             )
         self.statics = self.backend.put(statics)
         self.data = self.backend.put(tuple(p.data for p in self.parts))
@@ -264,66 +277,94 @@ class Program:
         """Rows of the layout."""
         return int(self.stack.offsets[-1])
 
-    def run(
+    def evaluate(
         self,
         W: FloatArray,
         *,
         cure_passive: bool,
         valid: int | None = None,
         every_row: bool = False,
+        dense: bool = False,
+        largest: float | None = None,
     ) -> ChunkVerdict:
-        """Values and verdicts of the chunk `W` (K, n) of validated weight vectors.
+        """The batch verdicts of the chunk `W` (K, n), before any re-check.
 
         `valid`: only the first `valid` vectors are wanted (the rest pad the chunk to a
         shape already compiled). `every_row`: the rows of every vector, breaching or not
-        (`ChunkVerdict.vectors` is then every vector in order).
+        (`ChunkVerdict.vectors` is then every vector in order). `dense`: most vectors are
+        expected to breach (the chunk before did, `ChunkVerdict.crowded`): the rows of the
+        whole chunk are evaluated at once, without `_screen` first. `largest`: max|w| over
+        the chunk's valid vectors, when known (`_screen_band`). Reads the layout only,
+        so chunks may be evaluated on several threads at once (between two `bound`s).
         """
         m = W.shape[0] if valid is None else valid
-        Wd = self.backend.put(W)
-        flagged = self._flags is not None and self._fused is not None and not self.fallbacks
+        # W goes to the compiled functions as it is: JAX reads a host array in place where
+        # its alignment allows (`backend.put` would copy it every time).
+        screened = self._screen is not None and self._fused is not None and not self.fallbacks
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if every_row and flagged:
+            if not screened:
+                verdict = self._spliced(W, m, cure_passive)
+            elif every_row or dense:
                 assert self._fused is not None
-                vectors = np.arange(m)
-                verdict = self._fused(self.data, self.statics, Wd, cure_passive)
-                post, breached, active, compliant, recheck = (np.array(x[:m]) for x in verdict)
-            elif flagged:
-                assert self._flags is not None and self._fused is not None
-                flags = self._flags(self.data, self.part_statics, Wd, cure_passive)
-                compliant, breaching, recheck = (np.array(x[:m]) for x in flags)
-                wanted = np.flatnonzero(breaching | recheck)
-                if len(wanted) > DENSE_BREACHES * m:
-                    vectors = np.arange(m)
-                    verdict = self._fused(self.data, self.statics, Wd, cure_passive)
-                else:
-                    vectors = wanted
-                    verdict = self._subset(W, wanted, cure_passive)
-                post, breached, active = (np.array(x[: len(vectors)]) for x in verdict[:3])
+                verdict = tuple(self._fused(self.data, self.statics, W, cure_passive))
             else:
-                vectors = np.arange(m)
-                verdict = self._spliced(W, Wd, m, cure_passive)
-                post, breached, active, compliant, recheck = (np.array(x[:m]) for x in verdict)
-        rechecked = np.flatnonzero(recheck)
-        row_of = {int(k): j for j, k in enumerate(vectors.tolist())}
-        for k in rechecked.tolist():
-            exact = check(self.layout, W[k], cure_passive=cure_passive)
-            j = row_of[k]
+                assert self._screen is not None and self._fused is not None
+                band = _screen_band(W[:m], largest)
+                clear = np.asarray(self._screen(self.data, self.part_statics, W, band))[:m]
+                wanted = np.flatnonzero(~clear)
+                if len(wanted) > DENSE_BREACHES * m:
+                    verdict = tuple(self._fused(self.data, self.statics, W, cure_passive))
+                else:
+                    return self._subset(W, wanted, m, cure_passive)
+        post, breached, active, compliant, recheck, breaching = (np.asarray(x)[:m] for x in verdict)
+        busy = np.count_nonzero(breaching | recheck)
+        return ChunkVerdict(
+            np.arange(m), post, breached, active, compliant, np.flatnonzero(recheck),
+            crowded=bool(busy > DENSE_BREACHES * m),
+        )  # fmt: skip
+
+    def recheck(self, rows: FloatArray, verdict: ChunkVerdict, cure_passive: bool) -> ChunkVerdict:
+        """`verdict` with its re-checked vectors answered by the single-request checker.
+
+        `rows` are the weights of `verdict.rechecked`, in order. Not thread-safe (the
+        single-request checker caches its row stacks on the layout): call it on one thread.
+        """
+        if not len(verdict.rechecked):
+            return verdict
+        post, breached, active = verdict.post.copy(), verdict.breached.copy(), verdict.active.copy()
+        compliant = verdict.is_compliant.copy()
+        at = np.searchsorted(verdict.vectors, verdict.rechecked)  # both increasing
+        for k, j, w in zip(verdict.rechecked.tolist(), at.tolist(), rows, strict=True):
+            exact = check(self.layout, w, cure_passive=cure_passive)
             post[j], breached[j], active[j] = exact.post, exact.breached, exact.active
             compliant[k] = exact.is_compliant
-        return ChunkVerdict(vectors, post, breached, active, compliant, rechecked)
+        return replace(verdict, post=post, breached=breached, active=active, is_compliant=compliant)
 
-    def _subset(self, W: FloatArray, wanted: IntArray, cure_passive: bool) -> tuple[Any, ...]:
-        """The full verdict of the vectors `wanted` only (padded under JAX)."""
+    def _subset(self, W: FloatArray, wanted: IntArray, m: int, cure_passive: bool) -> ChunkVerdict:
+        """The verdict of a chunk whose vectors are clear (`_screen`) but `wanted`.
+
+        Those are evaluated alone (padded under JAX); the others comply, breaching nothing.
+        """
+        compliant = np.ones(m, dtype=bool)
+        recheck = np.zeros(m, dtype=bool)
+        if not len(wanted):
+            none = np.zeros((0, self.rows), dtype=bool)
+            return ChunkVerdict(wanted, np.zeros((0, self.rows)), none, none, compliant, wanted)
         assert self._fused is not None
         subset = W[wanted]
         if self.backend.name == "jax":
             size = _padded(len(wanted), W.shape[0])
             subset = np.concatenate([subset, np.zeros((size - len(wanted), W.shape[1]))])
-        return tuple(self._fused(self.data, self.statics, self.backend.put(subset), cure_passive))
+        verdict = self._fused(self.data, self.statics, subset, cure_passive)
+        post, breached, active, compliant[wanted], recheck[wanted] = (
+            np.asarray(x)[: len(wanted)] for x in verdict[:5]
+        )
+        return ChunkVerdict(wanted, post, breached, active, compliant, np.flatnonzero(recheck))
 
-    def _spliced(self, W: FloatArray, Wd: Array, m: int, cure_passive: bool) -> tuple[Any, ...]:
+    def _spliced(self, W: FloatArray, m: int, cure_passive: bool) -> tuple[Any, ...]:
         """The verdict with the fallback rows evaluated one vector at a time."""
         assert self._values is not None and self._verdict is not None
+        Wd = self.backend.put(W)
         values, fragile = self._values(self.data, Wd)
         if self.fallbacks:
             post = np.zeros((W.shape[0], self.rows))
