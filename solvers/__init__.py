@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from solvers.banner import silence_banner
+
 if TYPE_CHECKING:
     from solvers.base import SolveOutcome, SolverAdapter, SolveStatus
     from solvers.chain import ChainResult, SolverChain, default_chain
@@ -46,6 +48,10 @@ __all__ = [
     "SolverChain",
     "default_chain",
 ]
+
+# HiGHS prints a banner on standard output the first time it is built (`pes validate` writes
+# JSON there): absorbed now, whichever solver module is loaded later.
+silence_banner()
 
 # The module each lazily loaded name comes from.
 _LAZY = {
