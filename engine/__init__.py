@@ -6,13 +6,19 @@ Subpackages follow the stages of a request: `resolve` -> `weights` -> `compile` 
 (`lint-imports` checks it). `engine.engine.PolicyEngine` runs them; errors, deadlines,
 stage timing and the LRU cache are shared at the top. Exposes the engine, its errors and
 the kind registry.
+
+`PolicyEngine`, `CacheStats` and `REGISTRY` are loaded on first use (PEP 562): they pull in
+the compiler and with it cvxpy (and scipy, and jax where installed), seconds of import time
+that code which never compiles a policy (`pes --help`, the store, the resolver) need not pay.
+The errors and `Deadline` are light and stay eager.
 """
 
 from __future__ import annotations
 
-from engine.compile.kinds import REGISTRY
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from engine.deadline import Deadline
-from engine.engine import CacheStats, PolicyEngine
 from engine.errors import (
     DeadlineExceeded,
     EngineError,
@@ -25,6 +31,10 @@ from engine.errors import (
     SolverError,
     UnknownSymbolError,
 )
+
+if TYPE_CHECKING:
+    from engine.compile.kinds import REGISTRY
+    from engine.engine import CacheStats, PolicyEngine
 
 __all__ = [
     "REGISTRY",
@@ -42,3 +52,27 @@ __all__ = [
     "SolverError",
     "UnknownSymbolError",
 ]
+
+# The lazily loaded names and the module each comes from.
+_LAZY = {
+    "REGISTRY": "engine.compile.kinds",
+    "CacheStats": "engine.engine",
+    "PolicyEngine": "engine.engine",
+}
+
+
+# Defined for the interpreter only: a module `__getattr__` would make mypy accept any name
+# here; it sees the lazy names through the TYPE_CHECKING imports above.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'engine' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

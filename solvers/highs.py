@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any, ClassVar
 
 import cvxpy as cp
@@ -11,32 +9,7 @@ import cvxpy as cp
 from solvers.base import CvxpyAdapter
 from solvers.tolerances import HIGHS_MAX_OBJECTIVE_ERROR
 
-__all__ = ["HiGHSAdapter", "silence_banner"]
-
-
-def silence_banner() -> None:
-    """Construct HiGHS once with the process's standard output closed.
-
-    The library prints its copyright banner to file descriptor 1 the first time a solver
-    object is built, whatever the options; `pes validate` writes JSON there, so the banner
-    would corrupt it. Later constructions print nothing.
-    """
-    try:
-        import highspy
-    except ImportError:  # HiGHS is optional at run time; the chain skips it
-        return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            highspy.Highs()  # type: ignore[no-untyped-call]
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-silence_banner()
+__all__ = ["HiGHSAdapter"]
 
 
 class HiGHSAdapter(CvxpyAdapter):

@@ -22,11 +22,13 @@ from pydantic import ValidationError
 
 from api.backtest.history import Day, History, PortfolioHistory
 from api.cluster import ProgressBar
-from engine import InputError, PolicyEngine
+from engine import InputError
 from models import PolicyDefinition, PolicyValidationRequest, PolicyValidationResponse
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from distributed import Client
+
+    from engine import PolicyEngine
 
 __all__ = ["PolicySet", "Results", "run_backtest", "run_portfolio"]
 
@@ -240,6 +242,10 @@ def run_portfolio(
     sets: Sequence[PolicySet],
 ) -> Results:
     """Every day of one portfolio under every policy set (one Dask task)."""
+    # Imported here: the engine brings the compiler and cvxpy, which `pes backtest --help`
+    # (and every other command, importing this module for its parser) need not load.
+    from engine import PolicyEngine
+
     out = Results([s.name for s in sets])
     for pset in sets:
         engine = PolicyEngine()

@@ -27,8 +27,6 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from engine.compile.layout import LayoutCache
-from engine.compile.prepared import prepare
 from engine.resolve.global_policy import GlobalControls
 from models import (
     Instrument,
@@ -127,7 +125,11 @@ def plan_groups(
     `require_applicable`, a portfolio on which no enabled strict or advisory policy applies
     is refused (`PlanError`), as the service refuses its validation.
     """
+    # Imported here: the compiler brings cvxpy, which the command line (importing this
+    # module for `pes check-all`'s parser) need not load before a plan is made.
     from engine import InputError
+    from engine.compile.layout import LayoutCache
+    from engine.compile.prepared import prepare
 
     layouts = LayoutCache(1)
     groups: dict[str, Group] = {}

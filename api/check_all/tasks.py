@@ -15,15 +15,18 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from api.check_all.plan import Group
-from engine import InputError, PolicyEngine
-from engine.batch import BatchChecker
+from engine import InputError
 from engine.weights.portfolio import MAX_WEIGHT
 from models import PolicyValidationRequest, Violation
+
+if TYPE_CHECKING:
+    from engine import PolicyEngine
+    from engine.batch import BatchChecker
 
 __all__ = ["Breach", "Chunk", "ChunkResult", "check_chunk", "request_of"]
 
@@ -114,6 +117,11 @@ def request_of(group: Group, portfolio_id: str, positions: dict[str, float], cas
 
 
 def _engine() -> PolicyEngine:
+    # The engine and the batch checker are imported where a task first needs them: they
+    # bring the compiler and cvxpy, which the command line (importing this module through
+    # `api.check_all` for `pes check-all`'s parser) need not load.
+    from engine import PolicyEngine
+
     if not _ENGINE:
         _ENGINE.append(PolicyEngine())
     return _ENGINE[0]
@@ -124,6 +132,8 @@ def _checker(group: Group, backend: str) -> BatchChecker | None:
     if group.key in _CHECKERS:
         _CHECKERS.move_to_end(group.key)
         return _CHECKERS[group.key]
+    from engine.batch import BatchChecker  # see _engine: loaded on first use
+
     checker: BatchChecker | None = None
     if group.screen is not None and group.instruments:
         try:

@@ -24,7 +24,6 @@ from api.field_messages import field_messages
 from api.files.policy_files import PolicyFileError, load_policies
 from api.references import ReferenceCache, StoreReferences
 from api.store import Invalid
-from engine import PolicyEngine
 from models.replay import ReplayRequest
 
 __all__ = ["add_parser"]
@@ -97,6 +96,10 @@ def _replay(args: argparse.Namespace) -> int:
         request = _request(args)
     except _Bad as exc:
         return _bad(str(exc))
+    # Imported here, as in every command: the engine brings the compiler and cvxpy, seconds
+    # that `pes --help` and the commands that solve nothing need not pay.
+    from engine import PolicyEngine
+
     config = settings(args)
     store = open_store(args)
     validate = engine_validator(

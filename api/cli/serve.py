@@ -18,14 +18,14 @@ __all__ = ["add_parser"]
 def _serve(args: argparse.Namespace) -> int:
     config = settings(args)  # a bad PES_* value is reported before the slow imports
     checked_defaults()  # and a bad QT_* value (`Invalid`: exit 2, one line naming it)
+    problem = config.bind_problem()  # and a refused bind address
+    if problem is not None:
+        print(f"pes serve: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     import uvicorn
 
     from api.http.app import create_app
 
-    problem = config.bind_problem()
-    if problem is not None:
-        print(f"pes serve: {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     logging.getLogger().setLevel(config.log_level)
     if config.workers == 1:
         uvicorn.run(

@@ -25,7 +25,6 @@ from api.files.policy_files import PolicyFileError, load_policies, read_document
 from api.references import NoReferences, ReferenceCache, StoreReferences
 from engine import InputError
 from engine.resolve.references import ReferenceSource
-from engine.stress import names_stress_references, resolve_stress_references, run_stress
 from models import PolicyDefinition
 from models.stress import PortfolioStress, StressRequest, StressResponse
 
@@ -175,6 +174,10 @@ def _text(response: StressResponse) -> str:
 
 
 def _stress(args: argparse.Namespace) -> int:
+    # Imported here: the stress run brings the batch checker and cvxpy, which `pes --help`
+    # and the commands that solve nothing need not load.
+    from engine.stress import names_stress_references, resolve_stress_references, run_stress
+
     policies: list[PolicyDefinition] = []
     try:
         if args.policies is not None:

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,10 +23,13 @@ from api.field_messages import describe_validation_error
 from api.files.policy_files import PolicyFileError, load_policies
 from api.logsafe import printable
 from api.references import NoReferences, ReferenceCache, StoreReferences, reported, resolved
-from engine import InputError, PolicyEngine
+from engine import InputError
 from engine.resolve.global_policy import GlobalControls
 from engine.resolve.references import ReferenceSource
 from models import PolicyDefinition, PolicyValidationRequest, PolicyValidationResponse
+
+if TYPE_CHECKING:
+    from engine import PolicyEngine
 
 __all__ = ["add_parser"]
 
@@ -83,6 +86,8 @@ def _validate(args: argparse.Namespace) -> int:
     except Unavailable as exc:
         print(f"pes validate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    from engine import PolicyEngine  # the compiler and cvxpy, only when a request is checked
+
     engine = PolicyEngine()
     status = EXIT_COMPLIANT
     for path in args.files:

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
@@ -24,7 +25,7 @@ from api.decision_log.parts import replay_inputs
 from api.references import reported, resolved
 from api.store import Invalid, LogEntry, LogFilter, NotFound, Store, Unavailable
 from api.store.policies import reserved
-from engine import Deadline, DeadlineExceeded, InputError, PolicyEngine
+from engine import Deadline, DeadlineExceeded, InputError
 from engine.resolve.global_policy import GlobalControls
 from engine.resolve.references import ReferenceNotFound, ReferenceSource
 from models import PolicyDefinition, PolicyValidationRequest, PolicyValidationResponse
@@ -37,6 +38,9 @@ from models.replay import (
     ReplayResponse,
     ReplaySummary,
 )
+
+if TYPE_CHECKING:
+    from engine import PolicyEngine
 
 __all__ = ["Replayer", "Validate", "engine_validator"]
 

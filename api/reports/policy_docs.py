@@ -13,7 +13,6 @@ from typing import Any
 
 from api.reports.scope import where_it_applies
 from api.store import StoredPolicy, StoredPortfolio
-from engine.compile.kinds import REGISTRY
 from models import RiskMode
 
 __all__ = ["policy_docs"]
@@ -22,6 +21,10 @@ MODES = [m.value for m in RiskMode]
 
 
 def _kind_summary(kind: str) -> str:
+    # Imported here: the kinds are the compiler's and bring cvxpy, which the command line
+    # (importing this module for `pes policies`'s parser) need not load until docs are made.
+    from engine.compile.kinds import REGISTRY
+
     found = REGISTRY.get(kind)
     doc = (type(found).__doc__ or "").strip().splitlines() if found is not None else []
     return doc[0].rstrip(".") if doc else kind

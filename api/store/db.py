@@ -28,14 +28,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "DatabaseTimeouts",
@@ -209,6 +209,10 @@ def connect(url: str, timeouts: DatabaseTimeouts | None = None) -> Engine:
 
 def alembic_config(engine: Engine) -> Config:
     """An Alembic config pointing at the packaged migrations."""
+    # Alembic is imported where a migration needs it: a tenth of a second that a process
+    # which never opens the store (`pes --help`) need not pay.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     # configparser treats "%" as interpolation: escape it (URL-encoded passwords, options).
@@ -289,6 +293,9 @@ def _migration_bounds(connection: Connection) -> Iterator[None]:
 
 
 def _upgrade(engine: Engine) -> str | None:
+    from alembic import command  # see alembic_config
+    from alembic.runtime.migration import MigrationContext
+
     config = alembic_config(engine)
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from api.cli.policy_tests.loading import (
     TEST_FILE_SUFFIXES,
@@ -25,7 +25,9 @@ from api.cli.policy_tests.loading import (
 from api.cli.policy_tests.report import format_outcome, format_summary
 from api.cli.policy_tests.runner import CaseOutcome, RunSummary, run_suites
 from api.cli.policy_tests.schema import PolicyTestFile
-from engine import PolicyEngine
+
+if TYPE_CHECKING:
+    from engine import PolicyEngine
 
 __all__ = [
     "EXIT_FAILED",

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -13,9 +14,12 @@ from api.cli.policy_tests.expectations import adjustment_status, check_rejection
 from api.cli.policy_tests.loading import LoadedCase, Suite
 from api.cli.policy_tests.schema import AdjustmentStatus
 from api.field_messages import field_messages
-from engine import InputError, PolicyEngine
+from engine import InputError
 from engine.errors import EngineError
 from models import PolicyValidationRequest, PolicyValidationResponse
+
+if TYPE_CHECKING:
+    from engine import PolicyEngine
 
 __all__ = ["CaseOutcome", "RunSummary", "case_id", "run_case", "run_suites"]
 
@@ -112,6 +116,10 @@ def run_suites(
     One engine serves the whole run, so compiled problems are shared between cases as they
     would be between requests to the service. `on_outcome` sees each outcome as it comes.
     """
+    # Imported here: the engine brings the compiler and cvxpy, which `pes test --help` (and
+    # every command, importing this module for its parser) need not load.
+    from engine import PolicyEngine
+
     engine = engine or PolicyEngine()
     suites = list(suites)
     summary = RunSummary(files=len(suites))
