@@ -16,11 +16,19 @@ the portfolio (a NATS token cannot hold every id).
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["BadUpdate", "PositionSnapshot", "PriceTick", "Update", "parse", "update_id_of"]
+__all__ = [
+    "BadUpdate",
+    "PositionSnapshot",
+    "PriceTick",
+    "Update",
+    "parse",
+    "stream_position",
+    "update_id_of",
+]
 
 _Id = Annotated[str, Field(min_length=1, max_length=200)]
 _Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -83,3 +91,17 @@ def update_id_of(data: bytes) -> str | None:
         return None
     uid = body.get("update_id") if isinstance(body, dict) else None
     return uid if isinstance(uid, str) and 0 < len(uid) <= 200 else None
+
+
+def stream_position(msg: Any) -> tuple[int, int]:
+    """(stream sequence, messages still pending) of a JetStream message.
+
+    Read from the reply subject's fixed tokens, `$JS.ACK.<stream>.<consumer>.<delivered>.
+    <stream seq>.<consumer seq>.<time>.<pending>`: the client library's `metadata` also
+    builds a timestamp and two objects a message, a tenth of the monitor's intake.
+    """
+    tokens = msg.reply.split(".") if isinstance(msg.reply, str) else []
+    if len(tokens) == 9 and tokens[:2] == ["$JS", "ACK"]:
+        return int(tokens[5]), int(tokens[8])
+    meta = msg.metadata  # the longer form (domain, account): the library's own parse
+    return int(meta.sequence.stream), int(meta.num_pending)

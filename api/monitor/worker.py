@@ -26,18 +26,20 @@ import asyncio
 import logging
 import time
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api.events import OutboxRelay, Publisher
 from api.monitor.book import Book, Holding
+from api.monitor.consumer import subscribe
 from api.monitor.source import StoredSource
-from api.monitor.updates import BadUpdate, PositionSnapshot, parse, update_id_of
+from api.monitor.summary import RoundSummary
+from api.monitor.updates import BadUpdate, PositionSnapshot, parse, stream_position, update_id_of
 from api.store import NotFound, Store
 from api.store.monitor import BatchEffect, MonitorStore
 
-__all__ = ["ConsumerMismatch", "Monitor", "MonitorConfig"]
+__all__ = ["Monitor", "MonitorConfig"]
 
 log = logging.getLogger("pes.monitor")
 
@@ -51,12 +53,6 @@ PRUNE_CHUNK = 20_000
 PRUNE_CHUNKS = 20
 """At most PRUNE_CHUNK * PRUNE_CHUNKS ids a time, one transaction a chunk: more than 10,000
 updates/s bring in ten seconds."""
-IDLE_HEARTBEAT_S = 5.0
-"""The server's heartbeat on an idle push consumer (lets the client see a stalled one)."""
-
-
-class ConsumerMismatch(RuntimeError):
-    """The durable consumer exists but is not the push consumer the monitor reads from."""
 
 
 @dataclass(frozen=True)
@@ -87,36 +83,6 @@ class _Round:
     counts: dict[str, int]
 
 
-@dataclass
-class _RoundSummary:
-    """Rounds and updates since the last summary line (logged every `every_s`)."""
-
-    every_s: float = 10.0
-    since: float = field(default_factory=time.monotonic)
-    rounds: int = 0
-    updates: int = 0
-    busy_s: float = 0.0
-    longest_s: float = 0.0
-
-    def add(self, updates: int, took_s: float) -> None:
-        self.rounds += 1
-        self.updates += updates
-        self.busy_s += took_s
-        self.longest_s = max(self.longest_s, took_s)
-
-    def due(self) -> bool:
-        return time.monotonic() - self.since >= self.every_s
-
-    def line(self) -> str:
-        """The summary line."""
-        elapsed = time.monotonic() - self.since
-        return (
-            f"{self.updates} updates in {self.rounds} rounds over {elapsed:.1f} s "
-            f"({self.updates / elapsed:.0f}/s); rounds {1000 * self.busy_s / self.rounds:.1f} ms "
-            f"on average, longest {1000 * self.longest_s:.1f} ms, busy {self.busy_s / elapsed:.0%}"
-        )
-
-
 class Monitor:
     """Consumes state updates and keeps the violations of the holdings (module docstring)."""
 
@@ -145,7 +111,7 @@ class Monitor:
         self._sub: Any = None
         self._inbox: list[Any] = []
         self._arrived = asyncio.Event()
-        self._summary = _RoundSummary()
+        self._summary = RoundSummary()
         self._beat = time.monotonic()
         self._pruned = -PRUNE_EVERY_S  # the first round prunes
         self._compared = time.monotonic()
@@ -181,8 +147,6 @@ class Monitor:
     async def connect(self) -> None:
         """Connect; create the stream and the durable consumer if absent."""
         import nats
-        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
-        from nats.js.errors import NotFoundError
 
         c = self.config
         self._nc = await asyncio.wait_for(
@@ -195,46 +159,19 @@ class Monitor:
             ),
             timeout=10,
         )
-        js = self._nc.jetstream()
-        try:
-            await js.stream_info(c.stream)
-        except NotFoundError:
-            await js.add_stream(StreamConfig(name=c.stream, subjects=[f"{c.prefix}.>"]))
-
-        try:
-            known = await js.consumer_info(c.stream, c.consumer)
-        except NotFoundError:
-            known = None
-        if known is not None and not known.config.deliver_subject:
-            raise ConsumerMismatch(
-                f"consumer {c.consumer!r} of stream {c.stream!r} is a pull consumer (made by "
-                f"an earlier version): delete it (nats consumer rm {c.stream} {c.consumer}) "
-                "and start again; the updates delivered again are recognised by their ids"
-            )
 
         async def arrived(msg: Any) -> None:
             self._inbox.append(msg)
             self._arrived.set()
 
-        # A push consumer: the client library hands each message to `arrived` for a few
-        # microseconds, where a pull consumer's fetch costs a task and a timer a message
-        # (about 2.5 times the intake cost). `max_ack_pending` bounds what waits in the inbox.
-        self._sub = await js.subscribe(
-            f"{c.prefix}.>",
-            durable=c.consumer,
+        self._sub = await subscribe(
+            self._nc.jetstream(),
             stream=c.stream,
-            cb=arrived,
-            manual_ack=True,
-            flow_control=True,
-            idle_heartbeat=IDLE_HEARTBEAT_S,
-            config=ConsumerConfig(
-                durable_name=c.consumer,
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=c.ack_wait_s,
-                max_ack_pending=max(c.max_ack_pending, c.batch_max),
-                filter_subject=f"{c.prefix}.>",
-            ),
+            prefix=c.prefix,
+            consumer=c.consumer,
+            ack_wait_s=c.ack_wait_s,
+            max_ack_pending=max(c.max_ack_pending, c.batch_max),
+            on_message=arrived,
         )
         log.info(
             "consuming %s.> from stream %s as durable consumer %s",
@@ -414,14 +351,14 @@ class Monitor:
         self._summary.add(len(messages), time.perf_counter() - started)
         if self._summary.due():
             log.info("%s; lag %d", self._summary.line(), self.lag)
-            self._summary = _RoundSummary()
+            self._summary = RoundSummary()
 
     def _apply(self, messages: Sequence[Any]) -> tuple[int, int]:
         """Steps 2 to 4 of the module docstring (in a worker thread)."""
         r = _Round(BatchEffect(), {}, {"consumed": len(messages), "rejected": 0})
         parsed = []
         for msg in messages:
-            seq, self.lag = _stream_position(msg)
+            seq, self.lag = stream_position(msg)
             try:
                 parsed.append((parse(msg.subject, msg.data, self.config.prefix), seq))
             except BadUpdate as exc:
@@ -500,17 +437,3 @@ class Monitor:
             r.effect.updates.append((update.update_id, "positions", pid, seq))
         else:
             r.effect.updates.append((update.update_id, "prices", None, seq))
-
-
-def _stream_position(msg: Any) -> tuple[int, int]:
-    """(stream sequence, messages still pending) of a JetStream message.
-
-    Read from the reply subject's fixed tokens, `$JS.ACK.<stream>.<consumer>.<delivered>.
-    <stream seq>.<consumer seq>.<time>.<pending>`: the client library's `metadata` also
-    builds a timestamp and two objects a message, a tenth of the monitor's intake.
-    """
-    tokens = msg.reply.split(".") if isinstance(msg.reply, str) else []
-    if len(tokens) == 9 and tokens[:2] == ["$JS", "ACK"]:
-        return int(tokens[5]), int(tokens[8])
-    meta = msg.metadata  # the longer form (domain, account): the library's own parse
-    return int(meta.sequence.stream), int(meta.num_pending)

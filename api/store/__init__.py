@@ -31,7 +31,7 @@ from api.store.errors import (
 )
 from api.store.escalations import Delivery, EscalationStore, StoredRules
 from api.store.global_policy import GlobalPolicyStore, GlobalPolicyVersion, StoredGlobalPolicy
-from api.store.monitor import STALE_AFTER_S, MonitorStatus, read_monitor_status
+from api.store.monitor_status import STALE_AFTER_S, MonitorStatus, read_monitor_status
 from api.store.outbox import OutboxEvent, OutboxStore
 from api.store.policies import PolicyStore, PolicyVersion, StoredPolicy
 from api.store.portfolios import PortfolioStore, StoredPortfolio

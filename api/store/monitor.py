@@ -17,17 +17,18 @@ opened it (as a later validation does).
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from api.store.bulk import bind, orjson_text, write_rows
+from api.store.monitor_rows import ACTOR, breach_event, violation_row
+from api.store.monitor_status import COUNTERS
 from api.store.tables import (
     event_outbox,
     monitor_positions,
@@ -37,24 +38,20 @@ from api.store.tables import (
     policy_violations,
     violation_transitions,
 )
-from api.store.violations import LIVE, ViolationStatus, new_violation_row
+from api.store.violations import LIVE, ViolationStatus
 
 __all__ = [
     "BREACH_CLEARED",
     "BREACH_DETECTED",
-    "STALE_AFTER_S",
     "BatchEffect",
     "BreachKey",
     "Clearing",
-    "MonitorStatus",
     "MonitorStore",
     "Opening",
-    "read_monitor_status",
 ]
 
 BREACH_DETECTED = "policy_breach_detected"
 BREACH_CLEARED = "policy_breach_cleared"
-ACTOR = "monitor"
 
 BreachKey = tuple[str, str, str]
 """(policy name, violation type, subject or "") within one portfolio."""
@@ -93,115 +90,6 @@ class BatchEffect:
     clearings: list[Clearing] = field(default_factory=list)
 
 
-STALE_AFTER_S = 10.0
-"""A running monitor writes its status at least every second: ten missed heartbeats mean
-it is gone or stuck (a long round on a loaded machine stays well inside)."""
-
-
-@dataclass(frozen=True)
-class MonitorStatus:
-    """One monitor's status row (see docs/monitor.md#status)."""
-
-    consumer: str
-    state: str
-    started_at: datetime
-    heartbeat_at: datetime
-    last_update_at: datetime | None
-    lag: int
-    portfolios: int
-    consumed: int
-    duplicates: int
-    rejected: int
-    checks: int
-    breaches_opened: int
-    breaches_cleared: int
-
-    def health(self, now: datetime, stale_after_s: float = STALE_AFTER_S) -> str:
-        """`running`, `stopped` (a clean exit) or `stale`.
-
-        Stale: said to be running, but its heartbeat is older than `stale_after_s` (it
-        died, or a round is stuck).
-        """
-        if self.state != "running":
-            return self.state
-        age = (now - self.heartbeat_at).total_seconds()
-        return "stale" if age > stale_after_s else "running"
-
-    def counters(self) -> dict[str, int]:
-        """The counters by name (for metrics)."""
-        return {
-            "consumed": self.consumed,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
-            "checks": self.checks,
-            "breaches_opened": self.breaches_opened,
-            "breaches_cleared": self.breaches_cleared,
-        }
-
-
-_COUNTERS = ("consumed", "duplicates", "rejected", "checks", "breaches_opened", "breaches_cleared")
-
-
-def read_monitor_status(engine: Engine, consumer: str | None = None) -> list[MonitorStatus]:
-    """Every monitor's status row (or the one of `consumer`), by consumer name.
-
-    A monitor whose `heartbeat_at` is older than a few heartbeats (docs/monitor.md: every
-    second while running) has stopped or is stuck; `state` says `stopped` after a clean exit.
-    """
-    t = monitor_status
-    query = sa.select(t).order_by(t.c.consumer)
-    if consumer is not None:
-        query = query.where(t.c.consumer == consumer)
-    with engine.connect() as conn:
-        return [
-            MonitorStatus(
-                consumer=r.consumer,
-                state=r.state,
-                started_at=r.started_at,
-                heartbeat_at=r.heartbeat_at,
-                last_update_at=r.last_update_at,
-                lag=int(r.lag),
-                portfolios=int(r.portfolios),
-                **{name: int(getattr(r, name)) for name in _COUNTERS},
-            )
-            for r in conn.execute(query)
-        ]
-
-
-def _bind(conn: Connection, column: sa.Column[Any]) -> Callable[[Any], Any]:
-    """The driver's form of a value of `column` (what SQLAlchemy would send)."""
-    processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    return processor if processor is not None else (lambda value: value)
-
-
-def _orjson_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _write_rows(
-    conn: Connection, table: sa.Table, rows: list[tuple[Any, ...]], *, key: str | None = None
-) -> None:
-    """Insert (or, with `key`, upsert) rows of every column, in one driver executemany.
-
-    `rows` hold the driver's values in the table's column order (see `_bind`). A round
-    writes up to thousands of rows: this skips SQLAlchemy's per-row parameter processing,
-    which cost about as much as the rest of the round's database work.
-    """
-    if not rows:
-        return
-    quote = conn.dialect.identifier_preparer.quote
-    names = [c.name for c in table.c]
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = (
-        f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
-        f"VALUES ({', '.join([mark] * len(names))})"
-    )
-    if key is not None:  # the same ON CONFLICT clause on SQLite and PostgreSQL
-        sets = ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in names if n != key)
-        sql += f" ON CONFLICT ({quote(key)}) DO UPDATE SET {sets}"
-    conn.exec_driver_sql(sql, rows)
-
-
 def _key(v: Any) -> BreachKey:
     """The breach key of a violation (a dict, or a row with its columns)."""
     get = v.get if isinstance(v, dict) else v._mapping.get
@@ -214,7 +102,7 @@ class MonitorStore:
     def __init__(self, engine: Engine, consumer: str) -> None:
         self.engine = engine
         self.consumer = consumer
-        self.totals = dict.fromkeys(_COUNTERS, 0)
+        self.totals = dict.fromkeys(COUNTERS, 0)
         self.started_at = datetime.now(UTC)
 
     # -- start-up ---------------------------------------------------------------------------
@@ -240,7 +128,7 @@ class MonitorStore:
                 sa.select(monitor_status).where(monitor_status.c.consumer == self.consumer)
             ).first()
         if row is not None:
-            self.totals = {name: int(getattr(row, name)) for name in _COUNTERS}
+            self.totals = {name: int(getattr(row, name)) for name in COUNTERS}
         return positions, prices
 
     def live(self) -> dict[str, dict[BreachKey, tuple[int, str]]]:
@@ -327,20 +215,20 @@ class MonitorStore:
         live: dict[tuple[str, BreachKey], tuple[int, str]] = {}
         cured: list[int] = []
         with self.engine.begin() as conn:
-            stamp = _bind(conn, monitor_updates.c.processed_at)(now)
+            stamp = bind(conn, monitor_updates.c.processed_at)(now)
             # SQLite keeps JSON as text: orjson writes it about five times faster than the
             # standard library (PostgreSQL's JSONB goes through its driver's adapter).
             as_json = (
-                _orjson_text
+                orjson_text
                 if conn.dialect.name == "sqlite"
-                else _bind(conn, monitor_positions.c.positions)
+                else bind(conn, monitor_positions.c.positions)
             )
-            _write_rows(
+            write_rows(
                 conn,
                 monitor_updates,
                 [(u, kind, pid, seq, stamp) for u, kind, pid, seq in effect.updates],
             )
-            _write_rows(
+            write_rows(
                 conn,
                 monitor_positions,
                 [
@@ -349,7 +237,7 @@ class MonitorStore:
                 ],
                 key="portfolio_id",
             )
-            _write_rows(
+            write_rows(
                 conn,
                 monitor_prices,
                 [(s, price, u, seq, stamp) for s, (price, u, seq) in effect.prices.items()],
@@ -452,7 +340,7 @@ class MonitorStore:
         chosen = list(fresh.values())
         ids = conn.execute(
             t.insert().returning(t.c.id, sort_by_parameter_order=True),
-            [_row(o, now) for o in chosen],
+            [violation_row(o.violation, o.update_id, o.portfolio_id, now) for o in chosen],
         ).scalars()
         opened = list(zip(ids, chosen, strict=True))
         conn.execute(
@@ -475,7 +363,9 @@ class MonitorStore:
         conn.execute(
             event_outbox.insert(),
             [
-                _event(BREACH_DETECTED, o.portfolio_id, o.update_id, i, o.violation, "open", now)
+                breach_event(
+                    BREACH_DETECTED, o.portfolio_id, o.update_id, i, o.violation, "open", now
+                )
                 for i, o in opened
             ],
         )
@@ -539,7 +429,7 @@ class MonitorStore:
         conn.execute(
             event_outbox.insert(),
             [
-                _event(
+                breach_event(
                     BREACH_CLEARED,
                     r.portfolio_id,
                     by_id[violation_id].update_id,
@@ -552,49 +442,3 @@ class MonitorStore:
             ],
         )
         return sorted(live)
-
-
-def _row(o: Opening, now: datetime) -> dict[str, Any]:
-    # No validation and no decision behind it, so no suggested adjustment either.
-    v = o.violation | {"suggested_adjustment": None}
-    row = new_violation_row(v, None, f"monitor:{o.update_id}", o.portfolio_id, now)
-    return row | {"source": ACTOR}
-
-
-def _event(
-    event_type: str,
-    portfolio_id: str,
-    update_id: str,
-    violation_id: int,
-    v: Any,
-    status: str,
-    now: datetime,
-) -> dict[str, Any]:
-    """The outbox row of a breach event."""
-    event_id = str(uuid.uuid4())
-    payload = {
-        "event_id": event_id,
-        "event_type": event_type,
-        "timestamp": now.isoformat(),
-        "portfolio_id": portfolio_id,
-        "update_id": update_id,
-        "violation": {
-            "id": int(violation_id),
-            "policy_name": v["policy_name"],
-            "policy_type": v["policy_type"],
-            "violation_type": v["violation_type"],
-            "subject": v["subject"],
-            "severity": v["severity"],
-            "enforcement_level": v["enforcement_level"],
-            "observed": v["observed"],
-            "limit": v["limit"],
-            "status": status,
-        },
-    }
-    return {
-        "event_id": event_id,
-        "event_type": event_type,
-        "payload": payload,
-        "created_at": now,
-        "attempts": 0,
-    }

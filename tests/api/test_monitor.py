@@ -568,7 +568,7 @@ def test_no_stored_policy_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_the_stream_position_is_the_client_librarys_metadata(reply: str) -> None:
     from nats.aio.msg import Msg
 
-    from api.monitor.worker import _stream_position
+    from api.monitor.updates import stream_position as _stream_position
 
     msg = Msg(_client=None, subject="pes.state.prices", reply=reply)  # type: ignore[arg-type]
     meta = msg.metadata
