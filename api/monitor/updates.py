@@ -98,7 +98,7 @@ def stream_position(msg: Any) -> tuple[int, int]:
 
     Read from the reply subject's fixed tokens, `$JS.ACK.<stream>.<consumer>.<delivered>.
     <stream seq>.<consumer seq>.<time>.<pending>`: the client library's `metadata` also
-    builds a timestamp and two objects a message, a tenth of the monitor's intake.
+    builds a timestamp and two objects a message (6 to 9% of the monitor's time in a profile).
     """
     tokens = msg.reply.split(".") if isinstance(msg.reply, str) else []
     if len(tokens) == 9 and tokens[:2] == ["$JS", "ACK"]:
