@@ -15,8 +15,7 @@ The errors and `Deadline` are light and stay eager.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from engine.deadline import Deadline
 from engine.errors import (
@@ -31,6 +30,7 @@ from engine.errors import (
     SolverError,
     UnknownSymbolError,
 )
+from models.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from engine.compile.kinds import REGISTRY
@@ -64,14 +64,7 @@ _LAZY = {
 # Defined for the interpreter only: a module `__getattr__` would make mypy accept any name
 # here; it sees the lazy names through the TYPE_CHECKING imports above.
 if not TYPE_CHECKING:
-
-    def __getattr__(name: str) -> Any:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module 'engine' has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
+    __getattr__ = lazy_attributes("engine", _LAZY, globals())
 
 
 def __dir__() -> list[str]:

@@ -7,9 +7,9 @@ where installed), seconds that a leaf such as `solvers.tolerances` (re-exported 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from models.lazy import lazy_attributes
 from solvers.banner import silence_banner
 
 if TYPE_CHECKING:
@@ -78,14 +78,7 @@ _LAZY = {
 # Defined for the interpreter only: a module `__getattr__` would make mypy accept any name
 # here; it sees the lazy names through the TYPE_CHECKING imports above.
 if not TYPE_CHECKING:
-
-    def __getattr__(name: str) -> Any:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module 'solvers' has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
+    __getattr__ = lazy_attributes("solvers", _LAZY, globals())
 
 
 def __dir__() -> list[str]:
