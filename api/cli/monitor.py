@@ -71,6 +71,7 @@ async def _run(
             ack_wait_s=config.monitor_ack_wait_s,
             keep_updates_h=config.monitor_keep_updates_h,
             reload_s=config.monitor_reload_s,
+            gc_freeze=config.gc_freeze,
         ),
         book,
         publisher,

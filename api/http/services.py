@@ -14,7 +14,7 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 from api.events import OutboxRelay
 from api.global_controls import GlobalPolicyCache
 from api.global_notify import GlobalPolicyListener
-from api.http.heap import Heap
+from api.heap import Heap
 from api.http.metrics import Metrics
 from api.references import ReferenceCache, StoreReferences, reported, resolved
 from api.settings import Settings

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api.events import OutboxRelay, Publisher
+from api.heap import Heap
 from api.monitor.book import Book, Holding
 from api.monitor.consumer import subscribe
 from api.monitor.source import StoredSource
@@ -72,6 +73,10 @@ class MonitorConfig:
     keep_updates_h: float = 24.0
     reload_s: float = 5.0
     """How often the stored policies, tree and universe are compared with the book's."""
+    gc_freeze: bool = True
+    """Freeze the long-lived heap (imports, the book) out of full collections after each
+    build of the book (`api.heap`): without it a full collection stretched a round of 20 ms
+    to 150 to 500 ms every few seconds at 10,000 updates/s."""
 
 
 @dataclass
@@ -115,6 +120,9 @@ class Monitor:
         self._beat = time.monotonic()
         self._pruned = -PRUNE_EVERY_S  # the first round prunes
         self._compared = time.monotonic()
+        self._books = 0
+        """How many times the book was built: what the heap watches."""
+        self.heap = Heap(lambda: self._books, enabled=config.gc_freeze)
 
     # -- start and stop ------------------------------------------------------------------------
 
@@ -137,6 +145,7 @@ class Monitor:
         for symbol, (price, seq) in prices.items():
             self.book.set_price(symbol, price, seq)
         self.book.live = self.state.live()
+        self._books += 1
         log.info(
             "monitor state: %d portfolios, %d prices, %d portfolios with live violations",
             len(positions),
@@ -187,6 +196,7 @@ class Monitor:
         if self.relay is not None:
             self.relay.start()
         await asyncio.to_thread(self._heartbeat, "running")
+        await asyncio.to_thread(self.heap.settle)  # before the first round, not inside one
         self._beat = time.monotonic()
 
     async def step(self, stop: asyncio.Event | None = None) -> int:
@@ -222,6 +232,7 @@ class Monitor:
             log.error("the book is kept as it is: %s", exc)
             return False
         self.book = self.book.rebuilt(rules.policies, rules.instruments)
+        self._books += 1
         self._fingerprint = fingerprint
         reason = f"reload:{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
         r = _Round(BatchEffect(), dict.fromkeys(self.book.holdings, reason), {})
@@ -234,6 +245,7 @@ class Monitor:
             opened,
             cured,
         )
+        self.heap.settle()  # the old book's objects reclaimed, the new one's frozen
         return True
 
     def prune(self) -> int:

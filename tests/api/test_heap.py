@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from api.heap import Heap
 from api.http.app import create_app
-from api.http.heap import Heap
 from api.settings import Settings
 from tests.api.conftest import TestClient, core_policies, example_request, services_of
 

@@ -11,6 +11,7 @@ published update exactly once among the processed ids (on SQLite: it starts two 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -39,6 +40,13 @@ from tests.serving import REPO, log_tail
 
 CAP = 0.10
 WAIT_S = 60.0
+
+
+@pytest.fixture(autouse=True)
+def _thawed() -> Iterator[None]:
+    """The monitor freezes the heap (api.heap): leave the test process's collector as found."""
+    yield
+    gc.unfreeze()
 
 
 def _universe() -> Universe:
@@ -300,7 +308,11 @@ def test_a_policy_change_while_running_rechecks_every_portfolio_under_the_new_ru
     monitor = Monitor(store, config, book, None, StoredSource(store, "mon-universe"))
 
     async def scenario() -> None:
+        gc.unfreeze()
         await monitor.start()
+        # The long-lived heap (imports, the book) is out of full collections before the
+        # first round; a reload that rebuilds the book settles it again, and only then.
+        assert monitor.heap.settlements == 1 and gc.get_freeze_count() > 0
         try:
             # AAA 5,000 of 100,000 = 5%: compliant under the 10% cap.
             await _publish(url, _snapshot(prefix, "s1", "fund-a"))
@@ -320,6 +332,7 @@ def test_a_policy_change_while_running_rechecks_every_portfolio_under_the_new_ru
             assert opened.limit_value == pytest.approx(0.04)
             assert opened.decision_id.startswith("monitor:reload:")
             assert not monitor.reload()
+            assert monitor.heap.settlements == 2
 
             # Loosened again: the violation is cured by the next reload, not re-alerted.
             store.policies.replace("single-name-cap", _capped(0.10), actor="test")
@@ -350,10 +363,14 @@ def test_a_bad_update_is_rejected_and_counted(
     stream, prefix, consumer = names
     store = _seeded(database_url)
     book = Book([_cap()], _universe().instruments, store.portfolios.lineage)
-    monitor = Monitor(store, MonitorConfig(url, stream, prefix, consumer, batch_ms=5), book, None)
+    # PES_GC_FREEZE=false: the heap is left to the collector as it is.
+    config = MonitorConfig(url, stream, prefix, consumer, batch_ms=5, gc_freeze=False)
+    monitor = Monitor(store, config, book, None)
 
     async def scenario() -> None:
+        gc.unfreeze()
         await monitor.start()
+        assert monitor.heap.settlements == 0 and gc.get_freeze_count() == 0
         try:
             await _publish(
                 url,
