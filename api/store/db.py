@@ -23,7 +23,9 @@ import fcntl
 import inspect
 import logging
 import os
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ __all__ = [
     "lock_file",
     "migrate",
     "schema_key",
+    "write_turn",
 ]
 
 log = logging.getLogger("pes.store")
@@ -262,6 +265,30 @@ def _flock(fd: int, path: Path, wait_s: float | None) -> bool:
                     return False
                 raise TimeoutError(f"{path} still locked after {wait_s:.0f} s") from None
         time.sleep(LOCK_POLL_S)
+
+
+_WRITE_TURNS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_WRITE_TURNS_LOCK = threading.Lock()
+
+
+@contextmanager
+def write_turn(engine: Engine) -> Iterator[None]:
+    """Take this process's turn to write to a SQLite database (nothing on PostgreSQL).
+
+    SQLite has one writer at a time, and a writer that finds the lock taken sleeps in the
+    driver's busy handler (1, 2, 5, 10 … 100 ms between tries). Against a writer that
+    commits back to back (the monitor at 2,000 updates/s commits 180 rounds a second) the
+    sleeper kept losing: the outbox relay's mark of published events waited 11 to 110 ms,
+    and every event behind it. Writers of one process that wait here are woken as soon as
+    the lock is released instead; writers in other processes still meet the busy handler.
+    """
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    with _WRITE_TURNS_LOCK:
+        turn = _WRITE_TURNS.setdefault(engine, threading.Lock())
+    with turn:
+        yield
 
 
 def sqlite_file(engine: Engine) -> Path | None:

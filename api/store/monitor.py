@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from api.store.bulk import bind, orjson_text, write_rows
+from api.store.db import write_turn
 from api.store.monitor_rows import ACTOR, breach_event, violation_row
 from api.store.monitor_status import COUNTERS
 from api.store.tables import (
@@ -183,7 +184,7 @@ class MonitorStore:
             .order_by(t.c.processed_at)
             .limit(limit)
         )
-        with self.engine.begin() as conn:
+        with write_turn(self.engine), self.engine.begin() as conn:
             gone = conn.execute(t.delete().where(t.c.update_id.in_(oldest.scalar_subquery())))
         return int(gone.rowcount)
 
@@ -214,7 +215,7 @@ class MonitorStore:
         now = datetime.now(UTC)
         live: dict[tuple[str, BreachKey], tuple[int, str]] = {}
         cured: list[int] = []
-        with self.engine.begin() as conn:
+        with write_turn(self.engine), self.engine.begin() as conn:
             stamp = bind(conn, monitor_updates.c.processed_at)(now)
             # SQLite keeps JSON as text: orjson writes it about twenty times faster than the
             # standard library (PostgreSQL's JSONB goes through its driver's adapter).
@@ -255,7 +256,7 @@ class MonitorStore:
 
     def heartbeat(self, *, lag: int, portfolios: int, state: str = "running") -> None:
         """Write the status row (every second while running, and at a clean stop)."""
-        with self.engine.begin() as conn:
+        with write_turn(self.engine), self.engine.begin() as conn:
             self._status(conn, datetime.now(UTC), lag, portfolios, state=state)
 
     # -- internals --------------------------------------------------------------------------

@@ -14,7 +14,8 @@ is published by one worker (and in commit order), never by every worker at once:
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from api.store.db import lock_file, schema_key, sqlite_file
+from api.store.db import lock_file, schema_key, sqlite_file, write_turn
 from api.store.tables import event_outbox
 
 __all__ = ["OutboxClaim", "OutboxEvent", "OutboxStore"]
@@ -91,10 +92,13 @@ class OutboxClaim:
         self._hold = hold
         self._conn = conn
 
-    def _write(self) -> AbstractContextManager[Connection]:
-        if self._conn is not None:
-            return _Borrowed(self._conn)
-        return self.engine.begin()
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        if self._conn is not None:  # the round's own transaction: committed on `release`
+            yield self._conn
+            return
+        with write_turn(self.engine), self.engine.begin() as conn:
+            yield conn
 
     def mark_published(self, ids: list[int]) -> None:
         """Record that these events reached the broker."""
@@ -110,19 +114,6 @@ class OutboxClaim:
     def release(self) -> None:
         """Commit the round's marks (PostgreSQL) and let the next round claim the outbox."""
         self._hold.close()
-
-
-class _Borrowed(AbstractContextManager[Connection]):
-    """The round's own connection, used as a `with` target without closing it."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> Connection:
-        return self.conn
-
-    def __exit__(self, *_exc: object) -> None:
-        return None
 
 
 class OutboxStore:
@@ -169,12 +160,12 @@ class OutboxStore:
     def mark_published(self, ids: list[int]) -> None:
         """Record that these events reached the broker."""
         if ids:
-            with self.engine.begin() as conn:
+            with write_turn(self.engine), self.engine.begin() as conn:
                 _mark_published(conn, ids)
 
     def mark_failed(self, event_id: int, error: str) -> None:
         """Record a failed publish attempt; the event stays pending."""
-        with self.engine.begin() as conn:
+        with write_turn(self.engine), self.engine.begin() as conn:
             _mark_failed(conn, event_id, error)
 
     def counts(self) -> tuple[int, int]:
