@@ -35,6 +35,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,10 @@ async def _load_test(args: argparse.Namespace, names: dict[str, str]) -> dict[st
     await js.add_stream(name=names["events_stream"], subjects=[names["events_subject"]])
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
+    # The event's `timestamp` is its round's commit (wall clock, this machine): it splits an
+    # update's latency into the monitor's part (publish to commit) and the relay's.
+    splits: list[tuple[float, float]] = []
+    clock_offset = time.time() - time.perf_counter()
     kinds: dict[str, int] = {}
 
     async def on_event(msg: Any) -> None:
@@ -148,6 +153,8 @@ async def _load_test(args: argparse.Namespace, names: dict[str, str]) -> dict[st
         start = sent_at.get(body.get("update_id", ""))
         if start is not None:
             latencies.append(now - start)
+            committed = datetime.fromisoformat(body["timestamp"]).timestamp() - clock_offset
+            splits.append((committed - start, now - committed))
 
     await nc.subscribe(names["events_subject"], cb=on_event)
     load = Load(args.portfolios, args.symbols, args.breach)
@@ -194,6 +201,7 @@ async def _load_test(args: argparse.Namespace, names: dict[str, str]) -> dict[st
     [status] = read_monitor_status(engine, names["consumer"])
     engine.dispose()
     lat = np.array(latencies) * 1000.0
+    split = np.array(splits).reshape(-1, 2) * 1000.0
     return {
         "published": total,
         "stored_by_stream": int(info.state.messages),
@@ -213,6 +221,11 @@ async def _load_test(args: argparse.Namespace, names: dict[str, str]) -> dict[st
             "p50": float(np.percentile(lat, 50)) if len(lat) else None,
             "p99": float(np.percentile(lat, 99)) if len(lat) else None,
             "max": float(lat.max()) if len(lat) else None,
+            **{
+                f"{part}_p{q}": float(np.percentile(split[:, k], q)) if len(split) else None
+                for k, part in enumerate(("to_commit", "commit_to_event"))
+                for q in (50, 99)
+            },
         },
         "monitor_exit_code": exit_code,
     }
@@ -347,8 +360,9 @@ def table(runs: list[dict[str, Any]]) -> str:
 
     lines = [
         "| portfolios | asked /s | published /s | seconds | published | processed | lost | "
-        "processed /s | caught up after (s) | events | latency p50 (ms) | p99 (ms) | load avg |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "processed /s | caught up after (s) | events | latency p50 (ms) | p99 (ms) | "
+        "p99 to the commit (ms) | p99 commit to event (ms) | load avg |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         c, r = run["config"], run["results"]
@@ -359,6 +373,7 @@ def table(runs: list[dict[str, Any]]) -> str:
             f"{r['published']:,} | {r['processed']:,} | {r['lost']:,} | "
             f"{r['processed_rate_per_s']:,.0f} | {r['caught_up_s_after_last_publish']:.1f} | "
             f"{lat['events']:,} | {ms(lat['p50'])} | {ms(lat['p99'])} | "
+            f"{ms(lat.get('to_commit_p99'))} | {ms(lat.get('commit_to_event_p99'))} | "
             f"{run.get('load_average', '-')} |"
         )
     return "\n".join(lines)
@@ -443,6 +458,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = [r for r in _runs(args.output) if not _same(r, results)] + [results]
     runs.sort(key=lambda r: (r["config"]["rate_per_s"], r["config"]["portfolios"]))
     print(table(runs))
+    lat = results["results"]["latency_ms"]
+    if lat.get("to_commit_p50") is not None:
+        print(
+            "this run's latency by part, p50 / p99 ms: publish to the round's commit "
+            f"{lat['to_commit_p50']:.0f} / {lat['to_commit_p99']:.0f}, commit to the event's "
+            f"arrival {lat['commit_to_event_p50']:.0f} / {lat['commit_to_event_p99']:.0f}"
+        )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"runs": runs}, indent=2) + "\n", encoding="utf-8")
     if args.write_docs:
