@@ -305,8 +305,8 @@ class MonitorStore:
             return result
         portfolios = sorted({o.portfolio_id for o in openings})
         if conn.dialect.name == "postgresql":
-            # The same per-portfolio locks as a validation's (api/store/violations.py), taken
-            # in one order so that two writers never wait on each other in a cycle.
+            # The same per-portfolio locks as a validation's (api/store/violation_lifecycle.py),
+            # taken in one order so that two writers never wait on each other in a cycle.
             conn.execute(
                 sa.text(
                     "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "

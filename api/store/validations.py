@@ -1,6 +1,6 @@
 """Validations, their violations and their events, written in one transaction.
 
-A validation's breaches enter the violation lifecycle (`api.store.violations`) in the
+A validation's breaches enter the violation lifecycle (`api.store.violation_lifecycle`) in the
 transaction that stores it: new violations opened, persisting passive breaches counted on
 their open violation, violations the validation found compliant cured.
 """
