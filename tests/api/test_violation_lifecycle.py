@@ -215,6 +215,15 @@ def test_acknowledge_and_resolve_over_http(secured: TestClient) -> None:
     assert [i["id"] for i in listed.json()["items"]] == [vid]
     assert secured.get("/api/v1/violations/999999", headers=READER).status_code == 404
 
+    r = secured.post(f"/api/v1/violations/{vid}/reopen", json={"reason": "back"}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["status"] == "open", r.text
+    assert r.json()["history"][-1]["action"] == "reopened"
+    assert r.json()["history"][-1]["reason"] == "back"
+    r = secured.post(f"/api/v1/violations/{vid}/reopen", json={}, headers=ADMIN)
+    assert r.status_code == 409 and r.json()["error"] == "conflict"
+    r = secured.post("/api/v1/violations/999999/reopen", json={}, headers=ADMIN)
+    assert r.status_code == 404
+
 
 def test_bulk_over_http(secured: TestClient) -> None:
     vid = _open_violation(secured)
