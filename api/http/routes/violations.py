@@ -5,9 +5,12 @@ One violation with its history; acknowledge, resolve, reopen; bulk acknowledge a
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path
+from fastapi.types import DecoratedCallable
+from pydantic import BaseModel
 
 from api.escalation import destination
 from api.http.deps import Admin, Reader, ServicesDep
@@ -25,6 +28,7 @@ from api.http.schemas import (
     ViolationPublic,
     WebhookDeliveryPublic,
 )
+from api.http.security import Caller
 from api.store import Delivery, StoredViolation, Transition
 
 __all__ = ["public_delivery", "public_violation", "router"]
@@ -116,15 +120,41 @@ def violation_deliveries(
     return [public_delivery(d) for d in services.store.escalations.deliveries(violation_id)]
 
 
-@router.post(
-    "/{violation_id}/acknowledge",
-    response_model=ViolationDetail,
+Action = Literal["acknowledge", "resolve", "reopen"]
+"""A reviewer's action on one violation: the last segment of its route's path."""
+
+
+def _action_route(
+    action: Action, *, summary: str, body: type[BaseModel], examples: dict[str, Any]
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The POST of one reviewer action: its body documented, 409 when the status forbids it."""
+    return router.post(
+        f"/{{violation_id}}/{action}",
+        response_model=ViolationDetail,
+        summary=summary,
+        responses=CONFLICT,
+        openapi_extra=documented_body(body, examples),
+    )
+
+
+def _moved(
+    services: ServicesDep, action: Action, violation_id: int, caller: Caller, reason: str | None
+) -> ViolationDetail:
+    """Apply `action` to the violation as `caller`; its detail afterwards."""
+    violations = services.store.violations
+    move = {
+        "acknowledge": violations.acknowledge,
+        "resolve": violations.resolve,
+        "reopen": violations.reopen,
+    }[action]
+    return _detail(services, move(violation_id, actor=caller.name, reason=reason))
+
+
+@_action_route(
+    "acknowledge",
     summary="Acknowledge a violation",
-    responses=CONFLICT,
-    openapi_extra=documented_body(
-        Acknowledgement,
-        {"ack": {"summary": "Acknowledge", "value": {"reason": "looking into it"}}},
-    ),
+    body=Acknowledgement,
+    examples={"ack": {"summary": "Acknowledge", "value": {"reason": "looking into it"}}},
 )
 def acknowledge_violation(
     violation_id: ViolationId,
@@ -133,19 +163,14 @@ def acknowledge_violation(
     body: Annotated[Acknowledgement, Depends(json_body(Acknowledgement))],
 ) -> ViolationDetail:
     """Open → acknowledged; 409 from any other status."""
-    v = services.store.violations.acknowledge(violation_id, actor=caller.name, reason=body.reason)
-    return _detail(services, v)
+    return _moved(services, "acknowledge", violation_id, caller, body.reason)
 
 
-@router.post(
-    "/{violation_id}/resolve",
-    response_model=ViolationDetail,
+@_action_route(
+    "resolve",
     summary="Resolve a violation",
-    responses=CONFLICT,
-    openapi_extra=documented_body(
-        Resolution,
-        {"resolve": {"summary": "Resolve", "value": {"reason": "approved by the CIO"}}},
-    ),
+    body=Resolution,
+    examples={"resolve": {"summary": "Resolve", "value": {"reason": "approved by the CIO"}}},
 )
 def resolve_violation(
     violation_id: ViolationId,
@@ -154,19 +179,14 @@ def resolve_violation(
     body: Annotated[Resolution, Depends(json_body(Resolution))],
 ) -> ViolationDetail:
     """Open or acknowledged → resolved, with the reason; 409 otherwise."""
-    v = services.store.violations.resolve(violation_id, actor=caller.name, reason=body.reason)
-    return _detail(services, v)
+    return _moved(services, "resolve", violation_id, caller, body.reason)
 
 
-@router.post(
-    "/{violation_id}/reopen",
-    response_model=ViolationDetail,
+@_action_route(
+    "reopen",
     summary="Reopen a violation",
-    responses=CONFLICT,
-    openapi_extra=documented_body(
-        Acknowledgement,
-        {"reopen": {"summary": "Reopen", "value": {"reason": "the breach is back"}}},
-    ),
+    body=Acknowledgement,
+    examples={"reopen": {"summary": "Reopen", "value": {"reason": "the breach is back"}}},
 )
 def reopen_violation(
     violation_id: ViolationId,
@@ -175,8 +195,7 @@ def reopen_violation(
     body: Annotated[Acknowledgement, Depends(json_body(Acknowledgement))],
 ) -> ViolationDetail:
     """Resolved or cured → open; 409 otherwise."""
-    v = services.store.violations.reopen(violation_id, actor=caller.name, reason=body.reason)
-    return _detail(services, v)
+    return _moved(services, "reopen", violation_id, caller, body.reason)
 
 
 @router.post(
