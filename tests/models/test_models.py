@@ -734,9 +734,7 @@ def test_request_round_trips_with_every_optional_part() -> None:
     body = _request_body()
     body["policies"] = [_policy(c, policy_name=f"p{k}") for k, c in enumerate(EVERY_KIND)]
     body["applicable_policies"] = None
-    body["decision"].update(
-        strategy="momentum", confidence=0.8, created_at="2026-11-23T10:00:00Z"
-    )
+    body["decision"].update(strategy="momentum", confidence=0.8, created_at="2026-11-23T10:00:00Z")
     body.update(mode="validate", adjustment="project", cure_passive=True)
     original = PolicyValidationRequest.model_validate(body)
     again = PolicyValidationRequest.model_validate(original.model_dump(mode="json"))
