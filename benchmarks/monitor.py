@@ -44,13 +44,12 @@ import sqlalchemy as sa
 
 from api.store import Store, read_monitor_status
 from api.store.tables import monitor_updates
+from benchmarks.monitor_table import runs_in, same_case, table, write_docs
 from benchmarks.report import machine_info
 from models import PolicyDefinition, Universe
 
 RESULTS = Path(__file__).with_name("results") / "monitor.json"
 REPO = Path(__file__).resolve().parents[1]
-DOC = REPO / "docs" / "monitor.md"
-START, END = "<!-- monitor-table -->", "<!-- /monitor-table -->"
 HELD = 20
 SECTORS = ("Tech", "Energy", "Health", "Financials", "Industrials")
 POLICIES = [
@@ -352,52 +351,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def table(runs: list[dict[str, Any]]) -> str:
-    """The runs' figures as a Markdown table, one row a run."""
-
-    def ms(x: float | None) -> str:
-        return "-" if x is None else f"{x:,.0f}"
-
-    lines = [
-        "| portfolios | asked /s | published /s | seconds | published | processed | lost | "
-        "processed /s | caught up after (s) | events | latency p50 (ms) | p99 (ms) | "
-        "p99 to the commit (ms) | p99 commit to event (ms) | load avg |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for run in runs:
-        c, r = run["config"], run["results"]
-        lat = r["latency_ms"]
-        lines.append(
-            f"| {c['portfolios']:,} | {c['rate_per_s']:,.0f} | {r['publish_rate_per_s']:,.0f} | "
-            f"{c['seconds']:g} | "
-            f"{r['published']:,} | {r['processed']:,} | {r['lost']:,} | "
-            f"{r['processed_rate_per_s']:,.0f} | {r['caught_up_s_after_last_publish']:.1f} | "
-            f"{lat['events']:,} | {ms(lat['p50'])} | {ms(lat['p99'])} | "
-            f"{ms(lat.get('to_commit_p99'))} | {ms(lat.get('commit_to_event_p99'))} | "
-            f"{run.get('load_average', '-')} |"
-        )
-    return "\n".join(lines)
-
-
-def _runs(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return list(data.get("runs", []))
-
-
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    keys = ("portfolios", "rate_per_s", "seconds")
-    return all(a["config"][k] == b["config"][k] for k in keys)
-
-
-def write_docs(runs: list[dict[str, Any]], doc: Path = DOC) -> None:
-    """Put the table between the markers of docs/monitor.md."""
-    text = doc.read_text(encoding="utf-8")
-    start, end = text.index(START) + len(START), text.index(END)
-    doc.write_text(text[:start] + "\n" + table(runs) + "\n" + text[end:], encoding="utf-8")
-
-
 def parser() -> argparse.ArgumentParser:
     """The command line (`--help`)."""
     p = argparse.ArgumentParser(
@@ -455,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.log.exists():
                 tail = args.log.read_text(errors="replace").splitlines()[-15:]
                 print("\n".join(["pes monitor log (tail):", *tail]), file=sys.stderr)
-    runs = [r for r in _runs(args.output) if not _same(r, results)] + [results]
+    runs = [r for r in runs_in(args.output) if not same_case(r, results)] + [results]
     runs.sort(key=lambda r: (r["config"]["rate_per_s"], r["config"]["portfolios"]))
     print(table(runs))
     lat = results["results"]["latency_ms"]

@@ -3,15 +3,21 @@
 `subscribe` creates the stream (subjects `<prefix>.>`) if absent and binds a durable push
 consumer to it (created if absent, explicit acknowledgement, deliver all, flow control),
 handing each message to a callback. An existing pull consumer of the name (what an earlier
-version made) is refused with what to do (`ConsumerMismatch`).
+version made) is refused with what to do (`ConsumerMismatch`). `Inbox` holds the delivered
+messages until a round takes them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["IDLE_HEARTBEAT_S", "ConsumerMismatch", "subscribe"]
+__all__ = ["IDLE_HEARTBEAT_S", "ConsumerMismatch", "Inbox", "subscribe"]
+
+FIRST_WAIT_S = 0.5
+"""Longest wait for a round's first message: the caller then beats and looks at `stop`."""
 
 IDLE_HEARTBEAT_S = 5.0
 """The server's heartbeat on an idle push consumer (lets the client see a stalled one)."""
@@ -69,3 +75,53 @@ async def subscribe(
             filter_subject=f"{prefix}.>",
         ),
     )
+
+
+class Inbox:
+    """Messages delivered and not yet taken by a round, in delivery order."""
+
+    def __init__(self) -> None:
+        self._waiting: list[Any] = []
+        self._arrived = asyncio.Event()
+
+    async def put(self, msg: Any) -> None:
+        """The subscription's callback."""
+        self._waiting.append(msg)
+        self._arrived.set()
+
+    async def take(self, batch_max: int, batch_ms: float, stop: asyncio.Event) -> list[Any]:
+        """Up to `batch_max` messages.
+
+        With messages already waiting (a backlog) they are taken at once; otherwise the
+        first is awaited (up to FIRST_WAIT_S) and more are collected for at most
+        `batch_ms` after it.
+        """
+        if not self._waiting:
+            deadline = time.monotonic() + FIRST_WAIT_S
+            while not self._waiting:
+                if not await self._wait(deadline) or stop.is_set():
+                    return []
+            deadline = time.monotonic() + batch_ms / 1000.0
+            while len(self._waiting) < batch_max and not stop.is_set():
+                if not await self._wait(deadline):
+                    break
+        got = self._waiting[:batch_max]
+        del self._waiting[:batch_max]
+        return got
+
+    def drain(self) -> list[Any]:
+        """Everything still waiting (handed back at stop), leaving the inbox empty."""
+        waiting, self._waiting = self._waiting, []
+        return waiting
+
+    async def _wait(self, deadline: float) -> bool:
+        """Wait for the next message until `deadline`; False when none came."""
+        self._arrived.clear()
+        wait = deadline - time.monotonic()
+        if wait <= 0:
+            return False
+        try:
+            await asyncio.wait_for(self._arrived.wait(), timeout=wait)
+        except TimeoutError:
+            return False
+        return True

@@ -2,8 +2,8 @@
 
 One round:
 
-1. fetch up to `batch_max` messages from the durable pull consumer, waiting at most
-   `batch_ms` after the first (or for the first);
+1. take up to `batch_max` messages delivered by the durable push consumer (`Inbox`),
+   waiting at most `batch_ms` after the first (or for the first);
 2. parse each (a message that is not an update is logged, recorded as rejected when it
    has an id, and acknowledged: it can never apply); drop the updates whose id is already
    in `monitor_updates` (duplicates: redeliveries after a crash or a lost ack);
@@ -33,7 +33,7 @@ from typing import Any
 from api.events import OutboxRelay, Publisher
 from api.heap import Heap
 from api.monitor.book import Book, Holding
-from api.monitor.consumer import subscribe
+from api.monitor.consumer import Inbox, subscribe
 from api.monitor.source import StoredSource
 from api.monitor.summary import RoundSummary
 from api.monitor.updates import BadUpdate, PositionSnapshot, parse, stream_position, update_id_of
@@ -114,8 +114,7 @@ class Monitor:
         self.rounds = 0
         self._nc: Any = None
         self._sub: Any = None
-        self._inbox: list[Any] = []
-        self._arrived = asyncio.Event()
+        self._inbox = Inbox()
         self._summary = RoundSummary()
         self._beat = time.monotonic()
         self._pruned = -PRUNE_EVERY_S  # the first round prunes
@@ -169,10 +168,6 @@ class Monitor:
             timeout=10,
         )
 
-        async def arrived(msg: Any) -> None:
-            self._inbox.append(msg)
-            self._arrived.set()
-
         self._sub = await subscribe(
             self._nc.jetstream(),
             stream=c.stream,
@@ -180,7 +175,7 @@ class Monitor:
             consumer=c.consumer,
             ack_wait_s=c.ack_wait_s,
             max_ack_pending=max(c.max_ack_pending, c.batch_max),
-            on_message=arrived,
+            on_message=self._inbox.put,
         )
         log.info(
             "consuming %s.> from stream %s as durable consumer %s",
@@ -201,7 +196,8 @@ class Monitor:
 
     async def step(self, stop: asyncio.Event | None = None) -> int:
         """One round (fetch, apply, commit, acknowledge); the messages it took."""
-        messages = await self._fetch(stop or asyncio.Event())
+        c = self.config
+        messages = await self._inbox.take(c.batch_max, c.batch_ms, stop or asyncio.Event())
         if messages:
             await self._round(messages)
         if time.monotonic() - self._beat >= HEARTBEAT_S:
@@ -291,8 +287,7 @@ class Monitor:
         if self._nc is not None and not self._nc.is_closed:
             # Delivered but never applied: handed back, so that the next monitor on this
             # consumer gets them at once instead of after the ack wait.
-            waiting, self._inbox = self._inbox, []
-            for msg in waiting:
+            for msg in self._inbox.drain():
                 try:
                     await msg.nak()
                 except Exception:  # JetStream redelivers after the ack wait anyway
@@ -306,39 +301,6 @@ class Monitor:
         self.state.heartbeat(lag=self.lag, portfolios=len(self.book.holdings), state=state)
 
     # -- one round ---------------------------------------------------------------------------
-
-    async def _fetch(self, stop: asyncio.Event) -> list[Any]:
-        """Up to `batch_max` messages.
-
-        With messages already waiting (a backlog) they are taken at once; otherwise the
-        first is awaited (up to 0.5 s, so that the caller can beat and check `stop`) and
-        more are collected for at most `batch_ms` after it.
-        """
-        c = self.config
-        if not self._inbox:
-            deadline = time.monotonic() + 0.5
-            while not self._inbox:
-                if not await self._wait_arrival(deadline) or stop.is_set():
-                    return []
-            deadline = time.monotonic() + c.batch_ms / 1000.0
-            while len(self._inbox) < c.batch_max and not stop.is_set():
-                if not await self._wait_arrival(deadline):
-                    break
-        got = self._inbox[: c.batch_max]
-        del self._inbox[: c.batch_max]
-        return got
-
-    async def _wait_arrival(self, deadline: float) -> bool:
-        """Wait for the next message until `deadline`; False when none came."""
-        self._arrived.clear()
-        wait = deadline - time.monotonic()
-        if wait <= 0:
-            return False
-        try:
-            await asyncio.wait_for(self._arrived.wait(), timeout=wait)
-        except TimeoutError:
-            return False
-        return True
 
     async def _round(self, messages: Sequence[Any]) -> None:
         started = time.perf_counter()
