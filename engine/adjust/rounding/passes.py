@@ -4,15 +4,15 @@
 first that passes:
 
 1. sequential rounding (`engine.adjust.rounding.lots.sequential_rounding`, or the same
-   choices through `engine.adjust.rounding.sweep` when every row set is linear) from the
-   snapped trades and from the continuous ones, the start that breaks the limits less
-   first;
+   choices through `engine.adjust.rounding.sweep` when every row set is linear or a capped
+   risk norm) from the snapped trades and from the continuous ones, the start that breaks
+   the limits less first;
 2. a one-lot local repair (`engine.adjust.rounding.lots.repair`) of the better of those;
 3. the integer search (`engine.adjust.rounding.search.integer_rounding`), bounded by the
    request's deadline.
 
-The general violation tracker is built only when a pass needs it (a row set that is not
-linear, or the repair).
+The general violation tracker is built only when a pass needs it (a row set the sweep does
+not serve, or the repair).
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ import numpy as np
 
 from engine.adjust.rounding.linear_rows import LinearRows
 from engine.adjust.rounding.lots import repair, sequential_rounding, snapped
+from engine.adjust.rounding.norm_rows import NormRows
 from engine.adjust.rounding.search import integer_rounding
 from engine.adjust.rounding.sweep import sweep
-from engine.adjust.rounding.tracker import TradeViolation, ViolationTracker
+from engine.adjust.rounding.tracker import TradeViolation, ViolationTracker, swept_members
 from engine.compile.layout import Layout
 from engine.deadline import NO_DEADLINE, Deadline
 from models.typing import FloatArray
@@ -34,11 +35,20 @@ __all__ = ["rounding_passes"]
 
 
 class _Scores:
-    """Total violations of trade vectors, through `LinearRows` or the general tracker."""
+    """Total violations of trade vectors, and sequential rounding from them.
+
+    From the rows themselves when every row set is linear or a capped norm (`LinearRows`,
+    `NormRows`), else through the general tracker.
+    """
 
     def __init__(self, layout: Layout, strict: Sequence[int], bounds: Sequence[FloatArray]) -> None:
         self.layout, self.strict, self.bounds = layout, strict, bounds
-        self.linear = LinearRows.of(layout, strict, bounds)
+        self.linear: LinearRows | None = None
+        self.norms: NormRows | None = None
+        swept = swept_members(layout, strict, bounds)
+        if swept is not None:
+            self.linear = LinearRows(swept[0], layout.snap.n)
+            self.norms = NormRows(swept[1]) if swept[1] else None
         self._tracked: TradeViolation | None = None
 
     def tracked(self) -> TradeViolation:
@@ -52,7 +62,8 @@ class _Scores:
     def total(self, t: FloatArray) -> float:
         """The total violation of the trades `t`."""
         if self.linear is not None:
-            return self.linear.total(self.layout.snap.weights_from_trades(t))
+            w = self.layout.snap.weights_from_trades(t)
+            return self.linear.total(w) + (0.0 if self.norms is None else self.norms.total(w))
         tracked = self.tracked()
         tracked.reset(t)
         return tracked.total
@@ -61,7 +72,7 @@ class _Scores:
         """Sequential rounding from `t`."""
         snap = self.layout.snap
         if self.linear is not None:
-            swept = sweep(self.linear, snap, t, shrink_only=shrink_only)
+            swept = sweep(self.linear, snap, t, shrink_only=shrink_only, norms=self.norms)
             if swept is not None:
                 return swept
         return sequential_rounding(snap, t, shrink_only=shrink_only, violation=self.tracked())
