@@ -186,12 +186,19 @@ class LinearRows:
         return float(excess[positive].sum()) if positive.any() else 0.0
 
     def moves(
-        self, w: FloatArray, cols: IntArray, d_low: FloatArray, d_high: FloatArray
+        self,
+        w: FloatArray,
+        cols: IntArray,
+        d_low: FloatArray,
+        d_high: FloatArray,
+        *,
+        alone: bool = False,
     ) -> Moves | None:
         """Every row's change when weight `cols[k]` moves by `d_low[k]` or by `d_high[k]`.
 
-        The trades are positions in `cols`. None when two of them move one absolute
-        term (its change would depend on the order).
+        The trades are positions in `cols`. The changes are those of trades made one
+        after another, and None when two of them move one absolute term (its change would
+        depend on the order); with `alone`, of each trade made alone from `w`.
         """
         structure = _structure(self.members, self.n)
         moving = (d_low != 0.0) | (d_high != 0.0)
@@ -201,7 +208,7 @@ class LinearRows:
         k, r, a = structure.affine.gather(cols)
         found = [Moves(k, r, a * d_low[k], a * d_high[k])]
         for absolute in structure.absolute:
-            term_moves = _term_moves(absolute, w, cols, d_low, d_high)
+            term_moves = _term_moves(absolute, w, cols, d_low, d_high, alone=alone)
             if term_moves is None:
                 return None
             found.append(term_moves)
@@ -214,11 +221,20 @@ class LinearRows:
 
 
 def _term_moves(
-    absolute: _AbsTerms, w: FloatArray, cols: IntArray, d_low: FloatArray, d_high: FloatArray
+    absolute: _AbsTerms,
+    w: FloatArray,
+    cols: IntArray,
+    d_low: FloatArray,
+    d_high: FloatArray,
+    *,
+    alone: bool,
 ) -> Moves | None:
-    """`h (|u + c d| - |u|)` per (trade, row); None when two trades move one term."""
+    """`h (|u + c d| - |u|)` per (trade, row).
+
+    None when two trades move one term, unless each trade is made `alone`.
+    """
     k, j, coefficient = absolute.terms.gather(cols)
-    if len(j) and np.bincount(j).max() > 1:
+    if not alone and len(j) and np.bincount(j).max() > 1:
         return None
     u = absolute.member.terms(w)[j]
     change_low = np.abs(u + coefficient * d_low[k]) - np.abs(u)

@@ -35,6 +35,9 @@ from models.typing import FloatArray, IntArray
 
 __all__ = ["LiveNorm", "NormRows"]
 
+_Change = tuple[FloatArray, IntArray]
+"""Per trade, the change of the rows' penalty and of how many are positive."""
+
 
 BLOCK = 16
 """Trades between two numpy updates of a followed norm's exposures (`LiveNorm`)."""
@@ -195,6 +198,42 @@ class NormRows:
         excess = [float(block.values(w)[0]) - bound - HALF_TOLERANCE for block, bound in self.norms]
         return sum(e for e in excess if e > 0.0)
 
+    def alone(
+        self, w: FloatArray, cols: IntArray, d_low: FloatArray, d_high: FloatArray
+    ) -> tuple[float, int, tuple[_Change, _Change]]:
+        """The rows' penalty at `w`, how many are positive, and each trade's change alone.
+
+        Trade `k` moves weight `cols[k]` by `d_low[k]` or by `d_high[k]`, from `w`; per
+        option the change of the penalty and of the number of positive rows, as the
+        tracker's trial computes them.
+        """
+        m = len(cols)
+        penalty, positive = 0.0, 0
+        changes = tuple((np.zeros(m), np.zeros(m, dtype=np.int64)) for _ in range(2))
+        for block, bound in self.norms:
+            structure = _structure(block)
+            y = np.asarray(block.P @ w, dtype=float).ravel() + block.c
+            exposures = np.asarray(block.F.T @ y, dtype=float)
+            exposure_sq = float(exposures @ exposures)
+            specific = 0.0 if block.d is None else float(np.sum((block.d * y) ** 2))
+            now = max(float(block.values(w)[0]) - bound - HALF_TOLERANCE, 0.0)
+            penalty, positive = penalty + now, positive + int(now > 0.0)
+            along2 = 2.0 * (structure.moves[cols] @ exposures)
+            move_sq = structure.move_sq[cols]
+            moved = _specific_changes(structure, y, cols, d_low, d_high, alone=True)
+            assert moved is not None  # never None alone
+            for d, specific_change, (change, count) in zip(
+                (d_low, d_high), moved, changes, strict=True
+            ):
+                exposure_after = exposure_sq + d * (along2 + d * move_sq)
+                value = block.scale * np.sqrt(
+                    np.maximum(exposure_after + (specific + specific_change), 0.0)
+                )
+                after = np.maximum(value - bound - HALF_TOLERANCE, 0.0)
+                change += after - now
+                count += (after > 0.0).astype(np.int64) - int(now > 0.0)
+        return penalty, positive, (changes[0], changes[1])
+
     def live(
         self, w: FloatArray, cols: IntArray, d_low: FloatArray, d_high: FloatArray
     ) -> list[LiveNorm] | None:
@@ -215,7 +254,7 @@ class NormRows:
             rise = block.scale * float(largest @ structure.reach[cols])
             if value + rise + SCORE_EPS <= bound + HALF_TOLERANCE:
                 continue  # no rounding reaches the bound
-            changes = _specific_changes(structure, y, cols, d_low, d_high)
+            changes = _specific_changes(structure, y, cols, d_low, d_high, alone=False)
             if changes is None:
                 return None
             out.append(
@@ -235,14 +274,23 @@ class NormRows:
 
 
 def _specific_changes(
-    structure: _Structure, y: FloatArray, cols: IntArray, d_low: FloatArray, d_high: FloatArray
+    structure: _Structure,
+    y: FloatArray,
+    cols: IntArray,
+    d_low: FloatArray,
+    d_high: FloatArray,
+    *,
+    alone: bool,
 ) -> tuple[FloatArray, FloatArray] | None:
-    """Per trade, `|d y|^2`'s change under each option; None when two trades share a name."""
+    """Per trade, `|d y|^2`'s change under each option.
+
+    None when two trades reach one name, unless each trade is made `alone` from `y`.
+    """
     m = len(cols)
     if structure.specific_sq is None:
         return np.zeros(m), np.zeros(m)
     k, j, p = structure.names.gather(cols)
-    if len(j) and np.bincount(j).max() > 1:
+    if not alone and len(j) and np.bincount(j).max() > 1:
         return None
     sq, at = structure.specific_sq[j], y[j]
     low = sq * ((at + p * d_low[k]) ** 2 - at**2)

@@ -7,12 +7,14 @@ first that passes:
    choices through `engine.adjust.rounding.sweep` when every row set is linear or a capped
    risk norm) from the snapped trades and from the continuous ones, the start that breaks
    the limits less first;
-2. a one-lot local repair (`engine.adjust.rounding.lots.repair`) of the better of those;
+2. a one-lot local repair (`engine.adjust.rounding.lots.repair`, or the same choices
+   through `engine.adjust.rounding.repair_rows` where the sweep serves the rows) of the
+   better of those;
 3. the integer search (`engine.adjust.rounding.search.integer_rounding`), bounded by the
    request's deadline.
 
-The general violation tracker is built only when a pass needs it (a row set the sweep does
-not serve, or the repair).
+The general violation tracker is built only when a pass needs it: a row set that is
+neither linear nor a capped norm.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from engine.adjust.rounding.linear_rows import LinearRows
 from engine.adjust.rounding.lots import repair, sequential_rounding, snapped
 from engine.adjust.rounding.norm_rows import NormRows
+from engine.adjust.rounding.repair_rows import repair_rows
 from engine.adjust.rounding.search import integer_rounding
 from engine.adjust.rounding.sweep import sweep
 from engine.adjust.rounding.tracker import TradeViolation, ViolationTracker, swept_members
@@ -68,6 +71,14 @@ class _Scores:
         tracked.reset(t)
         return tracked.total
 
+    def repair(self, t: FloatArray, *, shrink_only: bool) -> FloatArray:
+        """The one-lot repair from `t`."""
+        if self.linear is not None:
+            return repair_rows(
+                self.linear, self.norms, self.layout.snap, t, shrink_only=shrink_only
+            )
+        return repair(self.layout.snap, t, shrink_only=shrink_only, violation=self.tracked())
+
     def sequential(self, t: FloatArray, *, shrink_only: bool) -> FloatArray:
         """Sequential rounding from `t`."""
         snap = self.layout.snap
@@ -111,7 +122,7 @@ def rounding_passes(
         if rounded is None or total < rounded[0]:
             rounded = (total, candidate)
     assert rounded is not None
-    yield repair(snap, rounded[1], shrink_only=shrink_only, violation=scores.tracked())
+    yield scores.repair(rounded[1], shrink_only=shrink_only)
     found = integer_rounding(layout, strict, bounds, t, shrink_only=shrink_only, deadline=deadline)
     if found is not None:
         yield found
