@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from operator import mul
 
 import numpy as np
@@ -49,11 +49,14 @@ _QUIET_MARGIN = 1e-12
 class LiveNorm:
     """One norm row as the sweep's loop follows it, over the trades in rounding order.
 
-    Per trade (its position `k` in the order) `gap` answers the row's penalty under the
-    upper option less under the lower, given the trades before it as chosen, and `commit`
-    records the choice. The penalty is the excess over `bound` less half the tolerance,
-    the value as the tracker computes it (`engine.adjust.rounding.tracked_scalar.NormTracker`):
-    `s sqrt(|e|^2 + delta (2 e.m_k + delta |m_k|^2) + specific)`.
+    `follow` answers, trade after trade (its position `k` in the order), the row's
+    penalty under the upper option less under the lower, given the trades before it as
+    chosen, and takes the choice. The penalty is the excess over `bound` less half the
+    tolerance, the value as the tracker computes it
+    (`engine.adjust.rounding.tracked_scalar.NormTracker`):
+    `s sqrt(|e|^2 + delta (2 e.m_k + delta |m_k|^2) + specific)`, with `|e|^2` carried
+    from move to move by that formula (the tracker recomputes it from `e`: the two differ
+    by rounding, ~1e-16 of the value, far below `SCORE_EPS`).
 
     The term `e.m_k` is where the trades before come in. Keeping `e` current costs a
     k-long update per trade in Python; instead the trades go in blocks of `BLOCK`: at a
@@ -76,71 +79,69 @@ class LiveNorm:
         specific_high: FloatArray,
     ) -> None:
         self.scale, self.bound = scale, bound
+        self.exposures, self.specific = exposures, specific
         self.moves = moves
-        self.exposures = exposures  # at the start of the current block
-        self.exposure_sq = float(exposures @ exposures)
-        self.specific = specific
-        self.move_sq = np.einsum("ij,ij->i", moves, moves).tolist()
-        self.d_low, self.d_high = d_low.tolist(), d_high.tolist()
-        self.specific_low, self.specific_high = specific_low.tolist(), specific_high.tolist()
         m, factors = moves.shape
         blocks = -(-m // BLOCK)
         padded = np.zeros((blocks * BLOCK, factors))
         padded[:m] = moves
         padded = padded.reshape(blocks, BLOCK, factors)
         # Row k: m_k . m_j for every j of k's block.
-        self.pairs = np.matmul(padded, padded.transpose(0, 2, 1)).reshape(-1, BLOCK)[:m].tolist()
-        self.along: list[float] = []  # e . m_j at the block's start, for its trades
-        self.steps: list[float] = []  # the block's weight changes so far
+        pairs = np.matmul(padded, padded.transpose(0, 2, 1)).reshape(-1, BLOCK)[:m].tolist()
+        move_sq = np.einsum("ij,ij->i", moves, moves).tolist()
+        self.trades = list(
+            zip(
+                move_sq,
+                d_low.tolist(),
+                d_high.tolist(),
+                specific_low.tolist(),
+                specific_high.tolist(),
+                pairs,
+                strict=True,
+            )
+        )
+
+    def follow(self) -> Generator[float, bool, None]:
+        """Per trade in order, its gap (upper less lower option); send back the choice.
+
+        After the last trade's choice it answers 0.0.
+        """
+        scale, bound = self.scale, self.bound
+        exposures, moves = self.exposures, self.moves
+        exposure_sq, specific = float(exposures @ exposures), self.specific
         # Below `quiet`, `|e|^2 + specific` gives a zero penalty: compared in squares, a
         # hair inside the comparison of values, so that no rounding difference counts.
         limit = bound + HALF_TOLERANCE
-        self.quiet = -np.inf
-        if limit > 0.0 and scale > 0.0:
-            self.quiet = (limit / scale) ** 2 * (1.0 - _QUIET_MARGIN)
-        self.options = (0.0, 0.0, 0.0, 0.0)
-
-    def gap(self, k: int) -> float:
-        """Trade `k`'s upper option's penalty less its lower option's.
-
-        The trades before `k` are committed.
-        """
-        at = k % BLOCK
-        if at == 0:
-            self._next_block(k)
-        along2 = 2.0 * (self.along[at] + sum(map(mul, self.steps, self.pairs[k])))
-        move_sq, exposure_sq, specific = self.move_sq[k], self.exposure_sq, self.specific
-        d = self.d_low[k]
-        low_sq = exposure_sq + d * (along2 + d * move_sq)
-        low = specific + self.specific_low[k]
-        d = self.d_high[k]
-        high_sq = exposure_sq + d * (along2 + d * move_sq)
-        high = specific + self.specific_high[k]
-        self.options = (low_sq, low, high_sq, high)
-        if low_sq + low < self.quiet and high_sq + high < self.quiet:
-            return 0.0
-        scale = self.scale
-        # As the tracker: the value, then its excess over the bound less half the tolerance.
-        low_excess = scale * math.sqrt(max(low_sq + low, 0.0)) - self.bound - HALF_TOLERANCE
-        high_excess = scale * math.sqrt(max(high_sq + high, 0.0)) - self.bound - HALF_TOLERANCE
-        return max(high_excess, 0.0) - max(low_excess, 0.0)
-
-    def commit(self, k: int, up: bool) -> None:
-        """Trade `k` takes its upper option (`up`) or its lower one."""
-        low_sq, low, high_sq, high = self.options
-        if up:
-            self.steps.append(self.d_high[k])
-            self.exposure_sq, self.specific = high_sq, high
-        else:
-            self.steps.append(self.d_low[k])
-            self.exposure_sq, self.specific = low_sq, low
-
-    def _next_block(self, k: int) -> None:
-        if self.steps:
-            done = self.moves[k - BLOCK : k]
-            self.exposures = self.exposures + done.T @ np.array(self.steps)
-        self.along = (self.moves[k : k + BLOCK] @ self.exposures).tolist()
-        self.steps = []
+        quiet = (limit / scale) ** 2 * (1.0 - _QUIET_MARGIN) if limit > 0 < scale else -np.inf
+        along: list[float] = []  # e.m_j at the block's start, for its trades
+        steps: list[float] = []  # the block's weight changes so far
+        for k, (move_sq, d_low, d_high, low_change, high_change, pairs) in enumerate(self.trades):
+            at = k % BLOCK
+            if at == 0:
+                if steps:
+                    exposures = exposures + moves[k - BLOCK : k].T @ np.array(steps)
+                along = (moves[k : k + BLOCK] @ exposures).tolist()
+                steps = []
+            along2 = 2.0 * (along[at] + sum(map(mul, steps, pairs)))
+            low_sq = exposure_sq + d_low * (along2 + d_low * move_sq)
+            low = specific + low_change
+            high_sq = exposure_sq + d_high * (along2 + d_high * move_sq)
+            high = specific + high_change
+            if low_sq + low < quiet and high_sq + high < quiet:
+                gap = 0.0
+            else:
+                # As the tracker: the value, then its excess over the bound less half the
+                # tolerance, clipped at zero.
+                low_excess = scale * math.sqrt(max(low_sq + low, 0.0)) - bound - HALF_TOLERANCE
+                high_excess = scale * math.sqrt(max(high_sq + high, 0.0)) - bound - HALF_TOLERANCE
+                gap = max(high_excess, 0.0) - max(low_excess, 0.0)
+            if (yield gap):
+                steps.append(d_high)
+                exposure_sq, specific = high_sq, high
+            else:
+                steps.append(d_low)
+                exposure_sq, specific = low_sq, low
+        yield 0.0
 
 
 class _Structure:

@@ -221,6 +221,8 @@ def _walk(
     shared = steps.rows
     (rows0, low0, high0), (rows1, low1, high1) = steps.slots
     eps = SCORE_EPS
+    followers = [norm.follow() for norm in norms]
+    ahead = sum((next(follower) for follower in followers), 0.0)  # the norms' next gap
     picks: list[bool] = []
     for k, more in enumerate(steps.extra):
         gap = own[k]
@@ -246,8 +248,7 @@ def _walk(
                 gap += before + b
             if before + a > 0.0:
                 gap -= before + a
-        for norm in norms:
-            gap += norm.gap(k)
+        gap += ahead
         up = gap < 0.0 if gap > eps or gap < -eps else nearer_high[k]
         if up:
             shared[r] = y0
@@ -259,7 +260,8 @@ def _walk(
             shared[s] = x1
             for j, a, _ in more:
                 shared[j] += a
-        for norm in norms:
-            norm.commit(k, up)
+        ahead = 0.0
+        for follower in followers:
+            ahead += follower.send(up)
         picks.append(up)
     return picks
