@@ -187,6 +187,8 @@ class Adjuster:
             )
             if found is not None:
                 found.notes = notes
+                # The continuous optimum's binding rows, whichever rounding was kept.
+                found.binding = binding_rows(solved, strict, layout)
                 return AttemptResult("adjusted", found, attempts, continuous_distance=continuous)
             notes.append(f"rounding to lots broke a limit after the {label} solve")
             if label in ("exact", "targeted") and targeted < TARGETED_ROUNDS and excess:
@@ -386,7 +388,9 @@ class Adjuster:
     ) -> tuple[Adjustment | None, list[FloatArray]]:
         """The closest compliant lot-rounded version of the continuous solution, if any.
 
-        Candidates are checked against the exact rows (`exact`); `layout` is the solver's.
+        Its binding rows are left empty (the caller's: they belong to the continuous
+        solution). Candidates are checked against the exact rows (`exact`); `layout` is the
+        solver's.
         Without one, also returns each solver row's excess over its bound at the least
         violating rounding tried, for a targeted re-solve.
         """
@@ -419,8 +423,6 @@ class Adjuster:
                 if best is not None:
                     break
         if best is not None:
-            # The continuous optimum's, whichever rounding is kept: computed once.
-            best.binding = binding_rows(compiled, strict, layout)
             return best, []
         if not failed:
             return None, []
