@@ -44,12 +44,14 @@ def repair_rows(
     # Each movable trade's two moves, in `repair`'s order: a lot down, then a lot up.
     steps = np.stack([-lots[movable], lots[movable]], axis=1).ravel()
     trades = np.repeat(movable, 2)
-    current, _ = _scores(rows, norms, snap, t, movable)
+    scores: FloatArray | None
+    current, scores = _scores(rows, norms, snap, t, movable)
     evaluations = 1
     for _ in range(max_moves):
         if current <= 0.0 or evaluations >= max_evaluations:
             break
-        _, scores = _scores(rows, norms, snap, t, movable)
+        if scores is None:  # after a move: from the moved trades
+            _, scores = _scores(rows, norms, snap, t, movable)
         options = t[trades] + steps
         allowed = _allowed(options, snap.t[trades]) if shrink_only else np.ones(len(steps), bool)
         evaluations += int(np.count_nonzero(allowed))
@@ -58,6 +60,7 @@ def repair_rows(
             break
         current = float(scores[best])
         t[trades[best]] = options[best]
+        scores = None
     return t
 
 
