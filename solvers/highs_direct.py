@@ -62,13 +62,17 @@ def solve_highs(
     hessian: FloatArray | None = None,
     time_limit: float,
     mip_rel_gap: float = 1e-7,
+    mip_abs_gap: float = 0.0,
     node_limit: int = 5_000,
+    feasibility: float = FEASIBILITY,
+    dual_feasibility: float = FEASIBILITY,
 ) -> HighsAnswer:
     """Solve with HiGHS: a MILP when `integer` marks a column, else an LP or a QP.
 
     `hessian` is the diagonal of the quadratic term (a QP; no integer columns with it).
     Infinite bounds are HiGHS's infinity. `node_limit` bounds the branch and bound by a
     count, so that a request's answer does not depend on the machine's load.
+    `feasibility` is the row, bound and integrality tolerance.
     """
     import highspy
 
@@ -94,7 +98,14 @@ def solve_highs(
         kinds = highspy.HighsVarType
         lp.integrality_ = [kinds.kInteger if flag else kinds.kContinuous for flag in integer]
     solver = highspy.Highs()  # type: ignore[no-untyped-call]
-    for name, value in _options(time_limit, mip_rel_gap, node_limit).items():
+    options = _options(time_limit, mip_rel_gap, node_limit)
+    options.update(
+        mip_abs_gap=mip_abs_gap,
+        mip_feasibility_tolerance=feasibility,
+        primal_feasibility_tolerance=feasibility,
+        dual_feasibility_tolerance=dual_feasibility,
+    )
+    for name, value in options.items():
         solver.setOptionValue(name, value)
     if hessian is None:
         solver.passModel(lp)
@@ -137,13 +148,10 @@ def _options(time_limit: float, mip_rel_gap: float, node_limit: int) -> dict[str
         "output_flag": False,
         "time_limit": max(float(time_limit), MIN_TIME_LIMIT_S),
         "mip_rel_gap": mip_rel_gap,
-        "mip_abs_gap": 0.0,
         "mip_max_nodes": node_limit,
         # No "threads" option: HiGHS keeps one thread scheduler per process, and a solve that
         # asks for a count other than the one it was started with (by any earlier HiGHS
         # solve in the process, e.g. the cvxpy chain's) fails without an answer.
-        # Weights are fractions of NAV: rows must hold far tighter than HiGHS's 1e-6.
-        "mip_feasibility_tolerance": FEASIBILITY,
-        "primal_feasibility_tolerance": FEASIBILITY,
-        "dual_feasibility_tolerance": FEASIBILITY,
+        # The gaps and tolerances come from `solve_highs`'s arguments: weights are
+        # fractions of NAV, and rows must hold far tighter than HiGHS's 1e-6.
     }

@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 
+from engine.adjust.binding import binding_rows
 from engine.adjust.bounds import (
     SOLVER_MARGIN,
     excess,
@@ -42,7 +43,7 @@ from engine.adjust.separable.qp import solve_separable
 from engine.check.checker import check
 from engine.compile.layout import Layout
 from engine.deadline import NO_DEADLINE, Deadline
-from engine.tolerances import BINDING_DUAL, BINDING_GAP, TOLERANCE
+from engine.tolerances import TOLERANCE
 from models import AdjustmentMethod
 from models.typing import FloatArray
 from solvers import ChainResult, SolveOutcome, SolverChain, SolveStatus
@@ -186,6 +187,8 @@ class Adjuster:
             )
             if found is not None:
                 found.notes = notes
+                # The continuous optimum's binding rows, whichever rounding was kept.
+                found.binding = binding_rows(solved, strict, layout)
                 return AttemptResult("adjusted", found, attempts, continuous_distance=continuous)
             notes.append(f"rounding to lots broke a limit after the {label} solve")
             if label in ("exact", "targeted") and targeted < TARGETED_ROUNDS and excess:
@@ -385,7 +388,9 @@ class Adjuster:
     ) -> tuple[Adjustment | None, list[FloatArray]]:
         """The closest compliant lot-rounded version of the continuous solution, if any.
 
-        Candidates are checked against the exact rows (`exact`); `layout` is the solver's.
+        Its binding rows are left empty (the caller's: they belong to the continuous
+        solution). Candidates are checked against the exact rows (`exact`); `layout` is the
+        solver's.
         Without one, also returns each solver row's excess over its bound at the least
         violating rounding tried, for a targeted re-solve.
         """
@@ -395,20 +400,17 @@ class Adjuster:
         shrink_only = compiled.space == "scale_back"
         bounds = [solve_bounds(layout, k, cure_passive=cure_passive) for k in strict]
         best: Adjustment | None = None
-        least: tuple[float, FloatArray] | None = None
+        failed: list[FloatArray] = []
 
         def consider(t: FloatArray) -> None:
-            nonlocal best, least
+            nonlocal best
             w = snap.weights_from_trades(t)
             if not check(exact, w, cure_passive=cure_passive, indices=exact_strict).is_compliant:
-                total = total_violation(layout, strict, bounds, w)
-                if least is None or total < least[0]:
-                    least = (total, w)
+                failed.append(w)
                 return
             distance = float(np.sum((w - snap.w_hat) ** 2))
             if best is None or distance < best.distance:
-                binding = self._binding(compiled, strict, layout)
-                best = Adjustment(method, t, w, distance, solver, list(attempts), binding)
+                best = Adjustment(method, t, w, distance, solver, list(attempts), [])
 
         for t in lot_candidates(snap, t_continuous, shrink_only=shrink_only):
             consider(t)
@@ -420,34 +422,14 @@ class Adjuster:
                 consider(t)
                 if best is not None:
                     break
-        if best is not None or least is None:
+        if best is not None:
             return best, []
-        return None, excess(layout, strict, bounds, least[1])
-
-    @staticmethod
-    def _binding(
-        compiled: CompiledProblem, strict: list[int], layout: Layout
-    ) -> list[tuple[int, int, float]]:
-        """Rows whose constraint is tight at the continuous optimum, with their dual values."""
-        snap = layout.snap
-        w = snap.w0 + compiled.delta(snap.n)
-        # Rows no variable of this problem can move (an untraded name in scale_back) are
-        # constants: solvers give them arbitrary duals, and they bind nothing.
-        movable = np.zeros(snap.n)
-        movable[list(compiled.traded) if compiled.space == "scale_back" else slice(None)] = 1.0
-        out = []
-        for position, (k, bound) in enumerate(zip(strict, compiled.filled_bounds, strict=True)):
-            block = layout.rowsets[k].block
-            # Rows left out of the problem (constant) come back with a zero dual.
-            row_duals = compiled.row_duals(position)
-            if row_duals is None:
-                continue
-            duals = row_duals / OBJECTIVE_SCALE
-            gaps = np.abs(block.values(w) - bound)
-            moves = block.perturbation_bound(movable) > 0
-            for r in np.flatnonzero((duals > BINDING_DUAL) & (gaps <= BINDING_GAP) & moves):
-                out.append((k, int(r), float(duals[r])))
-        return out
+        if not failed:
+            return None, []
+        # The least violating rounding tried (the first of equals), scored only now: most
+        # requests end with a candidate that passes.
+        least = min(failed, key=partial(total_violation, layout, strict, bounds))
+        return None, excess(layout, strict, bounds, least)
 
     @staticmethod
     def cancelling_complies(layout: Layout, *, cure_passive: bool) -> bool:

@@ -3,7 +3,7 @@
 What `engine.adjust.rounding.sweep` needs of the rows: every row's excess at some
 weights, and how each row moves when single weights move. Moving weight `i` by `d` moves
 an affine row by `a d` and an absolute term `u` by `c d`, which moves the rows holding the
-term by `h (|u + c d| - |u|)`. The matrices are kept by column (`_Columns`) for as long as
+term by `h (|u + c d| - |u|)`. The matrices are kept by column (`Columns`) for as long as
 the layout keeps its blocks: the layout of a request is cached by structure
 (`engine.compile.layout`), so the same blocks come back request after request and only
 their bounds and offsets change.
@@ -25,7 +25,7 @@ from engine.compile.blocks import Block
 from engine.compile.layout import Layout
 from models.typing import FloatArray, IntArray
 
-__all__ = ["LinearRows", "Moves"]
+__all__ = ["Columns", "LinearRows", "Moves"]
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Moves:
 
 
 @dataclass
-class _Columns:
+class Columns:
     """A matrix by column (compressed sparse column arrays, no explicit zeros)."""
 
     indptr: IntArray
@@ -51,7 +51,7 @@ class _Columns:
     data: FloatArray
 
     @classmethod
-    def of(cls, matrix: FloatArray | sp.spmatrix, sign: float = 1.0, shift: int = 0) -> _Columns:
+    def of(cls, matrix: FloatArray | sp.spmatrix, sign: float = 1.0, shift: int = 0) -> Columns:
         """The columns of `sign * matrix`, row numbers moved by `shift`."""
         r, c, v = entries(matrix)
         n = int(np.shape(matrix)[1])
@@ -60,7 +60,7 @@ class _Columns:
         return cls(indptr, r[order] + shift, sign * v[order])
 
     @classmethod
-    def stacked(cls, parts: Sequence[_Columns], n: int) -> _Columns:
+    def stacked(cls, parts: Sequence[Columns], n: int) -> Columns:
         """The parts (over the same `n` columns) side by side in each column."""
         if not parts:
             return cls(np.zeros(n + 1, np.int64), np.zeros(0, np.int64), np.zeros(0))
@@ -86,8 +86,8 @@ class _AbsTerms:
     """One absolute-sum row set: its terms by column, and per term the (signed) rows."""
 
     member: AbsSumMember
-    terms: _Columns
-    rows_of_term: _Columns
+    terms: Columns
+    rows_of_term: Columns
 
 
 class _Structure:
@@ -100,7 +100,7 @@ class _Structure:
     def __init__(self, members: Sequence[LinearMember], n: int) -> None:
         self.blocks = [m.block for m in members]
         self.matrices = [_matrices(m.block) for m in members]
-        affine: list[_Columns] = []
+        affine: list[Columns] = []
         self.absolute: list[_AbsTerms] = []
         row = 0
         for member in members:
@@ -109,12 +109,12 @@ class _Structure:
                 block = member.block
                 terms = int(np.shape(block.A)[0])
                 G = sp.identity(terms, format="csr") if block.G is None else block.G
-                spread = _Columns.of(sp.csr_matrix(G), sign, row)
-                self.absolute.append(_AbsTerms(member, _Columns.of(block.A), spread))
+                spread = Columns.of(sp.csr_matrix(G), sign, row)
+                self.absolute.append(_AbsTerms(member, Columns.of(block.A), spread))
             elif isinstance(member, AffineMember):
-                affine.append(_Columns.of(member.block.A, sign, row))
+                affine.append(Columns.of(member.block.A, sign, row))
             row += member.block.rows
-        self.affine = _Columns.stacked(affine, n)
+        self.affine = Columns.stacked(affine, n)
 
     def serves(self, members: Sequence[LinearMember]) -> bool:
         """True when `members` are the same blocks with the same matrices."""
@@ -186,12 +186,19 @@ class LinearRows:
         return float(excess[positive].sum()) if positive.any() else 0.0
 
     def moves(
-        self, w: FloatArray, cols: IntArray, d_low: FloatArray, d_high: FloatArray
+        self,
+        w: FloatArray,
+        cols: IntArray,
+        d_low: FloatArray,
+        d_high: FloatArray,
+        *,
+        alone: bool = False,
     ) -> Moves | None:
         """Every row's change when weight `cols[k]` moves by `d_low[k]` or by `d_high[k]`.
 
-        The trades are positions in `cols`. None when two of them move one absolute
-        term (its change would depend on the order).
+        The trades are positions in `cols`. The changes are those of trades made one
+        after another, and None when two of them move one absolute term (its change would
+        depend on the order); with `alone`, of each trade made alone from `w`.
         """
         structure = _structure(self.members, self.n)
         moving = (d_low != 0.0) | (d_high != 0.0)
@@ -201,7 +208,7 @@ class LinearRows:
         k, r, a = structure.affine.gather(cols)
         found = [Moves(k, r, a * d_low[k], a * d_high[k])]
         for absolute in structure.absolute:
-            term_moves = _term_moves(absolute, w, cols, d_low, d_high)
+            term_moves = _term_moves(absolute, w, cols, d_low, d_high, alone=alone)
             if term_moves is None:
                 return None
             found.append(term_moves)
@@ -214,11 +221,20 @@ class LinearRows:
 
 
 def _term_moves(
-    absolute: _AbsTerms, w: FloatArray, cols: IntArray, d_low: FloatArray, d_high: FloatArray
+    absolute: _AbsTerms,
+    w: FloatArray,
+    cols: IntArray,
+    d_low: FloatArray,
+    d_high: FloatArray,
+    *,
+    alone: bool,
 ) -> Moves | None:
-    """`h (|u + c d| - |u|)` per (trade, row); None when two trades move one term."""
+    """`h (|u + c d| - |u|)` per (trade, row).
+
+    None when two trades move one term, unless each trade is made `alone`.
+    """
     k, j, coefficient = absolute.terms.gather(cols)
-    if len(j) and np.bincount(j).max() > 1:
+    if not alone and len(j) and np.bincount(j).max() > 1:
         return None
     u = absolute.member.terms(w)[j]
     change_low = np.abs(u + coefficient * d_low[k]) - np.abs(u)

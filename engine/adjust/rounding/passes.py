@@ -4,15 +4,17 @@
 first that passes:
 
 1. sequential rounding (`engine.adjust.rounding.lots.sequential_rounding`, or the same
-   choices through `engine.adjust.rounding.sweep` when every row set is linear) from the
-   snapped trades and from the continuous ones, the start that breaks the limits less
-   first;
-2. a one-lot local repair (`engine.adjust.rounding.lots.repair`) of the better of those;
+   choices through `engine.adjust.rounding.sweep` when every row set is linear or a capped
+   risk norm) from the snapped trades and from the continuous ones, the start that breaks
+   the limits less first;
+2. a one-lot local repair (`engine.adjust.rounding.lots.repair`, or the same choices
+   through `engine.adjust.rounding.repair_rows` where the sweep serves the rows) of the
+   better of those;
 3. the integer search (`engine.adjust.rounding.search.integer_rounding`), bounded by the
    request's deadline.
 
-The general violation tracker is built only when a pass needs it (a row set that is not
-linear, or the repair).
+The general violation tracker is built only when a pass needs it: a row set that is
+neither linear nor a capped norm.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import numpy as np
 
 from engine.adjust.rounding.linear_rows import LinearRows
 from engine.adjust.rounding.lots import repair, sequential_rounding, snapped
+from engine.adjust.rounding.norm_rows import NormRows
+from engine.adjust.rounding.repair_rows import repair_rows
 from engine.adjust.rounding.search import integer_rounding
 from engine.adjust.rounding.sweep import sweep
-from engine.adjust.rounding.tracker import TradeViolation, ViolationTracker
+from engine.adjust.rounding.tracker import TradeViolation, ViolationTracker, swept_members
 from engine.compile.layout import Layout
 from engine.deadline import NO_DEADLINE, Deadline
 from models.typing import FloatArray
@@ -34,11 +38,20 @@ __all__ = ["rounding_passes"]
 
 
 class _Scores:
-    """Total violations of trade vectors, through `LinearRows` or the general tracker."""
+    """Total violations of trade vectors, and sequential rounding from them.
+
+    From the rows themselves when every row set is linear or a capped norm (`LinearRows`,
+    `NormRows`), else through the general tracker.
+    """
 
     def __init__(self, layout: Layout, strict: Sequence[int], bounds: Sequence[FloatArray]) -> None:
         self.layout, self.strict, self.bounds = layout, strict, bounds
-        self.linear = LinearRows.of(layout, strict, bounds)
+        self.linear: LinearRows | None = None
+        self.norms: NormRows | None = None
+        swept = swept_members(layout, strict, bounds)
+        if swept is not None:
+            self.linear = LinearRows(swept[0], layout.snap.n)
+            self.norms = NormRows(swept[1]) if swept[1] else None
         self._tracked: TradeViolation | None = None
 
     def tracked(self) -> TradeViolation:
@@ -52,16 +65,25 @@ class _Scores:
     def total(self, t: FloatArray) -> float:
         """The total violation of the trades `t`."""
         if self.linear is not None:
-            return self.linear.total(self.layout.snap.weights_from_trades(t))
+            w = self.layout.snap.weights_from_trades(t)
+            return self.linear.total(w) + (0.0 if self.norms is None else self.norms.total(w))
         tracked = self.tracked()
         tracked.reset(t)
         return tracked.total
+
+    def repair(self, t: FloatArray, *, shrink_only: bool) -> FloatArray:
+        """The one-lot repair from `t`."""
+        if self.linear is not None:
+            return repair_rows(
+                self.linear, self.norms, self.layout.snap, t, shrink_only=shrink_only
+            )
+        return repair(self.layout.snap, t, shrink_only=shrink_only, violation=self.tracked())
 
     def sequential(self, t: FloatArray, *, shrink_only: bool) -> FloatArray:
         """Sequential rounding from `t`."""
         snap = self.layout.snap
         if self.linear is not None:
-            swept = sweep(self.linear, snap, t, shrink_only=shrink_only)
+            swept = sweep(self.linear, snap, t, shrink_only=shrink_only, norms=self.norms)
             if swept is not None:
                 return swept
         return sequential_rounding(snap, t, shrink_only=shrink_only, violation=self.tracked())
@@ -100,7 +122,7 @@ def rounding_passes(
         if rounded is None or total < rounded[0]:
             rounded = (total, candidate)
     assert rounded is not None
-    yield repair(snap, rounded[1], shrink_only=shrink_only, violation=scores.tracked())
+    yield scores.repair(rounded[1], shrink_only=shrink_only)
     found = integer_rounding(layout, strict, bounds, t, shrink_only=shrink_only, deadline=deadline)
     if found is not None:
         yield found

@@ -11,13 +11,17 @@ linearly must hold, and the objective keeps the rounded weights close to the pro
 The answer is only a candidate: the adjuster checks it against the exact rows, as every
 other rounding. Rows this program cannot express (every block that opts out of
 `Block.integer`: risk cones, top-k, CVaR, custom expressions) are left to that check.
+
+The program goes to HiGHS through its own API (`solvers.highs_direct`), built as matrices:
+the lot counts are the first columns, each absolute value an auxiliary column `s >= |x|`
+held by two rows. It is the program the search used to state in cvxpy (whose
+canonicalization cost about as much as the solve), with the options cvxpy left to HiGHS.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
@@ -26,9 +30,9 @@ from engine.compile.layout import Layout
 from engine.deadline import NO_DEADLINE, Deadline
 from engine.tolerances import LOT_UNITS_SNAP, MIP_FEASIBILITY
 from models.typing import BoolArray, FloatArray, IntArray
-from solvers.base import MIN_TIME_LIMIT_S
+from solvers.highs_direct import solve_highs
 
-__all__ = ["NODE_LIMIT", "TIME_LIMIT_S", "integer_rounding"]
+__all__ = ["MIP_ABS_GAP", "MIP_REL_GAP", "NODE_LIMIT", "TIME_LIMIT_S", "integer_rounding"]
 
 NODE_LIMIT = 1_000
 """Branch-and-bound nodes of one integer solve. The cap that normally binds: it is counted,
@@ -38,6 +42,15 @@ not timed, so the same request gets the same answer on a busy machine as on an i
 TIME_LIMIT_S = 2.0
 """Wall-clock safety net of one integer solve; the search is a last resort and must stay
 bounded even when single nodes are slow."""
+
+MIP_REL_GAP = 1e-4
+MIP_ABS_GAP = 1e-6
+"""The gaps at which HiGHS calls the search's program solved: its defaults, which the
+search had when it went through cvxpy (the objective is a distance in squared weights,
+~1e-5, so the absolute gap often decides)."""
+
+DUAL_FEASIBILITY = 1e-7
+"""HiGHS's default dual feasibility tolerance, as the search had it through cvxpy."""
 
 
 def integer_rounding(
@@ -80,9 +93,6 @@ def integer_rounding(
         proposal = snap.t[free] / lots[free]
         low = np.maximum(low, np.minimum(proposal, 0))
         high = np.minimum(high, np.maximum(proposal, 0))
-    # Bounds on the variable itself, not as constraints: cvxpy's interval arithmetic over
-    # unbounded variables multiplies zeros by infinities.
-    count = cp.Variable(len(free), integer=True, bounds=[low, high])
     fixed = t.copy()
     fixed[free] = 0.0
     # Post-trade weights are affine in the lot counts: w = w_fixed + S count, S the lot
@@ -90,53 +100,124 @@ def integer_rounding(
     # n x (traded) matrix would be the n^2 term a request's memory must not have). Each
     # row is built as its constant at w_fixed plus its free columns times the counts.
     scale = lots[free] * snap.prices[free] / snap.nav
-    forms = _CountForms(snap.weights_from_trades(fixed), free, scale, count)
-    constraints: list[cp.Constraint] = []
+    w_fixed = snap.weights_from_trades(fixed)
+    program = _Program(low, high)
+    # Distance to the proposal, linearized around the continuous optimum: the quadratic
+    # term left out is at most one lot's weight squared per trade. Only the free names'
+    # weights move: `w - w_star` is `scale count - t_free scale` there, constant elsewhere.
+    # Its absolute values come first, then the rows: the order the program had in cvxpy,
+    # which HiGHS's path (and so, among near-optimal points, its answer) depends on.
+    w_star = snap.weights_from_trades(t)
+    gradient = 2 * (w_star - snap.w_hat)
+    moved = program.absolute(sp.diags(scale, format="csr"), -(w_star[free] - w_fixed[free]))
+    objective_rows = program.rows
+    forms = _CountForms(w_fixed, free, scale, program)
     for k, bound in zip(strict, bounds, strict=True):
         deadline.check("the integer lot search's set-up")
         rowset = layout.rowsets[k]
         forms.upper, forms.bound = rowset.sense == "le", np.asarray(bound, dtype=float)
-        row = rowset.block.integer(forms)
-        if row is not None:
-            constraints += row
-    if forms.broken:
+        rowset.block.integer(forms)
+    if forms.broken or program.rows == objective_rows:
         return None
-    if not constraints:
-        return None
-    # Distance to the proposal, linearized around the continuous optimum: the quadratic
-    # term left out is at most one lot's weight squared per trade. Only the free names'
-    # weights move: `w - w_star` is `scale count - t_free scale` there, constant elsewhere.
-    w_star = snap.weights_from_trades(t)
-    gradient = 2 * (w_star - snap.w_hat)
-    moved = cp.multiply(scale, count) - (w_star[free] - forms.w_fixed[free])
-    objective = gradient[free] @ moved + cp.sum(cp.multiply(2 * scale, cp.abs(moved)))
-    problem = cp.Problem(cp.Minimize(objective), constraints)
-    try:
-        # Canonicalized here, inside the deadline (the solve reuses it): the solver's time
-        # limit bounds only the solver.
-        problem.get_problem_data(cp.HIGHS)
-    except cp.error.SolverError:
-        return None
+    cost = np.zeros(program.columns)
+    cost[: len(free)] = gradient[free] * scale
+    cost[moved] = 2 * scale
     deadline.check("the integer lot search's solve")
     limit = min(time_limit, deadline.remaining())
-    try:
-        # Feasibility tolerances far below the checker's 1e-9: a point HiGHS accepts must
-        # also pass the exact check (one lot moves a weight by about 1e-5).
-        problem.solve(
-            solver=cp.HIGHS,
-            verbose=False,
-            time_limit=max(limit, MIN_TIME_LIMIT_S),
-            mip_max_nodes=NODE_LIMIT,
-            mip_feasibility_tolerance=MIP_FEASIBILITY,
-            primal_feasibility_tolerance=MIP_FEASIBILITY,
-        )
-    except cp.error.SolverError:
-        return None
-    if count.value is None or problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+    matrix, row_lower, row_upper = program.matrix()
+    integer = np.zeros(program.columns, dtype=bool)
+    integer[: len(free)] = True
+    col_lower, col_upper = program.bounds()
+    answer = solve_highs(
+        c=cost,
+        A=matrix,
+        row_lower=row_lower,
+        row_upper=row_upper,
+        col_lower=col_lower,
+        col_upper=col_upper,
+        integer=integer,
+        time_limit=limit,
+        mip_rel_gap=MIP_REL_GAP,
+        mip_abs_gap=MIP_ABS_GAP,
+        node_limit=NODE_LIMIT,
+        # Far below the checker's 1e-9: a point HiGHS accepts must also pass the exact
+        # check (one lot moves a weight by about 1e-5).
+        feasibility=MIP_FEASIBILITY,
+        dual_feasibility=DUAL_FEASIBILITY,
+    )
+    if answer.status != "optimal" or answer.x is None:
         return None
     out = fixed.copy()
-    out[free] = np.round(count.value) * lots[free]
+    out[free] = np.round(answer.x[: len(free)]) * lots[free]
     return out
+
+
+class _Program:
+    """The integer program's rows.
+
+    Its columns are the lot counts first, then auxiliary columns, each added with the rows
+    that define it.
+    """
+
+    def __init__(self, low: FloatArray, high: FloatArray) -> None:
+        self.counts = len(low)
+        self.columns = self.counts
+        self.rows = 0
+        self._blocks: list[tuple[sp.coo_matrix, FloatArray, FloatArray]] = []
+        self.lower, self.upper = [np.asarray(low, dtype=float)], [np.asarray(high, dtype=float)]
+
+    def add(self, matrix: sp.spmatrix, lower: FloatArray, upper: FloatArray) -> None:
+        """Rows `lower <= matrix x <= upper` over the columns so far."""
+        coo = sp.coo_matrix(matrix)
+        self._blocks.append((coo, np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)))
+        self.rows += coo.shape[0]
+
+    def absolute(self, over_counts: sp.spmatrix, constant: FloatArray) -> IntArray:
+        """New columns `s >= |over_counts count + constant|` (two rows each); their indices.
+
+        Each is bounded by the range of `|over_counts count + constant|` over the counts'
+        box, as cvxpy bounded them: without, HiGHS's branch and bound wanders on these
+        tiny weights (a solve that closes at its root node with them took its whole node
+        budget and left rows 1e-6 past their bound).
+        """
+        terms = over_counts.shape[0]
+        first = self.columns
+        self.columns += terms
+        csr = sp.csr_matrix(over_counts)
+        positive, negative = csr.maximum(0.0), csr.minimum(0.0)
+        low, high = self.lower[0], self.upper[0]
+        least = np.asarray(positive @ low + negative @ high, dtype=float).ravel() + constant
+        most = np.asarray(positive @ high + negative @ low, dtype=float).ravel() + constant
+        self.lower.append(np.where(least >= 0, least, np.where(most <= 0, -most, 0.0)))
+        self.upper.append(np.maximum(-least, most))
+        new = sp.identity(terms, format="csr")
+        padding = sp.csr_matrix((terms, first - self.counts))
+        for sign in (1.0, -1.0):
+            # sign (A count + c) - s <= 0
+            row = sp.hstack([sign * over_counts, padding, -new], format="csr")
+            self.add(row, np.full(terms, -np.inf), -sign * np.asarray(constant, dtype=float))
+        return np.arange(first, first + terms)
+
+    def bounds(self) -> tuple[FloatArray, FloatArray]:
+        """Every column's lower and upper bound."""
+        return np.concatenate(self.lower), np.concatenate(self.upper)
+
+    def matrix(self) -> tuple[sp.csc_matrix, FloatArray, FloatArray]:
+        """Every row over every column, with the rows' lower and upper bounds."""
+        rows, columns, values = [], [], []
+        offset = 0
+        for coo, _, _ in self._blocks:
+            rows.append(coo.row + offset)
+            columns.append(coo.col)
+            values.append(coo.data)
+            offset += coo.shape[0]
+        matrix = sp.csc_matrix(
+            (np.concatenate(values), (np.concatenate(rows), np.concatenate(columns))),
+            shape=(self.rows, self.columns),
+        )
+        lower = np.concatenate([block[1] for block in self._blocks])
+        upper = np.concatenate([block[2] for block in self._blocks])
+        return matrix, lower, upper
 
 
 class _CountForms:
@@ -144,19 +225,20 @@ class _CountForms:
 
     Post-trade weights are `w_fixed + S count` with `S` the lot weights of the `free`
     names; a matrix `M` maps them to `M w_fixed` plus `M[:, free] S` times the counts, and
-    only the rows (or terms) with an entry in a free column are expressions. A row no free
-    trade moves is a constant: one past its bound by more than `MIP_FEASIBILITY` makes
-    the program infeasible (`broken`), as it would be for the solver. Holds the current
-    row set's sense and bound; a kind the program cannot express answers None.
+    only the rows (or terms) with an entry in a free column go into `program`. A row no
+    free trade moves is a constant: one past its bound by more than `MIP_FEASIBILITY`
+    makes the program infeasible (`broken`), as it would be for the solver. Holds the
+    current row set's sense and bound; answers True for a kind it wrote (rows or not),
+    None for a kind the program cannot express.
     """
 
     def __init__(
-        self, w_fixed: FloatArray, free: IntArray, scale: FloatArray, count: cp.Variable
+        self, w_fixed: FloatArray, free: IntArray, scale: FloatArray, program: _Program
     ) -> None:
         self.w_fixed = w_fixed
         self.free = free
         self.scale = scale
-        self.count = count
+        self.program = program
         self.upper = True
         self.bound = np.zeros(0)
         self.broken = False
@@ -177,16 +259,17 @@ class _CountForms:
         if np.any(gap > MIP_FEASIBILITY):
             self.broken = True
 
-    def affine(self, block: AffineBlock) -> list[cp.Constraint] | None:
+    def affine(self, block: AffineBlock) -> bool | None:
         constant, varies, moving = self._split(block.A, block.c)
         self._hold(constant[~varies], self.bound[~varies])
-        if not varies.any():
-            return []
-        value = moving[varies] @ self.count + constant[varies]
-        bound = self.bound[varies]
-        return [value <= bound] if self.upper else [value >= bound]
+        if varies.any():
+            # moving count + constant <= bound, or -moving count <= constant - bound
+            sign = 1.0 if self.upper else -1.0
+            limit = sign * (self.bound[varies] - constant[varies])
+            self.program.add(sign * moving[varies], np.full(len(limit), -np.inf), limit)
+        return True
 
-    def abs_sum(self, block: AbsSumBlock) -> list[cp.Constraint] | None:
+    def abs_sum(self, block: AbsSumBlock) -> bool | None:
         if not self.upper:  # not convex
             return None
         constant, varies, moving = self._split(block.A, block.c)
@@ -199,10 +282,17 @@ class _CountForms:
         held.eliminate_zeros()
         rows = np.diff(held.indptr) > 0
         self._hold(rest[~rows], self.bound[~rows])
-        if not rows.any():
-            return []
-        terms = cp.abs(moving[varies] @ self.count + constant[varies])
-        return [held[rows] @ terms + rest[rows] <= self.bound[rows]]
+        if rows.any():
+            # held |moving count + constant| + rest <= bound, over new columns for the terms
+            terms = self.program.absolute(moving[varies], constant[varies])
+            over_terms = sp.csr_matrix(held[rows])
+            row = sp.csr_matrix(
+                (over_terms.data, terms[over_terms.indices], over_terms.indptr),
+                shape=(over_terms.shape[0], self.program.columns),
+            )
+            limit = self.bound[rows] - rest[rows]
+            self.program.add(row, np.full(len(limit), -np.inf), limit)
+        return True
 
-    def unsupported(self, block: Block) -> list[cp.Constraint] | None:
+    def unsupported(self, block: Block) -> bool | None:
         return None

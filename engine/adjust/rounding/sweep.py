@@ -1,25 +1,29 @@
-"""Sequential rounding over linear rows: the set-up in numpy, one short loop over trades.
+"""Sequential rounding over linear rows and risk norms: the set-up in numpy, one short loop.
 
 `engine.adjust.rounding.lots.sequential_rounding` rounds one trade at a time to the lot
 below or above, whichever breaks the limits least given the trades rounded before it; its
 tracker pays a few Python calls for every row a trial reaches. When every bounded row set
-is affine or a sum of absolute values (`LinearRows`), most of that work does not depend on
-the order in which the trades are rounded:
+is affine or a sum of absolute values (`LinearRows`), or a risk norm capped from above
+(`NormRows`), most of that work does not depend on the order in which the trades are
+rounded:
 
 - each option of each trade moves each row by `a d` (affine) or `h (|u + c d| - |u|)`
   (a term `u` that only this trade moves, as every per-name term), known beforehand;
 - a row that only one trade moves (its name's cap, its turnover term) changes only when
   that trade is rounded, so its penalty change under each option is known beforehand too;
-- a row that no sequence of choices can push past its bound never counts.
+- a row that no sequence of choices can push past its bound never counts (for a norm, by
+  the triangle inequality).
 
 The loop keeps only the rows several trades move that may still break (the cash floor,
-turnover, a sector at its cap): a few numbers per trade. It makes the choices of
-`sequential_rounding`: that compares two totals after the move, which differ by the change
-on the rows the trade moves; here that difference is computed directly (the totals add
-the same rounding-level noise to both, ~1e-16 of the total, far below `SCORE_EPS`), and
+turnover, a sector at its cap): a few numbers per trade; and a norm that may break, whose
+value under each option depends on every trade before (`LiveNorm`: its factor exposures,
+brought up to date in blocks). It makes the choices of `sequential_rounding`: that
+compares two totals after the move, which differ by the change on the rows the trade
+moves; here that difference is computed directly (the totals add the same rounding-level
+noise to both, ~1e-16 of the total, far below `SCORE_EPS`), and
 `tests/engine/adjust/test_sweep.py` holds the two together. A term that two trades move
-(an absolute value of a group's weight) is not served: `sweep` answers None and the caller
-rounds through the general tracker.
+(an absolute value of a group's weight), or a norm's risk-universe name two trades reach,
+is not served: `sweep` answers None and the caller rounds through the general tracker.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 
 from engine.adjust.rounding.linear_rows import LinearRows, Moves
 from engine.adjust.rounding.lots import SCORE_EPS
+from engine.adjust.rounding.norm_rows import LiveNorm, NormRows
 from engine.tolerances import LOT_UNITS_SNAP
 from engine.weights.portfolio import Snapshot
 from models.typing import BoolArray, FloatArray, IntArray
@@ -53,9 +58,18 @@ class _Options:
 
 
 def sweep(
-    rows: LinearRows, snap: Snapshot, t: FloatArray, *, shrink_only: bool
+    rows: LinearRows,
+    snap: Snapshot,
+    t: FloatArray,
+    *,
+    shrink_only: bool,
+    norms: NormRows | None = None,
 ) -> FloatArray | None:
-    """`sequential_rounding(snap, t, ...)` over `rows`; None when a term is shared."""
+    """`sequential_rounding(snap, t, ...)` over `rows` and `norms`.
+
+    None when two trades move one absolute term or reach one name of a norm's risk
+    universe.
+    """
     options = _options(snap, t, shrink_only=shrink_only)
     out = np.array(t, dtype=float)
     if len(options.columns) == 0:
@@ -68,7 +82,10 @@ def sweep(
     moves = rows.moves(w, cols, d_low, d_high)
     if moves is None:
         return None
-    high = _choose(options, moves, rows.excess(w))
+    live = [] if norms is None else norms.live(w, cols, d_low, d_high)
+    if live is None:
+        return None
+    high = _choose(options, moves, rows.excess(w), live)
     out[cols] = np.where(high, options.high, options.low)
     return out
 
@@ -95,14 +112,17 @@ def _options(snap: Snapshot, t: FloatArray, *, shrink_only: bool) -> _Options:
     return _Options(cols, low, high, nearer_high)
 
 
-def _choose(options: _Options, moves: Moves, excess: FloatArray) -> BoolArray:
+def _choose(
+    options: _Options, moves: Moves, excess: FloatArray, norms: Sequence[LiveNorm]
+) -> BoolArray:
     """Per trade in order, True where it takes its upper option.
 
     Both options' scores share the penalty of every row the trade does not move, so the
     choice rests on the difference of the rows it moves: under the upper option less under
     the lower (`gap`). Rows only this trade moves give their part at once, for every
     trade; rows no sequence of choices can push past their bound give none; the loop
-    (`_walk`) adds the rest, as the earlier trades left them.
+    (`_walk`) adds the rest, as the earlier trades left them. A norm row that may break
+    (`norms`) is moved by every trade: then every trade is walked.
     """
     m = len(options.columns)
     trade, row, low, high = moves.trade, moves.row, moves.low, moves.high
@@ -115,11 +135,13 @@ def _choose(options: _Options, moves: Moves, excess: FloatArray) -> BoolArray:
     reach = excess + np.bincount(row[shared], rise, minlength=len(excess))
     live = shared[reach[row[shared]] > 0.0]
     up = _decided(own, options.nearer_high)
-    if len(live):
+    if len(live) or norms:
         live = live[np.argsort(trade[live], kind="stable")]
-        steps = _Steps.of(trade[live], row[live], low[live], high[live], excess)
+        every = m if norms else None
+        steps = _Steps.of(trade[live], row[live], low[live], high[live], excess, every=every)
         walked = steps.trades
-        up[walked] = _walk(steps, own[walked].tolist(), options.nearer_high[walked].tolist())
+        nearer = options.nearer_high[walked].tolist()
+        up[walked] = _walk(steps, own[walked].tolist(), nearer, norms)
     return up
 
 
@@ -144,43 +166,63 @@ class _Steps:
 
     @classmethod
     def of(
-        cls, trade: IntArray, row: IntArray, low: FloatArray, high: FloatArray, excess: FloatArray
+        cls,
+        trade: IntArray,
+        row: IntArray,
+        low: FloatArray,
+        high: FloatArray,
+        excess: FloatArray,
+        *,
+        every: int | None = None,
     ) -> _Steps:
-        """The moves (`trade`, `row`, `low`, `high`), sorted by trade."""
+        """The moves (`trade`, `row`, `low`, `high`), sorted by trade.
+
+        The walked trades are those with a move, or with `every` the first `every` trades
+        (positions in the order), with a move or not.
+        """
         first = np.ones(len(trade), dtype=bool)
         np.not_equal(trade[1:], trade[:-1], out=first[1:])
         starts = np.flatnonzero(first)
-        m, empty = len(starts), len(excess)
+        trades = trade[starts] if every is None else np.arange(every)
+        # The slot of each trade with a move.
+        slot = np.arange(len(starts)) if every is None else trade[starts]
+        m, empty = len(trades), len(excess)
         counts = np.diff(np.append(starts, len(trade)))
         slots = []
         for j in (0, 1):
             has = counts > j
-            at = starts[has] + j
+            at, to = starts[has] + j, slot[has]
             r = np.full(m, empty, dtype=np.int64)
             a, b = np.zeros(m), np.zeros(m)
-            r[has], a[has], b[has] = row[at], low[at], high[at]
+            r[to], a[to], b[to] = row[at], low[at], high[at]
             slots.append((r.tolist(), a.tolist(), b.tolist()))
         extra: Sequence[Sequence[tuple[int, float, float]]] = [()] * m
-        if counts.max() > 2:
+        if len(counts) and counts.max() > 2:
             position = np.cumsum(first) - 1
             more: list[list[tuple[int, float, float]]] = [[] for _ in range(m)]
             for i in np.flatnonzero(np.arange(len(trade)) - starts[position] > 1).tolist():
-                more[int(position[i])].append((int(row[i]), float(low[i]), float(high[i])))
+                more[int(slot[position[i]])].append((int(row[i]), float(low[i]), float(high[i])))
             extra = more
-        return cls(trade[starts], [*excess.tolist(), -np.inf], slots, extra)
+        return cls(trades, [*excess.tolist(), -np.inf], slots, extra)
 
 
-def _walk(steps: _Steps, own: list[float], nearer_high: list[bool]) -> list[bool]:
+def _walk(
+    steps: _Steps, own: list[float], nearer_high: list[bool], norms: Sequence[LiveNorm]
+) -> list[bool]:
     """The sequential choices of the walked trades, each given the shared rows as left.
 
     Per trade, `gap` (upper less lower option) starts at its own rows' part and adds each
     shared row's penalty under the upper option less under the lower; the choice is
     `_decided`'s. Written out in one function, a trade's first two rows unrolled: this loop
     runs once per trade, where a call (or a loop) per row would cost more than the row.
+    A norm (`norms`: then every trade is walked) adds its penalty under the upper option
+    less under the lower, given the trades before (`LiveNorm`).
     """
     shared = steps.rows
     (rows0, low0, high0), (rows1, low1, high1) = steps.slots
     eps = SCORE_EPS
+    followers = [norm.follow() for norm in norms]
+    ahead = sum((next(follower) for follower in followers), 0.0)  # the norms' next gap
     picks: list[bool] = []
     for k, more in enumerate(steps.extra):
         gap = own[k]
@@ -206,6 +248,7 @@ def _walk(steps: _Steps, own: list[float], nearer_high: list[bool]) -> list[bool
                 gap += before + b
             if before + a > 0.0:
                 gap -= before + a
+        gap += ahead
         up = gap < 0.0 if gap > eps or gap < -eps else nearer_high[k]
         if up:
             shared[r] = y0
@@ -217,5 +260,8 @@ def _walk(steps: _Steps, own: list[float], nearer_high: list[bool]) -> list[bool
             shared[s] = x1
             for j, a, _ in more:
                 shared[j] += a
+        ahead = 0.0
+        for follower in followers:
+            ahead += follower.send(up)
         picks.append(up)
     return picks

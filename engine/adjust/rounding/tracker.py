@@ -46,6 +46,7 @@ __all__ = [
     "TradeViolation",
     "ViolationTracker",
     "linear_members",
+    "swept_members",
     "tracked_parts",
 ]
 
@@ -124,6 +125,36 @@ def linear_members(
         if rowset.block.tracker(forms) is not None:
             return None
     return forms.linear
+
+
+class _SweptParts(_Parts):
+    """`_Parts` collecting the risk norms bounded from above instead of building their parts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norms: list[tuple[NormBlock, FloatArray]] = []
+
+    def norm(self, block: NormBlock) -> TrackedPart | None:
+        if self.sense != "le":  # a floor on a norm is not convex: left to the tracker
+            return super().norm(block)
+        self.norms.append((block, self.bound))
+        return None
+
+
+def swept_members(
+    layout: Layout, indices: Sequence[int], bounds: Sequence[FloatArray]
+) -> tuple[list[LinearMember], list[tuple[NormBlock, FloatArray]]] | None:
+    """Row sets `indices` as linear members and capped norms (with their bounds).
+
+    None when some row set is neither (`engine.adjust.rounding.sweep` serves these two).
+    """
+    forms = _SweptParts()
+    for k, bound in zip(indices, bounds, strict=True):
+        rowset = layout.rowsets[k]
+        forms.sense, forms.bound = rowset.sense, bound
+        if rowset.block.tracker(forms) is not None:
+            return None
+    return forms.linear, forms.norms
 
 
 class ViolationTracker:

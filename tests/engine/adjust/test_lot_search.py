@@ -137,7 +137,7 @@ def round_to_nearest(monkeypatch: pytest.MonkeyPatch) -> None:
         return np.round(t)
 
     monkeypatch.setattr(passes_module._Scores, "sequential", nearest)
-    monkeypatch.setattr(passes_module, "repair", lambda _snap, t, **_: np.round(t))
+    monkeypatch.setattr(passes_module._Scores, "repair", nearest)
 
 
 def _request_positions(request: PolicyValidationRequest) -> dict[str, float]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-import cvxpy as cp
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -23,7 +22,7 @@ import engine.compile.conic_blocks
 import engine.compile.language.block
 import engine.compile.piecewise
 from engine.adjust.conic import ColumnCache, _Builder
-from engine.adjust.rounding.search import _CountForms
+from engine.adjust.rounding.search import _CountForms, _Program
 from engine.adjust.rounding.tracked_parts import WholeBlock
 from engine.adjust.rounding.tracker import _Parts
 from engine.adjust.separable.fold import Box, Coupling
@@ -157,7 +156,7 @@ def _stage_builders() -> dict[Representation, Any]:
         Representation.RESTRICTED: _Views((0, 1), sp.identity(3, format="csr")),
         Representation.SEPARABLE: _Folds({}, None, w, Box(w - 1, w + 1), Coupling()),
         Representation.TRACKER: _Parts(),
-        Representation.INTEGER: _CountForms(w, np.arange(3), np.ones(3), cp.Variable(3)),
+        Representation.INTEGER: _CountForms(w, np.arange(3), np.ones(3), _Program(w - 1, w + 1)),
         Representation.EXPORT: _Writer(ExportRowBuilder(3), ("A", "B", "C"), w, linearize=True),
         Representation.ROW_SHIFT: _Shifts(0, w, np.arange(2), np.ones(2)),
         Representation.CONIC: _Builder(w, [0, 1], ColumnCache()),
