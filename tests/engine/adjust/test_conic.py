@@ -138,6 +138,7 @@ def test_the_direct_solve_has_the_cvxpy_chains_optimum(
         box=box,
         scale=OBJECTIVE_SCALE,
         cache=ColumnCache(),
+        constant=True,
     )
     assert assembly is not None  # every row here has a conic form; not trading is feasible
     solved = DirectClarabel().solve(assembly.data)
@@ -157,6 +158,57 @@ def test_the_direct_solve_has_the_cvxpy_chains_optimum(
     # Shadow prices are multipliers of `<=` rows: never negative beyond solver noise.
     for duals in assembly.duals(solved.z):
         assert (duals >= -1e-7).all()
+
+
+def _solved_both_ways(case: _Case) -> tuple[list[tuple[str, int]], float, float]:
+    """The assembled cones, the direct optimum and the reference's."""
+    assembly = assemble(
+        case.layout,  # type: ignore[arg-type]
+        list(range(len(case.layout.rowsets))),
+        case.bounds,
+        columns=None,
+        target=case.d,
+        box=None,
+        scale=OBJECTIVE_SCALE,
+        constant=True,
+    )
+    assert assembly is not None
+    solved = DirectClarabel().solve(assembly.data)
+    status, _point, reference = _reference(case)
+    assert solved.outcome.status is SolveStatus.OPTIMAL and status == cp.OPTIMAL
+    assert solved.x is not None
+    assert solved.x[-1] == pytest.approx(1.0)  # the variable the objective's constant rides on
+    z = solved.x[: assembly.columns]
+    assert _worst_excess(case, z) <= 1e-7
+    return assembly.data.cones, OBJECTIVE_SCALE * float(np.sum((z - case.d) ** 2)), reference
+
+
+def test_norms_with_the_same_exposures_share_exposure_variables() -> None:
+    problem = ConicProblem(
+        base=_tiny(),
+        extra=1,
+        F=np.array([[0.2, 0.05], [0.1, -0.1], [0.3, 0.0]]),
+        specific=np.array([0.2, 0.3, 0.25]),
+        benchmark=np.array([0.1, 0.0, 0.2]),
+        vol_slack=0.0,
+        te_slack=0.0,
+        risk=True,
+    )
+    case = _conic_case(problem)
+    cones, value, reference = _solved_both_ways(case)
+    # Volatility and tracking error on one model: one equality row per factor defines
+    # g = F' P x and both cones read it; the last zero row holds the constant's variable.
+    assert [kind for kind, _ in cones].count("soc") == 2
+    assert [c for c in cones if c[0] == "zero"] == [("zero", 2), ("zero", 1)]
+    assert value == pytest.approx(reference, rel=1e-6)
+    # The tracking error on another model: each cone keeps its own exposures.
+    te = case.layout.rowsets[-1].block
+    assert isinstance(te, NormBlock)
+    te.F = te.F * np.array([1.0, 1.5])
+    case.bounds[-1] = te.values(case.layout.snap.w0)
+    cones, value, reference = _solved_both_ways(case)
+    assert [c for c in cones if c[0] == "zero"] == [("zero", 1)]
+    assert value == pytest.approx(reference, rel=1e-6)
 
 
 def test_a_norm_row_bounded_below_has_no_conic_form() -> None:
