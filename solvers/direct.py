@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from models.typing import FloatArray
 from solvers.base import MIN_TIME_LIMIT_S, SolveOutcome, SolveStatus
-from solvers.tolerances import INTERIOR_POINT_TOLERANCE
+from solvers.tolerances import INTERIOR_POINT_REFINEMENT_TOLERANCE, INTERIOR_POINT_TOLERANCE
 
 __all__ = [
     "CLARABEL_DIRECT",
@@ -97,7 +97,8 @@ class DirectClarabel:
     """Clarabel through its Python API, one resident solver per structure key.
 
     The settings are the `ClarabelAdapter`'s (the same tolerances), with presolve off so
-    that data can be updated in place.
+    that data can be updated in place, and a looser refinement of each linear solve
+    (`INTERIOR_POINT_REFINEMENT_TOLERANCE`).
     """
 
     name: ClassVar[str] = CLARABEL_DIRECT
@@ -156,6 +157,7 @@ class DirectClarabel:
         settings.tol_gap_abs = INTERIOR_POINT_TOLERANCE
         settings.tol_gap_rel = INTERIOR_POINT_TOLERANCE
         settings.tol_feas = INTERIOR_POINT_TOLERANCE
+        settings.iterative_refinement_reltol = INTERIOR_POINT_REFINEMENT_TOLERANCE
         settings.max_iter = 200
         settings.time_limit = (
             math.inf if limit is None or math.isinf(limit) else max(limit, MIN_TIME_LIMIT_S)
