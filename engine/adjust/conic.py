@@ -13,12 +13,11 @@ folded into constants:
 - a risk norm `s ||[F' y ; d o y]||`, `y = P w + c = y0 + (P E) x`: a second-order cone
   over the factor exposures `F' y0 + F' P E x` (factors x columns: O(n k), never n^2), the
   specific terms of the names the columns move, and one constant entry for all the others
-  (`sqrt(sum (d_i y0_i)^2)` over the unmoved `i`). Norms whose exposures move alike (the
-  same `F' P E`, as volatility and tracking error on one risk model) share auxiliary
-  exposure variables `g = F' P E x`, held by equality rows: the dense factors x columns
-  block is then written once, not once per norm, which makes the KKT system Clarabel
-  factors at every iteration a quarter smaller for project with both limits (see
-  `_Exposures`).
+  (`sqrt(sum (d_i y0_i)^2)` over the unmoved `i`). The factor entries are written in the
+  cone, or read from auxiliary exposure variables held by equality rows, shared by the
+  norms that move alike (volatility and tracking error on one risk model) and written
+  from the block's loadings when it keeps them apart (sparse): whichever stores fewer
+  entries in the KKT system Clarabel factors at every iteration (`engine.adjust.exposures`).
 
 With `constant=True` the objective carries its constant `S ||d||^2` too, as the cost of
 one auxiliary variable fixed at 1 (an equality row): Clarabel's objective is then the
@@ -39,6 +38,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from engine.adjust.exposures import (
+    NormExposures,
+    canonical,
+    grouped,
+    inline_entries,
+    reader_entries,
+    uses_variables,
+)
 from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
 from engine.compile.conic_blocks import NormBlock
 from engine.compile.layout import Layout
@@ -114,14 +121,6 @@ class _DualPart:
 
 
 @dataclass
-class _Exposures:
-    """A norm's factor rows `F' P E` (factors x columns, dense) and the cone rows they move."""
-
-    matrix: FloatArray
-    at: IntArray
-
-
-@dataclass
 class ConicAssembly:
     """The cone data of one adjustment problem and how to read its answer back."""
 
@@ -168,7 +167,7 @@ class _Builder:
         self.cones: list[ConeSpec] = []
         self.rows = 0
         self.parts: list[_DualPart] = []
-        self.exposures: list[_Exposures] = []
+        self.exposures: list[NormExposures] = []
         # The row set being added.
         self.position = 0
         self.bound = np.zeros(0)
@@ -292,13 +291,17 @@ class _Builder:
         moves = self.restrict(block.P)  # U x columns
         y0 = np.asarray(block.P @ self.w0).ravel() + block.c
         moved = moves.moved()
-        # F' P E over the moved rows only: factors x columns (dense, O(factors n) at most).
         local = moves.take(moved)
         transposed = sp.csr_matrix(
             (local.data, (local.cols, local.rows)), shape=(self.m, len(moved))
         )
-        factor_rows = np.asarray(transposed @ block.F[moved]).T
-        r = factor_rows.shape[0]
+        r = block.F.shape[1]
+        # The exposures' moves over the moved rows only, factors x columns: the loadings'
+        # (sparse) when the block keeps them apart, else F' P E (dense, O(factors n)).
+        root = block.root if block.loadings is not None else None
+        loadings = block.F if root is None else block.loadings
+        assert loadings is not None
+        exposure_moves = canonical((transposed @ loadings[moved]).T)
         rhs = [np.array([self.bound[0] / block.scale]), block.F.T @ y0]
         specific_part = None
         if block.d is not None:
@@ -313,7 +316,7 @@ class _Builder:
                 rhs.append(np.array([constant]))
         at = self.add(specific_part, np.concatenate(rhs), "soc")
         # The exposures' entries are written once every norm is known (`write_exposures`).
-        self.exposures.append(_Exposures(factor_rows, at[1 : 1 + r]))
+        self.exposures.append(NormExposures(exposure_moves, root, at[1 : 1 + r]))
         self.parts.append(_DualPart(self.position, np.array([0]), at[:1], 1.0 / block.scale))
         return True
 
@@ -325,35 +328,26 @@ class _Builder:
         return at
 
     def write_exposures(self) -> None:
-        """Each norm's factor rows, in its cone or through exposure variables it shares.
+        """Each norm's factor entries: in its cone, or over exposure variables it may share.
 
-        Norms with the same `F' P E` share `g = F' P E x` (auxiliary columns, held by
-        equality rows `F' P E x - g = 0`); their cones then read `F' y0 + g`. A norm
-        whose exposures no other norm has keeps them in its cone: an auxiliary variable
-        per factor there only makes the KKT system larger (measured).
+        See `engine.adjust.exposures`: norms with the same exposure moves `M` share the
+        variables `g = M x` (equality rows `M x - g = 0`) when these store clearly fewer
+        entries than `F' P E` written into each cone.
         """
-        groups: list[list[_Exposures]] = []
-        for exposures in self.exposures:
-            same = next((g for g in groups if np.array_equal(g[0].matrix, exposures.matrix)), None)
-            if same is None:
-                groups.append([exposures])
-            else:
-                same.append(exposures)
-        for group in groups:
+        for group in grouped(self.exposures):
             matrix = group[0].matrix
-            nz_r, nz_c = np.nonzero(matrix)
-            nz_r, nz_c = nz_r.astype(np.intp), nz_c.astype(np.intp)
-            if len(group) == 1:
-                self.entries.append((group[0].at[nz_r], nz_c, -matrix[nz_r, nz_c]))
+            factors = matrix.shape[0]
+            if not uses_variables(group):
+                self.entries += [inline_entries(item) for item in group]
                 continue
-            r = matrix.shape[0]
-            first = self.new_aux(r)
-            exposure = _Entries(nz_r, nz_c, matrix[nz_r, nz_c], matrix.shape)
-            eye = _Entries(np.arange(r), np.arange(r), -np.ones(r), (r, r))
-            self.add(exposure, np.zeros(r), "zero", aux=(first, eye))
-            for exposures in group:
-                columns = np.arange(first, first + r, dtype=np.intp)
-                self.entries.append((exposures.at, columns, -np.ones(r)))
+            first = self.new_aux(factors)
+            moves = matrix.tocoo()
+            exposure = _Entries(
+                moves.row.astype(np.intp), moves.col.astype(np.intp), moves.data, matrix.shape
+            )
+            eye = _Entries(np.arange(factors), np.arange(factors), -np.ones(factors), (0, 0))
+            self.add(exposure, np.zeros(factors), "zero", aux=(first, eye))
+            self.entries += [reader_entries(item, first) for item in group]
 
     def unsupported(self, block: Block) -> bool:
         return False

@@ -29,7 +29,10 @@ def _norm_block(ctx: CompileContext, *, active: bool, scale: float) -> NormBlock
     factors = ctx.risk(universe)
     P = sp.csr_matrix(sp.eye(len(universe), snap.n))
     c = -np.array([bench.get(s, 0.0) for s in universe])
-    return NormBlock(P=P, c=c, F=factors.F, d=factors.d, scale=scale)
+    loadings = None if factors.loadings is None else sp.csr_matrix(factors.loadings)
+    return NormBlock(
+        P=P, c=c, F=factors.F, d=factors.d, scale=scale, loadings=loadings, root=factors.root
+    )
 
 
 @register

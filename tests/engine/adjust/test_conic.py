@@ -29,6 +29,7 @@ from engine import PolicyEngine
 from engine.adjust.conic import ColumnCache, assemble
 from engine.adjust.problems import OBJECTIVE_SCALE
 from engine.compile.conic_blocks import NormBlock
+from engine.compile.risk import psd_sqrt
 from models.typing import FloatArray
 from solvers import (
     CLARABEL_DIRECT,
@@ -183,32 +184,83 @@ def _solved_both_ways(case: _Case) -> tuple[list[tuple[str, int]], float, float]
     return assembly.data.cones, OBJECTIVE_SCALE * float(np.sum((z - case.d) ** 2)), reference
 
 
-def test_norms_with_the_same_exposures_share_exposure_variables() -> None:
-    problem = ConicProblem(
-        base=_tiny(),
+def _risk_problem(names: int, factors: int) -> ConicProblem:
+    """Volatility and tracking error held at their pre-trade values on `names` names."""
+    rng = np.random.default_rng(7)
+    w0 = rng.uniform(0.02, 0.1, names)
+    base = SeparableProblem(
+        w0=w0,
+        d=rng.normal(0.0, 0.03, names),
+        cap_slack=np.full(names, 0.05),
+        floor_slack=w0,
+        groups=[i % 2 for i in range(names)],
+        group_slack=np.full(2, 0.05),
+        net=np.ones(names),
+        net_slack=0.0,
+        trade_limit=np.full(names, 0.1),
+        turnover=None,
+        gross=None,
+        gross_slack=np.zeros(1),
+        columns=None,
+    )
+    return ConicProblem(
+        base=base,
         extra=1,
-        F=np.array([[0.2, 0.05], [0.1, -0.1], [0.3, 0.0]]),
-        specific=np.array([0.2, 0.3, 0.25]),
-        benchmark=np.array([0.1, 0.0, 0.2]),
+        F=rng.normal(0.0, 0.1, (names + 1, factors)),
+        specific=rng.uniform(0.1, 0.3, names + 1),
+        benchmark=rng.uniform(0.0, 0.1, names + 1),
         vol_slack=0.0,
         te_slack=0.0,
         risk=True,
     )
-    case = _conic_case(problem)
+
+
+def _zero_cones(cones: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    return [cone for cone in cones if cone[0] == "zero"]
+
+
+def test_norms_with_the_same_exposures_share_exposure_variables() -> None:
+    case = _conic_case(_risk_problem(names=12, factors=3))
     cones, value, reference = _solved_both_ways(case)
     # Volatility and tracking error on one model: one equality row per factor defines
     # g = F' P x and both cones read it; the last zero row holds the constant's variable.
     assert [kind for kind, _ in cones].count("soc") == 2
-    assert [c for c in cones if c[0] == "zero"] == [("zero", 2), ("zero", 1)]
+    assert _zero_cones(cones) == [("zero", 3), ("zero", 1)]
     assert value == pytest.approx(reference, rel=1e-6)
-    # The tracking error on another model: each cone keeps its own exposures.
+    # The tracking error on another model: each cone keeps its own (dense) exposures.
     te = case.layout.rowsets[-1].block
     assert isinstance(te, NormBlock)
-    te.F = te.F * np.array([1.0, 1.5])
+    te.F = te.F * np.array([1.0, 1.5, 0.5])
     case.bounds[-1] = te.values(case.layout.snap.w0)
     cones, value, reference = _solved_both_ways(case)
-    assert [c for c in cones if c[0] == "zero"] == [("zero", 1)]
+    assert _zero_cones(cones) == [("zero", 1)]
     assert value == pytest.approx(reference, rel=1e-6)
+
+
+def test_sparse_loadings_give_the_exposure_rows_their_entries_only() -> None:
+    names, factors = 12, 4
+    case = _conic_case(_risk_problem(names=names, factors=factors))
+    del case.layout.rowsets[-1], case.bounds[-1]  # volatility alone
+    vol = case.layout.rowsets[-1].block
+    assert isinstance(vol, NormBlock)
+    # Each name (and the benchmark-only name) loads on one factor: F = loadings @ root,
+    # root a dense square root of the factor covariance as the engine's (`psd_sqrt`).
+    rng = np.random.default_rng(3)
+    loadings = np.zeros((names + 1, factors))
+    loadings[np.arange(names + 1), np.arange(names + 1) % factors] = rng.uniform(
+        0.5, 1.5, names + 1
+    )
+    root = psd_sqrt(np.full((factors, factors), 0.01) + 0.02 * np.eye(factors), field="test")
+    vol.F, vol.loadings, vol.root = loadings @ root, sp.csr_matrix(loadings), root
+    case.bounds[-1] = vol.values(case.layout.snap.w0)
+    cones, value, reference = _solved_both_ways(case)
+    assert _zero_cones(cones) == [("zero", factors), ("zero", 1)]
+    assert value == pytest.approx(reference, rel=1e-6)
+    # The same norm without its loadings apart writes F' P in its cone.
+    vol.loadings = vol.root = None
+    cones, without, _reference_value = _solved_both_ways(case)
+    assert _zero_cones(cones) == [("zero", 1)]
+    assert without == pytest.approx(value, rel=1e-6)
 
 
 def test_a_norm_row_bounded_below_has_no_conic_form() -> None:
