@@ -19,6 +19,12 @@ folded into constants:
   from the block's loadings when it keeps them apart (sparse): whichever stores fewer
   entries in the KKT system Clarabel factors at every iteration (`engine.adjust.exposures`).
 
+A row no column moves is left out (a constant); when one of them is beyond its bound the
+assembly gives up, and the cvxpy chain says why. Any block without a conic form
+(`Block.conic` opts out) gives up likewise: the caller then solves through cvxpy.
+
+Duals come back per row set over all its rows, scaled as the cvxpy problem's duals are.
+
 With `constant=True` the objective carries its constant `S ||d||^2` too, as the cost of
 one auxiliary variable fixed at 1 (an equality row): Clarabel's objective is then the
 distance itself, and its relative gap tolerance is relative to the distance, not to the
