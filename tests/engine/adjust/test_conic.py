@@ -29,7 +29,10 @@ from engine import PolicyEngine
 from engine.adjust.conic import ColumnCache, assemble
 from engine.adjust.problems import OBJECTIVE_SCALE
 from engine.compile.conic_blocks import NormBlock
+from engine.compile.layout import build_layout
 from engine.compile.risk import psd_sqrt
+from engine.resolve.resolve import effective_policies
+from engine.weights.portfolio import snapshot_of
 from models.typing import FloatArray
 from solvers import (
     CLARABEL_DIRECT,
@@ -406,3 +409,24 @@ def test_the_direct_and_the_chains_answers_agree(adjustment: str) -> None:
     assert {t.symbol: t.quantity for t in direct.trades} == pytest.approx(
         {t.symbol: t.quantity for t in through_cvxpy.trades}, rel=1e-4
     )
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_a_norm_keeps_sparse_loadings_apart(sparse: bool) -> None:
+    symbols = ("AAA", "BBB", "CCC", "DDD")
+    loadings = (
+        {s: [1.2, 0.0] if i % 2 else [0.0, 0.8] for i, s in enumerate(symbols)}
+        if sparse
+        else RISK_MODEL["factor_loadings"]
+    )
+    model = dict(RISK_MODEL, factor_loadings=loadings)
+    body = request(BASE, [("AAA", "BUY", 150)], cash=60_000, policies=[VOL], risk_model=model)
+    snap = snapshot_of(body)
+    layout = build_layout(effective_policies(body, []), body, snap)
+    (vol,) = [r.block for r in layout.rowsets if isinstance(r.block, NormBlock)]
+    if not sparse:  # dense loadings: only F (nothing to gain, and held once)
+        assert vol.loadings is None and vol.root is None
+        return
+    assert vol.loadings is not None and vol.root is not None
+    assert vol.loadings.nnz == len(snap.symbols)
+    np.testing.assert_allclose(vol.loadings.toarray() @ vol.root, vol.F, atol=1e-15)
