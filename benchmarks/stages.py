@@ -1,13 +1,15 @@
 """Where one engine path spends its time: latency percentiles, stages, and a profile.
 
 ``python -m benchmarks.stages [--n 500] [--policy-set twenty] [--mode validate]
-[--adjustment auto] [--requests 200] [--traded varying] [--vary-trades K] [--profile 25]``
+[--adjustment auto] [--requests 200] [--traded varying] [--vary-trades K] [--profile 25]
+[--solves]``
 
 Times `PolicyEngine.validate` on the benchmark's cases exactly as `benchmarks.measure`
 does (requests built before the clock, a few untimed warm-up requests, `gc.collect()`
 before each timed one), then prints p50/p99/min, the median of every stage of
 `timings_ms`, and with `--profile K` the K functions with the most cumulative time under
-cProfile (a second pass: profiling slows every call, so its times are only proportions).
+cProfile (a second pass: profiling slows every call, so its times are only proportions);
+with `--solves` the direct solves' iterations and seconds (the solver's own call).
 With `--traded varying` each request draws its own 20 names (`benchmarks.cases`).
 With `--vary-trades K` each request keeps K of the case's 20 trades, drawn at random (seeded
 by the request), so consecutive decisions trade different sets of names, as in
@@ -24,14 +26,23 @@ import io
 import pstats
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from typing import ClassVar
 
 import numpy as np
 
 from benchmarks.cases import POLICY_SETS, Case, build_case
 from engine import PolicyEngine
 from models import PolicyDefinition, PolicyValidationRequest
-from solvers import DirectOSQP, SolverChain, default_chain
+from solvers import (
+    ConicData,
+    DirectOSQP,
+    DirectSolution,
+    DirectSolver,
+    SolveOutcome,
+    SolverChain,
+    default_chain,
+)
 
 __all__ = ["main"]
 
@@ -73,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the separable QP solver (to compare another solver on its problems)",
     )
+    parser.add_argument(
+        "--solves",
+        action="store_true",
+        help="also print the direct solves' iterations and seconds (timed requests only)",
+    )
     return parser
 
 
@@ -96,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for request in requests[: args.warmup]:
         engine.validate(request, policies)
     timed = requests[args.warmup :]
+    recording = engine.adjuster.chain.direct
+    if isinstance(recording, _Recording):
+        recording.outcomes.clear()
     samples, stages = _time(engine, timed, policies)
     print(
         f"n={args.n} {args.policy_set} {args.mode}/{args.adjustment}, {len(samples)} requests: "
@@ -103,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"min {np.min(samples):.3f} ms"
     )
     print("stages (median ms): " + ", ".join(f"{k} {np.median(v):.3f}" for k, v in stages.items()))
+    if isinstance(recording, _Recording):
+        print(recording.summary())
     if args.profile:
         print(_profile(engine, timed, policies, args.profile))
     return 0
@@ -111,10 +132,48 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _engine(args: argparse.Namespace) -> PolicyEngine:
     """The engine with the direct solver and separable solver the options ask for."""
     chain = default_chain()
-    direct = {"clarabel": chain.direct, "osqp": DirectOSQP(), "none": None}[args.direct]
+    solvers: dict[str, DirectSolver | None] = {
+        "clarabel": chain.direct,
+        "osqp": DirectOSQP(),
+        "none": None,
+    }
+    direct = solvers[args.direct]
+    if args.solves and direct is not None:
+        direct = _Recording(direct)
     engine = PolicyEngine(chain=SolverChain(qp=chain.qp, socp=chain.socp, direct=direct))
     engine.adjuster.separable = not args.no_separable
     return engine
+
+
+class _Recording:
+    """A direct solver that keeps every solve's outcome (`--solves`)."""
+
+    name: ClassVar[str] = "recorded"
+    """Unread: the outcomes carry the inner solver's name."""
+
+    def __init__(self, inner: DirectSolver) -> None:
+        self.inner = inner
+        self.outcomes: list[SolveOutcome] = []
+
+    def solve(
+        self, data: ConicData, *, key: Hashable | None = None, time_limit: float | None = None
+    ) -> DirectSolution:
+        solved = self.inner.solve(data, key=key, time_limit=time_limit)
+        self.outcomes.append(solved.outcome)
+        return solved
+
+    def summary(self) -> str:
+        if not self.outcomes:
+            return "direct solves: none"
+        iterations = [o.iterations or 0 for o in self.outcomes]
+        ms = [1000 * o.seconds for o in self.outcomes]
+        per_iteration = sum(ms) / max(sum(iterations), 1)
+        return (
+            f"direct solves ({self.inner.name}): {len(ms)}, iterations median"
+            f" {np.median(iterations):.0f} mean {np.mean(iterations):.1f},"
+            f" ms median {np.median(ms):.1f} mean {np.mean(ms):.1f},"
+            f" ms per iteration {per_iteration:.3f}"
+        )
 
 
 def _request(case: Case, i: int, args: argparse.Namespace) -> PolicyValidationRequest:

@@ -19,7 +19,8 @@ By what each one may decide (the brief form: verdict 1e-9 > solver tolerances 1e
     │              so an answer within a solver's own tolerance of a tightened bound is still
     │              inside the true limit, and solver tolerance never leaks into a verdict
     ├─ solvers     INTERIOR_POINT_TOLERANCE 1e-8, OSQP_TOLERANCE 1e-9, MIP_FEASIBILITY
-    │              1e-10 (solver-defined): every answer is re-checked by
+    │              1e-10, INTERIOR_POINT_REFINEMENT_TOLERANCE 1e-10 (of each linear solve,
+    │              no termination test) (solver-defined): every answer is re-checked by
     │              `engine.check.checker` at TOLERANCE, so solver error can only cost a
     │              retry or a rejection, never a wrong verdict
     ├─ certificate CERTIFICATE_FEASIBILITY 1e-12 (relative to max(1, |bound|)): the
@@ -66,6 +67,7 @@ from __future__ import annotations
 
 from solvers.tolerances import (
     HIGHS_MAX_OBJECTIVE_ERROR,
+    INTERIOR_POINT_REFINEMENT_TOLERANCE,
     INTERIOR_POINT_TOLERANCE,
     OSQP_TOLERANCE,
 )
@@ -81,6 +83,7 @@ __all__ = [
     "FRACTIONAL_SHARE_STEP",
     "HALF_TOLERANCE",
     "HIGHS_MAX_OBJECTIVE_ERROR",
+    "INTERIOR_POINT_REFINEMENT_TOLERANCE",
     "INTERIOR_POINT_TOLERANCE",
     "LOT_UNITS_SNAP",
     "MARGIN_MOVED_FRACTION",
@@ -163,7 +166,8 @@ MIP_FEASIBILITY = 1e-10
 absolute). Far below `TOLERANCE`: a point HiGHS accepts must also pass the exact check
 (one lot moves a weight by about 1e-5)."""
 
-# INTERIOR_POINT_TOLERANCE, OSQP_TOLERANCE and HIGHS_MAX_OBJECTIVE_ERROR: `solvers.tolerances`.
+# INTERIOR_POINT_TOLERANCE, INTERIOR_POINT_REFINEMENT_TOLERANCE, OSQP_TOLERANCE and
+# HIGHS_MAX_OBJECTIVE_ERROR: `solvers.tolerances`.
 
 # -- certificates -------------------------------------------------------------------------
 

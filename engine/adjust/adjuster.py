@@ -12,7 +12,7 @@ safe and absorbs solver error.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Literal
 
@@ -310,17 +310,15 @@ class Adjuster:
             box=box,
             scale=OBJECTIVE_SCALE,
             cache=self.columns,
+            constant=True,
         )
         if assembly is None:
             return None
         # A project problem keeps its structure between requests: its solver stays resident.
         key = ("project", layout.structure(strict)) if compiled.space == "project" else None
         solved = direct.solve(assembly.data, key=key, time_limit=deadline.time_left())
-        outcome = solved.outcome
-        seconds = time.perf_counter() - started
-        outcome = SolveOutcome(
-            outcome.solver, outcome.status, seconds, outcome.iterations, outcome.message
-        )
+        # The time of the assembly and the solve together.
+        outcome = replace(solved.outcome, seconds=time.perf_counter() - started)
         if solved.x is not None and solved.z is not None:
             compiled.set_solution(solved.x[: assembly.columns], assembly.duals(solved.z))
         return outcome

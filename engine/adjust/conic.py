@@ -13,13 +13,26 @@ folded into constants:
 - a risk norm `s ||[F' y ; d o y]||`, `y = P w + c = y0 + (P E) x`: a second-order cone
   over the factor exposures `F' y0 + F' P E x` (factors x columns: O(n k), never n^2), the
   specific terms of the names the columns move, and one constant entry for all the others
-  (`sqrt(sum (d_i y0_i)^2)` over the unmoved `i`).
+  (`sqrt(sum (d_i y0_i)^2)` over the unmoved `i`). The factor entries are written in the
+  cone, or read from auxiliary exposure variables held by equality rows, shared by the
+  norms that move alike (volatility and tracking error on one risk model) and written
+  from the block's loadings when it keeps them apart (sparse): whichever stores fewer
+  entries in the KKT system Clarabel factors at every iteration (`engine.adjust.exposures`).
 
 A row no column moves is left out (a constant); when one of them is beyond its bound the
 assembly gives up, and the cvxpy chain says why. Any block without a conic form
 (`Block.conic` opts out) gives up likewise: the caller then solves through cvxpy.
 
 Duals come back per row set over all its rows, scaled as the cvxpy problem's duals are.
+
+With `constant=True` the objective carries its constant `S ||d||^2` too, as the cost of
+one auxiliary variable fixed at 1 (an equality row): Clarabel's objective is then the
+distance itself, and its relative gap tolerance is relative to the distance, not to the
+distance less `S ||d||^2` (which can be far larger: a gap of 1e-8 of it was 3e-6 of a
+small distance). Measuring the variables from the target instead (`u = x - d`, no linear
+term) does the same but changes Clarabel's equilibration (no cost scaling without a
+linear term) and its dual residual's normalization: it took more iterations, each
+dearer (measured in docs/performance-notes.md).
 """
 
 from __future__ import annotations
@@ -31,6 +44,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from engine.adjust.exposures import (
+    NormExposures,
+    canonical,
+    grouped,
+    inline_entries,
+    reader_entries,
+    uses_variables,
+)
 from engine.compile.blocks import AbsSumBlock, AffineBlock, Block
 from engine.compile.conic_blocks import NormBlock
 from engine.compile.layout import Layout
@@ -152,6 +173,7 @@ class _Builder:
         self.cones: list[ConeSpec] = []
         self.rows = 0
         self.parts: list[_DualPart] = []
+        self.exposures: list[NormExposures] = []
         # The row set being added.
         self.position = 0
         self.bound = np.zeros(0)
@@ -275,36 +297,63 @@ class _Builder:
         moves = self.restrict(block.P)  # U x columns
         y0 = np.asarray(block.P @ self.w0).ravel() + block.c
         moved = moves.moved()
-        # F' P E over the moved rows only: factors x columns (dense, O(factors n) at most).
         local = moves.take(moved)
         transposed = sp.csr_matrix(
             (local.data, (local.cols, local.rows)), shape=(self.m, len(moved))
         )
-        factor_rows = np.asarray(transposed @ block.F[moved]).T
-        r = factor_rows.shape[0]
-        nz_r, nz_c = np.nonzero(factor_rows)
-        pieces = [_Entries(nz_r + 1, nz_c.astype(np.intp), -factor_rows[nz_r, nz_c], (0, 0))]
+        r = block.F.shape[1]
+        # The exposures' moves over the moved rows only, factors x columns: the loadings'
+        # (sparse) when the block keeps them apart, else F' P E (dense, O(factors n)).
+        root = block.root if block.loadings is not None else None
+        loadings = block.F if root is None else block.loadings
+        assert loadings is not None
+        exposure_moves = canonical((transposed @ loadings[moved]).T)
         rhs = [np.array([self.bound[0] / block.scale]), block.F.T @ y0]
+        specific_part = None
         if block.d is not None:
             specific = block.d[moved]
             scaled = local.scaled_rows(specific)
-            pieces.append(_Entries(scaled.rows + 1 + r, scaled.cols, -scaled.data, (0, 0)))
+            specific_part = _Entries(scaled.rows + 1 + r, scaled.cols, -scaled.data, (0, 0))
             rhs.append(specific * y0[moved])
             fixed = np.ones(len(y0), dtype=bool)
             fixed[moved] = False
             constant = float(np.sqrt(np.sum((block.d[fixed] * y0[fixed]) ** 2)))
             if constant > 0.0:
                 rhs.append(np.array([constant]))
-        b = np.concatenate(rhs)
-        stacked = _Entries(
-            np.concatenate([p.rows for p in pieces]).astype(np.intp),
-            np.concatenate([p.cols for p in pieces]).astype(np.intp),
-            np.concatenate([p.data for p in pieces]),
-            (len(b), self.m),
-        )
-        at = self.add(stacked, b, "soc")
+        at = self.add(specific_part, np.concatenate(rhs), "soc")
+        # The exposures' entries are written once every norm is known (`write_exposures`).
+        self.exposures.append(NormExposures(exposure_moves, root, at[1 : 1 + r]))
         self.parts.append(_DualPart(self.position, np.array([0]), at[:1], 1.0 / block.scale))
         return True
+
+    def unit(self) -> int:
+        """An auxiliary column held at 1 by an equality row; returns its index."""
+        at = self.new_aux(1)
+        first = np.zeros(1, dtype=np.intp)
+        self.add(None, np.ones(1), "zero", aux=(at, _Entries(first, first, np.ones(1), (1, 1))))
+        return at
+
+    def write_exposures(self) -> None:
+        """Each norm's factor entries: in its cone, or over exposure variables it may share.
+
+        See `engine.adjust.exposures`: norms with the same exposure moves `M` share the
+        variables `g = M x` (equality rows `M x - g = 0`) when these store clearly fewer
+        entries than `F' P E` written into each cone.
+        """
+        for group in grouped(self.exposures):
+            matrix = group[0].matrix
+            factors = matrix.shape[0]
+            if not uses_variables(group):
+                self.entries += [inline_entries(item) for item in group]
+                continue
+            first = self.new_aux(factors)
+            moves = matrix.tocoo()
+            exposure = _Entries(
+                moves.row.astype(np.intp), moves.col.astype(np.intp), moves.data, matrix.shape
+            )
+            eye = _Entries(np.arange(factors), np.arange(factors), -np.ones(factors), (0, 0))
+            self.add(exposure, np.zeros(factors), "zero", aux=(first, eye))
+            self.entries += [reader_entries(item, first) for item in group]
 
     def unsupported(self, block: Block) -> bool:
         return False
@@ -320,13 +369,15 @@ def assemble(
     box: tuple[FloatArray, FloatArray] | None,
     scale: float,
     cache: ColumnCache | None = None,
+    constant: bool = False,
 ) -> ConicAssembly | None:
     """The cone data of the problem, or None when a row set has no conic form here.
 
     `columns`: the traded names (scale_back) or None (every name of V); `target` the
     proposed change over the columns; `box` the columns' bounds (scale_back) or None;
     `scale` the objective's (`S` above); `cache` keeps the column-compressed form of the
-    blocks' matrices between calls (`ColumnCache`).
+    blocks' matrices between calls (`ColumnCache`); `constant`: the objective with its
+    constant term (see the module's docstring).
     """
     builder = _Builder(layout.snap.w0, columns, cache or ColumnCache())
     if box is not None:
@@ -342,6 +393,8 @@ def assemble(
         builder.position, builder.bound, builder.sense = position, bound, rowset.sense
         if not rowset.block.conic(builder):
             return None
+    builder.write_exposures()
+    unit = builder.unit() if constant else None
     width = builder.m + builder.aux
     rows, cols, values = (
         (np.concatenate(parts) for parts in zip(*builder.entries, strict=True))
@@ -354,6 +407,8 @@ def assemble(
     diagonal = np.concatenate([np.full(builder.m, 2.0 * scale), np.zeros(builder.aux)])
     P = sp.diags(diagonal, format="csc")
     q = np.concatenate([-2.0 * scale * target, np.zeros(builder.aux)])
+    if unit is not None:
+        q[unit] = scale * float(target @ target)
     b = np.concatenate(builder.rhs) if builder.rhs else np.zeros(0)
     data = ConicData(P=P, q=q, A=A, b=b, cones=_merged(builder.cones))
     row_counts = [layout.rowsets[k].block.rows for k in indices]

@@ -99,8 +99,14 @@ class NormBlock(Block):
     .. math:: v(w) = s \, \sqrt{y^T (F F^T + \mathrm{diag}(d^2)) y}, \quad y = P w + c
 
     `P` maps V into the risk universe U (V plus benchmark names), `c = -b` for tracking
-    error, `F` are factor exposures times the Cholesky factor of the factor covariance (or a
+    error, `F` are factor exposures times a square root of the factor covariance (or a
     square root of a full covariance) and `d` the specific volatilities.
+
+    For a factor model, `F = loadings @ root` is also kept apart: `loadings` (U x k,
+    sparse: a name loads on one industry or sector and a few styles) and `root` (k x k).
+    The direct conic solve writes the exposures `loadings' y` as rows with the loadings'
+    entries, not F's (every name on every factor), and turns them by `root` in the cone
+    (`engine.adjust.conic`). Both None for a full covariance, or a block built without them.
     """
 
     P: sp.spmatrix
@@ -108,6 +114,8 @@ class NormBlock(Block):
     F: FloatArray
     d: FloatArray | None
     scale: float = 1.0
+    loadings: sp.csr_matrix | None = None
+    root: FloatArray | None = None
 
     representations: ClassVar[frozenset[Representation]] = frozenset(
         {

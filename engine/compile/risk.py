@@ -16,10 +16,16 @@ __all__ = ["RiskFactors", "psd_sqrt", "risk_factors"]
 
 @dataclass(frozen=True)
 class RiskFactors:
-    """`F` (|U| x k) and specific volatilities `d` (|U|, or None for a full covariance)."""
+    """`F` (|U| x k) and specific volatilities `d` (|U|, or None for a full covariance).
+
+    For a factor model also `F = loadings @ root` apart: the loadings (|U| x k) and a
+    square root of the factor covariance (k x k); None for a full covariance.
+    """
 
     F: FloatArray
     d: FloatArray | None
+    loadings: FloatArray | None = None
+    root: FloatArray | None = None
 
     def covariance(self) -> FloatArray:
         """The covariance these factors represent."""
@@ -69,4 +75,4 @@ def risk_factors(model: RiskModel, universe: tuple[str, ...], *, needed_by: str)
     )
     specific = model.specific_variance or {}
     d = np.sqrt(np.array([specific.get(s, 0.0) for s in universe], dtype=float))
-    return RiskFactors(F=loadings @ root, d=d)
+    return RiskFactors(F=loadings @ root, d=d, loadings=loadings, root=root)

@@ -49,3 +49,14 @@ def test_vary_trades_draws_different_sets_of_the_case_trades() -> None:
 def test_vary_trades_beyond_the_case_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--n", "20", "--vary-trades", "999", "--requests", "1"]) == 2
     assert "--vary-trades: the case has" in capsys.readouterr().err
+
+
+def test_solves_reports_the_direct_solves_iterations(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--n", "20", "--policy-set", "cones", "--mode", "adjust", "--adjustment", "project"]
+    assert main([*argv, "--requests", "2", "--warmup", "1", "--solves"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(
+        r"direct solves \(CLARABEL \(direct\)\): \d+, iterations median \d+ mean [\d.]+,"
+        r" ms median [\d.]+ mean [\d.]+, ms per iteration [\d.]+",
+        out,
+    )

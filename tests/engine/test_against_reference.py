@@ -309,6 +309,10 @@ SWEEP_REGRESSIONS = [
     (101524, {"long_short": True}),
     (100732, {"cure_passive": True, "conflict": True, "strict_only": True}),
     (100947, {"adjustment": "scale_back"}),
+    # A VaR norm solved directly by Clarabel, whose relative gap was taken relative to its
+    # objective less the constant S ||d||^2: 2.8e-6 off a distance of 4e-5 (the objective
+    # now carries the constant, engine.adjust.conic).
+    (219, {}),
 ]
 
 

@@ -19,6 +19,12 @@ __all__ = ["CVaRKind", "StressKind", "TrackingErrorKind", "VaRKind", "Volatility
 
 TRADING_DAYS = 252
 
+SPARSE_LOADINGS = 2 / 3
+"""A norm keeps its factor model's loadings apart (`NormBlock.loadings`) when at most this
+share of them is nonzero: below it, the loadings (12 bytes a nonzero as CSR) take no more
+memory than `F` (8 bytes an entry) and the direct solve's exposure rows get sparser; dense
+loadings (a statistical model) would gain nothing there and be held twice."""
+
 
 def _norm_block(ctx: CompileContext, *, active: bool, scale: float) -> NormBlock:
     """`scale * sqrt(y' Sigma y)` with `y = w` over V, or `w - b` over V and benchmark names."""
@@ -29,7 +35,18 @@ def _norm_block(ctx: CompileContext, *, active: bool, scale: float) -> NormBlock
     factors = ctx.risk(universe)
     P = sp.csr_matrix(sp.eye(len(universe), snap.n))
     c = -np.array([bench.get(s, 0.0) for s in universe])
-    return NormBlock(P=P, c=c, F=factors.F, d=factors.d, scale=scale)
+    loadings = factors.loadings
+    if loadings is None or np.count_nonzero(loadings) > SPARSE_LOADINGS * loadings.size:
+        return NormBlock(P=P, c=c, F=factors.F, d=factors.d, scale=scale)
+    return NormBlock(
+        P=P,
+        c=c,
+        F=factors.F,
+        d=factors.d,
+        scale=scale,
+        loadings=sp.csr_matrix(loadings),
+        root=factors.root,
+    )
 
 
 @register

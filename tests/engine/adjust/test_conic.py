@@ -29,6 +29,10 @@ from engine import PolicyEngine
 from engine.adjust.conic import ColumnCache, assemble
 from engine.adjust.problems import OBJECTIVE_SCALE
 from engine.compile.conic_blocks import NormBlock
+from engine.compile.layout import build_layout
+from engine.compile.risk import psd_sqrt
+from engine.resolve.resolve import effective_policies
+from engine.weights.portfolio import snapshot_of
 from models.typing import FloatArray
 from solvers import (
     CLARABEL_DIRECT,
@@ -138,6 +142,7 @@ def test_the_direct_solve_has_the_cvxpy_chains_optimum(
         box=box,
         scale=OBJECTIVE_SCALE,
         cache=ColumnCache(),
+        constant=True,
     )
     assert assembly is not None  # every row here has a conic form; not trading is feasible
     solved = DirectClarabel().solve(assembly.data)
@@ -157,6 +162,108 @@ def test_the_direct_solve_has_the_cvxpy_chains_optimum(
     # Shadow prices are multipliers of `<=` rows: never negative beyond solver noise.
     for duals in assembly.duals(solved.z):
         assert (duals >= -1e-7).all()
+
+
+def _solved_both_ways(case: _Case) -> tuple[list[tuple[str, int]], float, float]:
+    """The assembled cones, the direct optimum and the reference's."""
+    assembly = assemble(
+        case.layout,  # type: ignore[arg-type]
+        list(range(len(case.layout.rowsets))),
+        case.bounds,
+        columns=None,
+        target=case.d,
+        box=None,
+        scale=OBJECTIVE_SCALE,
+        constant=True,
+    )
+    assert assembly is not None
+    solved = DirectClarabel().solve(assembly.data)
+    status, _point, reference = _reference(case)
+    assert solved.outcome.status is SolveStatus.OPTIMAL and status == cp.OPTIMAL
+    assert solved.x is not None
+    assert solved.x[-1] == pytest.approx(1.0)  # the variable the objective's constant rides on
+    z = solved.x[: assembly.columns]
+    assert _worst_excess(case, z) <= 1e-7
+    return assembly.data.cones, OBJECTIVE_SCALE * float(np.sum((z - case.d) ** 2)), reference
+
+
+def _risk_problem(names: int, factors: int) -> ConicProblem:
+    """Volatility and tracking error held at their pre-trade values on `names` names."""
+    rng = np.random.default_rng(7)
+    w0 = rng.uniform(0.02, 0.1, names)
+    base = SeparableProblem(
+        w0=w0,
+        d=rng.normal(0.0, 0.03, names),
+        cap_slack=np.full(names, 0.05),
+        floor_slack=w0,
+        groups=[i % 2 for i in range(names)],
+        group_slack=np.full(2, 0.05),
+        net=np.ones(names),
+        net_slack=0.0,
+        trade_limit=np.full(names, 0.1),
+        turnover=None,
+        gross=None,
+        gross_slack=np.zeros(1),
+        columns=None,
+    )
+    return ConicProblem(
+        base=base,
+        extra=1,
+        F=rng.normal(0.0, 0.1, (names + 1, factors)),
+        specific=rng.uniform(0.1, 0.3, names + 1),
+        benchmark=rng.uniform(0.0, 0.1, names + 1),
+        vol_slack=0.0,
+        te_slack=0.0,
+        risk=True,
+    )
+
+
+def _zero_cones(cones: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    return [cone for cone in cones if cone[0] == "zero"]
+
+
+def test_norms_with_the_same_exposures_share_exposure_variables() -> None:
+    case = _conic_case(_risk_problem(names=12, factors=3))
+    cones, value, reference = _solved_both_ways(case)
+    # Volatility and tracking error on one model: one equality row per factor defines
+    # g = F' P x and both cones read it; the last zero row holds the constant's variable.
+    assert [kind for kind, _ in cones].count("soc") == 2
+    assert _zero_cones(cones) == [("zero", 3), ("zero", 1)]
+    assert value == pytest.approx(reference, rel=1e-6)
+    # The tracking error on another model: each cone keeps its own (dense) exposures.
+    te = case.layout.rowsets[-1].block
+    assert isinstance(te, NormBlock)
+    te.F = te.F * np.array([1.0, 1.5, 0.5])
+    case.bounds[-1] = te.values(case.layout.snap.w0)
+    cones, value, reference = _solved_both_ways(case)
+    assert _zero_cones(cones) == [("zero", 1)]
+    assert value == pytest.approx(reference, rel=1e-6)
+
+
+def test_sparse_loadings_give_the_exposure_rows_their_entries_only() -> None:
+    names, factors = 12, 4
+    case = _conic_case(_risk_problem(names=names, factors=factors))
+    del case.layout.rowsets[-1], case.bounds[-1]  # volatility alone
+    vol = case.layout.rowsets[-1].block
+    assert isinstance(vol, NormBlock)
+    # Each name (and the benchmark-only name) loads on one factor: F = loadings @ root,
+    # root a dense square root of the factor covariance as the engine's (`psd_sqrt`).
+    rng = np.random.default_rng(3)
+    loadings = np.zeros((names + 1, factors))
+    loadings[np.arange(names + 1), np.arange(names + 1) % factors] = rng.uniform(
+        0.5, 1.5, names + 1
+    )
+    root = psd_sqrt(np.full((factors, factors), 0.01) + 0.02 * np.eye(factors), field="test")
+    vol.F, vol.loadings, vol.root = loadings @ root, sp.csr_matrix(loadings), root
+    case.bounds[-1] = vol.values(case.layout.snap.w0)
+    cones, value, reference = _solved_both_ways(case)
+    assert _zero_cones(cones) == [("zero", factors), ("zero", 1)]
+    assert value == pytest.approx(reference, rel=1e-6)
+    # The same norm without its loadings apart writes F' P in its cone.
+    vol.loadings = vol.root = None
+    cones, without, _reference_value = _solved_both_ways(case)
+    assert _zero_cones(cones) == [("zero", 1)]
+    assert without == pytest.approx(value, rel=1e-6)
 
 
 def test_a_norm_row_bounded_below_has_no_conic_form() -> None:
@@ -302,3 +409,24 @@ def test_the_direct_and_the_chains_answers_agree(adjustment: str) -> None:
     assert {t.symbol: t.quantity for t in direct.trades} == pytest.approx(
         {t.symbol: t.quantity for t in through_cvxpy.trades}, rel=1e-4
     )
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_a_norm_keeps_sparse_loadings_apart(sparse: bool) -> None:
+    symbols = ("AAA", "BBB", "CCC", "DDD")
+    loadings = (
+        {s: [1.2, 0.0] if i % 2 else [0.0, 0.8] for i, s in enumerate(symbols)}
+        if sparse
+        else RISK_MODEL["factor_loadings"]
+    )
+    model = dict(RISK_MODEL, factor_loadings=loadings)
+    body = request(BASE, [("AAA", "BUY", 150)], cash=60_000, policies=[VOL], risk_model=model)
+    snap = snapshot_of(body)
+    layout = build_layout(effective_policies(body, []), body, snap)
+    (vol,) = [r.block for r in layout.rowsets if isinstance(r.block, NormBlock)]
+    if not sparse:  # dense loadings: only F (nothing to gain, and held once)
+        assert vol.loadings is None and vol.root is None
+        return
+    assert vol.loadings is not None and vol.root is not None
+    assert vol.loadings.nnz == len(snap.symbols)
+    np.testing.assert_allclose(vol.loadings.toarray() @ vol.root, vol.F, atol=1e-15)
