@@ -173,7 +173,8 @@ class Settings(BaseSettings):
     gc_freeze: bool = Field(
         default=True,
         description="Freeze long-lived objects out of the garbage collector's full "
-        "collections (at start-up and after a cache grows); see api/heap.py.",
+        "collections (pes serve: at start-up and after a cache grows; pes monitor: once its "
+        "state is loaded and after each reload); see api/heap.py.",
     )
     approve_when_no_policy_applies: bool = Field(
         default=False,
