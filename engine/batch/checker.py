@@ -31,6 +31,7 @@ import numpy as np
 
 from engine.batch.backend import Backend, BackendName
 from engine.batch.backend import backend as backend_named
+from engine.batch.inputs import finite, numbers, plausible, positive_chunk, thread_count
 from engine.batch.pipeline import MAX_THREADS, in_order, usable_cores
 from engine.batch.program import ChunkVerdict, Program
 from engine.batch.result import BatchResult, RowLabel
@@ -39,7 +40,7 @@ from engine.compile.language import check_policies
 from engine.compile.layout import Layout, LayoutCache
 from engine.compile.prepared import prepare
 from engine.report import violations_of
-from engine.weights.portfolio import MAX_WEIGHT, Snapshot
+from engine.weights.portfolio import Snapshot
 from models import (
     Instrument,
     PolicyDefinition,
@@ -155,10 +156,10 @@ class BatchChecker:
         self._layout.rebind(self._snapshot(self._bound))
         self._backend: Backend = backend_named(backend)
         self._program = Program.of(self._layout, self._backend)
-        self.chunk_size = _chunk(chunk_size)
+        self.chunk_size = positive_chunk(chunk_size)
         # NumPy's products already run on every core (BLAS): more threads would contend.
         default = min(usable_cores(), MAX_THREADS) if self._backend.name == "jax" else 1
-        self.threads = default if threads is None else _threads(threads)
+        self.threads = default if threads is None else thread_count(threads)
         self.labels = tuple(
             RowLabel(rs.provenance.policy_name, rs.provenance.kind, rs.violation_type, subject)
             for rs in self._layout.rowsets
@@ -203,7 +204,7 @@ class BatchChecker:
         """
         W = self._weights(weights, cash)
         pre = self._pre_trade(pre_trade, W.shape[0])
-        chunk = self.chunk_size if chunk_size is None else _chunk(chunk_size)
+        chunk = self.chunk_size if chunk_size is None else positive_chunk(chunk_size)
         K = W.shape[0]
         compliant = np.ones(K, dtype=bool)
         found: list[tuple[np.ndarray, ...]] = [
@@ -266,7 +267,7 @@ class BatchChecker:
         pre = self._pre_trade(pre_trade, W.shape[0])
         if pre.ndim != 1:
             raise ValueError("values takes one pre_trade vector (n,) for every portfolio")
-        chunk = self.chunk_size if chunk_size is None else _chunk(chunk_size)
+        chunk = self.chunk_size if chunk_size is None else positive_chunk(chunk_size)
         self._bind(pre)
         K = W.shape[0]
         out = np.zeros((K, len(self.labels)))
@@ -333,7 +334,7 @@ class BatchChecker:
         first = int(chosen[0])
         contiguous = int(chosen[-1]) - first == m - 1  # chosen is increasing: a view will do
         block = W[first : first + m] if contiguous else W[chosen]
-        largest = _plausible(block, "weights", chosen)
+        largest = plausible(block, "weights", chosen)
         if self._backend.name == "jax" and m < chunk and len(W) > chunk:
             block = np.concatenate([block, np.zeros((chunk - m, W.shape[1]))])
         return self._program.evaluate(
@@ -365,7 +366,7 @@ class BatchChecker:
         Whether each weight is finite and plausible is checked chunk by chunk as it is
         evaluated (`_evaluate`): two reductions over what the chunk reads anyway.
         """
-        W = _numbers(weights, "weights")
+        W = numbers(weights, "weights")
         n = self._base.n
         if W.ndim != 2 or W.shape[1] != n:
             raise ValueError(
@@ -373,8 +374,8 @@ class BatchChecker:
                 f".symbols); got shape {W.shape}"
             )
         if cash is not None:
-            _finite(W, "weights")  # before a NAV made of them is judged
-            c = _finite(_numbers(cash, "cash"), "cash")
+            finite(W, "weights")  # before a NAV made of them is judged
+            c = finite(numbers(cash, "cash"), "cash")
             if c.ndim > 1 or (c.ndim == 1 and c.shape != (W.shape[0],)):
                 raise ValueError(
                     f"cash must be one number or a (K,) array with K = {W.shape[0]}; "
@@ -394,67 +395,14 @@ class BatchChecker:
         n = self._base.n
         if pre_trade is None:
             return np.zeros(n)
-        w0 = _finite(_numbers(pre_trade, "pre_trade"), "pre_trade")
+        w0 = finite(numbers(pre_trade, "pre_trade"), "pre_trade")
         if w0.shape not in ((n,), (K, n)):
             raise ValueError(
                 f"pre_trade must be an (n,) array (every portfolio's) or a (K, n) array with "
                 f"K = {K}, n = {n}; got shape {w0.shape}"
             )
-        _plausible(w0 if w0.ndim == 2 else w0[None, :], "pre_trade")
+        plausible(w0 if w0.ndim == 2 else w0[None, :], "pre_trade")
         return w0
-
-
-def _chunk(size: int) -> int:
-    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, not {size!r}")
-    return int(size)
-
-
-def _numbers(x: Any, name: str) -> FloatArray:
-    try:
-        return np.asarray(x, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be an array of numbers: {exc}") from exc
-
-
-def _threads(count: int) -> int:
-    if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
-        raise ValueError(f"threads must be a positive integer, not {count!r}")
-    return int(count)
-
-
-def _finite(array: FloatArray, name: str, vectors: IntArray | None = None) -> FloatArray:
-    """`array`, or a ValueError naming its first number that is not finite.
-
-    `vectors`: the rows of the whole argument that `array`'s rows are (a chunk's).
-    """
-    # One pass without a temporary: a sum is finite only if every term is (an overflow to
-    # inf sends a finite array down the exact path, which finds nothing and returns).
-    if np.isfinite(array.sum()) or np.all(np.isfinite(array)):
-        return array
-    where = np.argwhere(~np.isfinite(array))[0]
-    at = [int(vectors[where[0]]), *where[1:].tolist()] if vectors is not None else where.tolist()
-    raise ValueError(f"{name}{at} is {array[tuple(where)]}, not a finite number")
-
-
-def _plausible(W: FloatArray, name: str, vectors: IntArray | None = None) -> float:
-    """The largest magnitude in `W` (K, n); a ValueError naming a weight not finite or too big.
-
-    Beyond `MAX_WEIGHT` x NAV in magnitude is not a portfolio weight; `vectors` as for
-    `_finite`.
-    """
-    if W.size == 0:
-        return 0.0
-    high, low = float(W.max()), float(W.min())
-    if high <= MAX_WEIGHT and low >= -MAX_WEIGHT:
-        return max(high, -low)  # two reductions, no (K, n) temporary: a nan fails both
-    _finite(W, name, vectors)
-    k, i = (int(x) for x in np.argwhere(np.abs(W) > MAX_WEIGHT)[0])
-    row = k if vectors is None else int(vectors[k])
-    raise ValueError(
-        f"{name}[{row}, {i}] is {W[k, i]:.3g} x NAV (limit {MAX_WEIGHT:g} x NAV): not a "
-        "portfolio weight"
-    )
 
 
 def _groups(pre: FloatArray, K: int) -> list[tuple[FloatArray, np.ndarray]]:
