@@ -18,7 +18,6 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.cases import build_case
 from engine.adjust.rounding.lots import rounding_steps
 from engine.adjust.rounding.search import (
     MIP_ABS_GAP,
@@ -33,6 +32,7 @@ from engine.tolerances import LOT_UNITS_SNAP, MIP_FEASIBILITY
 from engine.weights.portfolio import snapshot_of
 from models import PolicyDefinition, PolicyValidationRequest
 from models.typing import FloatArray
+from tests.engine.adjust.benchmark_layouts import benchmark_layouts
 from tests.strategies import random_case, seeds
 
 KINDS = ("weight_bounds", "group_limit", "cash", "turnover", "gross_exposure", "trade_limit")
@@ -160,14 +160,8 @@ def test_the_search_solves_the_program_cvxpy_states(seed: int, shrink_only: bool
 
 @pytest.mark.parametrize("policy_set", ["base", "twenty", "cones"])
 def test_the_benchmark_programs_are_solved_as_cvxpy_states_them(policy_set: str) -> None:
-    case = build_case(200)
     solved = 0
-    for i in range(3):
-        request = case.request(
-            i, policy_set=policy_set, mode="adjust", adjustment="project", traded="varying"
-        )
-        snap = snapshot_of(request)
-        layout = build_layout(case.policies[policy_set], request, snap).for_solver()
+    for i, _snap, layout in benchmark_layouts(policy_set, 3):
         strict = layout.strict()
         t = _continuous(layout, np.random.default_rng(i), False)
         bounds = _tight(layout, strict, t)

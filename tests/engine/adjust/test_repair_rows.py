@@ -15,7 +15,6 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.cases import build_case
 from engine.adjust.rounding.linear_rows import LinearRows
 from engine.adjust.rounding.lots import lot_candidates, repair
 from engine.adjust.rounding.norm_rows import NormRows
@@ -28,6 +27,7 @@ from engine.resolve.resolve import effective_policies
 from engine.weights.portfolio import snapshot_of
 from models import PolicyDefinition, PolicyValidationRequest
 from models.typing import FloatArray
+from tests.engine.adjust.benchmark_layouts import benchmark_layouts
 from tests.strategies import random_case, seeds
 
 KINDS = (
@@ -109,12 +109,6 @@ def test_a_term_every_trade_moves_is_repaired_as_the_tracker() -> None:
 
 @pytest.mark.parametrize("policy_set", ["cones", "twenty"])
 def test_the_benchmark_cases_are_repaired_as_the_tracker_repairs(policy_set: str) -> None:
-    case = build_case(200)
-    for i in range(2):
-        request = case.request(
-            i, policy_set=policy_set, mode="adjust", adjustment="project", traded="varying"
-        )
-        snap = snapshot_of(request)
-        layout = build_layout(case.policies[policy_set], request, snap).for_solver()
+    for i, _snap, layout in benchmark_layouts(policy_set, 2):
         t = _continuous(layout, np.random.default_rng(i), shrink_only=False)
         _both_ways(layout, layout.strict(), t, shrink_only=False)

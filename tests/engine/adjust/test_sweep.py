@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import engine.adjust.rounding.passes as passes_module
-from benchmarks.cases import build_case
 from engine import PolicyEngine
 from engine.adjust.bounds import solve_bounds
 from engine.adjust.rounding import linear_rows
@@ -37,6 +36,7 @@ from engine.resolve.resolve import effective_policies
 from engine.weights.portfolio import snapshot_of
 from models import PolicyDefinition, PolicyValidationRequest
 from models.typing import FloatArray
+from tests.engine.adjust.benchmark_layouts import benchmark_layouts
 from tests.strategies import grid, random_case, seeds
 
 LINEAR_KINDS = (
@@ -113,13 +113,7 @@ def test_the_passes_round_any_case_as_the_tracker(seed: int, shrink_only: bool) 
 
 @pytest.mark.parametrize("policy_set", ["base", "twenty"])
 def test_the_benchmark_cases_are_swept_as_the_tracker_rounds(policy_set: str) -> None:
-    case = build_case(200)
-    for i in range(3):
-        request = case.request(
-            i, policy_set=policy_set, mode="adjust", adjustment="project", traded="varying"
-        )
-        snap = snapshot_of(request)
-        layout = build_layout(case.policies[policy_set], request, snap).for_solver()
+    for i, snap, layout in benchmark_layouts(policy_set, 3):
         strict = layout.strict()
         bounds = [solve_bounds(layout, k, cure_passive=False) for k in strict]
         rows = LinearRows.of(layout, strict, bounds)
@@ -228,13 +222,7 @@ def test_the_sweep_over_norms_chooses_as_the_tracker(
 
 @pytest.mark.parametrize("policy_set", ["cones", "cones20"])
 def test_the_benchmark_cones_are_swept_as_the_tracker_rounds(policy_set: str) -> None:
-    case = build_case(200)
-    for i in range(3):
-        request = case.request(
-            i, policy_set=policy_set, mode="adjust", adjustment="project", traded="varying"
-        )
-        snap = snapshot_of(request)
-        layout = build_layout(case.policies[policy_set], request, snap).for_solver()
+    for i, snap, layout in benchmark_layouts(policy_set, 3):
         strict = layout.strict()
         rng = np.random.default_rng(i)
         t = _continuous(layout, rng.uniform(-2, 2, snap.n), shrink_only=False)
