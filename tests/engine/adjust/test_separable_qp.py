@@ -192,6 +192,16 @@ def _solve(case: _Case) -> Any:
     )
 
 
+def _excess(case: _Case, x: FloatArray) -> float:
+    """How far the point `x` (the traded names' moves) is outside its rows, at most; 0 inside."""
+    w = np.asarray(_weights(case, x))
+    worst = 0.0
+    for rows, bound in zip(case.layout.rowsets, case.bounds, strict=True):
+        excess = rows.block.values(w) - bound
+        worst = max(worst, float((excess if rows.sense == "le" else -excess).max()))
+    return worst
+
+
 def _assert_optimal(problem: SeparableProblem) -> None:
     """The separable answer is feasible, as close as Clarabel's and HiGHS's, with exact duals."""
     case = _case(problem)
@@ -212,13 +222,18 @@ def _assert_optimal(problem: SeparableProblem) -> None:
     status, interior = _chain_solve(case, "CLARABEL")
     assert status == cp.OPTIMAL and interior is not None
     clarabel = 0.5 * float(np.sum((interior - case.d) ** 2))
-    assert distance <= clarabel * (1 + 1e-7) + 1e-15
-    assert distance == pytest.approx(clarabel, rel=1e-6)
+    # A point outside the rows by e is at most about e from the feasible set, so its
+    # distance can be lower by up to ||x - d|| * e: allowed, with a generous factor n.
+    outside = np.linalg.norm(interior - case.d) * _excess(case, interior) * len(case.d)
+    assert distance <= clarabel * (1 + 1e-7) + outside + 1e-15
+    assert distance == pytest.approx(clarabel, rel=1e-6, abs=outside + 1e-15)
     try:
         status, exact = _chain_solve(case, "HIGHS")
     except cp.SolverError:  # HiGHS fails on a few of these problems; the chain moves on too
         exact = None
-    if exact is not None:
+    # HiGHS has answered "optimal" with a point outside a row by 1e-4 (a 9-name problem
+    # of 1e-4-sized slacks): such a point bounds nothing, and is not compared.
+    if exact is not None and _excess(case, exact) <= 1e-9:
         highs = 0.5 * float(np.sum((exact - case.d) ** 2))
         assert distance <= highs * (1 + 1e-9) + 1e-15
         if distance >= highs * (1 - 1e-9):
