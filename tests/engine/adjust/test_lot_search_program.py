@@ -32,7 +32,7 @@ from engine.tolerances import LOT_UNITS_SNAP, MIP_FEASIBILITY
 from engine.weights.portfolio import snapshot_of
 from models import PolicyDefinition, PolicyValidationRequest
 from models.typing import FloatArray
-from tests.engine.adjust.benchmark_layouts import benchmark_layouts
+from tests.engine.adjust.rounding_cases import benchmark_layouts
 from tests.strategies import random_case, seeds
 
 KINDS = ("weight_bounds", "group_limit", "cash", "turnover", "gross_exposure", "trade_limit")
@@ -146,6 +146,21 @@ def _continuous(layout: Layout, rng: np.random.Generator, shrink_only: bool) -> 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=seeds(), shrink_only=st.booleans())
 def test_the_search_solves_the_program_cvxpy_states(seed: int, shrink_only: bool) -> None:
+    _search_against_statement(seed, shrink_only)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: on this case the direct integer search's optimum is not the cvxpy "
+    "statement's (1.37e-5 against -7.87e-6, beyond both gaps, with the node limit and gaps "
+    "lifted too): the two programs differ; the answer is still checked exactly, so only "
+    "its distance can be worse. Found by a changed hypothesis draw; not yet explained.",
+)
+def test_the_search_and_the_statement_part_on_a_found_case() -> None:
+    _search_against_statement(251272693, shrink_only=False)
+
+
+def _search_against_statement(seed: int, shrink_only: bool) -> None:
     body, raw = random_case(np.random.default_rng(seed), kinds=KINDS, lot_mode="mixed")
     request = PolicyValidationRequest.model_validate(body)
     policies = [PolicyDefinition.model_validate(p) for p in raw]

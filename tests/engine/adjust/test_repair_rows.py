@@ -27,39 +27,23 @@ from engine.resolve.resolve import effective_policies
 from engine.weights.portfolio import snapshot_of
 from models import PolicyDefinition, PolicyValidationRequest
 from models.typing import FloatArray
-from tests.engine.adjust.benchmark_layouts import benchmark_layouts
-from tests.strategies import random_case, seeds
-
-KINDS = (
-    "weight_bounds",
-    "group_limit",
-    "cash",
-    "turnover",
-    "gross_exposure",
-    "net_exposure",
-    "exposure",
-    "trade_limit",
-    "volatility",
-    "tracking_error",
-    "var",
+from tests.engine.adjust.rounding_cases import (
+    LINEAR_KINDS,
+    NORM_KINDS,
+    benchmark_layouts,
+    continuous_trades,
 )
+from tests.strategies import random_case, seeds
 
 
 def _layout(seed: int) -> Layout:
-    body, raw = random_case(np.random.default_rng(seed), kinds=KINDS, lot_mode="mixed")
+    body, raw = random_case(
+        np.random.default_rng(seed), kinds=LINEAR_KINDS + NORM_KINDS, lot_mode="mixed"
+    )
     request = PolicyValidationRequest.model_validate(body)
     policies = [PolicyDefinition.model_validate(p) for p in raw]
     snap = snapshot_of(request)
     return build_layout(effective_policies(request, policies), request, snap).for_solver()
-
-
-def _continuous(layout: Layout, rng: np.random.Generator, *, shrink_only: bool) -> FloatArray:
-    snap = layout.snap
-    lots = np.where(snap.lots > 0, snap.lots, 1.0)
-    t = snap.t * rng.uniform(0.2, 1.0, snap.n) + rng.uniform(-3, 3, snap.n) * lots
-    if shrink_only:
-        t = np.clip(np.abs(t), 0, np.abs(snap.t)) * np.sign(snap.t)
-    return t
 
 
 def _both_ways(
@@ -84,14 +68,14 @@ def _both_ways(
 @given(seed=seeds(), shrink_only=st.booleans())
 def test_the_repair_scored_at_once_moves_as_the_tracker(seed: int, shrink_only: bool) -> None:
     layout = _layout(seed)
-    t = _continuous(layout, np.random.default_rng(seed), shrink_only=shrink_only)
+    t = continuous_trades(layout, np.random.default_rng(seed), shrink_only=shrink_only)
     _both_ways(layout, layout.strict(), t, shrink_only=shrink_only)
 
 
 @pytest.mark.parametrize("budget", [{"max_moves": 3}, {"max_evaluations": 25}])
 def test_the_repair_keeps_the_trackers_budget(budget: dict[str, int]) -> None:
     layout = _layout(5)
-    t = _continuous(layout, np.random.default_rng(5), shrink_only=False)
+    t = continuous_trades(layout, np.random.default_rng(5), shrink_only=False)
     _both_ways(layout, layout.strict(), t, shrink_only=False, **budget)
 
 
@@ -103,12 +87,12 @@ def test_a_term_every_trade_moves_is_repaired_as_the_tracker() -> None:
     block = AbsSumBlock(A=sp.csr_matrix(np.ones((1, n))), c=np.array([-0.5]))
     rowset = RowSet(block, "le", np.zeros(1), [None], "test.rows", lambda _: "row")
     layout = Layout(snap=snap, rowsets=[rowset], policies=[])
-    t = _continuous(layout, np.random.default_rng(3), shrink_only=False)
+    t = continuous_trades(layout, np.random.default_rng(3), shrink_only=False)
     _both_ways(layout, [0], t, shrink_only=False)
 
 
 @pytest.mark.parametrize("policy_set", ["cones", "twenty"])
 def test_the_benchmark_cases_are_repaired_as_the_tracker_repairs(policy_set: str) -> None:
     for i, _snap, layout in benchmark_layouts(policy_set, 2):
-        t = _continuous(layout, np.random.default_rng(i), shrink_only=False)
+        t = continuous_trades(layout, np.random.default_rng(i), shrink_only=False)
         _both_ways(layout, layout.strict(), t, shrink_only=False)
