@@ -141,7 +141,7 @@ class DirectClarabel:
     """
 
     def __init__(self) -> None:
-        self._resident: dict[Hashable, tuple[tuple[Any, ...], Any]] = {}
+        self._resident: dict[Hashable, tuple[tuple[Any, ...], FloatArray, FloatArray, Any]] = {}
 
     def solve(
         self, data: ConicData, *, key: Hashable | None = None, time_limit: float | None = None
@@ -187,15 +187,24 @@ class DirectClarabel:
         )
         pattern = data.pattern()
         if key is not None and key in self._resident:
-            known, solver = self._resident.pop(key)
-            if known == pattern:
-                solver.update(P=data.P.data, q=data.q, A=data.A.data, b=data.b, settings=settings)
-                self._resident[key] = (pattern, solver)
+            known, P, A, solver = self._resident.pop(key)
+            same = np.array_equal(P, data.P.data) and np.array_equal(A, data.A.data)
+            if known == pattern and same:
+                solver.update(q=data.q, b=data.b, settings=settings)
+                self._resident[key] = (pattern, P, A, solver)
                 return solver
         cones = [_cone(clarabel, kind, size) for kind, size in data.cones]
-        solver = clarabel.DefaultSolver(data.P, data.q, data.A, data.b, cones, settings)
+        # Clarabel scales the data once, when the solver is built (its equilibration of P
+        # and A, and a cost scale that also reads q), and an update is scaled the same
+        # way. Built from the request's own P and A with q = b = 0, and reused only for
+        # the same P and A, the scaling (so the answer) depends on the request alone, not
+        # on which request built the solver: the same request gets the same answer in any
+        # process and after any history (docs/decision-log.md, "Exactness").
+        zeros_q, zeros_b = np.zeros_like(data.q), np.zeros_like(data.b)
+        solver = clarabel.DefaultSolver(data.P, zeros_q, data.A, zeros_b, cones, settings)
+        solver.update(q=data.q, b=data.b)
         if key is not None:
-            self._resident[key] = (pattern, solver)
+            self._resident[key] = (pattern, data.P.data.copy(), data.A.data.copy(), solver)
             while len(self._resident) > self.MAX_RESIDENT:
                 self._resident.pop(next(iter(self._resident)))
         return solver

@@ -51,3 +51,34 @@ def test_a_changed_pattern_sets_the_solver_up_again() -> None:
     assert solved.outcome.status is SolveStatus.OPTIMAL
     assert solved.x is not None
     assert solved.x[0] + 0.5 * solved.x[1] <= 0.5 + 1e-7
+
+
+def _badly_scaled(seed: int, scale: float) -> ConicData:
+    """A QP with a second-order cone whose data's magnitudes depend on `scale`."""
+    rng = np.random.default_rng(seed)
+    n = 6
+    P = sp.csc_matrix(np.diag(rng.uniform(0.5, 2.0, n) * scale))
+    q = rng.normal(size=n) * scale * 1e3
+    rows = np.vstack([np.ones(n), np.eye(n), np.zeros(n), rng.normal(size=(n, n)) * scale])
+    A = sp.csc_matrix(rows)
+    b = np.concatenate([[1.0], np.full(n, 0.6), [2.0 * scale], np.zeros(n)])
+    return ConicData(P, q, A, b, [("zero", 1), ("nonneg", n), ("soc", n + 1)])
+
+
+def test_a_resident_solver_answers_as_a_fresh_one_whatever_it_solved_before() -> None:
+    """The answer depends on the problem alone: not on the one that set the solver up.
+
+    Clarabel scales the data when it builds a solver and scales updates the same way, so
+    a resident solver built for other numbers answers (slightly) differently; a solve
+    must give bit for bit the answer a fresh solver gives.
+    """
+    for seed in range(5):
+        target = _badly_scaled(seed, 1.0)
+        fresh = DirectClarabel().solve(target)
+        assert fresh.outcome.status is SolveStatus.OPTIMAL and fresh.x is not None
+        for before in (_badly_scaled(seed + 100, 1.0), _badly_scaled(seed, 30.0)):
+            solver = DirectClarabel()
+            solver.solve(before, key="k")
+            again = solver.solve(target, key="k")
+            assert again.x is not None
+            np.testing.assert_array_equal(again.x, fresh.x)
