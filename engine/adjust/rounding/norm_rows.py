@@ -33,7 +33,7 @@ from engine.adjust.rounding.tracked_parts import HALF_TOLERANCE
 from engine.compile.conic_blocks import NormBlock
 from models.typing import FloatArray, IntArray
 
-__all__ = ["LiveNorm", "NormRows"]
+__all__ = ["LiveNorm", "NormRows", "norm_gradient"]
 
 _Change = tuple[FloatArray, IntArray]
 """Per trade, the change of the rows' penalty and of how many are positive."""
@@ -272,6 +272,28 @@ class NormRows:
                 )
             )
         return out
+
+
+def norm_gradient(
+    block: NormBlock, w: FloatArray, cols: IntArray
+) -> tuple[float, float, float, FloatArray, FloatArray]:
+    """The row at `w`: its value `s |L y|`, `s`, `|L y|`, and two arrays over `cols`.
+
+    Per weight `cols[k]`: `(L y).(L P e_k)` (the value's slope is `s` times it over
+    `|L y|`) and `|L P e_k|` (how fast that weight moves `L y`).
+    """
+    structure = _structure(block)
+    y = np.asarray(block.P @ w, dtype=float).ravel() + block.c
+    exposures = np.asarray(block.F.T @ y, dtype=float)
+    slope = structure.moves[cols] @ exposures
+    radius_sq = float(exposures @ exposures)
+    if structure.specific_sq is not None:
+        k, j, p = structure.names.gather(cols)
+        slope = slope + np.bincount(k, structure.specific_sq[j] * y[j] * p, minlength=len(cols))
+        radius_sq += float(np.sum(structure.specific_sq * y**2))
+    radius = math.sqrt(max(radius_sq, 0.0))
+    scale = float(block.scale)
+    return scale * radius, scale, radius, slope, structure.reach[cols]
 
 
 def _specific_changes(

@@ -10,7 +10,9 @@ first that passes:
 2. a one-lot local repair (`engine.adjust.rounding.lots.repair`, or the same choices
    through `engine.adjust.rounding.repair_rows` where the sweep serves the rows) of the
    better of those;
-3. the integer search (`engine.adjust.rounding.search.integer_rounding`), bounded by the
+3. where the repaired rounding holds the linear rows and only capped risk norms are past
+   their caps, a few lots moved to bring them back (`engine.adjust.rounding.norm_fixup`);
+4. the integer search (`engine.adjust.rounding.search.integer_rounding`), bounded by the
    request's deadline.
 
 The general violation tracker is built only when a pass needs it: a row set that is
@@ -20,11 +22,13 @@ neither linear nor a capped norm.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import partial
 
 import numpy as np
 
 from engine.adjust.rounding.linear_rows import LinearRows
 from engine.adjust.rounding.lots import repair, sequential_rounding, snapped
+from engine.adjust.rounding.norm_fixup import norm_fixup
 from engine.adjust.rounding.norm_rows import NormRows
 from engine.adjust.rounding.repair_rows import repair_rows
 from engine.adjust.rounding.search import integer_rounding
@@ -32,6 +36,7 @@ from engine.adjust.rounding.sweep import sweep
 from engine.adjust.rounding.tracker import TradeViolation, ViolationTracker, swept_members
 from engine.compile.layout import Layout
 from engine.deadline import NO_DEADLINE, Deadline
+from engine.weights.portfolio import Snapshot
 from models.typing import FloatArray
 
 __all__ = ["rounding_passes"]
@@ -89,6 +94,10 @@ class _Scores:
         return sequential_rounding(snap, t, shrink_only=shrink_only, violation=self.tracked())
 
 
+def _distance(snap: Snapshot, t: FloatArray) -> float:
+    return float(np.sum((snap.weights_from_trades(t) - snap.w_hat) ** 2))
+
+
 def rounding_passes(
     layout: Layout,
     strict: Sequence[int],
@@ -122,7 +131,27 @@ def rounding_passes(
         if rounded is None or total < rounded[0]:
             rounded = (total, candidate)
     assert rounded is not None
-    yield scores.repair(rounded[1], shrink_only=shrink_only)
+    repaired = scores.repair(rounded[1], shrink_only=shrink_only)
+    yield repaired
+    if scores.linear is not None and scores.norms is not None:
+        # From the repaired rounding and from the sequential one: neither is always the
+        # closer start; the closer fix is tried first.
+        fixes = [
+            fixed
+            for start in (repaired, rounded[1])
+            if (
+                fixed := norm_fixup(
+                    scores.linear,
+                    scores.norms,
+                    snap,
+                    start,
+                    shrink_only=shrink_only,
+                    deadline=deadline,
+                )
+            )
+            is not None
+        ]
+        yield from sorted(fixes, key=partial(_distance, snap))
     found = integer_rounding(layout, strict, bounds, t, shrink_only=shrink_only, deadline=deadline)
     if found is not None:
         yield found
