@@ -285,16 +285,16 @@ def recommendations(
     """Readable advice: the trade changes, passive breaches left alone, advisory warnings."""
     out = []
     if adjustment is not None:
+        # The policies suggesting a change of each symbol, gathered once: a projection
+        # changes most of the universe's trades, and looking through every violation for
+        # each of them was quadratic.
+        suggesting: dict[str, set[str]] = {}
+        for v in violations:
+            if v.suggested_adjustment is not None:
+                suggesting.setdefault(v.suggested_adjustment.symbol, set()).add(v.policy_name)
         for i in np.flatnonzero(adjustment.t != snap.t):
             symbol = snap.symbols[i]
-            policies = sorted(
-                {
-                    v.policy_name
-                    for v in violations
-                    if v.suggested_adjustment is not None
-                    and v.suggested_adjustment.symbol == symbol
-                }
-            )
+            policies = sorted(suggesting.get(symbol, ()))
             reason = f" ({', '.join(policies)})" if policies else ""
             out.append(_trade_change(symbol, float(snap.t[i]), float(adjustment.t[i])) + reason)
         out += adjustment.notes
