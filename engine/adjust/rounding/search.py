@@ -13,9 +13,10 @@ other rounding. Rows this program cannot express (every block that opts out of
 `Block.integer`: risk cones, top-k, CVaR, custom expressions) are left to that check.
 
 The program goes to HiGHS through its own API (`solvers.highs_direct`), built as matrices:
-the lot counts are the first columns, each absolute value an auxiliary column `s >= |x|`
-held by two rows. It is the program the search used to state in cvxpy (whose
-canonicalization cost about as much as the solve), with the options cvxpy left to HiGHS.
+the lot counts (from each trade's lowest count allowed) are the first columns, each
+absolute value an auxiliary column `s >= |x|` held by two rows. It is the program the
+search used to state in cvxpy (whose canonicalization cost about as much as the solve),
+with the options cvxpy left to HiGHS.
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ from engine.tolerances import LOT_UNITS_SNAP, MIP_FEASIBILITY
 from models.typing import BoolArray, FloatArray, IntArray
 from solvers.highs_direct import solve_highs
 
-__all__ = ["MIP_ABS_GAP", "MIP_REL_GAP", "NODE_LIMIT", "TIME_LIMIT_S", "integer_rounding"]
+__all__ = [
+    "MIP_ABS_GAP",
+    "MIP_REL_GAP",
+    "NODE_LIMIT",
+    "OBJECTIVE_SCALE",
+    "TIME_LIMIT_S",
+    "integer_rounding",
+]
 
 NODE_LIMIT = 1_000
 """Branch-and-bound nodes of one integer solve. The cap that normally binds: it is counted,
@@ -50,7 +58,19 @@ search had when it went through cvxpy (the objective is a distance in squared we
 ~1e-5, so the absolute gap often decides)."""
 
 DUAL_FEASIBILITY = 1e-7
-"""HiGHS's default dual feasibility tolerance, as the search had it through cvxpy."""
+"""HiGHS's default dual feasibility tolerance, as the search had it through cvxpy (on the
+objective scaled by `OBJECTIVE_SCALE`)."""
+
+OBJECTIVE_SCALE = 1 / MIP_ABS_GAP
+"""The objective goes to HiGHS in units of the absolute gap (its absolute gap then 1.0).
+
+In squared weights one lot moves the objective by 1e-13 to 1e-5, often below HiGHS's
+absolute tolerances (the dual one, `DUAL_FEASIBILITY`, is 1e-7), and its presolve's
+reductions that argue from the costs (dominated columns, dual fixing, probing) removed the
+optimum on drawn cases: the root node closed 3e-5 above it and answered 'optimal'. Scaled,
+those tolerances are 1e-13 in squared weights. Factors from 1e4 to 1e6 all found the
+optimum on the draws where the unscaled objective missed it (docs/performance-notes.md).
+"""
 
 
 def integer_rounding(
@@ -94,17 +114,25 @@ def integer_rounding(
         low = np.maximum(low, np.minimum(proposal, 0))
         high = np.minimum(high, np.maximum(proposal, 0))
     fixed = t.copy()
-    fixed[free] = 0.0
+    # The columns count lots above each box's low corner, not from zero: `count - low`, in
+    # [0, high - low], and `w_fixed` below is the weights at that corner. Counted from zero,
+    # a column could sit at 9e4 lots of 4e-7 each, a row's activity was a sum of such terms
+    # (~0.05) cancelling to a slack of ~1e-7, and the objective carried an offset (~1e-2)
+    # far larger than the distances it ranks (~1e-5): HiGHS answered 'optimal' 2e-5 above
+    # the optimum on a found case (its root node closed on its first incumbent), and its
+    # relative gap was measured against that offset. From the low corner the activities
+    # are the lot moves themselves and the objective holds only what they change.
+    fixed[free] = low * lots[free]
     # Post-trade weights are affine in the lot counts: w = w_fixed + S count, S the lot
     # weights of the free names (sparse: a projection may trade every name, and a dense
     # n x (traded) matrix would be the n^2 term a request's memory must not have). Each
     # row is built as its constant at w_fixed plus its free columns times the counts.
     scale = lots[free] * snap.prices[free] / snap.nav
     w_fixed = snap.weights_from_trades(fixed)
-    program = _Program(low, high)
+    program = _Program(np.zeros(len(free)), high - low)
     # Distance to the proposal, linearized around the continuous optimum: the quadratic
     # term left out is at most one lot's weight squared per trade. Only the free names'
-    # weights move: `w - w_star` is `scale count - t_free scale` there, constant elsewhere.
+    # weights move: `w - w_star` is `scale (count + low - units)` there, constant elsewhere.
     # Its absolute values come first, then the rows: the order the program had in cvxpy,
     # which HiGHS's path (and so, among near-optimal points, its answer) depends on.
     w_star = snap.weights_from_trades(t)
@@ -120,8 +148,8 @@ def integer_rounding(
     if forms.broken or program.rows == objective_rows:
         return None
     cost = np.zeros(program.columns)
-    cost[: len(free)] = gradient[free] * scale
-    cost[moved] = 2 * scale
+    cost[: len(free)] = OBJECTIVE_SCALE * gradient[free] * scale
+    cost[moved] = OBJECTIVE_SCALE * 2 * scale
     deadline.check("the integer lot search's solve")
     limit = min(time_limit, deadline.remaining())
     matrix, row_lower, row_upper = program.matrix()
@@ -138,7 +166,7 @@ def integer_rounding(
         integer=integer,
         time_limit=limit,
         mip_rel_gap=MIP_REL_GAP,
-        mip_abs_gap=MIP_ABS_GAP,
+        mip_abs_gap=MIP_ABS_GAP * OBJECTIVE_SCALE,
         node_limit=NODE_LIMIT,
         # Far below the checker's 1e-9: a point HiGHS accepts must also pass the exact
         # check (one lot moves a weight by about 1e-5).
@@ -148,7 +176,7 @@ def integer_rounding(
     if answer.status != "optimal" or answer.x is None:
         return None
     out = fixed.copy()
-    out[free] = np.round(answer.x[: len(free)]) * lots[free]
+    out[free] = (low + np.round(answer.x[: len(free)])) * lots[free]
     return out
 
 
