@@ -126,11 +126,12 @@ def test_no_fix_when_every_norm_holds() -> None:
         assert norm_fixup(rows, norms, snap, start, shrink_only=False) is None
 
 
-FIXED_REQUESTS = (2, 7, 23, 40)
+FIXED_REQUESTS = {2: "closer", 7: "farther", 23: "closer", 40: "closer"}
 """Benchmark requests (n = 500, cones, project, names varying) whose rounding broke the
-tracking-error cap by 1e-8 to 1e-7 without the fix (4 of the first 100); without it they
-were answered by the integer search or by rounding a second solve with the cap tightened,
-farther from the proposal."""
+tracking-error cap by 1e-8 to 1e-7 without the fix (4 of the first 100), and how the fix's
+answer compares with the one found without it (by the integer search, or by rounding a
+second solve with the cap tightened): on request 7 that one is closer, by 2.5e-6
+relative."""
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +140,7 @@ def cone_case() -> tuple[object, list[PolicyDefinition]]:
     return case, case.policies["cones"]
 
 
-@pytest.mark.parametrize("i", FIXED_REQUESTS)
+@pytest.mark.parametrize("i", sorted(FIXED_REQUESTS))
 def test_the_fix_answers_the_benchmark_requests_it_was_made_for(
     i: int, cone_case: tuple[object, list[PolicyDefinition]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -162,4 +163,7 @@ def test_the_fix_answers_the_benchmark_requests_it_was_made_for(
     assert any(used)
     assert with_fix.is_compliant and without.is_compliant
     assert not with_fix.notes  # answered from the first solve's rounding
-    assert with_fix.distance < without.distance
+    if FIXED_REQUESTS[i] == "closer":
+        assert with_fix.distance < without.distance
+    else:
+        assert without.distance < with_fix.distance <= without.distance * (1 + 3e-6)
