@@ -8,10 +8,19 @@ import numpy as np
 
 from benchmarks.cases import PolicySet, build_case
 from engine.compile.layout import Layout, build_layout
+from engine.resolve.resolve import effective_policies
 from engine.weights.portfolio import Snapshot, snapshot_of
+from models import PolicyDefinition, PolicyValidationRequest
 from models.typing import FloatArray
+from tests.strategies import random_case
 
-__all__ = ["LINEAR_KINDS", "NORM_KINDS", "benchmark_layouts", "continuous_trades"]
+__all__ = [
+    "LINEAR_KINDS",
+    "NORM_KINDS",
+    "benchmark_layouts",
+    "continuous_trades",
+    "random_layout",
+]
 
 LINEAR_KINDS = (
     "weight_bounds",
@@ -26,6 +35,17 @@ LINEAR_KINDS = (
 """Policy kinds whose rows the sweep and the row repair take as linear rows."""
 NORM_KINDS = ("volatility", "tracking_error", "var")
 """Policy kinds whose rows they take as capped norms."""
+
+
+def random_layout(seed: int) -> Layout:
+    """The solver layout of a random case with linear rows and capped norms, mixed lots."""
+    body, raw = random_case(
+        np.random.default_rng(seed), kinds=LINEAR_KINDS + NORM_KINDS, lot_mode="mixed"
+    )
+    request = PolicyValidationRequest.model_validate(body)
+    policies = [PolicyDefinition.model_validate(p) for p in raw]
+    snap = snapshot_of(request)
+    return build_layout(effective_policies(request, policies), request, snap).for_solver()
 
 
 def benchmark_layouts(

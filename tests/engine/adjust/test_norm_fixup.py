@@ -22,22 +22,12 @@ from engine.adjust.rounding.norm_fixup import MAX_MOVES, norm_fixup
 from engine.adjust.rounding.norm_rows import NormRows, norm_gradient
 from engine.adjust.rounding.tracker import swept_members
 from engine.compile.conic_blocks import NormBlock
-from engine.compile.layout import Layout, build_layout
-from engine.resolve.resolve import effective_policies
-from engine.weights.portfolio import snapshot_of
-from models import PolicyDefinition, PolicyValidationRequest
-from tests.engine.adjust.rounding_cases import LINEAR_KINDS, NORM_KINDS, continuous_trades
-from tests.strategies import random_case, seeds
-
-
-def _layout(seed: int) -> Layout:
-    body, raw = random_case(
-        np.random.default_rng(seed), kinds=LINEAR_KINDS + NORM_KINDS, lot_mode="mixed"
-    )
-    request = PolicyValidationRequest.model_validate(body)
-    policies = [PolicyDefinition.model_validate(p) for p in raw]
-    snap = snapshot_of(request)
-    return build_layout(effective_policies(request, policies), request, snap).for_solver()
+from engine.compile.layout import Layout
+from engine.weights.portfolio import Snapshot
+from models import PolicyDefinition
+from models.typing import FloatArray
+from tests.engine.adjust.rounding_cases import continuous_trades, random_layout
+from tests.strategies import seeds
 
 
 def _norms(layout: Layout) -> list[NormBlock]:
@@ -47,7 +37,7 @@ def _norms(layout: Layout) -> list[NormBlock]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=seeds())
 def test_the_tangent_and_margin_bound_the_norm_from_above(seed: int) -> None:
-    layout = _layout(seed)
+    layout = random_layout(seed)
     snap = layout.snap
     rng = np.random.default_rng(seed)
     for block in _norms(layout):
@@ -67,9 +57,12 @@ def test_the_tangent_and_margin_bound_the_norm_from_above(seed: int) -> None:
         assert after <= tangent + margin + 1e-15 * value
 
 
-def _fix_case(seed: int, shrink_only: bool) -> tuple[Layout, np.ndarray, object]:
-    """A nearest rounding whose linear rows are held at their values and norms 1e-7 past."""
-    layout = _layout(seed)
+def _fix_case(
+    seed: int, shrink_only: bool, norm_excess: float
+) -> tuple[Snapshot, FloatArray, LinearRows, NormRows] | None:
+    """A nearest rounding with its linear rows held at their values and its norms
+    `norm_excess` (relative) past their bounds; None without a capped norm."""
+    layout = random_layout(seed)
     snap = layout.snap
     t = continuous_trades(layout, np.random.default_rng(seed), shrink_only=shrink_only)
     start = lot_candidates(snap, t, shrink_only=shrink_only)[0]
@@ -79,20 +72,22 @@ def _fix_case(seed: int, shrink_only: bool) -> tuple[Layout, np.ndarray, object]
     for k in strict:
         block = layout.rowsets[k].block
         value = block.values(w)
-        bounds.append(value - 1e-7 * np.abs(value) if isinstance(block, NormBlock) else value)
+        is_norm = isinstance(block, NormBlock)
+        bounds.append(value - norm_excess * np.abs(value) if is_norm else value)
     members = swept_members(layout, strict, bounds)
-    return layout, start, members
+    if members is None or not members[1]:
+        return None
+    return snap, start, LinearRows(members[0], snap.n), NormRows(members[1])
 
 
 @pytest.mark.parametrize("shrink_only", [False, True])
 def test_a_fix_holds_every_norm_and_row_with_few_one_lot_moves(shrink_only: bool) -> None:
     found = 0
     for seed in range(60):
-        layout, start, members = _fix_case(seed, shrink_only)
-        if members is None or not members[1]:
+        case = _fix_case(seed, shrink_only, 1e-7)
+        if case is None:
             continue
-        snap = layout.snap
-        rows, norms = LinearRows(members[0], snap.n), NormRows(members[1])
+        snap, start, rows, norms = case
         fixed = norm_fixup(rows, norms, snap, start, shrink_only=shrink_only)
         if fixed is None:
             continue
@@ -113,17 +108,10 @@ def test_a_fix_holds_every_norm_and_row_with_few_one_lot_moves(shrink_only: bool
 
 def test_no_fix_when_every_norm_holds() -> None:
     for seed in range(20):
-        layout = _layout(seed)
-        snap = layout.snap
-        t = continuous_trades(layout, np.random.default_rng(seed), shrink_only=False)
-        start = lot_candidates(snap, t, shrink_only=False)[0]
-        w = snap.weights_from_trades(start)
-        strict = layout.strict()
-        members = swept_members(layout, strict, [layout.rowsets[k].block.values(w) for k in strict])
-        if members is None or not members[1]:
-            continue
-        rows, norms = LinearRows(members[0], snap.n), NormRows(members[1])
-        assert norm_fixup(rows, norms, snap, start, shrink_only=False) is None
+        case = _fix_case(seed, False, 0.0)
+        if case is not None:
+            snap, start, rows, norms = case
+            assert norm_fixup(rows, norms, snap, start, shrink_only=False) is None
 
 
 FIXED_REQUESTS = {2: "closer", 7: "farther", 23: "closer", 40: "closer"}

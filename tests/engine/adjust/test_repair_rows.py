@@ -21,29 +21,15 @@ from engine.adjust.rounding.norm_rows import NormRows
 from engine.adjust.rounding.repair_rows import repair_rows
 from engine.adjust.rounding.tracker import TradeViolation, ViolationTracker, swept_members
 from engine.compile.blocks import AbsSumBlock
-from engine.compile.layout import Layout, build_layout
+from engine.compile.layout import Layout
 from engine.compile.rows import RowSet
-from engine.resolve.resolve import effective_policies
-from engine.weights.portfolio import snapshot_of
-from models import PolicyDefinition, PolicyValidationRequest
 from models.typing import FloatArray
 from tests.engine.adjust.rounding_cases import (
-    LINEAR_KINDS,
-    NORM_KINDS,
     benchmark_layouts,
     continuous_trades,
 )
-from tests.strategies import random_case, seeds
-
-
-def _layout(seed: int) -> Layout:
-    body, raw = random_case(
-        np.random.default_rng(seed), kinds=LINEAR_KINDS + NORM_KINDS, lot_mode="mixed"
-    )
-    request = PolicyValidationRequest.model_validate(body)
-    policies = [PolicyDefinition.model_validate(p) for p in raw]
-    snap = snapshot_of(request)
-    return build_layout(effective_policies(request, policies), request, snap).for_solver()
+from tests.engine.adjust.rounding_cases import random_layout as _layout
+from tests.strategies import seeds
 
 
 def _both_ways(
