@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -105,7 +106,11 @@ def snap(
 
 
 def _wait(browser: webdriver.Chrome) -> WebDriverWait[webdriver.Chrome]:
-    return WebDriverWait(browser, WAIT_S)
+    # A form's submit reloads the page while the condition polls: an element found in the
+    # old document can be read after the new one replaced it, and chromedriver then answers
+    # a plain WebDriverException ("Node with given id does not belong to the document"),
+    # not a stale-element one. The condition is polled again; it must still hold in time.
+    return WebDriverWait(browser, WAIT_S, ignored_exceptions=(WebDriverException,))
 
 
 def _heading(browser: webdriver.Chrome) -> str:
