@@ -33,7 +33,7 @@ from engine.tolerances import LOT_UNITS_SNAP, MIP_FEASIBILITY
 from engine.weights.portfolio import snapshot_of
 from models import PolicyDefinition, PolicyValidationRequest
 from models.typing import FloatArray
-from tests.engine.adjust.rounding_cases import benchmark_layouts
+from tests.engine.adjust.rounding_cases import benchmark_layouts, continuous_trades
 from tests.strategies import random_case, seeds
 
 KINDS = ("weight_bounds", "group_limit", "cash", "turnover", "gross_exposure", "trade_limit")
@@ -144,15 +144,6 @@ def _tight(layout: Layout, strict: list[int], t: FloatArray) -> list[FloatArray]
     return out
 
 
-def _continuous(layout: Layout, rng: np.random.Generator, shrink_only: bool) -> FloatArray:
-    snap = layout.snap
-    lots = np.where(snap.lots > 0, snap.lots, 1.0)
-    t = snap.t * rng.uniform(0.2, 1.0, snap.n) + rng.uniform(-3, 3, snap.n) * lots
-    if shrink_only:
-        t = np.clip(np.abs(t), 0, np.abs(snap.t)) * np.sign(snap.t)
-    return t
-
-
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=seeds(), shrink_only=st.booleans())
 def test_the_search_solves_the_program_cvxpy_states(seed: int, shrink_only: bool) -> None:
@@ -181,7 +172,7 @@ def _search_against_statement(seed: int, shrink_only: bool) -> bool:
     snap = snapshot_of(request)
     layout = build_layout(effective_policies(request, policies), request, snap).for_solver()
     strict = layout.strict()
-    t = _continuous(layout, np.random.default_rng(seed), shrink_only)
+    t = continuous_trades(layout, np.random.default_rng(seed), shrink_only=shrink_only)
     if not (snap.lots > 0).any():
         return False
     return _compare(layout, strict, _tight(layout, strict, t), t, shrink_only)
@@ -192,7 +183,7 @@ def test_the_benchmark_programs_are_solved_as_cvxpy_states_them(policy_set: str)
     solved = 0
     for i, _snap, layout in benchmark_layouts(policy_set, 3):
         strict = layout.strict()
-        t = _continuous(layout, np.random.default_rng(i), False)
+        t = continuous_trades(layout, np.random.default_rng(i), shrink_only=False)
         bounds = _tight(layout, strict, t)
         solved += _compare(layout, strict, bounds, t, False)
     assert solved  # the comparison is not vacuous
