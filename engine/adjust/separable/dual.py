@@ -15,8 +15,9 @@ rows' derivatives in the names at `z` and `D` the names strictly inside their pi
 interval (the names that move with `y`).
 
 `J` is sparse: a coupling row has an entry per name it sums, and a gross limit per group
-has hundreds of rows over a few names each. Only small problems (scale_back's ~20 traded
-names) are kept dense, where numpy's products are faster than scipy's dispatch.
+has hundreds of rows over a few names each. Problems of a few dozen rows (scale_back's ~20
+traded names; project's budget, sectors and turnover over up to a few thousand names) are
+kept dense, where numpy's products are faster than scipy's dispatch.
 """
 
 from __future__ import annotations
@@ -31,8 +32,14 @@ from models.typing import BoolArray, FloatArray
 
 __all__ = ["DENSE_ENTRIES", "Dual", "curvature", "normal_matrix", "normal_work"]
 
-DENSE_ENTRIES = 20_000
-"""Coupling matrices with at most this many entries (dense) are multiplied as dense arrays."""
+DENSE_ENTRIES = 100_000
+"""Coupling matrices with at most this many entries (dense) are multiplied as dense arrays.
+
+About 50 rows over 2,000 names. Measured (docs/performance-notes.md, "The separable
+solver's dense threshold"): `project` at n = 2000 with 13 rows took 11 ms sparse and 5.5 ms
+dense; random layouts of 18-50 rows over 2,000 names were 0-30% faster dense; above a
+hundred rows the normal matrix's dense product (rows^2 x names) loses to the sparse one.
+"""
 
 Matrix = Any
 """A dense `ndarray` (small problems) or a `scipy.sparse.csr_matrix`."""
@@ -62,9 +69,9 @@ class Dual:
         self.names = np.concatenate([np.zeros(0, dtype=np.intp), *coupling.term_names])
         self.slopes = np.concatenate([np.zeros(0), *coupling.term_slopes])
         self.offsets = np.concatenate([np.zeros(0), *coupling.term_offsets])
-        # The matrices are used a dozen times per Newton iteration. Small ones (scale_back's
-        # ~20 traded names) are kept dense: numpy multiplies them in about a microsecond,
-        # where scipy spends ~10 us per product dispatching.
+        # The matrices are used a dozen times per Newton iteration. Small ones are kept
+        # dense: numpy multiplies a few dozen rows in microseconds, where scipy spends
+        # ~10 us per product dispatching and checking formats.
         self.small = M.shape[0] * M.shape[1] + G.shape[0] * G.shape[1] <= DENSE_ENTRIES
         if self.small:
             self.M, self.G = M.toarray(), G.toarray()

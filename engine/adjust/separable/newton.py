@@ -131,9 +131,17 @@ def epsilon_active(y: FloatArray, gradient: FloatArray, h: FloatArray) -> BoolAr
 
 
 def _direction(
-    J: Matrix, gradient: FloatArray, active: BoolArray, h: FloatArray, size: float
+    J: Matrix,
+    gradient: FloatArray,
+    active: BoolArray,
+    h: FloatArray,
+    size: float,
+    row_curvature: FloatArray,
 ) -> FloatArray | None:
-    """The Newton step on the free rows, the scaled gradient step on the active ones."""
+    """The Newton step on the free rows, the scaled gradient step on the active ones.
+
+    `row_curvature` is `curvature(J)`, computed once per iteration by the caller.
+    """
     free = np.flatnonzero(~active)
     direction = np.zeros(len(gradient))
     direction[active] = gradient[active] / h[active]
@@ -141,7 +149,7 @@ def _direction(
         return direction
     H = normal_matrix(J, free)
     residual = float(np.abs(gradient[free]).max())
-    trace = float(curvature(J)[free].sum())
+    trace = float(row_curvature[free].sum())
     rho = residual / size + FLOAT_NOISE * max(1.0, trace)
     step = _solve(H, gradient[free], rho)
     if step is None:
@@ -201,9 +209,10 @@ def maximize(dual: Dual) -> tuple[FloatArray, FloatArray, int] | None:
             return at.y, at.z, iteration
         J = dual.jacobian(at.z, at.moving)
         scale = float(np.abs(gradient).max()) / size + FLOAT_NOISE
-        h = curvature(J) + scale
+        row_curvature = curvature(J)
+        h = row_curvature + scale
         active = epsilon_active(at.y, gradient, h)
-        direction = _direction(J, gradient, active, h, size)
+        direction = _direction(J, gradient, active, h, size, row_curvature)
         found = None if direction is None else arc_search(dual, at, gradient, direction, ~active)
         if found is None:  # rejected: a scaled projected-gradient step, or no answer
             everywhere = np.zeros(dual.rows, dtype=bool)

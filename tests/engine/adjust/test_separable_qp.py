@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import cvxpy as cp
 import numpy as np
@@ -23,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from benchmarks.cases import build_case
 from engine import PolicyEngine
 from engine.adjust.adjuster import SEPARABLE
+from engine.adjust.separable import dual as dual_module
 from engine.adjust.separable import newton, qp
 from engine.adjust.separable.dual import Dual
 from engine.adjust.separable.fold import Box, Coupling
@@ -258,6 +260,15 @@ def test_many_coupling_groups(problem: SeparableProblem) -> None:
     # A gross limit per group over many groups: many coupling rows, multipliers that leave
     # zero and come back to it (the rows at their pre-trade value).
     _assert_optimal(problem)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=many_coupling_problems())
+def test_many_coupling_groups_through_sparse_matrices(problem: SeparableProblem) -> None:
+    # The drawn problems are small enough for dense matrices; large ones (thousands of
+    # names or hundreds of rows) take the sparse path, forced here on the same problems.
+    with mock.patch.object(dual_module, "DENSE_ENTRIES", 0):
+        _assert_optimal(problem)
 
 
 def test_rows_outside_its_kind_are_left_to_the_chain() -> None:
