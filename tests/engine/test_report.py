@@ -87,3 +87,49 @@ def test_the_risk_norms_shift_estimate_is_the_moved_value(seed: int) -> None:
             w = snap.w_hat.copy()
             w[i] += moves[k]
             assert shift[k] == pytest.approx(block.values(w)[0] - before, abs=1e-12)
+
+
+def _one_change(symbol: str, old: float, new: float) -> str:
+    """The trade change's line, stated trade by trade (what `trade_changes` vectorizes)."""
+
+    def shares(q: float) -> str:
+        return f"{abs(q):,.4f}".rstrip("0").rstrip(".")
+
+    side_old, side_new = ("BUY" if old > 0 else "SELL"), ("BUY" if new > 0 else "SELL")
+    if old == 0:
+        return f"Add {side_new} {symbol} {shares(new)} shares"
+    if new == 0:
+        return f"Cancel {side_old} {symbol} ({shares(old)} shares)"
+    if side_old != side_new:
+        return f"Replace {side_old} {symbol} {shares(old)} by {side_new} {shares(new)} shares"
+    verb = "Reduce" if abs(new) < abs(old) else "Increase"
+    return f"{verb} {side_old} {symbol} from {shares(old)} to {shares(new)} shares"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_trade_changes_read_as_each_change_stated_alone(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 400
+    old = np.round(rng.normal(0, 3000, n), int(rng.integers(0, 6)))
+    new = old * rng.choice([-1.5, -0.5, 0.0, 0.3, 1.0, 2.0], n) + rng.choice([0.0, 0.25], n)
+    old[rng.random(n) < 0.2] = 0.0
+    changed = np.flatnonzero(old != new)
+    symbols = [f"S{i}" for i in changed]
+    lines = report.trade_changes(symbols, old[changed], new[changed])
+    expected = [
+        _one_change(s, float(old[i]), float(new[i])) for s, i in zip(symbols, changed, strict=True)
+    ]
+    assert lines == expected
+    kinds = {line.split()[0] for line in lines}
+    assert kinds == {"Add", "Cancel", "Replace", "Reduce", "Increase"}
+
+
+def test_trades_of_lists_every_nonzero_net_trade_in_order() -> None:
+    snap = _layout(3).snap
+    t = np.zeros(snap.n)
+    t[::2] = np.arange(len(t[::2])) - 2.5
+    trades = report.trades_of(snap, t)
+    expected = [
+        (snap.symbols[i], "BUY" if t[i] > 0 else "SELL", abs(t[i])) for i in np.flatnonzero(t)
+    ]
+    assert [(x.symbol, x.side.value, x.quantity) for x in trades] == expected
