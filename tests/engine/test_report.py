@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from engine import report
 from engine.adjust.adjuster import Adjustment
@@ -133,3 +134,18 @@ def test_trades_of_lists_every_nonzero_net_trade_in_order() -> None:
         (snap.symbols[i], "BUY" if t[i] > 0 else "SELL", abs(t[i])) for i in np.flatnonzero(t)
     ]
     assert [(x.symbol, x.side.value, x.quantity) for x in trades] == expected
+
+
+def test_a_matrix_row_reads_the_same_in_every_format() -> None:
+    rng = np.random.default_rng(7)
+    dense = np.where(rng.random((6, 9)) < 0.4, rng.normal(size=(6, 9)), 0.0)
+    # A CSR matrix with a duplicate entry (row 2, column 3 twice): the two add up.
+    duplicated = sp.csr_matrix(
+        (np.array([1.5, 2.0, -4.0]), np.array([3, 3, 8]), np.array([0, 0, 0, 2, 3, 3, 3])),
+        shape=(6, 9),
+    )
+    for matrix in (dense, sp.csr_matrix(dense), sp.csc_matrix(dense), sp.coo_matrix(dense)):
+        for r in range(6):
+            np.testing.assert_array_equal(report._matrix_row(matrix, r), dense[r])
+    np.testing.assert_array_equal(report._matrix_row(duplicated, 2), duplicated.toarray()[2])
+    assert report._matrix_row(duplicated, 2)[3] == 3.5
