@@ -128,6 +128,13 @@ class Dual:
         last = np.where(real, self.kink, -np.inf).max(axis=1, initial=-np.inf)
         last = np.where(np.isfinite(last), last, 0.0)
         self.kink = np.where(real, self.kink, last[:, None])
+        self._piece_ends(n)
+
+    def _piece_ends(self, n: int) -> None:
+        """Each name's pieces' left and right ends (the kinks, with -inf and +inf outside)."""
+        self.right_ends = np.concatenate([self.kink, np.full((n, 1), np.inf)], axis=1)
+        self.left_ends = np.concatenate([np.full((n, 1), -np.inf), self.kink], axis=1)
+        self.row_starts = np.arange(n) * self.right_ends.shape[1]
 
     @property
     def rows(self) -> int:
@@ -143,17 +150,17 @@ class Dual:
             return z, (z > self.lo) & (z < self.hi), np.zeros(0)
         weights = np.abs(self.slopes) * (self.GT @ mu)
         s = np.append(weights, 0.0)[self.kink_term]
-        n = len(centre)
         # Between kinks k and k+1 the minimizer would be centre + sum(s) - 2 sum_{j<=k} s_j;
         # those candidates fall and the pieces rise, so the first piece whose candidate is
         # not beyond its right end holds the minimizer, or its left kink does.
-        below = np.concatenate([np.zeros((n, 1)), np.cumsum(s, axis=1)], axis=1)
-        candidates = centre[:, None] + below[:, -1:] - 2.0 * below
-        right = np.concatenate([self.kink, np.full((n, 1), np.inf)], axis=1)
-        piece = (candidates > right).sum(axis=1)
-        rows = np.arange(n)
-        candidate = candidates[rows, piece]
-        left = np.concatenate([np.full((n, 1), -np.inf), self.kink], axis=1)[rows, piece]
+        n, width = s.shape
+        below = np.zeros((n, width + 1))
+        np.cumsum(s, axis=1, out=below[:, 1:])
+        candidates = (centre + below[:, -1])[:, None] - 2.0 * below
+        piece = (candidates > self.right_ends).sum(axis=1)
+        at = self.row_starts + piece
+        candidate = candidates.ravel()[at]
+        left = self.left_ends.ravel()[at]
         on_kink = candidate < left
         z = np.clip(np.where(on_kink, left, candidate), self.lo, self.hi)
         return z, (z > self.lo) & (z < self.hi) & ~on_kink, weights
