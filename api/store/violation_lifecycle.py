@@ -67,6 +67,12 @@ def _key_of(policy_name: str, violation_type: str, subject: str | None) -> tuple
     return policy_name, violation_type, subject or ""
 
 
+def _stored_key() -> sa.Tuple:
+    """A violation's key in SQL, as `_key_of` makes it (a null subject is "")."""
+    t = policy_violations
+    return sa.tuple_(t.c.policy_name, t.c.violation_type, sa.func.coalesce(t.c.subject, ""))
+
+
 def record_transition(
     conn: Connection,
     v: StoredViolation,
@@ -206,29 +212,48 @@ def track_violations(
             sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
             {"key": f"pes.violations:{portfolio_id}"},
         )
-    live = [
+    # Only the live violations this validation touches are read: those of a passive breach's
+    # key (counted on the first of them) and those to cure (a checked policy, a key found
+    # compliant). Reading every live violation of the portfolio made each validation cost
+    # in proportion to the breaches of the decisions before it: active breaches are
+    # recorded per decision and stay live while their key keeps breaching.
+    seen_keys = {_key_of(v["policy_name"], v["violation_type"], v["subject"]) for v in violations}
+    passive_keys = {
+        _key_of(v["policy_name"], v["violation_type"], v["subject"])
+        for v in violations
+        if v["breach"] == "passive"
+    }
+    live = (t.c.portfolio_id == portfolio_id) & t.c.status.in_(LIVE)
+    open_by_key: dict[tuple[str, str, str], int] = {}
+    if passive_keys:
+        for r in conn.execute(
+            sa.select(t.c.id, t.c.policy_name, t.c.violation_type, t.c.subject)
+            .where(live, _stored_key().in_(sorted(passive_keys)))
+            .order_by(t.c.id)
+            .with_for_update()
+        ):
+            open_by_key.setdefault(_key_of(r.policy_name, r.violation_type, r.subject), r.id)
+    to_cure = [
         violation_of(r)
         for r in conn.execute(
             sa.select(t)
-            .where(t.c.portfolio_id == portfolio_id, t.c.status.in_(LIVE))
+            .where(
+                live,
+                t.c.policy_name.in_(sorted(set(policies_checked))),
+                _stored_key().not_in(sorted(seen_keys)),
+            )
             .order_by(t.c.id)
             .with_for_update()
         )
     ]
-    open_by_key: dict[tuple[str, str, str], StoredViolation] = {}
-    for v in live:
-        f = v.violation
-        open_by_key.setdefault(_key_of(f["policy_name"], f["violation_type"], f["subject"]), v)
-    seen_keys: set[tuple[str, str, str]] = set()
     touched: list[int] = []
     for v_data in violations:
         key = _key_of(v_data["policy_name"], v_data["violation_type"], v_data["subject"])
-        seen_keys.add(key)
         known = open_by_key.get(key)
         if v_data["breach"] == "passive" and known is not None:
             conn.execute(
                 t.update()
-                .where(t.c.id == known.id)
+                .where(t.c.id == known)
                 .values(
                     occurrences=t.c.occurrences + 1,
                     last_seen_at=now,
@@ -238,14 +263,15 @@ def track_violations(
                     severity=v_data["severity"],
                 )
             )
-            touched.append(known.id)
+            touched.append(known)
             continue
-        new_id = conn.execute(
-            t.insert()
-            .values(new_violation_row(v_data, validation_id, decision_id, portfolio_id, now))
-            .returning(t.c.id)
-        ).scalar_one()
-        opened = violation_of(conn.execute(sa.select(t).where(t.c.id == new_id)).one())
+        opened = violation_of(
+            conn.execute(
+                t.insert()
+                .values(new_violation_row(v_data, validation_id, decision_id, portfolio_id, now))
+                .returning(*t.c)
+            ).one()
+        )
         record_transition(
             conn,
             opened,
@@ -258,19 +284,15 @@ def track_violations(
             now=now,
             announce=False,
         )
-        touched.append(new_id)
-    checked = set(policies_checked)
-    for v in live:
-        f = v.violation
-        key = _key_of(f["policy_name"], f["violation_type"], f["subject"])
-        if f["policy_name"] in checked and key not in seen_keys:
-            move_violation(
-                conn,
-                v,
-                "cured",
-                actor="system",
-                reason=f"decision {decision_id} found it compliant",
-                now=now,
-                decision_id=decision_id,
-            )
+        touched.append(opened.id)
+    for v in to_cure:
+        move_violation(
+            conn,
+            v,
+            "cured",
+            actor="system",
+            reason=f"decision {decision_id} found it compliant",
+            now=now,
+            decision_id=decision_id,
+        )
     return touched

@@ -110,6 +110,45 @@ def test_active_breaches_are_one_violation_per_decision(store: Store) -> None:
     assert all(v.violation["breach"] == "active" for v in items)
 
 
+def _validated(
+    decision_id: str,
+    positions: dict[str, float],
+    trades: list[tuple[str, str, float]],
+    policies: list[dict[str, Any]],
+) -> PolicyValidationResponse:
+    body = request(positions, trades, cash=30_000.0, policies=policies, mode="validate")
+    body = body.model_dump(mode="json")
+    body["decision"]["decision_id"] = decision_id
+    return PolicyEngine().validate(PolicyValidationRequest.model_validate(body))
+
+
+def test_a_validation_cures_the_keys_it_found_compliant_of_the_policies_it_checked(
+    store: Store,
+) -> None:
+    # Two policies, each breached by each decision: per name (subject AAA) and on the cash
+    # floor. Active breaches stay live, one per decision, while their key keeps breaching;
+    # a validation cures only the keys it found compliant, and only of the policies it
+    # checked, however many live violations the portfolio holds.
+    cash_floor = policy("floor", {"kind": "cash", "min": 0.5}, policy_type="INVESTMENT_MANDATE")
+    both = [CAP, cash_floor]
+    for n in range(1, 5):
+        _record(store, _validated(f"d-{n}", LIGHT, ACTIVE, both))
+    live, total = store.violations.page(ViolationFilter(status=("open",)))
+    assert total == 8 and {v.violation["policy_name"] for v in live} == {"cap", "floor"}
+    # The cap alone, found compliant: its four violations are cured, the floor's are not.
+    _record(store, _validated("d-5", LIGHT, [("BBB", "BUY", 1.0)], [CAP]))
+    live, total = store.violations.page(ViolationFilter(status=("open",)))
+    assert total == 4 and {v.violation["policy_name"] for v in live} == {"floor"}
+    cured, _ = store.violations.page(ViolationFilter(status=("cured",)))
+    assert len(cured) == 4 and {v.violation["subject"] for v in cured} == {"AAA"}
+    assert all(v.resolved_by == "system" for v in cured)
+
+    # The floor found compliant (a decision that leaves more cash): cured, subject and all.
+    _record(store, _validated("d-6", LIGHT, [("CCC", "SELL", 290.0)], [cash_floor]))
+    _, total = store.violations.page(ViolationFilter(status=("open",)))
+    assert total == 0
+
+
 def test_a_validation_cures_only_its_own_portfolio(store: Store) -> None:
     _record(store, _response("d-1", HEAVY, PASSIVE), portfolio="p-1")
     _record(store, _response("d-2", HEAVY, CURING), portfolio="p-2")
