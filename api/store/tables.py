@@ -152,6 +152,16 @@ policy_violations = sa.Table(
     sa.Column("last_decision_id", sa.String(200)),
     # validation | monitor (0008): who opened it, a validation's check or `pes monitor`.
     sa.Column("source", sa.String(16), nullable=False, server_default="validation"),
+    # A validation reads its portfolio's live violations by key (0009): from this index
+    # alone, not every violation the portfolio ever had.
+    sa.Index(
+        "ix_policy_violations_live_keys",
+        "portfolio_id",
+        "status",
+        "policy_name",
+        "violation_type",
+        "subject",
+    ),
 )
 
 violation_transitions = sa.Table(

@@ -73,6 +73,32 @@ def _stored_key() -> sa.Tuple:
     return sa.tuple_(t.c.policy_name, t.c.violation_type, sa.func.coalesce(t.c.subject, ""))
 
 
+_COUNT_AGAIN = (
+    policy_violations.update()
+    .where(policy_violations.c.id == sa.bindparam("violation"))
+    .values(
+        occurrences=policy_violations.c.occurrences + 1,
+        last_seen_at=sa.bindparam("seen_at"),
+        last_decision_id=sa.bindparam("seen_in"),
+        observed=sa.bindparam("seen_observed"),
+        limit_value=sa.bindparam("seen_limit"),
+        severity=sa.bindparam("seen_severity"),
+    )
+)
+"""A passive breach found again, counted on its open violation (one row per parameter set)."""
+
+
+def _seen_again(v: dict[str, Any], decision_id: str, now: datetime) -> dict[str, Any]:
+    """`_COUNT_AGAIN`'s parameters for the report's violation `v`."""
+    return {
+        "seen_at": now,
+        "seen_in": decision_id,
+        "seen_observed": v["observed"],
+        "seen_limit": v["limit"],
+        "seen_severity": v["severity"],
+    }
+
+
 def record_transition(
     conn: Connection,
     v: StoredViolation,
@@ -93,18 +119,21 @@ def record_transition(
     NATS publisher sends it there, under its prefix (api/events/publishers.py).
     """
     from_status = None if action == "opened" else v.status.value
+    # Rows go in as parameters of a statement built once (SQLAlchemy caches its compiled
+    # form); `.values(...)` per row coerced every value into a new statement.
     conn.execute(
-        violation_transitions.insert().values(
-            violation_id=v.id,
+        violation_transitions.insert(),
+        _transition_row(
+            v.id,
             action=action,
             from_status=from_status,
-            to_status=to_status.value,
-            escalation_level=level,
+            to_status=to_status,
+            level=level,
             actor=actor,
             reason=reason,
             decision_id=decision_id,
-            at=now,
-        )
+            now=now,
+        ),
     )
     if not announce:
         return
@@ -135,14 +164,41 @@ def record_transition(
     if notify is not None:
         payload["notify"] = notify
     conn.execute(
-        event_outbox.insert().values(
-            event_id=event_id,
-            event_type=TRANSITION_EVENT,
-            payload=payload,
-            created_at=now,
-            attempts=0,
-        )
+        event_outbox.insert(),
+        {
+            "event_id": event_id,
+            "event_type": TRANSITION_EVENT,
+            "payload": payload,
+            "created_at": now,
+            "attempts": 0,
+        },
     )
+
+
+def _transition_row(
+    violation_id: int,
+    *,
+    action: str,
+    from_status: str | None,
+    to_status: ViolationStatus,
+    level: int,
+    actor: str,
+    reason: str | None,
+    decision_id: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """One `violation_transitions` row."""
+    return {
+        "violation_id": violation_id,
+        "action": action,
+        "from_status": from_status,
+        "to_status": to_status.value,
+        "escalation_level": level,
+        "actor": actor,
+        "reason": reason,
+        "decision_id": decision_id,
+        "at": now,
+    }
 
 
 def move_violation(
@@ -170,7 +226,7 @@ def move_violation(
     else:  # reopened
         values |= {"resolved_at": None, "resolved_by": None, "resolution_note": None}
     t = policy_violations
-    conn.execute(t.update().where(t.c.id == v.id).values(**values))
+    moved = conn.execute(t.update().where(t.c.id == v.id).returning(*t.c), values).one()
     record_transition(
         conn,
         v,
@@ -182,7 +238,7 @@ def move_violation(
         decision_id=decision_id,
         now=now,
     )
-    return violation_of(conn.execute(sa.select(t).where(t.c.id == v.id)).one())
+    return violation_of(moved)
 
 
 def track_violations(
@@ -224,67 +280,72 @@ def track_violations(
         if v["breach"] == "passive"
     }
     live = (t.c.portfolio_id == portfolio_id) & t.c.status.in_(LIVE)
+    # No ORDER BY in SQL: it would make SQLite walk the portfolio's index in id order
+    # (every violation the portfolio ever had) instead of the covering index by portfolio,
+    # status and key (0009); the ids are sorted here.
     open_by_key: dict[tuple[str, str, str], int] = {}
     if passive_keys:
-        for r in conn.execute(
+        found = conn.execute(
             sa.select(t.c.id, t.c.policy_name, t.c.violation_type, t.c.subject)
             .where(live, _stored_key().in_(sorted(passive_keys)))
-            .order_by(t.c.id)
             .with_for_update()
-        ):
+        ).all()
+        for r in sorted(found, key=lambda r: r.id):
             open_by_key.setdefault(_key_of(r.policy_name, r.violation_type, r.subject), r.id)
+    cure_ids = conn.execute(
+        sa.select(t.c.id)
+        .where(
+            live,
+            t.c.policy_name.in_(sorted(set(policies_checked))),
+            _stored_key().not_in(sorted(seen_keys)),
+        )
+        .with_for_update()
+    ).scalars()
     to_cure = [
         violation_of(r)
-        for r in conn.execute(
-            sa.select(t)
-            .where(
-                live,
-                t.c.policy_name.in_(sorted(set(policies_checked))),
-                _stored_key().not_in(sorted(seen_keys)),
-            )
-            .order_by(t.c.id)
-            .with_for_update()
-        )
+        for r in conn.execute(sa.select(t).where(t.c.id.in_(sorted(cure_ids))).order_by(t.c.id))
     ]
-    touched: list[int] = []
+    # Passive breaches found again are counted on their violation; the others open one
+    # each. Both in one statement each (executemany), in the breaches' order.
+    counted, opening = [], []
+    touched: list[int | None] = []
     for v_data in violations:
         key = _key_of(v_data["policy_name"], v_data["violation_type"], v_data["subject"])
-        known = open_by_key.get(key)
-        if v_data["breach"] == "passive" and known is not None:
-            conn.execute(
-                t.update()
-                .where(t.c.id == known)
-                .values(
-                    occurrences=t.c.occurrences + 1,
-                    last_seen_at=now,
-                    last_decision_id=decision_id,
-                    observed=v_data["observed"],
-                    limit_value=v_data["limit"],
-                    severity=v_data["severity"],
+        known = open_by_key.get(key) if v_data["breach"] == "passive" else None
+        if known is not None:
+            counted.append({"violation": known, **_seen_again(v_data, decision_id, now)})
+        else:
+            opening.append(new_violation_row(v_data, validation_id, decision_id, portfolio_id, now))
+        touched.append(known)
+    if counted:
+        conn.execute(_COUNT_AGAIN, counted)
+    opened = (
+        conn.execute(t.insert().returning(t.c.id, sort_by_parameter_order=True), opening)
+        .scalars()
+        .all()
+        if opening
+        else []
+    )
+    if opened:
+        conn.execute(
+            violation_transitions.insert(),
+            [
+                _transition_row(
+                    violation_id,
+                    action="opened",
+                    from_status=None,
+                    to_status=ViolationStatus.OPEN,
+                    level=0,
+                    actor=actor,
+                    reason=None,
+                    decision_id=decision_id,
+                    now=now,
                 )
-            )
-            touched.append(known)
-            continue
-        opened = violation_of(
-            conn.execute(
-                t.insert()
-                .values(new_violation_row(v_data, validation_id, decision_id, portfolio_id, now))
-                .returning(*t.c)
-            ).one()
+                for violation_id in opened
+            ],
         )
-        record_transition(
-            conn,
-            opened,
-            action="opened",
-            to_status=ViolationStatus.OPEN,
-            level=0,
-            actor=actor,
-            reason=None,
-            decision_id=decision_id,
-            now=now,
-            announce=False,
-        )
-        touched.append(opened.id)
+    new_ids = iter(opened)
+    ids = [next(new_ids) if known is None else known for known in touched]
     for v in to_cure:
         move_violation(
             conn,
@@ -295,4 +356,4 @@ def track_violations(
             now=now,
             decision_id=decision_id,
         )
-    return touched
+    return ids
