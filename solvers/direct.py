@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
@@ -148,18 +148,61 @@ class DirectClarabel:
     20.3 at n = 500); with a zero cost (no cost scaling) 21.2, with 0.01 to 1 more, with
     1000 25.3 (docs/performance-notes.md, 2026-12-04)."""
 
+    RETRIED: ClassVar[frozenset[str]] = frozenset(
+        {"AlmostSolved", "InsufficientProgress", "NumericalError"}
+    )
+    """Endings retried once with `CAREFUL` settings before the answer is left to the chain."""
+    CAREFUL: ClassVar[dict[str, float]] = {
+        "static_regularization_constant": 1e-8,
+        "iterative_refinement_reltol": 1e-13,
+    }
+    """Clarabel's own regularization and refinement, for the retry. The engine's lighter ones
+    (`STATIC_REGULARIZATION`, `INTERIOR_POINT_REFINEMENT_TOLERANCE`) end one project request
+    with cones in about sixty "almost solved" at n = 1000 (request 19 of the benchmark's
+    case: 27 iterations); with these it is solved in 24 (60 ms), where the cvxpy chain took
+    320 ms (docs/performance-notes.md, 2026-12-04, evening)."""
+
     def __init__(self) -> None:
         self._resident: dict[Hashable, tuple[tuple[Any, ...], FloatArray, FloatArray, Any]] = {}
 
     def solve(
         self, data: ConicData, *, key: Hashable | None = None, time_limit: float | None = None
     ) -> DirectSolution:
-        """Solve `data`, reusing the resident solver of `key` when its patterns match."""
+        """Solve `data`, reusing the resident solver of `key` when its patterns match.
+
+        An ending in `RETRIED` is retried once, on a solver of its own with the `CAREFUL`
+        settings, within what is left of `time_limit`; the outcome names both endings.
+        """
         import clarabel
 
         started = time.perf_counter()
+        solution = self._attempt(clarabel, data, key, time_limit, careful=False)
+        first = solution.outcome.message
+        if first not in self.RETRIED:
+            return solution
+        left = None if time_limit is None else time_limit - (time.perf_counter() - started)
+        if left is not None and left < MIN_TIME_LIMIT_S:
+            return solution
+        retried = self._attempt(clarabel, data, None, left, careful=True)
+        outcome = replace(
+            retried.outcome,
+            seconds=time.perf_counter() - started,
+            message=f"{first}, then {retried.outcome.message} with Clarabel's regularization",
+        )
+        return replace(retried, outcome=outcome)
+
+    def _attempt(
+        self,
+        clarabel: Any,
+        data: ConicData,
+        key: Hashable | None,
+        time_limit: float | None,
+        *,
+        careful: bool,
+    ) -> DirectSolution:
+        started = time.perf_counter()
         try:
-            solver = self._solver(clarabel, data, key, time_limit)
+            solver = self._solver(clarabel, data, key, time_limit, careful=careful)
             result = solver.solve()
         except Exception as exc:  # the solver failing (bad data, panics) is a status
             text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
@@ -178,7 +221,13 @@ class DirectClarabel:
         return DirectSolution(outcome, x, z)
 
     def _solver(
-        self, clarabel: Any, data: ConicData, key: Hashable | None, limit: float | None
+        self,
+        clarabel: Any,
+        data: ConicData,
+        key: Hashable | None,
+        limit: float | None,
+        *,
+        careful: bool = False,
     ) -> Any:
         settings = clarabel.DefaultSettings()
         settings.verbose = False
@@ -190,6 +239,9 @@ class DirectClarabel:
         settings.max_step_fraction = self.MAX_STEP_FRACTION
         settings.static_regularization_constant = self.STATIC_REGULARIZATION
         settings.max_iter = 200
+        if careful:
+            for name, value in self.CAREFUL.items():
+                setattr(settings, name, value)
         settings.time_limit = (
             math.inf if limit is None or math.isinf(limit) else max(limit, MIN_TIME_LIMIT_S)
         )

@@ -82,3 +82,27 @@ def test_a_resident_solver_answers_as_a_fresh_one_whatever_it_solved_before() ->
             again = solver.solve(target, key="k")
             assert again.x is not None
             np.testing.assert_array_equal(again.x, fresh.x)
+
+
+def test_an_almost_solved_problem_is_retried_with_clarabels_regularization() -> None:
+    # Request 19 of the benchmark's case at n = 1000 (project, volatility and tracking
+    # error): with the engine's light regularization Clarabel ends it "almost solved"; the
+    # retry solves it, where the cvxpy chain took five times as long.
+    from benchmarks.cases import build_case
+    from engine import PolicyEngine
+    from models import PolicyValidationRequest
+
+    case = build_case(1000)
+    body = case.body(
+        19, policy_set="cones20", mode="adjust", adjustment="project", traded="varying"
+    )
+    request = PolicyValidationRequest.model_validate(body)
+    response = PolicyEngine().validate(request, case.policies["cones20"])
+    adjusted = response.adjusted_decision
+    assert adjusted is not None and adjusted.is_compliant
+    (attempt,) = adjusted.solver_attempts
+    assert attempt.solver == DirectClarabel.name and attempt.status == "optimal"
+    assert attempt.message == "AlmostSolved, then Solved with Clarabel's regularization"
+    # The same request in a fresh engine: the same answer (the retry's solver is its own).
+    again = PolicyEngine().validate(request, case.policies["cones20"]).adjusted_decision
+    assert again is not None and again.trades == adjusted.trades
