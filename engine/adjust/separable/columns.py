@@ -56,7 +56,7 @@ class Entries:
 
     def per_row(self) -> IntArray:
         """How many entries each row has."""
-        return np.bincount(self.rows, minlength=self.shape[0]).astype(np.intp)
+        return np.bincount(self.rows, minlength=self.shape[0]).astype(np.intp, copy=False)
 
     def first_of(self, rows: IntArray) -> tuple[IntArray, FloatArray]:
         """Column and value of the first entry of each of `rows` (each has one at least)."""
@@ -91,9 +91,13 @@ class Entries:
 
     def csr(self) -> sp.csr_matrix:
         """The entries as a CSR matrix, in their order."""
-        indptr = np.zeros(self.shape[0] + 1, dtype=np.intp)
+        # int32 indices where they fit, which scipy would pick: its constructor then skips
+        # scanning them for the narrowest type (~8 of its ~18 us).
+        fits = max(*self.shape, len(self.rows)) <= np.iinfo(np.int32).max
+        index_type = np.int32 if fits else np.intp
+        indptr = np.zeros(self.shape[0] + 1, dtype=index_type)
         np.cumsum(np.bincount(self.rows, minlength=self.shape[0]), out=indptr[1:])
-        return sp.csr_matrix((self.data, self.cols, indptr), shape=self.shape)
+        return sp.csr_matrix((self.data, self.cols.astype(index_type), indptr), shape=self.shape)
 
 
 class ColumnIndex:
