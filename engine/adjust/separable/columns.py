@@ -92,7 +92,7 @@ class Entries:
     def csr(self) -> sp.csr_matrix:
         """The entries as a CSR matrix, in their order."""
         # int32 indices where they fit, which scipy would pick: its constructor then skips
-        # scanning them for the narrowest type (~8 of its ~18 us).
+        # scanning them for the narrowest type (about half its time).
         fits = max(*self.shape, len(self.rows)) <= np.iinfo(np.int32).max
         index_type = np.int32 if fits else np.intp
         indptr = np.zeros(self.shape[0] + 1, dtype=index_type)
