@@ -4,7 +4,9 @@ Rows over one name become an interval of that name (`Box`); rows over several na
 kept as coupling rows with a multiplier each (`Coupling`): affine ones as a sparse matrix,
 absolute-value ones as their terms (name, slope, offset) and the sums over them. What
 depends only on a row set's structure (`AffineShape`, `AbsShape`) is built once and
-memoized on the compiled problem; each request folds its bounds and offsets in.
+memoized on the compiled problem; each request folds its bounds and offsets in. A
+restriction to some names (`scale_back`'s traded ones, which change with every request) is
+picked from a per-matrix column index (`engine.adjust.separable.columns`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from engine.adjust.separable.columns import Entries, IntArray, column_index
 from engine.compile.blocks import AbsSumBlock, AffineBlock
 from engine.tolerances import CERTIFICATE_FEASIBILITY
 from models.typing import FloatArray
@@ -34,8 +37,6 @@ __all__ = [
 
 FEASIBILITY = CERTIFICATE_FEASIBILITY
 """Certified row accuracy, relative to max(1, |bound|)."""
-
-IntArray = np.ndarray[Any, np.dtype[np.intp]]
 
 
 class Unsupported(Exception):
@@ -126,21 +127,24 @@ def memoized(memo: dict[Any, Any], key: Any, build: Any, *args: Any) -> Any:
     return found
 
 
-def _restricted(matrix: Any, columns: IntArray | None) -> sp.csr_matrix:
-    csr = sp.csr_matrix(matrix)
-    return csr if columns is None else sp.csr_matrix(csr[:, columns])
+def _restricted(owner: object, name: str, columns: IntArray | None, *, fixed: bool) -> Entries:
+    """The nonzeros of `matrix[:, columns]` (all columns when None), `matrix` = `owner.name`.
+
+    A `fixed` matrix (never changed in place) is picked from its `ColumnIndex`, kept on
+    `owner`; any other matrix, or columns the index does not cover, through scipy.
+    """
+    if fixed and columns is not None:
+        index = column_index(owner, name)
+        if index is not None and index.covers(columns):
+            return index.pick(columns)
+    csr = sp.csr_matrix(getattr(owner, name))
+    return Entries.of_csr(csr if columns is None else sp.csr_matrix(csr[:, columns]))
 
 
 def _check_constant(values: FloatArray, bound: FloatArray, sense: str) -> None:
     excess = values - bound if sense == "le" else bound - values
     if len(excess) and float(excess.max()) > FEASIBILITY * max(1.0, float(np.abs(bound).max())):
         raise Unsupported("a row no variable moves is beyond its bound")
-
-
-def _single_entries(matrix: sp.csr_matrix, rows: IntArray) -> tuple[IntArray, FloatArray]:
-    """Column and value of the one nonzero of each of `rows`."""
-    starts = matrix.indptr[rows]
-    return matrix.indices[starts].astype(np.intp), np.asarray(matrix.data[starts], dtype=float)
 
 
 @dataclass
@@ -158,12 +162,11 @@ class AffineShape:
 
 def affine_shape(block: AffineBlock, sense: str, columns: IntArray | None) -> AffineShape:
     """Which rows of an affine block are constant, over one name, or over several."""
-    A = _restricted(block.A, columns)
-    A.eliminate_zeros()
+    A = _restricted(block, "A", columns, fixed=block.structural)
     sign = 1.0 if sense == "le" else -1.0
-    count = np.diff(A.indptr)
+    count = A.per_row()
     single = np.flatnonzero(count == 1).astype(np.intp)
-    names, coefficients = _single_entries(A, single)
+    names, coefficients = A.first_of(single)
     several = np.flatnonzero(count > 1).astype(np.intp)
     return AffineShape(
         np.flatnonzero(count == 0).astype(np.intp),
@@ -171,7 +174,7 @@ def affine_shape(block: AffineBlock, sense: str, columns: IntArray | None) -> Af
         names,
         coefficients,
         several,
-        sp.csr_matrix(sign * A[several]),
+        A.of_rows(several).scaled(sign).csr(),
     )
 
 
@@ -219,35 +222,47 @@ class AbsShape:
     several_sum: sp.csr_matrix
 
 
+def _weights(block: AbsSumBlock, moving: IntArray, fixed: IntArray) -> tuple[Entries, Entries]:
+    """The columns of `G` of the moving and of the fixed terms (`G` = identity when None)."""
+    n_terms = int(np.shape(block.A)[0])
+    if block.G is None:
+        return Entries.identity_columns(n_terms, moving), Entries.identity_columns(n_terms, fixed)
+    index = column_index(block, "G")
+    if index is not None:
+        negative = index.any_negative
+    else:
+        negative = bool((Entries.of_csr(sp.csr_matrix(block.G)).data < 0).any())
+    if negative:
+        raise Unsupported("a negative weight on an absolute term")
+    return (
+        _restricted(block, "G", moving, fixed=True),
+        _restricted(block, "G", fixed, fixed=True),
+    )
+
+
 def abs_shape(block: AbsSumBlock, sense: str, columns: IntArray | None) -> AbsShape:
     """Which terms of an absolute-value block move, and which rows are over one name."""
     if sense != "le":
         raise Unsupported("an absolute-value row bounded below is not convex")
-    A = _restricted(block.A, columns)
-    A.eliminate_zeros()
-    per_term = np.diff(A.indptr)
+    # An absolute-value block's A and G are constants of its compiled form: never changed.
+    A = _restricted(block, "A", columns, fixed=True)
+    per_term = A.per_row()
     if (per_term > 1).any():
         raise Unsupported("an absolute term over several names")
     moving = np.flatnonzero(per_term == 1).astype(np.intp)
     fixed = np.flatnonzero(per_term == 0).astype(np.intp)
-    if block.G is None:
-        G = sp.identity(A.shape[0], format="csr")
-    else:
-        G = sp.csr_matrix(block.G)
-        G.eliminate_zeros()
-        if (G.data < 0).any():
-            raise Unsupported("a negative weight on an absolute term")
-    G_moving = sp.csr_matrix(G[:, moving])
-    count = np.diff(G_moving.indptr)
-    names, slopes = _single_entries(A, moving)
+    G_moving, G_fixed = _weights(block, moving, fixed)
+    count = G_moving.per_row()
+    names, slopes = A.first_of(moving)
     single = np.flatnonzero(count == 1).astype(np.intp)
-    terms, weights = _single_entries(G_moving, single)
+    terms, weights = G_moving.first_of(single)
     several = np.flatnonzero(count > 1).astype(np.intp)
-    used = np.unique(G_moving[several].indices).astype(np.intp)
+    G_several = G_moving.of_rows(several)
+    used = np.unique(G_several.cols).astype(np.intp)
     return AbsShape(
         moving,
         fixed,
-        sp.csr_matrix(G[:, fixed]),
+        G_fixed.csr(),
         names,
         slopes,
         np.flatnonzero(count == 0).astype(np.intp),
@@ -256,7 +271,7 @@ def abs_shape(block: AbsSumBlock, sense: str, columns: IntArray | None) -> AbsSh
         weights,
         several,
         used,
-        sp.csr_matrix(G_moving[several][:, used]),
+        G_several.of_columns(used).csr(),
     )
 
 
