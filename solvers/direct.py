@@ -152,15 +152,13 @@ class DirectClarabel:
         {"AlmostSolved", "InsufficientProgress", "NumericalError"}
     )
     """Endings retried once with `CAREFUL` settings before the answer is left to the chain."""
-    CAREFUL: ClassVar[dict[str, float]] = {
-        "static_regularization_constant": 1e-8,
-        "iterative_refinement_reltol": 1e-13,
-    }
-    """Clarabel's own regularization and refinement, for the retry. The engine's lighter ones
-    (`STATIC_REGULARIZATION`, `INTERIOR_POINT_REFINEMENT_TOLERANCE`) end one project request
-    with cones in about sixty "almost solved" at n = 1000 (request 19 of the benchmark's
-    case: 27 iterations); with these it is solved in 24 (60 ms), where the cvxpy chain took
-    320 ms (docs/performance-notes.md, 2026-12-04, evening)."""
+    CAREFUL: ClassVar[dict[str, float]] = {"static_regularization_constant": 1e-8}
+    """Clarabel's own static regularization, for the retry. With the engine's lighter one
+    (`STATIC_REGULARIZATION`) two project requests with cones in about a hundred end
+    "almost solved" at n = 1000 (requests 19 and 93 of the benchmark's case, 25-27
+    iterations); with this one they are solved in 24-25 (about 60 ms with the first
+    attempt), where the cvxpy chain took 240-320 ms. Clarabel's refinement tolerance as well
+    solved request 19 but not 93 (docs/performance-notes.md, 2026-12-04, evening)."""
 
     def __init__(self) -> None:
         self._resident: dict[Hashable, tuple[tuple[Any, ...], FloatArray, FloatArray, Any]] = {}
