@@ -292,19 +292,26 @@ def track_violations(
         ).all()
         for r in sorted(found, key=lambda r: r.id):
             open_by_key.setdefault(_key_of(r.policy_name, r.violation_type, r.subject), r.id)
-    cure_ids = conn.execute(
-        sa.select(t.c.id)
-        .where(
-            live,
-            t.c.policy_name.in_(sorted(set(policies_checked))),
-            _stored_key().not_in(sorted(seen_keys)),
-        )
-        .with_for_update()
-    ).scalars()
-    to_cure = [
-        violation_of(r)
-        for r in conn.execute(sa.select(t).where(t.c.id.in_(sorted(cure_ids))).order_by(t.c.id))
-    ]
+    cure_ids = sorted(
+        conn.execute(
+            sa.select(t.c.id)
+            .where(
+                live,
+                t.c.policy_name.in_(sorted(set(policies_checked))),
+                _stored_key().not_in(sorted(seen_keys)),
+            )
+            .with_for_update()
+        ).scalars()
+    )
+    # Most validations cure nothing: no second query then.
+    to_cure = (
+        [
+            violation_of(r)
+            for r in conn.execute(sa.select(t).where(t.c.id.in_(cure_ids)).order_by(t.c.id))
+        ]
+        if cure_ids
+        else []
+    )
     # Passive breaches found again are counted on their violation; the others open one
     # each. Both in one statement each (executemany), in the breaches' order.
     counted, opening = [], []
