@@ -61,11 +61,25 @@ class Services:
             self.global_policy = GlobalPolicyCache(
                 self.store.global_policy, self.settings.global_policy_refresh_s
             )
-        self.heap = Heap(self.cache_misses, enabled=self.settings.gc_freeze)
+        self.heap = Heap(
+            self.cache_misses,
+            enabled=self.settings.gc_freeze,
+            reclaim_after=self.cache_capacity(),
+        )
 
     def listening(self) -> bool | None:
         """Whether this worker hears global-policy changes now (None: it only polls)."""
         return None if self.global_listener is None else self.global_listener.listening
+
+    def cache_capacity(self) -> int:
+        """Entries the caches counted by `cache_misses` hold together, at most."""
+        assert self.references is not None
+        engine = self.engine
+        return (
+            engine.cache.max_entries
+            + engine.layouts.max_entries
+            + self.references.cache.max_entries
+        )
 
     def cache_misses(self) -> int:
         """Misses of every cache that keeps objects for the process's life, summed."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,40 @@ def test_settle_freezes_and_waits_for_growth() -> None:
     assert heap.settlements == 2 and not heap.grown()
 
 
+def test_light_settlements_leave_frozen_cycles_until_a_full_one_is_due(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    growth = _Counter()
+    heap = Heap(growth, reclaim_after=3)
+    cached = _Cycle()  # a cache entry frozen at the first (full) settlement
+    alive = weakref.ref(cached)
+    heap.settle()
+    assert heap.reclaims == 1
+    del cached  # evicted
+    for settled in (2, 3):
+        newer = _Cycle()  # a newer entry, alive while its growth is settled
+        newer_alive = weakref.ref(newer)
+        growth.value += 1
+        frozen = gc.get_freeze_count()
+        with caplog.at_level(logging.DEBUG, logger="pes.heap"):
+            heap.settle()
+        assert "heap settled (light)" in caplog.text
+        assert heap.settlements == settled and heap.reclaims == 1
+        assert gc.get_freeze_count() > frozen  # the newer entry is frozen now
+        assert alive() is not None  # a light settlement cannot reclaim it
+        del newer
+        gc.collect()
+        assert newer_alive() is not None  # frozen: out of the collector's sight
+    growth.value += 1  # 3 since the full settlement: the next one is full
+    heap.settle()
+    assert heap.reclaims == 2 and alive() is None
+
+
+def test_reclaim_after_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="reclaim_after"):
+        Heap(_Counter(), reclaim_after=0)
+
+
 def test_disabled_heap_never_freezes() -> None:
     gc.unfreeze()
     heap = Heap(_Counter(), enabled=False)
@@ -83,14 +118,22 @@ def _app(tmp_path: Path, *, gc_freeze: bool) -> Any:
 def test_the_service_freezes_at_start_and_after_a_request_that_compiled(tmp_path: Path) -> None:
     gc.unfreeze()
     with TestClient(_app(tmp_path, gc_freeze=True)) as client:
-        heap = services_of(client).heap
+        services = services_of(client)
+        heap = services.heap
         assert heap.settlements == 1 and gc.get_freeze_count() > 0
+        engine = services.engine
+        assert heap.reclaim_after == (
+            engine.cache.max_entries
+            + engine.layouts.max_entries
+            + services.settings.reference_cache_size
+        )
         for policy in core_policies():
             client.post("/api/v1/policies", json=policy).raise_for_status()
         body = example_request("aapl-overweight")
         first = client.post("/api/v1/validate", json=body)
         assert first.status_code == 200
         assert heap.settlements == 2  # the first validation compiled: settled after it
+        assert heap.reclaims == 1  # lightly: a full settlement waits for the caches to turn
         body["decision"]["decision_id"] = "another-decision"
         assert client.post("/api/v1/validate", json=body).status_code == 200
         assert heap.settlements == 2  # same structure, cache hit: nothing to settle
