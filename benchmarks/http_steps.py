@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from benchmarks.cases import build_case
-from benchmarks.reference_http import FORMS, _register
+from benchmarks.reference_http import FORMS, Decisions, _register
 
 __all__ = ["main", "run"]
 
@@ -50,7 +50,7 @@ def run(n: int, requests: int, form: str) -> dict[str, float]:
     case = build_case(n)
     token = uuid.uuid4().hex[:8]
     bodies = [
-        json.dumps(FORMS[form](case, i, f"steps-{token}-{i}")).encode()
+        json.dumps(FORMS[form](case, i, f"steps-{token}-{i}", Decisions())).encode()
         for i in range(_WARMUP + requests)
     ]
     times: dict[str, list[float]] = {}

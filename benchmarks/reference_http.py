@@ -1,7 +1,7 @@
 """HTTP check-only latency with the instruments (and risk model) inline or by reference.
 
     python -m benchmarks.reference_http [--n 500] [--requests 500] [--forms A,B]
-        [--output FILE]
+        [--mode validate|adjust] [--traded fixed|varying] [--output FILE]
 
 One uvicorn server (as in `benchmarks.http_load`: SQLite in a temporary directory, events
 off, one worker) and one keep-alive httpx client on loopback. The universe of the case and
@@ -24,6 +24,12 @@ latency, the engine's own `timings_ms.total` p50) and writes the numbers as JSON
 server's CPU time per timed request (user + system, all forms together, read from `/proc`
 on Linux: another process's load disturbs it far less than the latency). `--forms` limits
 the run to some forms (answers are compared where both forms of a pair run).
+
+By default every request trades the case's same 20 names and only checks. `--traded
+varying` draws the traded names anew per request (`benchmarks.cases`), as a coordination
+engine's decisions come, and `--mode adjust` asks for `scale_back` adjustment: together they
+make most requests compile a problem of their own, which is what exercises the service's
+caches and its heap settlements (`api/heap.py`).
 """
 
 from __future__ import annotations
@@ -37,38 +43,57 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from benchmarks.cases import Case, build_case
+from benchmarks.cases import Case, Traded, build_case
 from benchmarks.http_load import _free_port, _start, _stop, _wait_ready
 from benchmarks.policies import PolicySet
 from benchmarks.report import git_commit
 
 __all__ = ["main"]
 
-Form = Callable[[Case, int, str], dict[str, Any]]
+
+@dataclass(frozen=True)
+class Decisions:
+    """What the requests ask: check only or `scale_back`, the same or other names traded."""
+
+    mode: Literal["validate", "adjust"] = "validate"
+    traded: Traded = "fixed"
 
 
-def _body(case: Case, i: int, decision_id: str, policy_set: PolicySet) -> dict[str, Any]:
+Form = Callable[[Case, int, str, Decisions], dict[str, Any]]
+
+
+def _body(
+    case: Case, i: int, decision_id: str, policy_set: PolicySet, decisions: Decisions
+) -> dict[str, Any]:
     """The benchmark's request, limited to its policy set (both sets are stored)."""
-    body = case.body(i, policy_set=policy_set, mode="validate", decision_id=decision_id)
+    body = case.body(
+        i,
+        policy_set=policy_set,
+        mode=decisions.mode,
+        adjustment="scale_back",
+        decision_id=decision_id,
+        traded=decisions.traded,
+    )
     body["applicable_policies"] = [p.policy_name for p in case.policies[policy_set]]
     return body
 
 
 def _inline(policy_set: PolicySet) -> Form:
-    def build(case: Case, i: int, decision_id: str) -> dict[str, Any]:
-        return _body(case, i, decision_id, policy_set)
+    def build(case: Case, i: int, decision_id: str, decisions: Decisions) -> dict[str, Any]:
+        return _body(case, i, decision_id, policy_set, decisions)
 
     return build
 
 
 def _by_reference(policy_set: PolicySet, *, prices: bool, risk_model: bool) -> Form:
-    def build(case: Case, i: int, decision_id: str) -> dict[str, Any]:
-        body = _body(case, i, decision_id, policy_set)
+    def build(case: Case, i: int, decision_id: str, decisions: Decisions) -> dict[str, Any]:
+        body = _body(case, i, decision_id, policy_set, decisions)
         state = body["portfolio_state"]
         instruments = state.pop("instruments")
         state["universe"] = {"id": f"bench-{case.n}"}
@@ -126,7 +151,13 @@ def _server_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(n: int, requests: int, warmup: int = 5, forms: list[str] | None = None) -> dict[str, Any]:
+def run(
+    n: int,
+    requests: int,
+    warmup: int = 5,
+    forms: list[str] | None = None,
+    decisions: Decisions = Decisions(),
+) -> dict[str, Any]:
     """Time the forms (default: all) on `requests` requests of the n-name case; the summary."""
     import httpx
 
@@ -154,7 +185,9 @@ def run(n: int, requests: int, warmup: int = 5, forms: list[str] | None = None) 
                             cpu.append(_server_cpu_s(server.pid))
                         answers: dict[str, dict[str, Any]] = {}
                         for name, form in selected.items():
-                            body = json.dumps(form(case, i, f"ref-{token}-{name}-{i}")).encode()
+                            body = json.dumps(
+                                form(case, i, f"ref-{token}-{name}-{i}", decisions)
+                            ).encode()
                             t0 = time.perf_counter()
                             response = client.post(
                                 "/api/v1/validate", content=body, headers=headers
@@ -179,6 +212,8 @@ def run(n: int, requests: int, warmup: int = 5, forms: list[str] | None = None) 
     return {
         "n": n,
         "requests": requests,
+        "mode": decisions.mode,
+        "traded": decisions.traded,
         "git": git_commit(),
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -230,13 +265,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=500, help="universe size (default 500)")
     parser.add_argument("--requests", type=int, default=500, help="timed requests per form")
     parser.add_argument("--forms", help=f"comma-separated forms (default all: {', '.join(FORMS)})")
+    parser.add_argument(
+        "--mode",
+        choices=["validate", "adjust"],
+        default="validate",
+        help="check only (default) or adjust with scale_back",
+    )
+    parser.add_argument(
+        "--traded",
+        choices=["fixed", "varying"],
+        default="fixed",
+        help="the case's same 20 names in every request (default) or drawn per request",
+    )
     parser.add_argument("--output", type=Path, help="write the summary JSON here")
     args = parser.parse_args(argv)
     forms = None if args.forms is None else [f.strip() for f in args.forms.split(",")]
     unknown = sorted(set(forms or ()) - set(FORMS))
     if unknown:
         parser.error(f"unknown forms: {', '.join(unknown)}")
-    summary = run(args.n, args.requests, forms=forms)
+    summary = run(args.n, args.requests, forms=forms, decisions=Decisions(args.mode, args.traded))
     print(table(summary))
     if args.output is not None:
         args.output.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

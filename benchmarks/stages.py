@@ -1,8 +1,8 @@
 """Where one engine path spends its time: latency percentiles, stages, and a profile.
 
 ``python -m benchmarks.stages [--n 500] [--policy-set twenty] [--mode validate]
-[--adjustment auto] [--requests 200] [--traded varying] [--vary-trades K] [--profile 25]
-[--solves]``
+[--adjustment auto] [--requests 200] [--traded varying] [--vary-trades K] [--by-reference]
+[--profile 25] [--solves]``
 
 Times `PolicyEngine.validate` on the benchmark's cases exactly as `benchmarks.measure`
 does (requests built before the clock, a few untimed warm-up requests, `gc.collect()`
@@ -13,8 +13,10 @@ with `--solves` the direct solves' iterations and seconds (the solver's own call
 With `--traded varying` each request draws its own 20 names (`benchmarks.cases`).
 With `--vary-trades K` each request keeps K of the case's 20 trades, drawn at random (seeded
 by the request), so consecutive decisions trade different sets of names, as in
-production, instead of the same ones. A tool for finding what to optimize;
-`python -m benchmarks` remains the benchmark.
+production, instead of the same ones. With `--by-reference` each request names the case's
+registered universe and sends its `prices` (the benchmark's `engine_check`): the timed part
+is `resolve_references` plus `validate` with the resolution's key. A tool for finding what
+to optimize; `python -m benchmarks` remains the benchmark.
 """
 
 from __future__ import annotations
@@ -26,14 +28,16 @@ import io
 import pstats
 import sys
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import ClassVar
 
 import numpy as np
 
 from benchmarks.cases import POLICY_SETS, Case, build_case
+from benchmarks.measure import RegisteredUniverse
 from engine import PolicyEngine
-from models import PolicyDefinition, PolicyValidationRequest
+from engine.resolve.references import resolve_references
+from models import PolicyDefinition, PolicyValidationRequest, PolicyValidationResponse
 from solvers import (
     ConicData,
     DirectOSQP,
@@ -67,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         metavar="K",
         help="keep K of the trades per request, drawn at random (default: all, always the same)",
+    )
+    parser.add_argument(
+        "--by-reference",
+        action="store_true",
+        help="name the case's registered universe and send its prices, as engine_check does",
     )
     parser.add_argument(
         "--profile", type=int, default=0, metavar="K", help="print the top K functions"
@@ -107,15 +116,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     policies = case.policies[args.policy_set]
     total = args.warmup + args.requests
-    requests = [_request(case, i, args) for i in range(total)]
+    source = RegisteredUniverse(case) if args.by_reference else None
+    requests = [_request(case, i, args, source) for i in range(total)]
     engine = _engine(args)
+    answer = _answerer(engine, policies, source)
     for request in requests[: args.warmup]:
-        engine.validate(request, policies)
+        answer(request)
     timed = requests[args.warmup :]
     recording = engine.adjuster.chain.direct
     if isinstance(recording, _Recording):
         recording.outcomes.clear()
-    samples, stages = _time(engine, timed, policies)
+    samples, stages = _time(answer, timed)
     print(
         f"n={args.n} {args.policy_set} {args.mode}/{args.adjustment}, {len(samples)} requests: "
         f"p50 {np.percentile(samples, 50):.3f} ms, p99 {np.percentile(samples, 99):.3f} ms, "
@@ -125,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(recording, _Recording):
         print(recording.summary())
     if args.profile:
-        print(_profile(engine, timed, policies, args.profile))
+        print(_profile(answer, timed, args.profile))
     return 0
 
 
@@ -176,7 +187,29 @@ class _Recording:
         )
 
 
-def _request(case: Case, i: int, args: argparse.Namespace) -> PolicyValidationRequest:
+Answer = Callable[[PolicyValidationRequest], PolicyValidationResponse]
+
+
+def _answerer(
+    engine: PolicyEngine,
+    policies: Sequence[PolicyDefinition],
+    source: RegisteredUniverse | None,
+) -> Answer:
+    """What is timed per request: `validate`, after `resolve_references` when by reference."""
+    if source is None:
+        return lambda request: engine.validate(request, policies)
+
+    def by_reference(request: PolicyValidationRequest) -> PolicyValidationResponse:
+        resolution = resolve_references(request.portfolio_state, source)
+        resolved = request.model_copy(update={"portfolio_state": resolution.state})
+        return engine.validate(resolved, policies, reference=resolution.key)
+
+    return by_reference
+
+
+def _request(
+    case: Case, i: int, args: argparse.Namespace, source: RegisteredUniverse | None
+) -> PolicyValidationRequest:
     body = case.body(
         i,
         policy_set=args.policy_set,
@@ -189,36 +222,31 @@ def _request(case: Case, i: int, args: argparse.Namespace) -> PolicyValidationRe
         rng = np.random.default_rng((args.n, i))
         keep = sorted(rng.choice(len(trades), args.vary_trades, replace=False).tolist())
         body["decision"]["trades"] = [trades[k] for k in keep]
+    if source is not None:
+        body = source.by_reference(body)
     return PolicyValidationRequest.model_validate(body)
 
 
 def _time(
-    engine: PolicyEngine,
-    requests: list[PolicyValidationRequest],
-    policies: Sequence[PolicyDefinition],
+    answer: Answer, requests: list[PolicyValidationRequest]
 ) -> tuple[list[float], dict[str, list[float]]]:
     samples: list[float] = []
     stages: dict[str, list[float]] = {}
     for request in requests:
         gc.collect()
         start = time.perf_counter()
-        response = engine.validate(request, policies)
+        response = answer(request)
         samples.append(1000 * (time.perf_counter() - start))
         for stage, ms in response.timings_ms.items():
             stages.setdefault(stage, []).append(ms)
     return samples, stages
 
 
-def _profile(
-    engine: PolicyEngine,
-    requests: list[PolicyValidationRequest],
-    policies: Sequence[PolicyDefinition],
-    top: int,
-) -> str:
+def _profile(answer: Answer, requests: list[PolicyValidationRequest], top: int) -> str:
     profiler = cProfile.Profile()
     profiler.enable()
     for request in requests:
-        engine.validate(request, policies)
+        answer(request)
     profiler.disable()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)

@@ -48,7 +48,7 @@ import numpy as np
 
 from benchmarks.cases import build_case
 from benchmarks.http_load import NO_GLOBAL_LIMITS, _free_port, _wait_ready
-from benchmarks.reference_http import FORMS, _register
+from benchmarks.reference_http import FORMS, Decisions, _register
 from benchmarks.report import git_commit
 
 __all__ = ["main", "run"]
@@ -283,7 +283,11 @@ def _round(
     warmup = 4 * concurrency
     port = _free_port()
     bodies = [
-        _encode(json.dumps(form(case, i, f"w{workers}-{token}-{i}")).encode(), port, close=close)
+        _encode(
+            json.dumps(form(case, i, f"w{workers}-{token}-{i}", Decisions())).encode(),
+            port,
+            close=close,
+        )
         for i in range(warmup + requests)
     ]
     _schema(url, schema, create=True)

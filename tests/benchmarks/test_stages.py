@@ -40,10 +40,10 @@ def test_vary_trades_draws_different_sets_of_the_case_trades() -> None:
         vary_trades=5,
     )
     full = {t.symbol for t in case.request(0, policy_set="base", mode="adjust").decision.trades}
-    drawn = [frozenset(t.symbol for t in _request(case, i, args).decision.trades) for i in range(6)]
+    drawn = [frozenset(t.symbol for t in _request(case, i, args, None).decision.trades) for i in range(6)]
     assert all(len(d) == 5 and d <= full for d in drawn)
     assert len(set(drawn)) > 1  # not the same set every time
-    assert drawn[0] == frozenset(t.symbol for t in _request(case, 0, args).decision.trades)
+    assert drawn[0] == frozenset(t.symbol for t in _request(case, 0, args, None).decision.trades)
 
 
 def test_vary_trades_beyond_the_case_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,3 +60,22 @@ def test_solves_reports_the_direct_solves_iterations(capsys: pytest.CaptureFixtu
         r" ms median [\d.]+ mean [\d.]+, ms per iteration [\d.]+",
         out,
     )
+
+
+def test_by_reference_names_the_registered_universe(capsys: pytest.CaptureFixture[str]) -> None:
+    from argparse import Namespace
+
+    from benchmarks.cases import build_case
+    from benchmarks.measure import RegisteredUniverse
+    from benchmarks.stages import _request
+
+    case = build_case(20)
+    args = Namespace(
+        policy_set="twenty", mode="validate", adjustment="auto", traded="varying", vary_trades=0
+    )
+    state = _request(case, 0, args, RegisteredUniverse(case)).portfolio_state
+    assert state.universe is not None and state.universe.id == "bench-20"
+    assert not state.instruments and state.prices and len(state.prices) == 20
+    argv = ["--n", "20", "--requests", "3", "--warmup", "1", "--traded", "varying"]
+    assert main([*argv, "--by-reference"]) == 0
+    assert re.search(r"n=20 twenty validate/auto, 3 requests: p50", capsys.readouterr().out)
