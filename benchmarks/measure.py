@@ -11,7 +11,6 @@ loop, the time limit and the summaries are in `benchmarks.timing`.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any
 from benchmarks.cases import Case, Traded
 from benchmarks.peers import PEER_PATHS, ProjectQPs, measure_peer
 from benchmarks.policies import PolicySet
-from benchmarks.timing import Budget, PathResult, Progress, loop, stderr_progress
+from benchmarks.timing import Budget, PathResult, Progress, loop, settle_heap, stderr_progress
 from engine import PolicyEngine
 from engine.resolve.references import (
     FxSnapshotData,
@@ -178,7 +177,7 @@ def _engine(case: Case, path: EnginePath, budget: Budget, progress: Progress) ->
         request = PolicyValidationRequest.model_validate(body)
         if timed and not result.samples_ms:
             before = engine.cache_stats()  # cache counters from the first timed request on
-        gc.collect()
+        settle_heap()
         start = time.perf_counter()
         if source is None:
             response = engine.validate(request, policies)

@@ -10,7 +10,6 @@ clock starts and shared between the peers of one size (`ProjectQPs`).
 
 from __future__ import annotations
 
-import gc
 from collections import Counter
 from collections.abc import Callable
 
@@ -27,7 +26,7 @@ from benchmarks.baselines import (
     project_qp,
 )
 from benchmarks.cases import Case, Traded
-from benchmarks.timing import Budget, PathResult, Progress, loop
+from benchmarks.timing import Budget, PathResult, Progress, loop, settle_heap
 
 __all__ = ["PEER_PATHS", "ProjectQPs", "measure_peer"]
 
@@ -100,7 +99,7 @@ def measure_peer(name: str, qps: ProjectQPs, budget: Budget, progress: Progress)
 
     def run_one(i: int, timed: bool) -> float | None:
         qp = qps[i]
-        gc.collect()
+        settle_heap()
         solution = solve(i, qp)
         if not timed:
             return None

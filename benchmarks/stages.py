@@ -5,10 +5,11 @@
 [--profile 25] [--solves]``
 
 Times `PolicyEngine.validate` on the benchmark's cases exactly as `benchmarks.measure`
-does (requests built before the clock, a few untimed warm-up requests, `gc.collect()`
-before each timed one), then prints p50/p99/min, the median of every stage of
-`timings_ms`, and with `--profile K` the K functions with the most cumulative time under
-cProfile (a second pass: profiling slows every call, so its times are only proportions);
+does (requests built before the clock, a few untimed warm-up requests, the heap settled
+before each timed one: `benchmarks.timing.settle_heap`), then prints p50/p99/min, the
+median of every stage of `timings_ms`, and with `--profile K` the K functions with the most
+cumulative time under cProfile (a second pass: profiling slows every call, so its times are
+only proportions);
 with `--solves` the direct solves' iterations and seconds (the solver's own call).
 With `--traded varying` each request draws its own 20 names (`benchmarks.cases`).
 With `--vary-trades K` each request keeps K of the case's 20 trades, drawn at random (seeded
@@ -35,6 +36,7 @@ import numpy as np
 
 from benchmarks.cases import POLICY_SETS, Case, build_case
 from benchmarks.measure import RegisteredUniverse
+from benchmarks.timing import settle_heap
 from engine import PolicyEngine
 from engine.resolve.references import resolve_references
 from models import PolicyDefinition, PolicyValidationRequest, PolicyValidationResponse
@@ -126,7 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     recording = engine.adjuster.chain.direct
     if isinstance(recording, _Recording):
         recording.outcomes.clear()
-    samples, stages = _time(answer, timed)
+    try:
+        samples, stages = _time(answer, timed)
+    finally:
+        gc.unfreeze()
     print(
         f"n={args.n} {args.policy_set} {args.mode}/{args.adjustment}, {len(samples)} requests: "
         f"p50 {np.percentile(samples, 50):.3f} ms, p99 {np.percentile(samples, 99):.3f} ms, "
@@ -233,7 +238,7 @@ def _time(
     samples: list[float] = []
     stages: dict[str, list[float]] = {}
     for request in requests:
-        gc.collect()
+        settle_heap()
         start = time.perf_counter()
         response = answer(request)
         samples.append(1000 * (time.perf_counter() - start))
