@@ -64,6 +64,8 @@ class Snapshot:
         return (w - self.w0) * self.nav / self.prices
 
 
+_symbol = operator.attrgetter("symbol")
+_symbol_and_quantity = operator.attrgetter("symbol", "quantity")
 _price = operator.attrgetter("price")
 _strategy = operator.attrgetter("strategy")
 _lot_size = operator.attrgetter("lot_size")
@@ -95,10 +97,10 @@ def snapshot_of(
     state = request.portfolio_state
     require_resolved(state)
     # Every request passes through here with hundreds of names: the dictionaries are built
-    # by comprehension, and the per-item checks run only when a cheap test finds a problem
+    # by C-level getters, and the per-item checks run only when a cheap test finds a problem
     # (`_first_bad_reference` then names the first bad field, as a plain loop would).
-    instruments = {instrument.symbol: instrument for instrument in state.instruments}
-    held = {position.symbol: position.quantity for position in state.positions}
+    instruments = dict(zip(map(_symbol, state.instruments), state.instruments, strict=True))
+    held = dict(map(_symbol_and_quantity, state.positions))
     traded_symbols = {trade.symbol for trade in request.decision.trades}
     if (
         len(instruments) != len(state.instruments)
@@ -122,14 +124,13 @@ def snapshot_of(
     index = dict(zip(symbols, range(n), strict=True))
     chosen = list(map(instruments.__getitem__, symbols))
     # map() with C-level getters: a third of the cost of the equivalent comprehensions.
-    prices = np.fromiter(map(_price, chosen), dtype=float, count=n)
-    if state.prices:  # a request's current prices, over its instruments' (not copied)
-        override = state.prices
+    listed = map(_price, chosen)
+    override = state.prices
+    if override:  # a request's current prices, over its instruments' (not copied)
         if not override.keys() <= instruments.keys():
             unknown_prices(override, state.instruments)
-        for k, symbol in enumerate(symbols):
-            if symbol in override:
-                prices[k] = override[symbol]
+        listed = map(override.get, symbols, listed)  # the request's price, else the listed one
+    prices = np.fromiter(listed, dtype=float, count=n)
     money = money_of(request, symbols, chosen)
     if money.foreign:  # prices in base units
         prices = prices * np.array([money.fx[c] for c in money.currencies])
