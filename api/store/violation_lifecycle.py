@@ -119,7 +119,7 @@ def _of_keys(keys: list[tuple[str, str, str]]) -> list[list[sa.ColumnElement[boo
     t = policy_violations
     with_subject = sorted(key for key in keys if key[2])
     without = sorted((name, kind) for name, kind, subject in keys if not subject)
-    queries = []
+    queries: list[list[sa.ColumnElement[bool]]] = []
     if with_subject:
         queries.append(
             [
