@@ -23,6 +23,7 @@ __all__ = [
     "monitor_status",
     "monitor_updates",
     "global_policy_versions",
+    "live_violation_keys",
     "metadata",
     "policy_versions",
     "policy_violations",
@@ -163,6 +164,19 @@ policy_violations = sa.Table(
         "subject",
     ),
 )
+
+live_violation_keys = sa.Table(
+    "live_violation_keys",
+    metadata,
+    sa.Column("portfolio_id", sa.String(200), primary_key=True),
+    sa.Column("policy_name", sa.String(100), primary_key=True),
+    sa.Column("violation_type", sa.String(64), primary_key=True),
+    sa.Column("subject_key", sa.Text, primary_key=True),  # the subject; "" for none
+    sa.Column("live_count", sa.Integer, nullable=False),
+)
+"""Each key (portfolio, policy, violation type, subject) with live (open or acknowledged)
+violations, and how many: kept by triggers on `policy_violations` (migration 0010), never
+written by the service. A key without live violations has no row."""
 
 violation_transitions = sa.Table(
     "violation_transitions",

@@ -38,7 +38,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from api.store.errors import Conflict
-from api.store.tables import event_outbox, policy_violations, violation_transitions
+from api.store.tables import (
+    event_outbox,
+    live_violation_keys,
+    policy_violations,
+    violation_transitions,
+)
 from api.store.violation_records import (
     LIVE,
     StoredViolation,
@@ -71,6 +76,69 @@ def _stored_key() -> sa.Tuple:
     """A violation's key in SQL, as `_key_of` makes it (a null subject is "")."""
     t = policy_violations
     return sa.tuple_(t.c.policy_name, t.c.violation_type, sa.func.coalesce(t.c.subject, ""))
+
+
+def _ids_to_cure(
+    conn: Connection,
+    portfolio_id: str,
+    policies_checked: Iterable[str],
+    seen_keys: set[tuple[str, str, str]],
+) -> list[int]:
+    """The live violations of the checked policies whose key was found compliant, locked.
+
+    The keys come first, from `live_violation_keys` (kept by triggers, migration 0010): a
+    read bounded by the portfolio's live keys, where comparing the keys of its live
+    violations walked every one of them (active breaches stay live, one per decision, while
+    their key keeps breaching). Only when some key is to be cured are its violations read.
+    """
+    k, t = live_violation_keys, policy_violations
+    keys = conn.execute(
+        sa.select(k.c.policy_name, k.c.violation_type, k.c.subject_key).where(
+            k.c.portfolio_id == portfolio_id,
+            k.c.policy_name.in_(sorted(set(policies_checked))),
+            sa.tuple_(k.c.policy_name, k.c.violation_type, k.c.subject_key).not_in(
+                sorted(seen_keys)
+            ),
+        )
+    ).all()
+    live = (t.c.portfolio_id == portfolio_id) & t.c.status.in_(LIVE)
+    ids: list[int] = []
+    for where in _of_keys([(r[0], r[1], r[2]) for r in keys]):
+        ids.extend(conn.execute(sa.select(t.c.id).where(live, *where).with_for_update()).scalars())
+    return sorted(ids)
+
+
+def _of_keys(keys: list[tuple[str, str, str]]) -> list[list[sa.ColumnElement[bool]]]:
+    """Conditions selecting the violations of `keys`: one list per query (none, one or two).
+
+    Each column of the key has an IN list of its own beside the exact tuples, so that the
+    index by portfolio, status and key (0009) is searched key by key, never walked. The
+    keys without a subject take a query of their own: `subject IS NULL OR subject = ''`
+    beside an IN list of subjects stops the search at the violation type.
+    """
+    t = policy_violations
+    with_subject = sorted(key for key in keys if key[2])
+    without = sorted((name, kind) for name, kind, subject in keys if not subject)
+    queries: list[list[sa.ColumnElement[bool]]] = []
+    if with_subject:
+        queries.append(
+            [
+                t.c.policy_name.in_(sorted({key[0] for key in with_subject})),
+                t.c.violation_type.in_(sorted({key[1] for key in with_subject})),
+                t.c.subject.in_(sorted({key[2] for key in with_subject})),
+                sa.tuple_(t.c.policy_name, t.c.violation_type, t.c.subject).in_(with_subject),
+            ]
+        )
+    if without:
+        queries.append(
+            [
+                t.c.policy_name.in_(sorted({key[0] for key in without})),
+                t.c.violation_type.in_(sorted({key[1] for key in without})),
+                sa.func.coalesce(t.c.subject, "") == "",
+                sa.tuple_(t.c.policy_name, t.c.violation_type).in_(without),
+            ]
+        )
+    return queries
 
 
 _COUNT_AGAIN = (
@@ -292,17 +360,7 @@ def track_violations(
         ).all()
         for r in sorted(found, key=lambda r: r.id):
             open_by_key.setdefault(_key_of(r.policy_name, r.violation_type, r.subject), r.id)
-    cure_ids = sorted(
-        conn.execute(
-            sa.select(t.c.id)
-            .where(
-                live,
-                t.c.policy_name.in_(sorted(set(policies_checked))),
-                _stored_key().not_in(sorted(seen_keys)),
-            )
-            .with_for_update()
-        ).scalars()
-    )
+    cure_ids = _ids_to_cure(conn, portfolio_id, policies_checked, seen_keys)
     # Most validations cure nothing: no second query then.
     to_cure = (
         [

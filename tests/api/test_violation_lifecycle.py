@@ -139,6 +139,11 @@ def test_a_validation_cures_the_keys_it_found_compliant_of_the_policies_it_check
     _record(store, _validated("d-5", LIGHT, [("BBB", "BUY", 1.0)], [CAP]))
     live, total = store.violations.page(ViolationFilter(status=("open",)))
     assert total == 4 and {v.violation["policy_name"] for v in live} == {"floor"}
+    # Both checked, the floor found breached again (its key has no subject): it stays live,
+    # with the decision's own violation beside.
+    _record(store, _validated("d-5b", LIGHT, [("BBB", "BUY", 1.0)], both))
+    live, total = store.violations.page(ViolationFilter(status=("open",)))
+    assert total == 5 and {v.violation["policy_name"] for v in live} == {"floor"}
     cured, _ = store.violations.page(ViolationFilter(status=("cured",)))
     assert len(cured) == 4 and {v.violation["subject"] for v in cured} == {"AAA"}
     assert all(v.resolved_by == "system" for v in cured)
