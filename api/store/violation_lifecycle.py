@@ -72,12 +72,6 @@ def _key_of(policy_name: str, violation_type: str, subject: str | None) -> tuple
     return policy_name, violation_type, subject or ""
 
 
-def _stored_key() -> sa.Tuple:
-    """A violation's key in SQL, as `_key_of` makes it (a null subject is "")."""
-    t = policy_violations
-    return sa.tuple_(t.c.policy_name, t.c.violation_type, sa.func.coalesce(t.c.subject, ""))
-
-
 def _ids_to_cure(
     conn: Connection,
     portfolio_id: str,
@@ -352,14 +346,17 @@ def track_violations(
     # (every violation the portfolio ever had) instead of the covering index by portfolio,
     # status and key (0009); the ids are sorted here.
     open_by_key: dict[tuple[str, str, str], int] = {}
-    if passive_keys:
-        found = conn.execute(
-            sa.select(t.c.id, t.c.policy_name, t.c.violation_type, t.c.subject)
-            .where(live, _stored_key().in_(sorted(passive_keys)))
-            .with_for_update()
-        ).all()
-        for r in sorted(found, key=lambda r: r.id):
-            open_by_key.setdefault(_key_of(r.policy_name, r.violation_type, r.subject), r.id)
+    found: list[sa.Row[Any]] = []
+    for where in _of_keys(sorted(passive_keys)):  # searched key by key, as the cure's
+        found.extend(
+            conn.execute(
+                sa.select(t.c.id, t.c.policy_name, t.c.violation_type, t.c.subject)
+                .where(live, *where)
+                .with_for_update()
+            )
+        )
+    for r in sorted(found, key=lambda r: r.id):
+        open_by_key.setdefault(_key_of(r.policy_name, r.violation_type, r.subject), r.id)
     cure_ids = _ids_to_cure(conn, portfolio_id, policies_checked, seen_keys)
     # Most validations cure nothing: no second query then.
     to_cure = (

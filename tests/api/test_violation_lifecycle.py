@@ -102,6 +102,23 @@ def test_a_persisting_passive_breach_is_one_violation_until_a_validation_cures_i
     assert total == 1 and items[0].id != v.id and items[0].occurrences == 1
 
 
+def test_a_persisting_passive_breach_without_a_subject_is_counted_on_its_violation(
+    store: Store,
+) -> None:
+    # Cash under the floor before the trade; the sale adds cash but not enough: passive,
+    # keyed without a subject, beside the cap's passive breach keyed by its name.
+    floor = policy("floor", {"kind": "cash", "min": 0.5}, policy_type="INVESTMENT_MANDATE")
+    for n in (1, 2, 3):
+        _record(store, _validated(f"d-{n}", HEAVY, PASSIVE, [CAP, floor]))
+    items, total = store.violations.page(ViolationFilter(portfolio_id="p-1"))
+    assert total == 2
+    by_policy = {v.violation["policy_name"]: v for v in items}
+    assert by_policy["floor"].violation["subject"] is None
+    for v in items:
+        assert v.violation["breach"] == "passive"
+        assert (v.occurrences, v.decision_id, v.last_decision_id) == (3, "d-1", "d-3")
+
+
 def test_active_breaches_are_one_violation_per_decision(store: Store) -> None:
     _record(store, _response("d-1", LIGHT, ACTIVE))
     _record(store, _response("d-2", LIGHT, ACTIVE))

@@ -40,7 +40,9 @@ def test_vary_trades_draws_different_sets_of_the_case_trades() -> None:
         vary_trades=5,
     )
     full = {t.symbol for t in case.request(0, policy_set="base", mode="adjust").decision.trades}
-    drawn = [frozenset(t.symbol for t in _request(case, i, args, None).decision.trades) for i in range(6)]
+    drawn = [
+        frozenset(t.symbol for t in _request(case, i, args, None).decision.trades) for i in range(6)
+    ]
     assert all(len(d) == 5 and d <= full for d in drawn)
     assert len(set(drawn)) > 1  # not the same set every time
     assert drawn[0] == frozenset(t.symbol for t in _request(case, 0, args, None).decision.trades)
