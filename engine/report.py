@@ -206,7 +206,7 @@ class _Shifts:
         size = len(changed)
         linear = np.bincount(k, weights=p * d2[j] * y[j], minlength=size)
         quadratic = np.bincount(k, weights=p * p * d2[j], minlength=size)
-        return E, linear, quadratic
+        return E, np.asarray(linear, dtype=float), np.asarray(quadratic, dtype=float)
 
     def unsupported(self, block: Block) -> FloatArray | None:
         return None
