@@ -39,6 +39,7 @@ from api.store.tables import (
     policy_violations,
     violation_transitions,
 )
+from api.store.violation_lifecycle import lock_portfolios
 from api.store.violations import LIVE, ViolationStatus
 
 __all__ = [
@@ -244,6 +245,10 @@ class MonitorStore:
                 [(s, price, u, seq, stamp) for s, (price, u, seq) in effect.prices.items()],
                 key="symbol",
             )
+            # The violation locks of every portfolio it opens or cures in, before either
+            # (api/store/violation_lifecycle.lock_portfolios).
+            touched = [o.portfolio_id for o in effect.openings]
+            lock_portfolios(conn, touched + [c.portfolio_id for c in effect.clearings])
             live = self._open(conn, effect.openings, now)
             cured = self._cure(conn, effect.clearings, now)
             opened = sum(1 for _, source in live.values() if source == "opened")
@@ -304,16 +309,6 @@ class MonitorStore:
         if not openings:
             return result
         portfolios = sorted({o.portfolio_id for o in openings})
-        if conn.dialect.name == "postgresql":
-            # The same per-portfolio locks as a validation's (api/store/violation_lifecycle.py),
-            # taken in one order so that two writers never wait on each other in a cycle.
-            conn.execute(
-                sa.text(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
-                    "FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS u(k, i) ORDER BY i"
-                ),
-                {"keys": [f"pes.violations:{pid}" for pid in portfolios]},
-            )
         existing: dict[tuple[str, BreachKey], tuple[int, str]] = {}
         for start in range(0, len(portfolios), 500):
             for r in conn.execute(

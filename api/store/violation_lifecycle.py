@@ -52,7 +52,14 @@ from api.store.violation_records import (
     violation_of,
 )
 
-__all__ = ["TRANSITION_EVENT", "move_violation", "record_transition", "track_violations"]
+__all__ = [
+    "TRANSITION_EVENT",
+    "lock_portfolios",
+    "move_violation",
+    "portfolios_of",
+    "record_transition",
+    "track_violations",
+]
 
 TRANSITION_EVENT = "violation_status_changed"
 
@@ -70,6 +77,43 @@ _MOVES: dict[str, tuple[tuple[str, ...], ViolationStatus]] = {
 
 def _key_of(policy_name: str, violation_type: str, subject: str | None) -> tuple[str, str, str]:
     return policy_name, violation_type, subject or ""
+
+
+def lock_portfolios(conn: Connection, portfolio_ids: Iterable[str]) -> None:
+    """Take the violation lock of each portfolio for the transaction (PostgreSQL only).
+
+    Every transaction that changes violations takes the locks of their portfolios first,
+    before it reads or writes any of them: writers of one portfolio then run one after the
+    other, and writers of different portfolios touch different rows (the violations and,
+    through the triggers of 0010, their `live_violation_keys` rows). Without it a
+    validation that opens one key's violation and cures another's could wait in a cycle
+    with a review action or the monitor changing the same two keys in the other order.
+    The locks are taken in the order of their numbers, so that two writers of several
+    portfolios never wait on each other in a cycle either. SQLite has one writer at a time.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    keys = sorted({f"pes.violations:{pid}" for pid in portfolio_ids})
+    if keys:
+        conn.execute(_LOCK_PORTFOLIOS, {"keys": keys})
+
+
+_LOCK_PORTFOLIOS = sa.text(
+    "SELECT pg_advisory_xact_lock(h) FROM ("
+    "SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(CAST(:keys AS text[])) AS u(k)"
+    ") AS locks ORDER BY h"
+)
+"""PostgreSQL evaluates a volatile function of the select list after the sort."""
+
+
+def portfolios_of(conn: Connection, violation_ids: Iterable[int]) -> list[str]:
+    """The portfolios of the violations `violation_ids` (a violation never changes portfolio)."""
+    ids = sorted(set(violation_ids))
+    if not ids:
+        return []
+    t = policy_violations
+    query = sa.select(t.c.portfolio_id).where(t.c.id.in_(ids)).distinct()
+    return list(conn.execute(query).scalars())
 
 
 def _ids_to_cure(
@@ -322,14 +366,9 @@ def track_violations(
     found again (the ones escalation rules look at).
     """
     t = policy_violations
-    if conn.dialect.name == "postgresql":
-        # FOR UPDATE below locks live violations only: with none yet, concurrent validations
-        # of one portfolio would each see none and open the same passive breach twice. One
-        # transaction-scoped lock per portfolio orders them (SQLite has one writer anyway).
-        conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"pes.violations:{portfolio_id}"},
-        )
+    # FOR UPDATE below locks live violations only: with none yet, concurrent validations of
+    # one portfolio would each see none and open the same passive breach twice.
+    lock_portfolios(conn, [portfolio_id])
     # Only the live violations this validation touches are read: those of a passive breach's
     # key (counted on the first of them) and those to cure (a checked policy, a key found
     # compliant). Reading every live violation of the portfolio made each validation cost

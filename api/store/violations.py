@@ -19,7 +19,9 @@ from api.store.errors import Conflict, NotFound
 from api.store.tables import policy_violations, violation_transitions
 from api.store.violation_lifecycle import (
     TRANSITION_EVENT,
+    lock_portfolios,
     move_violation,
+    portfolios_of,
     record_transition,
     track_violations,
 )
@@ -148,6 +150,7 @@ class ViolationStore:
         self, violation_id: int, action: str, *, actor: str, reason: str | None
     ) -> StoredViolation:
         with self.engine.begin() as conn:
+            lock_portfolios(conn, portfolios_of(conn, [violation_id]))
             v = read_violation(conn, violation_id, lock=True)
             return move_violation(
                 conn, v, action, actor=actor, reason=reason, now=datetime.now(UTC)
@@ -167,6 +170,7 @@ class ViolationStore:
         skipped: dict[int, str] = {}
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
+            lock_portfolios(conn, portfolios_of(conn, violation_ids))
             for violation_id in dict.fromkeys(violation_ids):
                 try:
                     v = read_violation(conn, violation_id, lock=True)
