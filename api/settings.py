@@ -176,6 +176,14 @@ class Settings(BaseSettings):
         "collections (pes serve: at start-up and after a cache grows; pes monitor: once its "
         "state is loaded and after each reload); see api/heap.py.",
     )
+    gc_reclaim_mb: float = Field(
+        default=64.0,
+        ge=0,
+        description="pes serve, with gc_freeze: resident memory (MiB) the process must have "
+        "gained since the last full collection before the next one (a ~190 ms pause) is run "
+        "to reclaim evicted cache entries; 0 runs one each time the caches have turned over. "
+        "See api/heap.py.",
+    )
     approve_when_no_policy_applies: bool = Field(
         default=False,
         description="Answer compliant when no enabled strict or advisory policy applies to a "

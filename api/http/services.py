@@ -65,6 +65,7 @@ class Services:
             self.cache_misses,
             enabled=self.settings.gc_freeze,
             reclaim_after=self.cache_capacity(),
+            reclaim_mb=self.settings.gc_reclaim_mb,
         )
 
     def listening(self) -> bool | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from api.heap import Heap
+from api.heap import Heap, resident_mb
 from api.http.app import create_app
 from api.settings import Settings
 from tests.api.conftest import TestClient, core_policies, example_request, services_of
@@ -79,9 +79,43 @@ def test_light_settlements_leave_frozen_cycles_until_a_full_one_is_due(
     assert heap.reclaims == 2 and alive() is None
 
 
+class _Memory:
+    """A resident memory the test sets (MiB), or None: not readable."""
+
+    def __init__(self) -> None:
+        self.mb: float | None = 100.0
+
+    def __call__(self) -> float | None:
+        return self.mb
+
+
+def test_a_full_settlement_waits_for_the_memory_it_could_give_back() -> None:
+    growth, memory = _Counter(), _Memory()
+    heap = Heap(growth, reclaim_after=2, reclaim_mb=64.0, memory=memory)
+    heap.settle()  # the first: full, at 100 MiB
+    for value, mb, reclaims in [
+        (1, 100.0, 1),  # fewer misses than reclaim_after
+        (2, 150.0, 1),  # misses enough, but 50 MiB gained: light
+        (3, 163.9, 1),
+        (4, 164.0, 2),  # 64 MiB gained: full, the baseline now 164
+        (6, 200.0, 2),
+        (8, None, 3),  # memory unreadable: misses alone decide
+    ]:
+        growth.value, memory.mb = value, mb
+        heap.settle()
+        assert heap.reclaims == reclaims, (value, mb)
+
+
+def test_the_resident_memory_is_read_where_the_system_tells_it() -> None:
+    mb = resident_mb()
+    assert mb is None or 1.0 < mb < 1e6
+
+
 def test_reclaim_after_must_be_positive() -> None:
     with pytest.raises(ValueError, match="reclaim_after"):
         Heap(_Counter(), reclaim_after=0)
+    with pytest.raises(ValueError, match="reclaim_mb"):
+        Heap(_Counter(), reclaim_mb=-1.0)
 
 
 def test_disabled_heap_never_freezes() -> None:
@@ -125,6 +159,7 @@ def test_the_service_freezes_at_start_and_after_a_request_that_compiled(tmp_path
             + engine.layouts.max_entries
             + services.settings.reference_cache_size
         )
+        assert heap.reclaim_mb == services.settings.gc_reclaim_mb == 64.0
         for policy in core_policies():
             client.post("/api/v1/policies", json=policy).raise_for_status()
         body = example_request("aapl-overweight")
