@@ -27,6 +27,7 @@ from sqlalchemy.pool import NullPool
 from api.http.app import create_app
 from api.http.services import Services
 from api.settings import Settings
+from api.store import Store
 from tests.services import postgres_url
 
 if TYPE_CHECKING:
@@ -104,6 +105,16 @@ def database_url(
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """The store on `database_url`, migrated; its engine disposed of afterwards."""
+    opened = Store.open(database_url)
+    try:
+        yield opened
+    finally:
+        opened.engine.dispose()
 
 
 @pytest.fixture

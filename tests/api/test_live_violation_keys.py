@@ -6,12 +6,10 @@ concurrent writers (threads and processes), and from the migration's backfill.""
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.pool import NullPool
@@ -46,15 +44,6 @@ TWO_NAMES = {"AAA": 200.0, "BBB": 200.0, "CCC": 300.0, "DDD": 100.0}
 BOTH_OVER = [("AAA", "BUY", 200.0), ("BBB", "BUY", 200.0)]  # cap on AAA and on BBB, active
 
 Keys = dict[tuple[str, str, str, str], int]
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store.open(database_url)
-    try:
-        yield opened
-    finally:
-        opened.engine.dispose()
 
 
 def _table(engine: sa.Engine) -> Keys:

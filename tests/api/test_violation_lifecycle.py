@@ -41,15 +41,6 @@ def _response(
     return PolicyEngine().validate(PolicyValidationRequest.model_validate(body))
 
 
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store.open(database_url)
-    try:
-        yield opened
-    finally:
-        opened.engine.dispose()
-
-
 def _record(store: Store, response: PolicyValidationResponse, portfolio: str = "p-1") -> None:
     _, created = store.validations.record(
         response, portfolio_id=portfolio, request_hash=f"h-{response.decision_id}", actor="bot"

@@ -10,7 +10,7 @@ goes on; then validations and reversed bulk actions race on two keys without an 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -29,15 +29,6 @@ WAIT_S = 0.5
 
 ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 """SQLite has one writer at a time: there is no lock order to keep."""
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store.open(database_url)
-    try:
-        yield opened
-    finally:
-        opened.engine.dispose()
 
 
 def _record(store: Store, decision: str, portfolio: str = "p-1") -> None:
