@@ -20,11 +20,11 @@ from api.store.monitor import BatchEffect, Clearing, MonitorStore, Opening
 from api.store.tables import (
     live_violation_keys,
     policy_violations,
-    validations,
     violation_transitions,
 )
 from api.store.violation_records import LIVE
 from models import EscalationRule
+from tests.api.old_rows import old_validation
 from tests.api.test_violation_lifecycle import (
     ACTIVE,
     CAP,
@@ -273,20 +273,7 @@ def test_the_migration_counts_the_live_violations_already_stored(database_url: s
         ("pf-2", "cap", "AAA", "open"),
     ]
     with engine.begin() as conn:
-        validation_id = conn.execute(
-            validations.insert()
-            .values(
-                decision_id="dec-old",
-                portfolio_id="pf-1",
-                request_hash="0" * 64,
-                is_compliant=False,
-                compliance_score=0.5,
-                response={},
-                actor="test",
-                created_at=datetime.now(UTC),
-            )
-            .returning(validations.c.id)
-        ).scalar_one()
+        validation_id = old_validation(conn)
         conn.execute(policy_violations.insert(), [_violation(validation_id, *r) for r in rows])
     engine.dispose()
 

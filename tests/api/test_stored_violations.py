@@ -15,7 +15,8 @@ from sqlalchemy.pool import NullPool
 from api.http.app import create_app
 from api.settings import Settings
 from api.store.db import alembic_config
-from api.store.tables import policy_violations, validations
+from api.store.tables import policy_violations
+from tests.api.old_rows import old_validation
 
 RequestLoader = Callable[[str], dict[str, Any]]
 REF = "#/components/schemas/PolicyViolation"
@@ -61,20 +62,7 @@ def test_rows_stored_before_the_column_read_as_without_a_suggestion(database_url
     engine = _at_revision(database_url, "0003")
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        validation_id = conn.execute(
-            validations.insert()
-            .values(
-                decision_id="dec-old",
-                portfolio_id="pf-1",
-                request_hash="0" * 62,
-                is_compliant=False,
-                compliance_score=0.5,
-                response={},
-                actor="test",
-                created_at=now,
-            )
-            .returning(validations.c.id)
-        ).scalar_one()
+        validation_id = old_validation(conn)
         conn.execute(  # every column but the new one
             policy_violations.insert().values(
                 validation_id=validation_id,

@@ -17,9 +17,10 @@ from api.http.app import create_app
 from api.settings import Settings
 from api.store import Conflict, Store, ViolationFilter, ViolationStatus
 from api.store.db import alembic_config
-from api.store.tables import event_outbox, policy_violations, validations
+from api.store.tables import event_outbox, policy_violations
 from engine import PolicyEngine
 from models import EscalationRule, PolicyValidationRequest, PolicyValidationResponse
+from tests.api.old_rows import old_validation
 from tests.builders import policy, request
 from tests.concurrency import together
 
@@ -298,20 +299,7 @@ def test_rows_stored_before_the_lifecycle_read_as_open_or_resolved(database_url:
         command.upgrade(config, "0005")
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        validation_id = conn.execute(
-            validations.insert()
-            .values(
-                decision_id="dec-old",
-                portfolio_id="pf-1",
-                request_hash="0" * 64,
-                is_compliant=False,
-                compliance_score=0.5,
-                response={},
-                actor="test",
-                created_at=now,
-            )
-            .returning(validations.c.id)
-        ).scalar_one()
+        validation_id = old_validation(conn)
         for resolved in (False, True):
             conn.execute(
                 policy_violations.insert().values(
