@@ -39,7 +39,7 @@ from api.store.tables import (
     policy_violations,
     violation_transitions,
 )
-from api.store.violation_lifecycle import lock_portfolios
+from api.store.violation_keys import lock_portfolios
 from api.store.violations import LIVE, ViolationStatus
 
 __all__ = [
@@ -246,7 +246,7 @@ class MonitorStore:
                 key="symbol",
             )
             # The violation locks of every portfolio it opens or cures in, before either
-            # (api/store/violation_lifecycle.lock_portfolios).
+            # (api/store/violation_keys.lock_portfolios).
             touched = [o.portfolio_id for o in effect.openings]
             lock_portfolios(conn, touched + [c.portfolio_id for c in effect.clearings])
             live = self._open(conn, effect.openings, now)

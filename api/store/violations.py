@@ -17,11 +17,10 @@ from sqlalchemy.engine import Engine
 
 from api.store.errors import Conflict, NotFound
 from api.store.tables import policy_violations, violation_transitions
+from api.store.violation_keys import lock_portfolios, portfolios_of
 from api.store.violation_lifecycle import (
     TRANSITION_EVENT,
-    lock_portfolios,
     move_violation,
-    portfolios_of,
     record_transition,
     track_violations,
 )

@@ -16,7 +16,7 @@ import pytest
 
 from api.store import Store, ViolationFilter
 from api.store.monitor import BatchEffect, Clearing, MonitorStore, Opening
-from api.store.violation_lifecycle import lock_portfolios
+from api.store.violation_keys import lock_portfolios
 from api.store.violation_records import LIVE
 from models import PolicyValidationResponse
 from tests.api.test_live_violation_keys import BOTH, BOTH_OVER, TWO_NAMES, _exact
