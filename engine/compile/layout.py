@@ -20,7 +20,13 @@ from engine.errors import PolicyEvaluationError
 from engine.lru import LruCache
 from engine.resolve.references import ReferenceKey
 from engine.weights.portfolio import Snapshot
-from models import Instrument, PolicyDefinition, PolicyValidationRequest, PortfolioState
+from models import (
+    Instrument,
+    PolicyDefinition,
+    PolicyValidationRequest,
+    PortfolioState,
+    RiskModel,
+)
 from models.typing import FloatArray
 
 __all__ = [
@@ -190,7 +196,9 @@ def _reference_data_key(
     new instrument objects every time (new prices), so the key is built per request, and
     pickling plain tuples is several times faster than JSON of 500 models. Pickle keeps
     types apart (True, 1 and 1.0 give different bytes, and a group named "1" differs from
-    one named "1.0"), so equal bytes mean equal content.
+    one named "1.0"), so equal bytes mean equal content. A factor risk model sent inline is
+    pickled with them (its fields are plain lists and dicts); a full covariance matrix
+    goes with the rest of the state, as JSON.
     """
     instruments = state.instruments
     versions: tuple[Any, ...] = ()
@@ -198,22 +206,41 @@ def _reference_data_key(
         instruments = instruments[: reference.inline]
         versions = ("universe", *reference.universe)
     excluded = set(_STATE_EXCLUDED)
+    factor_model = None
     if reference is not None and reference.risk_model is not None:
         excluded.add("risk_model")
         versions = (*versions, "risk_model", *reference.risk_model)
+    elif state.risk_model is not None and state.risk_model.covariance is None:
+        # A factor model sent inline: its plain lists and dicts pickled with the instruments
+        # (0.5 ms at n = 2000 with 20 factors, where its JSON took 1.5-2 ms a request).
+        factor_model = _factor_form(state.risk_model)
+        excluded.add("risk_model")
     try:
         static = [_static_fields_of(instrument.__dict__) for instrument in instruments]
         benchmark = None if state.benchmark is None else list(state.benchmark.items())
-        content = _pickled((static, benchmark))
+        content = _pickled((static, benchmark, factor_model))
     except (KeyError, pickle.PicklingError, TypeError, AttributeError):
         # A model built without validation (a field unset) or an exotic attribute value:
         # the slow, always-correct form.
         fields: dict[str, Any] = {"instruments": {"__all__": set(_STATIC_FIELDS)}}
         fields["benchmark"] = True
+        if factor_model is not None:
+            fields["risk_model"] = True
         dumped = state.model_copy(update={"instruments": list(instruments)})
         content = dumped.model_dump_json(include=fields).encode()
     rest = state.model_dump_json(exclude=excluded) if _has_rest(state, excluded) else ""
     return (versions, content, rest)
+
+
+def _factor_form(model: RiskModel) -> tuple[Any, ...]:
+    """A factor risk model's fields as plain values (lists, dicts, floats, strings)."""
+    return (
+        model.factor_loadings,
+        model.factor_covariance,
+        model.specific_variance,
+        model.id,
+        model.version,
+    )
 
 
 def _pickled(obj: object) -> bytes:

@@ -194,3 +194,37 @@ def test_a_registered_risk_model_is_keyed_by_its_version() -> None:
     assert keyed(with_risk(0.02), 1) != keyed(with_risk(0.02), 2)
     # Without a reference the model's content is the key.
     assert _key(with_risk(0.02), _policies(CAP)) != _key(with_risk(0.03), _policies(CAP))
+
+
+def _factor_model(**changed: Any) -> dict[str, Any]:
+    model: dict[str, Any] = {
+        "factor_loadings": {"AAA": [1.0, 0.1], "BBB": [0.5, -0.2], "CCC": [0.2, 0.0]},
+        "factor_covariance": [[0.04, 0.001], [0.001, 0.01]],
+        "specific_variance": {"AAA": 0.02, "BBB": 0.03, "CCC": 0.01},
+    }
+    return model | changed
+
+
+@pytest.mark.parametrize("pickled", [True, False])
+def test_an_inline_factor_model_is_keyed_by_every_number(
+    pickled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not pickled:  # the JSON form keys the model as well
+
+        def unpicklable(obj: object) -> bytes:
+            raise TypeError("not picklable")
+
+        monkeypatch.setattr(layout, "_pickled", unpicklable)
+    policies = _policies(CAP)
+    base = _key(_request(risk_model=_factor_model()), policies)
+    assert _key(_request(risk_model=_factor_model()), policies) == base  # new objects
+    loadings = {"AAA": [1.0, 0.1], "BBB": [0.5, -0.2], "CCC": [0.2, 1e-12]}
+    covariance = [[0.04, 0.001], [0.001, 0.011]]
+    changed = [
+        _factor_model(factor_loadings=loadings),
+        _factor_model(factor_covariance=covariance),
+        _factor_model(specific_variance={"AAA": 0.02, "BBB": 0.03, "CCC": 0.02}),
+    ]
+    keys = {_key(_request(risk_model=model), policies) for model in changed}
+    assert len(keys) == 3 and base not in keys
+    assert _key(_request(), policies) != base  # no model at all
