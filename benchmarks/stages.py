@@ -96,6 +96,16 @@ def _parser() -> argparse.ArgumentParser:
         help="skip the separable QP solver (to compare another solver on its problems)",
     )
     parser.add_argument(
+        "--no-relaxation",
+        action="store_true",
+        help="with risk cones, skip the separable solve of the problem without them",
+    )
+    parser.add_argument(
+        "--no-screening",
+        action="store_true",
+        help="solve project with cones over every name, not over a working set",
+    )
+    parser.add_argument(
         "--solves",
         action="store_true",
         help="also print the direct solves' iterations and seconds (timed requests only)",
@@ -158,6 +168,8 @@ def _engine(args: argparse.Namespace) -> PolicyEngine:
         direct = _Recording(direct)
     engine = PolicyEngine(chain=SolverChain(qp=chain.qp, socp=chain.socp, direct=direct))
     engine.adjuster.separable = not args.no_separable
+    engine.adjuster.relax_cones = not args.no_relaxation
+    engine.adjuster.screening = not args.no_screening
     return engine
 
 
