@@ -116,10 +116,14 @@ def snapshot_of(
         traded[trade.symbol] = traded.get(trade.symbol, 0.0) + trade.side.sign * trade.quantity
 
     if 0.0 in held.values():  # a C-level scan; positions at zero are rare
-        held_or_traded = {s for s, qty in held.items() if qty != 0} | traded.keys()
+        members = [s for s, qty in held.items() if qty != 0]
+        present: Collection[str] = set(members)
     else:
-        held_or_traded = held.keys() | traded.keys()
-    symbols = tuple(sorted(held_or_traded | set(include)))
+        members, present = list(held), held
+    # The held names in the request's order, then the others: a book sent in symbol order
+    # is then sorted in one linear pass (a tenth of the time of sorting a set's order).
+    members += [s for s in dict.fromkeys([*traded, *include]) if s not in present]
+    symbols = tuple(sorted(members))
     n = len(symbols)
     index = dict(zip(symbols, range(n), strict=True))
     chosen = list(map(instruments.__getitem__, symbols))
