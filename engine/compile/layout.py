@@ -20,6 +20,7 @@ from engine.errors import PolicyEvaluationError
 from engine.lru import LruCache
 from engine.resolve.references import ReferenceKey
 from engine.weights.portfolio import Snapshot
+from engine.weights.universe import UniverseCache
 from models import (
     Instrument,
     PolicyDefinition,
@@ -304,6 +305,8 @@ class LayoutCache:
 
     def __init__(self, max_entries: int = 32) -> None:
         self._lru: LruCache[Layout] = LruCache(max_entries)
+        # The snapshots' arrays of registered universes, by stored version.
+        self.universes = UniverseCache()
 
     @property
     def max_entries(self) -> int:

@@ -94,7 +94,10 @@ class Prepared:
     def layout_with(self, include: Sequence[str]) -> Layout:
         """The layout over the request's universe plus `include` (a snapshot of its own)."""
         with self.timer.stage("weights"):
-            snap = snapshot_of(self.request, include=include)
+            universe = self.layouts.universes.arrays(
+                self.reference, self.request.portfolio_state.instruments
+            )
+            snap = snapshot_of(self.request, include=include, universe=universe)
         with self.timer.stage("compile"):
             return self.layouts.get(self.compiled, self.request, snap, self.reference)
 
@@ -140,7 +143,8 @@ def prepare(
         request = with_default_benchmark(request, chain)
     deadline.check("weights")
     with timer.stage("weights"):
-        snap = snapshot_of(request, include=include)
+        universe = layouts.universes.arrays(reference, request.portfolio_state.instruments)
+        snap = snapshot_of(request, include=include, universe=universe)
     prepared = Prepared(
         request=request,
         policies=effective,

@@ -11,17 +11,14 @@ SPEC section 2's, number for number.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from engine.errors import InputError
-from models import Instrument, PolicyValidationRequest
+from models import PolicyValidationRequest
 from models.portfolio import pair_currencies
 
 __all__ = ["Money", "money_of"]
-
-_currency = operator.attrgetter("currency")
 
 
 @dataclass(frozen=True)
@@ -84,18 +81,19 @@ class _Rates:
 
 
 def money_of(
-    request: PolicyValidationRequest, symbols: Sequence[str], chosen: Sequence[Instrument]
+    request: PolicyValidationRequest, symbols: Sequence[str], listed: Sequence[str | None]
 ) -> Money:
-    """The request's `Money` over V (`symbols`, with their `chosen` instruments)."""
+    """The request's `Money` over V.
+
+    `symbols` are priced in their instruments' `listed` currencies (None: the base).
+    """
     state = request.portfolio_state
     rates = _Rates(request)
     base = rates.base
     # Every request passes here with hundreds of names: C-level scans, the per-name
     # tuple built only when some name is priced in another currency.
-    codes = set(map(_currency, chosen)) - {None, base}
-    currencies = (
-        tuple(c or base for c in map(_currency, chosen)) if codes else (base,) * len(chosen)
-    )
+    codes = set(listed) - {None, base}
+    currencies = tuple(c or base for c in listed) if codes else (base,) * len(listed)
     if codes:
         where = {inst.symbol: k for k, inst in enumerate(state.instruments)}
         for symbol, c in zip(symbols, currencies, strict=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 
@@ -13,6 +13,7 @@ import numpy as np
 from engine.errors import InputError, UnknownSymbolError
 from engine.resolve.references import require_resolved, unknown_prices
 from engine.weights.currencies import Money, money_of
+from engine.weights.universe import UniverseArrays
 from models import Instrument, PolicyValidationRequest
 from models.typing import FloatArray
 
@@ -69,6 +70,7 @@ _symbol_and_quantity = operator.attrgetter("symbol", "quantity")
 _price = operator.attrgetter("price")
 _strategy = operator.attrgetter("strategy")
 _lot_size = operator.attrgetter("lot_size")
+_currency = operator.attrgetter("currency")
 
 MAX_WEIGHT = 1e4
 """Largest |weight| accepted (10,000 x NAV in one name): beyond it the numbers are not a
@@ -86,20 +88,30 @@ def _plausible(symbols: tuple[str, ...], w: FloatArray, field: str, what: str) -
 
 
 def snapshot_of(
-    request: PolicyValidationRequest, *, include: Sequence[str] = (), field: str = "universe"
+    request: PolicyValidationRequest,
+    *,
+    include: Sequence[str] = (),
+    field: str = "universe",
+    universe: UniverseArrays | None = None,
 ) -> Snapshot:
     """Compute V, NAV and the weights of SPEC section 2, or raise naming the bad field.
 
     `include` adds symbols to V besides the held and traded ones (the names a capacity
     question or the constraint export's tradable universe adds); each must have an
-    instrument, errors name them as `{field}[k]`.
+    instrument, errors name them as `{field}[k]`. `universe`: the arrays of the registered
+    universe the state's instruments all are (`engine.weights.universe`), read instead of
+    the instruments.
     """
     state = request.portfolio_state
     require_resolved(state)
     # Every request passes through here with hundreds of names: the dictionaries are built
     # by C-level getters, and the per-item checks run only when a cheap test finds a problem
     # (`_first_bad_reference` then names the first bad field, as a plain loop would).
-    instruments = dict(zip(map(_symbol, state.instruments), state.instruments, strict=True))
+    instruments = (
+        dict(zip(map(_symbol, state.instruments), state.instruments, strict=True))
+        if universe is None
+        else universe.by_symbol
+    )
     held = dict(map(_symbol_and_quantity, state.positions))
     traded_symbols = {trade.symbol for trade in request.decision.trades}
     if (
@@ -123,19 +135,33 @@ def snapshot_of(
     # The held names in the request's order, then the others: a book sent in symbol order
     # is then sorted in one linear pass (a tenth of the time of sorting a set's order).
     members += [s for s in dict.fromkeys([*traded, *include]) if s not in present]
-    symbols = tuple(sorted(members))
+    if universe is None:
+        symbols = tuple(sorted(members))
+    else:  # sorted by the names' places in the universe's symbol order: integers
+        ranks = np.fromiter(map(universe.rank.__getitem__, members), np.intp, len(members))
+        ranks.sort()
+        symbols = tuple(universe.ordered[ranks].tolist())
     n = len(symbols)
     index = dict(zip(symbols, range(n), strict=True))
-    chosen = list(map(instruments.__getitem__, symbols))
-    # map() with C-level getters: a third of the cost of the equivalent comprehensions.
-    listed = map(_price, chosen)
+    listed: Iterable[float]
+    if universe is None:
+        chosen = list(map(instruments.__getitem__, symbols))
+        # map() with C-level getters: a third of the cost of the equivalent comprehensions.
+        listed = map(_price, chosen)
+        lots = np.fromiter(map(_lot_size, chosen), dtype=float, count=n)
+        currencies: list[str | None] = list(map(_currency, chosen))
+    else:
+        at = universe.position[ranks]
+        listed = universe.prices[at].tolist()
+        lots = universe.lots[at]
+        currencies = universe.currencies[at].tolist()
     override = state.prices
     if override:  # a request's current prices, over its instruments' (not copied)
         if not override.keys() <= instruments.keys():
             unknown_prices(override, state.instruments)
         listed = map(override.get, symbols, listed)  # the request's price, else the listed one
     prices = np.fromiter(listed, dtype=float, count=n)
-    money = money_of(request, symbols, chosen)
+    money = money_of(request, symbols, currencies)
     if money.foreign:  # prices in base units
         prices = prices * np.array([money.fx[c] for c in money.currencies])
     q = np.fromiter(map(held.get, symbols, repeat(0.0, n)), dtype=float, count=n)
@@ -162,7 +188,7 @@ def snapshot_of(
         prices=prices,
         q=q,
         t=t,
-        lots=np.fromiter(map(_lot_size, chosen), dtype=float, count=n),
+        lots=lots,
         w0=w0,
         w_hat=w_hat,
         instruments=instruments,
