@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from api.store.bulk import bind, orjson_text, write_rows
 from api.store.db import write_turn
+from api.store.inserts import inserted_ids
 from api.store.monitor_rows import ACTOR, breach_event, violation_row
 from api.store.monitor_status import COUNTERS
 from api.store.tables import (
@@ -334,10 +335,9 @@ class MonitorStore:
         if not fresh:
             return result
         chosen = list(fresh.values())
-        ids = conn.execute(
-            t.insert().returning(t.c.id, sort_by_parameter_order=True),
-            [violation_row(o.violation, o.update_id, o.portfolio_id, now) for o in chosen],
-        ).scalars()
+        ids = inserted_ids(
+            conn, t, [violation_row(o.violation, o.update_id, o.portfolio_id, now) for o in chosen]
+        )
         opened = list(zip(ids, chosen, strict=True))
         conn.execute(
             violation_transitions.insert(),

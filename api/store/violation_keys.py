@@ -11,6 +11,7 @@ portfolio keeps live. Every writer of violations takes its portfolios' locks fir
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Connection
 from api.store.tables import live_violation_keys, policy_violations
 from api.store.violation_records import LIVE
 
-__all__ = ["ids_to_cure", "lock_portfolios", "of_keys", "portfolios_of"]
+__all__ = ["ids_to_cure", "live_of_keys", "lock_portfolios", "portfolios_of"]
 
 
 def lock_portfolios(conn: Connection, portfolio_ids: Iterable[str]) -> None:
@@ -71,51 +72,84 @@ def ids_to_cure(
     violations walked every one of them (active breaches stay live, one per decision, while
     their key keeps breaching). Only when some key is to be cured are its violations read.
     """
-    k, t = live_violation_keys, policy_violations
-    keys = conn.execute(
-        sa.select(k.c.policy_name, k.c.violation_type, k.c.subject_key).where(
-            k.c.portfolio_id == portfolio_id,
-            k.c.policy_name.in_(sorted(set(policies_checked))),
-            sa.tuple_(k.c.policy_name, k.c.violation_type, k.c.subject_key).not_in(
-                sorted(seen_keys)
-            ),
-        )
-    ).all()
-    live = (t.c.portfolio_id == portfolio_id) & t.c.status.in_(LIVE)
-    ids: list[int] = []
-    for where in of_keys([(r[0], r[1], r[2]) for r in keys]):
-        ids.extend(conn.execute(sa.select(t.c.id).where(live, *where).with_for_update()).scalars())
-    return sorted(ids)
+    params = {
+        "portfolio": portfolio_id,
+        "checked": sorted(set(policies_checked)),
+        "seen": sorted(seen_keys),
+    }
+    keys = [(r[0], r[1], r[2]) for r in conn.execute(_KEYS_TO_CURE, params)]
+    return sorted(r.id for r in live_of_keys(conn, portfolio_id, keys, keyed=False))
 
 
-def of_keys(keys: list[tuple[str, str, str]]) -> list[list[sa.ColumnElement[bool]]]:
-    """Conditions selecting the violations of `keys`: one list per query (none, one or two).
+def live_of_keys(
+    conn: Connection, portfolio_id: str, keys: Iterable[tuple[str, str, str]], *, keyed: bool
+) -> list[sa.Row[Any]]:
+    """The live violations of `portfolio_id` with one of `keys`, locked for the transaction.
 
-    Each column of the key has an IN list of its own beside the exact tuples, so that the
-    index by portfolio, status and key (0009) is searched key by key, never walked. The
-    keys without a subject take a query of their own: `subject IS NULL OR subject = ''`
-    beside an IN list of subjects stops the search at the violation type.
+    Rows of `id` alone, or with `keyed` of `id, policy_name, violation_type, subject`. Each
+    column of the key has an IN list of its own beside the exact tuples, so that the index
+    by portfolio, status and key (0009) is searched key by key, never walked. The keys
+    without a subject take a query of their own: `subject IS NULL OR subject = ''` beside
+    an IN list of subjects stops the search at the violation type. The statements are built
+    once, their lists bound per call: building them per validation (the IN lists and their
+    tuples) cost more than running them.
     """
-    t = policy_violations
+    keys = list(keys)
     with_subject = sorted(key for key in keys if key[2])
     without = sorted((name, kind) for name, kind, subject in keys if not subject)
-    queries: list[list[sa.ColumnElement[bool]]] = []
+    statements = _KEYED if keyed else _IDS
+    rows: list[sa.Row[Any]] = []
     if with_subject:
-        queries.append(
-            [
-                t.c.policy_name.in_(sorted({key[0] for key in with_subject})),
-                t.c.violation_type.in_(sorted({key[1] for key in with_subject})),
-                t.c.subject.in_(sorted({key[2] for key in with_subject})),
-                sa.tuple_(t.c.policy_name, t.c.violation_type, t.c.subject).in_(with_subject),
-            ]
-        )
+        params = {
+            "portfolio": portfolio_id,
+            "names": sorted({key[0] for key in with_subject}),
+            "types": sorted({key[1] for key in with_subject}),
+            "subjects": sorted({key[2] for key in with_subject}),
+            "keys": with_subject,
+        }
+        rows.extend(conn.execute(statements[0], params))
     if without:
-        queries.append(
-            [
-                t.c.policy_name.in_(sorted({key[0] for key in without})),
-                t.c.violation_type.in_(sorted({key[1] for key in without})),
-                sa.func.coalesce(t.c.subject, "") == "",
-                sa.tuple_(t.c.policy_name, t.c.violation_type).in_(without),
-            ]
-        )
-    return queries
+        params = {
+            "portfolio": portfolio_id,
+            "names": sorted({key[0] for key in without}),
+            "types": sorted({key[1] for key in without}),
+            "keys": without,
+        }
+        rows.extend(conn.execute(statements[1], params))
+    return rows
+
+
+def _expanding(name: str) -> sa.BindParameter[Any]:
+    return sa.bindparam(name, expanding=True)
+
+
+_k, _t = live_violation_keys, policy_violations
+_KEYS_TO_CURE = sa.select(_k.c.policy_name, _k.c.violation_type, _k.c.subject_key).where(
+    _k.c.portfolio_id == sa.bindparam("portfolio"),
+    _k.c.policy_name.in_(_expanding("checked")),
+    sa.tuple_(_k.c.policy_name, _k.c.violation_type, _k.c.subject_key).not_in(_expanding("seen")),
+)
+_LIVE = (_t.c.portfolio_id == sa.bindparam("portfolio")) & _t.c.status.in_(LIVE)
+_WITH_SUBJECT = (
+    _t.c.policy_name.in_(_expanding("names")),
+    _t.c.violation_type.in_(_expanding("types")),
+    _t.c.subject.in_(_expanding("subjects")),
+    sa.tuple_(_t.c.policy_name, _t.c.violation_type, _t.c.subject).in_(_expanding("keys")),
+)
+_WITHOUT_SUBJECT = (
+    _t.c.policy_name.in_(_expanding("names")),
+    _t.c.violation_type.in_(_expanding("types")),
+    sa.func.coalesce(_t.c.subject, "") == "",
+    sa.tuple_(_t.c.policy_name, _t.c.violation_type).in_(_expanding("keys")),
+)
+
+
+def _locked_reads(*columns: sa.ColumnElement[Any]) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    return (
+        sa.select(*columns).where(_LIVE, *_WITH_SUBJECT).with_for_update(),
+        sa.select(*columns).where(_LIVE, *_WITHOUT_SUBJECT).with_for_update(),
+    )
+
+
+_IDS = _locked_reads(_t.c.id)
+_KEYED = _locked_reads(_t.c.id, _t.c.policy_name, _t.c.violation_type, _t.c.subject)

@@ -38,8 +38,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from api.store.errors import Conflict
+from api.store.inserts import inserted_ids
 from api.store.tables import event_outbox, policy_violations, violation_transitions
-from api.store.violation_keys import ids_to_cure, lock_portfolios, of_keys
+from api.store.violation_keys import ids_to_cure, live_of_keys, lock_portfolios
 from api.store.violation_records import (
     LIVE,
     StoredViolation,
@@ -113,25 +114,49 @@ def record_transition(
     `notify`: the broker subject an escalation rule names; the event carries it and the
     NATS publisher sends it there, under its prefix (api/events/publishers.py).
     """
-    from_status = None if action == "opened" else v.status.value
+    transition, event = _transition_rows(
+        v,
+        action=action,
+        to_status=to_status,
+        level=level,
+        actor=actor,
+        reason=reason,
+        decision_id=decision_id,
+        now=now,
+        notify=notify,
+    )
     # Rows go in as parameters of a statement built once (SQLAlchemy caches its compiled
     # form); `.values(...)` per row coerced every value into a new statement.
-    conn.execute(
-        violation_transitions.insert(),
-        _transition_row(
-            v.id,
-            action=action,
-            from_status=from_status,
-            to_status=to_status,
-            level=level,
-            actor=actor,
-            reason=reason,
-            decision_id=decision_id,
-            now=now,
-        ),
+    conn.execute(violation_transitions.insert(), transition)
+    if announce:
+        conn.execute(event_outbox.insert(), event)
+
+
+def _transition_rows(
+    v: StoredViolation,
+    *,
+    action: str,
+    to_status: ViolationStatus,
+    level: int,
+    actor: str,
+    reason: str | None,
+    decision_id: str | None,
+    now: datetime,
+    notify: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The history row of a transition of `v`, and the outbox row announcing it."""
+    from_status = None if action == "opened" else v.status.value
+    transition = _transition_row(
+        v.id,
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+        level=level,
+        actor=actor,
+        reason=reason,
+        decision_id=decision_id,
+        now=now,
     )
-    if not announce:
-        return
     event_id = str(uuid.uuid4())
     payload = {
         "event_id": event_id,
@@ -158,16 +183,14 @@ def record_transition(
     }
     if notify is not None:
         payload["notify"] = notify
-    conn.execute(
-        event_outbox.insert(),
-        {
-            "event_id": event_id,
-            "event_type": TRANSITION_EVENT,
-            "payload": payload,
-            "created_at": now,
-            "attempts": 0,
-        },
-    )
+    event = {
+        "event_id": event_id,
+        "event_type": TRANSITION_EVENT,
+        "payload": payload,
+        "created_at": now,
+        "attempts": 0,
+    }
+    return transition, event
 
 
 def _transition_row(
@@ -269,20 +292,11 @@ def track_violations(
         for v in violations
         if v["breach"] == "passive"
     }
-    live = (t.c.portfolio_id == portfolio_id) & t.c.status.in_(LIVE)
     # No ORDER BY in SQL: it would make SQLite walk the portfolio's index in id order
     # (every violation the portfolio ever had) instead of the covering index by portfolio,
     # status and key (0009); the ids are sorted here.
     open_by_key: dict[tuple[str, str, str], int] = {}
-    found: list[sa.Row[Any]] = []
-    for where in of_keys(sorted(passive_keys)):  # searched key by key, as the cure's
-        found.extend(
-            conn.execute(
-                sa.select(t.c.id, t.c.policy_name, t.c.violation_type, t.c.subject)
-                .where(live, *where)
-                .with_for_update()
-            )
-        )
+    found = live_of_keys(conn, portfolio_id, passive_keys, keyed=True)
     for r in sorted(found, key=lambda r: r.id):
         open_by_key.setdefault(_key_of(r.policy_name, r.violation_type, r.subject), r.id)
     cure_ids = ids_to_cure(conn, portfolio_id, policies_checked, seen_keys)
@@ -309,13 +323,7 @@ def track_violations(
         touched.append(known)
     if counted:
         conn.execute(_COUNT_AGAIN, counted)
-    opened = (
-        conn.execute(t.insert().returning(t.c.id, sort_by_parameter_order=True), opening)
-        .scalars()
-        .all()
-        if opening
-        else []
-    )
+    opened = inserted_ids(conn, t, opening)
     if opened:
         conn.execute(
             violation_transitions.insert(),
@@ -336,14 +344,48 @@ def track_violations(
         )
     new_ids = iter(opened)
     ids = [next(new_ids) if known is None else known for known in touched]
-    for v in to_cure:
-        move_violation(
-            conn,
-            v,
-            "cured",
-            actor="system",
-            reason=f"decision {decision_id} found it compliant",
-            now=now,
-            decision_id=decision_id,
-        )
+    _cure(conn, to_cure, decision_id=decision_id, now=now)
     return ids
+
+
+def _cure(
+    conn: Connection, violations: Sequence[StoredViolation], *, decision_id: str, now: datetime
+) -> None:
+    """Cure `violations` (live, their portfolio locked by the caller) in three statements.
+
+    As `move_violation(..., "cured")` one by one, which took three statements each: the
+    update, its history row and its outbox event.
+    """
+    if not violations:
+        return
+    starts, to_status = _MOVES["cured"]
+    for v in violations:
+        if v.status.value not in starts:
+            raise Conflict(f"violation {v.id} is {v.status.value}; it cannot be cured")
+    reason = f"decision {decision_id} found it compliant"
+    t = policy_violations
+    conn.execute(
+        t.update().where(t.c.id.in_([v.id for v in violations])),
+        {
+            "status": to_status.value,
+            "resolved": to_status.closed,
+            "resolved_at": now,
+            "resolved_by": "system",
+            "resolution_note": reason,
+        },
+    )
+    rows = [
+        _transition_rows(
+            v,
+            action="cured",
+            to_status=to_status,
+            level=v.escalation_level,
+            actor="system",
+            reason=reason,
+            decision_id=decision_id,
+            now=now,
+        )
+        for v in violations
+    ]
+    conn.execute(violation_transitions.insert(), [transition for transition, _ in rows])
+    conn.execute(event_outbox.insert(), [event for _, event in rows])
