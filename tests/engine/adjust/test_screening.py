@@ -277,3 +277,24 @@ def test_the_engine_answers_from_a_working_set_as_from_the_whole_problem() -> No
         fewer += f"of {n} of {n} names" not in first.solver_attempts[-1].message
     # Not vacuous: some answers come from a working set of fewer names than V.
     assert fewer >= 3
+
+
+def test_no_working_set_is_solved_once_the_time_is_up() -> None:
+    case = _conic_case(_sparse_problem(1))
+    solves: list[int] = []
+
+    def counted(data: Any) -> Any:
+        solves.append(1)
+        return DirectClarabel().solve(data)
+
+    found = screened_solve(
+        case.layout,  # type: ignore[arg-type]
+        list(range(len(case.layout.rowsets))),
+        case.bounds,
+        case.d,
+        scale=OBJECTIVE_SCALE,
+        solve=counted,
+        cache=ColumnCache(),
+        time_left=lambda: 0.0,
+    )
+    assert found is None and not solves
