@@ -339,7 +339,7 @@ def _engine_answers(
 ) -> tuple[bool, bool]:
     """Whether the engine answers with an adjusted decision, separable first and chain alone."""
     fast, alone = PolicyEngine(), PolicyEngine()
-    alone.adjuster.separable = False
+    alone.adjuster.fast.separable = False
     return tuple(  # type: ignore[return-value]
         e.validate(request, policies).adjusted_decision is not None for e in (fast, alone)
     )

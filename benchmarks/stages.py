@@ -167,9 +167,9 @@ def _engine(args: argparse.Namespace) -> PolicyEngine:
     if args.solves and direct is not None:
         direct = _Recording(direct)
     engine = PolicyEngine(chain=SolverChain(qp=chain.qp, socp=chain.socp, direct=direct))
-    engine.adjuster.separable = not args.no_separable
-    engine.adjuster.relax_cones = not args.no_relaxation
-    engine.adjuster.screening = not args.no_screening
+    engine.adjuster.fast.separable = not args.no_separable
+    engine.adjuster.fast.relax_cones = not args.no_relaxation
+    engine.adjuster.fast.screening = not args.no_screening
     return engine
 
 

@@ -11,8 +11,7 @@ safe and absorbs solver error.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
@@ -29,18 +28,15 @@ from engine.adjust.bounds import (
     worst_case,
 )
 from engine.adjust.cardinality import choose_support
-from engine.adjust.conic import ColumnCache, assemble
+from engine.adjust.fast_solvers import SEPARABLE, FastSolvers
 from engine.adjust.polish import POLISH_ROUNDS, linearized
 from engine.adjust.problems import (
-    OBJECTIVE_SCALE,
     CompiledProblem,
     ProblemCache,
     fixed_rows_infeasible,
 )
 from engine.adjust.rounding.lots import lot_candidates
 from engine.adjust.rounding.passes import rounding_passes
-from engine.adjust.screening import SCREEN_FROM, screened_solve
-from engine.adjust.separable.qp import solve_separable
 from engine.check.checker import check
 from engine.compile.layout import Layout
 from engine.deadline import NO_DEADLINE, Deadline
@@ -52,22 +48,7 @@ from solvers.chain import Verifier
 
 __all__ = ["SEPARABLE", "Adjuster", "Adjustment", "AttemptResult"]
 
-SEPARABLE = "SEPARABLE"
-"""The solver name of answers from `engine.adjust.separable.qp` (tried before the chain)."""
-
 TARGETED_ROUNDS = 4
-
-RELAX_CONES_FROM = 1000
-"""Names of V from which `project` with risk cones first solves the problem without them.
-
-When the separable solver's optimum of the linear rows alone holds every cone, it is the
-answer, in a few milliseconds instead of an interior-point solve of every name with two
-cones (at n = 2000, 30 of 60 of the benchmark's requests; median 75 to 22 ms). When it
-does not, the attempt is lost: 3 ms at n = 500, 4 at 1000, 8 at 2000. At n = 500 the
-cone solve is short enough that the loss outweighs the gain in the median and the tail;
-`scale_back` (a cone solve over the traded names only, 3 ms) never gains
-(docs/performance-notes.md, "Cones that do not bind and working sets", 2026-12-05).
-"""
 
 
 @dataclass
@@ -104,21 +85,12 @@ class Adjuster:
     def __init__(self, chain: SolverChain, cache: ProblemCache, *, separable: bool = True) -> None:
         self.chain = chain
         self.cache = cache
-        # Try `engine.adjust.separable.qp` before the chain (off: the chain alone, for comparison).
-        self.separable = separable
-        # With risk cones, try the separable solver on the problem without them first.
-        self.relax_cones = True
-        self.relax_cones_from = RELAX_CONES_FROM
-        # Solve `project` over V's larger sizes over a working set first
-        # (`engine.adjust.screening`; off: the whole problem, for comparison).
-        self.screening = True
-        self.screen_from = SCREEN_FROM
+        # The separable solver and the direct conic solve, tried before the chain.
+        self.fast = FastSolvers(chain, separable=separable)
         # Polishing wants one active-set-exact QP solver: HiGHS if the chain has it. (One
         # solver, so that each round's point is that solver's answer.)
         exact = sorted(chain.qp, key=lambda a: a.name != "HIGHS")[:1]
         self.polish_chain = SolverChain(qp=exact, socp=chain.socp)
-        # The direct solves' column-compressed block matrices, kept between requests.
-        self.columns = ColumnCache()
 
     def attempt(
         self,
@@ -250,7 +222,7 @@ class Adjuster:
         """
         verify = partial(self._verify, layout, strict, base, compiled)
         tried: list[SolveOutcome] = []
-        for fast in (self._separable, self._direct):
+        for fast in (self.fast.separable_solve, self.fast.direct_solve):
             outcome = fast(layout, strict, compiled, deadline)
             if outcome is None:
                 continue
@@ -273,122 +245,6 @@ class Adjuster:
         compiled.load_cvxpy_solution()
         result.attempts[:0] = tried
         return result
-
-    def _separable(
-        self, layout: Layout, strict: list[int], compiled: CompiledProblem, deadline: Deadline
-    ) -> SolveOutcome | None:
-        """Solve with `engine.adjust.separable.qp` into the compiled problem's answer.
-
-        None (nothing written) when the problem is not of its kind or it found no
-        certified optimum; the next solver then runs.
-
-        With risk cones (`project` over `RELAX_CONES_FROM` names or more), the problem
-        without them is solved: when its optimum holds every cone (exactly, no tolerance)
-        it is the whole problem's optimum, the cones' multipliers zero.
-        """
-        if not self.separable or compiled.target is None:
-            return None
-        cones = [p for p, k in enumerate(strict) if layout.rowsets[k].block.needs_cone]
-        if cones and not (
-            self.relax_cones
-            and compiled.space == "project"
-            and layout.snap.n >= self.relax_cones_from
-        ):
-            return None
-        started = time.perf_counter()
-        d = compiled.target
-        if compiled.space == "scale_back":
-            assert compiled.lower is not None and compiled.upper is not None
-            lower, upper = compiled.lower, compiled.upper
-            columns: tuple[int, ...] | None = compiled.traded
-        else:
-            lower, upper, columns = np.full(len(d), -np.inf), np.full(len(d), np.inf), None
-        memo = compiled.separable_memo
-        bounds = compiled.filled_bounds
-        kept = [p for p in range(len(strict)) if p not in cones]
-        if cones:  # the memo is per row set position: the relaxation keeps one of its own
-            memo = memo.setdefault("without cones", {})
-        solution = solve_separable(
-            layout,
-            [strict[p] for p in kept],
-            [bounds[p] for p in kept],
-            d,
-            lower,
-            upper,
-            columns,
-            memo,
-        )
-        if solution is None:
-            return None
-        duals = [np.zeros(layout.rowsets[k].block.rows) for k in strict]
-        for p, found in zip(kept, solution.duals, strict=True):
-            duals[p] = found
-        if cones:
-            delta = np.zeros(layout.snap.n)
-            delta[slice(None) if columns is None else list(columns)] = solution.z
-            w = layout.snap.w0 + delta
-            for p in cones:
-                rowset = layout.rowsets[strict[p]]
-                values = rowset.block.values(w)
-                if (values > bounds[p] if rowset.sense == "le" else values < bounds[p]).any():
-                    return None
-        # The problem's objective is OBJECTIVE_SCALE * ||z - d||^2, twice the separable
-        # solver's 1/2 ||z - d||^2 times OBJECTIVE_SCALE: its duals are scaled alike.
-        compiled.set_solution(solution.z, [2.0 * OBJECTIVE_SCALE * found for found in duals])
-        seconds = time.perf_counter() - started
-        return SolveOutcome(SEPARABLE, SolveStatus.OPTIMAL, seconds, solution.iterations)
-
-    def _direct(
-        self, layout: Layout, strict: list[int], compiled: CompiledProblem, deadline: Deadline
-    ) -> SolveOutcome | None:
-        """Solve the problem assembled as cone data (`engine.adjust.conic`) with Clarabel's API.
-
-        None when the chain has no direct solver or a row set has no conic form; else the
-        solver's outcome, with its answer written into `compiled` when it has one.
-        """
-        direct = self.chain.direct
-        if direct is None or compiled.space == "elastic" or compiled.target is None:
-            return None
-        box = None
-        if compiled.space == "scale_back":
-            assert compiled.lower is not None and compiled.upper is not None
-            box = (compiled.lower, compiled.upper)
-        started = time.perf_counter()
-        if compiled.space == "project" and self.screening and layout.snap.n >= self.screen_from:
-            screened = screened_solve(
-                layout,
-                strict,
-                compiled.filled_bounds,
-                compiled.target,
-                scale=OBJECTIVE_SCALE,
-                solve=lambda data: direct.solve(data, time_limit=deadline.time_left()),
-                cache=self.columns,
-                time_left=deadline.time_left,
-            )
-            if screened is not None:
-                compiled.set_solution(screened.x, screened.duals)
-                return replace(screened.outcome, seconds=time.perf_counter() - started)
-        assembly = assemble(
-            layout,
-            strict,
-            compiled.filled_bounds,
-            columns=list(compiled.traded) if compiled.space == "scale_back" else None,
-            target=compiled.target,
-            box=box,
-            scale=OBJECTIVE_SCALE,
-            cache=self.columns,
-            constant=True,
-        )
-        if assembly is None:
-            return None
-        # A project problem keeps its structure between requests: its solver stays resident.
-        key = ("project", layout.structure(strict)) if compiled.space == "project" else None
-        solved = direct.solve(assembly.data, key=key, time_limit=deadline.time_left())
-        # The time of the assembly and the solve together.
-        outcome = replace(solved.outcome, seconds=time.perf_counter() - started)
-        if solved.x is not None and solved.z is not None:
-            compiled.set_solution(solved.x[: assembly.columns], assembly.duals(solved.z))
-        return outcome
 
     def _polish(
         self,

@@ -60,7 +60,7 @@ def slow_client(tmp_path: Path) -> Iterator[TestClient]:
     with _client(tmp_path, DEADLINE_S) as client:
         chain = SolverChain(qp=[OutOfTime(), ClarabelAdapter()], socp=[OutOfTime()])
         engine = PolicyEngine(chain=chain)
-        engine.adjuster.separable = False  # it would answer before the chain
+        engine.adjuster.fast.separable = False  # it would answer before the chain
         services_of(client).engine = engine
         yield client
 

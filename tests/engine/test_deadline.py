@@ -70,7 +70,7 @@ class Recording(ClarabelAdapter):
 def _engine(*adapters: SolverAdapter) -> PolicyEngine:
     engine = PolicyEngine(chain=SolverChain(qp=list(adapters), socp=list(adapters)))
     # The separable solver would answer before the chain; these tests are about the chain.
-    engine.adjuster.separable = False
+    engine.adjuster.fast.separable = False
     return engine
 
 

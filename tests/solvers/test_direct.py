@@ -105,8 +105,8 @@ def test_an_almost_solved_problem_is_retried_with_clarabels_regularization(
         # The whole conic solve, as the benchmark's requests took it when this was found
         # (not the relaxation or a working set of names, engine/adjust/screening.py).
         engine = PolicyEngine()
-        engine.adjuster.relax_cones = False
-        engine.adjuster.screening = False
+        engine.adjuster.fast.relax_cones = False
+        engine.adjuster.fast.screening = False
         return engine
 
     response = whole_problem().validate(request, case.policies["cones20"])

@@ -137,7 +137,7 @@ def test_every_solver_failing_fails_closed() -> None:
 
     engine = PolicyEngine(chain=SolverChain(qp=[Broken()], socp=[Broken()]))
     # The separable solver would answer this problem before the chain; this is about the chain.
-    engine.adjuster.separable = False
+    engine.adjuster.fast.separable = False
     response = engine.validate(request(BASE, [("AAA", "BUY", 100)], cash=30_000, policies=[CAP]))
     assert not response.is_compliant
     assert response.adjusted_decision is None

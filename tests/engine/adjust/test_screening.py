@@ -5,7 +5,7 @@ conditions hold for every name left out; the tests hold it to the whole problem'
 solved directly and to the problem written in cvxpy here (an independent formulation,
 solved by Clarabel through cvxpy), on seeded sparse problems (a turnover limit, most names
 untraded) and on drawn ones. The relaxation (the separable solver on the problem without
-its cones, `Adjuster._separable`) answers only when its optimum holds every cone.
+its cones, `FastSolvers.separable_solve`) answers only when its optimum holds every cone.
 """
 
 from __future__ import annotations
@@ -216,13 +216,13 @@ def _adjusted(engine: PolicyEngine, policies: list[dict[str, Any]]) -> Any:
 
 def _without_relaxation() -> PolicyEngine:
     engine = PolicyEngine()
-    engine.adjuster.relax_cones = False
+    engine.adjuster.fast.relax_cones = False
     return engine
 
 
 def _relaxing() -> PolicyEngine:
     engine = PolicyEngine()
-    engine.adjuster.relax_cones_from = 0
+    engine.adjuster.fast.relax_cones_from = 0
     return engine
 
 
@@ -256,8 +256,8 @@ def test_the_engine_answers_from_a_working_set_as_from_the_whole_problem() -> No
     case = build_case(n)
     policies = case.policies["cones20"]
     screened, whole = _without_relaxation(), _without_relaxation()
-    screened.adjuster.screen_from = 0
-    whole.adjuster.screening = False
+    screened.adjuster.fast.screen_from = 0
+    whole.adjuster.fast.screening = False
     fewer = 0
     for i in range(8):
         body = case.body(

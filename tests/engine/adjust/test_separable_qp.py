@@ -308,7 +308,7 @@ def test_an_infeasible_problem_gets_no_answer(problem: SeparableProblem) -> None
 def engines() -> tuple[PolicyEngine, PolicyEngine]:
     """One engine with the separable solver first, one with the solver chain alone."""
     alone = PolicyEngine()
-    alone.adjuster.separable = False
+    alone.adjuster.fast.separable = False
     return PolicyEngine(), alone
 
 
