@@ -182,15 +182,24 @@ def test_a_name_held_out_that_should_move_is_found() -> None:
 
 
 @pytest.mark.usefixtures("always_finish")
-def test_the_conditions_hold_at_the_optimum_found() -> None:
-    """The last working set's answer passes its own check, and every name outside is held
-    at its current weight."""
+def test_the_answer_and_its_duals_certify_every_name_left_out() -> None:
+    """The returned weights and duals (over every row set) pass the check again: no name
+    held at its current weight is away from optimal, and those names are exactly held."""
     for seed in range(5):
         case = _conic_case(_sparse_problem(seed))
         found = _screened(case)
         assert found is not None
-        outside = np.abs(found.x) == 0
-        assert outside.sum() >= len(case.d) - found.columns
+        moved = (found.x != 0) | (case.d != 0)
+        assert int(moved.sum()) <= found.columns
+        distances = violations(
+            case.layout,  # type: ignore[arg-type]
+            list(range(len(case.layout.rowsets))),
+            found.duals,
+            case.layout.snap.w0 + found.x,
+            moved,
+        )
+        assert distances is not None
+        assert not (distances.far > 0).any(), seed
 
 
 # -- the engine: relaxation first, and the working set's threshold ---------------------------
